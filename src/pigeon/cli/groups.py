@@ -1,0 +1,121 @@
+"""``pigeon group ...`` and ``pigeon sessions ...``."""
+
+from __future__ import annotations
+
+import click
+
+from .main import Ctx, connected, resolve_chat, resolve_user, run
+from .output import echo, when
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group()
+def group() -> None:
+    """Create groups and manage their members."""
+
+
+@group.command("create")
+@click.argument("title")
+@click.option("--member", "members", multiple=True, help="@username or user:ID (repeatable).")
+@pass_ctx
+@run
+async def group_create(ctx: Ctx, title: str, members: tuple[str, ...]) -> None:
+    """Create a group called TITLE, with you as its owner."""
+    client = await connected(ctx)
+    try:
+        ids = [await resolve_user(client, ref) for ref in members]
+        chat = await client.chats.create_group(title, ids)
+    finally:
+        await client.close()
+    echo(f"created chat:{chat.id} {chat.title!r} with {chat.member_count} members")
+
+
+@group.command("add")
+@click.argument("chat")
+@click.argument("members", nargs=-1, required=True)
+@pass_ctx
+@run
+async def group_add(ctx: Ctx, chat: str, members: tuple[str, ...]) -> None:
+    """Add MEMBERS (@username or user:ID) to CHAT."""
+    client = await connected(ctx)
+    try:
+        chat_id = await resolve_chat(client, chat)
+        ids = [await resolve_user(client, ref) for ref in members]
+        result = await client.chats.add_members(chat_id, ids)
+    finally:
+        await client.close()
+    echo(f"chat:{result.id} now has {result.member_count} members")
+
+
+@group.command("remove")
+@click.argument("chat")
+@click.argument("member")
+@pass_ctx
+@run
+async def group_remove(ctx: Ctx, chat: str, member: str) -> None:
+    """Remove MEMBER (@username or user:ID) from CHAT."""
+    client = await connected(ctx)
+    try:
+        chat_id = await resolve_chat(client, chat)
+        await client.chats.remove_member(chat_id, await resolve_user(client, member))
+    finally:
+        await client.close()
+    echo(f"removed {member} from chat:{chat_id}")
+
+
+@group.command("leave")
+@click.argument("chat")
+@pass_ctx
+@run
+async def group_leave(ctx: Ctx, chat: str) -> None:
+    """Leave CHAT."""
+    client = await connected(ctx)
+    try:
+        chat_id = await resolve_chat(client, chat)
+        await client.chats.leave(chat_id)
+    finally:
+        await client.close()
+    echo(f"left chat:{chat_id}")
+
+
+@click.group()
+def sessions() -> None:
+    """Your logged-in devices."""
+
+
+@sessions.command("list")
+@pass_ctx
+@run
+async def sessions_list(ctx: Ctx) -> None:
+    """List sessions: id, device, address, last active."""
+    client = await connected(ctx)
+    try:
+        rows = await client.sessions.list()
+    finally:
+        await client.close()
+    for s in rows:
+        mark = "  (this device)" if s.current else ""
+        echo(f"{s.id}  {s.device}  {s.address}  last active {when(s.last_active)}{mark}")
+
+
+@sessions.command("terminate")
+@click.argument("session_id", type=int, required=False)
+@click.option("--all-others", is_flag=True, help="Terminate every session but this one.")
+@pass_ctx
+@run
+async def sessions_terminate(ctx: Ctx, session_id: int | None, all_others: bool) -> None:
+    """Terminate SESSION_ID (its device is disconnected at once), or --all-others."""
+    if (session_id is None) == (not all_others):
+        raise click.UsageError("give a SESSION_ID or --all-others")
+    client = await connected(ctx)
+    try:
+        if all_others:
+            count = await client.sessions.terminate_others()
+            echo(f"terminated {count} other session(s)")
+        else:
+            assert session_id is not None
+            await client.sessions.terminate(session_id)
+            echo(f"terminated session {session_id}")
+    finally:
+        await client.close()

@@ -1,0 +1,324 @@
+"""The ``pigeon`` command, modelled on signal-cli's verbs.
+
+Exit codes: 0 done; 1 refused or failed (the one-line message says why); 2 usage;
+3 server unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pigeon.client import Client, Profile, ServerUnreachable
+from pigeon.client.link import ConnectionLost
+from pigeon.protocol.errors import PigeonError
+from pigeon.protocol.types import User
+from pigeon.protocol.updates import EditMessage, NewMessage
+
+from .output import echo, message_json, message_line, when, who
+from .serve import serve
+
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+T = TypeVar("T")
+
+
+class Ctx:
+    def __init__(self, profile_dir: Path) -> None:
+        self.profile_dir = profile_dir
+
+    def profile(self) -> Profile:
+        return Profile.load(self.profile_dir)
+
+    def client(self, server: str | None = None, *, need_login: bool = True,
+               track_updates: bool = False) -> Client:
+        profile = self.profile()
+        if server is None and profile.server is None:
+            raise click.UsageError("no server in this profile: run `pigeon register --server URL PHONE`")
+        if need_login and profile.token is None:
+            raise click.ClickException("not logged in: run `pigeon register` then `pigeon verify`")
+        return Client(server, profile, reconnect=True, track_updates=track_updates)
+
+
+def run(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Run an async command; turn errors into one actionable line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return asyncio.run(fn(*args, **kwargs))
+        except (ServerUnreachable, ConnectionLost) as exc:
+            click.echo(f"error: server unreachable: {exc.message}", err=True)
+            sys.exit(EXIT_UNREACHABLE)
+        except PigeonError as exc:
+            click.echo(f"error: {exc.message} [{exc.code}]", err=True)
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper
+
+
+async def connected(ctx: Ctx, server: str | None = None, need_login: bool = True,
+                    track_updates: bool = False) -> Client:
+    client = ctx.client(server, need_login=need_login, track_updates=track_updates)
+    client.reconnect = False  # a one-shot command fails fast instead of retrying for ever
+    await client.connect()
+    client.reconnect = True
+    return client
+
+
+async def resolve_chat(client: Client, ref: str) -> int:
+    """``@username`` (a private chat with them), ``chat:ID`` or a bare chat id."""
+    if ref.startswith("@"):
+        user = await client.account.resolve_username(ref)
+        return (await client.chats.open_private(user.id)).id
+    raw = ref.removeprefix("chat:")
+    if not raw.isdigit():
+        raise click.UsageError(f"{ref!r} is neither @username nor chat:ID")
+    return int(raw)
+
+
+async def resolve_user(client: Client, ref: str) -> int:
+    if ref.startswith("@"):
+        return (await client.account.resolve_username(ref)).id
+    raw = ref.removeprefix("user:")
+    if not raw.isdigit():
+        raise click.UsageError(f"{ref!r} is neither @username nor user:ID")
+    return int(raw)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", "profile_dir", envvar="PIGEON_PROFILE", type=click.Path(path_type=Path),
+              default=Path.home() / ".config" / "pigeon", show_default=True,
+              help="Directory holding this device's session and sync state [env PIGEON_PROFILE].")
+@click.version_option(package_name="pigeon")
+@click.pass_context
+def cli(click_ctx: click.Context, profile_dir: Path) -> None:
+    """Pigeon: a self-hostable messenger. Start a server with `pigeon serve`."""
+    click_ctx.obj = Ctx(profile_dir)
+
+
+cli.add_command(serve)
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@cli.command()
+@click.option("--server", required=True, help="Server URL, e.g. http://127.0.0.1:8700")
+@click.argument("phone")
+@pass_ctx
+@run
+async def register(ctx: Ctx, server: str, phone: str) -> None:
+    """Ask the server to send a login code to PHONE (international form, +CC...)."""
+    client = await connected(ctx, server, need_login=False)
+    try:
+        sent = await client.auth.send_code(phone)
+    finally:
+        await client.close()
+    echo(f"a {sent.length}-digit code is on its way to {phone}; it expires in "
+         f"{sent.expires_in // 60} minutes. Next: pigeon verify CODE --name NAME")
+
+
+@cli.command()
+@click.argument("code")
+@click.option("--name", help="Your display name (needed when the number is new).")
+@click.option("--device", default="pigeon-cli", show_default=True, help="Name of this device.")
+@pass_ctx
+@run
+async def verify(ctx: Ctx, code: str, name: str | None, device: str) -> None:
+    """Log in with the CODE that `register` had sent."""
+    client = await connected(ctx, need_login=False)
+    try:
+        auth = await client.auth.sign_in(code, name=name, device=device)
+    finally:
+        await client.close()
+    echo(f"logged in as {who(auth.user, auth.user.id)}, user {auth.user.id}, "
+         f"session {auth.session_id}")
+
+
+@cli.command()
+@pass_ctx
+@run
+async def whoami(ctx: Ctx) -> None:
+    """Show the account this profile is logged in to."""
+    client = await connected(ctx)
+    try:
+        me = await client.account.me()
+    finally:
+        await client.close()
+    echo(f"{who(me.user, me.user.id)}, user {me.user.id}, phone {me.phone}"
+         f"{' (discoverable)' if me.phone_discoverable else ''}, server {client.profile.server}")
+
+
+@cli.group()
+def username() -> None:
+    """Your @username."""
+
+
+@username.command("set")
+@click.argument("name")
+@pass_ctx
+@run
+async def username_set(ctx: Ctx, name: str) -> None:
+    """Take the username NAME (5-32 of a-z, 0-9, _)."""
+    client = await connected(ctx)
+    try:
+        user = await client.account.set_username(name)
+    finally:
+        await client.close()
+    echo(f"you are now @{user.username}")
+
+
+@username.command("release")
+@pass_ctx
+@run
+async def username_release(ctx: Ctx) -> None:
+    """Give up your username."""
+    client = await connected(ctx)
+    try:
+        await client.account.set_username(None)
+    finally:
+        await client.close()
+    echo("username released")
+
+
+@cli.command()
+@click.option("--to", "to", required=True, help="@username or chat:ID")
+@click.option("--reply-to", type=int, default=None, help="Message id this answers.")
+@click.argument("text")
+@pass_ctx
+@run
+async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
+    """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk."""
+    if text == "-":
+        text = sys.stdin.read().rstrip("\n")
+    client = await connected(ctx)
+    try:
+        chat_id = await resolve_chat(client, to)
+        sent = await client.messages.send(chat_id, text, reply_to=reply_to)
+    finally:
+        await client.close()
+    echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
+
+
+class _Names:
+    """Caches the names of senders for printing."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.users: dict[int, User] = {}
+
+    async def get(self, user_id: int) -> User | None:
+        if user_id not in self.users:
+            for user in await self.client.account.users([user_id]):
+                self.users[user.id] = user
+        return self.users.get(user_id)
+
+
+@cli.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep running and print messages as they come.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@pass_ctx
+@run
+async def receive(ctx: Ctx, follow: bool, as_json: bool) -> None:
+    """Print the messages that arrived since the last `receive` on this profile."""
+    client = await connected(ctx, track_updates=True)
+    names = _Names(client)
+    try:
+        await client.sync()
+        while True:
+            if not follow and client.pending_updates() == 0:
+                break
+            update = await client._queue.get()  # noqa: SLF001 - the CLI drains what is queued
+            if update is None:
+                break
+            if isinstance(update, (NewMessage, EditMessage)) and not update.message.deleted:
+                msg = update.message
+                sender = await names.get(msg.sender_id)
+                edited = isinstance(update, EditMessage)
+                if as_json:
+                    echo(message_json(msg, sender, **({"edited": True} if edited else {})))
+                else:
+                    echo(message_line(msg, sender))
+                sys.stdout.flush()
+            client.save()
+    finally:
+        await client.close()
+
+
+@cli.command()
+@pass_ctx
+@run
+async def chats(ctx: Ctx) -> None:
+    """List your chats, most recent first."""
+    client = await connected(ctx)
+    try:
+        dialogs = await client.chats.list()
+        names = _Names(client)
+        for d in dialogs:
+            chat = d.chat
+            if chat.kind == "private":
+                title = who(await names.get(chat.peer_id or 0), chat.peer_id or 0)
+            else:
+                title = f"{chat.title} (group, {chat.member_count} members, you: {chat.role})"
+            last = f" — {d.last_message.text[:60]!r}" if d.last_message else ""
+            unread = f" [{d.unread_count} unread]" if d.unread_count else ""
+            echo(f"chat:{chat.id}  {title}{unread}{last}")
+    finally:
+        await client.close()
+
+
+@cli.command()
+@click.argument("chat")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100))
+@click.option("--before", type=int, default=None, help="Page back from this message id.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--mark-read/--no-mark-read", default=True, show_default=True)
+@pass_ctx
+@run
+async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: bool,
+                  mark_read: bool) -> None:
+    """Show the messages of CHAT (@username or chat:ID), oldest first."""
+    client = await connected(ctx)
+    try:
+        chat_id = await resolve_chat(client, chat)
+        messages = await client.messages.history(chat_id, before_id=before, limit=limit)
+        names = _Names(client)
+        for msg in reversed(messages):
+            sender = await names.get(msg.sender_id)
+            echo(message_json(msg, sender) if as_json else message_line(msg, sender))
+        if mark_read and messages:
+            await client.messages.read(chat_id, messages[0].id)
+    finally:
+        await client.close()
+
+
+from .groups import group, sessions  # noqa: E402  (they use the helpers above)
+
+cli.add_command(group)
+cli.add_command(sessions)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_FAILED)
+    sys.exit(0)
+
+
+__all__ = ["cli", "main", "when", "json"]

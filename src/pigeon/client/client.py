@@ -1,0 +1,256 @@
+"""The asyncio SDK's core: connection life cycle, calls, ordered updates and gap recovery.
+
+Feature calls live in their own modules and hang off the client as namespaces:
+``client.auth``, ``client.account``, ``client.chats``, ``client.messages``, ``client.sessions``.
+
+Guarantees to the application:
+
+* ``await client.messages.send(...)`` returns only after the server made the message
+  durable. If the connection drops first, the SDK reconnects (exponential backoff, full
+  jitter) and sends again with the same ``random_id``: the server returns the original.
+* ``async for update in client.updates()`` yields every update of the account exactly once,
+  in ``pts`` order. Updates that arrive out of order wait briefly for the missing ones;
+  a hole that does not fill is fetched with ``updates.get_difference``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pigeon.protocol import methods as m
+from pigeon.protocol.errors import PigeonError, Unauthorized, Unavailable
+from pigeon.protocol.updates import NewMessage
+
+from .features import Account, Auth, Chats, Messages, Sessions
+from .link import ConnectionLost, Link, ServerUnreachable
+from .profile import Profile
+
+log = logging.getLogger("pigeon.client")
+
+# Calls that must not run twice behind the user's back: a second code SMS, a second group.
+NOT_RETRIED = frozenset({"auth.send_code", "auth.sign_in", "chats.create_group"})
+GAP_WAIT = 0.5  # seconds an out-of-order update waits for the ones before it
+
+
+def ws_url(server: str) -> str:
+    url = server.rstrip("/")
+    if url.startswith("http://"):
+        url = "ws://" + url[7:]
+    elif url.startswith("https://"):
+        url = "wss://" + url[8:]
+    elif not url.startswith(("ws://", "wss://")):
+        url = "ws://" + url
+    return url if url.endswith("/v1/ws") else url + "/v1/ws"
+
+
+class Client:
+    def __init__(self, server: str | None = None, profile: Profile | Path | str | None = None,
+                 *, reconnect: bool = True, max_backoff: float = 30.0,
+                 connect_timeout: float = 10.0, track_updates: bool = True) -> None:
+        if not isinstance(profile, Profile):
+            profile = Profile.load(Path(profile) if profile is not None else None)
+        self.profile = profile
+        if server is not None:
+            self.profile.server = server
+        if self.profile.server is None:
+            raise ValueError("no server: pass server= or use a profile that has one")
+        self.url = ws_url(self.profile.server)
+        self.reconnect = reconnect
+        self.max_backoff = max_backoff
+        self.connect_timeout = connect_timeout
+        # False: a one-shot tool (the CLI's send) that must not consume updates it will never
+        # show; the profile's pts then stays where the last reader of updates left it.
+        self.track_updates = track_updates
+        self.auth = Auth(self)
+        self.account = Account(self)
+        self.chats = Chats(self)
+        self.messages = Messages(self)
+        self.sessions = Sessions(self)
+        self._http: aiohttp.ClientSession | None = None
+        self._link: Link | None = None
+        self._connected = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._fatal: PigeonError | None = None
+        self._closing = False
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._early: dict[int, Any] = {}      # pts -> update that came before its turn
+        self._gap_task: asyncio.Task[None] | None = None
+        self._sync_lock = asyncio.Lock()
+        self.reconnects = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def connect(self) -> Client:
+        """Connect (and, with a saved session, log in and catch up). Raises ServerUnreachable
+        or Unauthorized(SESSION_INVALID) at once; later drops are repaired in the background."""
+        self._http = aiohttp.ClientSession()
+        try:
+            await self._open()
+        except BaseException:
+            await self._http.close()
+            raise
+        self._supervisor = asyncio.create_task(self._supervise())
+        return self
+
+    async def __aenter__(self) -> Client:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in (self._supervisor, self._gap_task):
+            if task is not None:
+                task.cancel()
+        if self._link is not None:
+            await self._link.close()
+        if self._http is not None:
+            await self._http.close()
+        self._queue.put_nowait(None)
+        self.profile.save()
+
+    async def _open(self) -> None:
+        assert self._http is not None
+        link = await Link.open(self._http, self.url, self.profile.token, self._on_updates,
+                               self._on_error, self.connect_timeout)
+        self._link = link
+        welcome = link.welcome
+        assert welcome is not None
+        self._connected.set()
+        if (self.track_updates and welcome.state is not None
+                and welcome.state.pts > self.profile.pts):
+            self._spawn_sync()
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while not self._closing:
+            assert self._link is not None
+            await self._link.closed.wait()
+            self._connected.clear()
+            if self._closing or self._fatal is not None or not self.reconnect:
+                self._fail_waiters()
+                return
+            while not self._closing:
+                # Full jitter (AWS architecture blog): spreads a reconnect storm after a server
+                # restart over the whole window instead of synchronised waves.
+                delay = random.uniform(0, min(self.max_backoff, 0.2 * 2**attempt))
+                attempt += 1
+                await asyncio.sleep(delay)
+                try:
+                    await self._open()
+                except Unauthorized as exc:
+                    self._fatal = exc
+                    self._fail_waiters()
+                    return
+                except (Unavailable, OSError, asyncio.TimeoutError) as exc:
+                    log.debug("reconnect failed: %s", exc)
+                    continue
+                self.reconnects += 1
+                attempt = 0
+                break
+
+    def _fail_waiters(self) -> None:
+        self._connected.set()  # wake callers; they see the link is closed and raise
+
+    def _on_error(self, error: PigeonError) -> None:
+        if error.code == "SESSION_INVALID":
+            self._fatal = error
+            self.profile.forget_session()
+            self.profile.save()
+
+    # -- calls ------------------------------------------------------------------------------
+    async def call(self, method: str, params: m.Params) -> Any:
+        while True:
+            if self._fatal is not None:
+                raise self._fatal
+            await self._connected.wait()
+            link = self._link
+            if link is None or link.closed.is_set():
+                if self._fatal is not None:
+                    raise self._fatal
+                if self._closing or not self.reconnect or self._supervisor is None \
+                        or self._supervisor.done():
+                    raise ServerUnreachable("not connected to the server")
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                result = await link.request(method, params)
+            except ConnectionLost:
+                if method in NOT_RETRIED or not self.reconnect or self._closing:
+                    raise
+                continue  # the same params, so the same random_id: the server deduplicates
+            if self.track_updates and method in ("messages.send", "messages.forward"):
+                # This device is not pushed its own new message: the answer carries its pts.
+                self._accept([NewMessage(pts=result.pts, message=result.message)])
+            return result
+
+    # -- updates ----------------------------------------------------------------------------
+    async def updates(self) -> AsyncIterator[Any]:
+        """Every update, once, in pts order (ephemeral ones, pts 0, as they come)."""
+        while True:
+            update = await self._queue.get()
+            if update is None:
+                return
+            yield update
+
+    def pending_updates(self) -> int:
+        return self._queue.qsize()
+
+    def _on_updates(self, updates: list[Any]) -> None:
+        if self.track_updates:
+            self._accept(updates)
+
+    def _accept(self, updates: list[Any]) -> None:
+        for update in updates:
+            pts = update.pts
+            if pts == 0:
+                self._queue.put_nowait(update)
+            elif pts > self.profile.pts:
+                self._early[pts] = update
+        self._drain_in_order()
+        if self._early and (self._gap_task is None or self._gap_task.done()):
+            self._gap_task = asyncio.create_task(self._fill_gap_later())
+
+    def _drain_in_order(self) -> None:
+        while (update := self._early.pop(self.profile.pts + 1, None)) is not None:
+            self.profile.pts = update.pts
+            self._queue.put_nowait(update)
+        for stale in [p for p in self._early if p <= self.profile.pts]:
+            del self._early[stale]
+
+    async def _fill_gap_later(self) -> None:
+        await asyncio.sleep(GAP_WAIT)
+        if self._early:
+            await self.sync()
+
+    def _spawn_sync(self) -> None:
+        task = asyncio.create_task(self.sync())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def sync(self) -> int:
+        """Fetch everything after the local pts (get_difference until caught up); returns
+        how many updates were fetched."""
+        fetched = 0
+        async with self._sync_lock:
+            while True:
+                diff = await self.call("updates.get_difference",
+                                       m.GetDifference(pts=self.profile.pts))
+                for update in diff.updates:
+                    if update.pts > self.profile.pts:
+                        self._early[update.pts] = update
+                fetched += len(diff.updates)
+                self._drain_in_order()
+                if diff.state.pts > self.profile.pts and not diff.updates:
+                    self.profile.pts = diff.state.pts  # nothing left to see below this
+                if not diff.more:
+                    return fetched
+
+    def save(self) -> None:
+        self.profile.save()

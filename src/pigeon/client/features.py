@@ -1,0 +1,166 @@
+"""The SDK's calls, one small namespace per feature."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from pigeon.protocol import methods as m
+from pigeon.protocol.types import (
+    Affected, Authorization, Chat, Dialog, Me, Member, Message, ReadResult, SentCode,
+    SentMessage, SessionInfo, User,
+)
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+def new_random_id() -> int:
+    return secrets.randbits(63)
+
+
+class _Feature:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def _call(self, method: str, params: m.Params):  # type: ignore[no-untyped-def]
+        return await self._client.call(method, params)
+
+
+class Auth(_Feature):
+    async def send_code(self, phone: str) -> SentCode:
+        sent: SentCode = await self._call("auth.send_code", m.SendCode(phone=phone))
+        profile = self._client.profile
+        profile.phone, profile.code_id = phone, sent.code_id
+        profile.save()
+        return sent
+
+    async def sign_in(self, code: str, *, name: str | None = None, device: str = "",
+                      phone: str | None = None, code_id: str | None = None) -> Authorization:
+        profile = self._client.profile
+        phone = phone or profile.phone
+        code_id = code_id or profile.code_id
+        if phone is None or code_id is None:
+            raise ValueError("request a code first (auth.send_code)")
+        auth: Authorization = await self._call("auth.sign_in", m.SignIn(
+            phone=phone, code_id=code_id, code=code, name=name, device=device))
+        profile.token, profile.user_id, profile.session_id = (
+            auth.token, auth.user.id, auth.session_id)
+        profile.code_id = None
+        # A new device starts from now: history is fetched, not replayed as updates.
+        profile.pts = auth.state.pts
+        self._client._early.clear()  # noqa: SLF001
+        profile.save()
+        return auth
+
+    async def log_out(self) -> None:
+        await self._call("auth.log_out", m.LogOut())
+        self._client.profile.forget_session()
+        self._client.profile.save()
+
+
+class Account(_Feature):
+    async def me(self) -> Me:
+        return await self._call("account.get_me", m.GetMe())
+
+    async def set_name(self, name: str) -> User:
+        return await self._call("account.update_profile", m.UpdateProfile(name=name))
+
+    async def set_username(self, username: str | None) -> User:
+        return await self._call("account.set_username", m.SetUsername(username=username))
+
+    async def set_phone_discoverable(self, allowed: bool) -> Me:
+        return await self._call("account.set_privacy", m.SetPrivacy(phone_discoverable=allowed))
+
+    async def resolve_username(self, username: str) -> User:
+        return await self._call("users.resolve_username", m.ResolveUsername(username=username))
+
+    async def resolve_phone(self, phone: str) -> User:
+        return await self._call("users.resolve_phone", m.ResolvePhone(phone=phone))
+
+    async def users(self, ids: list[int]) -> list[User]:
+        return await self._call("users.get", m.GetUsers(ids=ids))
+
+
+class Sessions(_Feature):
+    async def list(self) -> list[SessionInfo]:
+        return await self._call("sessions.list", m.ListSessions())
+
+    async def terminate(self, session_id: int) -> None:
+        await self._call("sessions.terminate", m.TerminateSession(session_id=session_id))
+
+    async def terminate_others(self) -> int:
+        result: Affected = await self._call("sessions.terminate_others",
+                                            m.TerminateOtherSessions())
+        return result.count
+
+
+class Chats(_Feature):
+    async def open_private(self, user_id: int) -> Chat:
+        return await self._call("chats.open_private", m.OpenPrivate(user_id=user_id))
+
+    async def create_group(self, title: str, member_ids: list[int]) -> Chat:
+        return await self._call("chats.create_group",
+                                m.CreateGroup(title=title, member_ids=member_ids))
+
+    async def add_members(self, chat_id: int, user_ids: list[int]) -> Chat:
+        return await self._call("chats.add_members",
+                                m.AddMembers(chat_id=chat_id, user_ids=user_ids))
+
+    async def remove_member(self, chat_id: int, user_id: int) -> Affected:
+        return await self._call("chats.remove_member",
+                                m.RemoveMember(chat_id=chat_id, user_id=user_id))
+
+    async def leave(self, chat_id: int) -> Affected:
+        return await self._call("chats.leave", m.LeaveChat(chat_id=chat_id))
+
+    async def set_role(self, chat_id: int, user_id: int, role: str) -> Affected:
+        return await self._call("chats.set_role",
+                                m.SetRole(chat_id=chat_id, user_id=user_id, role=role))  # type: ignore[arg-type]
+
+    async def set_title(self, chat_id: int, title: str) -> Chat:
+        return await self._call("chats.set_title", m.SetTitle(chat_id=chat_id, title=title))
+
+    async def list(self) -> list[Dialog]:
+        return await self._call("chats.list", m.ListChats())
+
+    async def get(self, chat_id: int) -> Chat:
+        return await self._call("chats.get", m.GetChat(chat_id=chat_id))
+
+    async def members(self, chat_id: int, offset: int = 0, limit: int = 100) -> list[Member]:
+        return await self._call("chats.members",
+                                m.ListMembers(chat_id=chat_id, offset=offset, limit=limit))
+
+
+class Messages(_Feature):
+    async def send(self, chat_id: int, text: str, *, reply_to: int | None = None,
+                   random_id: int | None = None) -> SentMessage:
+        params = m.SendMessage(chat_id=chat_id, text=text, reply_to=reply_to,
+                               random_id=new_random_id() if random_id is None else random_id)
+        return await self._call("messages.send", params)
+
+    async def forward(self, from_chat_id: int, message_id: int, to_chat_id: int,
+                      random_id: int | None = None) -> SentMessage:
+        return await self._call("messages.forward", m.ForwardMessage(
+            from_chat_id=from_chat_id, message_id=message_id, to_chat_id=to_chat_id,
+            random_id=new_random_id() if random_id is None else random_id))
+
+    async def edit(self, chat_id: int, message_id: int, text: str) -> Message:
+        return await self._call("messages.edit", m.EditMessageText(
+            chat_id=chat_id, message_id=message_id, text=text))
+
+    async def delete(self, chat_id: int, message_ids: list[int],
+                     for_everyone: bool = False) -> Affected:
+        return await self._call("messages.delete", m.DeleteMessages(
+            chat_id=chat_id, message_ids=message_ids, for_everyone=for_everyone))
+
+    async def history(self, chat_id: int, before_id: int | None = None,
+                      limit: int = 50) -> list[Message]:
+        return await self._call("messages.history", m.History(
+            chat_id=chat_id, before_id=before_id, limit=limit))
+
+    async def read(self, chat_id: int, max_id: int) -> ReadResult:
+        return await self._call("messages.read", m.ReadHistory(chat_id=chat_id, max_id=max_id))
+
+    async def typing(self, chat_id: int) -> None:
+        await self._call("messages.typing", m.SetTyping(chat_id=chat_id))

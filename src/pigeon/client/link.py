@@ -1,0 +1,121 @@
+"""One live WebSocket to the server: frames out, typed results and updates in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from pigeon.protocol import limits
+from pigeon.protocol.errors import PigeonError, ProtocolError, Unavailable
+from pigeon.protocol.frames import (
+    ClientProtocol, ErrorReceived, ResultReceived, UpdatesReceived, Welcome, WelcomeReceived,
+)
+from pigeon.protocol.methods import Params
+
+
+class ConnectionLost(Unavailable):
+    """The connection closed before the answer came; the call may or may not have run."""
+
+    code = "UNAVAILABLE"
+
+
+class ServerUnreachable(Unavailable):
+    code = "UNAVAILABLE"
+
+
+class Link:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse,
+                 on_updates: Callable[[list[Any]], None],
+                 on_error: Callable[[PigeonError], None]) -> None:
+        self.ws = ws
+        self.protocol = ClientProtocol()
+        self._on_updates = on_updates
+        self._on_error = on_error
+        self._calls: dict[int, asyncio.Future[Any]] = {}
+        self.welcome: Welcome | None = None
+        self._welcomed: asyncio.Future[Welcome] = asyncio.get_running_loop().create_future()
+        self.reader = asyncio.create_task(self._read())
+        self.closed = asyncio.Event()
+
+    @classmethod
+    async def open(cls, session: aiohttp.ClientSession, url: str, token: str | None,
+                   on_updates: Callable[[list[Any]], None],
+                   on_error: Callable[[PigeonError], None], timeout: float = 10.0) -> Link:
+        try:
+            ws = await session.ws_connect(url, max_msg_size=4 * limits.MAX_FRAME_BYTES,
+                                          timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                                          heartbeat=30.0, autoping=True)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise ServerUnreachable(f"cannot reach {url}: {exc}") from None
+        link = cls(ws, on_updates, on_error)
+        await ws.send_bytes(ClientProtocol.hello(token))
+        try:
+            link.welcome = await asyncio.wait_for(asyncio.shield(link._welcomed), timeout)
+        except BaseException:
+            await link.close()
+            raise
+        return link
+
+    async def request(self, method: str, params: Params) -> Any:
+        if self.closed.is_set():
+            raise ConnectionLost("not connected")
+        request_id, frame = self.protocol.call(method, params)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._calls[request_id] = fut
+        try:
+            await self.ws.send_bytes(frame)
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            self._calls.pop(request_id, None)
+            raise ConnectionLost(str(exc)) from None
+        return await fut
+
+    async def _read(self) -> None:
+        failure: PigeonError = ConnectionLost("the connection closed")
+        try:
+            async for msg in self.ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                event = self.protocol.receive(msg.data)
+                if isinstance(event, ResultReceived):
+                    fut = self._calls.pop(event.id, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(event.value)
+                elif isinstance(event, UpdatesReceived):
+                    self._on_updates(event.updates)
+                elif isinstance(event, ErrorReceived):
+                    if event.id is None:
+                        failure = event.error
+                        if not self._welcomed.done():
+                            self._welcomed.set_exception(event.error)
+                        self._on_error(event.error)
+                    else:
+                        fut = self._calls.pop(event.id, None)
+                        if fut is not None and not fut.done():
+                            fut.set_exception(event.error)
+                elif isinstance(event, WelcomeReceived) and not self._welcomed.done():
+                    self._welcomed.set_result(event.welcome)
+        except ProtocolError as exc:
+            failure = exc
+        except (aiohttp.ClientError, ConnectionError):
+            pass
+        finally:
+            self.closed.set()
+            lost = failure if not isinstance(failure, ProtocolError) else ConnectionLost(str(failure))
+            if not self._welcomed.done():
+                self._welcomed.set_exception(lost)
+            for fut in self._calls.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionLost("the connection closed before the answer"))
+            self._calls.clear()
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.closed.set()
+        self.reader.cancel()
+        try:
+            await self.reader
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing regardless
+            pass

@@ -1,0 +1,55 @@
+"""A device's local state in a profile directory: its session and where its sync stands.
+
+Files are written atomically (write, fsync, rename) with mode 0600: the session token in
+``session.json`` is as good as the account to whoever reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Profile:
+    directory: Path | None = None  # None: state lives in memory only
+    server: str | None = None
+    token: str | None = None
+    user_id: int | None = None
+    session_id: int | None = None
+    phone: str | None = None
+    code_id: str | None = None      # between `register` and `verify`
+    pts: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: Path | None) -> Profile:
+        if directory is None:
+            return cls()
+        path = directory / "profile.json"
+        if not path.exists():
+            return cls(directory=directory)
+        data = json.loads(path.read_text())
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(directory=directory, **{k: v for k, v in known.items() if k != "directory"})
+
+    def save(self) -> None:
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = {k: v for k, v in asdict(self).items() if k != "directory"}
+        path = self.directory / "profile.json"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def forget_session(self) -> None:
+        self.token = self.user_id = self.session_id = None
+        self.pts = 0

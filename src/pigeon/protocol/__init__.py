@@ -1,0 +1,18 @@
+"""The wire protocol, sans-I/O: schema, frames, limits and errors. Imports nothing of ours."""
+
+from . import errors, limits, methods, types, updates
+from .errors import PigeonError
+from .frames import ClientProtocol, ServerProtocol
+from .methods import METHODS
+
+__all__ = [
+    "METHODS",
+    "ClientProtocol",
+    "PigeonError",
+    "ServerProtocol",
+    "errors",
+    "limits",
+    "methods",
+    "types",
+    "updates",
+]

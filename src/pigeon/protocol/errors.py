@@ -1,0 +1,129 @@
+"""Pigeon's one exception tree. Every error has a stable ``code`` that travels on the wire.
+
+::
+
+    PigeonError                      base; .code, .message, .retry_after
+    ├── ProtocolError                the peer broke the wire protocol; the connection may close
+    │     MALFORMED_FRAME, FRAME_TOO_LARGE, UNSUPPORTED_VERSION, HELLO_REQUIRED
+    ├── UnknownMethod                UNKNOWN_METHOD
+    ├── InvalidArgument              INVALID_ARGUMENT, PHONE_INVALID, USERNAME_INVALID,
+    │                                TEXT_INVALID, TITLE_INVALID, NAME_INVALID
+    ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
+    │                                SIGN_UP_REQUIRED
+    ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR
+    ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
+    │                                SESSION_NOT_FOUND
+    ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
+    │                                ALREADY_MEMBER, PEER_IS_SELF
+    ├── RateLimited                  RATE_LIMITED (retryable: .retry_after seconds)
+    └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED (retryable)
+
+The SDK raises the same classes that the server raised, rebuilt from the code by
+:func:`error_from_wire`; ``docs/protocol.md`` lists every code.
+"""
+
+from __future__ import annotations
+
+
+class PigeonError(Exception):
+    """Base of every Pigeon error. ``code`` is stable; ``message`` is for people."""
+
+    code: str = "INTERNAL"
+    retryable: bool = False
+
+    def __init__(
+        self, message: str = "", *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        if code is not None:
+            self.code = code
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class ProtocolError(PigeonError):
+    code = "MALFORMED_FRAME"
+
+
+class UnknownMethod(PigeonError):
+    code = "UNKNOWN_METHOD"
+
+
+class InvalidArgument(PigeonError):
+    code = "INVALID_ARGUMENT"
+
+
+class Unauthorized(PigeonError):
+    code = "AUTH_REQUIRED"
+
+
+class Forbidden(PigeonError):
+    code = "FORBIDDEN"
+
+
+class NotFound(PigeonError):
+    code = "NOT_FOUND"
+
+
+class Conflict(PigeonError):
+    code = "CONFLICT"
+
+
+class RateLimited(PigeonError):
+    code = "RATE_LIMITED"
+    retryable = True
+
+
+class Unavailable(PigeonError):
+    code = "UNAVAILABLE"
+    retryable = True
+
+
+# Every code the server may send, with the class the SDK raises for it.
+CODES: dict[str, type[PigeonError]] = {
+    "MALFORMED_FRAME": ProtocolError,
+    "FRAME_TOO_LARGE": ProtocolError,
+    "UNSUPPORTED_VERSION": ProtocolError,
+    "HELLO_REQUIRED": ProtocolError,
+    "UNKNOWN_METHOD": UnknownMethod,
+    "INVALID_ARGUMENT": InvalidArgument,
+    "PHONE_INVALID": InvalidArgument,
+    "USERNAME_INVALID": InvalidArgument,
+    "TEXT_INVALID": InvalidArgument,
+    "TITLE_INVALID": InvalidArgument,
+    "NAME_INVALID": InvalidArgument,
+    "AUTH_REQUIRED": Unauthorized,
+    "SESSION_INVALID": Unauthorized,
+    "CODE_INVALID": Unauthorized,
+    "CODE_EXPIRED": Unauthorized,
+    "SIGN_UP_REQUIRED": Unauthorized,
+    "FORBIDDEN": Forbidden,
+    "NOT_A_MEMBER": Forbidden,
+    "NOT_ADMIN": Forbidden,
+    "NOT_AUTHOR": Forbidden,
+    "NOT_FOUND": NotFound,
+    "USER_NOT_FOUND": NotFound,
+    "CHAT_NOT_FOUND": NotFound,
+    "MESSAGE_NOT_FOUND": NotFound,
+    "SESSION_NOT_FOUND": NotFound,
+    "CONFLICT": Conflict,
+    "USERNAME_TAKEN": Conflict,
+    "GROUP_FULL": Conflict,
+    "RANDOM_ID_DUPLICATE": Conflict,
+    "ALREADY_MEMBER": Conflict,
+    "PEER_IS_SELF": Conflict,
+    "RATE_LIMITED": RateLimited,
+    "UNAVAILABLE": Unavailable,
+    "SHUTTING_DOWN": Unavailable,
+    "STORAGE_FAILED": Unavailable,
+    "INTERNAL": PigeonError,
+}
+
+
+def error_from_wire(code: str, message: str, retry_after: float | None = None) -> PigeonError:
+    """Rebuild the exception that the peer described; unknown codes become PigeonError."""
+    cls = CODES.get(code, PigeonError)
+    return cls(message, code=code, retry_after=retry_after)

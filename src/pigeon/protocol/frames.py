@@ -1,0 +1,283 @@
+"""Frames and the sans-I/O connection state machines for both ends.
+
+One MessagePack frame per message; the transport (WebSocket now, a length-prefixed TCP stream
+later) only moves whole frames. Nothing here touches a socket or an event loop: feed bytes to
+``receive``, get an event back; the methods that produce frames return bytes.
+
+The first client frame must be ``Hello``: it names the protocol versions the client speaks
+and may carry a session token. The server answers ``Welcome`` with the version it chose.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from . import limits
+from .errors import PigeonError, ProtocolError, UnknownMethod, InvalidArgument, error_from_wire
+from .methods import METHODS, Params
+from .types import Name, State, Struct, Token, User
+from .updates import AnyUpdate
+
+RequestId = Annotated[int, Meta(ge=0, le=limits.MAX_REQUEST_ID)]
+
+
+class Frame(Struct, tag_field="t"):
+    pass
+
+
+# -- client → server --------------------------------------------------------------------------
+class Hello(Frame, tag="hello"):
+    versions: Annotated[list[int], Meta(max_length=8)]
+    client: Name = ""
+    token: Token | None = None
+
+
+class Call(Frame, tag="call"):
+    id: RequestId
+    method: Annotated[str, Meta(max_length=64)]
+    params: msgspec.Raw = msgspec.Raw(b"\x80")  # an empty map
+
+
+# -- server → client --------------------------------------------------------------------------
+class Welcome(Frame, tag="welcome"):
+    version: int
+    server: str
+    user: User | None = None
+    session_id: int | None = None
+    state: State | None = None
+
+
+class Result(Frame, tag="result"):
+    id: int
+    value: msgspec.Raw
+
+
+class Error(Frame, tag="error"):
+    code: str
+    id: int | None = None  # None: about the connection, not one call
+    message: str = ""
+    retry_after: float | None = None
+
+
+class Updates(Frame, tag="updates"):
+    updates: list[AnyUpdate]
+
+
+ClientFrame = Hello | Call
+ServerFrame = Welcome | Result | Error | Updates
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode(obj: Any) -> bytes:
+    return _encoder.encode(obj)
+
+
+# -- server side ------------------------------------------------------------------------------
+class HelloReceived(msgspec.Struct, frozen=True):
+    version: int
+    client: str
+    token: str | None
+
+
+class CallReceived(msgspec.Struct, frozen=True):
+    id: int
+    method: str
+    params: Params
+
+
+class CallRejected(msgspec.Struct, frozen=True):
+    """The frame was a call, but its method or params were wrong: answer it, carry on."""
+
+    id: int
+    error: PigeonError
+    reply: bytes
+
+
+class Violation(msgspec.Struct, frozen=True):
+    """The peer broke the protocol. Send ``reply``; close if ``close``."""
+
+    error: PigeonError
+    reply: bytes
+    close: bool
+
+
+ServerEvent = HelloReceived | CallReceived | CallRejected | Violation
+
+
+class Phase(enum.Enum):
+    AWAIT_HELLO = 1
+    OPEN = 2
+    CLOSED = 3
+
+
+class ServerProtocol:
+    """The server's view of one connection. Never raises out of :meth:`receive`."""
+
+    #: violations tolerated before the connection is closed; a buggy client gets its typed
+    #: errors, a hostile one does not get to make us parse garbage forever
+    max_violations = 16
+
+    def __init__(self, max_frame_bytes: int = limits.MAX_FRAME_BYTES) -> None:
+        self.phase = Phase.AWAIT_HELLO
+        self.version = 0
+        self.max_frame_bytes = max_frame_bytes
+        self.violations = 0
+        self._frame_decoder = msgspec.msgpack.Decoder(ClientFrame)
+        self._param_decoders = {
+            name: msgspec.msgpack.Decoder(m.params) for name, m in METHODS.items()
+        }
+
+    def receive(self, data: bytes) -> ServerEvent:
+        if self.phase is Phase.CLOSED:
+            return self._violation(ProtocolError("connection is closed"), close=True)
+        if len(data) > self.max_frame_bytes:
+            err = ProtocolError(
+                f"frame of {len(data)} bytes exceeds the {self.max_frame_bytes}-byte limit",
+                code="FRAME_TOO_LARGE",
+            )
+            return self._violation(err, close=True)
+        try:
+            frame = self._frame_decoder.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            return self._violation(ProtocolError(f"undecodable frame: {exc}"))
+        if isinstance(frame, Hello):
+            return self._hello(frame)
+        if self.phase is Phase.AWAIT_HELLO:
+            return self._violation(
+                ProtocolError("the first frame must be hello", code="HELLO_REQUIRED"), close=True
+            )
+        return self._call(frame)
+
+    def _hello(self, hello: Hello) -> ServerEvent:
+        if self.phase is not Phase.AWAIT_HELLO:
+            return self._violation(ProtocolError("hello was already received"))
+        common = set(hello.versions) & set(limits.SUPPORTED_VERSIONS)
+        if not common:
+            err = ProtocolError(
+                f"no common protocol version: client speaks {sorted(hello.versions)}, "
+                f"server speaks {list(limits.SUPPORTED_VERSIONS)}",
+                code="UNSUPPORTED_VERSION",
+            )
+            return self._violation(err, close=True)
+        self.version = max(common)
+        self.phase = Phase.OPEN
+        return HelloReceived(self.version, hello.client, hello.token)
+
+    def _call(self, call: Call) -> ServerEvent:
+        decoder = self._param_decoders.get(call.method)
+        if decoder is None:
+            return self._reject(call.id, UnknownMethod(f"no method named {call.method!r}"))
+        try:
+            params = decoder.decode(call.params)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            return self._reject(call.id, InvalidArgument(f"{call.method}: {exc}"))
+        return CallReceived(call.id, call.method, params)
+
+    def _reject(self, request_id: int, error: PigeonError) -> CallRejected:
+        return CallRejected(request_id, error, self.error(request_id, error))
+
+    def _violation(self, error: PigeonError, close: bool = False) -> Violation:
+        self.violations += 1
+        close = close or self.violations >= self.max_violations
+        if close:
+            self.phase = Phase.CLOSED
+        return Violation(error, self.error(None, error), close)
+
+    # Frames the server sends.
+    def welcome(
+        self, server: str, user: User | None, session_id: int | None, state: State | None
+    ) -> bytes:
+        return encode(Welcome(version=self.version, server=server, user=user,
+                              session_id=session_id, state=state))
+
+    @staticmethod
+    def result(request_id: int, value: Any) -> bytes:
+        return encode(Result(id=request_id, value=msgspec.Raw(encode(value))))
+
+    @staticmethod
+    def error(request_id: int | None, error: PigeonError) -> bytes:
+        return encode(Error(id=request_id, code=error.code, message=error.message,
+                            retry_after=error.retry_after))
+
+    @staticmethod
+    def updates(updates: list[Any]) -> bytes:
+        return encode(Updates(updates=updates))
+
+
+# -- client side ------------------------------------------------------------------------------
+class WelcomeReceived(msgspec.Struct, frozen=True):
+    welcome: Welcome
+
+
+class ResultReceived(msgspec.Struct, frozen=True):
+    id: int
+    value: Any
+
+
+class ErrorReceived(msgspec.Struct, frozen=True):
+    id: int | None
+    error: PigeonError
+
+
+class UpdatesReceived(msgspec.Struct, frozen=True):
+    updates: list[Any]
+
+
+ClientEvent = WelcomeReceived | ResultReceived | ErrorReceived | UpdatesReceived
+
+
+class ClientProtocol:
+    """The SDK's view of one connection: numbers calls and decodes their typed results."""
+
+    def __init__(self) -> None:
+        self._next_id = 1
+        self._pending: dict[int, str] = {}
+        self._decoder = msgspec.msgpack.Decoder(ServerFrame)
+        self._result_decoders = {
+            name: msgspec.msgpack.Decoder(m.result) for name, m in METHODS.items()
+        }
+
+    @staticmethod
+    def hello(token: str | None = None, client: str = "pigeon-sdk") -> bytes:
+        return encode(Hello(versions=list(limits.SUPPORTED_VERSIONS), client=client, token=token))
+
+    def call(self, method: str, params: Params) -> tuple[int, bytes]:
+        if method not in METHODS:
+            raise UnknownMethod(f"no method named {method!r}")
+        request_id = self._next_id
+        self._next_id += 1
+        self._pending[request_id] = method
+        frame = Call(id=request_id, method=method, params=msgspec.Raw(encode(params)))
+        return request_id, encode(frame)
+
+    def receive(self, data: bytes) -> ClientEvent:
+        """Decode one server frame; raises ProtocolError if the server sent garbage."""
+        try:
+            frame = self._decoder.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"server sent an undecodable frame: {exc}") from exc
+        if isinstance(frame, Result):
+            method = self._pending.pop(frame.id, None)
+            if method is None:
+                raise ProtocolError(f"result for unknown request {frame.id}")
+            try:
+                value = self._result_decoders[method].decode(frame.value)
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                raise ProtocolError(f"{method}: server sent a bad result: {exc}") from exc
+            return ResultReceived(frame.id, value)
+        if isinstance(frame, Error):
+            if frame.id is not None:
+                self._pending.pop(frame.id, None)
+            return ErrorReceived(frame.id, error_from_wire(frame.code, frame.message,
+                                                           frame.retry_after))
+        if isinstance(frame, Updates):
+            return UpdatesReceived(frame.updates)
+        return WelcomeReceived(frame)
+
+    def forget(self, request_id: int) -> None:
+        self._pending.pop(request_id, None)

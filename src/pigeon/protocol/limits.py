@@ -1,0 +1,18 @@
+"""Bounds on everything a peer can send. Each is enforced before any work is done."""
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+MAX_FRAME_BYTES = 64 * 1024          # one frame, after transport framing
+MAX_TEXT_CHARS = 4096                # message text, in code points (as Telegram)
+MAX_NAME_CHARS = 64                  # display names and device names
+MAX_TITLE_CHARS = 128                # group titles
+MAX_PHONE_CHARS = 32                 # raw input before E.164 normalisation
+MAX_TOKEN_CHARS = 64
+MAX_CODE_CHARS = 16
+MAX_IDS_PER_CALL = 100               # user ids, message ids in one call
+MAX_HISTORY_PAGE = 100
+MAX_DIFFERENCE_PAGE = 1000
+MAX_GROUP_MEMBERS = 200_000
+USERNAME_MIN, USERNAME_MAX = 5, 32
+MAX_REQUEST_ID = 2**53               # fits a JavaScript number, should a web client come

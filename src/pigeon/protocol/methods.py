@@ -1,0 +1,250 @@
+"""Every method: its name on the wire, its parameters and its result type.
+
+``METHODS`` is the one table that both the server's dispatcher and the SDK read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NamedTuple
+
+from msgspec import Meta
+
+from . import limits
+from .types import (
+    ID,
+    Affected,
+    Authorization,
+    Chat,
+    Code,
+    Dialog,
+    IdList,
+    Me,
+    Member,
+    Message,
+    Name,
+    Ok,
+    Phone,
+    RandomId,
+    ReadResult,
+    Role,
+    SentCode,
+    SentMessage,
+    SessionInfo,
+    State,
+    Struct,
+    Text,
+    Title,
+    Token,
+    User,
+    Username,
+)
+from .updates import Difference
+
+
+class Params(Struct):
+    """Base of method parameters."""
+
+
+# -- auth (callable before login) ---------------------------------------------------------
+class SendCode(Params):
+    phone: Phone
+
+
+class SignIn(Params):
+    phone: Phone
+    code_id: Token
+    code: Code
+    name: Name | None = None          # given: sign up if the number is new
+    device: Name = ""
+
+
+class LogOut(Params):
+    pass
+
+
+# -- account --------------------------------------------------------------------------------
+class GetMe(Params):
+    pass
+
+
+class UpdateProfile(Params):
+    name: Name
+
+
+class SetUsername(Params):
+    username: Username | None = None  # None releases it
+
+
+class SetPrivacy(Params):
+    phone_discoverable: bool
+
+
+# -- users ----------------------------------------------------------------------------------
+class ResolveUsername(Params):
+    username: Username
+
+
+class ResolvePhone(Params):
+    phone: Phone
+
+
+class GetUsers(Params):
+    ids: IdList
+
+
+# -- sessions -------------------------------------------------------------------------------
+class ListSessions(Params):
+    pass
+
+
+class TerminateSession(Params):
+    session_id: ID
+
+
+class TerminateOtherSessions(Params):
+    pass
+
+
+# -- chats ----------------------------------------------------------------------------------
+class OpenPrivate(Params):
+    user_id: ID
+
+
+class CreateGroup(Params):
+    title: Title
+    member_ids: IdList = []
+
+
+class AddMembers(Params):
+    chat_id: ID
+    user_ids: IdList
+
+
+class RemoveMember(Params):
+    chat_id: ID
+    user_id: ID
+
+
+class LeaveChat(Params):
+    chat_id: ID
+
+
+class SetRole(Params):
+    chat_id: ID
+    user_id: ID
+    role: Role
+
+
+class SetTitle(Params):
+    chat_id: ID
+    title: Title
+
+
+class ListChats(Params):
+    pass
+
+
+class GetChat(Params):
+    chat_id: ID
+
+
+class ListMembers(Params):
+    chat_id: ID
+    offset: Annotated[int, Meta(ge=0)] = 0
+    limit: Annotated[int, Meta(ge=1, le=limits.MAX_HISTORY_PAGE)] = 100
+
+
+# -- messages -------------------------------------------------------------------------------
+class SendMessage(Params):
+    chat_id: ID
+    random_id: RandomId
+    text: Text
+    reply_to: ID | None = None
+
+
+class ForwardMessage(Params):
+    from_chat_id: ID
+    message_id: ID
+    to_chat_id: ID
+    random_id: RandomId
+
+
+class EditMessageText(Params):
+    chat_id: ID
+    message_id: ID
+    text: Text
+
+
+class DeleteMessages(Params):
+    chat_id: ID
+    message_ids: IdList
+    for_everyone: bool = False
+
+
+class History(Params):
+    chat_id: ID
+    before_id: ID | None = None
+    limit: Annotated[int, Meta(ge=1, le=limits.MAX_HISTORY_PAGE)] = 50
+
+
+class ReadHistory(Params):
+    chat_id: ID
+    max_id: Annotated[int, Meta(ge=0, le=2**62)]
+
+
+class SetTyping(Params):
+    chat_id: ID
+
+
+# -- updates --------------------------------------------------------------------------------
+class GetState(Params):
+    pass
+
+
+class GetDifference(Params):
+    pts: Annotated[int, Meta(ge=0, le=2**62)]
+    limit: Annotated[int, Meta(ge=1, le=limits.MAX_DIFFERENCE_PAGE)] = limits.MAX_DIFFERENCE_PAGE
+
+
+class Method(NamedTuple):
+    params: type[Params]
+    result: Any
+    auth: bool = True  # False: may be called before login
+
+
+METHODS: dict[str, Method] = {
+    "auth.send_code": Method(SendCode, SentCode, auth=False),
+    "auth.sign_in": Method(SignIn, Authorization, auth=False),
+    "auth.log_out": Method(LogOut, Ok),
+    "account.get_me": Method(GetMe, Me),
+    "account.update_profile": Method(UpdateProfile, User),
+    "account.set_username": Method(SetUsername, User),
+    "account.set_privacy": Method(SetPrivacy, Me),
+    "users.resolve_username": Method(ResolveUsername, User),
+    "users.resolve_phone": Method(ResolvePhone, User),
+    "users.get": Method(GetUsers, list[User]),
+    "sessions.list": Method(ListSessions, list[SessionInfo]),
+    "sessions.terminate": Method(TerminateSession, Ok),
+    "sessions.terminate_others": Method(TerminateOtherSessions, Affected),
+    "chats.open_private": Method(OpenPrivate, Chat),
+    "chats.create_group": Method(CreateGroup, Chat),
+    "chats.add_members": Method(AddMembers, Chat),
+    "chats.remove_member": Method(RemoveMember, Affected),
+    "chats.leave": Method(LeaveChat, Affected),
+    "chats.set_role": Method(SetRole, Affected),
+    "chats.set_title": Method(SetTitle, Chat),
+    "chats.list": Method(ListChats, list[Dialog]),
+    "chats.get": Method(GetChat, Chat),
+    "chats.members": Method(ListMembers, list[Member]),
+    "messages.send": Method(SendMessage, SentMessage),
+    "messages.forward": Method(ForwardMessage, SentMessage),
+    "messages.edit": Method(EditMessageText, Message),
+    "messages.delete": Method(DeleteMessages, Affected),
+    "messages.history": Method(History, list[Message]),
+    "messages.read": Method(ReadHistory, ReadResult),
+    "messages.typing": Method(SetTyping, Ok),
+    "updates.get_state": Method(GetState, State),
+    "updates.get_difference": Method(GetDifference, Difference),
+}
+
+METHOD_OF: dict[type[Params], str] = {m.params: name for name, m in METHODS.items()}

@@ -1,0 +1,136 @@
+"""The objects that requests, results and updates carry.
+
+Rule for schema evolution (as msgspec recommends): a field added later always has a default,
+so an older peer's frames still decode.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from . import limits
+
+ID = Annotated[int, Meta(ge=1, le=2**62)]
+RandomId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+Text = Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)]
+Name = Annotated[str, Meta(max_length=limits.MAX_NAME_CHARS)]
+Title = Annotated[str, Meta(max_length=limits.MAX_TITLE_CHARS)]
+Phone = Annotated[str, Meta(max_length=limits.MAX_PHONE_CHARS)]
+Username = Annotated[str, Meta(max_length=limits.USERNAME_MAX + 1)]  # +1 for a leading '@'
+Token = Annotated[str, Meta(max_length=limits.MAX_TOKEN_CHARS)]
+Code = Annotated[str, Meta(max_length=limits.MAX_CODE_CHARS)]
+IdList = Annotated[list[ID], Meta(max_length=limits.MAX_IDS_PER_CALL)]
+Role = Literal["owner", "admin", "member"]
+ChatKind = Literal["private", "group"]
+
+
+class Struct(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+    """Base for wire objects: keyword-only, defaults omitted on the wire."""
+
+
+class User(Struct):
+    id: int
+    name: str
+    username: str | None = None
+    phone: str | None = None  # only ever filled in for the user themself or by their consent
+
+
+class Me(Struct):
+    user: User
+    phone: str
+    phone_discoverable: bool = False
+
+
+class State(Struct):
+    """Where a user's update sequence stands: the last ``pts`` the server assigned."""
+
+    pts: int
+    date: float
+
+
+class FwdFrom(Struct):
+    sender_id: int
+    chat_id: int
+    message_id: int
+    date: float
+
+
+class Message(Struct):
+    chat_id: int
+    id: int
+    sender_id: int
+    date: float
+    text: str = ""
+    reply_to: int | None = None
+    fwd_from: FwdFrom | None = None
+    edit_date: float | None = None
+    deleted: bool = False
+
+
+class Chat(Struct):
+    id: int
+    kind: ChatKind
+    title: str = ""
+    member_count: int = 0
+    peer_id: int | None = None      # private chats: the other person
+    role: Role | None = None        # the caller's role; None when no longer a member
+    last_message_id: int = 0
+
+
+class Dialog(Struct):
+    chat: Chat
+    last_message: Message | None = None
+    unread_count: int = 0
+    read_inbox_max_id: int = 0
+    read_outbox_max_id: int = 0
+
+
+class Member(Struct):
+    user: User
+    role: Role
+
+
+class SessionInfo(Struct):
+    id: int
+    device: str
+    address: str
+    created: float
+    last_active: float
+    current: bool = False
+
+
+class SentCode(Struct):
+    code_id: str
+    expires_in: int
+    length: int
+
+
+class Authorization(Struct):
+    user: User
+    token: str
+    session_id: int
+    state: State
+
+
+class SentMessage(Struct):
+    message: Message
+    pts: int
+
+
+class ReadResult(Struct):
+    pts: int
+    unread_count: int
+
+
+class Affected(Struct):
+    """Result of a call that changed state: the caller's new pts (0 if nothing changed)."""
+
+    pts: int = 0
+    count: int = 0
+
+
+class Ok(Struct):
+    pass

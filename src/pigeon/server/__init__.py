@@ -1,0 +1,1 @@
+"""The Pigeon server: transports, connections, dispatcher and one module per domain."""

@@ -1,0 +1,145 @@
+"""The aiohttp transport: the client protocol on /v1/ws, /healthz and /metrics on one port,
+and the server's life cycle (start, graceful stop on SIGTERM/SIGINT)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from contextlib import suppress
+
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pigeon import __version__
+from pigeon.bus import LocalBus
+from pigeon.protocol import limits
+from pigeon.store import SqliteStore
+
+from .codes import make_sender
+from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
+from .metrics import Metrics
+from .services import Services, load_or_create_secret
+from .settings import Settings
+
+log = logging.getLogger("pigeon.server")
+
+HELLO_DEADLINE = 10.0  # seconds a new connection has to say hello
+
+
+async def _ws(request: web.Request) -> web.StreamResponse:
+    services: Services = request.app["services"]
+    if len(services.connections) >= services.settings.max_connections:
+        raise web.HTTPServiceUnavailable(text="too many connections\n")
+    # aiohttp refuses frames over max_msg_size by closing with 1009. Frames between our limit
+    # and 4x it get a typed FRAME_TOO_LARGE error first, so honest clients learn why.
+    ws = web.WebSocketResponse(max_msg_size=4 * limits.MAX_FRAME_BYTES, heartbeat=30.0,
+                               compress=False)
+    await ws.prepare(request)
+    conn = Connection(services, request.remote or "unknown")
+    writer = asyncio.create_task(_write(conn, ws))
+    try:
+        async with asyncio.timeout(HELLO_DEADLINE) as deadline:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    await conn.receive(msg.data)
+                elif msg.type == WSMsgType.TEXT:
+                    await conn.receive(msg.data.encode("utf-8", "surrogatepass"))
+                else:
+                    break
+                if conn.user_id is not None or conn.protocol.version:
+                    deadline.reschedule(None)
+                if conn.close_code is not None:
+                    break
+    except TimeoutError:
+        conn.close(CLOSE_POLICY, "HELLO_TIMEOUT")
+    finally:
+        if conn.close_code is None:
+            conn.close(1000, "")
+        with suppress(asyncio.TimeoutError, ConnectionError):
+            await asyncio.wait_for(writer, 5.0)
+        writer.cancel()
+        conn.finished()
+        await ws.close(code=conn.close_code or 1000, message=conn.close_reason.encode())
+    return ws
+
+
+async def _write(conn: Connection, ws: web.WebSocketResponse) -> None:
+    while (frame := await conn.next_frame()) is not None:
+        try:
+            await ws.send_bytes(frame)
+        except ConnectionError:
+            conn.close(CLOSE_GOING_AWAY, "")
+            return
+    with suppress(ConnectionError):
+        await ws.close(code=conn.close_code or 1000, message=conn.close_reason.encode())
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    services: Services = request.app["services"]
+    return web.json_response({"status": "ok", "version": __version__,
+                              "connections": len(services.connections)})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    services: Services = request.app["services"]
+    body = generate_latest(services.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(services: Services) -> web.Application:
+    app = web.Application(client_max_size=limits.MAX_FRAME_BYTES)
+    app["services"] = services
+    app.router.add_get("/v1/ws", _ws)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop accepting, answer every call in flight, commit
+    everything queued, and close."""
+    store = SqliteStore(settings.db_path)
+    await store.open()
+    metrics = Metrics()
+    metrics.add_store_stats(store.engine.stats)
+    services = Services(settings=settings, store=store, bus=LocalBus(),
+                        codes=make_sender(settings.code_sender, settings.code_webhook_url),
+                        metrics=metrics, secret=load_or_create_secret(settings.data))
+    app = build_app(services)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    tls = None
+    if settings.tls_cert is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(settings.tls_cert, settings.tls_key)
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls, backlog=1024)
+    await site.start()
+    bound = runner.addresses[0]
+    scheme = "wss" if tls else "ws"
+    host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    # Scripts and tests read this line to find the port (with --listen HOST:0).
+    print(f"pigeon {__version__} listening on {scheme}://{host}:{bound[1]}/v1/ws "
+          f"(data in {settings.data})", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: no new connections; finishing calls in flight")
+        await site.stop()
+        conns = list(services.connections)
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)
+        for conn in conns:
+            conn.shutting_down()
+        await runner.cleanup()
+        await store.close()
+        await services.codes.close()
+        print("pigeon stopped cleanly", file=sys.stderr, flush=True)

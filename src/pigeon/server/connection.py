@@ -1,0 +1,208 @@
+"""One client connection, independent of the transport that carries its frames.
+
+The transport adapter feeds whole frames to :meth:`Connection.receive` and drains
+:meth:`Connection.next_frame` to the socket. Between them: the sans-I/O protocol, the
+dispatcher, and two bounds that keep one peer from holding unbounded memory: at most
+``max_in_flight`` calls at once (the adapter stops reading while the window is full) and
+at most ``outbox_frames`` frames waiting to be written (a device that does not read is cut
+off; it resyncs with get_difference when it returns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from pigeon.protocol.errors import PigeonError, Unauthorized, Unavailable
+from pigeon.protocol.frames import (
+    CallReceived, CallRejected, HelloReceived, ServerProtocol, Violation,
+)
+from pigeon.protocol.methods import METHODS
+
+from .dispatch import HANDLERS
+from .services import Caller, Services
+from .sessions import authenticate
+
+log = logging.getLogger("pigeon.connection")
+
+# WebSocket close codes (RFC 6455 §7.4.1 and the IANA registry) the adapter uses.
+CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG = (
+    1000, 1001, 1002, 1008, 1009)
+
+
+class Connection:
+    max_in_flight = 64
+
+    def __init__(self, services: Services, address: str) -> None:
+        self.services = services
+        self.address = address
+        self.protocol = ServerProtocol()
+        self.user_id: int | None = None
+        self.session_id: int | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._out: deque[bytes] = deque()
+        self._out_ready = asyncio.Event()
+        self._pending_updates: list[Any] = []
+        self._flush_scheduled = False
+        self._window = asyncio.Semaphore(self.max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_touch = 0.0
+        services.connections.add(self)
+        services.metrics.connections.inc()
+
+    # -- input ------------------------------------------------------------------------------
+    async def receive(self, data: bytes) -> None:
+        """Handle one frame. Returns once the call is started, not answered."""
+        event = self.protocol.receive(data)
+        if isinstance(event, CallReceived):
+            await self._window.acquire()
+            task = asyncio.create_task(self._call(event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif isinstance(event, HelloReceived):
+            await self._hello(event)
+        elif isinstance(event, CallRejected):
+            self._count(event.error)
+            self._send(event.reply)
+        else:
+            assert isinstance(event, Violation)
+            self._count(event.error)
+            self._send(event.reply)
+            if event.close:
+                code = CLOSE_TOO_BIG if event.error.code == "FRAME_TOO_LARGE" else CLOSE_PROTOCOL
+                self.close(code, event.error.code)
+
+    async def _hello(self, hello: HelloReceived) -> None:
+        services = self.services
+        user = session = state = None
+        if hello.token is not None:
+            try:
+                session, user = await authenticate(services, hello.token)
+            except Unauthorized as exc:
+                self._send(self.protocol.error(None, exc))
+                self.close(CLOSE_POLICY, exc.code)
+                return
+            self.login(session.user_id, session.id)
+            state = await services.store.get_state(session.user_id)
+            self._touch(force=True)
+        self._send(self.protocol.welcome(services.settings.server_name, user,
+                                         session.id if session else None, state))
+
+    async def _call(self, call: CallReceived) -> None:
+        started = time.perf_counter()
+        metrics = self.services.metrics
+        try:
+            method = METHODS[call.method]
+            if method.auth and self.user_id is None:
+                raise Unauthorized(f"{call.method} needs a logged-in session", code="AUTH_REQUIRED")
+            handler = HANDLERS[call.method]
+            result = await handler(Caller(self.services, self, self.address), call.params)
+        except PigeonError as exc:
+            metrics.requests.labels(call.method, exc.code).inc()
+            self._send(self.protocol.error(call.id, exc))
+        except Exception:
+            log.exception("%s failed", call.method)
+            metrics.requests.labels(call.method, "INTERNAL").inc()
+            self._send(self.protocol.error(call.id, PigeonError("internal error; it was logged")))
+        else:
+            metrics.requests.labels(call.method, "ok").inc()
+            self._send(self.protocol.result(call.id, result))
+        finally:
+            self._window.release()
+            metrics.request_seconds.labels(call.method).observe(time.perf_counter() - started)
+        if self.user_id is not None:
+            self._touch()
+
+    def _count(self, error: PigeonError) -> None:
+        self.services.metrics.protocol_errors.labels(error.code).inc()
+
+    # -- identity ---------------------------------------------------------------------------
+    def login(self, user_id: int, session_id: int) -> None:
+        if self.user_id is not None:
+            self.services.bus.detach(self)
+        self.user_id, self.session_id = user_id, session_id
+        self.services.bus.attach(self)
+
+    def logout(self) -> None:
+        if self.user_id is not None:
+            self.services.bus.detach(self)
+        self.user_id = self.session_id = None
+
+    def _touch(self, force: bool = False) -> None:
+        # last_active is for the sessions list; minute resolution is what people read there,
+        # and it keeps this write off the hot path.
+        now = time.time()
+        if self.session_id is None or (not force and now - self._last_touch < 60):
+            return
+        self._last_touch = now
+        task = asyncio.create_task(
+            self.services.store.touch_session(self.session_id, self.address, now))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- output -----------------------------------------------------------------------------
+    def push(self, update: Any) -> None:
+        """Queue an update; updates queued in one loop turn leave in one frame."""
+        self._pending_updates.append(update)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_updates)
+
+    def _flush_updates(self) -> None:
+        self._flush_scheduled = False
+        if self._pending_updates:
+            updates, self._pending_updates = self._pending_updates, []
+            self.services.metrics.updates_pushed.inc(len(updates))
+            self._send(self.protocol.updates(updates))
+
+    def _send(self, frame: bytes) -> None:
+        if self.close_code is not None:
+            return
+        if len(self._out) >= self.services.settings.outbox_frames:
+            self.services.metrics.slow_consumers.inc()
+            self.close(CLOSE_POLICY, "SLOW_CONSUMER")
+            return
+        self._out.append(frame)
+        self._out_ready.set()
+
+    async def next_frame(self) -> bytes | None:
+        """The next frame to write, or None once the connection should close."""
+        while not self._out:
+            if self.close_code is not None:
+                return None
+            self._out_ready.clear()
+            await self._out_ready.wait()
+        return self._out.popleft()
+
+    def revoke(self, reason: str) -> None:
+        """The session was terminated: tell the device why, then close."""
+        self._send(self.protocol.error(None, Unauthorized(reason, code="SESSION_INVALID")))
+        self.logout()
+        self.close(CLOSE_POLICY, "SESSION_INVALID")
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+            self._out_ready.set()
+
+    def shutting_down(self) -> None:
+        self._send(self.protocol.error(None, Unavailable("the server is restarting",
+                                                         code="SHUTTING_DOWN")))
+        self.close(CLOSE_GOING_AWAY, "SHUTTING_DOWN")
+
+    async def drain(self) -> None:
+        """Wait for every call in flight to be answered."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def finished(self) -> None:
+        # Calls in flight run to the end although their answers can no longer reach this
+        # device: a send that commits must still be pushed to its recipients.
+        self.logout()
+        if self in self.services.connections:
+            self.services.connections.discard(self)
+            self.services.metrics.connections.dec()

@@ -1,0 +1,89 @@
+"""Sending, editing, deleting, forwarding and reading messages; history; sync."""
+
+from __future__ import annotations
+
+from pigeon.protocol import methods as m
+from pigeon.protocol.errors import InvalidArgument
+from pigeon.protocol.types import Affected, FwdFrom, Message, ReadResult, SentMessage, State
+from pigeon.protocol.updates import Difference
+
+from .services import Caller
+
+
+def validate_text(text: str) -> str:
+    # Length (4,096 code points) and UTF-8 validity are checked by the decoder; NUL is legal
+    # UTF-8 but breaks C-string consumers downstream (terminals, notification services).
+    if "\x00" in text:
+        raise InvalidArgument("text may not contain NUL characters", code="TEXT_INVALID")
+    if not text.strip():
+        raise InvalidArgument("a message needs some text", code="TEXT_INVALID")
+    return text
+
+
+async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
+    s = caller.services
+    message, pts, pushes = await s.store.send_message(
+        caller.user_id, p.chat_id, p.random_id, validate_text(p.text), s.clock(),
+        reply_to=p.reply_to)
+    # The sending device learns its pts from this answer, so it is not pushed the same update.
+    s.bus.deliver(pushes, exclude=caller.connection)
+    return SentMessage(message=message, pts=pts)
+
+
+async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
+    s = caller.services
+    original = await s.store.get_message(caller.user_id, p.from_chat_id, p.message_id)
+    origin = original.fwd_from or FwdFrom(sender_id=original.sender_id,
+                                          chat_id=original.chat_id,
+                                          message_id=original.id, date=original.date)
+    message, pts, pushes = await s.store.send_message(
+        caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin)
+    s.bus.deliver(pushes, exclude=caller.connection)
+    return SentMessage(message=message, pts=pts)
+
+
+async def edit(caller: Caller, p: m.EditMessageText) -> Message:
+    s = caller.services
+    message, pushes = await s.store.edit_message(caller.user_id, p.chat_id, p.message_id,
+                                                 validate_text(p.text), s.clock())
+    s.bus.deliver(pushes)
+    return message
+
+
+async def delete(caller: Caller, p: m.DeleteMessages) -> Affected:
+    s = caller.services
+    pts, count, pushes = await s.store.delete_messages(caller.user_id, p.chat_id,
+                                                       p.message_ids, p.for_everyone)
+    s.bus.deliver(pushes)
+    return Affected(pts=pts, count=count)
+
+
+async def history(caller: Caller, p: m.History) -> list[Message]:
+    return await caller.services.store.history(caller.user_id, p.chat_id, p.before_id, p.limit)
+
+
+async def read(caller: Caller, p: m.ReadHistory) -> ReadResult:
+    s = caller.services
+    pts, unread, pushes = await s.store.read_history(caller.user_id, p.chat_id, p.max_id)
+    s.bus.deliver(pushes)
+    return ReadResult(pts=pts, unread_count=unread)
+
+
+async def get_state(caller: Caller, p: m.GetState) -> State:
+    return await caller.services.store.get_state(caller.user_id)
+
+
+async def get_difference(caller: Caller, p: m.GetDifference) -> Difference:
+    return await caller.services.store.get_difference(caller.user_id, p.pts, p.limit)
+
+
+HANDLERS = {
+    "messages.send": send,
+    "messages.forward": forward,
+    "messages.edit": edit,
+    "messages.delete": delete,
+    "messages.history": history,
+    "messages.read": read,
+    "updates.get_state": get_state,
+    "updates.get_difference": get_difference,
+}

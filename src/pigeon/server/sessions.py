@@ -1,0 +1,134 @@
+"""Login by one-time code, session tokens, and the sessions (devices) list."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from pigeon.protocol import methods as m
+from pigeon.protocol.errors import RateLimited, Unauthorized
+from pigeon.protocol.types import Affected, Authorization, Ok, SentCode, SessionInfo
+from pigeon.store import LoginCode, SessionRecord, UserRecord
+
+from .services import Caller, Services
+from .users import normalize_phone, public_user, validate_name
+
+CODE_DIGITS = 6
+TOKEN_PREFIX = "pgn_"
+
+
+def hash_token(token: str) -> bytes:
+    # Tokens are 256 random bits: a plain SHA-256 is enough (no dictionary to guard against),
+    # and the database never holds a token that would work if leaked.
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+async def authenticate(services: Services, token: str) -> tuple[SessionRecord, UserRecord]:
+    session = await services.store.session_by_token(hash_token(token))
+    if session is None:
+        raise Unauthorized("this session was terminated or never existed; log in again",
+                           code="SESSION_INVALID")
+    (user,) = await services.store.get_users([session.user_id])
+    return session, user
+
+
+def _limit(caller: Caller, phone: str | None) -> None:
+    services = caller.services
+    wait = services.code_limit_address.take(caller.address)
+    if not wait and phone is not None:
+        wait = services.code_limit_phone.take(phone)
+    if wait:
+        raise RateLimited(f"too many login attempts; try again in {wait:.0f} s",
+                          retry_after=round(wait, 1))
+
+
+async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
+    services = caller.services
+    phone = normalize_phone(p.phone)
+    _limit(caller, phone)
+    code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+    code_id = secrets.token_urlsafe(16)
+    ttl = services.settings.code_ttl
+    await services.store.save_login_code(LoginCode(
+        id=code_id, phone=phone, code_hash=services.code_hash(code_id, code),
+        expires=services.clock() + ttl, attempts=0))
+    await services.codes.send(phone, code, int(ttl))
+    services.metrics.codes_sent.inc()
+    return SentCode(code_id=code_id, expires_in=int(ttl), length=CODE_DIGITS)
+
+
+async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
+    services, store = caller.services, caller.services.store
+    phone = normalize_phone(p.phone)
+    _limit(caller, None)
+    code = await store.take_code_attempt(p.code_id, services.clock(),
+                                         services.settings.code_attempts)
+    if code is None or code.phone != phone:
+        raise Unauthorized("this code expired or was used up; request a new one",
+                           code="CODE_EXPIRED")
+    if not hmac.compare_digest(code.code_hash, services.code_hash(p.code_id, p.code.strip())):
+        left = services.settings.code_attempts - code.attempts
+        raise Unauthorized(f"wrong code; {left} attempt(s) left", code="CODE_INVALID")
+    user = await store.user_by_phone(phone)
+    if user is None:
+        if p.name is None:
+            # The code stays valid (one attempt spent) so the client can ask for a name.
+            raise Unauthorized("this number has no account yet; sign up with a name",
+                               code="SIGN_UP_REQUIRED")
+        user = await store.create_user(phone, validate_name(p.name), services.clock())
+    await store.delete_login_code(code.id)
+    token = new_token()
+    device = p.device.strip() or "unnamed device"
+    session = await store.create_session(user.id, hash_token(token), device, caller.address,
+                                         services.clock())
+    caller.connection.login(user.id, session.id)
+    state = await store.get_state(user.id)
+    return Authorization(user=public_user(user, self_id=user.id), token=token,
+                         session_id=session.id, state=state)
+
+
+async def log_out(caller: Caller, p: m.LogOut) -> Ok:
+    user_id, session_id = caller.user_id, caller.session_id
+    await caller.services.store.delete_sessions(user_id, only=session_id)
+    caller.connection.logout()  # this connection stays open to carry the answer
+    caller.services.bus.revoke_sessions(user_id, [session_id], "logged out")
+    return Ok()
+
+
+async def list_sessions(caller: Caller, p: m.ListSessions) -> list[SessionInfo]:
+    rows = await caller.services.store.list_sessions(caller.user_id)
+    return [SessionInfo(id=s.id, device=s.device, address=s.address, created=s.created,
+                        last_active=s.last_active, current=s.id == caller.session_id)
+            for s in rows]
+
+
+async def terminate_session(caller: Caller, p: m.TerminateSession) -> Ok:
+    user_id = caller.user_id
+    deleted = await caller.services.store.delete_sessions(user_id, only=p.session_id)
+    if p.session_id == caller.session_id:
+        caller.connection.logout()
+    caller.services.bus.revoke_sessions(user_id, deleted, "this session was terminated")
+    return Ok()
+
+
+async def terminate_others(caller: Caller, p: m.TerminateOtherSessions) -> Affected:
+    user_id = caller.user_id
+    deleted = await caller.services.store.delete_sessions(user_id, keep=caller.session_id)
+    caller.services.bus.revoke_sessions(user_id, deleted, "this session was terminated")
+    return Affected(count=len(deleted))
+
+
+HANDLERS = {
+    "auth.send_code": send_code,
+    "auth.sign_in": sign_in,
+    "auth.log_out": log_out,
+    "sessions.list": list_sessions,
+    "sessions.terminate": terminate_session,
+    "sessions.terminate_others": terminate_others,
+}

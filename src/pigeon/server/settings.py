@@ -1,0 +1,134 @@
+"""Server settings: defaults, overridden by a TOML file, then by PIGEON_* environment
+variables, then by command-line flags (``pigeon serve --help`` lists them all)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pigeon.shield.ratelimit import Rate
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot run with; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: Path = Path("pigeon-data")
+    listen: str = "127.0.0.1:8700"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_no_tls: bool = False
+    code_sender: str = "console"            # console | webhook
+    code_webhook_url: str | None = None
+    code_ttl: float = 300.0                 # seconds a login code stays valid
+    code_attempts: int = 5
+    code_rate_phone: str = "5/1h burst 3"   # codes sent to one number
+    code_rate_address: str = "60/1h burst 20"  # code requests and sign-ins from one address
+    max_group_members: int = 200_000
+    max_connections: int = 10_000
+    outbox_frames: int = 1024               # frames queued for one slow connection before it is cut
+    server_name: str = "pigeon"
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+    @property
+    def db_path(self) -> Path:
+        return self.data / "pigeon.db"
+
+    def validate(self) -> Settings:
+        split_listen(self.listen)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError("--tls-cert and --tls-key go together")
+        if self.tls_cert is None and not self.insecure_no_tls and not is_loopback(self.host):
+            raise SettingsError(
+                f"refusing to listen on {self.host} without TLS: pass --tls-cert and --tls-key, "
+                "or --insecure-no-tls if a TLS proxy sits in front"
+            )
+        if self.code_sender not in ("console", "webhook"):
+            raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
+        if self.code_sender == "webhook" and not self.code_webhook_url:
+            raise SettingsError("code_sender = webhook needs code_webhook_url")
+        for name in ("code_rate_phone", "code_rate_address"):
+            try:
+                Rate.parse(getattr(self, name))
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+        return self
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise SettingsError(f"listen must be HOST:PORT, not {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_ENV_PREFIX = "PIGEON_"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if value is None:
+        return None
+    if "Path" in str(kind):
+        return Path(value)
+    if kind in ("bool", bool):
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if kind in ("int", int):
+        return int(value)
+    if kind in ("float", float):
+        return float(value)
+    return str(value)
+
+
+def load_settings(config: Path | None, overrides: dict[str, Any],
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Defaults < TOML file < environment < flags (``overrides``, None meaning unset)."""
+    environ = dict(os.environ) if environ is None else environ
+    names = {f.name for f in fields(Settings)} - {"extra"}
+    values: dict[str, Any] = {}
+    config = config or (Path(environ["PIGEON_CONFIG"]) if environ.get("PIGEON_CONFIG") else None)
+    if config is not None:
+        try:
+            table = tomllib.loads(config.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config {config}: {exc}") from None
+        unknown = set(table) - names
+        if unknown:
+            raise SettingsError(f"{config}: unknown settings {sorted(unknown)}")
+        values.update(table)
+    for name in names:
+        env = environ.get(_ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        coerced = {k: _coerce(k, v) for k, v in values.items()}
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"bad setting: {exc}") from None
+    return replace(Settings(), **coerced).validate()

@@ -1,0 +1,116 @@
+"""Profiles, @usernames and finding people (by username, or by phone where they allow it)."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from pigeon.protocol import limits
+from pigeon.protocol import methods as m
+from pigeon.protocol.errors import InvalidArgument, NotFound
+from pigeon.protocol.types import Me, User
+from pigeon.store import UserRecord
+
+from .services import Caller
+
+# Telegram's rule, which users know: a letter first, then letters, digits and underscores.
+_USERNAME = re.compile(
+    rf"[A-Za-z][A-Za-z0-9_]{{{limits.USERNAME_MIN - 1},{limits.USERNAME_MAX - 1}}}")
+
+
+def normalize_phone(raw: str) -> str:
+    """E.164, or PHONE_INVALID. Numbers must be given in international form (+CC...)."""
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise InvalidArgument(
+            f"{raw!r} is not a phone number; write it in international form, like +12025550123",
+            code="PHONE_INVALID") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidArgument(f"{raw!r} is not a valid phone number", code="PHONE_INVALID")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def public_user(user: UserRecord, self_id: int | None = None) -> User:
+    """What others may see of a user: the phone only for themself or by their consent."""
+    show_phone = user.id == self_id or user.phone_discoverable
+    return User(id=user.id, name=user.name, username=user.username,
+                phone=user.phone if show_phone else None)
+
+
+def validate_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name or any(ord(ch) < 32 for ch in name):
+        raise InvalidArgument("a name needs at least one visible character", code="NAME_INVALID")
+    return name
+
+
+def validate_username(raw: str) -> str:
+    name = raw.removeprefix("@")
+    if not _USERNAME.fullmatch(name):
+        raise InvalidArgument(
+            f"@{name} is not a valid username: {limits.USERNAME_MIN}-{limits.USERNAME_MAX} "
+            "characters of a-z, 0-9 and _, starting with a letter", code="USERNAME_INVALID")
+    return name
+
+
+def _me(user: UserRecord) -> Me:
+    return Me(user=public_user(user, user.id), phone=user.phone,
+              phone_discoverable=user.phone_discoverable)
+
+
+async def get_me(caller: Caller, p: m.GetMe) -> Me:
+    (user,) = await caller.services.store.get_users([caller.user_id])
+    return _me(user)
+
+
+async def update_profile(caller: Caller, p: m.UpdateProfile) -> User:
+    user = await caller.services.store.update_user(caller.user_id, name=validate_name(p.name))
+    return public_user(user, user.id)
+
+
+async def set_username(caller: Caller, p: m.SetUsername) -> User:
+    username = None if p.username is None else validate_username(p.username)
+    user = await caller.services.store.update_user(caller.user_id, username=username)
+    return public_user(user, user.id)
+
+
+async def set_privacy(caller: Caller, p: m.SetPrivacy) -> Me:
+    user = await caller.services.store.update_user(
+        caller.user_id, phone_discoverable=p.phone_discoverable)
+    return _me(user)
+
+
+async def resolve_username(caller: Caller, p: m.ResolveUsername) -> User:
+    name = validate_username(p.username)
+    user = await caller.services.store.user_by_username(name)
+    if user is None:
+        raise NotFound(f"nobody has the username @{name}", code="USER_NOT_FOUND")
+    return public_user(user, caller.user_id)
+
+
+async def resolve_phone(caller: Caller, p: m.ResolvePhone) -> User:
+    phone = normalize_phone(p.phone)
+    user = await caller.services.store.user_by_phone(phone)
+    # One answer for "no such user" and "not discoverable", so that a number's owner cannot
+    # be learned by probing.
+    if user is None or not (user.phone_discoverable or user.id == caller.user_id):
+        raise NotFound("no user can be found by that number", code="USER_NOT_FOUND")
+    return public_user(user, caller.user_id)
+
+
+async def get_users(caller: Caller, p: m.GetUsers) -> list[User]:
+    me = caller.user_id
+    return [public_user(u, me) for u in await caller.services.store.get_users(p.ids)]
+
+
+HANDLERS = {
+    "account.get_me": get_me,
+    "account.update_profile": update_profile,
+    "account.set_username": set_username,
+    "account.set_privacy": set_privacy,
+    "users.resolve_username": resolve_username,
+    "users.resolve_phone": resolve_phone,
+    "users.get": get_users,
+}

@@ -1,0 +1,6 @@
+"""Durable state behind one narrow interface; backends translate their errors at this boundary."""
+
+from .base import LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord
+from .sqlite import SqliteStore
+
+__all__ = ["LoginCode", "MemberRecord", "Push", "SessionRecord", "SqliteStore", "Store", "UserRecord"]

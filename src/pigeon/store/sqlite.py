@@ -1,0 +1,155 @@
+"""The SQLite backend of the Store: the embedded default, zero set-up.
+
+Each operation is a plain synchronous function of a connection: ``_tx_*`` functions run on
+the writer thread inside a group-committed transaction (:mod:`.sqlite_engine`), ``_q_*``
+functions on a reader thread. Their SQL lives in :mod:`.sqlite_accounts` and
+:mod:`.sqlite_chats`, so that each operation reads top to bottom.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
+from pigeon.protocol.updates import Difference
+
+from .base import LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord
+from .sqlite_engine import SqliteEngine
+from .sqlite_accounts import (
+    _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
+)
+from .sqlite_chats import (
+    _q_dialogs, _q_difference, _q_get_chat, _q_get_message, _q_history, _q_member_ids, _q_members, _q_state, _tx_add_members, _tx_create_group, _tx_delete_messages, _tx_edit_message, _tx_open_private, _tx_read_history, _tx_remove_member, _tx_send_message, _tx_set_role, _tx_set_title,
+)
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path | str, max_batch: int = 512) -> None:
+        self.engine = SqliteEngine(Path(path), max_batch=max_batch)
+
+    async def open(self) -> None:
+        await self.engine.open()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    # -- login codes ------------------------------------------------------------------------
+    async def save_login_code(self, code: LoginCode) -> None:
+        await self.engine.write(_tx_save_code, code)
+
+    async def take_code_attempt(self, code_id: str, now: float, max_attempts: int) -> LoginCode | None:
+        return await self.engine.write(_tx_take_attempt, code_id, now, max_attempts)
+
+    async def delete_login_code(self, code_id: str) -> None:
+        await self.engine.write(_tx_exec, "DELETE FROM login_codes WHERE id = ?", (code_id,))
+
+    # -- users ------------------------------------------------------------------------------
+    async def create_user(self, phone: str, name: str, now: float) -> UserRecord:
+        return await self.engine.write(_tx_create_user, phone, name, now)
+
+    async def user_by_phone(self, phone: str) -> UserRecord | None:
+        return await self.engine.read(_q_user_where, "phone = ?", phone)
+
+    async def user_by_username(self, username: str) -> UserRecord | None:
+        return await self.engine.read(_q_user_where, "username_key = ?", username.lower())
+
+    async def get_users(self, ids: list[int]) -> list[UserRecord]:
+        return await self.engine.read(_q_users, ids)
+
+    async def update_user(self, user_id: int, *, name: str | None = None,
+                          username: Any = ..., phone_discoverable: bool | None = None) -> UserRecord:
+        return await self.engine.write(_tx_update_user, user_id, name, username, phone_discoverable)
+
+    # -- sessions ---------------------------------------------------------------------------
+    async def create_session(self, user_id: int, token_hash: bytes, device: str, address: str,
+                             now: float) -> SessionRecord:
+        return await self.engine.write(_tx_create_session, user_id, token_hash, device, address, now)
+
+    async def session_by_token(self, token_hash: bytes) -> SessionRecord | None:
+        return await self.engine.read(_q_session_by_token, token_hash)
+
+    async def touch_session(self, session_id: int, address: str, now: float) -> None:
+        await self.engine.write(
+            _tx_exec, "UPDATE sessions SET last_active = ?, address = ? WHERE id = ?",
+            (now, address, session_id),
+        )
+
+    async def list_sessions(self, user_id: int) -> list[SessionRecord]:
+        return await self.engine.read(_q_sessions, user_id)
+
+    async def delete_sessions(self, user_id: int, *, only: int | None = None,
+                              keep: int | None = None) -> list[int]:
+        return await self.engine.write(_tx_delete_sessions, user_id, only, keep)
+
+    # -- chats ------------------------------------------------------------------------------
+    async def open_private(self, user_id: int, peer_id: int, now: float) -> Chat:
+        return await self.engine.write(_tx_open_private, user_id, peer_id, now)
+
+    async def create_group(self, owner_id: int, title: str, member_ids: list[int], now: float,
+                           max_members: int) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_create_group, owner_id, title, member_ids, now, max_members)
+
+    async def add_members(self, actor_id: int, chat_id: int, user_ids: list[int], now: float,
+                          max_members: int) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_add_members, actor_id, chat_id, user_ids, now, max_members)
+
+    async def remove_member(self, actor_id: int, chat_id: int, user_id: int,
+                            now: float) -> tuple[int, list[Push]]:
+        return await self.engine.write(_tx_remove_member, actor_id, chat_id, user_id)
+
+    async def set_role(self, actor_id: int, chat_id: int, user_id: int, role: Role,
+                       now: float) -> tuple[int, list[Push]]:
+        return await self.engine.write(_tx_set_role, actor_id, chat_id, user_id, role)
+
+    async def set_title(self, actor_id: int, chat_id: int, title: str,
+                        now: float) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_set_title, actor_id, chat_id, title)
+
+    async def get_chat(self, user_id: int, chat_id: int) -> Chat:
+        return await self.engine.read(_q_get_chat, user_id, chat_id)
+
+    async def list_dialogs(self, user_id: int) -> list[Dialog]:
+        return await self.engine.read(_q_dialogs, user_id)
+
+    async def list_members(self, user_id: int, chat_id: int, offset: int,
+                           limit: int) -> list[MemberRecord]:
+        return await self.engine.read(_q_members, user_id, chat_id, offset, limit)
+
+    async def member_ids(self, user_id: int, chat_id: int, limit: int) -> list[int]:
+        return await self.engine.read(_q_member_ids, user_id, chat_id, limit)
+
+    # -- messages ---------------------------------------------------------------------------
+    async def send_message(self, sender_id: int, chat_id: int, random_id: int, text: str,
+                           now: float, reply_to: int | None = None,
+                           fwd_from: FwdFrom | None = None) -> tuple[Message, int, list[Push]]:
+        return await self.engine.write(
+            _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from
+        )
+
+    async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message:
+        return await self.engine.read(_q_get_message, user_id, chat_id, message_id)
+
+    async def edit_message(self, user_id: int, chat_id: int, message_id: int, text: str,
+                           now: float) -> tuple[Message, list[Push]]:
+        return await self.engine.write(_tx_edit_message, user_id, chat_id, message_id, text, now)
+
+    async def delete_messages(self, user_id: int, chat_id: int, message_ids: list[int],
+                              for_everyone: bool) -> tuple[int, int, list[Push]]:
+        return await self.engine.write(_tx_delete_messages, user_id, chat_id, message_ids,
+                                       for_everyone)
+
+    async def history(self, user_id: int, chat_id: int, before_id: int | None,
+                      limit: int) -> list[Message]:
+        return await self.engine.read(_q_history, user_id, chat_id, before_id, limit)
+
+    async def read_history(self, user_id: int, chat_id: int,
+                           max_id: int) -> tuple[int, int, list[Push]]:
+        return await self.engine.write(_tx_read_history, user_id, chat_id, max_id)
+
+    # -- updates ----------------------------------------------------------------------------
+    async def get_state(self, user_id: int) -> State:
+        return await self.engine.read(_q_state, user_id)
+
+    async def get_difference(self, user_id: int, pts: int, limit: int) -> Difference:
+        return await self.engine.read(_q_difference, user_id, pts, limit)

@@ -1,0 +1,126 @@
+"""Testing tools that ship with Pigeon: a real server process on a free port, and helpers
+to bring up logged-in SDK clients against it. Used by Pigeon's own tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pigeon.client import Client, Profile
+
+_LISTENING = re.compile(r"listening on (wss?)://([^ ]+):(\d+)/v1/ws")
+_CODE = re.compile(r"login code for (\+\d+): (\d+)")
+
+
+class ServerProcess:
+    """``pigeon serve`` as a child process, on port 0, reading its stderr as it goes."""
+
+    def __init__(self, data: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
+        self.data = data
+        self.extra_args = extra_args
+        self.env = env
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.log: list[str] = []
+        self._codes: dict[str, str] = {}
+        self._cond = threading.Condition()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        listen = f"127.0.0.1:{self.port}"  # port 0 the first time; the same port on restart
+        # Every test client comes from 127.0.0.1: lift the per-address login limit (tests of
+        # that limit pass their own value).
+        env = {**os.environ, "PIGEON_CODE_RATE_ADDRESS": "100000/1s burst 100000",
+               **(self.env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pigeon", "serve", "--data", str(self.data), "--listen",
+             listen, *self.extra_args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, env=env,
+        )
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self.port or not self._listening:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("server exited at start:\n" + "".join(self.log[-20:]))
+                if not self._cond.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError("server did not start:\n" + "".join(self.log[-20:]))
+        return self
+
+    _listening = False
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            with self._cond:
+                self.log.append(line)
+                if m := _LISTENING.search(line):
+                    self.port = int(m[3])
+                    self._listening = True
+                if m := _CODE.search(line):
+                    self._codes[m[1]] = m[2]
+                self._cond.notify_all()
+
+    def code_for(self, phone: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while phone not in self._codes:
+                if not self._cond.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"no login code for {phone} in the server log")
+            return self._codes.pop(phone)
+
+    def kill(self) -> None:
+        """kill -9: no chance to flush or close anything."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self._listening = False
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then wait for a clean exit; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self._listening = False
+        return code
+
+    def restart(self) -> None:
+        self.start()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def login(server: ServerProcess, phone: str, name: str, *, username: str | None = None,
+                profile: Path | None = None, device: str = "test") -> Client:
+    """A connected client, signed up (or in) as ``phone``."""
+    client = Client(server.url, Profile.load(profile))
+    await client.connect()
+    await client.auth.send_code(phone)
+    code = await _in_thread(server.code_for, phone)
+    await client.auth.sign_in(code, name=name, device=device)
+    if username is not None:
+        await client.account.set_username(username)
+    return client
+
+
+async def _in_thread(fn, *args):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)

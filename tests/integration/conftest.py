@@ -1,0 +1,15 @@
+import pytest
+
+from pigeon.testing import ServerProcess
+
+
+@pytest.fixture
+def server(tmp_path):
+    with ServerProcess(tmp_path / "data") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    with ServerProcess(tmp_path_factory.mktemp("shared") / "data") as proc:
+        yield proc
