@@ -1,0 +1,129 @@
+"""Durable one-to-one messages per second, end to end, on the embedded store.
+
+    python bench/send_throughput.py [--pairs 50] [--window 16] [--seconds 10]
+
+Starts a real server (``pigeon serve`` on a free port, SQLite in a temporary directory) and,
+in this process beside it, N senders that each message an online peer. A message counts
+when the peer has received it: sent, committed durably (group commit, fsync), acknowledged,
+pushed. Phase 1 finds the saturated rate (each sender keeps --window sends in flight);
+phase 2 sends at half that rate, evenly paced, and reports p50/p99 latency from the call to
+the peer's receipt. Not a test: figures vary with the machine and its neighbours; run it a
+few times and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from pigeon.protocol.updates import NewMessage  # noqa: E402
+from pigeon.testing import ServerProcess, login  # noqa: E402
+
+
+async def setup(server: ServerProcess, pairs: int):
+    users = []
+    for i in range(pairs * 2):
+        users.append(await login(server, f"+4915{i // 10000 + 10}{i % 10000:07d}", f"u{i}"))
+    chats = []
+    for i in range(pairs):
+        chats.append((await users[2 * i].chats.open_private(users[2 * i + 1].profile.user_id)).id)
+    return users, chats
+
+
+async def receiver(client, arrivals: dict[str, float]) -> None:
+    me = client.profile.user_id
+    async for update in client.updates():
+        if isinstance(update, NewMessage) and update.message.sender_id != me:
+            arrivals[update.message.text] = time.perf_counter()
+
+
+async def saturate(users, chats, window: int, seconds: float, arrivals: dict[str, float]) -> float:
+    stop = time.perf_counter() + seconds
+    counter = 0
+
+    async def lane(sender, chat_id: int, tag: str) -> None:
+        nonlocal counter
+        while time.perf_counter() < stop:
+            counter += 1
+            await sender.messages.send(chat_id, f"sat-{tag}-{counter}")
+
+    start = time.perf_counter()
+    base = len(arrivals)
+    await asyncio.gather(*(lane(users[2 * i], chat, f"{i}.{w}")
+                           for i, chat in enumerate(chats) for w in range(window)))
+    await asyncio.sleep(0.5)  # let the last pushes land
+    received = len(arrivals) - base
+    return received / (time.perf_counter() - start - 0.5)
+
+
+async def paced(users, chats, rate: float, seconds: float, arrivals: dict[str, float]):
+    sent_at: dict[str, float] = {}
+    per_lane = rate / len(chats)
+    interval = 1.0 / per_lane
+
+    async def lane(i: int, sender, chat_id: int) -> None:
+        next_at = time.perf_counter() + interval * (i / len(chats))  # spread the lanes
+        end = time.perf_counter() + seconds
+        n = 0
+        pending = set()
+        while next_at < end:
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            text = f"lat-{i}-{n}"
+            n += 1
+            sent_at[text] = time.perf_counter()
+            task = asyncio.create_task(sender.messages.send(chat_id, text))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            next_at += interval
+        if pending:
+            await asyncio.gather(*pending)
+
+    await asyncio.gather(*(lane(i, users[2 * i], chat) for i, chat in enumerate(chats)))
+    await asyncio.sleep(1.0)
+    latencies = sorted(arrivals[t] - sent_at[t] for t in sent_at if t in arrivals)
+    lost = len(sent_at) - len(latencies)
+    return latencies, lost, len(sent_at) / seconds
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(Path(tmp) / "data") as server:
+        users, chats = await setup(server, args.pairs)
+        arrivals: dict[str, float] = {}
+        readers = [asyncio.create_task(receiver(users[2 * i + 1], arrivals))
+                   for i in range(args.pairs)]
+        await saturate(users, chats, 2, 1.0, arrivals)  # warm up
+        rate = await saturate(users, chats, args.window, args.seconds, arrivals)
+        print(f"saturated: {rate:,.0f} durable messages/s end to end "
+              f"({args.pairs} pairs, window {args.window}, {args.seconds:.0f} s)")
+        latencies, lost, offered = await paced(users, chats, rate / 2, args.seconds, arrivals)
+        print(f"at half that rate ({offered:,.0f}/s offered): p50 {pct(latencies, 0.50):.1f} ms, "
+              f"p99 {pct(latencies, 0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms, "
+              f"{len(latencies)} delivered, {lost} not delivered within 1 s of the end")
+        for task in readers:
+            task.cancel()
+        for user in users:
+            await user.close()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
