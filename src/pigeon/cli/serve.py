@@ -31,10 +31,17 @@ from pigeon.server.settings import SettingsError, load_settings
                    "[env PIGEON_CODE_SENDER; default console].")
 @click.option("--code-webhook-url", default=None,
               help="URL the webhook code sender POSTs to [env PIGEON_CODE_WEBHOOK_URL].")
+@click.option("--no-shield", "shield", flag_value=False, default=None,
+              help="Switch the shield off (only to measure what it prevents, e.g. with "
+                   "`pigeon siege --compare`) [env PIGEON_SHIELD=0].")
+@click.option("--nft-set", default=None, metavar="NAME",
+              help="Mirror bans into this nftables set so the kernel drops banned addresses "
+                   "(needs nft and CAP_NET_ADMIN) [env PIGEON_NFT_SET].")
 @click.option("--config", type=click.Path(path_type=Path, exists=True), default=None,
               help="TOML file with any of these settings, plus: code_ttl, code_attempts, "
                    "code_rate_phone, code_rate_address ('5/1h burst 3'), max_group_members, "
-                   "max_connections, outbox_frames, server_name [env PIGEON_CONFIG]. "
+                   "max_connections, outbox_frames, server_name, and the shield's limits "
+                   "(docs/shield.md) [env PIGEON_CONFIG]. "
                    "Flags beat environment beat file.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default=None, help="[env PIGEON_LOG_LEVEL; default info]")

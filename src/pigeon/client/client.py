@@ -25,12 +25,13 @@ from typing import Any
 import aiohttp
 
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import PigeonError, Unauthorized, Unavailable
+from pigeon.protocol.errors import PigeonError, RateLimited, Unauthorized, Unavailable
 from pigeon.protocol.updates import NewMessage
 
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import ConnectionLost, Link, ServerUnreachable
 from .profile import Profile
+from .throttle import AdaptiveThrottle, backoff
 
 log = logging.getLogger("pigeon.client")
 
@@ -53,7 +54,8 @@ def ws_url(server: str) -> str:
 class Client:
     def __init__(self, server: str | None = None, profile: Profile | Path | str | None = None,
                  *, reconnect: bool = True, max_backoff: float = 30.0,
-                 connect_timeout: float = 10.0, track_updates: bool = True) -> None:
+                 connect_timeout: float = 10.0, track_updates: bool = True,
+                 local_address: str | None = None) -> None:
         if not isinstance(profile, Profile):
             profile = Profile.load(Path(profile) if profile is not None else None)
         self.profile = profile
@@ -68,6 +70,7 @@ class Client:
         # False: a one-shot tool (the CLI's send) that must not consume updates it will never
         # show; the profile's pts then stays where the last reader of updates left it.
         self.track_updates = track_updates
+        self.local_address = local_address  # source address to connect from (tests, siege)
         self.auth = Auth(self)
         self.account = Account(self)
         self.chats = Chats(self)
@@ -84,12 +87,16 @@ class Client:
         self._gap_task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
         self.reconnects = 0
+        self.throttle = AdaptiveThrottle()
+        self.max_overload_retries = 8
 
     # -- life cycle -------------------------------------------------------------------------
     async def connect(self) -> Client:
         """Connect (and, with a saved session, log in and catch up). Raises ServerUnreachable
         or Unauthorized(SESSION_INVALID) at once; later drops are repaired in the background."""
-        self._http = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(
+            local_addr=(self.local_address, 0) if self.local_address else None)
+        self._http = aiohttp.ClientSession(connector=connector)
         try:
             await self._open()
         except BaseException:
@@ -140,7 +147,7 @@ class Client:
             while not self._closing:
                 # Full jitter (AWS architecture blog): spreads a reconnect storm after a server
                 # restart over the whole window instead of synchronised waves.
-                delay = random.uniform(0, min(self.max_backoff, 0.2 * 2**attempt))
+                delay = backoff(attempt, cap=self.max_backoff)
                 attempt += 1
                 await asyncio.sleep(delay)
                 try:
@@ -167,6 +174,9 @@ class Client:
 
     # -- calls ------------------------------------------------------------------------------
     async def call(self, method: str, params: m.Params) -> Any:
+        """Call a method; retried across reconnects and, with backoff, when the server sheds
+        load (OVERLOADED, RATE_LIMITED with retry_after), up to ``max_overload_retries``."""
+        refusals = 0
         while True:
             if self._fatal is not None:
                 raise self._fatal
@@ -180,12 +190,29 @@ class Client:
                     raise ServerUnreachable("not connected to the server")
                 await asyncio.sleep(0.05)
                 continue
+            if not self.throttle.allow():
+                refusals += 1
+                if refusals > self.max_overload_retries:
+                    raise Unavailable("the server is overloaded; gave up after backing off",
+                                      code="OVERLOADED")
+                await asyncio.sleep(backoff(refusals))
+                continue
             try:
                 result = await link.request(method, params)
             except ConnectionLost:
                 if method in NOT_RETRIED or not self.reconnect or self._closing:
                     raise
                 continue  # the same params, so the same random_id: the server deduplicates
+            except (RateLimited, Unavailable) as exc:
+                self.throttle.record(accepted=False)
+                refusals += 1
+                if exc.code not in ("OVERLOADED", "RATE_LIMITED") \
+                        or refusals > self.max_overload_retries:
+                    raise
+                wait = max(exc.retry_after or 0.0, backoff(refusals))
+                await asyncio.sleep(wait * random.uniform(1.0, 1.5))
+                continue
+            self.throttle.record(accepted=True)
             if self.track_updates and method in ("messages.send", "messages.forward"):
                 # This device is not pushed its own new message: the answer carries its pts.
                 self._accept([NewMessage(pts=result.pts, message=result.message)])

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from pigeon.protocol import methods as m
+from pigeon.protocol.errors import ProofOfWorkRequired
 from pigeon.protocol.types import (
-    Affected, Authorization, Chat, Dialog, Me, Member, Message, ReadResult, SentCode,
-    SentMessage, SessionInfo, User,
+    Affected, Authorization, Chat, Dialog, Me, Member, Message, PowChallenge, PowSolution,
+    ReadResult, SentCode, SentMessage, SessionInfo, User,
 )
+from pigeon.shield.pow import solve
 
 if TYPE_CHECKING:
     from .client import Client
@@ -28,8 +33,21 @@ class _Feature:
 
 
 class Auth(_Feature):
+    async def _with_proof(self, method: str, params: m.SendCode | m.SignIn):  # type: ignore[no-untyped-def]
+        """Call; if the server wants proof of work (it is under load), solve its challenge in
+        a thread and call again. The user only notices a short delay."""
+        for _ in range(3):
+            try:
+                return await self._call(method, params)
+            except ProofOfWorkRequired:
+                challenge: PowChallenge = await self._call("auth.challenge", m.GetChallenge())
+                nonce = await asyncio.to_thread(solve, challenge.token, challenge.difficulty)
+                params = msgspec.structs.replace(
+                    params, pow=PowSolution(token=challenge.token, nonce=nonce))
+        return await self._call(method, params)
+
     async def send_code(self, phone: str) -> SentCode:
-        sent: SentCode = await self._call("auth.send_code", m.SendCode(phone=phone))
+        sent: SentCode = await self._with_proof("auth.send_code", m.SendCode(phone=phone))
         profile = self._client.profile
         profile.phone, profile.code_id = phone, sent.code_id
         profile.save()
@@ -42,7 +60,7 @@ class Auth(_Feature):
         code_id = code_id or profile.code_id
         if phone is None or code_id is None:
             raise ValueError("request a code first (auth.send_code)")
-        auth: Authorization = await self._call("auth.sign_in", m.SignIn(
+        auth: Authorization = await self._with_proof("auth.sign_in", m.SignIn(
             phone=phone, code_id=code_id, code=code, name=name, device=device))
         profile.token, profile.user_id, profile.session_id = (
             auth.token, auth.user.id, auth.session_id)

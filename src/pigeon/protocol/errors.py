@@ -15,8 +15,10 @@
     │                                SESSION_NOT_FOUND
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
     │                                ALREADY_MEMBER, PEER_IS_SELF
-    ├── RateLimited                  RATE_LIMITED (retryable: .retry_after seconds)
-    └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED (retryable)
+    ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
+    ├── RateLimited                  RATE_LIMITED, BANNED (retryable: .retry_after seconds)
+    └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED
+                                     (retryable; OVERLOADED carries .retry_after)
 
 The SDK raises the same classes that the server raised, rebuilt from the code by
 :func:`error_from_wire`; ``docs/protocol.md`` lists every code.
@@ -34,10 +36,10 @@ class PigeonError(Exception):
     def __init__(
         self, message: str = "", *, code: str | None = None, retry_after: float | None = None
     ) -> None:
+        if code is not None:  # first: a message left out defaults to this code, not the class's
+            self.code = code
         super().__init__(message or self.code)
         self.message = message or self.code
-        if code is not None:
-            self.code = code
         self.retry_after = retry_after
 
     def __str__(self) -> str:
@@ -70,6 +72,13 @@ class NotFound(PigeonError):
 
 class Conflict(PigeonError):
     code = "CONFLICT"
+
+
+class ProofOfWorkRequired(PigeonError):
+    """The server is under load: this unauthenticated call needs a solved challenge."""
+
+    code = "POW_REQUIRED"
+    retryable = True
 
 
 class RateLimited(PigeonError):
@@ -115,8 +124,12 @@ CODES: dict[str, type[PigeonError]] = {
     "RANDOM_ID_DUPLICATE": Conflict,
     "ALREADY_MEMBER": Conflict,
     "PEER_IS_SELF": Conflict,
+    "POW_REQUIRED": ProofOfWorkRequired,
+    "POW_INVALID": ProofOfWorkRequired,
     "RATE_LIMITED": RateLimited,
+    "BANNED": RateLimited,
     "UNAVAILABLE": Unavailable,
+    "OVERLOADED": Unavailable,
     "SHUTTING_DOWN": Unavailable,
     "STORAGE_FAILED": Unavailable,
     "INTERNAL": PigeonError,

@@ -127,10 +127,11 @@ class ServerProtocol:
         self.version = 0
         self.max_frame_bytes = max_frame_bytes
         self.violations = 0
-        self._frame_decoder = msgspec.msgpack.Decoder(ClientFrame)
-        self._param_decoders = {
-            name: msgspec.msgpack.Decoder(m.params) for name, m in METHODS.items()
-        }
+
+    # Decoders hold no per-connection state: one set serves every connection, so a flood of
+    # connections costs no decoder memory.
+    _frame_decoder = msgspec.msgpack.Decoder(ClientFrame)
+    _param_decoders = {name: msgspec.msgpack.Decoder(m.params) for name, m in METHODS.items()}
 
     def receive(self, data: bytes) -> ServerEvent:
         if self.phase is Phase.CLOSED:
@@ -237,10 +238,9 @@ class ClientProtocol:
     def __init__(self) -> None:
         self._next_id = 1
         self._pending: dict[int, str] = {}
-        self._decoder = msgspec.msgpack.Decoder(ServerFrame)
-        self._result_decoders = {
-            name: msgspec.msgpack.Decoder(m.result) for name, m in METHODS.items()
-        }
+
+    _decoder = msgspec.msgpack.Decoder(ServerFrame)
+    _result_decoders = {name: msgspec.msgpack.Decoder(m.result) for name, m in METHODS.items()}
 
     @staticmethod
     def hello(token: str | None = None, client: str = "pigeon-sdk") -> bytes:
@@ -259,7 +259,7 @@ class ClientProtocol:
         """Decode one server frame; raises ProtocolError if the server sent garbage."""
         try:
             frame = self._decoder.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ProtocolError(f"server sent an undecodable frame: {exc}") from exc
         if isinstance(frame, Result):
             method = self._pending.pop(frame.id, None)
@@ -267,7 +267,7 @@ class ClientProtocol:
                 raise ProtocolError(f"result for unknown request {frame.id}")
             try:
                 value = self._result_decoders[method].decode(frame.value)
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
                 raise ProtocolError(f"{method}: server sent a bad result: {exc}") from exc
             return ResultReceived(frame.id, value)
         if isinstance(frame, Error):

@@ -24,6 +24,8 @@ from .types import (
     Name,
     Ok,
     Phone,
+    PowChallenge,
+    PowSolution,
     RandomId,
     ReadResult,
     Role,
@@ -46,8 +48,13 @@ class Params(Struct):
 
 
 # -- auth (callable before login) ---------------------------------------------------------
+class GetChallenge(Params):
+    pass
+
+
 class SendCode(Params):
     phone: Phone
+    pow: PowSolution | None = None
 
 
 class SignIn(Params):
@@ -56,6 +63,7 @@ class SignIn(Params):
     code: Code
     name: Name | None = None          # given: sign up if the number is new
     device: Name = ""
+    pow: PowSolution | None = None
 
 
 class LogOut(Params):
@@ -213,6 +221,7 @@ class Method(NamedTuple):
 
 
 METHODS: dict[str, Method] = {
+    "auth.challenge": Method(GetChallenge, PowChallenge, auth=False),
     "auth.send_code": Method(SendCode, SentCode, auth=False),
     "auth.sign_in": Method(SignIn, Authorization, auth=False),
     "auth.log_out": Method(LogOut, Ok),

@@ -102,6 +102,20 @@ class SessionInfo(Struct):
     current: bool = False
 
 
+class PowChallenge(Struct):
+    """A stateless, signed proof-of-work challenge (see docs/shield.md). ``difficulty`` 0 means
+    no work is needed now."""
+
+    token: Annotated[str, Meta(max_length=256)]
+    difficulty: int
+    expires_in: float
+
+
+class PowSolution(Struct):
+    token: Annotated[str, Meta(max_length=256)]
+    nonce: Annotated[int, Meta(ge=0, le=2**63 - 1)]
+
+
 class SentCode(Struct):
     code_id: str
     expires_in: int

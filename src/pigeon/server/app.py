@@ -18,6 +18,9 @@ from pigeon.bus import LocalBus
 from pigeon.protocol import limits
 from pigeon.store import SqliteStore
 
+from pigeon.shield.guard import Shield
+
+from .accept import GuardedProtocol
 from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from .metrics import Metrics
@@ -25,8 +28,6 @@ from .services import Services, load_or_create_secret
 from .settings import Settings
 
 log = logging.getLogger("pigeon.server")
-
-HELLO_DEADLINE = 10.0  # seconds a new connection has to say hello
 
 
 async def _ws(request: web.Request) -> web.StreamResponse:
@@ -38,10 +39,13 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=4 * limits.MAX_FRAME_BYTES, heartbeat=30.0,
                                compress=False)
     await ws.prepare(request)
-    conn = Connection(services, request.remote or "unknown")
+    guard = request.app["guards"].get(request.transport)
+    conn = Connection(services, request.remote or "unknown", guard)
     writer = asyncio.create_task(_write(conn, ws))
     try:
-        async with asyncio.timeout(HELLO_DEADLINE) as deadline:
+        # The shield also aborts silent sockets at accept level; this deadline covers a
+        # WebSocket that opened but never said hello, with the shield on or off.
+        async with asyncio.timeout(services.settings.hello_deadline) as deadline:
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
                     await conn.receive(msg.data)
@@ -83,6 +87,11 @@ async def _healthz(request: web.Request) -> web.Response:
                               "connections": len(services.connections)})
 
 
+async def _shield(request: web.Request) -> web.Response:
+    services: Services = request.app["services"]
+    return web.json_response(services.shield.status())
+
+
 async def _metrics(request: web.Request) -> web.Response:
     services: Services = request.app["services"]
     body = generate_latest(services.metrics.registry)
@@ -92,9 +101,11 @@ async def _metrics(request: web.Request) -> web.Response:
 def build_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=limits.MAX_FRAME_BYTES)
     app["services"] = services
+    app["guards"] = {}
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/shield", _shield)
     return app
 
 
@@ -105,9 +116,12 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     await store.open()
     metrics = Metrics()
     metrics.add_store_stats(store.engine.stats)
+    secret = load_or_create_secret(settings.data)
+    shield = Shield(settings, secret, enabled=settings.shield)
     services = Services(settings=settings, store=store, bus=LocalBus(),
                         codes=make_sender(settings.code_sender, settings.code_webhook_url),
-                        metrics=metrics, secret=load_or_create_secret(settings.data))
+                        metrics=metrics, secret=secret, shield=shield)
+    metrics.add_shield(shield)
     app = build_app(services)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
@@ -115,16 +129,21 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     if settings.tls_cert is not None:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(settings.tls_cert, settings.tls_key)
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls, backlog=1024)
-    await site.start()
-    bound = runner.addresses[0]
+    loop = asyncio.get_running_loop()
+    guards = app["guards"]
+    handler_factory = runner.server
+    assert handler_factory is not None
+    listener = await loop.create_server(
+        lambda: GuardedProtocol(handler_factory(), shield, guards),
+        settings.host, settings.port, ssl=tls, backlog=4096, reuse_address=True)
+    await shield.start()
+    bound = listener.sockets[0].getsockname()
     scheme = "wss" if tls else "ws"
     host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     # Scripts and tests read this line to find the port (with --listen HOST:0).
     print(f"pigeon {__version__} listening on {scheme}://{host}:{bound[1]}/v1/ws "
           f"(data in {settings.data})", file=sys.stderr, flush=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
@@ -133,13 +152,14 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         await stop.wait()
     finally:
         log.info("stopping: no new connections; finishing calls in flight")
-        await site.stop()
+        listener.close()
         conns = list(services.connections)
         with suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)
         for conn in conns:
             conn.shutting_down()
         await runner.cleanup()
+        await shield.stop()
         await store.close()
         await services.codes.close()
         print("pigeon stopped cleanly", file=sys.stderr, flush=True)

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any
 
-from pigeon.protocol.errors import PigeonError, Unauthorized, Unavailable
+from pigeon.protocol.errors import PigeonError, RateLimited, Unauthorized, Unavailable
 from pigeon.protocol.frames import (
     CallReceived, CallRejected, HelloReceived, ServerProtocol, Violation,
 )
@@ -36,9 +36,12 @@ CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG = (
 class Connection:
     max_in_flight = 64
 
-    def __init__(self, services: Services, address: str) -> None:
+    def __init__(self, services: Services, address: str, guard: Any = None) -> None:
         self.services = services
         self.address = address
+        self.guard = guard  # the accept-level GuardedProtocol, when the shield saw this socket
+        self.shield = services.shield
+        self._frames = services.shield.new_frame_bucket()
         self.protocol = ServerProtocol()
         self.user_id: int | None = None
         self.session_id: int | None = None
@@ -57,6 +60,11 @@ class Connection:
     # -- input ------------------------------------------------------------------------------
     async def receive(self, data: bytes) -> None:
         """Handle one frame. Returns once the call is started, not answered."""
+        if not self.shield.frame_allowed(self._frames, self.address):
+            self._send(self.protocol.error(None, RateLimited(
+                "too many frames; slow down", retry_after=1.0)))
+            self.close(CLOSE_POLICY, "RATE_LIMITED")
+            return
         event = self.protocol.receive(data)
         if isinstance(event, CallReceived):
             await self._window.acquire()
@@ -71,6 +79,7 @@ class Connection:
         else:
             assert isinstance(event, Violation)
             self._count(event.error)
+            self.shield.strike(self.address, event.error.code)
             self._send(event.reply)
             if event.close:
                 code = CLOSE_TOO_BIG if event.error.code == "FRAME_TOO_LARGE" else CLOSE_PROTOCOL
@@ -78,11 +87,16 @@ class Connection:
 
     async def _hello(self, hello: HelloReceived) -> None:
         services = self.services
+        if self.guard is not None:
+            self.guard.greeted = True
         user = session = state = None
         if hello.token is not None:
             try:
+                self.shield.check_rate("hello", self.address, None, None)
                 session, user = await authenticate(services, hello.token)
-            except Unauthorized as exc:
+            except PigeonError as exc:
+                if isinstance(exc, Unauthorized):
+                    self.shield.strike(self.address, exc.code)
                 self._send(self.protocol.error(None, exc))
                 self.close(CLOSE_POLICY, exc.code)
                 return
@@ -100,7 +114,9 @@ class Connection:
             if method.auth and self.user_id is None:
                 raise Unauthorized(f"{call.method} needs a logged-in session", code="AUTH_REQUIRED")
             handler = HANDLERS[call.method]
-            result = await handler(Caller(self.services, self, self.address), call.params)
+            self.shield.check_rate(call.method, self.address, self.user_id, self.session_id)
+            async with self.shield.slot(self.shield.classify(call.method, self.user_id is not None)):
+                result = await handler(Caller(self.services, self, self.address), call.params)
         except PigeonError as exc:
             metrics.requests.labels(call.method, exc.code).inc()
             self._send(self.protocol.error(call.id, exc))
@@ -126,6 +142,8 @@ class Connection:
             self.services.bus.detach(self)
         self.user_id, self.session_id = user_id, session_id
         self.services.bus.attach(self)
+        if self.guard is not None:
+            self.guard.promote()
 
     def logout(self) -> None:
         if self.user_id is not None:

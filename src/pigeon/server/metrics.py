@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -37,19 +38,62 @@ class Metrics:
                                       "Connections closed for not reading", registry=r)
         self.codes_sent = Counter("pigeon_login_codes_sent", "Login codes sent", registry=r)
 
-    def add_store_stats(self, stats: object) -> None:
+    def add_store_stats(self, stats: Any) -> None:
         def read() -> Iterator[object]:
             c = CounterMetricFamily("pigeon_store_commits", "Group commits to the store")
-            c.add_metric([], getattr(stats, "batches"))
+            c.add_metric([], stats.batches)
             yield c
             j = CounterMetricFamily("pigeon_store_jobs", "Writes committed (sum of batch sizes)")
-            j.add_metric([], getattr(stats, "jobs"))
+            j.add_metric([], stats.jobs)
             yield j
             s = CounterMetricFamily("pigeon_store_commit_seconds", "Time spent committing")
-            s.add_metric([], getattr(stats, "commit_seconds"))
+            s.add_metric([], stats.commit_seconds)
             yield s
             b = GaugeMetricFamily("pigeon_store_last_batch", "Jobs in the last group commit")
-            b.add_metric([], getattr(stats, "last_batch"))
+            b.add_metric([], stats.last_batch)
             yield b
+
+        self.registry.register(_Callback(read))
+
+    def add_shield(self, shield: Any) -> None:
+        """Gauges and counters read from the shield's own state at scrape time."""
+
+        def read() -> Iterator[object]:
+            status = shield.status()
+            adm = status["admission"]
+            g = GaugeMetricFamily("pigeon_shield_connections", "Admitted connections", labels=["pool"])
+            g.add_metric(["all"], adm.get("open", 0))
+            g.add_metric(["unauthenticated"], adm.get("unauthenticated", 0))
+            yield g
+            refused = CounterMetricFamily("pigeon_shield_refused", "Work refused by the shield",
+                                          labels=["reason"])
+            for reason, count in status["refused"].items():
+                refused.add_metric([reason], count)
+            for reason, count in adm.get("refused", {}).items():
+                refused.add_metric(["admission_" + reason], count)
+            yield refused
+            evicted = CounterMetricFamily("pigeon_shield_evicted", "Unauthenticated idlers evicted")
+            evicted.add_metric([], adm.get("evicted", 0))
+            yield evicted
+            classes = status["classes"]
+            shed = CounterMetricFamily("pigeon_shield_shed", "Calls shed by class", labels=["class"])
+            delay = GaugeMetricFamily("pigeon_shield_queue_delay_seconds",
+                                      "Last queue delay by class", labels=["class"])
+            admitted = CounterMetricFamily("pigeon_shield_admitted", "Calls admitted by class",
+                                           labels=["class"])
+            for name, c in classes.items():
+                shed.add_metric([str(name)], c.get("shed", 0))
+                delay.add_metric([str(name)], c.get("last_queue_delay", 0.0))
+                admitted.add_metric([str(name)], c.get("admitted", 0))
+            yield shed
+            yield delay
+            yield admitted
+            pow_ = GaugeMetricFamily("pigeon_shield_pow_difficulty", "Proof-of-work bits required")
+            pow_.add_metric([], status["pow_difficulty"])
+            yield pow_
+            bans = GaugeMetricFamily("pigeon_shield_banned", "Addresses and prefixes banned now")
+            bans.add_metric([], status["bans"].get("banned_addresses", 0)
+                            + status["bans"].get("banned_prefixes", 0))
+            yield bans
 
         self.registry.register(_Callback(read))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pigeon.bus import LocalBus
 from pigeon.protocol.errors import Unauthorized
+from pigeon.shield.guard import Shield
 from pigeon.shield.ratelimit import KeyedLimiter, Rate
 from pigeon.store import Store
 
@@ -45,6 +46,7 @@ class Services:
     codes: CodeSender
     metrics: Metrics
     secret: bytes
+    shield: Shield
     code_limit_phone: KeyedLimiter = field(init=False)
     code_limit_address: KeyedLimiter = field(init=False)
     connections: set[Connection] = field(default_factory=set)

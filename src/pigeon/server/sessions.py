@@ -7,9 +7,13 @@ import hashlib
 import hmac
 import secrets
 
+import phonenumbers
+
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import RateLimited, Unauthorized
-from pigeon.protocol.types import Affected, Authorization, Ok, SentCode, SessionInfo
+from pigeon.protocol.types import (
+    Affected, Authorization, Ok, PowChallenge, PowSolution, SentCode, SessionInfo,
+)
 from pigeon.store import LoginCode, SessionRecord, UserRecord
 
 from .services import Caller, Services
@@ -48,10 +52,24 @@ def _limit(caller: Caller, phone: str | None) -> None:
                           retry_after=round(wait, 1))
 
 
+def _proof(caller: Caller, method: str, solution: PowSolution | None) -> None:
+    if solution is None:
+        caller.services.shield.check_proof(method, None, None)
+    else:
+        caller.services.shield.check_proof(method, solution.token, solution.nonce)
+
+
+async def challenge(caller: Caller, p: m.GetChallenge) -> PowChallenge:
+    token, difficulty, expires_in = caller.services.shield.pow.challenge()
+    return PowChallenge(token=token, difficulty=difficulty, expires_in=expires_in)
+
+
 async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
     services = caller.services
+    _proof(caller, "auth.send_code", p.pow)
     phone = normalize_phone(p.phone)
     _limit(caller, phone)
+    services.shield.check_code_budget(phonenumbers.parse(phone).country_code)
     code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
     code_id = secrets.token_urlsafe(16)
     ttl = services.settings.code_ttl
@@ -65,6 +83,7 @@ async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
 
 async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     services, store = caller.services, caller.services.store
+    _proof(caller, "auth.sign_in", p.pow)
     phone = normalize_phone(p.phone)
     _limit(caller, None)
     code = await store.take_code_attempt(p.code_id, services.clock(),
@@ -125,6 +144,7 @@ async def terminate_others(caller: Caller, p: m.TerminateOtherSessions) -> Affec
 
 
 HANDLERS = {
+    "auth.challenge": challenge,
     "auth.send_code": send_code,
     "auth.sign_in": sign_in,
     "auth.log_out": log_out,

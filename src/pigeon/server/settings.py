@@ -33,6 +33,30 @@ class Settings:
     max_group_members: int = 200_000
     max_connections: int = 10_000
     outbox_frames: int = 1024               # frames queued for one slow connection before it is cut
+    # -- the shield (docs/shield.md) --
+    shield: bool = True                     # False only to measure what it prevents
+    max_per_address: int = 64               # unauthenticated connections from one address
+    max_per_prefix: int = 256               # ... from one /24 (IPv4) or /64 (IPv6)
+    max_unauthenticated: int = 2000         # unauthenticated connections in all
+    hello_deadline: float = 5.0             # seconds to finish the first frame (slowloris)
+    frame_rate: str = "200/1s burst 400"    # frames read from one connection
+    rate_session: str = "50/1s burst 100"   # calls of one logged-in device
+    rate_account: str = "100/1s burst 200"  # calls of one account, all devices together
+    rate_send: str = "20/1s burst 60"       # messages sent by one account
+    rate_address: str = "20/1s burst 40"    # unauthenticated calls from one address
+    rate_prefix: str = "200/1s burst 400"   # unauthenticated calls from one prefix
+    code_rate_country: str = "600/1h burst 100"   # login codes to one country code
+    code_rate_global: str = "6000/1h burst 500"   # login codes in all
+    budget_interactive: int = 256           # concurrent calls per work class
+    budget_bulk: int = 32
+    budget_unauthenticated: int = 16
+    queue_target: float = 0.05              # CoDel target queue delay, seconds
+    queue_interval: float = 0.5             # CoDel interval, seconds
+    pow_max_bits: int = 22
+    ban_strikes: int = 20                   # limit trips within ban_window that earn a ban
+    ban_window: float = 60.0
+    ban_seconds: float = 600.0
+    nft_set: str | None = None              # mirror bans into this nftables set
     server_name: str = "pigeon"
     log_level: str = "info"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -62,7 +86,9 @@ class Settings:
             raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
         if self.code_sender == "webhook" and not self.code_webhook_url:
             raise SettingsError("code_sender = webhook needs code_webhook_url")
-        for name in ("code_rate_phone", "code_rate_address"):
+        for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
+                     "code_rate_global", "frame_rate", "rate_session", "rate_account",
+                     "rate_send", "rate_address", "rate_prefix"):
             try:
                 Rate.parse(getattr(self, name))
             except ValueError as exc:

@@ -224,9 +224,11 @@ def _tx_send_message(
             f"SELECT {MSG_COLS} FROM messages WHERE chat_id = ? AND id = ?", (seen[0], seen[1])
         ).fetchone()
         return message_row(row), seen[2], []
-    membership(conn, sender_id, chat_id)
+    _, _, history_from = membership(conn, sender_id, chat_id)
+    # One can only answer what one can see: not deleted, not from before one joined.
     if reply_to is not None and conn.execute(
-        "SELECT 1 FROM messages WHERE chat_id = ? AND id = ? AND deleted = 0", (chat_id, reply_to)
+        "SELECT 1 FROM messages WHERE chat_id = ? AND id = ? AND id > ? AND deleted = 0",
+        (chat_id, reply_to, history_from),
     ).fetchone() is None:
         raise NotFound(f"no message {reply_to} to reply to", code="MESSAGE_NOT_FOUND")
     (message_id,) = conn.execute(
@@ -319,7 +321,11 @@ def _tx_delete_messages(
             [(chat_id, i) for i in found],
         )
         update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=found, for_everyone=True)
-        push = push_stored(conn, update, member_ids(conn, chat_id), chat_id)
+        # Only members who could see any of them hear of it (newcomers never saw them).
+        viewers = [r[0] for r in conn.execute(
+            "SELECT user_id FROM members WHERE chat_id = ? AND (history_from < ? OR user_id = ?)",
+            (chat_id, max(found), user_id))]
+        push = push_stored(conn, update, viewers, chat_id)
     else:
         conn.executemany(
             "INSERT OR IGNORE INTO hidden_messages (user_id, chat_id, message_id) VALUES (?, ?, ?)",

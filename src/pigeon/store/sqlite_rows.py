@@ -172,8 +172,9 @@ def insert_members(
 
 def unread_count(conn: sqlite3.Connection, user_id: int, chat_id: int, after: int) -> int:
     (count,) = conn.execute(
-        "SELECT COUNT(*) FROM messages WHERE chat_id = ? AND id > ? AND sender_id != ? "
-        "AND deleted = 0", (chat_id, after, user_id),
+        "SELECT COUNT(*) FROM messages m WHERE chat_id = ? AND id > ? AND sender_id != ? "
+        "AND deleted = 0 AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ? "
+        "AND h.chat_id = m.chat_id AND h.message_id = m.id)", (chat_id, after, user_id, user_id),
     ).fetchone()
     return int(count)
 

@@ -1,0 +1,213 @@
+"""The shield as the server sees it: one object that composes every layer.
+
+Layers, in the order a connection meets them (docs/shield.md explains each and how to tune it):
+
+1. accept: bans, then admission caps per address, per prefix and in total; unauthenticated
+   connections live in a pool of their own, where a newcomer evicts a random idler;
+2. the first frame must arrive within ``hello_deadline`` (slowloris), frames are rate-limited
+   per connection;
+3. every call is classed (interactive, bulk, unauthenticated), rate-limited per session,
+   account, address and prefix, then queued for its class's budget, where CoDel sheds the
+   lowest class first;
+4. unauthenticated expensive calls (login codes, sign-in) need proof of work when the
+   unauthenticated class is under pressure; login codes are limited per number, per country
+   and globally;
+5. whoever keeps tripping limits is banned for a while (and, with ``nft_set``, dropped by the
+   kernel).
+
+With ``enabled=False`` every check passes: that is the baseline ``pigeon siege --compare``
+measures against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pigeon.protocol.errors import RateLimited
+
+from .admission import Admission, Decision, Ticket, prefix_of
+from .bans import BanList, NftMirror
+from .pow import DifficultyController, ProofOfWork
+from .ratelimit import KeyedLimiter, Rate, TokenBucket
+from .scheduler import Scheduler, WorkClass
+
+log = logging.getLogger("pigeon.shield")
+
+BULK_METHODS = frozenset({
+    "messages.history", "updates.get_difference", "chats.list", "chats.members", "users.get",
+    "sessions.list",
+})
+# Unauthenticated calls that cost the operator real resources: an SMS, a password-hash-like
+# check, a session row. They need proof of work under pressure.
+EXPENSIVE_UNAUTHENTICATED = frozenset({"auth.send_code", "auth.sign_in"})
+
+
+class Shield:
+    def __init__(self, settings: Any, secret: bytes, *, enabled: bool = True,
+                 clock: Any = time.monotonic, wall_clock: Any = time.time) -> None:
+        self.enabled = enabled
+        self.settings = settings
+        self.clock = clock
+        self.hello_deadline = settings.hello_deadline
+        self.admission = Admission(
+            max_per_address=settings.max_per_address if enabled else 10**9,
+            max_per_prefix=settings.max_per_prefix if enabled else 10**9,
+            max_unauthenticated=settings.max_unauthenticated if enabled else 10**9,
+            max_total=settings.max_connections,
+        )
+        self.scheduler = Scheduler(
+            budgets={WorkClass.INTERACTIVE: settings.budget_interactive,
+                     WorkClass.BULK: settings.budget_bulk,
+                     WorkClass.UNAUTHENTICATED: settings.budget_unauthenticated},
+            target=settings.queue_target, interval=settings.queue_interval, clock=clock)
+        self.mirror = NftMirror(settings.nft_set) if settings.nft_set else None
+        mirror = self.mirror
+        self.bans = BanList(strikes=settings.ban_strikes, window=settings.ban_window,
+                            duration=settings.ban_seconds, clock=clock, mirror=mirror)
+        pow_key = hashlib.sha256(b"pigeon-pow:" + secret).digest()  # a key of its own
+        self.pow = ProofOfWork(pow_key, clock=wall_clock)
+        self.difficulty = DifficultyController(max_bits=settings.pow_max_bits, clock=clock)
+        self.frame_rate = Rate.parse(settings.frame_rate)
+
+        def limiter(setting: str) -> KeyedLimiter:
+            return KeyedLimiter(Rate.parse(setting), clock=clock)
+
+        self.per_session = limiter(settings.rate_session)
+        self.per_account = limiter(settings.rate_account)
+        self.per_account_send = limiter(settings.rate_send)
+        self.per_address = limiter(settings.rate_address)
+        self.per_prefix = limiter(settings.rate_prefix)
+        self.codes_per_country = limiter(settings.code_rate_country)
+        self.codes_global = limiter(settings.code_rate_global)
+        self.refused: dict[str, int] = {}
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- accept -----------------------------------------------------------------------------
+    def accept(self, address: str) -> Decision | None:
+        """None: drop the connection (banned). Otherwise the admission decision."""
+        if self.enabled and self.bans.banned(address):
+            self._refuse("banned")
+            return None
+        decision = self.admission.admit(address)
+        if decision.ticket is None:
+            self._refuse(decision.reason or "admission")
+            if self.enabled:
+                self.bans.strike(address, decision.reason or "admission")
+        return decision
+
+    def new_frame_bucket(self) -> TokenBucket:
+        return TokenBucket(self.frame_rate.burst, self.clock())
+
+    def frame_allowed(self, bucket: TokenBucket, address: str) -> bool:
+        if not self.enabled or bucket.take(self.frame_rate, self.clock()) == 0.0:
+            return True
+        self._refuse("frame_rate")
+        self.bans.strike(address, "frame_rate")
+        return False
+
+    # -- calls ------------------------------------------------------------------------------
+    @staticmethod
+    def classify(method: str, authenticated: bool) -> WorkClass:
+        if not authenticated:
+            return WorkClass.UNAUTHENTICATED
+        return WorkClass.BULK if method in BULK_METHODS else WorkClass.INTERACTIVE
+
+    def check_rate(self, method: str, address: str, user_id: int | None,
+                   session_id: int | None) -> None:
+        """Raise RATE_LIMITED (and count a strike) if this call is over any of its limits."""
+        if not self.enabled:
+            return
+        if user_id is None:
+            wait = self.per_address.take(address) or self.per_prefix.take(prefix_of(address))
+        else:
+            wait = (self.per_session.take(str(session_id))
+                    or self.per_account.take(str(user_id)))
+            if not wait and method in ("messages.send", "messages.forward"):
+                wait = self.per_account_send.take(str(user_id))
+        if wait:
+            self._refuse("rate")
+            self.bans.strike(address, "rate")
+            raise RateLimited(f"slow down: retry in {wait:.1f} s", retry_after=round(wait, 2))
+
+    @contextlib.asynccontextmanager
+    async def slot(self, work_class: WorkClass) -> AsyncIterator[None]:
+        if not self.enabled:
+            yield
+            return
+        async with self.scheduler.slot(work_class):
+            yield
+
+    def check_proof(self, method: str, token: str | None, nonce: int | None) -> None:
+        if self.enabled and method in EXPENSIVE_UNAUTHENTICATED:
+            self.pow.verify(token, nonce)
+
+    def check_code_budget(self, country_code: int) -> None:
+        """Login codes per country and globally: a code-pumping flood (SMS fraud) aimed at one
+        country's premium numbers cannot spend the codes the rest of the world needs."""
+        if not self.enabled:
+            return
+        wait = self.codes_per_country.take(str(country_code)) or self.codes_global.take("all")
+        if wait:
+            self._refuse("code_budget")
+            raise RateLimited(f"too many login codes requested; retry in {wait:.0f} s",
+                              retry_after=round(wait, 1))
+
+    def strike(self, address: str, reason: str) -> None:
+        if self.enabled:
+            self.bans.strike(address, reason)
+
+    def _refuse(self, reason: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    # -- control loop -----------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.mirror is not None:
+            if not self.mirror.available():
+                log.warning("--nft-set %s: nft is missing or not permitted; bans stay in "
+                            "process only", self.settings.nft_set)
+            elif not await self.mirror.ensure():
+                log.warning("--nft-set %s: could not create the nftables set", self.settings.nft_set)
+        if self.enabled and self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick_forever())
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+
+    async def _tick_forever(self) -> None:
+        # CoDel judges a queue when something arrives or leaves; this tick also judges queues
+        # stuck behind hung work. Difficulty moves at most once a second anyway.
+        ticks = 0
+        while True:
+            await asyncio.sleep(self.settings.queue_target)
+            self.scheduler.tick()
+            ticks += 1
+            if ticks * self.settings.queue_target >= 1.0:
+                ticks = 0
+                self.tick()
+
+    def tick(self) -> None:
+        """Proof-of-work difficulty follows the pressure on the unauthenticated class."""
+        self.difficulty.observe(self.scheduler.pressure(WorkClass.UNAUTHENTICATED))
+        self.pow.difficulty = self.difficulty.bits
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "admission": self.admission.stats(),
+            "classes": self.scheduler.stats(),
+            "pow_difficulty": self.pow.difficulty,
+            "bans": self.bans.stats(),
+            "refused": dict(self.refused),
+        }
+
+
+__all__ = ["Decision", "Shield", "Ticket", "WorkClass"]
