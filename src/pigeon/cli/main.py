@@ -301,8 +301,11 @@ async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: 
 
 from .groups import group, sessions  # noqa: E402  (they use the helpers above)
 
+from .shield import shield  # noqa: E402
+
 cli.add_command(group)
 cli.add_command(sessions)
+cli.add_command(shield)
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ class Settings:
     budget_unauthenticated: int = 16
     queue_target: float = 0.05              # CoDel target queue delay, seconds
     queue_interval: float = 0.5             # CoDel interval, seconds
+    pow_min_bits: int = 0                   # floor for the proof-of-work difficulty
     pow_max_bits: int = 22
     ban_strikes: int = 20                   # limit trips within ban_window that earn a ban
     ban_window: float = 60.0

@@ -72,7 +72,9 @@ class Shield:
                             duration=settings.ban_seconds, clock=clock, mirror=mirror)
         pow_key = hashlib.sha256(b"pigeon-pow:" + secret).digest()  # a key of its own
         self.pow = ProofOfWork(pow_key, clock=wall_clock)
-        self.difficulty = DifficultyController(max_bits=settings.pow_max_bits, clock=clock)
+        self.difficulty = DifficultyController(min_bits=settings.pow_min_bits,
+                                               max_bits=settings.pow_max_bits, clock=clock)
+        self.pow.difficulty = self.difficulty.bits if enabled else 0
         self.frame_rate = Rate.parse(settings.frame_rate)
 
         def limiter(setting: str) -> KeyedLimiter:

@@ -1,0 +1,87 @@
+"""``pigeon shield status``: what the shield of a running server is doing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import aiohttp
+import click
+
+from .output import echo
+
+
+@click.group()
+def shield() -> None:
+    """The shield that keeps logged-in users served under attack."""
+
+
+def _http_url(server: str) -> str:
+    url = server.rstrip("/")
+    for ws, http in (("ws://", "http://"), ("wss://", "https://")):
+        if url.startswith(ws):
+            url = http + url[len(ws):]
+    if not url.startswith(("http://", "https://")):
+        url = "http://" + url
+    return url.removesuffix("/v1/ws")
+
+
+async def _fetch(url: str) -> dict:  # type: ignore[type-arg]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with http.get(url + "/shield") as response:
+            response.raise_for_status()
+            return await response.json()  # type: ignore[no-any-return]
+
+
+def render(status: dict) -> list[str]:  # type: ignore[type-arg]
+    adm = status["admission"]
+    lines = [
+        f"shield: {'on' if status['enabled'] else 'OFF'}",
+        f"connections: {adm['open']} open ({adm['authenticated']} logged in, "
+        f"{adm['unauthenticated']} not), {adm['evicted']} idlers evicted, refused at accept: "
+        + ", ".join(f"{k} {v}" for k, v in adm["refused"].items()),
+        f"proof of work: {status['pow_difficulty']} bits",
+        "work classes:",
+    ]
+    for name, c in status["classes"].items():
+        lines.append(
+            f"  {name:<16} running {c['running']:>4}/{c['budget']:<4} queued {c['queued']:>5}  "
+            f"admitted {c['admitted']:>8}  shed {c['shed']:>7}  "
+            f"queue delay {c['queue_delay'] * 1000:7.1f} ms{'  SHEDDING' if c['dropping'] else ''}")
+    bans = status["bans"]
+    lines.append(f"bans: {bans['banned_addresses']} addresses, {bans['banned_prefixes']} prefixes "
+                 f"now; {bans['bans']} bans so far")
+    refused = status["refused"]
+    if refused:
+        lines.append("refused by the shield: " + ", ".join(f"{k} {v}" for k, v in refused.items()))
+    return lines
+
+
+@shield.command("status")
+@click.option("--server", envvar="PIGEON_SERVER", default="http://127.0.0.1:8700",
+              show_default=True, help="The server's URL [env PIGEON_SERVER].")
+@click.option("--json", "as_json", is_flag=True, help="The raw status as JSON.")
+@click.option("--watch", type=float, default=None, metavar="SECONDS",
+              help="Print again every SECONDS until interrupted.")
+def status(server: str, as_json: bool, watch: float | None) -> None:
+    """A live summary: admission, work classes, proof of work, bans, refusals."""
+    url = _http_url(server)
+    while True:
+        try:
+            data = asyncio.run(_fetch(url))
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            click.echo(f"error: server unreachable: {exc}", err=True)
+            sys.exit(3)
+        if as_json:
+            echo(json.dumps(data))
+        else:
+            for line in render(data):
+                echo(line)
+        if watch is None:
+            return
+        try:
+            asyncio.run(asyncio.sleep(watch))
+        except KeyboardInterrupt:
+            return
+        echo("")
