@@ -108,28 +108,29 @@ class Connection:
 
     async def _call(self, call: CallReceived) -> None:
         started = time.perf_counter()
-        metrics = self.services.metrics
+        outcome = "ok"
         try:
             method = METHODS[call.method]
             if method.auth and self.user_id is None:
                 raise Unauthorized(f"{call.method} needs a logged-in session", code="AUTH_REQUIRED")
             handler = HANDLERS[call.method]
-            self.shield.check_rate(call.method, self.address, self.user_id, self.session_id)
-            async with self.shield.slot(self.shield.classify(call.method, self.user_id is not None)):
+            shield = self.shield
+            shield.check_rate(call.method, self.address, self.user_id, self.session_id)
+            async with shield.slot(shield.classify(call.method, self.user_id is not None)):
                 result = await handler(Caller(self.services, self, self.address), call.params)
         except PigeonError as exc:
-            metrics.requests.labels(call.method, exc.code).inc()
+            outcome = exc.code
             self._send(self.protocol.error(call.id, exc))
         except Exception:
             log.exception("%s failed", call.method)
-            metrics.requests.labels(call.method, "INTERNAL").inc()
+            outcome = "INTERNAL"
             self._send(self.protocol.error(call.id, PigeonError("internal error; it was logged")))
         else:
-            metrics.requests.labels(call.method, "ok").inc()
             self._send(self.protocol.result(call.id, result))
         finally:
             self._window.release()
-            metrics.request_seconds.labels(call.method).observe(time.perf_counter() - started)
+            self.services.metrics.count_request(call.method, outcome,
+                                                time.perf_counter() - started)
         if self.user_id is not None:
             self._touch()
 

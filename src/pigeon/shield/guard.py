@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from pigeon.protocol.errors import RateLimited
@@ -137,13 +136,11 @@ class Shield:
             self.bans.strike(address, "rate")
             raise RateLimited(f"slow down: retry in {wait:.1f} s", retry_after=round(wait, 2))
 
-    @contextlib.asynccontextmanager
-    async def slot(self, work_class: WorkClass) -> AsyncIterator[None]:
+    def slot(self, work_class: WorkClass) -> contextlib.AbstractAsyncContextManager[None]:
+        """``async with shield.slot(cls):`` around the work of one call."""
         if not self.enabled:
-            yield
-            return
-        async with self.scheduler.slot(work_class):
-            yield
+            return _NO_SLOT
+        return self.scheduler.slot(work_class)
 
     def check_proof(self, method: str, token: str | None, nonce: int | None) -> None:
         if self.enabled and method in EXPENSIVE_UNAUTHENTICATED:
@@ -211,5 +208,7 @@ class Shield:
             "refused": dict(self.refused),
         }
 
+
+_NO_SLOT = contextlib.nullcontext()
 
 __all__ = ["Decision", "Shield", "Ticket", "WorkClass"]

@@ -224,17 +224,22 @@ def _tx_send_message(
             f"SELECT {MSG_COLS} FROM messages WHERE chat_id = ? AND id = ?", (seen[0], seen[1])
         ).fetchone()
         return message_row(row), seen[2], []
-    _, _, history_from = membership(conn, sender_id, chat_id)
+    row = conn.execute(
+        "SELECT m.history_from, m.read_inbox_max_id, c.last_message_id FROM chats c "
+        "LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
+        (sender_id, chat_id),
+    ).fetchone()
+    if row is None or row[0] is None:
+        membership(conn, sender_id, chat_id)  # raises the right error
+    history_from, read_before, last_id = row
     # One can only answer what one can see: not deleted, not from before one joined.
     if reply_to is not None and conn.execute(
         "SELECT 1 FROM messages WHERE chat_id = ? AND id = ? AND id > ? AND deleted = 0",
         (chat_id, reply_to, history_from),
     ).fetchone() is None:
         raise NotFound(f"no message {reply_to} to reply to", code="MESSAGE_NOT_FOUND")
-    (message_id,) = conn.execute(
-        "UPDATE chats SET last_message_id = last_message_id + 1 WHERE id = ? "
-        "RETURNING last_message_id", (chat_id,),
-    ).fetchone()
+    message_id = last_id + 1  # the writer is alone: read-then-write is atomic here
+    conn.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
     conn.execute(
         "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -242,10 +247,6 @@ def _tx_send_message(
          encode(fwd_from) if fwd_from else None),
     )
     # Sending reads everything before it, as every messenger does.
-    (read_before,) = conn.execute(
-        "SELECT read_inbox_max_id FROM members WHERE chat_id = ? AND user_id = ?",
-        (chat_id, sender_id),
-    ).fetchone()
     conn.execute(
         "UPDATE members SET read_inbox_max_id = ? WHERE chat_id = ? AND user_id = ?",
         (message_id, chat_id, sender_id),
