@@ -307,6 +307,10 @@ cli.add_command(group)
 cli.add_command(sessions)
 cli.add_command(shield)
 
+from .siege import siege  # noqa: E402
+
+cli.add_command(siege)
+
 
 def main() -> None:
     try:

@@ -1,0 +1,191 @@
+"""Reconnect mode's idle devices: thousands of logged-in connections in a process of their own.
+
+One Python process cannot drive ten thousand aiohttp-based SDK clients through a reconnect
+storm on a small machine: the clients themselves become the bottleneck (slow handshakes
+look like slowloris to the shield, which evicts them, and they retry). So the idle devices
+speak the wire protocol directly (:class:`.rawws.Rpc`) with the SDK's reconnect policy:
+
+* on a drop, retry with exponential backoff and full jitter (the SDK's own ``backoff``:
+  uniform in [0, min(30 s, 0.2 s * 2^attempt)]);
+* once back (``hello`` with the session token answered by ``welcome``), ``sync``:
+  ``updates.get_difference`` from the last pts until ``more`` is false, as ``Client.sync``.
+
+The legitimate users that chat during the storm are real SDK clients (:mod:`.legit`).
+
+Run as ``python -m pigeon.siege.devices``: a plan as one JSON line on stdin; then stdin
+closing (or a line ``stop``) ends it. On stdout, one JSON line when every device is
+connected and synced (``all_ready``), one a second with cumulative counts, and a last one
+(``done``) with each device's last drop, return and sync times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from .addresses import raise_fd_limit
+from .rawws import CallFailed, Closed, Refused, Rpc
+
+try:  # the SDK's own policy, when this Pigeon has it
+    from pigeon.client.throttle import backoff
+except ImportError:  # pragma: no cover - older SDKs: the same formula
+    def backoff(attempt: int, base: float = 0.2, cap: float = 30.0,
+                rng: random.Random | None = None) -> float:
+        return (rng or random).uniform(0, min(cap, base * 2**attempt))
+
+
+class Devices:
+    def __init__(self, host: str, port: int, devices: list[dict[str, Any]]) -> None:
+        self.host, self.port, self.devices = host, port, devices
+        n = len(devices)
+        self.dropped: list[float | None] = [None] * n   # time.time() of the last drop
+        self.back: list[float | None] = [None] * n      # ... of the return after it
+        self.synced: list[float | None] = [None] * n    # ... of the sync after that
+        self.ready = 0
+        self.connected = 0
+        self.failures: Counter[str] = Counter()
+        self.gave_up = 0
+        self.stop = asyncio.Event()
+        self.all_ready = asyncio.Event()
+        self._start_slots = asyncio.Semaphore(200)  # the first connections: not all at once
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(self._device(i)) for i in range(len(self.devices))]
+        try:
+            await self.stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _connect(self, i: int) -> Rpc | None:
+        device = self.devices[i]
+        try:
+            return await Rpc.open(self.host, self.port, device["address"], device["token"],
+                                  timeout=10.0)
+        except Refused as exc:
+            self.failures[str(exc).split(":")[0]] += 1
+        except CallFailed as exc:
+            self.failures[exc.code] += 1
+            if exc.code == "SESSION_INVALID":
+                raise
+        return None
+
+    async def _sync(self, rpc: Rpc, pts: int) -> int:
+        while True:
+            diff = await rpc.call("updates.get_difference", {"pts": pts})
+            pts = max(pts, int(diff["state"]["pts"]))
+            if not diff.get("more"):
+                return pts
+
+    async def _device(self, i: int) -> None:
+        pts = 0
+        first = True
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                if first:
+                    async with self._start_slots:
+                        rpc = await self._connect(i)
+                else:
+                    rpc = await self._connect(i)
+            except CallFailed:
+                self.gave_up += 1
+                return
+            if rpc is None:
+                await asyncio.sleep(backoff(attempt))
+                attempt += 1
+                continue
+            attempt = 0
+            self.connected += 1
+            try:
+                if not first:
+                    self.back[i] = time.time()
+                pts = await self._sync(rpc, pts)
+                if first:
+                    first = False
+                    self.ready += 1
+                    if self.ready == len(self.devices):
+                        self.all_ready.set()
+                else:
+                    self.synced[i] = time.time()
+                await rpc.done.wait()
+            except (Closed, CallFailed) as exc:
+                self.failures[getattr(exc, "code", "closed while syncing")] += 1
+            finally:
+                self.connected -= 1
+                rpc.close()
+            if not first:
+                self.dropped[i] = time.time()
+                self.back[i] = self.synced[i] = None
+
+    def counts(self) -> dict[str, Any]:
+        return {"connected": self.connected, "ready": self.ready, "gave_up": self.gave_up,
+                "dropped": sum(d is not None for d in self.dropped),
+                "back": sum(b is not None for b in self.back),
+                "synced": sum(s is not None for s in self.synced),
+                "failures": dict(self.failures)}
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def _watch_stdin(devices: Devices) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while (line := await reader.readline()) and line.strip() != b"stop":
+        pass
+    devices.stop.set()
+
+
+async def main() -> None:
+    plan = json.loads(sys.stdin.readline())
+    raise_fd_limit(len(plan["devices"]) + 1024)
+    devices = Devices(plan["host"], plan["port"], plan["devices"])
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, devices.stop.set)
+    watcher = asyncio.create_task(_watch_stdin(devices))
+    runner = asyncio.create_task(devices.run())
+
+    async def ready() -> None:
+        await devices.all_ready.wait()
+        _emit({"all_ready": True, **devices.counts()})
+
+    async def every_second() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            _emit({"t": time.time(), **devices.counts()})
+
+    helpers = [asyncio.create_task(ready()), asyncio.create_task(every_second())]
+    # Bounded: the siege's whole budget is far less than an hour.
+    await asyncio.wait({runner}, timeout=float(plan.get("max_seconds", 3600)))
+    devices.stop.set()
+    await asyncio.gather(runner, return_exceptions=True)
+    for task in (*helpers, watcher):
+        task.cancel()
+    _emit({"done": True, **devices.counts(),
+           "times": [[d, b, s] for d, b, s in zip(devices.dropped, devices.back,
+                                                   devices.synced)]})
+
+
+def run() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
+
+
+if __name__ == "__main__":
+    run()
