@@ -38,7 +38,13 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     # and 4x it get a typed FRAME_TOO_LARGE error first, so honest clients learn why.
     ws = web.WebSocketResponse(max_msg_size=4 * limits.MAX_FRAME_BYTES, heartbeat=30.0,
                                compress=False)
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError:
+        # The peer went away during the upgrade (often: the shield evicted it). Raising an
+        # HTTP error lets aiohttp drop it quietly; an exception here would be logged with a
+        # traceback, and formatting tracebacks is the last thing to spend CPU on in a flood.
+        raise web.HTTPServiceUnavailable() from None
     guard = request.app["guards"].get(request.transport)
     conn = Connection(services, request.remote or "unknown", guard)
     writer = asyncio.create_task(_write(conn, ws))
