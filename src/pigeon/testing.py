@@ -28,6 +28,11 @@ LOOPBACK_LIMITS = {
     "PIGEON_RATE_PREFIX": "100000/1s burst 100000",
     "PIGEON_MAX_PER_ADDRESS": "100000",
     "PIGEON_MAX_PER_PREFIX": "100000",
+    # and tests that pump messages are not spammers
+    "PIGEON_RATE_SEND": "100000/1s burst 100000",
+    "PIGEON_RATE_SESSION": "100000/1s burst 100000",
+    "PIGEON_RATE_ACCOUNT": "100000/1s burst 100000",
+    "PIGEON_FRAME_RATE_UNAUTHENTICATED": "100000/1s burst 100000",
 }
 
 

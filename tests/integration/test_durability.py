@@ -30,14 +30,19 @@ async def _run_crash(server: ServerProcess, phone, crash) -> None:
         stop = asyncio.Event()
         tasks = [asyncio.create_task(_sender(c, group.id, f"s{i}", acked[f"s{i}"], stop, 10_000))
                  for i, c in enumerate(clients)]
-        while sum(map(len, acked.values())) < 150:
-            await asyncio.sleep(0.01)
+        async def until(condition) -> None:
+            while not condition():
+                failed = [t for t in tasks if t.done() and t.exception()]
+                if failed:
+                    raise failed[0].exception()
+                await asyncio.sleep(0.01)
+
+        await until(lambda: sum(map(len, acked.values())) >= 150)
         before = {k: len(v) for k, v in acked.items()}
         await asyncio.to_thread(crash)
         await asyncio.to_thread(server.restart)
         # Keep sending after the restart; then stop and let the in-flight sends finish.
-        while any(len(acked[k]) < before[k] + 20 for k in acked):
-            await asyncio.sleep(0.02)
+        await until(lambda: all(len(acked[k]) >= before[k] + 20 for k in acked))
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
         assert all(c.reconnects >= 1 for c in clients), "the SDK did not reconnect"

@@ -134,9 +134,17 @@ async def test_repeat_offenders_are_banned_at_accept(tmp_path, phone):
     with shielded(tmp_path, ban_strikes=5) as server:
         async with Raw(server, "127.0.7.7") as raw:
             await raw.ask(HELLO)
+            closed = False
             for _ in range(6):
-                await raw.ws.send_bytes(b"\xc1 junk")
-                await raw.ws.receive(timeout=5)
+                try:
+                    await raw.ws.send_bytes(b"\xc1 junk")
+                except ConnectionError:
+                    closed = True
+                    break
+                if (await raw.ws.receive(timeout=5)).type != aiohttp.WSMsgType.BINARY:
+                    closed = True
+                    break
+            assert closed, "the banned address kept its open connection"
         with pytest.raises((aiohttp.ClientError, asyncio.TimeoutError)):
             async with Raw(server, "127.0.7.7") as again:
                 await again.ask(HELLO)

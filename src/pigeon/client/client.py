@@ -89,6 +89,7 @@ class Client:
         self.reconnects = 0
         self.throttle = AdaptiveThrottle()
         self.max_overload_retries = 8
+        self.max_rate_wait = 60.0
 
     # -- life cycle -------------------------------------------------------------------------
     async def connect(self) -> Client:
@@ -174,9 +175,11 @@ class Client:
 
     # -- calls ------------------------------------------------------------------------------
     async def call(self, method: str, params: m.Params) -> Any:
-        """Call a method; retried across reconnects and, with backoff, when the server sheds
-        load (OVERLOADED, RATE_LIMITED with retry_after), up to ``max_overload_retries``."""
+        """Call a method; retried across reconnects; after RATE_LIMITED, once the server's
+        ``retry_after`` has passed (for up to ``max_rate_wait`` seconds in all); after
+        OVERLOADED, with jittered exponential backoff, up to ``max_overload_retries`` times."""
         refusals = 0
+        rate_waited = 0.0
         while True:
             if self._fatal is not None:
                 raise self._fatal
@@ -203,14 +206,24 @@ class Client:
                 if method in NOT_RETRIED or not self.reconnect or self._closing:
                     raise
                 continue  # the same params, so the same random_id: the server deduplicates
-            except (RateLimited, Unavailable) as exc:
+            except RateLimited as exc:
+                # A quota, not an overload: the server said when; wait that long (plus jitter,
+                # so a crowd does not come back in step) and do not count it as overload.
+                wait = (exc.retry_after or 1.0) * random.uniform(1.0, 1.2)
+                rate_waited += wait
+                if exc.code != "RATE_LIMITED" or rate_waited > self.max_rate_wait:
+                    raise
+                await asyncio.sleep(wait)
+                continue
+            except Unavailable as exc:
+                if exc.code != "OVERLOADED":
+                    raise
                 self.throttle.record(accepted=False)
                 refusals += 1
-                if exc.code not in ("OVERLOADED", "RATE_LIMITED") \
-                        or refusals > self.max_overload_retries:
+                if refusals > self.max_overload_retries:
                     raise
-                wait = max(exc.retry_after or 0.0, backoff(refusals))
-                await asyncio.sleep(wait * random.uniform(1.0, 1.5))
+                await asyncio.sleep(max(exc.retry_after or 0.0, backoff(refusals))
+                                    * random.uniform(1.0, 1.5))
                 continue
             self.throttle.record(accepted=True)
             if self.track_updates and method in ("messages.send", "messages.forward"):

@@ -36,8 +36,10 @@ async def _ws(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="too many connections\n")
     # aiohttp refuses frames over max_msg_size by closing with 1009. Frames between our limit
     # and 4x it get a typed FRAME_TOO_LARGE error first, so honest clients learn why.
+    # timeout: how long a close waits for the peer's close frame. An abuser we cut off does not
+    # answer it; two seconds is plenty for an honest client.
     ws = web.WebSocketResponse(max_msg_size=4 * limits.MAX_FRAME_BYTES, heartbeat=30.0,
-                               compress=False)
+                               compress=False, timeout=2.0)
     try:
         await ws.prepare(request)
     except ConnectionError:

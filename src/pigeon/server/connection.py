@@ -28,6 +28,14 @@ from .sessions import authenticate
 
 log = logging.getLogger("pigeon.connection")
 
+# Refusals that an honest client meets in normal use (a wrong code, a taken username, a chat
+# it just left); they do not count towards closing its connection.
+_HARMLESS = frozenset({
+    "CODE_INVALID", "SIGN_UP_REQUIRED", "USERNAME_TAKEN", "USER_NOT_FOUND", "MESSAGE_NOT_FOUND",
+    "NOT_A_MEMBER", "ALREADY_MEMBER", "SESSION_NOT_FOUND", "PEER_IS_SELF", "OVERLOADED",
+    "POW_REQUIRED",
+})
+
 # WebSocket close codes (RFC 6455 §7.4.1 and the IANA registry) the adapter uses.
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG = (
     1000, 1001, 1002, 1008, 1009)
@@ -54,13 +62,15 @@ class Connection:
         self._window = asyncio.Semaphore(self.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_touch = 0.0
+        self.refusals = 0
         services.connections.add(self)
+        services.by_address.setdefault(address, set()).add(self)
         services.metrics.connections.inc()
 
     # -- input ------------------------------------------------------------------------------
     async def receive(self, data: bytes) -> None:
         """Handle one frame. Returns once the call is started, not answered."""
-        if not self.shield.frame_allowed(self._frames, self.address):
+        if not self.shield.frame_allowed(self._frames, self.address, self.user_id is not None):
             self._send(self.protocol.error(None, RateLimited(
                 "too many frames; slow down", retry_after=1.0)))
             self.close(CLOSE_POLICY, "RATE_LIMITED")
@@ -76,6 +86,7 @@ class Connection:
         elif isinstance(event, CallRejected):
             self._count(event.error)
             self._send(event.reply)
+            self._refused(event.error)
         else:
             assert isinstance(event, Violation)
             self._count(event.error)
@@ -121,6 +132,7 @@ class Connection:
         except PigeonError as exc:
             outcome = exc.code
             self._send(self.protocol.error(call.id, exc))
+            self._refused(exc)
         except Exception:
             log.exception("%s failed", call.method)
             outcome = "INTERNAL"
@@ -133,6 +145,18 @@ class Connection:
                                                 time.perf_counter() - started)
         if self.user_id is not None:
             self._touch()
+
+    def _refused(self, error: PigeonError) -> None:
+        """A peer that keeps asking for what it is refused is not a client with a bug but a
+        flood: past ``max_refusals`` (many more once logged in) its connection is closed,
+        which costs it a reconnect through admission instead of costing us a frame each."""
+        if not self.shield.enabled or error.code in _HARMLESS:
+            return
+        self.refusals += 1
+        budget = self.shield.max_refusals * (8 if self.user_id is not None else 1)
+        if self.refusals >= budget:
+            self.shield.strike(self.address, "refusals")
+            self.close(CLOSE_POLICY, "TOO_MANY_REFUSALS")
 
     def _count(self, error: PigeonError) -> None:
         self.services.metrics.protocol_errors.labels(error.code).inc()
@@ -222,6 +246,11 @@ class Connection:
         # Calls in flight run to the end although their answers can no longer reach this
         # device: a send that commits must still be pushed to its recipients.
         self.logout()
+        peers = self.services.by_address.get(self.address)
+        if peers is not None:
+            peers.discard(self)
+            if not peers:
+                del self.services.by_address[self.address]
         if self in self.services.connections:
             self.services.connections.discard(self)
             self.services.metrics.connections.dec()

@@ -50,11 +50,17 @@ class Services:
     code_limit_phone: KeyedLimiter = field(init=False)
     code_limit_address: KeyedLimiter = field(init=False)
     connections: set[Connection] = field(default_factory=set)
+    by_address: dict[str, set[Connection]] = field(default_factory=dict)
     clock: Any = time.time
 
     def __post_init__(self) -> None:
         self.code_limit_phone = KeyedLimiter(Rate.parse(self.settings.code_rate_phone))
         self.code_limit_address = KeyedLimiter(Rate.parse(self.settings.code_rate_address))
+        self.shield.on_ban = self._close_banned
+
+    def _close_banned(self, address: str) -> None:
+        for conn in list(self.by_address.get(address, ())):
+            conn.close(1008, "BANNED")
 
     def code_hash(self, code_id: str, code: str) -> bytes:
         return hmac.digest(self.secret, f"{code_id}:{code}".encode(), "sha256")

@@ -39,10 +39,12 @@ class Settings:
     max_per_prefix: int = 256               # ... from one /24 (IPv4) or /64 (IPv6)
     max_unauthenticated: int = 2000         # unauthenticated connections in all
     hello_deadline: float = 5.0             # seconds to finish the first frame (slowloris)
-    frame_rate: str = "200/1s burst 400"    # frames read from one connection
+    frame_rate: str = "200/1s burst 400"    # frames read from one logged-in connection
+    frame_rate_unauthenticated: str = "10/1s burst 20"  # ... from one not logged in
+    max_refusals: int = 16                  # refused calls before a connection is closed
     rate_session: str = "50/1s burst 100"   # calls of one logged-in device
     rate_account: str = "100/1s burst 200"  # calls of one account, all devices together
-    rate_send: str = "20/1s burst 60"       # messages sent by one account
+    rate_send: str = "5/1s burst 30"        # messages sent by one account
     rate_address: str = "20/1s burst 40"    # unauthenticated calls from one address
     rate_prefix: str = "200/1s burst 400"   # unauthenticated calls from one prefix
     code_rate_country: str = "600/1h burst 100"   # login codes to one country code
@@ -88,7 +90,7 @@ class Settings:
         if self.code_sender == "webhook" and not self.code_webhook_url:
             raise SettingsError("code_sender = webhook needs code_webhook_url")
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
-                     "code_rate_global", "frame_rate", "rate_session", "rate_account",
+                     "code_rate_global", "frame_rate", "frame_rate_unauthenticated", "rate_session", "rate_account",
                      "rate_send", "rate_address", "rate_prefix"):
             try:
                 Rate.parse(getattr(self, name))

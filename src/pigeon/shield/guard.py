@@ -75,6 +75,11 @@ class Shield:
                                                max_bits=settings.pow_max_bits, clock=clock)
         self.pow.difficulty = self.difficulty.bits if enabled else 0
         self.frame_rate = Rate.parse(settings.frame_rate)
+        self.frame_rate_unauthenticated = Rate.parse(settings.frame_rate_unauthenticated)
+        self.max_refusals = settings.max_refusals
+        # Called with an address when it is banned, to close the connections it already has:
+        # a ban that only stopped new connections would leave a flood running on old ones.
+        self.on_ban: Any = None
 
         def limiter(setting: str) -> KeyedLimiter:
             return KeyedLimiter(Rate.parse(setting), clock=clock)
@@ -98,18 +103,20 @@ class Shield:
         decision = self.admission.admit(address)
         if decision.ticket is None:
             self._refuse(decision.reason or "admission")
-            if self.enabled:
-                self.bans.strike(address, decision.reason or "admission")
+            self.strike(address, decision.reason or "admission")
         return decision
 
     def new_frame_bucket(self) -> TokenBucket:
-        return TokenBucket(self.frame_rate.burst, self.clock())
+        return TokenBucket(self.frame_rate_unauthenticated.burst, self.clock())
 
-    def frame_allowed(self, bucket: TokenBucket, address: str) -> bool:
-        if not self.enabled or bucket.take(self.frame_rate, self.clock()) == 0.0:
+    def frame_allowed(self, bucket: TokenBucket, address: str, authenticated: bool) -> bool:
+        """Frames per connection: a stranger needs a handful a second to log in; a logged-in
+        device may send many more."""
+        rate = self.frame_rate if authenticated else self.frame_rate_unauthenticated
+        if not self.enabled or bucket.take(rate, self.clock()) == 0.0:
             return True
         self._refuse("frame_rate")
-        self.bans.strike(address, "frame_rate")
+        self.strike(address, "frame_rate")
         return False
 
     # -- calls ------------------------------------------------------------------------------
@@ -133,7 +140,7 @@ class Shield:
                 wait = self.per_account_send.take(str(user_id))
         if wait:
             self._refuse("rate")
-            self.bans.strike(address, "rate")
+            self.strike(address, "rate")
             raise RateLimited(f"slow down: retry in {wait:.1f} s", retry_after=round(wait, 2))
 
     def slot(self, work_class: WorkClass) -> contextlib.AbstractAsyncContextManager[None]:
@@ -158,8 +165,8 @@ class Shield:
                               retry_after=round(wait, 1))
 
     def strike(self, address: str, reason: str) -> None:
-        if self.enabled:
-            self.bans.strike(address, reason)
+        if self.enabled and self.bans.strike(address, reason) and self.on_ban is not None:
+            self.on_ban(address)
 
     def _refuse(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
