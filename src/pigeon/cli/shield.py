@@ -41,7 +41,8 @@ def render(status: dict) -> list[str]:  # type: ignore[type-arg]
         f"connections: {adm['open']} open ({adm['authenticated']} logged in, "
         f"{adm['unauthenticated']} not), {adm['evicted']} idlers evicted, refused at accept: "
         + ", ".join(f"{k} {v}" for k, v in adm["refused"].items()),
-        f"proof of work: {status['pow_difficulty']} bits",
+        f"proof of work: {status['pow_difficulty']} bits; event-loop lag "
+        f"{status.get('loop_lag', 0.0) * 1000:.0f} ms",
         "work classes:",
     ]
     for name, c in status["classes"].items():

@@ -106,6 +106,10 @@ class Metrics:
             pow_ = GaugeMetricFamily("pigeon_shield_pow_difficulty", "Proof-of-work bits required")
             pow_.add_metric([], status["pow_difficulty"])
             yield pow_
+            lag = GaugeMetricFamily("pigeon_shield_loop_lag_seconds",
+                                    "How late the event loop runs timers (overload)")
+            lag.add_metric([], status.get("loop_lag", 0.0))
+            yield lag
             bans = GaugeMetricFamily("pigeon_shield_banned", "Addresses and prefixes banned now")
             bans.add_metric([], status["bans"].get("banned_addresses", 0)
                             + status["bans"].get("banned_prefixes", 0))

@@ -41,6 +41,8 @@ class Settings:
     hello_deadline: float = 5.0             # seconds to finish the first frame (slowloris)
     frame_rate: str = "200/1s burst 400"    # frames read from one logged-in connection
     frame_rate_unauthenticated: str = "10/1s burst 20"  # ... from one not logged in
+    lag_target: float = 0.05                # event-loop lag above which new sockets are rationed
+    accept_rate_overloaded: str = "300/1s burst 300"  # new sockets admitted while lagging
     max_refusals: int = 16                  # refused calls before a connection is closed
     rate_session: str = "50/1s burst 100"   # calls of one logged-in device
     rate_account: str = "100/1s burst 200"  # calls of one account, all devices together
@@ -90,7 +92,8 @@ class Settings:
         if self.code_sender == "webhook" and not self.code_webhook_url:
             raise SettingsError("code_sender = webhook needs code_webhook_url")
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
-                     "code_rate_global", "frame_rate", "frame_rate_unauthenticated", "rate_session", "rate_account",
+                     "code_rate_global", "frame_rate", "frame_rate_unauthenticated",
+                     "accept_rate_overloaded", "rate_session", "rate_account",
                      "rate_send", "rate_address", "rate_prefix"):
             try:
                 Rate.parse(getattr(self, name))

@@ -92,6 +92,13 @@ class Shield:
         self.codes_per_country = limiter(settings.code_rate_country)
         self.codes_global = limiter(settings.code_rate_global)
         self.refused: dict[str, int] = {}
+        # Event-loop lag (how late a timer fires): the one measure of overload that counts
+        # everything the process does, including work no class budget sees (TLS and HTTP
+        # handshakes, socket reads). While it is high, new sockets are rationed.
+        self.loop_lag = 0.0
+        self.lag_target = settings.lag_target
+        self.accept_rate = Rate.parse(settings.accept_rate_overloaded)
+        self._accept_bucket = TokenBucket(self.accept_rate.burst, clock())
         self._ticker: asyncio.Task[None] | None = None
 
     # -- accept -----------------------------------------------------------------------------
@@ -99,6 +106,12 @@ class Shield:
         """None: drop the connection (banned). Otherwise the admission decision."""
         if self.enabled and self.bans.banned(address):
             self._refuse("banned")
+            return None
+        if self.enabled and self.loop_lag > self.lag_target and \
+                self._accept_bucket.take(self.accept_rate, self.clock()) > 0:
+            # Not the peer's fault, so no strike; an honest client retries with backoff, and
+            # the connections already logged in keep the CPU this would have cost.
+            self._refuse("overloaded_accept")
             return None
         decision = self.admission.admit(address)
         if decision.ticket is None:
@@ -192,8 +205,14 @@ class Shield:
         # CoDel judges a queue when something arrives or leaves; this tick also judges queues
         # stuck behind hung work. Difficulty moves at most once a second anyway.
         ticks = 0
+        period = self.settings.queue_target
         while True:
-            await asyncio.sleep(self.settings.queue_target)
+            expected = self.clock() + period
+            await asyncio.sleep(period)
+            lag = max(0.0, self.clock() - expected)
+            # Rises at once, decays over a few ticks: a flood is answered immediately, and one
+            # calm tick in the middle of it does not open the doors.
+            self.loop_lag = lag if lag > self.loop_lag else 0.7 * self.loop_lag + 0.3 * lag
             self.scheduler.tick()
             ticks += 1
             if ticks * self.settings.queue_target >= 1.0:
@@ -213,6 +232,7 @@ class Shield:
             "pow_difficulty": self.pow.difficulty,
             "bans": self.bans.stats(),
             "refused": dict(self.refused),
+            "loop_lag": round(self.loop_lag, 4),
         }
 
 
