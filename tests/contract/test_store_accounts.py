@@ -159,6 +159,17 @@ async def test_sessions_are_found_by_token_hash(store: Store) -> None:
     assert [s.id for s in await store.list_sessions(b)] == [s3.id]
 
 
+async def test_session_addresses_newest_first_without_repeats(store: Store) -> None:
+    a, b = await make_users(store, 2)
+    await store.create_session(a, b"h1", "phone", "10.0.0.1", T0)
+    await store.create_session(b, b"h2", "laptop", "10.0.0.2", T0 + 1)
+    s3 = await store.create_session(b, b"h3", "tablet", "10.0.0.1", T0 + 2)
+    assert await store.session_addresses(10) == ["10.0.0.1", "10.0.0.2"]
+    await store.touch_session(s3.id, "10.0.0.3", T0 + 3)
+    assert await store.session_addresses(10) == ["10.0.0.3", "10.0.0.2", "10.0.0.1"]
+    assert await store.session_addresses(1) == ["10.0.0.3"]
+
+
 async def test_touch_session(store: Store) -> None:
     (a,) = await make_users(store, 1)
     s = await store.create_session(a, b"h1", "phone", "10.0.0.1", T0)

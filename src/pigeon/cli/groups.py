@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .main import Ctx, connected, resolve_chat, resolve_user, run
+from .main import Ctx, resolve_chat, resolve_user, run, session
 from .output import echo, when
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -22,12 +22,9 @@ def group() -> None:
 @run
 async def group_create(ctx: Ctx, title: str, members: tuple[str, ...]) -> None:
     """Create a group called TITLE, with you as its owner."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         ids = [await resolve_user(client, ref) for ref in members]
         chat = await client.chats.create_group(title, ids)
-    finally:
-        await client.close()
     echo(f"created chat:{chat.id} {chat.title!r} with {chat.member_count} members")
 
 
@@ -38,13 +35,10 @@ async def group_create(ctx: Ctx, title: str, members: tuple[str, ...]) -> None:
 @run
 async def group_add(ctx: Ctx, chat: str, members: tuple[str, ...]) -> None:
     """Add MEMBERS (@username or user:ID) to CHAT."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         chat_id = await resolve_chat(client, chat)
         ids = [await resolve_user(client, ref) for ref in members]
         result = await client.chats.add_members(chat_id, ids)
-    finally:
-        await client.close()
     echo(f"chat:{result.id} now has {result.member_count} members")
 
 
@@ -55,12 +49,9 @@ async def group_add(ctx: Ctx, chat: str, members: tuple[str, ...]) -> None:
 @run
 async def group_remove(ctx: Ctx, chat: str, member: str) -> None:
     """Remove MEMBER (@username or user:ID) from CHAT."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         chat_id = await resolve_chat(client, chat)
         await client.chats.remove_member(chat_id, await resolve_user(client, member))
-    finally:
-        await client.close()
     echo(f"removed {member} from chat:{chat_id}")
 
 
@@ -70,12 +61,9 @@ async def group_remove(ctx: Ctx, chat: str, member: str) -> None:
 @run
 async def group_leave(ctx: Ctx, chat: str) -> None:
     """Leave CHAT."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         chat_id = await resolve_chat(client, chat)
         await client.chats.leave(chat_id)
-    finally:
-        await client.close()
     echo(f"left chat:{chat_id}")
 
 
@@ -89,11 +77,8 @@ def sessions() -> None:
 @run
 async def sessions_list(ctx: Ctx) -> None:
     """List sessions: id, device, address, last active."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         rows = await client.sessions.list()
-    finally:
-        await client.close()
     for s in rows:
         mark = "  (this device)" if s.current else ""
         echo(f"{s.id}  {s.device}  {s.address}  last active {when(s.last_active)}{mark}")
@@ -108,8 +93,7 @@ async def sessions_terminate(ctx: Ctx, session_id: int | None, all_others: bool)
     """Terminate SESSION_ID (its device is disconnected at once), or --all-others."""
     if (session_id is None) == (not all_others):
         raise click.UsageError("give a SESSION_ID or --all-others")
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         if all_others:
             count = await client.sessions.terminate_others()
             echo(f"terminated {count} other session(s)")
@@ -117,5 +101,3 @@ async def sessions_terminate(ctx: Ctx, session_id: int | None, all_others: bool)
             assert session_id is not None
             await client.sessions.terminate(session_id)
             echo(f"terminated session {session_id}")
-    finally:
-        await client.close()

@@ -7,10 +7,11 @@ Exit codes: 0 done; 1 refused or failed (the one-line message says why); 2 usage
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,13 +66,18 @@ def run(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     return wrapper
 
 
-async def connected(ctx: Ctx, server: str | None = None, need_login: bool = True,
-                    track_updates: bool = False) -> Client:
+@contextlib.asynccontextmanager
+async def session(ctx: Ctx, server: str | None = None, need_login: bool = True,
+                  track_updates: bool = False) -> AsyncIterator[Client]:
+    """A connected client for one command, closed (and its profile saved) afterwards."""
     client = ctx.client(server, need_login=need_login, track_updates=track_updates)
-    client.reconnect = False  # a one-shot command fails fast instead of retrying for ever
+    client.reconnect = False  # the first connection fails fast instead of retrying for ever
     await client.connect()
     client.reconnect = True
-    return client
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 async def resolve_chat(client: Client, ref: str) -> int:
@@ -116,11 +122,8 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @run
 async def register(ctx: Ctx, server: str, phone: str) -> None:
     """Ask the server to send a login code to PHONE (international form, +CC...)."""
-    client = await connected(ctx, server, need_login=False)
-    try:
+    async with session(ctx, server, need_login=False) as client:
         sent = await client.auth.send_code(phone)
-    finally:
-        await client.close()
     echo(f"a {sent.length}-digit code is on its way to {phone}; it expires in "
          f"{sent.expires_in // 60} minutes. Next: pigeon verify CODE --name NAME")
 
@@ -133,11 +136,8 @@ async def register(ctx: Ctx, server: str, phone: str) -> None:
 @run
 async def verify(ctx: Ctx, code: str, name: str | None, device: str) -> None:
     """Log in with the CODE that `register` had sent."""
-    client = await connected(ctx, need_login=False)
-    try:
+    async with session(ctx, need_login=False) as client:
         auth = await client.auth.sign_in(code, name=name, device=device)
-    finally:
-        await client.close()
     echo(f"logged in as {who(auth.user, auth.user.id)}, user {auth.user.id}, "
          f"session {auth.session_id}")
 
@@ -147,11 +147,8 @@ async def verify(ctx: Ctx, code: str, name: str | None, device: str) -> None:
 @run
 async def whoami(ctx: Ctx) -> None:
     """Show the account this profile is logged in to."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         me = await client.account.me()
-    finally:
-        await client.close()
     echo(f"{who(me.user, me.user.id)}, user {me.user.id}, phone {me.phone}"
          f"{' (discoverable)' if me.phone_discoverable else ''}, server {client.profile.server}")
 
@@ -167,11 +164,8 @@ def username() -> None:
 @run
 async def username_set(ctx: Ctx, name: str) -> None:
     """Take the username NAME (5-32 of a-z, 0-9, _)."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         user = await client.account.set_username(name)
-    finally:
-        await client.close()
     echo(f"you are now @{user.username}")
 
 
@@ -180,11 +174,8 @@ async def username_set(ctx: Ctx, name: str) -> None:
 @run
 async def username_release(ctx: Ctx) -> None:
     """Give up your username."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         await client.account.set_username(None)
-    finally:
-        await client.close()
     echo("username released")
 
 
@@ -198,12 +189,9 @@ async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
     """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk."""
     if text == "-":
         text = sys.stdin.read().rstrip("\n")
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
         sent = await client.messages.send(chat_id, text, reply_to=reply_to)
-    finally:
-        await client.close()
     echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
 
 
@@ -228,28 +216,26 @@ class _Names:
 @run
 async def receive(ctx: Ctx, follow: bool, as_json: bool) -> None:
     """Print the messages that arrived since the last `receive` on this profile."""
-    client = await connected(ctx, track_updates=True)
-    names = _Names(client)
-    try:
-        await client.sync()
-        while True:
-            if not follow and client.pending_updates() == 0:
-                break
-            update = await client._queue.get()  # noqa: SLF001 - the CLI drains what is queued
-            if update is None:
-                break
+    async with session(ctx, track_updates=True) as client:
+        names = _Names(client)
+        await client.sync()  # everything since the last `receive` on this profile
+
+        async def show(update: Any) -> None:
             if isinstance(update, (NewMessage, EditMessage)) and not update.message.deleted:
-                msg = update.message
+                msg, edited = update.message, isinstance(update, EditMessage)
                 sender = await names.get(msg.sender_id)
-                edited = isinstance(update, EditMessage)
                 if as_json:
                     echo(message_json(msg, sender, **({"edited": True} if edited else {})))
                 else:
                     echo(message_line(msg, sender))
                 sys.stdout.flush()
-            client.save()
-    finally:
-        await client.close()
+            client.save()  # after printing: a crash repeats a line rather than losing one
+
+        for update in client.take_updates():
+            await show(update)
+        if follow:
+            async for update in client.updates():
+                await show(update)
 
 
 @cli.command()
@@ -257,8 +243,7 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool) -> None:
 @run
 async def chats(ctx: Ctx) -> None:
     """List your chats, most recent first."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         dialogs = await client.chats.list()
         names = _Names(client)
         for d in dialogs:
@@ -270,8 +255,6 @@ async def chats(ctx: Ctx) -> None:
             last = f" — {d.last_message.text[:60]!r}" if d.last_message else ""
             unread = f" [{d.unread_count} unread]" if d.unread_count else ""
             echo(f"chat:{chat.id}  {title}{unread}{last}")
-    finally:
-        await client.close()
 
 
 @cli.command()
@@ -285,8 +268,7 @@ async def chats(ctx: Ctx) -> None:
 async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: bool,
                   mark_read: bool) -> None:
     """Show the messages of CHAT (@username or chat:ID), oldest first."""
-    client = await connected(ctx)
-    try:
+    async with session(ctx) as client:
         chat_id = await resolve_chat(client, chat)
         messages = await client.messages.history(chat_id, before_id=before, limit=limit)
         names = _Names(client)
@@ -295,8 +277,6 @@ async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: 
             echo(message_json(msg, sender) if as_json else message_line(msg, sender))
         if mark_read and messages:
             await client.messages.read(chat_id, messages[0].id)
-    finally:
-        await client.close()
 
 
 from .groups import group, sessions  # noqa: E402  (they use the helpers above)

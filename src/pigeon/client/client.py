@@ -243,6 +243,15 @@ class Client:
     def pending_updates(self) -> int:
         return self._queue.qsize()
 
+    def take_updates(self) -> list[Any]:
+        """The updates already received, in order, without waiting for more."""
+        taken = []
+        while not self._queue.empty():
+            update = self._queue.get_nowait()
+            if update is not None:
+                taken.append(update)
+        return taken
+
     def _on_updates(self, updates: list[Any]) -> None:
         if self.track_updates:
             self._accept(updates)

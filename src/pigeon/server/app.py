@@ -130,6 +130,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
                         codes=make_sender(settings.code_sender, settings.code_webhook_url),
                         metrics=metrics, secret=secret, shield=shield)
     metrics.add_shield(shield)
+    for address in reversed(await store.session_addresses(settings.max_known_addresses)):
+        shield.remember(address)  # a restart must not forget who its users are
     app = build_app(services)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

@@ -169,6 +169,7 @@ class Connection:
         self.services.bus.attach(self)
         if self.guard is not None:
             self.guard.promote()
+        self.shield.remember(self.address)
 
     def logout(self) -> None:
         if self.user_id is not None:

@@ -42,7 +42,9 @@ class Settings:
     frame_rate: str = "200/1s burst 400"    # frames read from one logged-in connection
     frame_rate_unauthenticated: str = "10/1s burst 20"  # ... from one not logged in
     lag_target: float = 0.05                # event-loop lag above which new sockets are rationed
-    accept_rate_overloaded: str = "300/1s burst 300"  # new sockets admitted while lagging
+    accept_rate_overloaded: str = "100/1s burst 100"  # new sockets from unknown addresses
+                                            # admitted per second while the loop lags
+    max_known_addresses: int = 1_000_000    # addresses of logged-in sessions, remembered
     max_refusals: int = 16                  # refused calls before a connection is closed
     rate_session: str = "50/1s burst 100"   # calls of one logged-in device
     rate_account: str = "100/1s burst 200"  # calls of one account, all devices together

@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 from pigeon.protocol.errors import RateLimited
@@ -99,6 +100,12 @@ class Shield:
         self.lag_target = settings.lag_target
         self.accept_rate = Rate.parse(settings.accept_rate_overloaded)
         self._accept_bucket = TokenBucket(self.accept_rate.burst, clock())
+        # Addresses that logged-in sessions came from. When new sockets must be rationed,
+        # these go first: "authenticated users first" applied before we know who is calling.
+        # An attacker cannot borrow one (TCP's handshake proves the source address), and an
+        # account he stole only vouches for his own address, which bans still cover.
+        self.known: OrderedDict[str, None] = OrderedDict()
+        self.max_known = settings.max_known_addresses
         self._ticker: asyncio.Task[None] | None = None
 
     # -- accept -----------------------------------------------------------------------------
@@ -107,8 +114,8 @@ class Shield:
         if self.enabled and self.bans.banned(address):
             self._refuse("banned")
             return None
-        if self.enabled and self.loop_lag > self.lag_target and \
-                self._accept_bucket.take(self.accept_rate, self.clock()) > 0:
+        if self.enabled and self.loop_lag > self.lag_target and address not in self.known \
+                and self._accept_bucket.take(self.accept_rate, self.clock()) > 0:
             # Not the peer's fault, so no strike; an honest client retries with backoff, and
             # the connections already logged in keep the CPU this would have cost.
             self._refuse("overloaded_accept")
@@ -131,6 +138,16 @@ class Shield:
         self._refuse("frame_rate")
         self.strike(address, "frame_rate")
         return False
+
+    def remember(self, address: str) -> None:
+        """A session logged in from this address."""
+        known = self.known
+        if address in known:
+            known.move_to_end(address)
+            return
+        known[address] = None
+        if len(known) > self.max_known:
+            known.popitem(last=False)
 
     # -- calls ------------------------------------------------------------------------------
     @staticmethod
@@ -233,6 +250,7 @@ class Shield:
             "bans": self.bans.stats(),
             "refused": dict(self.refused),
             "loop_lag": round(self.loop_lag, 4),
+            "known_addresses": len(self.known),
         }
 
 

@@ -123,6 +123,11 @@ class Store(abc.ABC):
     async def list_sessions(self, user_id: int) -> list[SessionRecord]: ...
 
     @abc.abstractmethod
+    async def session_addresses(self, limit: int) -> list[str]:
+        """The addresses that sessions were most recently active from, newest first: the
+        shield lets them in first when it must ration new connections."""
+
+    @abc.abstractmethod
     async def delete_sessions(
         self, user_id: int, *, only: int | None = None, keep: int | None = None
     ) -> list[int]:

@@ -117,6 +117,14 @@ def _q_sessions(conn: sqlite3.Connection, user_id: int) -> list[SessionRecord]:
     return [session_row(r) for r in rows]
 
 
+def _q_session_addresses(conn: sqlite3.Connection, limit: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT address FROM sessions GROUP BY address ORDER BY MAX(last_active) DESC LIMIT ?",
+        (limit,),
+    )
+    return [r[0] for r in rows]
+
+
 def _tx_delete_sessions(
     conn: sqlite3.Connection, user_id: int, only: int | None, keep: int | None
 ) -> list[int]:
