@@ -42,8 +42,8 @@ class Settings:
     frame_rate: str = "200/1s burst 400"    # frames read from one logged-in connection
     frame_rate_unauthenticated: str = "10/1s burst 20"  # ... from one not logged in
     lag_target: float = 0.05                # event-loop lag above which new sockets are rationed
-    accept_rate_overloaded: str = "100/1s burst 100"  # new sockets from unknown addresses
-                                            # admitted per second while the loop lags
+    accept_rate_unknown: str = "300/1s burst 600"     # new sockets from unknown addresses
+    accept_rate_overloaded: str = "100/1s burst 100"  # ... while the event loop lags
     max_known_addresses: int = 1_000_000    # addresses of logged-in sessions, remembered
     max_refusals: int = 16                  # refused calls before a connection is closed
     rate_session: str = "50/1s burst 100"   # calls of one logged-in device
@@ -95,7 +95,7 @@ class Settings:
             raise SettingsError("code_sender = webhook needs code_webhook_url")
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
                      "code_rate_global", "frame_rate", "frame_rate_unauthenticated",
-                     "accept_rate_overloaded", "rate_session", "rate_account",
+                     "accept_rate_overloaded", "accept_rate_unknown", "rate_session", "rate_account",
                      "rate_send", "rate_address", "rate_prefix"):
             try:
                 Rate.parse(getattr(self, name))

@@ -100,6 +100,8 @@ class Shield:
         self.lag_target = settings.lag_target
         self.accept_rate = Rate.parse(settings.accept_rate_overloaded)
         self._accept_bucket = TokenBucket(self.accept_rate.burst, clock())
+        self.accept_rate_unknown = Rate.parse(settings.accept_rate_unknown)
+        self._unknown_bucket = TokenBucket(self.accept_rate_unknown.burst, clock())
         # Addresses that logged-in sessions came from. When new sockets must be rationed,
         # these go first: "authenticated users first" applied before we know who is calling.
         # An attacker cannot borrow one (TCP's handshake proves the source address), and an
@@ -114,12 +116,17 @@ class Shield:
         if self.enabled and self.bans.banned(address):
             self._refuse("banned")
             return None
-        if self.enabled and self.loop_lag > self.lag_target and address not in self.known \
-                and self._accept_bucket.take(self.accept_rate, self.clock()) > 0:
-            # Not the peer's fault, so no strike; an honest client retries with backoff, and
-            # the connections already logged in keep the CPU this would have cost.
-            self._refuse("overloaded_accept")
-            return None
+        if self.enabled and address not in self.known:
+            # Sockets from addresses no session came from are rationed always, and harder
+            # while the loop lags: a handshake costs about a millisecond of the one core that
+            # serves everyone, and the onset of a flood arrives before any lag can be seen.
+            # Not the peer's fault, so no strike; an honest client retries with backoff.
+            now = self.clock()
+            if self._unknown_bucket.take(self.accept_rate_unknown, now) > 0 or (
+                    self.loop_lag > self.lag_target
+                    and self._accept_bucket.take(self.accept_rate, now) > 0):
+                self._refuse("overloaded_accept")
+                return None
         decision = self.admission.admit(address)
         if decision.ticket is None:
             self._refuse(decision.reason or "admission")
