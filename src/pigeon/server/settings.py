@@ -53,7 +53,9 @@ class Settings:
     rate_prefix: str = "200/1s burst 400"   # unauthenticated calls from one prefix
     code_rate_country: str = "600/1h burst 100"   # login codes to one country code
     code_rate_global: str = "6000/1h burst 500"   # login codes in all
-    budget_interactive: int = 256           # concurrent calls per work class
+    budget_interactive: int = 1024          # concurrent calls per work class; interactive
+                                            # calls mostly wait on a group commit, and
+                                            # fewer slots would cap its batch size
     budget_bulk: int = 32
     budget_unauthenticated: int = 16
     queue_target: float = 0.05              # CoDel target queue delay, seconds
