@@ -229,13 +229,15 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool) -> None:
                 else:
                     echo(message_line(msg, sender))
                 sys.stdout.flush()
-            client.save()  # after printing: a crash repeats a line rather than losing one
 
+        # The profile is saved after printing: a crash repeats a line rather than losing one.
         for update in client.take_updates():
             await show(update)
+        client.save()
         if follow:
             async for update in client.updates():
                 await show(update)
+                client.save()
 
 
 @cli.command()
