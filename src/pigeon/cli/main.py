@@ -235,9 +235,16 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool) -> None:
             await show(update)
         client.save()
         if follow:
-            async for update in client.updates():
-                await show(update)
-                client.save()
+            shown = client.profile.pts
+            try:
+                async for update in client.updates():
+                    await show(update)
+                    if update.pts:
+                        shown = update.pts
+                        client.profile.save(pts=shown)
+            finally:
+                # Closing saves the profile: only as far as what was printed.
+                client.profile.pts = min(client.profile.pts, shown)
 
 
 @cli.command()

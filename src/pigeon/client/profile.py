@@ -36,11 +36,16 @@ class Profile:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(directory=directory, **{k: v for k, v in known.items() if k != "directory"})
 
-    def save(self) -> None:
+    def save(self, pts: int | None = None) -> None:
+        """Write the profile; ``pts`` saves an earlier sync position than the one in memory
+        (what the application has handled so far), so updates queued but not yet handled
+        are fetched again after a crash instead of being lost."""
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {k: v for k, v in asdict(self).items() if k != "directory"}
+        if pts is not None:
+            data["pts"] = min(pts, self.pts)
         path = self.directory / "profile.json"
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
