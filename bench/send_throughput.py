@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -128,8 +127,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
+    from pigeon.runtime import run
+
+    run(main())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -58,9 +57,6 @@ def serve(config: Path | None, **flags: object) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pigeon.server.app import serve as run
 
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is optional where it does not build
-        asyncio.run(run(settings))
-    else:
-        uvloop.run(run(settings))
+    from pigeon.runtime import run as run_loop
+
+    run_loop(run(settings))

@@ -68,12 +68,9 @@ async def main() -> None:
 
 
 def run() -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    from pigeon.runtime import run as run_loop
+
+    run_loop(main())
 
 
 if __name__ == "__main__":
