@@ -15,7 +15,8 @@ from pathlib import Path
 from pigeon.client import Client, Profile
 
 _LISTENING = re.compile(r"listening on (wss?)://([^ ]+):(\d+)/v1/ws")
-_CODE = re.compile(r"login code for (\+\d+): (\d+)")
+# The console code sender's line (server/codes.py); tests and `pigeon siege` read codes from it.
+CODE_LINE = re.compile(r"login code for (\+\d+): (\d+)")
 
 
 # Every test client comes from 127.0.0.1, so limits per address and per prefix would make
@@ -83,7 +84,7 @@ class ServerProcess:
                 if m := _LISTENING.search(line):
                     self.port = int(m[3])
                     self._listening = True
-                if m := _CODE.search(line):
+                if m := CODE_LINE.search(line):
                     self._codes[m[1]] = m[2]
                 self._cond.notify_all()
         proc.wait()

@@ -3,7 +3,7 @@
     reject locally with probability  max(0, (requests - K * accepts) / (requests + 1))
 
 over a sliding window. While the server accepts everything the probability is 0; when it
-starts refusing (OVERLOADED, RATE_LIMITED), the client sends less by itself, so a crowd of
+starts shedding load (OVERLOADED), the client sends less by itself, so a crowd of
 clients does not turn an overload into a retry storm. K = 2 lets twice as many requests
 through as are being accepted, so the client still notices quickly when the server recovers.
 """

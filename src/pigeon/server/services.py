@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from pigeon.bus import LocalBus
 from pigeon.protocol.errors import Unauthorized
 from pigeon.shield.guard import Shield
-from pigeon.shield.ratelimit import KeyedLimiter, Rate
 from pigeon.store import Store
 
 from .codes import CodeSender
@@ -47,15 +46,11 @@ class Services:
     metrics: Metrics
     secret: bytes
     shield: Shield
-    code_limit_phone: KeyedLimiter = field(init=False)
-    code_limit_address: KeyedLimiter = field(init=False)
     connections: set[Connection] = field(default_factory=set)
     by_address: dict[str, set[Connection]] = field(default_factory=dict)
     clock: Any = time.time
 
     def __post_init__(self) -> None:
-        self.code_limit_phone = KeyedLimiter(Rate.parse(self.settings.code_rate_phone))
-        self.code_limit_address = KeyedLimiter(Rate.parse(self.settings.code_rate_address))
         self.shield.on_ban = self._close_banned
 
     def _close_banned(self, address: str) -> None:

@@ -10,9 +10,9 @@ import secrets
 import phonenumbers
 
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import RateLimited, Unauthorized
+from pigeon.protocol.errors import Unauthorized
 from pigeon.protocol.types import (
-    Affected, Authorization, Ok, PowChallenge, PowSolution, SentCode, SessionInfo,
+    Affected, Authorization, Ok, PowChallenge, SentCode, SessionInfo,
 )
 from pigeon.store import LoginCode, SessionRecord, UserRecord
 
@@ -42,23 +42,6 @@ async def authenticate(services: Services, token: str) -> tuple[SessionRecord, U
     return session, user
 
 
-def _limit(caller: Caller, phone: str | None) -> None:
-    services = caller.services
-    wait = services.code_limit_address.take(caller.address)
-    if not wait and phone is not None:
-        wait = services.code_limit_phone.take(phone)
-    if wait:
-        raise RateLimited(f"too many login attempts; try again in {wait:.0f} s",
-                          retry_after=round(wait, 1))
-
-
-def _proof(caller: Caller, method: str, solution: PowSolution | None) -> None:
-    if solution is None:
-        caller.services.shield.check_proof(method, None, None)
-    else:
-        caller.services.shield.check_proof(method, solution.token, solution.nonce)
-
-
 async def challenge(caller: Caller, p: m.GetChallenge) -> PowChallenge:
     token, difficulty, expires_in = caller.services.shield.pow.challenge()
     return PowChallenge(token=token, difficulty=difficulty, expires_in=expires_in)
@@ -66,10 +49,9 @@ async def challenge(caller: Caller, p: m.GetChallenge) -> PowChallenge:
 
 async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
     services = caller.services
-    _proof(caller, "auth.send_code", p.pow)
+    services.shield.check_proof("auth.send_code", p.pow)
     phone = normalize_phone(p.phone)
-    _limit(caller, phone)
-    services.shield.check_code_budget(phonenumbers.parse(phone).country_code)
+    services.shield.check_login(caller.address, phone, phonenumbers.parse(phone).country_code)
     code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
     code_id = secrets.token_urlsafe(16)
     ttl = services.settings.code_ttl
@@ -83,9 +65,9 @@ async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
 
 async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     services, store = caller.services, caller.services.store
-    _proof(caller, "auth.sign_in", p.pow)
+    services.shield.check_proof("auth.sign_in", p.pow)
     phone = normalize_phone(p.phone)
-    _limit(caller, None)
+    services.shield.check_login(caller.address)
     code = await store.take_code_attempt(p.code_id, services.clock(),
                                          services.settings.code_attempts)
     if code is None or code.phone != phone:

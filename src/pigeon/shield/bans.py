@@ -232,7 +232,9 @@ class BanList:
     # -- internals -------------------------------------------------------------------------
     def _left(self, address: str, now: float) -> float:
         keys = [address, prefix_of(address)]
-        if self._prefix_lengths:
+        # Only manual bans of other prefix lengths need the address parsed: automatic prefix
+        # bans are /24 or /64, which prefix_of (cached) already covers. This runs per accept.
+        if any(n > 0 and shape not in _GROUPING for shape, n in self._prefix_lengths.items()):
             keys.extend(self._networks_of(address))
         left = 0.0
         for key in keys:

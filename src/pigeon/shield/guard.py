@@ -30,6 +30,7 @@ from collections import OrderedDict
 from typing import Any
 
 from pigeon.protocol.errors import RateLimited
+from pigeon.protocol.types import PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
 from .bans import BanList, NftMirror
@@ -67,14 +68,14 @@ class Shield:
                      WorkClass.UNAUTHENTICATED: settings.budget_unauthenticated},
             target=settings.queue_target, interval=settings.queue_interval, clock=clock)
         self.mirror = NftMirror(settings.nft_set) if settings.nft_set else None
-        mirror = self.mirror
         self.bans = BanList(strikes=settings.ban_strikes, window=settings.ban_window,
-                            duration=settings.ban_seconds, clock=clock, mirror=mirror)
-        pow_key = hashlib.sha256(b"pigeon-pow:" + secret).digest()  # a key of its own
-        self.pow = ProofOfWork(pow_key, clock=wall_clock)
+                            duration=settings.ban_seconds, clock=clock, mirror=self.mirror)
         self.difficulty = DifficultyController(min_bits=settings.pow_min_bits,
                                                max_bits=settings.pow_max_bits, clock=clock)
-        self.pow.difficulty = self.difficulty.bits if enabled else 0
+        pow_key = hashlib.sha256(b"pigeon-pow:" + secret).digest()  # a key of its own
+        # With the shield off no work is ever asked; on, the difficulty is the controller's.
+        self.pow = ProofOfWork(pow_key, clock=wall_clock,
+                               controller=self.difficulty if enabled else None)
         self.frame_rate = Rate.parse(settings.frame_rate)
         self.frame_rate_unauthenticated = Rate.parse(settings.frame_rate_unauthenticated)
         self.max_refusals = settings.max_refusals
@@ -90,6 +91,8 @@ class Shield:
         self.per_account_send = limiter(settings.rate_send)
         self.per_address = limiter(settings.rate_address)
         self.per_prefix = limiter(settings.rate_prefix)
+        self.codes_per_phone = limiter(settings.code_rate_phone)
+        self.logins_per_address = limiter(settings.code_rate_address)
         self.codes_per_country = limiter(settings.code_rate_country)
         self.codes_global = limiter(settings.code_rate_global)
         self.refused: dict[str, int] = {}
@@ -186,14 +189,26 @@ class Shield:
             return _NO_SLOT
         return self.scheduler.slot(work_class)
 
-    def check_proof(self, method: str, token: str | None, nonce: int | None) -> None:
+    def check_proof(self, method: str, solution: PowSolution | None) -> None:
         if self.enabled and method in EXPENSIVE_UNAUTHENTICATED:
-            self.pow.verify(token, nonce)
+            if solution is None:
+                self.pow.verify(None, None)
+            else:
+                self.pow.verify(solution.token, solution.nonce)
 
-    def check_code_budget(self, country_code: int) -> None:
-        """Login codes per country and globally: a code-pumping flood (SMS fraud) aimed at one
-        country's premium numbers cannot spend the codes the rest of the world needs."""
-        if not self.enabled:
+    def check_login(self, address: str, phone: str | None = None,
+                    country_code: int | None = None) -> None:
+        """Limits on login codes (``phone`` given) and sign-ins. Per number and per address
+        belong to the messenger itself and hold even with the shield off; per country and
+        globally are the shield's: a code-pumping flood (SMS fraud) aimed at one country's
+        premium numbers cannot spend the codes the rest of the world needs."""
+        wait = self.logins_per_address.take(address)
+        if not wait and phone is not None:
+            wait = self.codes_per_phone.take(phone)
+        if wait:
+            raise RateLimited(f"too many login attempts; try again in {wait:.0f} s",
+                              retry_after=round(wait, 1))
+        if not self.enabled or country_code is None:
             return
         wait = self.codes_per_country.take(str(country_code)) or self.codes_global.take("all")
         if wait:
@@ -210,12 +225,11 @@ class Shield:
 
     # -- control loop -----------------------------------------------------------------------
     async def start(self) -> None:
-        if self.mirror is not None:
-            if not self.mirror.available():
-                log.warning("--nft-set %s: nft is missing or not permitted; bans stay in "
-                            "process only", self.settings.nft_set)
-            elif not await self.mirror.ensure():
-                log.warning("--nft-set %s: could not create the nftables set", self.settings.nft_set)
+        # ensure() runs nft without blocking the loop and returns False (it logs why) where
+        # nft is missing or not permitted.
+        if self.mirror is not None and not await self.mirror.ensure():
+            log.warning("--nft-set %s: nft is missing, not permitted, or failed; bans stay in "
+                        "process only", self.settings.nft_set)
         if self.enabled and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever())
 
@@ -246,7 +260,6 @@ class Shield:
     def tick(self) -> None:
         """Proof-of-work difficulty follows the pressure on the unauthenticated class."""
         self.difficulty.observe(self.scheduler.pressure(WorkClass.UNAUTHENTICATED))
-        self.pow.difficulty = self.difficulty.bits
 
     def status(self) -> dict[str, Any]:
         return {

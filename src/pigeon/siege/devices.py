@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import signal
 import sys
 import time
@@ -32,12 +31,7 @@ from typing import Any
 from .addresses import raise_fd_limit
 from .rawws import CallFailed, Closed, Refused, Rpc
 
-try:  # the SDK's own policy, when this Pigeon has it
-    from pigeon.client.throttle import backoff
-except ImportError:  # pragma: no cover - older SDKs: the same formula
-    def backoff(attempt: int, base: float = 0.2, cap: float = 30.0,
-                rng: random.Random | None = None) -> float:
-        return (rng or random).uniform(0, min(cap, base * 2**attempt))
+from pigeon.client.throttle import backoff  # the SDK's own reconnect policy
 
 
 class Devices:

@@ -17,7 +17,6 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
@@ -30,44 +29,21 @@ from .setup import Account, CodeSource, Fixture, phone
 from .stats import RunStats
 
 
-class BoundClient(Client):
-    """An SDK client whose connections all come from one source address.
-
-    The SDK makes its own aiohttp session in ``connect``; this swaps it for one whose
-    connector binds ``local_addr`` before the first connection is opened."""
-
-    def __init__(self, server: str, profile: Profile, *, local_addr: str | None,
-                 **kwargs: Any) -> None:
-        super().__init__(server, profile, **kwargs)
-        self.local_addr = local_addr
-        self._bound = False
-
-    async def _open(self) -> None:
-        if not self._bound:
-            if self._http is not None:
-                await self._http.close()
-            local = (self.local_addr, 0) if self.local_addr else None
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-                local_addr=local, limit=0))
-            self._bound = True
-        await super()._open()
-
-
 def _profile(url: str, account: Account) -> Profile:
     return Profile(server=url, token=account.token, user_id=account.user_id, phone=account.phone)
 
 
 async def connect_all(url: str, accounts: list[Account], first_index: int, *, bind: bool = True,
-                      concurrency: int = 100, timeout: float = 120.0) -> list[BoundClient]:
+                      concurrency: int = 100, timeout: float = 120.0) -> list[Client]:
     """Connect a logged-in client per account (retrying briefly); raises if one cannot."""
-    clients: list[BoundClient] = [
-        BoundClient(url, _profile(url, a),
-                    local_addr=legit_address(first_index + i) if bind else None)
+    clients: list[Client] = [
+        Client(url, _profile(url, a),
+               local_address=legit_address(first_index + i) if bind else None)
         for i, a in enumerate(accounts)]
     slots = asyncio.Semaphore(concurrency)
     deadline = time.monotonic() + timeout
 
-    async def one(client: BoundClient) -> None:
+    async def one(client: Client) -> None:
         async with slots:
             while True:
                 try:
@@ -82,7 +58,7 @@ async def connect_all(url: str, accounts: list[Account], first_index: int, *, bi
     return clients
 
 
-async def close_all(clients: list[BoundClient], timeout: float = 15.0) -> None:
+async def close_all(clients: list[Client], timeout: float = 15.0) -> None:
     if clients:
         await asyncio.wait([asyncio.ensure_future(c.close()) for c in clients], timeout=timeout)
 
@@ -92,7 +68,7 @@ class Legit:
                  timeout: float, bind: bool = True) -> None:
         self.url, self.fixture, self.stats, self.bind = url, fixture, stats, bind
         self.rate, self.timeout = rate, timeout
-        self.users: list[BoundClient] = []
+        self.users: list[Client] = []
         self.t0 = 0.0
         self.end = 0.0                  # senders stop issuing at this time.time(); may move
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -110,7 +86,7 @@ class Legit:
             self._tasks.append(asyncio.create_task(self._sender(i, client, chat, n)))
             self._tasks.append(asyncio.create_task(self._receiver(client)))
 
-    async def _sender(self, i: int, client: BoundClient, chat: int, n: int) -> None:
+    async def _sender(self, i: int, client: Client, chat: int, n: int) -> None:
         interval = n / self.rate
         next_at = self.t0 + interval * (i / n)  # spread the users over one interval
         for seq in itertools.count():
@@ -128,7 +104,7 @@ class Legit:
             task.add_done_callback(self._in_flight.discard)
             next_at += interval
 
-    async def _send(self, client: BoundClient, chat: int, text: str, sec: int,
+    async def _send(self, client: Client, chat: int, text: str, sec: int,
                     scheduled: float) -> None:
         # Timed from when the send was due, not from when this task got to run: if the
         # siege's own loop lags, that shows as latency instead of hiding it.
@@ -146,7 +122,7 @@ class Legit:
         else:
             self.stats.acked(sec, time.time() - scheduled)
 
-    async def _receiver(self, client: BoundClient) -> None:
+    async def _receiver(self, client: Client) -> None:
         me = client.profile.user_id
         async for update in client.updates():
             if isinstance(update, NewMessage) and update.message.sender_id != me:
@@ -189,7 +165,7 @@ async def signups(url: str, codes: CodeSource, stats: RunStats, t0: float,
 
 async def _signup(url: str, codes: CodeSource, stats: RunStats, sec: int, i: int,
                   bind: bool) -> None:
-    client = BoundClient(url, Profile(), local_addr=signup_address(i) if bind else None,
+    client = Client(url, Profile(), local_address=signup_address(i) if bind else None,
                          reconnect=False, track_updates=False)
     number = phone("signup", i)
     error: str | None = None

@@ -64,7 +64,7 @@ def measured_env() -> dict[str, str]:
     from pigeon.server.settings import Settings
 
     defaults = Settings()
-    lifted = getattr(testing, "LOOPBACK_LIMITS", {"PIGEON_CODE_RATE_ADDRESS": ""})
+    lifted = testing.LOOPBACK_LIMITS
     env = {}
     for key in lifted:
         name = key.removeprefix("PIGEON_").lower()

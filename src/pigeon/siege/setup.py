@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from pigeon.testing import CODE_LINE
 
 from .addresses import setup_address
 from .rawws import CallFailed, Closed, Refused, Rpc
@@ -49,7 +50,6 @@ class ServerCodes:
 class LogFileCodes:
     """Codes from a file the server's stderr goes to (``pigeon serve 2> server.log``)."""
 
-    _CODE = re.compile(r"login code for (\+\d+): (\d+)")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -65,7 +65,7 @@ class LogFileCodes:
             return
         end = data.rfind(b"\n") + 1  # only whole lines
         self._offset += end
-        for m in self._CODE.finditer(data[:end].decode("utf-8", "replace")):
+        for m in CODE_LINE.finditer(data[:end].decode("utf-8", "replace")):
             self._codes[m[1]] = m[2]
 
     async def get(self, phone: str, timeout: float = 10.0) -> str:

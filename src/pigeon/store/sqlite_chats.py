@@ -59,7 +59,7 @@ def _tx_add_members(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, user_ids: list[int], now: float,
     max_members: int,
 ) -> tuple[Chat, list[Push]]:
-    kind, role, _ = membership(conn, actor_id, chat_id)
+    kind, role = membership(conn, actor_id, chat_id)[:2]
     require_group(kind)
     require_admin(role)
     existing_users(conn, user_ids)
@@ -80,7 +80,7 @@ def _tx_add_members(
 def _tx_remove_member(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int
 ) -> tuple[int, list[Push]]:
-    kind, actor_role, _ = membership(conn, actor_id, chat_id)
+    kind, actor_role = membership(conn, actor_id, chat_id)[:2]
     require_group(kind)
     if user_id != actor_id:
         require_admin(actor_role)
@@ -111,7 +111,7 @@ def _tx_remove_member(
 def _tx_set_role(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int, role: Role
 ) -> tuple[int, list[Push]]:
-    kind, actor_role, _ = membership(conn, actor_id, chat_id)
+    kind, actor_role = membership(conn, actor_id, chat_id)[:2]
     require_group(kind)
     if actor_role != "owner":
         raise Forbidden("only the owner can change roles", code="NOT_ADMIN")
@@ -136,7 +136,7 @@ def _tx_set_role(
 def _tx_set_title(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, title: str
 ) -> tuple[Chat, list[Push]]:
-    kind, role, _ = membership(conn, actor_id, chat_id)
+    kind, role = membership(conn, actor_id, chat_id)[:2]
     require_group(kind)
     require_admin(role)
     conn.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
@@ -224,14 +224,7 @@ def _tx_send_message(
             f"SELECT {MSG_COLS} FROM messages WHERE chat_id = ? AND id = ?", (seen[0], seen[1])
         ).fetchone()
         return message_row(row), seen[2], []
-    row = conn.execute(
-        "SELECT m.history_from, m.read_inbox_max_id, c.last_message_id FROM chats c "
-        "LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
-        (sender_id, chat_id),
-    ).fetchone()
-    if row is None or row[0] is None:
-        membership(conn, sender_id, chat_id)  # raises the right error
-    history_from, read_before, last_id = row
+    _, _, history_from, read_before, last_id = membership(conn, sender_id, chat_id)
     # One can only answer what one can see: not deleted, not from before one joined.
     if reply_to is not None and conn.execute(
         "SELECT 1 FROM messages WHERE chat_id = ? AND id = ? AND id > ? AND deleted = 0",
@@ -267,7 +260,7 @@ def _tx_send_message(
 
 
 def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int) -> Message:
-    _, _, history_from = membership(conn, user_id, chat_id)
+    history_from = membership(conn, user_id, chat_id).history_from
     row = conn.execute(
         f"SELECT {MSG_COLS} FROM messages WHERE chat_id = ? AND id = ? AND id > ? AND deleted = 0",
         (chat_id, message_id, history_from),
@@ -301,7 +294,7 @@ def _tx_delete_messages(
     conn: sqlite3.Connection, user_id: int, chat_id: int, message_ids: list[int],
     for_everyone: bool,
 ) -> tuple[int, int, list[Push]]:
-    kind, role, history_from = membership(conn, user_id, chat_id)
+    kind, role, history_from = membership(conn, user_id, chat_id)[:3]
     ids = sorted(set(message_ids))
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
@@ -341,19 +334,14 @@ def _tx_delete_messages(
 def _q_history(
     conn: sqlite3.Connection, user_id: int, chat_id: int, before_id: int | None, limit: int
 ) -> list[Message]:
-    _, _, history_from = membership(conn, user_id, chat_id)
+    history_from = membership(conn, user_id, chat_id).history_from
     return _last_visible(conn, user_id, chat_id, history_from, before_id, limit)
 
 
 def _tx_read_history(
     conn: sqlite3.Connection, user_id: int, chat_id: int, max_id: int
 ) -> tuple[int, int, list[Push]]:
-    kind, _, history_from = membership(conn, user_id, chat_id)
-    (last_id,) = conn.execute("SELECT last_message_id FROM chats WHERE id = ?", (chat_id,)).fetchone()
-    (read_in,) = conn.execute(
-        "SELECT read_inbox_max_id FROM members WHERE chat_id = ? AND user_id = ?",
-        (chat_id, user_id),
-    ).fetchone()
+    _, _, history_from, read_in, last_id = membership(conn, user_id, chat_id)
     max_id = min(max_id, last_id)
     if max_id <= read_in:
         unread = unread_count(conn, user_id, chat_id, max(read_in, history_from))

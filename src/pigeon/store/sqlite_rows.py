@@ -4,7 +4,7 @@ membership checks). Runs on the store's threads, never on the event loop."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -83,18 +83,27 @@ def push_stored(
     return Push(update, targets)
 
 
-def membership(conn: sqlite3.Connection, user_id: int, chat_id: int) -> tuple[str, Role, int]:
-    """(kind, role, history_from) of the user in the chat, or the error a caller should see."""
+class Membership(NamedTuple):
+    kind: str
+    role: Role
+    history_from: int
+    read_inbox_max_id: int
+    last_message_id: int
+
+
+def membership(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Membership:
+    """The user's standing in the chat (and the chat's last message id), or the error a caller
+    should see. One query, because every write in a chat starts here."""
     row = conn.execute(
-        "SELECT c.kind, m.role, m.history_from FROM chats c "
-        "LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
+        "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id "
+        "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
         (user_id, chat_id),
     ).fetchone()
     if row is None:
         raise NotFound(f"chat {chat_id} does not exist", code="CHAT_NOT_FOUND")
     if row[1] is None:
         raise Forbidden(f"you are not a member of chat {chat_id}", code="NOT_A_MEMBER")
-    return row[0], row[1], row[2]
+    return Membership(*row)
 
 
 def chat_view(conn: sqlite3.Connection, chat_id: int, user_id: int) -> Chat:
