@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .main import Ctx, resolve_chat, resolve_user, run, session
-from .output import echo, when
+from .output import echo, visible, when
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -25,7 +25,7 @@ async def group_create(ctx: Ctx, title: str, members: tuple[str, ...]) -> None:
     async with session(ctx) as client:
         ids = [await resolve_user(client, ref) for ref in members]
         chat = await client.chats.create_group(title, ids)
-    echo(f"created chat:{chat.id} {chat.title!r} with {chat.member_count} members")
+    echo(f"created chat:{chat.id} '{visible(chat.title)}' with {chat.member_count} members")
 
 
 @group.command("add")
@@ -81,7 +81,8 @@ async def sessions_list(ctx: Ctx) -> None:
         rows = await client.sessions.list()
     for s in rows:
         mark = "  (this device)" if s.current else ""
-        echo(f"{s.id}  {s.device}  {s.address}  last active {when(s.last_active)}{mark}")
+        echo(f"{s.id}  {visible(s.device)}  {visible(s.address)}  last active "
+             f"{when(s.last_active)}{mark}")
 
 
 @sessions.command("terminate")

@@ -23,7 +23,7 @@ from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.types import User
 from pigeon.protocol.updates import EditMessage, NewMessage
 
-from .output import echo, message_json, message_line, when, who
+from .output import echo, message_json, message_line, visible, when, who
 from .serve import serve
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
@@ -55,10 +55,11 @@ def run(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
         try:
             return asyncio.run(fn(*args, **kwargs))
         except (ServerUnreachable, ConnectionLost) as exc:
-            click.echo(f"error: server unreachable: {exc.message}", err=True)
+            click.echo(f"error: server unreachable: {visible(exc.message)}", err=True)
             sys.exit(EXIT_UNREACHABLE)
         except PigeonError as exc:
-            click.echo(f"error: {exc.message} [{exc.code}]", err=True)
+            # The message may quote what a peer wrote (a name, a title): made visible too.
+            click.echo(f"error: {visible(exc.message)} [{visible(exc.code)}]", err=True)
             sys.exit(EXIT_FAILED)
         except KeyboardInterrupt:
             sys.exit(130)
@@ -149,7 +150,7 @@ async def whoami(ctx: Ctx) -> None:
     """Show the account this profile is logged in to."""
     async with session(ctx) as client:
         me = await client.account.me()
-    echo(f"{who(me.user, me.user.id)}, user {me.user.id}, phone {me.phone}"
+    echo(f"{who(me.user, me.user.id)}, user {me.user.id}, phone {visible(me.phone)}"
          f"{' (discoverable)' if me.phone_discoverable else ''}, server {client.profile.server}")
 
 
@@ -166,7 +167,7 @@ async def username_set(ctx: Ctx, name: str) -> None:
     """Take the username NAME (5-32 of a-z, 0-9, _)."""
     async with session(ctx) as client:
         user = await client.account.set_username(name)
-    echo(f"you are now @{user.username}")
+    echo(f"you are now @{visible(user.username or '')}")
 
 
 @username.command("release")
@@ -260,8 +261,9 @@ async def chats(ctx: Ctx) -> None:
             if chat.kind == "private":
                 title = who(await names.get(chat.peer_id or 0), chat.peer_id or 0)
             else:
-                title = f"{chat.title} (group, {chat.member_count} members, you: {chat.role})"
-            last = f" — {d.last_message.text[:60]!r}" if d.last_message else ""
+                title = (f"{visible(chat.title)} (group, {chat.member_count} members, "
+                         f"you: {chat.role})")
+            last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
             unread = f" [{d.unread_count} unread]" if d.unread_count else ""
             echo(f"chat:{chat.id}  {title}{unread}{last}")
 

@@ -1,4 +1,14 @@
-"""How the CLI shows things: one line per item for people, JSON lines for scripts."""
+"""How the CLI shows things: one line per item for people, JSON lines for scripts.
+
+Most of what the CLI prints was written by someone else: message text, names, group titles,
+device names, even error messages. Issue 7, finding 16: printed raw, a stranger's
+``\\x1b[2K\\rAlice: ...`` erased the line on screen and forged one from Alice, and an OSC
+sequence retitled the terminal. So every such field goes through :func:`visible` (one line:
+controls, bidi and invisible characters as ``\\x1b``, ``\\r`` or ``<U+202E>``) or
+:func:`visible_body` (a message: its lines kept, the ones after the first indented behind
+``  | `` so that none can pass for a line of its own). JSON output carries the exact text, with
+those characters as JSON ``\\u`` escapes, which decode to the same string.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,41 @@ from typing import Any
 
 import click
 
+from pigeon.protocol.characters import escape_hidden, first_hidden, is_hidden
 from pigeon.protocol.types import Message, User
+
+CONTINUATION = "\n  | "  # what a line break inside a message body prints as
+
+
+def visible(text: str) -> str:
+    """``text`` as one line, each hidden character (protocol/characters.py) escaped."""
+    return escape_hidden(text)
+
+
+def visible_body(text: str) -> str:
+    """A message body for people: line breaks (LF or CRLF) kept, every line after the first
+    indented behind ``  | ``; anything else hidden, escaped as in :func:`visible`."""
+    return CONTINUATION.join(visible(line) for line in text.replace("\r\n", "\n").split("\n"))
+
+
+def json_line(obj: Any) -> str:
+    """``obj`` as one line of JSON that decodes to exactly ``obj`` and that a terminal shows as
+    it is: json.dumps escapes C0 controls itself, but with ensure_ascii=False (kept so that
+    scripts and people read non-Latin text) it leaves DEL, C1 and bidi characters raw."""
+    raw = json.dumps(obj, ensure_ascii=False)
+    if first_hidden(raw) is None:
+        return raw
+    return "".join(_json_escape(ch) if is_hidden(ch) else ch for ch in raw)
+
+
+def _json_escape(ch: str) -> str:
+    # Outside strings json.dumps writes only ASCII punctuation, digits and spaces, so a hidden
+    # character is always inside a string, where a \u escape means the same character.
+    code = ord(ch)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def when(ts: float) -> str:
@@ -18,7 +62,8 @@ def when(ts: float) -> str:
 def who(user: User | None, user_id: int) -> str:
     if user is None:
         return f"user {user_id}"
-    return f"{user.name} (@{user.username})" if user.username else user.name
+    name = visible(user.name)
+    return f"{name} (@{visible(user.username)})" if user.username else name
 
 
 def message_json(msg: Message, sender: User | None, **extra: Any) -> str:
@@ -29,7 +74,7 @@ def message_json(msg: Message, sender: User | None, **extra: Any) -> str:
     if msg.reply_to:
         body["reply_to"] = msg.reply_to
     body.update(extra)
-    return json.dumps(body, ensure_ascii=False)
+    return json_line(body)
 
 
 def message_line(msg: Message, sender: User | None, prefix: str = "") -> str:
@@ -37,8 +82,12 @@ def message_line(msg: Message, sender: User | None, prefix: str = "") -> str:
     fwd = " [forwarded]" if msg.fwd_from else ""
     edited = " [edited]" if msg.edit_date else ""
     return (f"{prefix}[chat:{msg.chat_id} #{msg.id}] {when(msg.date)} {who(sender, msg.sender_id)}"
-            f"{reply}{fwd}{edited}: {msg.text}")
+            f"{reply}{fwd}{edited}: {visible_body(msg.text)}")
 
 
 def echo(line: str) -> None:
+    """Print ``line``. Each field was made visible where the line was built; this is the last
+    guard, for a field that was not: hidden characters other than line breaks are escaped."""
+    if first_hidden(line) is not None:
+        line = "\n".join(visible(part) for part in line.split("\n"))
     click.echo(line)

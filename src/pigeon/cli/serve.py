@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -14,6 +15,9 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Directory for the database and the server key [env PIGEON_DATA; "
                    "default ./pigeon-data].")
+@click.option("--allow-shared-data-dir", is_flag=True, default=None,
+              help="Start even if group or others can open the data directory (normally a "
+                   "refusal: it holds every message) [env PIGEON_ALLOW_SHARED_DATA_DIR].")
 @click.option("--listen", default=None, metavar="HOST:PORT",
               help="Address to listen on; port 0 picks a free one [env PIGEON_LISTEN; "
                    "default 127.0.0.1:8700].")
@@ -59,4 +63,8 @@ def serve(config: Path | None, **flags: object) -> None:
 
     from pigeon.runtime import run as run_loop
 
-    run_loop(run(settings))
+    try:
+        run_loop(run(settings))
+    except SettingsError as exc:  # found at start, e.g. a data directory others can read
+        click.echo(f"error: {exc}", err=True)  # one line, and the exit code of a bad setting
+        sys.exit(2)

@@ -6,8 +6,10 @@ Files are written atomically (write, fsync, rename) with mode 0600: the session 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +44,14 @@ class Profile:
         are fetched again after a crash instead of being lost."""
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_directory(self.directory)
         data = {k: v for k, v in asdict(self).items() if k != "directory"}
         if pts is not None:
             data["pts"] = min(pts, self.pts)
         path = self.directory / "profile.json"
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a .tmp left by a crash keeps its old mode through O_CREAT
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2)
             f.flush()
@@ -58,3 +61,13 @@ class Profile:
     def forget_session(self) -> None:
         self.token = self.user_id = self.session_id = None
         self.pts = 0
+
+
+def _private_directory(directory: Path) -> None:
+    """Create the profile directory 0700, or take group and other access away from an
+    existing one: it holds the session token, and a listing shows when it was used."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o077:
+        with contextlib.suppress(OSError):  # not ours to change: the file is 0600 regardless
+            directory.chmod(mode & 0o700)

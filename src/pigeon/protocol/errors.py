@@ -7,7 +7,7 @@
     │     MALFORMED_FRAME, FRAME_TOO_LARGE, UNSUPPORTED_VERSION, HELLO_REQUIRED
     ├── UnknownMethod                UNKNOWN_METHOD
     ├── InvalidArgument              INVALID_ARGUMENT, PHONE_INVALID, USERNAME_INVALID,
-    │                                TEXT_INVALID, TITLE_INVALID, NAME_INVALID
+    │                                TEXT_INVALID, TITLE_INVALID, NAME_INVALID, DEVICE_INVALID
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR
@@ -104,6 +104,7 @@ CODES: dict[str, type[PigeonError]] = {
     "TEXT_INVALID": InvalidArgument,
     "TITLE_INVALID": InvalidArgument,
     "NAME_INVALID": InvalidArgument,
+    "DEVICE_INVALID": InvalidArgument,
     "AUTH_REQUIRED": Unauthorized,
     "SESSION_INVALID": Unauthorized,
     "CODE_INVALID": Unauthorized,

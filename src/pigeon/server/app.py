@@ -23,6 +23,7 @@ from pigeon.shield.guard import Shield
 from .accept import GuardedProtocol
 from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
+from .datadir import prepare_data_dir, private_umask
 from .metrics import Metrics
 from .services import Services, load_or_create_secret
 from .settings import Settings
@@ -120,6 +121,8 @@ def build_app(services: Services) -> web.Application:
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, answer every call in flight, commit
     everything queued, and close."""
+    private_umask()  # before anything is written: the database, its WAL, secret.key
+    prepare_data_dir(settings.data, allow_shared=settings.allow_shared_data_dir)
     store = SqliteStore(settings.db_path)
     await store.open()
     metrics = Metrics()

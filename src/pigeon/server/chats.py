@@ -8,14 +8,11 @@ from pigeon.protocol.types import Affected, Chat, Dialog, Member, Ok
 from pigeon.protocol.updates import Typing
 
 from .services import Caller
-from .users import public_user
+from .users import public_user, visible_line
 
 
 def validate_title(title: str) -> str:
-    title = " ".join(title.split())
-    if not title:
-        raise InvalidArgument("a group needs a title", code="TITLE_INVALID")
-    return title
+    return visible_line(title, "a group title", "TITLE_INVALID")
 
 
 async def open_private(caller: Caller, p: m.OpenPrivate) -> Chat:

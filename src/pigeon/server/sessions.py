@@ -17,7 +17,7 @@ from pigeon.protocol.types import (
 from pigeon.store import LoginCode, SessionRecord, UserRecord
 
 from .services import Caller, Services
-from .users import normalize_phone, public_user, validate_name
+from .users import normalize_phone, public_user, validate_device, validate_name
 
 CODE_DIGITS = 6
 TOKEN_PREFIX = "pgn_"
@@ -67,6 +67,7 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     services, store = caller.services, caller.services.store
     services.shield.check_proof("auth.sign_in", p.pow)
     phone = normalize_phone(p.phone)
+    device = validate_device(p.device)  # before the code is spent on a sign-in that must fail
     services.shield.check_login(caller.address)
     code = await store.take_code_attempt(p.code_id, services.clock(),
                                          services.settings.code_attempts)
@@ -85,7 +86,6 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
         user = await store.create_user(phone, validate_name(p.name), services.clock())
     await store.delete_login_code(code.id)
     token = new_token()
-    device = p.device.strip() or "unnamed device"
     session = await store.create_session(user.id, hash_token(token), device, caller.address,
                                          services.clock())
     caller.connection.login(user.id, session.id)

@@ -20,6 +20,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     data: Path = Path("pigeon-data")
+    allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -8,6 +8,7 @@ import phonenumbers
 
 from pigeon.protocol import limits
 from pigeon.protocol import methods as m
+from pigeon.protocol.characters import describe, escape_hidden, first_hidden
 from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.protocol.types import Me, User
 from pigeon.store import UserRecord
@@ -39,18 +40,36 @@ def public_user(user: UserRecord, self_id: int | None = None) -> User:
                 phone=user.phone if show_phone else None)
 
 
+def visible_line(raw: str, what: str, code: str) -> str:
+    """``raw`` with runs of spaces collapsed, or ``code`` if it is blank or holds a control,
+    bidi or other invisible character (protocol/characters.py): names and titles are shown to
+    others, and must neither forge terminal output nor pass for someone else's."""
+    hidden = first_hidden(raw)
+    if hidden is not None:
+        raise InvalidArgument(f"{what} may not contain control, bidi or invisible characters "
+                              f"(found {describe(hidden)})", code=code)
+    line = " ".join(raw.split())
+    if not line:
+        raise InvalidArgument(f"{what} needs at least one visible character", code=code)
+    return line
+
+
 def validate_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not name or any(ord(ch) < 32 for ch in name):
-        raise InvalidArgument("a name needs at least one visible character", code="NAME_INVALID")
-    return name
+    return visible_line(name, "a name", "NAME_INVALID")
+
+
+def validate_device(device: str) -> str:
+    """A device name as the sessions list shows it; none given: "unnamed device"."""
+    if not device.strip():
+        return "unnamed device"
+    return visible_line(device, "a device name", "DEVICE_INVALID")
 
 
 def validate_username(raw: str) -> str:
     name = raw.removeprefix("@")
     if not _USERNAME.fullmatch(name):
         raise InvalidArgument(
-            f"@{name} is not a valid username: {limits.USERNAME_MIN}-{limits.USERNAME_MAX} "
+            f"@{escape_hidden(name)} is not a valid username: {limits.USERNAME_MIN}-{limits.USERNAME_MAX} "
             "characters of a-z, 0-9 and _, starting with a letter", code="USERNAME_INVALID")
     return name
 
