@@ -3,9 +3,10 @@
 Every time a limit trips for an address (a rate limit, a bad proof-of-work, a refused
 connection) the server calls :meth:`BanList.strike`. An address with ``strikes`` strikes
 within ``window`` seconds (or the ``needed`` the caller passes: penalties.py asks more of an
-address that logged-in sessions share) is banned for ``duration``; once ``prefix_threshold`` addresses of
-one /24 or /64 are banned at the same time, the whole prefix is banned too, because an
-attacker who owns a prefix can rotate through its addresses faster than we ban them.
+address that logged-in sessions share) is banned for ``duration``; once ``prefix_threshold``
+addresses of one /24 or /64 are banned at the same time, the whole prefix is banned too,
+because an attacker who owns a prefix can rotate through its addresses faster than we ban
+them.
 
 Memory is bounded: at most ``max_entries`` addresses are tracked for strikes (least recently
 struck forgotten first; a forgotten address simply starts again from zero) and at most
