@@ -89,7 +89,9 @@ async def test_a_flood_of_public_http_gets_429_while_logged_in_users_are_served(
                 for i in range(20)]
         await flood
         assert [s.message.text for s in sent] == [f"m{i}" for i in range(20)]
-        assert answers.get(429, 0) >= 100, answers  # 400 asked for, burst 10 then 5 a second
+        # 400 asked for, burst 10 then 5 a second: the rest got 429 (and past ban_strikes of
+        # those the address was banned, so its new connections were dropped at accept).
+        assert answers.get(429, 0) >= 10 and answers.get(200, 0) < 150, answers
         assert bodies[0]["code"] == "RATE_LIMITED" and bodies[0]["retry_after"] > 0
         # Another address is not held back by this one's flood.
         connector = aiohttp.TCPConnector(local_addr=("127.0.40.2", 0))

@@ -191,6 +191,7 @@ class Shield:
         wait = self.http_per_address.take(address)
         if wait:
             self._refuse("http_rate")
+            self.strike(address, "http_rate")  # a flood keeps paying with a ban, as elsewhere
         return wait
 
     # -- calls ------------------------------------------------------------------------------
