@@ -15,6 +15,7 @@ from pathlib import Path
 from pigeon.client import Client, Profile
 
 _LISTENING = re.compile(r"listening on (wss?)://([^ ]+):(\d+)/v1/ws")
+_OPERATOR = re.compile(r"operator endpoints on (https?)://([^ ]+):(\d+) ")
 # The console code sender's line (server/codes.py); tests and `pigeon siege` read codes from it.
 CODE_LINE = re.compile(r"login code for (\+\d+): (\d+)")
 
@@ -35,11 +36,13 @@ LOOPBACK_LIMITS = {
     "PIGEON_RATE_ACCOUNT": "100000/1s burst 100000",
     "PIGEON_FRAME_RATE_UNAUTHENTICATED": "100000/1s burst 100000",
     "PIGEON_ACCEPT_RATE_UNKNOWN": "100000/1s burst 100000",
+    "PIGEON_HTTP_RATE": "100000/1s burst 100000",
 }
 
 
 class ServerProcess:
-    """``pigeon serve`` as a child process, on port 0, reading its stderr as it goes."""
+    """``pigeon serve`` as a child process, on port 0, reading its stderr as it goes. Its
+    operator listener (/metrics, /shield) is on another free loopback port: ``operator_url``."""
 
     def __init__(self, data: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
         self.data = data
@@ -47,6 +50,7 @@ class ServerProcess:
         self.env = env
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.operator_port = 0
         self.log: list[str] = []
         self._codes: dict[str, str] = {}
         self._cond = threading.Condition()
@@ -55,9 +59,15 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def operator_url(self) -> str:
+        return f"http://127.0.0.1:{self.operator_port}"
+
     def start(self, timeout: float = 20.0) -> ServerProcess:
         listen = f"127.0.0.1:{self.port}"  # port 0 the first time; the same port on restart
-        env = {**os.environ, **LOOPBACK_LIMITS, **(self.env or {})}
+        # The operator port too: port 0 at first, then the same one on restart.
+        env = {**os.environ, **LOOPBACK_LIMITS,
+               "PIGEON_OPERATOR_LISTEN": f"127.0.0.1:{self.operator_port}", **(self.env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pigeon", "serve", "--data", str(self.data), "--listen",
              listen, *self.extra_args],
@@ -81,6 +91,8 @@ class ServerProcess:
         for line in proc.stderr:
             with self._cond:
                 self.log.append(line)
+                if m := _OPERATOR.search(line):
+                    self.operator_port = int(m[3])
                 if m := _LISTENING.search(line):
                     self.port = int(m[3])
                     self._listening = True
@@ -144,3 +156,27 @@ async def _in_thread(fn, *args):  # type: ignore[no-untyped-def]
     import asyncio
 
     return await asyncio.to_thread(fn, *args)
+
+
+def proxy_v1(source: tuple[str, int], destination: tuple[str, int]) -> bytes:
+    """A PROXY protocol v1 header, as HAProxy or nginx (``proxy_protocol on``) writes it."""
+    family = "TCP6" if ":" in source[0] else "TCP4"
+    return (f"PROXY {family} {source[0]} {destination[0]} {source[1]} {destination[1]}\r\n"
+            .encode())
+
+
+def proxy_v2(source: tuple[str, int] | None, destination: tuple[str, int] | None = None,
+             tlvs: bytes = b"") -> bytes:
+    """A PROXY protocol v2 header; ``source`` None makes it a LOCAL one (a health check)."""
+    import ipaddress
+
+    from pigeon.server.proxy_header import V2_SIGNATURE
+
+    if source is None:
+        return V2_SIGNATURE + bytes([0x20, 0x00]) + len(tlvs).to_bytes(2, "big") + tlvs
+    destination = destination or (("::1" if ":" in source[0] else "127.0.0.1"), 8700)
+    src, dst = ipaddress.ip_address(source[0]), ipaddress.ip_address(destination[0])
+    family = 0x11 if src.version == 4 else 0x21
+    block = (src.packed + dst.packed + source[1].to_bytes(2, "big")
+             + destination[1].to_bytes(2, "big") + tlvs)
+    return V2_SIGNATURE + bytes([0x21, family]) + len(block).to_bytes(2, "big") + block

@@ -16,7 +16,7 @@ async def test_healthz_and_metrics(server, phone):
     async with aiohttp.ClientSession() as http:
         async with http.get(server.url + "/healthz") as r:
             assert r.status == 200 and (await r.json())["status"] == "ok"
-        async with http.get(server.url + "/metrics") as r:
+        async with http.get(server.operator_url + "/metrics") as r:
             text = await r.text()
     assert 'pigeon_requests_total{method="auth.sign_in",outcome="ok"} 1.0' in text
     assert "pigeon_store_commits_total" in text and "pigeon_connections" in text

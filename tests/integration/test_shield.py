@@ -151,7 +151,7 @@ async def test_repeat_offenders_are_banned_at_accept(tmp_path, phone):
         async with Raw(server, "127.0.7.8") as other:
             assert (await other.ask(HELLO))["t"] == "welcome"
         status = subprocess.run([sys.executable, "-m", "pigeon", "shield", "status",
-                                 "--server", server.url], capture_output=True, text=True,
+                                 "--operator", server.operator_url], capture_output=True, text=True,
                                 timeout=30)
         assert status.returncode == 0 and "bans: 1 addresses" in status.stdout
 

@@ -49,3 +49,25 @@ def test_token_bucket_with_a_fake_clock():
     limiter.take("+2")
     limiter.take("+3")  # evicts the least recently used key: memory stays bounded
     assert len(limiter) == 2
+
+
+@pytest.mark.parametrize("bad,reason", [
+    ({"trusted_proxies": "10.0.0.0/8, nonsense"}, "trusted_proxies"),
+    ({"proxy_protocol": True}, "proxy_protocol needs trusted_proxies"),
+    ({"operator_listen": "0.0.0.0:8701", "insecure_no_tls": True}, "without operator_token"),
+    ({"operator_listen": "0.0.0.0:8701", "operator_token": "x" * 20}, "without TLS"),
+    ({"operator_listen": "127.0.0.1:8701", "operator_token": "short"}, "16 characters"),
+    ({"operator_listen": "nowhere"}, "operator_listen must be HOST:PORT"),
+])
+def test_edge_and_operator_settings_are_checked(bad, reason):
+    with pytest.raises(SettingsError, match=reason):
+        load_settings(None, bad, environ={})
+
+
+def test_trusted_proxies_as_a_toml_list(tmp_path):
+    config = tmp_path / "pigeon.toml"
+    config.write_text('trusted_proxies = ["10.0.0.1/32", "fd00::/8"]\nproxy_protocol = true\n'
+                      'operator_listen = "off"\n')
+    s = load_settings(config, {}, environ={})
+    assert (s.trusted_proxies, s.proxy_protocol, s.operator_enabled) == (
+        "10.0.0.1/32,fd00::/8", True, False)

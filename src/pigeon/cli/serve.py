@@ -21,6 +21,18 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--listen", default=None, metavar="HOST:PORT",
               help="Address to listen on; port 0 picks a free one [env PIGEON_LISTEN; "
                    "default 127.0.0.1:8700].")
+@click.option("--operator-listen", default=None, metavar="HOST:PORT",
+              help="Where /metrics, /shield and a detailed /healthz are served, apart from the "
+                   "public port; 'off' for nowhere. Off loopback it needs operator_token "
+                   "(environment or config file, never a flag) [env PIGEON_OPERATOR_LISTEN; "
+                   "default 127.0.0.1:8701].")
+@click.option("--trusted-proxies", default=None, metavar="CIDRS",
+              help="Comma-separated networks of reverse proxies whose PROXY header or "
+                   "X-Forwarded-For names the real client [env PIGEON_TRUSTED_PROXIES; "
+                   "default none].")
+@click.option("--proxy-protocol", is_flag=True, default=None,
+              help="Trusted proxies open every connection with a PROXY v1/v2 header "
+                   "[env PIGEON_PROXY_PROTOCOL].")
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), default=None,
               help="PEM certificate chain for TLS [env PIGEON_TLS_CERT].")
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True), default=None,
@@ -49,7 +61,8 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default=None, help="[env PIGEON_LOG_LEVEL; default info]")
 def serve(config: Path | None, **flags: object) -> None:
-    """Run a Pigeon server (HTTP and WebSocket on one port: /v1/ws, /healthz, /metrics).
+    """Run a Pigeon server (HTTP and WebSocket on one port: /v1/ws and /healthz; /metrics and
+    /shield on the operator listener).
 
     SIGTERM or SIGINT stops it cleanly: no new connections, calls in flight answered,
     every queued write committed."""

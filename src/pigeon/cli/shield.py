@@ -27,9 +27,21 @@ def _http_url(server: str) -> str:
     return url.removesuffix("/v1/ws")
 
 
-async def _fetch(url: str) -> dict:  # type: ignore[type-arg]
+class OperatorError(Exception):
+    """The operator listener answered, but not with the shield's status."""
+
+
+async def _fetch(url: str, token: str | None) -> dict:  # type: ignore[type-arg]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        async with http.get(url + "/shield") as response:
+        async with http.get(url + "/shield", headers=headers) as response:
+            if response.status == 401:
+                raise OperatorError("the operator listener wants its token: pass --token or "
+                                    "set PIGEON_OPERATOR_TOKEN")
+            if response.status == 404:
+                raise OperatorError(f"{url} does not serve /shield: point --operator at the "
+                                    "server's operator listener (operator_listen, default "
+                                    "127.0.0.1:8701), not its public port")
             response.raise_for_status()
             return await response.json()  # type: ignore[no-any-return]
 
@@ -51,8 +63,9 @@ def render(status: dict) -> list[str]:  # type: ignore[type-arg]
             f"admitted {c['admitted']:>8}  shed {c['shed']:>7}  "
             f"queue delay {c['queue_delay'] * 1000:7.1f} ms{'  SHEDDING' if c['dropping'] else ''}")
     bans = status["bans"]
-    lines.append(f"bans: {bans['banned_addresses']} addresses, {bans['banned_prefixes']} prefixes "
-                 f"now; {bans['bans']} bans so far")
+    lines.append(f"bans: {bans['banned_addresses']} addresses, {bans['banned_prefixes']} prefixes, "
+                 f"{bans.get('banned_sessions', 0)} sessions, {bans.get('banned_accounts', 0)} "
+                 f"accounts now; {bans['bans']} address bans so far")
     refused = status["refused"]
     if refused:
         lines.append("refused by the shield: " + ", ".join(f"{k} {v}" for k, v in refused.items()))
@@ -60,17 +73,24 @@ def render(status: dict) -> list[str]:  # type: ignore[type-arg]
 
 
 @shield.command("status")
-@click.option("--server", envvar="PIGEON_SERVER", default="http://127.0.0.1:8700",
-              show_default=True, help="The server's URL [env PIGEON_SERVER].")
+@click.option("--operator", "--server", "server", envvar="PIGEON_OPERATOR",
+              default="http://127.0.0.1:8701", show_default=True,
+              help="The server's operator listener (its operator_listen setting; not the "
+                   "public port) [env PIGEON_OPERATOR].")
+@click.option("--token", envvar="PIGEON_OPERATOR_TOKEN", default=None,
+              help="The operator token, if the server has one [env PIGEON_OPERATOR_TOKEN].")
 @click.option("--json", "as_json", is_flag=True, help="The raw status as JSON.")
 @click.option("--watch", type=float, default=None, metavar="SECONDS",
               help="Print again every SECONDS until interrupted.")
-def status(server: str, as_json: bool, watch: float | None) -> None:
+def status(server: str, token: str | None, as_json: bool, watch: float | None) -> None:
     """A live summary: admission, work classes, proof of work, bans, refusals."""
     url = _http_url(server)
     while True:
         try:
-            data = asyncio.run(_fetch(url))
+            data = asyncio.run(_fetch(url, token))
+        except OperatorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             click.echo(f"error: server unreachable: {exc}", err=True)
             sys.exit(3)

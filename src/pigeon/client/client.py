@@ -157,6 +157,12 @@ class Client:
                     self._fatal = exc
                     self._fail_waiters()
                     return
+                except RateLimited as exc:
+                    # The hello was refused for a while (RATE_LIMITED, or BANNED: this session
+                    # tripped limits): come back when the server said, not in a loop.
+                    log.debug("reconnect refused: %s", exc)
+                    await asyncio.sleep((exc.retry_after or 1.0) * random.uniform(1.0, 1.2))
+                    continue
                 except (Unavailable, OSError, asyncio.TimeoutError) as exc:
                     log.debug("reconnect failed: %s", exc)
                     continue

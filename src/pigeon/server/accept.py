@@ -5,6 +5,16 @@ whether to take the connection at all (bans, caps per address and prefix, the un
 pool), and aborts it if its first Pigeon frame has not arrived within the hello deadline:
 a slowloris peer that trickles its HTTP upgrade, or never sends ``hello``, holds a socket for
 seconds, not for ever.
+
+Behind a trusted proxy (server/edge.py) the peer's address is the proxy's, so admission
+waits until the client's address is known:
+
+* with ``proxy_protocol``, a trusted peer must open with a PROXY v1/v2 header; it is parsed
+  here (server/proxy_header.py) before aiohttp sees a byte, and the shield admits the address
+  it names. A peer whose header is missing or malformed is aborted;
+* otherwise the WebSocket handler reads ``X-Forwarded-For`` and calls :meth:`admit_forwarded`
+  before upgrading. Until then the connection holds no admission ticket, only the hello
+  deadline: it comes from a proxy the operator vouched for.
 """
 
 from __future__ import annotations
@@ -14,36 +24,73 @@ from typing import Any
 
 from pigeon.shield.guard import Shield
 
+from .edge import Edge, normalize
+from .proxy_header import ProxyHeaderError, ProxyHeaderParser
+
 
 class GuardedProtocol(asyncio.Protocol):
-    __slots__ = ("inner", "shield", "registry", "transport", "ticket", "greeted", "_timer")
+    __slots__ = ("inner", "shield", "registry", "edge", "transport", "address", "ticket",
+                 "greeted", "_started", "_header", "_timer")
 
-    def __init__(self, inner: Any, shield: Shield, registry: dict[Any, GuardedProtocol]) -> None:
+    def __init__(self, inner: Any, shield: Shield, registry: dict[Any, GuardedProtocol],
+                 edge: Edge | None = None) -> None:
         self.inner = inner
         self.shield = shield
         self.registry = registry
+        self.edge = edge or Edge()
         self.transport: asyncio.BaseTransport | None = None
+        self.address = "unknown"  # the client's, once known (the PROXY header's if any)
         self.ticket: Any = None
         self.greeted = False
+        self._started = False  # aiohttp's protocol has been handed the connection
+        self._header: ProxyHeaderParser | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
-        address = peer[0] if peer else "unknown"
-        decision = self.shield.accept(address)
-        if decision is None or decision.ticket is None:
-            transport.abort()
+        self.address = normalize(peer[0]) if peer else "unknown"
+        if not self.edge.trusted(self.address):
+            if self._admit():
+                self._start()
             return
+        self._arm_deadline()  # a proxy's header and hello are due like anyone's
+        if self.edge.proxy_protocol:
+            self._header = ProxyHeaderParser()
+        else:
+            self._start()  # admission when the request's X-Forwarded-For is read
+
+    def _admit(self) -> bool:
+        assert self.transport is not None
+        decision = self.shield.accept(self.address)
+        if decision is None or decision.ticket is None:
+            self.transport.abort()
+            return False
         if decision.evict is not None and decision.evict.handle is not None:
             decision.evict.handle.abort()  # random early drop of an unauthenticated idler
         self.ticket = decision.ticket
-        self.ticket.handle = transport
-        self.registry[transport] = self
+        self.ticket.handle = self.transport
         if self.shield.enabled:
+            self._arm_deadline()
+        return True
+
+    def _start(self) -> None:
+        self.registry[self.transport] = self
+        self._started = True
+        self.inner.connection_made(self.transport)
+
+    def admit_forwarded(self, address: str) -> bool:
+        """The WebSocket handler learned the client's address from X-Forwarded-For; False
+        when the shield refuses it (the connection is then aborted)."""
+        if self.ticket is not None:
+            return True
+        self.address = address
+        return self._admit()
+
+    def _arm_deadline(self) -> None:
+        if self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.shield.hello_deadline, self._deadline)
-        self.inner.connection_made(transport)
 
     def _deadline(self) -> None:
         if not self.greeted and self.transport is not None:
@@ -51,29 +98,51 @@ class GuardedProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        if self.ticket is not None:
+        if self._header is not None:
+            self._read_header(data)
+        elif self._started:
             self.inner.data_received(data)
 
+    def _read_header(self, data: bytes) -> None:
+        assert self._header is not None and self.transport is not None
+        try:
+            header = self._header.feed(data)
+        except ProxyHeaderError:
+            self.shield._refuse("proxy_header")  # noqa: SLF001
+            self.transport.abort()
+            return
+        if header is None:
+            return
+        self._header = None
+        if header.source is not None:  # LOCAL or UNKNOWN: the proxy's own connection
+            self.address = normalize(header.source[0])
+        if self.edge.trusted(self.address) or self._admit():
+            # (a trusted source is a proxy in front of the proxy: X-Forwarded-For decides)
+            self._start()
+            if header.rest:
+                self.inner.data_received(header.rest)
+
     def eof_received(self) -> bool | None:
-        if self.ticket is not None:
+        if self._started:
             return self.inner.eof_received()  # type: ignore[no-any-return]
         return None
 
     def pause_writing(self) -> None:
-        if self.ticket is not None:
+        if self._started:
             self.inner.pause_writing()
 
     def resume_writing(self) -> None:
-        if self.ticket is not None:
+        if self._started:
             self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self.ticket is None:
+        if self.ticket is not None:
+            self.shield.admission.release(self.ticket)
+        if not self._started:
             return
         self.registry.pop(self.transport, None)
-        self.shield.admission.release(self.ticket)
         self.inner.connection_lost(exc)
 
     def promote(self) -> None:

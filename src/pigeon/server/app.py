@@ -1,17 +1,19 @@
-"""The aiohttp transport: the client protocol on /v1/ws, /healthz and /metrics on one port,
-and the server's life cycle (start, graceful stop on SIGTERM/SIGINT)."""
+"""The aiohttp transport: the client protocol on /v1/ws and a minimal /healthz on the public
+port (operator endpoints live on their own listener, operator.py), and the server's life
+cycle (start, graceful stop on SIGTERM/SIGINT)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import ssl
 import sys
 from contextlib import suppress
 
 from aiohttp import WSMsgType, web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from aiohttp.typedefs import Handler
 
 from pigeon import __version__
 from pigeon.bus import LocalBus
@@ -24,7 +26,9 @@ from .accept import GuardedProtocol
 from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from .datadir import prepare_data_dir, private_umask
+from .edge import Edge, normalize
 from .metrics import Metrics
+from .operator import start_operator
 from .services import Services, load_or_create_secret
 from .settings import Settings
 
@@ -35,6 +39,10 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     services: Services = request.app["services"]
     if len(services.connections) >= services.settings.max_connections:
         raise web.HTTPServiceUnavailable(text="too many connections\n")
+    address: str = request["client"]
+    guard = request.app["guards"].get(request.transport)
+    if guard is not None and not guard.admit_forwarded(address):
+        raise web.HTTPServiceUnavailable()  # refused by the shield; already aborted
     # aiohttp refuses frames over max_msg_size by closing with 1009. Frames between our limit
     # and 4x it get a typed FRAME_TOO_LARGE error first, so honest clients learn why.
     # timeout: how long a close waits for the peer's close frame. An abuser we cut off does not
@@ -43,13 +51,15 @@ async def _ws(request: web.Request) -> web.StreamResponse:
                                compress=False, timeout=2.0)
     try:
         await ws.prepare(request)
+    except web.HTTPException as exc:
+        exc.force_close()  # a bad handshake: no second try on this connection
+        raise
     except ConnectionError:
         # The peer went away during the upgrade (often: the shield evicted it). Raising an
         # HTTP error lets aiohttp drop it quietly; an exception here would be logged with a
         # traceback, and formatting tracebacks is the last thing to spend CPU on in a flood.
         raise web.HTTPServiceUnavailable() from None
-    guard = request.app["guards"].get(request.transport)
-    conn = Connection(services, request.remote or "unknown", guard)
+    conn = Connection(services, address, guard)
     writer = asyncio.create_task(_write(conn, ws))
     try:
         # The shield also aborts silent sockets at accept level; this deadline covers a
@@ -91,30 +101,41 @@ async def _write(conn: Connection, ws: web.WebSocketResponse) -> None:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    services: Services = request.app["services"]
-    return web.json_response({"status": "ok", "version": __version__,
-                              "connections": len(services.connections)})
+    # Says only that the server answers: version and load are for the operator listener.
+    return web.json_response({"status": "ok"})
 
 
-async def _shield(request: web.Request) -> web.Response:
-    services: Services = request.app["services"]
-    return web.json_response(services.shield.status())
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    services: Services = request.app["services"]
-    body = generate_latest(services.metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+@web.middleware
+async def _client_address(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve who is calling (X-Forwarded-For from trusted proxies, server/edge.py) and
+    rate-limit plain HTTP per address: only the WebSocket upgrade, which admission at accept
+    already guards, is not counted."""
+    guard = request.app["guards"].get(request.transport)
+    peer = guard.address if guard is not None else normalize(request.remote or "unknown")
+    edge: Edge = request.app["edge"]
+    address = edge.client(peer, request.headers.getall("X-Forwarded-For", ()))
+    request["client"] = address
+    upgrade = request.path == "/v1/ws" and request.headers.get("Upgrade", "").lower() == "websocket"
+    if not upgrade:
+        services: Services = request.app["services"]
+        wait = services.shield.check_http(address)
+        if wait:
+            response = web.json_response(
+                {"code": "RATE_LIMITED", "message": "too many HTTP requests; slow down",
+                 "retry_after": round(wait, 2)},
+                status=429, headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            response.force_close()  # the next try pays for a new connection through admission
+            return response
+    return await handler(request)
 
 
 def build_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=limits.MAX_FRAME_BYTES)
+    app = web.Application(client_max_size=limits.MAX_FRAME_BYTES, middlewares=[_client_address])
     app["services"] = services
     app["guards"] = {}
+    app["edge"] = Edge(services.settings.trusted_proxies, services.settings.proxy_protocol)
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/shield", _shield)
     return app
 
 
@@ -142,12 +163,26 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     if settings.tls_cert is not None:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(settings.tls_cert, settings.tls_key)
+    operator = None
+    if settings.operator_enabled:
+        try:
+            operator, operator_url = await start_operator(services, tls)
+        except OSError as exc:
+            await runner.cleanup()
+            await store.close()
+            await services.codes.close()
+            raise SystemExit(f"pigeon: cannot listen on operator_listen "
+                             f"{settings.operator_listen}: {exc}") from None
+        # Scripts and tests read this line to find the operator port.
+        print(f"pigeon operator endpoints on {operator_url} (/metrics, /shield, /healthz)",
+              file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     guards = app["guards"]
+    edge = app["edge"]
     handler_factory = runner.server
     assert handler_factory is not None
     listener = await loop.create_server(
-        lambda: GuardedProtocol(handler_factory(), shield, guards),
+        lambda: GuardedProtocol(handler_factory(), shield, guards, edge),
         settings.host, settings.port, ssl=tls, backlog=4096, reuse_address=True)
     await shield.start()
     bound = listener.sockets[0].getsockname()
@@ -172,6 +207,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         for conn in conns:
             conn.shutting_down()
         await runner.cleanup()
+        if operator is not None:
+            await operator.cleanup()
         await shield.stop()
         await store.close()
         await services.codes.close()

@@ -70,7 +70,8 @@ class Connection:
     # -- input ------------------------------------------------------------------------------
     async def receive(self, data: bytes) -> None:
         """Handle one frame. Returns once the call is started, not answered."""
-        if not self.shield.frame_allowed(self._frames, self.address, self.user_id is not None):
+        if not self.shield.frame_allowed(self._frames, self.address, self.user_id is not None,
+                                         session_id=self.session_id, user_id=self.user_id):
             self._send(self.protocol.error(None, RateLimited(
                 "too many frames; slow down", retry_after=1.0)))
             self.close(CLOSE_POLICY, "RATE_LIMITED")
@@ -90,7 +91,7 @@ class Connection:
         else:
             assert isinstance(event, Violation)
             self._count(event.error)
-            self.shield.strike(self.address, event.error.code)
+            self._strike(event.error.code)
             self._send(event.reply)
             if event.close:
                 code = CLOSE_TOO_BIG if event.error.code == "FRAME_TOO_LARGE" else CLOSE_PROTOCOL
@@ -101,16 +102,21 @@ class Connection:
         if self.guard is not None:
             self.guard.greeted = True
         user = session = state = None
-        if hello.token is not None:
-            try:
+        try:
+            if hello.token is None:
+                # From a banned address only a token gets in (the door in shield/penalties.py).
+                self.shield.check_banned(self.address)
+            else:
                 self.shield.check_rate("hello", self.address, None, None)
                 session, user = await authenticate(services, hello.token)
-            except PigeonError as exc:
-                if isinstance(exc, Unauthorized):
-                    self.shield.strike(self.address, exc.code)
-                self._send(self.protocol.error(None, exc))
-                self.close(CLOSE_POLICY, exc.code)
-                return
+                self.shield.check_session(session.id, session.user_id)
+        except PigeonError as exc:
+            if isinstance(exc, Unauthorized):
+                self.shield.strike(self.address, exc.code)
+            self._send(self.protocol.error(None, exc))
+            self.close(CLOSE_POLICY, exc.code)
+            return
+        if session is not None:
             self.login(session.user_id, session.id)
             state = await services.store.get_state(session.user_id)
             self._touch(force=True)
@@ -155,25 +161,30 @@ class Connection:
         self.refusals += 1
         budget = self.shield.max_refusals * (8 if self.user_id is not None else 1)
         if self.refusals >= budget:
-            self.shield.strike(self.address, "refusals")
+            self._strike("refusals")
             self.close(CLOSE_POLICY, "TOO_MANY_REFUSALS")
+
+    def _strike(self, reason: str) -> None:
+        # Logged in: the session pays, not the address other people's sessions may share.
+        self.shield.strike(self.address, reason, session_id=self.session_id, user_id=self.user_id)
 
     def _count(self, error: PigeonError) -> None:
         self.services.metrics.protocol_errors.labels(error.code).inc()
 
     # -- identity ---------------------------------------------------------------------------
     def login(self, user_id: int, session_id: int) -> None:
-        if self.user_id is not None:
-            self.services.bus.detach(self)
+        self.logout()
         self.user_id, self.session_id = user_id, session_id
         self.services.bus.attach(self)
         if self.guard is not None:
             self.guard.promote()
-        self.shield.remember(self.address)
+        self.shield.logged_in(self.address, session_id)
 
     def logout(self) -> None:
         if self.user_id is not None:
             self.services.bus.detach(self)
+        if self.session_id is not None:
+            self.shield.logged_out(self.address, self.session_id)
         self.user_id = self.session_id = None
 
     def _touch(self, force: bool = False) -> None:
@@ -227,6 +238,13 @@ class Connection:
         self._send(self.protocol.error(None, Unauthorized(reason, code="SESSION_INVALID")))
         self.logout()
         self.close(CLOSE_POLICY, "SESSION_INVALID")
+
+    def banned(self, seconds: float, what: str = "session") -> None:
+        """This connection's session or account was banned: say for how long, then close."""
+        self._send(self.protocol.error(None, RateLimited(
+            f"this {what} is refused for {seconds:.0f} s after repeated abuse",
+            code="BANNED", retry_after=round(seconds, 3))))
+        self.close(CLOSE_POLICY, "BANNED")
 
     def close(self, code: int, reason: str) -> None:
         if self.close_code is None:

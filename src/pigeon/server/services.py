@@ -51,11 +51,25 @@ class Services:
     clock: Any = time.time
 
     def __post_init__(self) -> None:
-        self.shield.on_ban = self._close_banned
+        penalties = self.shield.penalties
+        penalties.on_address_ban = self._close_banned_address
+        penalties.on_session_ban = self._close_banned_session
+        penalties.on_account_ban = self._close_banned_account
 
-    def _close_banned(self, address: str) -> None:
+    def _close_banned_address(self, address: str) -> None:
+        # Only strangers: a session that logged in with a valid token from this address is
+        # not the culprit, and may well be one of hundreds behind the same NAT.
         for conn in list(self.by_address.get(address, ())):
-            conn.close(1008, "BANNED")
+            if conn.user_id is None:
+                conn.close(1008, "BANNED")
+
+    def _close_banned_session(self, session_id: int, seconds: float) -> None:
+        for conn in [c for c in self.connections if c.session_id == session_id]:
+            conn.banned(seconds)
+
+    def _close_banned_account(self, user_id: int, seconds: float) -> None:
+        for conn in [c for c in self.connections if c.user_id == user_id]:
+            conn.banned(seconds, "account")
 
     def code_hash(self, code_id: str, code: str) -> bytes:
         return hmac.digest(self.secret, f"{code_id}:{code}".encode(), "sha256")

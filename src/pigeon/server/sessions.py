@@ -78,6 +78,8 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
         left = services.settings.code_attempts - code.attempts
         raise Unauthorized(f"wrong code; {left} attempt(s) left", code="CODE_INVALID")
     user = await store.user_by_phone(phone)
+    if user is not None:
+        services.shield.check_account(user.id)  # an account refused for abuse stays refused
     if user is None:
         if p.name is None:
             # The code stays valid (one attempt spent) so the client can ask for a name.

@@ -12,6 +12,8 @@ from typing import Any
 
 from pigeon.shield.ratelimit import Rate
 
+from .edge import parse_networks
+
 
 class SettingsError(ValueError):
     """A setting has a value the server cannot run with; the message says which and why."""
@@ -22,9 +24,13 @@ class Settings:
     data: Path = Path("pigeon-data")
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
+    operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none
+    operator_token: str | None = None       # bearer token the operator listener requires
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure_no_tls: bool = False
+    trusted_proxies: str = ""               # CIDRs whose PROXY header / X-Forwarded-For is believed
+    proxy_protocol: bool = False            # trusted proxies open with a PROXY v1/v2 header
     code_sender: str = "console"            # console | webhook
     code_webhook_url: str | None = None
     code_ttl: float = 300.0                 # seconds a login code stays valid
@@ -52,6 +58,7 @@ class Settings:
     rate_send: str = "5/1s burst 30"        # messages sent by one account
     rate_address: str = "20/1s burst 40"    # unauthenticated calls from one address
     rate_prefix: str = "200/1s burst 400"   # unauthenticated calls from one prefix
+    http_rate: str = "5/1s burst 20"        # public HTTP requests (not /v1/ws) from one address
     code_rate_country: str = "600/1h burst 100"   # login codes to one country code
     code_rate_global: str = "6000/1h burst 500"   # login codes in all
     budget_interactive: int = 1024          # concurrent calls per work class; interactive
@@ -66,6 +73,11 @@ class Settings:
     ban_strikes: int = 20                   # limit trips within ban_window that earn a ban
     ban_window: float = 60.0
     ban_seconds: float = 600.0
+    ban_shared_window: float = 3600.0       # sessions seen from an address this recently each
+                                            # add ban_strikes to the strikes that ban it
+    ban_door_rate: str = "1/1s burst 5"     # sockets a banned address with logged-in sessions
+                                            # may still open (token-only), per such session
+    ban_account_sessions: int = 3           # session bans within ban_seconds that ban the account
     nft_set: str | None = None              # mirror bans into this nftables set
     server_name: str = "pigeon"
     log_level: str = "info"
@@ -92,6 +104,7 @@ class Settings:
                 f"refusing to listen on {self.host} without TLS: pass --tls-cert and --tls-key, "
                 "or --insecure-no-tls if a TLS proxy sits in front"
             )
+        self._validate_edge()
         if self.code_sender not in ("console", "webhook"):
             raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
         if self.code_sender == "webhook" and not self.code_webhook_url:
@@ -99,18 +112,43 @@ class Settings:
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
                      "code_rate_global", "frame_rate", "frame_rate_unauthenticated",
                      "accept_rate_overloaded", "accept_rate_unknown", "rate_session", "rate_account",
-                     "rate_send", "rate_address", "rate_prefix"):
+                     "rate_send", "rate_address", "rate_prefix", "http_rate", "ban_door_rate"):
             try:
                 Rate.parse(getattr(self, name))
             except ValueError as exc:
                 raise SettingsError(f"{name}: {exc}") from None
         return self
 
+    @property
+    def operator_enabled(self) -> bool:
+        return self.operator_listen.strip().lower() not in ("", "off", "none")
 
-def split_listen(listen: str) -> tuple[str, int]:
+    def _validate_edge(self) -> None:
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"trusted_proxies: {exc}") from None
+        if self.proxy_protocol and not self.trusted_proxies.strip():
+            raise SettingsError("proxy_protocol needs trusted_proxies: the networks of the "
+                                "proxies that send the PROXY header")
+        if not self.operator_enabled:
+            return
+        host, _ = split_listen(self.operator_listen, "operator_listen")
+        if not is_loopback(host):
+            if not self.operator_token:
+                raise SettingsError(f"refusing to serve /metrics and /shield on {host} without "
+                                    "operator_token (or keep operator_listen on loopback)")
+            if self.tls_cert is None and not self.insecure_no_tls:
+                raise SettingsError(f"refusing to serve operator endpoints on {host} without "
+                                    "TLS: pass --tls-cert and --tls-key, or --insecure-no-tls")
+        if self.operator_token is not None and len(self.operator_token) < 16:
+            raise SettingsError("operator_token must be at least 16 characters")
+
+
+def split_listen(listen: str, name: str = "listen") -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise SettingsError(f"listen must be HOST:PORT, not {listen!r}")
+        raise SettingsError(f"{name} must be HOST:PORT, not {listen!r}")
     return host.strip("[]"), int(port)
 
 
@@ -140,6 +178,8 @@ def _coerce(name: str, value: Any) -> Any:
         return int(value)
     if kind in ("float", float):
         return float(value)
+    if isinstance(value, list):  # e.g. trusted_proxies = ["10.0.0.0/8", "fd00::/8"] in TOML
+        return ",".join(str(item) for item in value)
     return str(value)
 
 

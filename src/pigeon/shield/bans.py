@@ -2,9 +2,11 @@
 
 Every time a limit trips for an address (a rate limit, a bad proof-of-work, a refused
 connection) the server calls :meth:`BanList.strike`. An address with ``strikes`` strikes
-within ``window`` seconds is banned for ``duration``; once ``prefix_threshold`` addresses of
-one /24 or /64 are banned at the same time, the whole prefix is banned too, because an
-attacker who owns a prefix can rotate through its addresses faster than we ban them.
+within ``window`` seconds (or the ``needed`` the caller passes: penalties.py asks more of an
+address that logged-in sessions share) is banned for ``duration``; once ``prefix_threshold``
+addresses of one /24 or /64 are banned at the same time, the whole prefix is banned too,
+because an attacker who owns a prefix can rotate through its addresses faster than we ban
+them.
 
 Memory is bounded: at most ``max_entries`` addresses are tracked for strikes (least recently
 struck forgotten first; a forgotten address simply starts again from zero) and at most
@@ -113,6 +115,7 @@ class BanList:
         max_entries: int = 100_000,
         clock: Clock = time.monotonic,
         mirror: Mirror | None = None,
+        may_mirror: Callable[[str], bool] | None = None,
     ) -> None:
         if strikes < 1 or window <= 0 or duration <= 0 or prefix_threshold < 1:
             raise ValueError("strikes, window, duration and prefix_threshold must be positive")
@@ -123,6 +126,10 @@ class BanList:
         self.max_entries = max_entries
         self.clock = clock
         self.mirror = mirror
+        # Which automatic bans go to the kernel: the shield keeps addresses that logged-in
+        # sessions use in process only, so their devices can still reach the token-only
+        # door (guard.py). Manual bans always go.
+        self.may_mirror = may_mirror
         self._strikes: OrderedDict[str, _Strikes] = OrderedDict()
         self._bans: dict[str, _Entry] = {}
         self._expiry: list[tuple[float, int, _Entry]] = []  # heap; stale items skipped
@@ -136,8 +143,11 @@ class BanList:
         self._tasks: set[asyncio.Task[bool]] = set()
 
     # -- recording -------------------------------------------------------------------------
-    def strike(self, address: str, reason: str = "limit") -> float:
-        """Record one limit trip; returns the seconds the address is now banned (0 if not)."""
+    def strike(self, address: str, reason: str = "limit", needed: float | None = None) -> float:
+        """Record one limit trip; returns the seconds the address is now banned (0 if not).
+
+        ``needed``: the strikes within the window that ban this address, if not ``strikes``
+        (the shield asks for more from an address that many logged-in sessions share)."""
         now = self.clock()
         self._purge(now)
         key = reason if reason in self._struck or len(self._struck) < MAX_REASONS else "other"
@@ -152,17 +162,17 @@ class BanList:
                 self._strikes.popitem(last=False)
         else:
             self._strikes.move_to_end(address)
-        if record.add(now, self.window) < self.strikes:
+        if record.add(now, self.window) < (self.strikes if needed is None else needed):
             return 0.0
         del self._strikes[address]
-        self._ban(address, self.duration, reason, now, is_prefix=False)
+        self._ban(address, self.duration, reason, now, is_prefix=False, automatic=True)
         prefix = prefix_of(address)
         if (
             prefix != address
             and self._banned_in_prefix[prefix] >= self.prefix_threshold
             and prefix not in self._bans
         ):
-            self._ban(prefix, self.duration, reason, now, is_prefix=True)
+            self._ban(prefix, self.duration, reason, now, is_prefix=True, automatic=True)
         return self.duration
 
     def ban(self, target: str, seconds: float | None = None, reason: str = "manual") -> str:
@@ -256,7 +266,8 @@ class BanList:
             if version == ip.version and (version, length) not in _GROUPING  # prefix_of's
         ]
 
-    def _ban(self, target: str, seconds: float, reason: str, now: float, is_prefix: bool) -> None:
+    def _ban(self, target: str, seconds: float, reason: str, now: float, is_prefix: bool,
+             automatic: bool = False) -> None:
         old = self._bans.get(target)
         if old is not None:
             self._drop(old)
@@ -277,7 +288,8 @@ class BanList:
         if len(self._expiry) > 2 * self.max_entries + 16:
             self._expiry = [(e.until, n, e) for _, n, e in self._expiry if self._live(e)]
             heapq.heapify(self._expiry)
-        if self.mirror is not None:
+        if self.mirror is not None and not (
+                automatic and self.may_mirror is not None and not self.may_mirror(target)):
             self._schedule(self.mirror.add(target, seconds))
 
     def _live(self, entry: _Entry) -> bool:

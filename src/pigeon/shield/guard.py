@@ -13,7 +13,9 @@ Layers, in the order a connection meets them (docs/shield.md explains each and h
    unauthenticated class is under pressure; login codes are limited per number, per country
    and globally;
 5. whoever keeps tripping limits is banned for a while (and, with ``nft_set``, dropped by the
-   kernel).
+   kernel): a logged-in session by itself, a stranger's address only with evidence
+   proportional to the logged-in sessions that share it, and never cutting those sessions
+   off (penalties.py).
 
 With ``enabled=False`` every check passes: that is the baseline ``pigeon siege --compare``
 measures against.
@@ -26,14 +28,14 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from typing import Any
 
 from pigeon.protocol.errors import RateLimited
 from pigeon.protocol.types import PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
-from .bans import BanList, NftMirror
+from .bans import NftMirror
+from .penalties import Penalties
 from .pow import DifficultyController, ProofOfWork
 from .ratelimit import KeyedLimiter, Rate, TokenBucket
 from .scheduler import Scheduler, WorkClass
@@ -68,8 +70,8 @@ class Shield:
                      WorkClass.UNAUTHENTICATED: settings.budget_unauthenticated},
             target=settings.queue_target, interval=settings.queue_interval, clock=clock)
         self.mirror = NftMirror(settings.nft_set) if settings.nft_set else None
-        self.bans = BanList(strikes=settings.ban_strikes, window=settings.ban_window,
-                            duration=settings.ban_seconds, clock=clock, mirror=self.mirror)
+        self.penalties = Penalties(settings, clock=clock, mirror=self.mirror)
+        self.bans = self.penalties.addresses
         self.difficulty = DifficultyController(min_bits=settings.pow_min_bits,
                                                max_bits=settings.pow_max_bits, clock=clock)
         pow_key = hashlib.sha256(b"pigeon-pow:" + secret).digest()  # a key of its own
@@ -79,9 +81,6 @@ class Shield:
         self.frame_rate = Rate.parse(settings.frame_rate)
         self.frame_rate_unauthenticated = Rate.parse(settings.frame_rate_unauthenticated)
         self.max_refusals = settings.max_refusals
-        # Called with an address when it is banned, to close the connections it already has:
-        # a ban that only stopped new connections would leave a flood running on old ones.
-        self.on_ban: Any = None
 
         def limiter(setting: str) -> KeyedLimiter:
             return KeyedLimiter(Rate.parse(setting), clock=clock)
@@ -91,6 +90,7 @@ class Shield:
         self.per_account_send = limiter(settings.rate_send)
         self.per_address = limiter(settings.rate_address)
         self.per_prefix = limiter(settings.rate_prefix)
+        self.http_per_address = limiter(settings.http_rate)
         self.codes_per_phone = limiter(settings.code_rate_phone)
         self.logins_per_address = limiter(settings.code_rate_address)
         self.codes_per_country = limiter(settings.code_rate_country)
@@ -109,17 +109,20 @@ class Shield:
         # these go first: "authenticated users first" applied before we know who is calling.
         # An attacker cannot borrow one (TCP's handshake proves the source address), and an
         # account he stole only vouches for his own address, which bans still cover.
-        self.known: OrderedDict[str, None] = OrderedDict()
-        self.max_known = settings.max_known_addresses
+        self.known = self.penalties.known
         self._ticker: asyncio.Task[None] | None = None
 
     # -- accept -----------------------------------------------------------------------------
     def accept(self, address: str) -> Decision | None:
-        """None: drop the connection (banned). Otherwise the admission decision."""
-        if self.enabled and self.bans.banned(address):
+        """None: drop the connection (banned). Otherwise the admission decision.
+
+        A banned address that logged-in sessions use still gets a few sockets through the
+        token-only door (penalties.py): the connection's hello must carry a valid token."""
+        banned = self.enabled and self.bans.banned(address) > 0
+        if banned and not self.penalties.door_open(address):
             self._refuse("banned")
             return None
-        if self.enabled and address not in self.known:
+        if self.enabled and not banned and address not in self.known:
             # Sockets from addresses no session came from are rationed always, and harder
             # while the loop lags: a handshake costs about a millisecond of the one core that
             # serves everyone, and the onset of a flood arrives before any lag can be seen.
@@ -134,30 +137,62 @@ class Shield:
         if decision.ticket is None:
             self._refuse(decision.reason or "admission")
             self.strike(address, decision.reason or "admission")
+        elif banned:
+            self._refuse("banned_token_only")  # counted: admitted, but for a token only
         return decision
 
     def new_frame_bucket(self) -> TokenBucket:
         return TokenBucket(self.frame_rate_unauthenticated.burst, self.clock())
 
-    def frame_allowed(self, bucket: TokenBucket, address: str, authenticated: bool) -> bool:
+    def frame_allowed(self, bucket: TokenBucket, address: str, authenticated: bool, *,
+                      session_id: int | None = None, user_id: int | None = None) -> bool:
         """Frames per connection: a stranger needs a handful a second to log in; a logged-in
         device may send many more."""
         rate = self.frame_rate if authenticated else self.frame_rate_unauthenticated
         if not self.enabled or bucket.take(rate, self.clock()) == 0.0:
             return True
         self._refuse("frame_rate")
-        self.strike(address, "frame_rate")
+        self.strike(address, "frame_rate", session_id=session_id, user_id=user_id)
         return False
 
     def remember(self, address: str) -> None:
-        """A session logged in from this address."""
-        known = self.known
-        if address in known:
-            known.move_to_end(address)
-            return
-        known[address] = None
-        if len(known) > self.max_known:
-            known.popitem(last=False)
+        """A session logged in from this address before this process started."""
+        self.penalties.remember(address)
+
+    def logged_in(self, address: str, session_id: int) -> None:
+        """A connection from ``address`` authenticated as ``session_id``."""
+        self.penalties.arrive(address, session_id)
+
+    def logged_out(self, address: str, session_id: int) -> None:
+        """That connection closed or logged out."""
+        self.penalties.leave(address, session_id)
+
+    def check_session(self, session_id: int, user_id: int) -> None:
+        """Raise BANNED if this session or its account is refused for now."""
+        if self.enabled:
+            self.penalties.check_session(session_id, user_id)
+
+    def check_account(self, user_id: int) -> None:
+        """Raise BANNED if this account is refused for now (before a sign-in)."""
+        if self.enabled:
+            self.penalties.check_account(user_id)
+
+    def check_banned(self, address: str) -> None:
+        """Raise BANNED for a stranger's call from a banned address (one that came in by the
+        token-only door and did not log in)."""
+        if self.enabled:
+            self.bans.check(address)
+
+    def check_http(self, address: str) -> float:
+        """Public HTTP requests (not the WebSocket upgrade) from one address: the seconds to
+        wait, 0 when this one may go ahead."""
+        if not self.enabled:
+            return 0.0
+        wait = self.http_per_address.take(address)
+        if wait:
+            self._refuse("http_rate")
+            self.strike(address, "http_rate")  # a flood keeps paying with a ban, as elsewhere
+        return wait
 
     # -- calls ------------------------------------------------------------------------------
     @staticmethod
@@ -172,6 +207,8 @@ class Shield:
         if not self.enabled:
             return
         if user_id is None:
+            if method != "hello":  # a hello's token is checked by itself (the door)
+                self.bans.check(address)
             wait = self.per_address.take(address) or self.per_prefix.take(prefix_of(address))
         else:
             wait = (self.per_session.take(str(session_id))
@@ -180,7 +217,7 @@ class Shield:
                 wait = self.per_account_send.take(str(user_id))
         if wait:
             self._refuse("rate")
-            self.strike(address, "rate")
+            self.strike(address, "rate", session_id=session_id, user_id=user_id)
             raise RateLimited(f"slow down: retry in {wait:.1f} s", retry_after=round(wait, 2))
 
     def slot(self, work_class: WorkClass) -> contextlib.AbstractAsyncContextManager[None]:
@@ -216,9 +253,12 @@ class Shield:
             raise RateLimited(f"too many login codes requested; retry in {wait:.0f} s",
                               retry_after=round(wait, 1))
 
-    def strike(self, address: str, reason: str) -> None:
-        if self.enabled and self.bans.strike(address, reason) and self.on_ban is not None:
-            self.on_ban(address)
+    def strike(self, address: str, reason: str, *, session_id: int | None = None,
+               user_id: int | None = None) -> None:
+        """A limit tripped. A logged-in connection passes its session and account: they are
+        penalised, not the address that other people's sessions share (penalties.py)."""
+        if self.enabled:
+            self.penalties.strike(address, reason, session_id, user_id)
 
     def _refuse(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
@@ -267,7 +307,7 @@ class Shield:
             "admission": self.admission.stats(),
             "classes": self.scheduler.stats(),
             "pow_difficulty": self.pow.difficulty,
-            "bans": self.bans.stats(),
+            "bans": {**self.bans.stats(), **self.penalties.stats()},
             "refused": dict(self.refused),
             "loop_lag": round(self.loop_lag, 4),
             "known_addresses": len(self.known),
