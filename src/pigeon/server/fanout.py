@@ -1,0 +1,52 @@
+"""A call's fan-out, charged to the caller's account, then delivered.
+
+Every update a write makes (one per recipient: a message to an N-member group makes N) costs
+the single writer thread. The shield gives each account a budget of them (``rate_fanout``,
+docs/shield.md); a handler reserves the likely cost before its store call, which refuses the
+call before it reaches the writer when the account is out of budget, and settles the real
+cost once the store answered::
+
+    fanout = reserve(caller, p.chat_id)
+    message, pts, pushes = await store.send_message(...)
+    fanout.deliver(pushes, chat_size=...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pigeon.store import Push
+
+from .services import Caller
+
+
+def recipients(pushes: Sequence[Push]) -> int:
+    return sum(len(push.targets) for push in pushes)
+
+
+class FanOut:
+    __slots__ = ("caller", "chat_id", "taken")
+
+    def __init__(self, caller: Caller, chat_id: int | None, taken: float) -> None:
+        self.caller = caller
+        self.chat_id = chat_id
+        self.taken = taken
+
+    def deliver(self, pushes: Sequence[Push], *, exclude: Any = None,
+                chat_size: int | None = None) -> None:
+        services = self.caller.services
+        services.shield.charge_fanout(self.caller.user_id, self.taken, recipients(pushes),
+                                      self.chat_id, chat_size)
+        services.bus.deliver(pushes, exclude=exclude)
+
+
+def reserve(caller: Caller, chat_id: int | None, estimate: int | None = None) -> FanOut:
+    """Take the call's likely fan-out from the budget now (RATE_LIMITED if it is spent)."""
+    taken = caller.services.shield.reserve_fanout(caller.user_id, chat_id, estimate)
+    return FanOut(caller, chat_id, taken)
+
+
+def afterwards(caller: Caller, chat_id: int | None = None) -> FanOut:
+    """Charge only after the write: for what must always work, such as leaving a group."""
+    return FanOut(caller, chat_id, 0.0)
