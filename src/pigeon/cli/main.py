@@ -267,7 +267,7 @@ async def chats(ctx: Ctx) -> None:
         while page:
             await names.prefetch([d.chat.peer_id for d in page if d.chat.peer_id])
             for d in page:
-                _print_dialog(d, await names.get(d.chat.peer_id or 0))
+                _print_dialog(d, await names.get(d.chat.peer_id) if d.chat.peer_id else None)
             page = await client.chats.list(after=page[-1])
 
 
