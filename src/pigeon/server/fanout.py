@@ -13,9 +13,11 @@ cost once the store answered::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from pigeon.protocol.errors import PigeonError
 from pigeon.store import Push
 
 from .services import Caller
@@ -42,9 +44,36 @@ class FanOut:
 
 
 def reserve(caller: Caller, chat_id: int | None, estimate: int | None = None) -> FanOut:
-    """Take the call's likely fan-out from the budget now (RATE_LIMITED if it is spent)."""
-    taken = caller.services.shield.reserve_fanout(caller.user_id, chat_id, estimate)
+    """Take the call's likely fan-out from the budget now (RATE_LIMITED if it is spent).
+
+    Synchronous on purpose: a device's pipelined sends must reach the store queue in the
+    order they came, so nothing here awaits. A chat whose size the shield does not know yet
+    is looked up beside the call, for the next ones; until then its cost is settled after
+    the write (the account goes into debt), so only the calls already in flight at that
+    moment pass unreserved."""
+    shield = caller.services.shield
+    if (estimate is None and chat_id is not None and shield.enabled
+            and chat_id not in shield.chat_sizes and chat_id not in _looking_up):
+        _looking_up.add(chat_id)
+        task = asyncio.create_task(_learn_size(caller, chat_id))
+        _lookups.add(task)
+        task.add_done_callback(_lookups.discard)
+    taken = shield.reserve_fanout(caller.user_id, chat_id, estimate)
     return FanOut(caller, chat_id, taken)
+
+
+_looking_up: set[int] = set()
+_lookups: set[asyncio.Task[None]] = set()
+
+
+async def _learn_size(caller: Caller, chat_id: int) -> None:
+    try:
+        chat = await caller.services.store.get_chat(caller.user_id, chat_id)
+    except PigeonError:
+        return  # not a member, or gone: the call itself will say so
+    finally:
+        _looking_up.discard(chat_id)
+    caller.services.shield.charge_fanout(caller.user_id, 0, 0, chat_id, chat.member_count)
 
 
 def afterwards(caller: Caller, chat_id: int | None = None) -> FanOut:
