@@ -20,7 +20,7 @@ from typing import Any
 from pigeon.protocol.errors import PigeonError
 from pigeon.store import Push
 
-from .services import Caller
+from .services import Caller, Services
 
 
 def recipients(pushes: Sequence[Push]) -> int:
@@ -53,27 +53,26 @@ def reserve(caller: Caller, chat_id: int | None, estimate: int | None = None) ->
     moment pass unreserved."""
     shield = caller.services.shield
     if (estimate is None and chat_id is not None and shield.enabled
-            and chat_id not in shield.chat_sizes and chat_id not in _looking_up):
-        _looking_up.add(chat_id)
-        task = asyncio.create_task(_learn_size(caller, chat_id))
+            and chat_id not in shield.chat_sizes and chat_id not in shield.chat_sizes_asked):
+        shield.chat_sizes_asked.add(chat_id)
+        task = asyncio.create_task(_learn_size(caller.services, caller.user_id, chat_id))
         _lookups.add(task)
         task.add_done_callback(_lookups.discard)
     taken = shield.reserve_fanout(caller.user_id, chat_id, estimate)
     return FanOut(caller, chat_id, taken)
 
 
-_looking_up: set[int] = set()
-_lookups: set[asyncio.Task[None]] = set()
+_lookups: set[asyncio.Task[None]] = set()  # references, so that the tasks are not collected
 
 
-async def _learn_size(caller: Caller, chat_id: int) -> None:
+async def _learn_size(services: Services, user_id: int, chat_id: int) -> None:
     try:
-        chat = await caller.services.store.get_chat(caller.user_id, chat_id)
-    except PigeonError:
-        return  # not a member, or gone: the call itself will say so
+        chat = await services.store.get_chat(user_id, chat_id)
+    except (PigeonError, RuntimeError):
+        return  # not a member (the call itself says so), or the store is closing
     finally:
-        _looking_up.discard(chat_id)
-    caller.services.shield.charge_fanout(caller.user_id, 0, 0, chat_id, chat.member_count)
+        services.shield.chat_sizes_asked.discard(chat_id)
+    services.shield.remember_chat_size(chat_id, chat.member_count)
 
 
 def afterwards(caller: Caller, chat_id: int | None = None) -> FanOut:

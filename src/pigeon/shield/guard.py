@@ -103,6 +103,7 @@ class Shield:
         # size of each chat lets a send be refused before it reaches the writer.
         self.per_account_fanout = limiter(settings.rate_fanout)
         self.chat_sizes: OrderedDict[int, int] = OrderedDict()
+        self.chat_sizes_asked: set[int] = set()  # being looked up (server/fanout.py)
         self.max_chat_sizes = 100_000
         self.refused: dict[str, int] = {}
         # Event-loop lag (how late a timer fires): the one measure of overload that counts
@@ -227,11 +228,14 @@ class Shield:
             return
         self.per_account_fanout.charge(str(user_id), recipients - taken)
         if chat_id is not None and chat_size is not None:
-            sizes = self.chat_sizes
-            sizes[chat_id] = chat_size
-            sizes.move_to_end(chat_id)
-            if len(sizes) > self.max_chat_sizes:
-                sizes.popitem(last=False)
+            self.remember_chat_size(chat_id, chat_size)
+
+    def remember_chat_size(self, chat_id: int, size: int) -> None:
+        sizes = self.chat_sizes
+        sizes[chat_id] = size
+        sizes.move_to_end(chat_id)
+        if len(sizes) > self.max_chat_sizes:
+            sizes.popitem(last=False)
 
     def slot(self, work_class: WorkClass) -> contextlib.AbstractAsyncContextManager[None]:
         """``async with shield.slot(cls):`` around the work of one call."""
