@@ -103,7 +103,10 @@ def sort_newcomers(
         contacts.update(r[0] for r in conn.execute(
             f"SELECT user_id FROM wrote_to WHERE peer_id = ? AND user_id IN ({marks})",
             (adder_id, *chunk)))
-    sees = visible(conn, adder_id, user_ids)
+    # Whether the adder can see them matters only to those the first two rows do not decide
+    # (and costs a look at their groups): ask only about those.
+    sees = visible(conn, adder_id, [u for u in user_ids
+                                    if settings[u] != "everyone" and u not in contacts])
     added: list[int] = []
     invited: list[int] = []
     for uid in user_ids:
