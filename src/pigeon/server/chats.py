@@ -38,9 +38,9 @@ async def open_private(caller: Caller, p: m.OpenPrivate) -> Chat:
 
 async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
     s = caller.services
+    title = validate_title(p.title)
     fanout = reserve(caller, None, estimate=len(p.member_ids) + 1)
-    chat, pushes = await s.store.create_group(caller.user_id, validate_title(p.title),
-                                              p.member_ids, s.clock(),
+    chat, pushes = await s.store.create_group(caller.user_id, title, p.member_ids, s.clock(),
                                               s.settings.max_group_members,
                                               group_policy(s.settings))
     fanout.deliver(pushes)
@@ -101,9 +101,9 @@ async def set_role(caller: Caller, p: m.SetRole) -> Affected:
 
 async def set_title(caller: Caller, p: m.SetTitle) -> Chat:
     s = caller.services
+    title = validate_title(p.title)
     fanout = reserve(caller, p.chat_id)
-    chat, pushes = await s.store.set_title(caller.user_id, p.chat_id, validate_title(p.title),
-                                           s.clock())
+    chat, pushes = await s.store.set_title(caller.user_id, p.chat_id, title, s.clock())
     fanout.deliver(pushes, chat_size=chat.member_count)
     return chat
 

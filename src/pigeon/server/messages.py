@@ -24,10 +24,10 @@ def validate_text(text: str) -> str:
 
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     s = caller.services
+    text = validate_text(p.text)
     fanout = reserve(caller, p.chat_id)
     message, pts, pushes = await s.store.send_message(
-        caller.user_id, p.chat_id, p.random_id, validate_text(p.text), s.clock(),
-        reply_to=p.reply_to)
+        caller.user_id, p.chat_id, p.random_id, text, s.clock(), reply_to=p.reply_to)
     # The sending device learns its pts from this answer, so it is not pushed the same update.
     fanout.deliver(pushes, exclude=caller.connection, chat_size=_members_of(pushes))
     return SentMessage(message=message, pts=pts)
@@ -48,16 +48,18 @@ async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
 
 async def edit(caller: Caller, p: m.EditMessageText) -> Message:
     s = caller.services
+    text = validate_text(p.text)
     fanout = reserve(caller, p.chat_id)
     message, pushes = await s.store.edit_message(caller.user_id, p.chat_id, p.message_id,
-                                                 validate_text(p.text), s.clock())
+                                                 text, s.clock())
     fanout.deliver(pushes)
     return message
 
 
 async def delete(caller: Caller, p: m.DeleteMessages) -> Affected:
     s = caller.services
-    fanout = reserve(caller, p.chat_id)
+    # Deleting for oneself updates only oneself.
+    fanout = reserve(caller, p.chat_id, None if p.for_everyone else 1)
     pts, count, pushes = await s.store.delete_messages(caller.user_id, p.chat_id,
                                                        p.message_ids, p.for_everyone)
     fanout.deliver(pushes)

@@ -33,7 +33,7 @@ class Settings:
     code_rate_phone: str = "5/1h burst 3"   # codes sent to one number
     code_rate_address: str = "60/1h burst 20"  # code requests and sign-ins from one address
     # Every group message writes one update row per member on the one writer thread: 1,000
-    # members cost about 10 ms of it (docs/operations.md, "Groups"). Up to 200,000 allowed.
+    # members cost about 7 ms of it (docs/operations.md, "Groups"). Up to 200,000 allowed.
     max_group_members: int = 1_000
     default_who_can_add: str = "contacts"   # for accounts that never chose: everyone,
                                             # contacts (who wrote to them) or nobody
