@@ -37,6 +37,10 @@ LOOPBACK_LIMITS = {
     "PIGEON_FRAME_RATE_UNAUTHENTICATED": "100000/1s burst 100000",
     "PIGEON_ACCEPT_RATE_UNKNOWN": "100000/1s burst 100000",
     "PIGEON_HTTP_RATE": "100000/1s burst 100000",
+    "PIGEON_RATE_FANOUT": "1000000/1s burst 1000000",
+    # Tests put people in groups by user id without their asking first; the tests of consent
+    # (tests/integration/test_groups_consent.py) set the real default, "contacts", back.
+    "PIGEON_DEFAULT_WHO_CAN_ADD": "everyone",
 }
 
 

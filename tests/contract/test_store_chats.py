@@ -46,7 +46,7 @@ async def test_outsider_cannot_read_a_private_chat(store: Store) -> None:
     chat = await store.open_private(a, b, T0)
     with raises(Forbidden, "NOT_A_MEMBER"):
         await store.get_chat(c, chat.id)
-    with raises(NotFound, "CHAT_NOT_FOUND"):
+    with raises(Forbidden, "NOT_A_MEMBER"):
         await store.get_chat(a, 10**9)
 
 
@@ -133,7 +133,7 @@ async def test_outsider_cannot_add_and_unknown_chat(store: Store) -> None:
     group, _ = await store.create_group(a, "G", [], T0, MAX_MEMBERS)
     with raises(Forbidden, "NOT_A_MEMBER"):
         await store.add_members(c, group.id, [b], T0, MAX_MEMBERS)
-    with raises(NotFound, "CHAT_NOT_FOUND"):
+    with raises(Forbidden, "NOT_A_MEMBER"):
         await store.add_members(a, 10**9, [b], T0, MAX_MEMBERS)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .main import Ctx, resolve_chat, resolve_user, run, session
-from .output import echo, visible, when
+from .output import echo, visible, when, who
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -25,7 +25,15 @@ async def group_create(ctx: Ctx, title: str, members: tuple[str, ...]) -> None:
     async with session(ctx) as client:
         ids = [await resolve_user(client, ref) for ref in members]
         chat = await client.chats.create_group(title, ids)
-    echo(f"created chat:{chat.id} '{visible(chat.title)}' with {chat.member_count} members")
+    echo(f"created chat:{chat.id} '{visible(chat.title)}' with {chat.member_count} members"
+         f"{_invited(chat.invited)}")
+
+
+def _invited(user_ids: list[int]) -> str:
+    if not user_ids:
+        return ""
+    invitees = ", ".join(f"user:{uid}" for uid in user_ids)
+    return f"; invited {invitees} (they join when they accept: pigeon group accept)"
 
 
 @group.command("add")
@@ -39,7 +47,7 @@ async def group_add(ctx: Ctx, chat: str, members: tuple[str, ...]) -> None:
         chat_id = await resolve_chat(client, chat)
         ids = [await resolve_user(client, ref) for ref in members]
         result = await client.chats.add_members(chat_id, ids)
-    echo(f"chat:{result.id} now has {result.member_count} members")
+    echo(f"chat:{result.id} now has {result.member_count} members{_invited(result.invited)}")
 
 
 @group.command("remove")
@@ -65,6 +73,60 @@ async def group_leave(ctx: Ctx, chat: str) -> None:
         chat_id = await resolve_chat(client, chat)
         await client.chats.leave(chat_id)
     echo(f"left chat:{chat_id}")
+
+
+@group.command("invites")
+@pass_ctx
+@run
+async def group_invites(ctx: Ctx) -> None:
+    """List the groups you are invited to: accept or decline each."""
+    async with session(ctx) as client:
+        invitations = await client.chats.invitations()
+    if not invitations:
+        echo("no invitations")
+    for inv in invitations:
+        echo(f"chat:{inv.chat.id} '{visible(inv.chat.title)}' ({inv.chat.member_count} members), "
+             f"from {who(inv.inviter, inv.inviter.id)} on {when(inv.date)}")
+
+
+@group.command("accept")
+@click.argument("chat")
+@pass_ctx
+@run
+async def group_accept(ctx: Ctx, chat: str) -> None:
+    """Accept the invitation to CHAT (chat:ID) and join it."""
+    async with session(ctx) as client:
+        joined = await client.chats.accept_invite(await resolve_chat(client, chat))
+    echo(f"joined chat:{joined.id} '{visible(joined.title)}' ({joined.member_count} members)")
+
+
+@group.command("decline")
+@click.argument("chat")
+@pass_ctx
+@run
+async def group_decline(ctx: Ctx, chat: str) -> None:
+    """Decline the invitation to CHAT (chat:ID)."""
+    async with session(ctx) as client:
+        chat_id = await resolve_chat(client, chat)
+        await client.chats.decline_invite(chat_id)
+    echo(f"declined chat:{chat_id}")
+
+
+@group.command("privacy")
+@click.argument("who_can_add", type=click.Choice(["everyone", "contacts", "nobody"]),
+                required=False)
+@pass_ctx
+@run
+async def group_privacy(ctx: Ctx, who_can_add: str | None) -> None:
+    """Show or set who may add you to groups without asking: everyone, contacts (people who
+    wrote to you in a private chat) or nobody. The others can only invite you (contacts
+    setting) or not even that (nobody)."""
+    async with session(ctx) as client:
+        if who_can_add is None:
+            me = await client.account.me()
+        else:
+            me = await client.account.set_who_can_add(who_can_add)  # type: ignore[arg-type]
+    echo(f"who can add you to groups: {me.who_can_add}")
 
 
 @click.group()

@@ -20,7 +20,7 @@ import click
 from pigeon.client import Client, Profile, ServerUnreachable
 from pigeon.client.link import ConnectionLost
 from pigeon.protocol.errors import PigeonError
-from pigeon.protocol.types import User
+from pigeon.protocol.types import Dialog, User
 from pigeon.protocol.updates import EditMessage, NewMessage
 
 from .output import echo, message_json, message_line, visible, when, who
@@ -197,16 +197,25 @@ async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
 
 
 class _Names:
-    """Caches the names of senders for printing."""
+    """Caches the names of senders for printing. The server names only people one shares a
+    group with, found by username or phone, or who wrote to one (finding 18); the others are
+    printed as ``user ID``."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self.users: dict[int, User] = {}
+        self.users: dict[int, User | None] = {}
+
+    async def prefetch(self, user_ids: list[int]) -> None:
+        """One users.get for many (people the server does not let us see stay unknown)."""
+        wanted = sorted({u for u in user_ids if u not in self.users})[:100]
+        if wanted:
+            for user in await self.client.account.users(wanted):
+                self.users[user.id] = user
+            for user_id in wanted:
+                self.users.setdefault(user_id, None)
 
     async def get(self, user_id: int) -> User | None:
-        if user_id not in self.users:
-            for user in await self.client.account.users([user_id]):
-                self.users[user.id] = user
+        await self.prefetch([user_id])
         return self.users.get(user_id)
 
 
@@ -252,20 +261,26 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool) -> None:
 @pass_ctx
 @run
 async def chats(ctx: Ctx) -> None:
-    """List your chats, most recent first."""
+    """List your chats, most recent first (all of them, a page at a time)."""
     async with session(ctx) as client:
-        dialogs = await client.chats.list()
         names = _Names(client)
-        for d in dialogs:
-            chat = d.chat
-            if chat.kind == "private":
-                title = who(await names.get(chat.peer_id or 0), chat.peer_id or 0)
-            else:
-                title = (f"{visible(chat.title)} (group, {chat.member_count} members, "
-                         f"you: {chat.role})")
-            last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
-            unread = f" [{d.unread_count} unread]" if d.unread_count else ""
-            echo(f"chat:{chat.id}  {title}{unread}{last}")
+        page = await client.chats.list()
+        while page:
+            await names.prefetch([d.chat.peer_id for d in page if d.chat.peer_id])
+            for d in page:
+                _print_dialog(d, await names.get(d.chat.peer_id) if d.chat.peer_id else None)
+            page = await client.chats.list(after=page[-1])
+
+
+def _print_dialog(d: Dialog, peer: User | None) -> None:
+    chat = d.chat
+    if chat.kind == "private":
+        title = who(peer, chat.peer_id or 0)
+    else:
+        title = f"{visible(chat.title)} (group, {chat.member_count} members, you: {chat.role})"
+    last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
+    unread = f" [{d.unread_count} unread]" if d.unread_count else ""
+    echo(f"chat:{chat.id}  {title}{unread}{last}")
 
 
 @cli.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -11,8 +12,8 @@ import msgspec
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import ProofOfWorkRequired
 from pigeon.protocol.types import (
-    Affected, Authorization, Chat, Dialog, Me, Member, Message, PowChallenge, PowSolution,
-    ReadResult, SentCode, SentMessage, SessionInfo, User,
+    Affected, Authorization, Chat, Dialog, Invitation, Me, Member, Message, PowChallenge,
+    PowSolution, ReadResult, SentCode, SentMessage, SessionInfo, User, WhoCanAdd,
 )
 from pigeon.shield.pow import solve
 
@@ -90,6 +91,11 @@ class Account(_Feature):
     async def set_phone_discoverable(self, allowed: bool) -> Me:
         return await self._call("account.set_privacy", m.SetPrivacy(phone_discoverable=allowed))
 
+    async def set_who_can_add(self, who: WhoCanAdd) -> Me:
+        """Who may add you to groups without asking: "everyone", "contacts" (people who wrote
+        to you) or "nobody"; the others send an invitation, or are refused."""
+        return await self._call("account.set_privacy", m.SetPrivacy(who_can_add=who))
+
     async def resolve_username(self, username: str) -> User:
         return await self._call("users.resolve_username", m.ResolveUsername(username=username))
 
@@ -139,8 +145,31 @@ class Chats(_Feature):
     async def set_title(self, chat_id: int, title: str) -> Chat:
         return await self._call("chats.set_title", m.SetTitle(chat_id=chat_id, title=title))
 
-    async def list(self) -> list[Dialog]:
-        return await self._call("chats.list", m.ListChats())
+    async def list(self, limit: int = 100, after: Dialog | None = None) -> list[Dialog]:
+        """One page of dialogs, newest first, starting after ``after`` (the last dialog of the
+        previous page). An empty page is the end; a short one is not (see :meth:`all`)."""
+        params = m.ListChats(limit=limit)
+        if after is not None:
+            params = m.ListChats(limit=limit, offset_date=after.date, offset_chat_id=after.chat.id)
+        return await self._call("chats.list", params)
+
+    async def all(self, page: int = 100) -> AsyncIterator[Dialog]:
+        """Every dialog, newest first, a page at a time."""
+        after = None
+        while dialogs := await self.list(page, after):
+            for dialog in dialogs:
+                yield dialog
+            after = dialogs[-1]
+
+    async def invitations(self) -> list[Invitation]:
+        """Groups you were invited to and have not answered, newest first."""
+        return await self._call("chats.invitations", m.ListInvitations())
+
+    async def accept_invite(self, chat_id: int) -> Chat:
+        return await self._call("chats.accept_invite", m.AcceptInvite(chat_id=chat_id))
+
+    async def decline_invite(self, chat_id: int) -> None:
+        await self._call("chats.decline_invite", m.DeclineInvite(chat_id=chat_id))
 
     async def get(self, chat_id: int) -> Chat:
         return await self._call("chats.get", m.GetChat(chat_id=chat_id))

@@ -10,11 +10,12 @@
     │                                TEXT_INVALID, TITLE_INVALID, NAME_INVALID, DEVICE_INVALID
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED
-    ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR
+    ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
+    │                                USER_PRIVACY_RESTRICTED
     ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
-    │                                SESSION_NOT_FOUND
+    │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
-    │                                ALREADY_MEMBER, PEER_IS_SELF
+    │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
     ├── RateLimited                  RATE_LIMITED, BANNED (retryable: .retry_after seconds)
     └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED
@@ -114,17 +115,20 @@ CODES: dict[str, type[PigeonError]] = {
     "NOT_A_MEMBER": Forbidden,
     "NOT_ADMIN": Forbidden,
     "NOT_AUTHOR": Forbidden,
+    "USER_PRIVACY_RESTRICTED": Forbidden,
     "NOT_FOUND": NotFound,
     "USER_NOT_FOUND": NotFound,
     "CHAT_NOT_FOUND": NotFound,
     "MESSAGE_NOT_FOUND": NotFound,
     "SESSION_NOT_FOUND": NotFound,
+    "INVITATION_NOT_FOUND": NotFound,
     "CONFLICT": Conflict,
     "USERNAME_TAKEN": Conflict,
     "GROUP_FULL": Conflict,
     "RANDOM_ID_DUPLICATE": Conflict,
     "ALREADY_MEMBER": Conflict,
     "PEER_IS_SELF": Conflict,
+    "QUOTA_EXCEEDED": Conflict,
     "POW_REQUIRED": ProofOfWorkRequired,
     "POW_INVALID": ProofOfWorkRequired,
     "RATE_LIMITED": RateLimited,

@@ -16,12 +16,15 @@ from .types import (
     Authorization,
     Chat,
     Code,
+    Date,
     Dialog,
     IdList,
+    Invitation,
     Me,
     Member,
     Message,
     Name,
+    Offset,
     Ok,
     Phone,
     PowChallenge,
@@ -39,6 +42,7 @@ from .types import (
     Token,
     User,
     Username,
+    WhoCanAdd,
 )
 from .updates import Difference
 
@@ -84,7 +88,10 @@ class SetUsername(Params):
 
 
 class SetPrivacy(Params):
-    phone_discoverable: bool
+    """Each setting left out (None) stays as it is."""
+
+    phone_discoverable: bool | None = None
+    who_can_add: WhoCanAdd | None = None
 
 
 # -- users ----------------------------------------------------------------------------------
@@ -149,7 +156,13 @@ class SetTitle(Params):
 
 
 class ListChats(Params):
-    pass
+    """One page of dialogs, newest first. The next page starts after the last dialog of this
+    one: ``offset_date`` = its ``date``, ``offset_chat_id`` = its chat's id. An empty page is
+    the end (a page may hold fewer than ``limit`` dialogs when they are large)."""
+
+    limit: Annotated[int, Meta(ge=1, le=limits.MAX_DIALOG_PAGE)] = limits.MAX_DIALOG_PAGE
+    offset_date: Date | None = None
+    offset_chat_id: ID | None = None
 
 
 class GetChat(Params):
@@ -158,8 +171,20 @@ class GetChat(Params):
 
 class ListMembers(Params):
     chat_id: ID
-    offset: Annotated[int, Meta(ge=0)] = 0
+    offset: Offset = 0
     limit: Annotated[int, Meta(ge=1, le=limits.MAX_HISTORY_PAGE)] = 100
+
+
+class ListInvitations(Params):
+    pass
+
+
+class AcceptInvite(Params):
+    chat_id: ID
+
+
+class DeclineInvite(Params):
+    chat_id: ID
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -245,6 +270,9 @@ METHODS: dict[str, Method] = {
     "chats.list": Method(ListChats, list[Dialog]),
     "chats.get": Method(GetChat, Chat),
     "chats.members": Method(ListMembers, list[Member]),
+    "chats.invitations": Method(ListInvitations, list[Invitation]),
+    "chats.accept_invite": Method(AcceptInvite, Chat),
+    "chats.decline_invite": Method(DeclineInvite, Ok),
     "messages.send": Method(SendMessage, SentMessage),
     "messages.forward": Method(ForwardMessage, SentMessage),
     "messages.edit": Method(EditMessageText, Message),

@@ -23,8 +23,14 @@ Username = Annotated[str, Meta(max_length=limits.USERNAME_MAX + 1)]  # +1 for a 
 Token = Annotated[str, Meta(max_length=limits.MAX_TOKEN_CHARS)]
 Code = Annotated[str, Meta(max_length=limits.MAX_CODE_CHARS)]
 IdList = Annotated[list[ID], Meta(max_length=limits.MAX_IDS_PER_CALL)]
+# Every integer a peer sends is bounded so that it fits SQLite's signed 64-bit INTEGER (a
+# bigger one raised OverflowError deep in the store: issue 7, finding 9) and a sensible range.
+Offset = Annotated[int, Meta(ge=0, le=limits.MAX_OFFSET)]
+Date = Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]  # seconds since the epoch; no NaN
 Role = Literal["owner", "admin", "member"]
 ChatKind = Literal["private", "group"]
+# Who may add you to a group without asking (docs/protocol.md, "Groups and consent").
+WhoCanAdd = Literal["everyone", "contacts", "nobody"]
 
 
 class Struct(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
@@ -42,6 +48,7 @@ class Me(Struct):
     user: User
     phone: str
     phone_discoverable: bool = False
+    who_can_add: WhoCanAdd = "contacts"
 
 
 class State(Struct):
@@ -78,6 +85,9 @@ class Chat(Struct):
     peer_id: int | None = None      # private chats: the other person
     role: Role | None = None        # the caller's role; None when no longer a member
     last_message_id: int = 0
+    invited_by: int | None = None   # set when the caller is invited (not yet a member)
+    invited: list[int] = []         # answers to create_group/add_members: who was invited
+                                    # rather than added (they must accept)
 
 
 class Dialog(Struct):
@@ -86,6 +96,15 @@ class Dialog(Struct):
     unread_count: int = 0
     read_inbox_max_id: int = 0
     read_outbox_max_id: int = 0
+    date: float = 0.0   # where the dialog sorts: its last message's date, or when you joined
+
+
+class Invitation(Struct):
+    """An invitation to a group, waiting for its invitee to accept or decline."""
+
+    chat: Chat
+    inviter: User
+    date: float
 
 
 class Member(Struct):

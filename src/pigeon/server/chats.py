@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from pigeon.protocol import limits
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import InvalidArgument
-from pigeon.protocol.types import Affected, Chat, Dialog, Member, Ok
+from pigeon.protocol.types import Affected, Chat, Dialog, Invitation, Member, Ok
 from pigeon.protocol.updates import Typing
+from pigeon.store import GroupPolicy
 
+from .fanout import afterwards, reserve
 from .services import Caller
+from .settings import Settings
 from .users import public_user, visible_line
 
 
 def validate_title(title: str) -> str:
     return visible_line(title, "a group title", "TITLE_INVALID")
+
+
+def group_policy(settings: Settings) -> GroupPolicy:
+    return GroupPolicy(
+        default_who_can_add=settings.default_who_can_add,
+        max_groups_joined=settings.max_groups_joined,
+        max_groups_created_per_day=settings.max_groups_created_per_day,
+        max_pending_invitations=settings.max_pending_invitations,
+    )
 
 
 async def open_private(caller: Caller, p: m.OpenPrivate) -> Chat:
@@ -22,25 +35,53 @@ async def open_private(caller: Caller, p: m.OpenPrivate) -> Chat:
 
 async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
     s = caller.services
-    chat, pushes = await s.store.create_group(caller.user_id, validate_title(p.title),
-                                              p.member_ids, s.clock(),
-                                              s.settings.max_group_members)
-    s.bus.deliver(pushes)
+    title = validate_title(p.title)
+    fanout = reserve(caller, None, estimate=len(p.member_ids) + 1)
+    chat, pushes = await s.store.create_group(caller.user_id, title, p.member_ids, s.clock(),
+                                              s.settings.max_group_members,
+                                              group_policy(s.settings))
+    fanout.deliver(pushes)
     return chat
 
 
 async def add_members(caller: Caller, p: m.AddMembers) -> Chat:
     s = caller.services
+    fanout = reserve(caller, p.chat_id)
     chat, pushes = await s.store.add_members(caller.user_id, p.chat_id, p.user_ids, s.clock(),
-                                             s.settings.max_group_members)
-    s.bus.deliver(pushes)
+                                             s.settings.max_group_members,
+                                             group_policy(s.settings))
+    fanout.deliver(pushes)
     return chat
+
+
+async def invitations(caller: Caller, p: m.ListInvitations) -> list[Invitation]:
+    me = caller.user_id
+    rows = await caller.services.store.list_invitations(me, caller.services.settings
+                                                        .max_pending_invitations)
+    return [Invitation(chat=r.chat, inviter=public_user(r.inviter, me), date=r.date)
+            for r in rows]
+
+
+async def accept_invite(caller: Caller, p: m.AcceptInvite) -> Chat:
+    s = caller.services
+    fanout = reserve(caller, p.chat_id)
+    chat, pushes = await s.store.accept_invitation(caller.user_id, p.chat_id, s.clock(),
+                                                   s.settings.max_group_members,
+                                                   group_policy(s.settings))
+    fanout.deliver(pushes)
+    return chat
+
+
+async def decline_invite(caller: Caller, p: m.DeclineInvite) -> Ok:
+    pushes = await caller.services.store.decline_invitation(caller.user_id, p.chat_id)
+    afterwards(caller).deliver(pushes)
+    return Ok()
 
 
 async def remove_member(caller: Caller, p: m.RemoveMember) -> Affected:
     s = caller.services
     pts, pushes = await s.store.remove_member(caller.user_id, p.chat_id, p.user_id, s.clock())
-    s.bus.deliver(pushes)
+    afterwards(caller, p.chat_id).deliver(pushes)
     return Affected(pts=pts, count=1)
 
 
@@ -51,20 +92,28 @@ async def leave(caller: Caller, p: m.LeaveChat) -> Affected:
 async def set_role(caller: Caller, p: m.SetRole) -> Affected:
     s = caller.services
     pts, pushes = await s.store.set_role(caller.user_id, p.chat_id, p.user_id, p.role, s.clock())
-    s.bus.deliver(pushes)
+    afterwards(caller, p.chat_id).deliver(pushes)
     return Affected(pts=pts, count=1)
 
 
 async def set_title(caller: Caller, p: m.SetTitle) -> Chat:
     s = caller.services
-    chat, pushes = await s.store.set_title(caller.user_id, p.chat_id, validate_title(p.title),
-                                           s.clock())
-    s.bus.deliver(pushes)
+    title = validate_title(p.title)
+    fanout = reserve(caller, p.chat_id)
+    chat, pushes = await s.store.set_title(caller.user_id, p.chat_id, title, s.clock())
+    fanout.deliver(pushes, chat_size=chat.member_count)
     return chat
 
 
 async def list_chats(caller: Caller, p: m.ListChats) -> list[Dialog]:
-    return await caller.services.store.list_dialogs(caller.user_id)
+    if (p.offset_date is None) != (p.offset_chat_id is None):
+        raise InvalidArgument("offset_date and offset_chat_id go together: both from the last "
+                              "dialog of the previous page")
+    before = None
+    if p.offset_date is not None and p.offset_chat_id is not None:
+        before = (p.offset_date, p.offset_chat_id)
+    return await caller.services.store.list_dialogs(caller.user_id, min(p.limit,
+                                                    limits.MAX_DIALOG_PAGE), before)
 
 
 async def get_chat(caller: Caller, p: m.GetChat) -> Chat:
@@ -97,5 +146,8 @@ HANDLERS = {
     "chats.list": list_chats,
     "chats.get": get_chat,
     "chats.members": list_members,
+    "chats.invitations": invitations,
+    "chats.accept_invite": accept_invite,
+    "chats.decline_invite": decline_invite,
     "messages.typing": typing,
 }

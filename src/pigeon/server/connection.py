@@ -132,7 +132,8 @@ class Connection:
                 raise Unauthorized(f"{call.method} needs a logged-in session", code="AUTH_REQUIRED")
             handler = HANDLERS[call.method]
             shield = self.shield
-            shield.check_rate(call.method, self.address, self.user_id, self.session_id)
+            shield.check_rate(call.method, self.address, self.user_id, self.session_id,
+                              shield.call_cost(call.method, call.params))
             async with shield.slot(shield.classify(call.method, self.user_id is not None)):
                 result = await handler(Caller(self.services, self, self.address), call.params)
         except PigeonError as exc:

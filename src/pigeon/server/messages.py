@@ -6,7 +6,9 @@ from pigeon.protocol import methods as m
 from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.types import Affected, FwdFrom, Message, ReadResult, SentMessage, State
 from pigeon.protocol.updates import Difference
+from pigeon.store import Push
 
+from .fanout import afterwards, reserve
 from .services import Caller
 
 
@@ -22,11 +24,12 @@ def validate_text(text: str) -> str:
 
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     s = caller.services
+    text = validate_text(p.text)
+    fanout = reserve(caller, p.chat_id)
     message, pts, pushes = await s.store.send_message(
-        caller.user_id, p.chat_id, p.random_id, validate_text(p.text), s.clock(),
-        reply_to=p.reply_to)
+        caller.user_id, p.chat_id, p.random_id, text, s.clock(), reply_to=p.reply_to)
     # The sending device learns its pts from this answer, so it is not pushed the same update.
-    s.bus.deliver(pushes, exclude=caller.connection)
+    fanout.deliver(pushes, exclude=caller.connection, chat_size=_members_of(pushes))
     return SentMessage(message=message, pts=pts)
 
 
@@ -36,26 +39,36 @@ async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     origin = original.fwd_from or FwdFrom(sender_id=original.sender_id,
                                           chat_id=original.chat_id,
                                           message_id=original.id, date=original.date)
+    fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin)
-    s.bus.deliver(pushes, exclude=caller.connection)
+    fanout.deliver(pushes, exclude=caller.connection, chat_size=_members_of(pushes))
     return SentMessage(message=message, pts=pts)
 
 
 async def edit(caller: Caller, p: m.EditMessageText) -> Message:
     s = caller.services
+    text = validate_text(p.text)
+    fanout = reserve(caller, p.chat_id)
     message, pushes = await s.store.edit_message(caller.user_id, p.chat_id, p.message_id,
-                                                 validate_text(p.text), s.clock())
-    s.bus.deliver(pushes)
+                                                 text, s.clock())
+    fanout.deliver(pushes)
     return message
 
 
 async def delete(caller: Caller, p: m.DeleteMessages) -> Affected:
     s = caller.services
+    # Deleting for oneself updates only oneself.
+    fanout = reserve(caller, p.chat_id, None if p.for_everyone else 1)
     pts, count, pushes = await s.store.delete_messages(caller.user_id, p.chat_id,
                                                        p.message_ids, p.for_everyone)
-    s.bus.deliver(pushes)
+    fanout.deliver(pushes)
     return Affected(pts=pts, count=count)
+
+
+def _members_of(pushes: list[Push]) -> int | None:
+    """A send's first push (its new_message) goes to every member: the chat's size."""
+    return len(pushes[0].targets) if pushes else None
 
 
 async def history(caller: Caller, p: m.History) -> list[Message]:
@@ -65,7 +78,7 @@ async def history(caller: Caller, p: m.History) -> list[Message]:
 async def read(caller: Caller, p: m.ReadHistory) -> ReadResult:
     s = caller.services
     pts, unread, pushes = await s.store.read_history(caller.user_id, p.chat_id, p.max_id)
-    s.bus.deliver(pushes)
+    afterwards(caller).deliver(pushes)
     return ReadResult(pts=pts, unread_count=unread)
 
 

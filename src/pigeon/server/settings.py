@@ -10,7 +10,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pigeon.protocol import limits
 from pigeon.shield.ratelimit import Rate
+from pigeon.store.group_rules import WHO_CAN_ADD
 
 from .edge import parse_networks
 
@@ -37,7 +39,14 @@ class Settings:
     code_attempts: int = 5
     code_rate_phone: str = "5/1h burst 3"   # codes sent to one number
     code_rate_address: str = "60/1h burst 20"  # code requests and sign-ins from one address
-    max_group_members: int = 200_000
+    # Every group message writes one update row per member on the one writer thread: 1,000
+    # members cost about 7 ms of it (docs/operations.md, "Groups"). Up to 200,000 allowed.
+    max_group_members: int = 1_000
+    default_who_can_add: str = "contacts"   # for accounts that never chose: everyone,
+                                            # contacts (who wrote to them) or nobody
+    max_groups_joined: int = 500            # groups one account may be in
+    max_groups_created_per_day: int = 50    # groups one account may create in 24 hours
+    max_pending_invitations: int = 100      # group invitations waiting for one account
     max_connections: int = 10_000
     outbox_frames: int = 1024               # frames queued for one slow connection before it is cut
     # -- the shield (docs/shield.md) --
@@ -56,6 +65,8 @@ class Settings:
     rate_session: str = "50/1s burst 100"   # calls of one logged-in device
     rate_account: str = "100/1s burst 200"  # calls of one account, all devices together
     rate_send: str = "5/1s burst 30"        # messages sent by one account
+    rate_fanout: str = "2000/1s burst 5000"  # updates one account's writes make for others:
+                                            # a message to an N-member group costs N
     rate_address: str = "20/1s burst 40"    # unauthenticated calls from one address
     rate_prefix: str = "200/1s burst 400"   # unauthenticated calls from one prefix
     http_rate: str = "5/1s burst 20"        # public HTTP requests (not /v1/ws) from one address
@@ -112,11 +123,17 @@ class Settings:
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
                      "code_rate_global", "frame_rate", "frame_rate_unauthenticated",
                      "accept_rate_overloaded", "accept_rate_unknown", "rate_session", "rate_account",
-                     "rate_send", "rate_address", "rate_prefix", "http_rate", "ban_door_rate"):
+                     "rate_send", "rate_address", "rate_prefix", "http_rate", "ban_door_rate",
+                     "rate_fanout"):
             try:
                 Rate.parse(getattr(self, name))
             except ValueError as exc:
                 raise SettingsError(f"{name}: {exc}") from None
+        if self.default_who_can_add not in WHO_CAN_ADD:
+            raise SettingsError(f"default_who_can_add must be one of {', '.join(WHO_CAN_ADD)}, "
+                                f"not {self.default_who_can_add!r}")
+        if not 1 <= self.max_group_members <= limits.MAX_GROUP_MEMBERS:
+            raise SettingsError(f"max_group_members must be 1 to {limits.MAX_GROUP_MEMBERS}")
         return self
 
     @property

@@ -74,14 +74,17 @@ def validate_username(raw: str) -> str:
     return name
 
 
-def _me(user: UserRecord) -> Me:
+async def _me(caller: Caller, user: UserRecord) -> Me:
+    services = caller.services
+    chosen = await services.store.get_who_can_add(user.id)
     return Me(user=public_user(user, user.id), phone=user.phone,
-              phone_discoverable=user.phone_discoverable)
+              phone_discoverable=user.phone_discoverable,
+              who_can_add=chosen or services.settings.default_who_can_add)  # type: ignore[arg-type]
 
 
 async def get_me(caller: Caller, p: m.GetMe) -> Me:
     (user,) = await caller.services.store.get_users([caller.user_id])
-    return _me(user)
+    return await _me(caller, user)
 
 
 async def update_profile(caller: Caller, p: m.UpdateProfile) -> User:
@@ -96,9 +99,11 @@ async def set_username(caller: Caller, p: m.SetUsername) -> User:
 
 
 async def set_privacy(caller: Caller, p: m.SetPrivacy) -> Me:
-    user = await caller.services.store.update_user(
-        caller.user_id, phone_discoverable=p.phone_discoverable)
-    return _me(user)
+    store = caller.services.store
+    if p.who_can_add is not None:
+        await store.set_who_can_add(caller.user_id, p.who_can_add)
+    user = await store.update_user(caller.user_id, phone_discoverable=p.phone_discoverable)
+    return await _me(caller, user)
 
 
 async def resolve_username(caller: Caller, p: m.ResolveUsername) -> User:
@@ -106,6 +111,8 @@ async def resolve_username(caller: Caller, p: m.ResolveUsername) -> User:
     user = await caller.services.store.user_by_username(name)
     if user is None:
         raise NotFound(f"nobody has the username @{name}", code="USER_NOT_FOUND")
+    # Found by the name they chose to be found by: they may be seen from now on.
+    await caller.services.store.remember_discovery(caller.user_id, user.id)
     return public_user(user, caller.user_id)
 
 
@@ -116,12 +123,15 @@ async def resolve_phone(caller: Caller, p: m.ResolvePhone) -> User:
     # be learned by probing.
     if user is None or not (user.phone_discoverable or user.id == caller.user_id):
         raise NotFound("no user can be found by that number", code="USER_NOT_FOUND")
+    await caller.services.store.remember_discovery(caller.user_id, user.id)
     return public_user(user, caller.user_id)
 
 
 async def get_users(caller: Caller, p: m.GetUsers) -> list[User]:
+    """Only the people the caller may see (Store.visible_users); the others are left out,
+    exactly as ids that do not exist (issue 7, finding 18: ids 1-100 listed every account)."""
     me = caller.user_id
-    return [public_user(u, me) for u in await caller.services.store.get_users(p.ids)]
+    return [public_user(u, me) for u in await caller.services.store.visible_users(me, p.ids)]
 
 
 HANDLERS = {

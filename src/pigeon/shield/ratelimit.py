@@ -61,6 +61,12 @@ class TokenBucket:
             return 0.0
         return (cost - self.tokens) / rate.per_second
 
+    def charge(self, rate: Rate, now: float, cost: float) -> None:
+        """Take ``cost`` tokens even if that leaves the bucket in debt, for work whose cost is
+        known only once it is done; a negative cost gives tokens back (up to ``burst``)."""
+        self.tokens = min(rate.burst, self.tokens + (now - self.stamp) * rate.per_second - cost)
+        self.stamp = now
+
 
 class KeyedLimiter:
     """A bucket per key, holding at most ``max_keys`` of them (least recently used go first,
@@ -83,6 +89,19 @@ class KeyedLimiter:
         else:
             self._buckets.move_to_end(key)
         return bucket.take(self.rate, now, cost)
+
+    def charge(self, key: str, cost: float) -> None:
+        """:meth:`TokenBucket.charge` on this key's bucket."""
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self.rate.burst, now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        bucket.charge(self.rate, now, cost)
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -1,6 +1,9 @@
 """Durable state behind one narrow interface; backends translate their errors at this boundary."""
 
-from .base import LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord
+from .base import (
+    GroupPolicy, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord,
+)
 from .sqlite import SqliteStore
 
-__all__ = ["LoginCode", "MemberRecord", "Push", "SessionRecord", "SqliteStore", "Store", "UserRecord"]
+__all__ = ["GroupPolicy", "InvitationRecord", "LoginCode", "MemberRecord", "Push",
+           "SessionRecord", "SqliteStore", "Store", "UserRecord"]

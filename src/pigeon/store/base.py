@@ -62,6 +62,27 @@ class MemberRecord(NamedTuple):
     role: Role
 
 
+class GroupPolicy(NamedTuple):
+    """The server's rules for joining groups (settings; docs/operations.md). The store applies
+    them inside the transaction that adds members, so a check and its write stay atomic."""
+
+    default_who_can_add: str = "contacts"   # for accounts that never chose (WhoCanAdd)
+    max_groups_joined: int = 500            # groups one account is in
+    max_groups_created_per_day: int = 50    # groups one account creates in any 24 hours
+    max_pending_invitations: int = 100      # invitations waiting for one account
+
+
+class InvitationRecord(NamedTuple):
+    chat: Chat
+    inviter: UserRecord
+    date: float
+
+
+DIALOG_PAGE_BYTES = 128 * 1024
+"""A chats.list page stops growing past this many encoded bytes (the SDK refuses frames over
+256 KiB): a hundred dialogs whose last messages are 4,096 emoji would be 1.6 MB."""
+
+
 class Store(abc.ABC):
     """The durable state of one Pigeon deployment."""
 
@@ -98,7 +119,18 @@ class Store(abc.ABC):
         """Case-insensitive."""
 
     @abc.abstractmethod
-    async def get_users(self, ids: list[int]) -> list[UserRecord]: ...
+    async def get_users(self, ids: list[int]) -> list[UserRecord]:
+        """Any users, for the server's own use (never handed to another user as is)."""
+
+    @abc.abstractmethod
+    async def visible_users(self, viewer_id: int, ids: list[int]) -> list[UserRecord]:
+        """The users among ``ids`` that ``viewer_id`` may see: themself, anyone they share a
+        group with, found by username or phone, who wrote to them in a private chat, or who
+        invited them to a group. The others are left out (users.get, issue 7 finding 18)."""
+
+    @abc.abstractmethod
+    async def remember_discovery(self, user_id: int, peer_id: int) -> None:
+        """``user_id`` found ``peer_id`` by username or phone: from now on they may see them."""
 
     @abc.abstractmethod
     async def update_user(
@@ -106,6 +138,13 @@ class Store(abc.ABC):
         phone_discoverable: bool | None = None,
     ) -> UserRecord:
         """``username=None`` releases it; ``...`` leaves it. Conflict(USERNAME_TAKEN)."""
+
+    @abc.abstractmethod
+    async def get_who_can_add(self, user_id: int) -> str | None:
+        """The user's group-adding privacy, None if they never chose (the server's default)."""
+
+    @abc.abstractmethod
+    async def set_who_can_add(self, user_id: int, value: str) -> None: ...
 
     # -- sessions ---------------------------------------------------------------------------
     @abc.abstractmethod
@@ -140,13 +179,35 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def create_group(
-        self, owner_id: int, title: str, member_ids: list[int], now: float, max_members: int
-    ) -> tuple[Chat, list[Push]]: ...
+        self, owner_id: int, title: str, member_ids: list[int], now: float, max_members: int,
+        policy: GroupPolicy | None = None,
+    ) -> tuple[Chat, list[Push]]:
+        """With a ``policy``, each person is added, invited or refused by their privacy
+        setting (Forbidden(USER_PRIVACY_RESTRICTED), NotFound(USER_NOT_FOUND) for people the
+        owner cannot see) and quotas hold (Conflict(QUOTA_EXCEEDED)); ``chat.invited`` lists
+        who was invited. Without one, everyone named is added (the store's own tests)."""
 
     @abc.abstractmethod
     async def add_members(
-        self, actor_id: int, chat_id: int, user_ids: list[int], now: float, max_members: int
-    ) -> tuple[Chat, list[Push]]: ...
+        self, actor_id: int, chat_id: int, user_ids: list[int], now: float, max_members: int,
+        policy: GroupPolicy | None = None,
+    ) -> tuple[Chat, list[Push]]:
+        """As :meth:`create_group` for the people named."""
+
+    @abc.abstractmethod
+    async def list_invitations(self, user_id: int, limit: int) -> list[InvitationRecord]:
+        """The user's pending invitations, newest first."""
+
+    @abc.abstractmethod
+    async def accept_invitation(
+        self, user_id: int, chat_id: int, now: float, max_members: int,
+        policy: GroupPolicy | None = None,
+    ) -> tuple[Chat, list[Push]]:
+        """Join the group. NotFound(INVITATION_NOT_FOUND), Conflict(GROUP_FULL, QUOTA_EXCEEDED)."""
+
+    @abc.abstractmethod
+    async def decline_invitation(self, user_id: int, chat_id: int) -> list[Push]:
+        """Forget the invitation. NotFound(INVITATION_NOT_FOUND)."""
 
     @abc.abstractmethod
     async def remove_member(
@@ -166,10 +227,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_chat(self, user_id: int, chat_id: int) -> Chat:
-        """NotFound(CHAT_NOT_FOUND) or Forbidden(NOT_A_MEMBER)."""
+        """Forbidden(NOT_A_MEMBER), alike for a chat that does not exist and one the user is
+        not in, so that chat ids cannot be probed (issue 7, finding 18)."""
 
     @abc.abstractmethod
-    async def list_dialogs(self, user_id: int) -> list[Dialog]: ...
+    async def list_dialogs(
+        self, user_id: int, limit: int = 100, before: tuple[float, int] | None = None,
+        max_bytes: int = DIALOG_PAGE_BYTES,
+    ) -> list[Dialog]:
+        """One page of the user's dialogs, by (``date``, chat id) descending, starting after
+        ``before``; at most ``limit`` of them and (past the first) ``max_bytes`` encoded."""
 
     @abc.abstractmethod
     async def list_members(

@@ -95,6 +95,35 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, pts)
     ) WITHOUT ROWID;
     """,
+    # 2: consent to groups, who may see whom, group quotas (issue 7, findings 6, 7 and 18)
+    """
+    ALTER TABLE users ADD COLUMN who_can_add TEXT;
+    ALTER TABLE chats ADD COLUMN creator_id INTEGER NOT NULL DEFAULT 0;
+    UPDATE chats SET creator_id = COALESCE((SELECT user_id FROM members
+        WHERE members.chat_id = chats.id AND role = 'owner'), 0) WHERE kind = 'group';
+    CREATE INDEX chats_by_creator ON chats(creator_id, created);
+    CREATE TABLE invitations (
+        user_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        inviter_id INTEGER NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (user_id, chat_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE discovered (
+        user_id INTEGER NOT NULL,
+        peer_id INTEGER NOT NULL,
+        PRIMARY KEY (user_id, peer_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE wrote_to (
+        user_id INTEGER NOT NULL,
+        peer_id INTEGER NOT NULL,
+        PRIMARY KEY (user_id, peer_id)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO wrote_to (user_id, peer_id)
+        SELECT DISTINCT m.sender_id,
+               CASE WHEN m.sender_id = p.user_a THEN p.user_b ELSE p.user_a END
+        FROM private_chats p JOIN messages m ON m.chat_id = p.chat_id;
+    """,
 ]
 
 

@@ -14,10 +14,17 @@ from typing import Any
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
-from .base import LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord
+from .base import (
+    DIALOG_PAGE_BYTES, GroupPolicy, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord,
+    Store, UserRecord,
+)
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
     _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
+)
+from .sqlite_people import (
+    _q_invitations, _q_visible_users, _q_who_can_add, _tx_accept_invitation,
+    _tx_decline_invitation, _tx_remember_discovery, _tx_set_who_can_add,
 )
 from .sqlite_chats import (
     _q_dialogs, _q_difference, _q_get_chat, _q_get_message, _q_history, _q_member_ids, _q_members, _q_state, _tx_add_members, _tx_create_group, _tx_delete_messages, _tx_edit_message, _tx_open_private, _tx_read_history, _tx_remove_member, _tx_send_message, _tx_set_role, _tx_set_title,
@@ -57,6 +64,18 @@ class SqliteStore(Store):
     async def get_users(self, ids: list[int]) -> list[UserRecord]:
         return await self.engine.read(_q_users, ids)
 
+    async def visible_users(self, viewer_id: int, ids: list[int]) -> list[UserRecord]:
+        return await self.engine.read(_q_visible_users, viewer_id, ids)
+
+    async def remember_discovery(self, user_id: int, peer_id: int) -> None:
+        await self.engine.write(_tx_remember_discovery, user_id, peer_id)
+
+    async def get_who_can_add(self, user_id: int) -> str | None:
+        return await self.engine.read(_q_who_can_add, user_id)
+
+    async def set_who_can_add(self, user_id: int, value: str) -> None:
+        await self.engine.write(_tx_set_who_can_add, user_id, value)
+
     async def update_user(self, user_id: int, *, name: str | None = None,
                           username: Any = ..., phone_discoverable: bool | None = None) -> UserRecord:
         return await self.engine.write(_tx_update_user, user_id, name, username, phone_discoverable)
@@ -90,12 +109,27 @@ class SqliteStore(Store):
         return await self.engine.write(_tx_open_private, user_id, peer_id, now)
 
     async def create_group(self, owner_id: int, title: str, member_ids: list[int], now: float,
-                           max_members: int) -> tuple[Chat, list[Push]]:
-        return await self.engine.write(_tx_create_group, owner_id, title, member_ids, now, max_members)
+                           max_members: int, policy: GroupPolicy | None = None,
+                           ) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_create_group, owner_id, title, member_ids, now,
+                                       max_members, policy)
 
     async def add_members(self, actor_id: int, chat_id: int, user_ids: list[int], now: float,
-                          max_members: int) -> tuple[Chat, list[Push]]:
-        return await self.engine.write(_tx_add_members, actor_id, chat_id, user_ids, now, max_members)
+                          max_members: int, policy: GroupPolicy | None = None,
+                          ) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_add_members, actor_id, chat_id, user_ids, now,
+                                       max_members, policy)
+
+    async def list_invitations(self, user_id: int, limit: int) -> list[InvitationRecord]:
+        return await self.engine.read(_q_invitations, user_id, limit)
+
+    async def accept_invitation(self, user_id: int, chat_id: int, now: float, max_members: int,
+                                policy: GroupPolicy | None = None) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_accept_invitation, user_id, chat_id, now,
+                                       max_members, policy)
+
+    async def decline_invitation(self, user_id: int, chat_id: int) -> list[Push]:
+        return await self.engine.write(_tx_decline_invitation, user_id, chat_id)
 
     async def remove_member(self, actor_id: int, chat_id: int, user_id: int,
                             now: float) -> tuple[int, list[Push]]:
@@ -112,8 +146,10 @@ class SqliteStore(Store):
     async def get_chat(self, user_id: int, chat_id: int) -> Chat:
         return await self.engine.read(_q_get_chat, user_id, chat_id)
 
-    async def list_dialogs(self, user_id: int) -> list[Dialog]:
-        return await self.engine.read(_q_dialogs, user_id)
+    async def list_dialogs(self, user_id: int, limit: int = 100,
+                           before: tuple[float, int] | None = None,
+                           max_bytes: int = DIALOG_PAGE_BYTES) -> list[Dialog]:
+        return await self.engine.read(_q_dialogs, user_id, limit, before, max_bytes)
 
     async def list_members(self, user_id: int, chat_id: int, offset: int,
                            limit: int) -> list[MemberRecord]:

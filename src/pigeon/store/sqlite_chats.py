@@ -11,7 +11,11 @@ from pigeon.protocol.errors import Conflict, Forbidden, NotFound
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
-from .base import MemberRecord, Push
+from .base import DIALOG_PAGE_BYTES, GroupPolicy, MemberRecord, Push
+from .sqlite_people import (
+    check_created_quota, check_joined_quota, forget_invitations, invite, note_private_send,
+    sort_newcomers,
+)
 from .sqlite_rows import (
     EDIT, MSG_COLS, NEW, STORED, USER_COLS, bump, bump_members, chat_view, encode,
     existing_users, insert_members, log_updates, member_ids, membership, message_row,
@@ -42,22 +46,28 @@ def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: 
 
 def _tx_create_group(
     conn: sqlite3.Connection, owner_id: int, title: str, member_ids_: list[int], now: float,
-    max_members: int,
+    max_members: int, policy: GroupPolicy | None = None,
 ) -> tuple[Chat, list[Push]]:
-    others = existing_users(conn, sorted(set(member_ids_) - {owner_id}))
-    if len(others) + 1 > max_members:
+    added, invited = sort_newcomers(conn, owner_id, sorted(set(member_ids_) - {owner_id}), policy)
+    if len(added) + 1 > max_members:
         raise Conflict(f"a group holds at most {max_members} members", code="GROUP_FULL")
+    check_created_quota(conn, owner_id, now, policy)
+    check_joined_quota(conn, [owner_id, *added], policy)
     (chat_id,) = conn.execute(
-        "INSERT INTO chats (kind, title, created) VALUES ('group', ?, ?) RETURNING id", (title, now)
+        "INSERT INTO chats (kind, title, created, creator_id) VALUES ('group', ?, ?, ?) "
+        "RETURNING id", (title, now, owner_id)
     ).fetchone()
     insert_members(conn, chat_id, [owner_id], "owner", now, 0)
-    insert_members(conn, chat_id, others, "member", now, 0)
-    return chat_view(conn, chat_id, owner_id), push_chat_to_members(conn, chat_id)
+    insert_members(conn, chat_id, added, "member", now, 0)
+    pushes = push_chat_to_members(conn, chat_id)
+    invited, invitations = invite(conn, chat_id, owner_id, invited, now, policy)
+    view = msgspec.structs.replace(chat_view(conn, chat_id, owner_id), invited=invited)
+    return view, pushes + invitations
 
 
 def _tx_add_members(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, user_ids: list[int], now: float,
-    max_members: int,
+    max_members: int, policy: GroupPolicy | None = None,
 ) -> tuple[Chat, list[Push]]:
     kind, role = membership(conn, actor_id, chat_id)[:2]
     require_group(kind)
@@ -70,11 +80,22 @@ def _tx_add_members(
     new = sorted(set(user_ids) - present)
     if not new:
         raise Conflict("every one of them is already a member", code="ALREADY_MEMBER")
-    if count + len(new) > max_members:
+    added, invited = sort_newcomers(conn, actor_id, new, policy)
+    if count + len(added) > max_members:
         raise Conflict(f"a group holds at most {max_members} members", code="GROUP_FULL")
-    # A newcomer sees the group from the moment they join, not its earlier history.
-    insert_members(conn, chat_id, new, "member", now, last_id)
-    return chat_view(conn, chat_id, actor_id), push_chat_to_members(conn, chat_id)
+    check_joined_quota(conn, added, policy)
+    pushes: list[Push] = []
+    if added:
+        # A newcomer sees the group from the moment they join, not its earlier history.
+        insert_members(conn, chat_id, added, "member", now, last_id)
+        forget_invitations(conn, chat_id, added)
+        pushes = push_chat_to_members(conn, chat_id)
+    invited, invitations = invite(conn, chat_id, actor_id, invited, now, policy)
+    if not added and not invited:
+        raise Conflict("every one of them is already a member or invited",
+                       code="ALREADY_MEMBER")
+    view = msgspec.structs.replace(chat_view(conn, chat_id, actor_id), invited=invited)
+    return view, pushes + invitations
 
 
 def _tx_remove_member(
@@ -168,21 +189,37 @@ def _last_visible(conn: sqlite3.Connection, user_id: int, chat_id: int, history_
     return [message_row(r) for r in rows]
 
 
-def _q_dialogs(conn: sqlite3.Connection, user_id: int) -> list[Dialog]:
+def _q_dialogs(
+    conn: sqlite3.Connection, user_id: int, limit: int, before: tuple[float, int] | None,
+    max_bytes: int = DIALOG_PAGE_BYTES,
+) -> list[Dialog]:
+    """One page of dialogs by (date, chat id) descending. A dialog's date is its chat's last
+    message's, or when the user joined if later (a group one was just added to comes first).
+    The cost of a page is bounded by ``limit`` and its size by ``max_bytes``, whatever the
+    number of chats (issue 7, finding 7: 6,000 groups listed at once stalled other readers)."""
+    after_date, after_id = before if before is not None else (float("inf"), 0)
     rows = conn.execute(
-        "SELECT chat_id, history_from, read_inbox_max_id, read_outbox_max_id FROM members "
-        "WHERE user_id = ?", (user_id,),
+        "SELECT * FROM (SELECT m.chat_id, m.history_from, m.read_inbox_max_id, "
+        "m.read_outbox_max_id, MAX(m.joined, COALESCE(msg.date, 0)) AS top "
+        "FROM members m JOIN chats c ON c.id = m.chat_id "
+        "LEFT JOIN messages msg ON msg.chat_id = c.id AND msg.id = c.last_message_id "
+        "WHERE m.user_id = ?) WHERE top < ? OR (top = ? AND chat_id < ?) "
+        "ORDER BY top DESC, chat_id DESC LIMIT ?",
+        (user_id, after_date, after_date, after_id if before is not None else 0, limit),
     ).fetchall()
-    dialogs = []
-    for chat_id, history_from, read_in, read_out in rows:
+    dialogs: list[Dialog] = []
+    size = 0
+    for chat_id, history_from, read_in, read_out, top in rows:
         last = _last_visible(conn, user_id, chat_id, history_from, None, 1)
-        dialogs.append(Dialog(
+        dialog = Dialog(
             chat=chat_view(conn, chat_id, user_id), last_message=last[0] if last else None,
             unread_count=unread_count(conn, user_id, chat_id, max(read_in, history_from)),
-            read_inbox_max_id=read_in, read_outbox_max_id=read_out,
-        ))
-    dialogs.sort(key=lambda d: (d.last_message.date if d.last_message else 0.0, d.chat.id),
-                 reverse=True)
+            read_inbox_max_id=read_in, read_outbox_max_id=read_out, date=top,
+        )
+        size += len(encode(dialog))
+        if dialogs and size > max_bytes:
+            break
+        dialogs.append(dialog)
     return dialogs
 
 
@@ -224,7 +261,9 @@ def _tx_send_message(
             f"SELECT {MSG_COLS} FROM messages WHERE chat_id = ? AND id = ?", (seen[0], seen[1])
         ).fetchone()
         return message_row(row), seen[2], []
-    _, _, history_from, read_before, last_id = membership(conn, sender_id, chat_id)
+    kind, _, history_from, read_before, last_id = membership(conn, sender_id, chat_id)
+    if kind == "private":
+        note_private_send(conn, sender_id, chat_id)
     # One can only answer what one can see: not deleted, not from before one joined.
     if reply_to is not None and conn.execute(
         "SELECT 1 FROM messages WHERE chat_id = ? AND id = ? AND id > ? AND deleted = 0",

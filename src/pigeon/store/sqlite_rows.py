@@ -92,18 +92,23 @@ class Membership(NamedTuple):
 
 
 def membership(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Membership:
-    """The user's standing in the chat (and the chat's last message id), or the error a caller
-    should see. One query, because every write in a chat starts here."""
+    """The user's standing in the chat (and the chat's last message id), or NOT_A_MEMBER. One
+    query, because every write in a chat starts here."""
     row = conn.execute(
         "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id "
         "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
         (user_id, chat_id),
     ).fetchone()
-    if row is None:
-        raise NotFound(f"chat {chat_id} does not exist", code="CHAT_NOT_FOUND")
-    if row[1] is None:
-        raise Forbidden(f"you are not a member of chat {chat_id}", code="NOT_A_MEMBER")
+    if row is None or row[1] is None:
+        raise not_a_member(chat_id)
     return Membership(*row)
+
+
+def not_a_member(chat_id: int) -> Forbidden:
+    """One answer, same code and same words, for a chat that does not exist and a chat the
+    caller is not in: telling them apart let anyone learn which chat ids exist (issue 7,
+    finding 18)."""
+    return Forbidden(f"you are not a member of chat {chat_id}", code="NOT_A_MEMBER")
 
 
 def chat_view(conn: sqlite3.Connection, chat_id: int, user_id: int) -> Chat:
@@ -113,7 +118,7 @@ def chat_view(conn: sqlite3.Connection, chat_id: int, user_id: int) -> Chat:
         (user_id, chat_id),
     ).fetchone()
     if row is None:
-        raise NotFound(f"chat {chat_id} does not exist", code="CHAT_NOT_FOUND")
+        raise not_a_member(chat_id)
     peer = None
     if row[0] == "private":
         peer_row = conn.execute(
