@@ -418,35 +418,24 @@ def _q_difference(
     conn: sqlite3.Connection, user_id: int, pts: int, limit: int, max_bytes: int
 ) -> Difference:
     state = _q_state(conn, user_id)
-    # For a message update: the live row, the recipient's membership now and, only when that
-    # does not reach back to the message, the departure that ended the period which did.
     cursor = conn.execute(
-        "SELECT u.pts, u.kind, u.data, m.edit_seq, mb.history_from, "
-        "CASE WHEN u.kind IN (1, 2) AND (mb.history_from IS NULL "
-        "OR u.message_id <= mb.history_from) THEN (SELECT d.edit_seq FROM departures d "
-        "WHERE d.user_id = u.user_id AND d.chat_id = u.chat_id AND d.last_id >= u.message_id "
-        "AND d.first_id < u.message_id ORDER BY d.last_id LIMIT 1) END, "
+        "SELECT u.pts, u.kind, u.data, m.edit_seq, "
         f"{', '.join('m.' + c.strip() for c in MSG_COLS.split(','))} "
-        "FROM updates u "
-        "LEFT JOIN messages m ON u.kind IN (1, 2) AND m.chat_id = u.chat_id "
-        "AND m.id = u.message_id "
-        "LEFT JOIN members mb ON u.kind IN (1, 2) AND mb.chat_id = u.chat_id "
-        "AND mb.user_id = u.user_id "
-        "WHERE u.user_id = ? AND u.pts > ? ORDER BY u.pts LIMIT ?",
+        "FROM updates u LEFT JOIN messages m ON u.kind IN (1, 2) AND m.chat_id = u.chat_id "
+        "AND m.id = u.message_id WHERE u.user_id = ? AND u.pts > ? ORDER BY u.pts LIMIT ?",
         (user_id, pts, limit),
     )
     budget = ByteBudget(max_bytes)
+    entitled = _Entitlement(conn, user_id)
     updates: list[up.AnyUpdate] = []
     last = pts
-    for upts, kind, data, edit_seq, member_from, departed_seq, *msg in cursor:
+    for row in cursor:
+        upts, kind = row[0], row[1]
         update: up.AnyUpdate
         if kind == STORED:
-            update = msgspec.structs.replace(update_decoder.decode(data), pts=upts)
+            update = msgspec.structs.replace(update_decoder.decode(row[2]), pts=upts)
         else:
-            message = entitled_message(
-                message_row(msg), edit_seq,
-                member_sees=member_from is not None and msg[1] > member_from,
-                departed_edit_seq=departed_seq)
+            message = entitled.message(message_row(row[4:]), row[3])
             cls = up.NewMessage if kind == NEW else up.EditMessage
             update = cls(pts=upts, message=message)
         # A page ends early rather than outgrow a frame; the client asks again from `last`.
@@ -458,3 +447,45 @@ def _q_difference(
     more = last < state.pts
     return Difference(updates=updates, state=State(pts=last if more else state.pts, date=0.0),
                       more=more)
+
+
+class _Entitlement:
+    """What one user may see of the messages of one page of their log (visibility.py), with
+    their membership read once per chat and each past membership once per page."""
+
+    def __init__(self, conn: sqlite3.Connection, user_id: int) -> None:
+        self.conn = conn
+        self.user_id = user_id
+        self.history_from: dict[int, int | None] = {}  # chat -> where they see from; None: out
+        self.periods: dict[int, list[tuple[int, int, int]]] = {}  # chat -> departures seen
+
+    def message(self, live: Message, edit_seq: int) -> Message:
+        chat_id = live.chat_id
+        if chat_id not in self.history_from:
+            row = self.conn.execute(
+                "SELECT history_from FROM members WHERE chat_id = ? AND user_id = ?",
+                (chat_id, self.user_id),
+            ).fetchone()
+            self.history_from[chat_id] = None if row is None else int(row[0])
+        since = self.history_from[chat_id]
+        if since is not None and live.id > since:
+            return live
+        return entitled_message(live, edit_seq, member_sees=False,
+                                departed_edit_seq=self._departed_edit_seq(chat_id, live.id))
+
+    def _departed_edit_seq(self, chat_id: int, message_id: int) -> int | None:
+        """The chat's edit count when the user left the membership that showed them this
+        message; None if no such departure was recorded."""
+        known = self.periods.setdefault(chat_id, [])
+        for first_id, last_id, edit_seq in known:
+            if first_id < message_id <= last_id:
+                return edit_seq
+        row = self.conn.execute(
+            "SELECT first_id, last_id, edit_seq FROM departures WHERE user_id = ? "
+            "AND chat_id = ? AND last_id >= ? AND first_id < ? ORDER BY last_id LIMIT 1",
+            (self.user_id, chat_id, message_id, message_id),
+        ).fetchone()
+        if row is None:
+            return None
+        known.append((int(row[0]), int(row[1]), int(row[2])))
+        return int(row[2])
