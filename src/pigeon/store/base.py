@@ -153,7 +153,9 @@ class Store(abc.ABC):
     async def remove_member(
         self, actor_id: int, chat_id: int, user_id: int, now: float
     ) -> tuple[int, list[Push]]:
-        """Remove ``user_id`` (``actor_id == user_id``: leave). Returns the actor's pts."""
+        """Remove ``user_id`` (``actor_id == user_id``: leave). Returns the actor's pts.
+        Records what the departing member could see, so that the update log serves them no
+        edit made later (:mod:`.visibility`)."""
 
     @abc.abstractmethod
     async def set_role(
