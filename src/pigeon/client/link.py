@@ -33,8 +33,8 @@ def _refused_as_too_big(msg: aiohttp.WSMessage) -> ProtocolError | None:
     if (msg.type == aiohttp.WSMsgType.ERROR and isinstance(msg.data, aiohttp.WebSocketError)
             and msg.data.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG):
         return ProtocolError(
-            f"the server sent a frame over the {ACCEPTED_FRAME_BYTES} bytes this SDK accepts "
-            f"({msg.data}); upgrade the server, or report this to its operator",
+            f"the server sent a frame larger than this SDK accepts ({msg.data}); "
+            "upgrade the server, or tell its operator",
             code="FRAME_TOO_LARGE")
     return None
 
