@@ -50,10 +50,10 @@ class Link:
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self.welcome: Welcome | None = None
         self._welcomed: asyncio.Future[Welcome] = asyncio.get_running_loop().create_future()
-        self.reader = asyncio.create_task(self._read())
-        self.closed = asyncio.Event()
         #: set when the link died of a frame this SDK refuses (too big, undecodable)
         self.refused: ProtocolError | None = None
+        self.reader = asyncio.create_task(self._read())
+        self.closed = asyncio.Event()
 
     @classmethod
     async def open(cls, session: aiohttp.ClientSession, url: str, token: str | None,
