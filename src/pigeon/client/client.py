@@ -140,7 +140,8 @@ class Client:
         attempt = 0
         while not self._closing:
             assert self._link is not None
-            await self._link.closed.wait()
+            link = self._link
+            await link.closed.wait()
             self._connected.clear()
             if self._closing or self._fatal is not None or not self.reconnect:
                 self._fail_waiters()
@@ -167,7 +168,10 @@ class Client:
                     log.debug("reconnect failed: %s", exc)
                     continue
                 self.reconnects += 1
-                attempt = 0
+                # A link that died of a frame this SDK refuses is likely to die again the same
+                # way (a sync at welcome asks the same question): keep backing off then.
+                if link.refused is None:
+                    attempt = 0
                 break
 
     def _fail_waiters(self) -> None:

@@ -203,8 +203,20 @@ class Messages(_Feature):
 
     async def history(self, chat_id: int, before_id: int | None = None,
                       limit: int = 50) -> list[Message]:
-        return await self._call("messages.history", m.History(
-            chat_id=chat_id, before_id=before_id, limit=limit))
+        """Up to ``limit`` messages before ``before_id`` (all of them: None), newest first.
+
+        The server cuts a page short when its messages are long (an answer must fit in one
+        frame), so this asks again from the oldest one until it has ``limit`` or the server
+        has no more (an empty page, or message 1, the first of every chat)."""
+        messages: list[Message] = []
+        while len(messages) < limit:
+            page: list[Message] = await self._call("messages.history", m.History(
+                chat_id=chat_id, before_id=before_id, limit=limit - len(messages)))
+            messages += page
+            if not page or page[-1].id <= 1 or len(messages) >= limit:
+                break
+            before_id = page[-1].id
+        return messages
 
     async def read(self, chat_id: int, max_id: int) -> ReadResult:
         return await self._call("messages.read", m.ReadHistory(chat_id=chat_id, max_id=max_id))

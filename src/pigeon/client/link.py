@@ -26,6 +26,19 @@ class ServerUnreachable(Unavailable):
     code = "UNAVAILABLE"
 
 
+ACCEPTED_FRAME_BYTES = limits.MAX_SERVER_FRAME_BYTES + 1024  # 256 KiB
+
+
+def _refused_as_too_big(msg: aiohttp.WSMessage) -> ProtocolError | None:
+    if (msg.type == aiohttp.WSMsgType.ERROR and isinstance(msg.data, aiohttp.WebSocketError)
+            and msg.data.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG):
+        return ProtocolError(
+            f"the server sent a frame larger than this SDK accepts ({msg.data}); "
+            "upgrade the server, or tell its operator",
+            code="FRAME_TOO_LARGE")
+    return None
+
+
 class Link:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse,
                  on_updates: Callable[[list[Any]], None],
@@ -37,6 +50,8 @@ class Link:
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self.welcome: Welcome | None = None
         self._welcomed: asyncio.Future[Welcome] = asyncio.get_running_loop().create_future()
+        #: set when the link died of a frame this SDK refuses (too big, undecodable)
+        self.refused: ProtocolError | None = None
         self.reader = asyncio.create_task(self._read())
         self.closed = asyncio.Event()
 
@@ -45,7 +60,9 @@ class Link:
                    on_updates: Callable[[list[Any]], None],
                    on_error: Callable[[PigeonError], None], timeout: float = 10.0) -> Link:
         try:
-            ws = await session.ws_connect(url, max_msg_size=4 * limits.MAX_FRAME_BYTES,
+            # Over MAX_SERVER_FRAME_BYTES, with room: aiohttp refuses a message of exactly
+            # max_msg_size bytes, and SDKs before issue 7 accepted just under 256 KiB.
+            ws = await session.ws_connect(url, max_msg_size=ACCEPTED_FRAME_BYTES,
                                           timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
                                           heartbeat=30.0, autoping=True)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -76,6 +93,8 @@ class Link:
         failure: PigeonError = ConnectionLost("the connection closed")
         try:
             async for msg in self.ws:
+                if (too_big := _refused_as_too_big(msg)) is not None:
+                    raise too_big
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     break
                 event = self.protocol.receive(msg.data)
@@ -98,7 +117,11 @@ class Link:
                 elif isinstance(event, WelcomeReceived) and not self._welcomed.done():
                     self._welcomed.set_result(event.welcome)
         except ProtocolError as exc:
-            failure = exc
+            # The server sent what this SDK cannot take. Asking again would get the same, so
+            # the calls waiting here fail with this error instead of being resent after a
+            # reconnect, which would loop for ever (issue 7, finding 3).
+            failure = self.refused = exc
+            await self.ws.close()
         except (aiohttp.ClientError, ConnectionError):
             pass
         finally:
@@ -108,7 +131,8 @@ class Link:
                 self._welcomed.set_exception(lost)
             for fut in self._calls.values():
                 if not fut.done():
-                    fut.set_exception(ConnectionLost("the connection closed before the answer"))
+                    fut.set_exception(self.refused or ConnectionLost(
+                        "the connection closed before the answer"))
             self._calls.clear()
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@
     │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
     ├── RateLimited                  RATE_LIMITED, BANNED (retryable: .retry_after seconds)
+    ├── ResultTooLarge               RESULT_TOO_LARGE (the answer would not fit in a frame)
     └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED
                                      (retryable; OVERLOADED carries .retry_after)
 
@@ -92,6 +93,13 @@ class Unavailable(PigeonError):
     retryable = True
 
 
+class ResultTooLarge(PigeonError):
+    """The answer would exceed the largest frame the server sends (``MAX_SERVER_FRAME_BYTES``)
+    and cannot be paged; asking again gets the same. Paged results never meet it."""
+
+    code = "RESULT_TOO_LARGE"
+
+
 # Every code the server may send, with the class the SDK raises for it.
 CODES: dict[str, type[PigeonError]] = {
     "MALFORMED_FRAME": ProtocolError,
@@ -137,6 +145,7 @@ CODES: dict[str, type[PigeonError]] = {
     "OVERLOADED": Unavailable,
     "SHUTTING_DOWN": Unavailable,
     "STORAGE_FAILED": Unavailable,
+    "RESULT_TOO_LARGE": ResultTooLarge,
     "INTERNAL": PigeonError,
 }
 

@@ -16,8 +16,10 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from . import limits
-from .errors import PigeonError, ProtocolError, UnknownMethod, InvalidArgument, error_from_wire
+from . import limits, sizes
+from .errors import (
+    InvalidArgument, PigeonError, ProtocolError, ResultTooLarge, UnknownMethod, error_from_wire,
+)
 from .methods import METHODS, Params
 from .types import Name, State, Struct, Token, User
 from .updates import AnyUpdate
@@ -198,7 +200,15 @@ class ServerProtocol:
 
     @staticmethod
     def result(request_id: int, value: Any) -> bytes:
-        return encode(Result(id=request_id, value=msgspec.Raw(encode(value))))
+        """The answer to a call; if it would outgrow ``MAX_SERVER_FRAME_BYTES`` (which paged
+        results never do), ``RESULT_TOO_LARGE`` instead: a peer refuses larger frames, and an
+        SDK that reconnects and asks again would never get past it (issue 7, finding 3)."""
+        frame = encode(Result(id=request_id, value=msgspec.Raw(encode(value))))
+        if len(frame) > limits.MAX_SERVER_FRAME_BYTES:
+            return ServerProtocol.error(request_id, ResultTooLarge(
+                f"the answer would take {len(frame)} bytes, over the "
+                f"{limits.MAX_SERVER_FRAME_BYTES}-byte frame limit"))
+        return frame
 
     @staticmethod
     def error(request_id: int | None, error: PigeonError) -> bytes:
@@ -207,7 +217,31 @@ class ServerProtocol:
 
     @staticmethod
     def updates(updates: list[Any]) -> bytes:
+        """One frame of pushed updates, whatever its size (see :meth:`update_frames`)."""
         return encode(Updates(updates=updates))
+
+    @staticmethod
+    def update_frames(updates: list[Any]) -> list[bytes]:
+        """Pushed updates, as few frames as fit ``MAX_SERVER_FRAME_BYTES`` each, in order.
+
+        Each update is encoded once and spliced into its frame. One that alone would not fit
+        (none can: the largest is a message of about 16.5 KiB) is left out; the device finds
+        the hole and asks ``get_difference``, which pages by bytes."""
+        frames: list[bytes] = []
+        batch: list[msgspec.Raw] = []
+        room = sizes.PAGE_BYTES
+        for update in updates:
+            raw = _encoder.encode(update)
+            if len(raw) > room and batch:
+                frames.append(encode(Updates(updates=batch)))  # type: ignore[arg-type]
+                batch, room = [], sizes.PAGE_BYTES
+            if len(raw) > room:
+                continue
+            batch.append(msgspec.Raw(raw))
+            room -= len(raw)
+        if batch:
+            frames.append(encode(Updates(updates=batch)))  # type: ignore[arg-type]
+        return frames
 
 
 # -- client side ------------------------------------------------------------------------------

@@ -4,6 +4,11 @@ PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
 MAX_FRAME_BYTES = 64 * 1024          # one frame, after transport framing
+# Every frame the server sends stays within this. SDKs refuse a message of 256 KiB or more
+# (aiohttp's max_msg_size, 4 x MAX_FRAME_BYTES, counts a message of exactly that size as too
+# big), so the server keeps 1 KiB below it; results that grow with stored text are paged by
+# bytes as well as by count to fit (issue 7, finding 3).
+MAX_SERVER_FRAME_BYTES = 4 * MAX_FRAME_BYTES - 1024
 MAX_TEXT_CHARS = 4096                # message text, in code points (as Telegram)
 MAX_NAME_CHARS = 64                  # display names and device names
 MAX_TITLE_CHARS = 128                # group titles

@@ -213,7 +213,9 @@ class Connection:
         if self._pending_updates:
             updates, self._pending_updates = self._pending_updates, []
             self.services.metrics.updates_pushed.inc(len(updates))
-            self._send(self.protocol.updates(updates))
+            # Several frames if one would outgrow what a device accepts (issue 7, finding 3).
+            for frame in self.protocol.update_frames(updates):
+                self._send(frame)
 
     def _send(self, frame: bytes) -> None:
         if self.close_code is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import InvalidArgument
+from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Affected, FwdFrom, Message, ReadResult, SentMessage, State
 from pigeon.protocol.updates import Difference
 from pigeon.store import Push
@@ -71,8 +72,11 @@ def _members_of(pushes: list[Push]) -> int | None:
     return len(pushes[0].targets) if pushes else None
 
 
+# Pages are cut by bytes as well as by count, so that an answer always fits in one frame
+# (protocol/sizes.py): a page of big messages holds fewer of them, and the reader pages on.
 async def history(caller: Caller, p: m.History) -> list[Message]:
-    return await caller.services.store.history(caller.user_id, p.chat_id, p.before_id, p.limit)
+    return await caller.services.store.history(caller.user_id, p.chat_id, p.before_id, p.limit,
+                                               max_bytes=PAGE_BYTES)
 
 
 async def read(caller: Caller, p: m.ReadHistory) -> ReadResult:
@@ -87,7 +91,8 @@ async def get_state(caller: Caller, p: m.GetState) -> State:
 
 
 async def get_difference(caller: Caller, p: m.GetDifference) -> Difference:
-    return await caller.services.store.get_difference(caller.user_id, p.pts, p.limit)
+    return await caller.services.store.get_difference(caller.user_id, p.pts, p.limit,
+                                                      max_bytes=PAGE_BYTES)
 
 
 HANDLERS = {

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
@@ -213,7 +214,9 @@ class Store(abc.ABC):
     async def remove_member(
         self, actor_id: int, chat_id: int, user_id: int, now: float
     ) -> tuple[int, list[Push]]:
-        """Remove ``user_id`` (``actor_id == user_id``: leave). Returns the actor's pts."""
+        """Remove ``user_id`` (``actor_id == user_id``: leave). Returns the actor's pts.
+        Records what the departing member could see, so that the update log serves them no
+        edit made later (:mod:`.visibility`)."""
 
     @abc.abstractmethod
     async def set_role(
@@ -272,9 +275,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def history(
-        self, user_id: int, chat_id: int, before_id: int | None, limit: int
+        self, user_id: int, chat_id: int, before_id: int | None, limit: int,
+        max_bytes: int = PAGE_BYTES,
     ) -> list[Message]:
-        """Newest first."""
+        """Newest first: at most ``limit`` messages, fewer (but at least one, if any remain)
+        when more would encode to over ``max_bytes``; an empty page is the end."""
 
     @abc.abstractmethod
     async def read_history(
@@ -287,4 +292,9 @@ class Store(abc.ABC):
     async def get_state(self, user_id: int) -> State: ...
 
     @abc.abstractmethod
-    async def get_difference(self, user_id: int, pts: int, limit: int) -> Difference: ...
+    async def get_difference(
+        self, user_id: int, pts: int, limit: int, max_bytes: int = PAGE_BYTES
+    ) -> Difference:
+        """The updates after ``pts``, in order: at most ``limit``, fewer (but at least one)
+        when more would encode to over ``max_bytes`` (``more`` is then true). A message
+        update shows what its recipient is entitled to (:mod:`.visibility`)."""

@@ -124,6 +124,24 @@ MIGRATIONS: list[str] = [
                CASE WHEN m.sender_id = p.user_a THEN p.user_b ELSE p.user_a END
         FROM private_chats p JOIN messages m ON m.chat_id = p.chat_id;
     """,
+    # 3: what a departed member was entitled to (issue 7, finding 1). A message update in the
+    # log refers to the live message row; someone who left a group must not read, through it,
+    # an edit made after they left. Each chat counts its edits (``chats.edit_seq``); a message
+    # keeps the count of its last edit; a departure records the period of message ids it ends
+    # (``first_id`` exclusive, ``last_id`` inclusive) and the chat's count at that moment.
+    """
+    ALTER TABLE chats ADD COLUMN edit_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN edit_seq INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE departures (
+        user_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        edit_seq INTEGER NOT NULL,
+        date REAL NOT NULL,
+        PRIMARY KEY (user_id, chat_id, last_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

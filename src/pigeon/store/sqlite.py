@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
@@ -133,7 +134,7 @@ class SqliteStore(Store):
 
     async def remove_member(self, actor_id: int, chat_id: int, user_id: int,
                             now: float) -> tuple[int, list[Push]]:
-        return await self.engine.write(_tx_remove_member, actor_id, chat_id, user_id)
+        return await self.engine.write(_tx_remove_member, actor_id, chat_id, user_id, now)
 
     async def set_role(self, actor_id: int, chat_id: int, user_id: int, role: Role,
                        now: float) -> tuple[int, list[Push]]:
@@ -179,8 +180,8 @@ class SqliteStore(Store):
                                        for_everyone)
 
     async def history(self, user_id: int, chat_id: int, before_id: int | None,
-                      limit: int) -> list[Message]:
-        return await self.engine.read(_q_history, user_id, chat_id, before_id, limit)
+                      limit: int, max_bytes: int = PAGE_BYTES) -> list[Message]:
+        return await self.engine.read(_q_history, user_id, chat_id, before_id, limit, max_bytes)
 
     async def read_history(self, user_id: int, chat_id: int,
                            max_id: int) -> tuple[int, int, list[Push]]:
@@ -190,5 +191,6 @@ class SqliteStore(Store):
     async def get_state(self, user_id: int) -> State:
         return await self.engine.read(_q_state, user_id)
 
-    async def get_difference(self, user_id: int, pts: int, limit: int) -> Difference:
-        return await self.engine.read(_q_difference, user_id, pts, limit)
+    async def get_difference(self, user_id: int, pts: int, limit: int,
+                             max_bytes: int = PAGE_BYTES) -> Difference:
+        return await self.engine.read(_q_difference, user_id, pts, limit, max_bytes)

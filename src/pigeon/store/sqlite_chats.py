@@ -8,6 +8,7 @@ import msgspec
 
 from pigeon.protocol import updates as up
 from pigeon.protocol.errors import Conflict, Forbidden, NotFound
+from pigeon.protocol.sizes import ByteBudget
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
@@ -22,6 +23,7 @@ from .sqlite_rows import (
     push_chat_to_members, push_stored, require_admin, require_group, unread_count,
     update_decoder, user_row,
 )
+from .visibility import entitled_message
 
 
 # -- chats ------------------------------------------------------------------------------------
@@ -99,20 +101,30 @@ def _tx_add_members(
 
 
 def _tx_remove_member(
-    conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int
+    conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int, now: float
 ) -> tuple[int, list[Push]]:
-    kind, actor_role = membership(conn, actor_id, chat_id)[:2]
+    kind, actor_role, history_from = membership(conn, actor_id, chat_id)[:3]
     require_group(kind)
     if user_id != actor_id:
         require_admin(actor_role)
         row = conn.execute(
-            "SELECT role FROM members WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+            "SELECT role, history_from FROM members WHERE chat_id = ? AND user_id = ?",
+            (chat_id, user_id),
         ).fetchone()
         if row is None:
             raise NotFound(f"user {user_id} is not in this group", code="USER_NOT_FOUND")
         if row[0] == "owner" or (row[0] == "admin" and actor_role != "owner"):
             raise Forbidden("only the owner can remove an admin", code="NOT_ADMIN")
+        history_from = row[1]
     conn.execute("DELETE FROM members WHERE chat_id = ? AND user_id = ?", (chat_id, user_id))
+    # What they could see ends here: the update log serves them no later edit (visibility.py).
+    # One row, however long the group's history; none if the period held no message.
+    conn.execute(
+        "INSERT INTO departures (user_id, chat_id, first_id, last_id, edit_seq, date) "
+        "SELECT ?, id, ?, last_message_id, edit_seq, ? FROM chats "
+        "WHERE id = ? AND last_message_id > ?",
+        (user_id, history_from, now, chat_id, history_from),
+    )
     conn.execute("UPDATE chats SET member_count = member_count - 1 WHERE id = ?", (chat_id,))
     if user_id == actor_id and actor_role == "owner":
         # The owner left: the longest-standing admin, else member, inherits the group.
@@ -179,14 +191,24 @@ def _q_get_chat(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Chat:
 
 
 def _last_visible(conn: sqlite3.Connection, user_id: int, chat_id: int, history_from: int,
-                  before: int | None, limit: int) -> list[Message]:
-    rows = conn.execute(
+                  before: int | None, limit: int, max_bytes: int | None = None) -> list[Message]:
+    """Newest first; with ``max_bytes``, stops early once the page would outgrow it (at
+    least one message): the reader pages on with ``before``."""
+    cursor = conn.execute(
         f"SELECT {MSG_COLS} FROM messages m WHERE chat_id = ? AND id > ? AND id < ? "
         "AND deleted = 0 AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ? "
         "AND h.chat_id = m.chat_id AND h.message_id = m.id) ORDER BY id DESC LIMIT ?",
         (chat_id, history_from, before if before is not None else 2**62, user_id, limit),
     )
-    return [message_row(r) for r in rows]
+    budget = ByteBudget(max_bytes) if max_bytes is not None else None
+    messages = []
+    for row in cursor:  # row by row: a cut page never loads the rows after it
+        message = message_row(row)
+        if budget is not None and not budget.take(message):
+            break
+        messages.append(message)
+    cursor.close()
+    return messages
 
 
 def _q_dialogs(
@@ -315,9 +337,12 @@ def _tx_edit_message(
     message = _q_get_message(conn, user_id, chat_id, message_id)
     if message.sender_id != user_id:
         raise Forbidden("you can only edit your own messages", code="NOT_AUTHOR")
+    (edit_seq,) = conn.execute(
+        "UPDATE chats SET edit_seq = edit_seq + 1 WHERE id = ? RETURNING edit_seq", (chat_id,)
+    ).fetchone()
     conn.execute(
-        "UPDATE messages SET text = ?, edit_date = ? WHERE chat_id = ? AND id = ?",
-        (text, now, chat_id, message_id),
+        "UPDATE messages SET text = ?, edit_date = ?, edit_seq = ? WHERE chat_id = ? AND id = ?",
+        (text, now, edit_seq, chat_id, message_id),
     )
     message = msgspec.structs.replace(message, text=text, edit_date=now)
     # Members who joined after the message never saw it; the edit would hand them its text.
@@ -371,10 +396,11 @@ def _tx_delete_messages(
 
 
 def _q_history(
-    conn: sqlite3.Connection, user_id: int, chat_id: int, before_id: int | None, limit: int
+    conn: sqlite3.Connection, user_id: int, chat_id: int, before_id: int | None, limit: int,
+    max_bytes: int,
 ) -> list[Message]:
     history_from = membership(conn, user_id, chat_id).history_from
-    return _last_visible(conn, user_id, chat_id, history_from, before_id, limit)
+    return _last_visible(conn, user_id, chat_id, history_from, before_id, limit, max_bytes)
 
 
 def _tx_read_history(
@@ -427,24 +453,78 @@ def _q_state(conn: sqlite3.Connection, user_id: int) -> State:
     return State(pts=row[0], date=0.0)
 
 
-def _q_difference(conn: sqlite3.Connection, user_id: int, pts: int, limit: int) -> Difference:
+def _q_difference(
+    conn: sqlite3.Connection, user_id: int, pts: int, limit: int, max_bytes: int
+) -> Difference:
     state = _q_state(conn, user_id)
-    rows = conn.execute(
-        f"SELECT u.pts, u.kind, u.data, {', '.join('m.' + c.strip() for c in MSG_COLS.split(','))} "
+    cursor = conn.execute(
+        "SELECT u.pts, u.kind, u.data, m.edit_seq, "
+        f"{', '.join('m.' + c.strip() for c in MSG_COLS.split(','))} "
         "FROM updates u LEFT JOIN messages m ON u.kind IN (1, 2) AND m.chat_id = u.chat_id "
         "AND m.id = u.message_id WHERE u.user_id = ? AND u.pts > ? ORDER BY u.pts LIMIT ?",
         (user_id, pts, limit),
-    ).fetchall()
+    )
+    budget = ByteBudget(max_bytes)
+    entitled = _Entitlement(conn, user_id)
     updates: list[up.AnyUpdate] = []
-    for row in rows:
+    last = pts
+    for row in cursor:
         upts, kind = row[0], row[1]
+        update: up.AnyUpdate
         if kind == STORED:
-            updates.append(msgspec.structs.replace(update_decoder.decode(row[2]), pts=upts))
+            update = msgspec.structs.replace(update_decoder.decode(row[2]), pts=upts)
         else:
-            message = message_row(row[3:])
+            message = entitled.message(message_row(row[4:]), row[3])
             cls = up.NewMessage if kind == NEW else up.EditMessage
-            updates.append(cls(pts=upts, message=message))
-    last = rows[-1][0] if rows else pts
+            update = cls(pts=upts, message=message)
+        # A page ends early rather than outgrow a frame; the client asks again from `last`.
+        if not budget.take(update):
+            break
+        updates.append(update)
+        last = upts
+    cursor.close()
     more = last < state.pts
     return Difference(updates=updates, state=State(pts=last if more else state.pts, date=0.0),
                       more=more)
+
+
+class _Entitlement:
+    """What one user may see of the messages of one page of their log (visibility.py), with
+    their membership read once per chat and each past membership once per page."""
+
+    def __init__(self, conn: sqlite3.Connection, user_id: int) -> None:
+        self.conn = conn
+        self.user_id = user_id
+        self.history_from: dict[int, int | None] = {}  # chat -> where they see from; None: out
+        self.periods: dict[int, list[tuple[int, int, int]]] = {}  # chat -> departures seen
+
+    def message(self, live: Message, edit_seq: int) -> Message:
+        chat_id = live.chat_id
+        if chat_id not in self.history_from:
+            row = self.conn.execute(
+                "SELECT history_from FROM members WHERE chat_id = ? AND user_id = ?",
+                (chat_id, self.user_id),
+            ).fetchone()
+            self.history_from[chat_id] = None if row is None else int(row[0])
+        since = self.history_from[chat_id]
+        if since is not None and live.id > since:
+            return live
+        return entitled_message(live, edit_seq, member_sees=False,
+                                departed_edit_seq=self._departed_edit_seq(chat_id, live.id))
+
+    def _departed_edit_seq(self, chat_id: int, message_id: int) -> int | None:
+        """The chat's edit count when the user left the membership that showed them this
+        message; None if no such departure was recorded."""
+        known = self.periods.setdefault(chat_id, [])
+        for first_id, last_id, edit_seq in known:
+            if first_id < message_id <= last_id:
+                return edit_seq
+        row = self.conn.execute(
+            "SELECT first_id, last_id, edit_seq FROM departures WHERE user_id = ? "
+            "AND chat_id = ? AND last_id >= ? AND first_id < ? ORDER BY last_id LIMIT 1",
+            (self.user_id, chat_id, message_id, message_id),
+        ).fetchone()
+        if row is None:
+            return None
+        known.append((int(row[0]), int(row[1]), int(row[2])))
+        return int(row[2])

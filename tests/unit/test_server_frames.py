@@ -1,0 +1,94 @@
+"""No frame the server builds exceeds ``limits.MAX_SERVER_FRAME_BYTES`` (issue 7, finding 3):
+pushed updates are split across frames, a result that would not fit becomes a typed error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pigeon.protocol import limits, methods
+from pigeon.protocol import updates as up
+from pigeon.protocol.frames import (
+    ClientProtocol, ErrorReceived, ResultReceived, ServerProtocol, UpdatesReceived,
+)
+from pigeon.protocol.sizes import PAGE_BYTES, ByteBudget, encoded_size
+from pigeon.protocol.types import Message, State
+
+# One code point of each UTF-8 width: a text's bytes run from 1 to 4 per character.
+CHARS = st.sampled_from(["a", "ж", "€", "\U0001f600"])
+
+
+def message_update(i: int, char: str, length: int) -> up.NewMessage:
+    return up.NewMessage(pts=i + 1, message=Message(
+        chat_id=1, id=i + 1, sender_id=2, date=1.0, text=char * length))
+
+
+LONG = st.integers(0, limits.MAX_TEXT_CHARS)
+UPDATES = st.lists(st.tuples(CHARS, st.one_of(LONG, st.just(limits.MAX_TEXT_CHARS))),
+                   max_size=80).map(
+    lambda specs: [message_update(i, c, n) for i, (c, n) in enumerate(specs)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(updates=UPDATES)
+def test_pushed_updates_split_into_frames_that_fit_and_keep_their_order(updates):
+    frames = ServerProtocol.update_frames(updates)
+    assert all(len(frame) <= limits.MAX_SERVER_FRAME_BYTES for frame in frames)
+    received: list[Any] = []
+    for frame in frames:
+        event = ClientProtocol().receive(frame)
+        assert isinstance(event, UpdatesReceived) and event.updates
+        received += event.updates
+    assert received == updates
+    # As few frames as the greedy cut gives: no two neighbours would have fit together.
+    for first, second in zip(frames, frames[1:]):
+        assert len(first) + len(second) > limits.MAX_SERVER_FRAME_BYTES - 1024
+
+
+def test_twenty_of_the_largest_messages_make_two_frames():
+    updates = [message_update(i, "\U0001f600", limits.MAX_TEXT_CHARS) for i in range(20)]
+    assert len(ServerProtocol.updates(updates)) > limits.MAX_SERVER_FRAME_BYTES  # the old way
+    assert len(ServerProtocol.update_frames(updates)) == 2
+
+
+def test_a_result_that_would_not_fit_is_answered_with_a_typed_error():
+    client = ClientProtocol()
+    request_id, _ = client.call("users.get", methods.GetUsers(ids=[1]))
+    huge = [{"id": i, "name": "x" * 64} for i in range(5000)]
+    frame = ServerProtocol.result(request_id, huge)
+    assert len(frame) < 1024
+    event = client.receive(frame)
+    assert isinstance(event, ErrorReceived) and event.id == request_id
+    assert event.error.code == "RESULT_TOO_LARGE" and "frame limit" in event.error.message
+
+
+def test_a_result_that_fits_is_sent_as_it_is():
+    client = ClientProtocol()
+    request_id, _ = client.call("users.get", methods.GetUsers(ids=[1]))
+    event = client.receive(ServerProtocol.result(request_id, [{"id": 1, "name": "Ann"}]))
+    assert isinstance(event, ResultReceived) and event.value[0].name == "Ann"
+
+
+def test_a_full_page_fits_in_a_result_frame_with_room_to_spare():
+    """The envelope (frame tag, request id, a difference's state and more) stays within
+    what the budget leaves for it, with the largest ids and pts there are."""
+    budget = ByteBudget()
+    page = []
+    i = 0
+    while budget.take(item := message_update(i, "\U0001f600", limits.MAX_TEXT_CHARS)):
+        page.append(msgspec.structs.replace(item, pts=2**62 - i))
+        i += 1
+    diff = up.Difference(updates=page, state=State(pts=2**62, date=1e12), more=True)
+    frame = ServerProtocol.result(limits.MAX_REQUEST_ID, diff)
+    assert b"RESULT_TOO_LARGE" not in frame
+    assert PAGE_BYTES - 17_000 < len(frame) <= limits.MAX_SERVER_FRAME_BYTES
+
+
+def test_the_budget_always_takes_a_first_item():
+    budget = ByteBudget(10)
+    assert budget.take("x" * 100)
+    assert not budget.take("y")
+    assert encoded_size("x" * 100) == 102
