@@ -23,7 +23,7 @@ from .sqlite_rows import (
     push_chat_to_members, push_stored, require_admin, require_group, unread_count,
     update_decoder, user_row,
 )
-from .visibility import entitled_message
+from pigeon.domain.visibility import entitled_message
 
 
 # -- chats ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Tables (migration 2): ``discovered`` (a user found another by username or phone),
 ``wrote_to`` (a user sent a message to another in their private chat: the "contacts" of the
 ``who_can_add`` setting), ``invitations`` (pending, one per invitee and group), and
-``users.who_can_add`` (NULL: the server's default). The rules are in :mod:`.group_rules`.
+``users.who_can_add`` (NULL: the server's default). The rules are in :mod:`pigeon.domain.groups`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pigeon.protocol.errors import Conflict, Forbidden, NotFound
 from pigeon.protocol.types import Chat
 
 from .base import GroupPolicy, InvitationRecord, Push, UserRecord
-from .group_rules import admission
+from pigeon.domain.groups import admission
 from .sqlite_rows import (
     IN_CHUNK, USER_COLS, chat_view, existing_users, insert_members, push_chat_to_members,
     push_stored, user_row,

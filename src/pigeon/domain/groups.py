@@ -20,10 +20,20 @@ exist, so that adding cannot be used to learn who exists.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Admission = Literal["add", "invite", "refuse", "unknown"]
 WHO_CAN_ADD = ("everyone", "contacts", "nobody")
+
+
+class GroupPolicy(NamedTuple):
+    """The server's rules for joining groups (settings; docs/operations.md). The store applies
+    them inside the transaction that adds members, so a check and its write stay atomic."""
+
+    default_who_can_add: str = "contacts"   # for accounts that never chose (WhoCanAdd)
+    max_groups_joined: int = 500            # groups one account is in
+    max_groups_created_per_day: int = 50    # groups one account creates in any 24 hours
+    max_pending_invitations: int = 100      # invitations waiting for one account
 
 
 def admission(who_can_add: str, wrote_to_adder: bool, adder_sees_them: bool) -> Admission:

@@ -1,7 +1,7 @@
-"""The rule of what a message update shows a member who left (store/visibility.py)."""
+"""The rule of what a message update shows a member who left (domain/visibility.py)."""
 
 from pigeon.protocol.types import FwdFrom, Message
-from pigeon.store.visibility import entitled_message
+from pigeon.domain.visibility import entitled_message
 
 ORIGINAL = Message(chat_id=7, id=3, sender_id=1, date=10.0, text="hi", reply_to=2,
                    fwd_from=FwdFrom(sender_id=9, chat_id=8, message_id=1, date=5.0))
