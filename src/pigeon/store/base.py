@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from pigeon.domain.groups import GroupPolicy as GroupPolicy  # re-exported: the Store API takes it
+from pigeon.domain.groups import GroupPolicy
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
