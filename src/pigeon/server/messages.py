@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Affected, FwdFrom, Message, ReadResult, SentMessage, State
 from pigeon.protocol.updates import Difference
@@ -11,16 +11,6 @@ from pigeon.store import Push
 
 from .fanout import afterwards, reserve
 from .services import Caller
-
-
-def validate_text(text: str) -> str:
-    # Length (4,096 code points) and UTF-8 validity are checked by the decoder; NUL is legal
-    # UTF-8 but breaks C-string consumers downstream (terminals, notification services).
-    if "\x00" in text:
-        raise InvalidArgument("text may not contain NUL characters", code="TEXT_INVALID")
-    if not text.strip():
-        raise InvalidArgument("a message needs some text", code="TEXT_INVALID")
-    return text
 
 
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
