@@ -14,8 +14,12 @@ nobody        invited                            refused                        
 
 "Wrote to the adder" means: sent them a message in a private chat. A private chat alone is
 not enough, because either side opens one without the other's consent. "Can see" is
-``Store.visible_users``; "not found" is the same USER_NOT_FOUND as for an id that does not
-exist, so that adding cannot be used to learn who exists.
+:func:`pigeon.domain.people.may_see`; "not found" is the same USER_NOT_FOUND as for an id
+that does not exist, so that adding cannot be used to learn who exists.
+
+Quotas hold only under a :class:`GroupPolicy` (the server always passes one): groups one
+account is in, groups it created in any 24 hours, invitations waiting for one account; and a
+group holds at most the server's ``max_group_members``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Each write method is one atomic transaction that checks what must be checked under the
 transaction (membership, roles, uniqueness) and returns the result together with the updates
-it produced (:class:`Push`), already numbered with each recipient's next ``pts``. A write
+it produced (:class:`Push`), already numbered with each recipient's next ``pts``. The checks
+and decisions are the rules of :mod:`pigeon.domain`, which a backend calls inside the
+transaction with the rows it read; a backend itself only reads, writes and numbers. A write
 method returns only once its transaction is durable on disk: callers may acknowledge at once.
 
 Backends: ``sqlite`` (embedded default) and, later, ``postgres``. Both run the contract
