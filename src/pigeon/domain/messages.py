@@ -2,9 +2,9 @@
 
 A member sees the messages of a chat that came after they joined (``history_from``) and are
 not deleted; what they deleted for themselves is gone from their history too. One can only
-answer, edit, forward or delete what one sees. Only the author edits a message. Deleting for
-everyone: in a private chat either side may retract any message; in a group, one's own, or
-anyone's for the owner and admins. Sending reads everything before it, as every messenger
+answer, edit, forward or delete what one sees; a forward names the first origin. Only the
+author edits a message. Deleting for everyone: in a private chat either side may retract any
+message; in a group, one's own, or anyone's for the owner and admins. Sending reads everything before it, as every messenger
 does; whoever reads tells the authors of what they read (a ReadOutbox each).
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from pigeon.protocol.errors import Conflict, Forbidden, NotFound
-from pigeon.protocol.types import Message
+from pigeon.protocol.types import FwdFrom, Message
 
 from .records import Standing
 
@@ -68,6 +68,13 @@ def check_reply(target: Message | None, history_from: int, reply_to: int) -> Non
     """One can only answer what one can see: not deleted, not from before one joined."""
     if not visible(target, history_from):
         raise NotFound(f"no message {reply_to} to reply to", code="MESSAGE_NOT_FOUND")
+
+
+def forward_origin(original: Message) -> FwdFrom:
+    """Where a forwarded copy says it came from: the original's author and place, or, for a
+    forward of a forward, the first origin (the one who forwards is its sender)."""
+    return original.fwd_from or FwdFrom(sender_id=original.sender_id, chat_id=original.chat_id,
+                                        message_id=original.id, date=original.date)
 
 
 def check_edit(message: Message, user_id: int) -> None:

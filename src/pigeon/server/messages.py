@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pigeon.domain.messages import forward_origin
 from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
 from pigeon.protocol.sizes import PAGE_BYTES
-from pigeon.protocol.types import Affected, FwdFrom, Message, ReadResult, SentMessage, State
+from pigeon.protocol.types import Affected, Message, ReadResult, SentMessage, State
 from pigeon.protocol.updates import Difference
 from pigeon.store import Push
 
@@ -27,9 +28,7 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
 async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     s = caller.services
     original = await s.store.get_message(caller.user_id, p.from_chat_id, p.message_id)
-    origin = original.fwd_from or FwdFrom(sender_id=original.sender_id,
-                                          chat_id=original.chat_id,
-                                          message_id=original.id, date=original.date)
+    origin = forward_origin(original)
     fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin)

@@ -48,6 +48,13 @@ def test_one_replies_to_what_one_sees():
     assert rules.seen_message(msg(5), 4, 7, 5) == msg(5)
 
 
+def test_a_forward_names_the_first_origin():
+    first = rules.forward_origin(msg(5, sender=2))
+    assert (first.sender_id, first.chat_id, first.message_id, first.date) == (2, 7, 5, 5.0)
+    copy = Message(chat_id=8, id=1, sender_id=3, date=9.0, text="x", fwd_from=first)
+    assert rules.forward_origin(copy) == first
+
+
 def test_only_the_author_edits():
     rules.check_edit(msg(5, sender=2), 2)
     with pytest.raises(Forbidden) as info:
