@@ -144,6 +144,12 @@ def test_audiences():
     assert audience.members_in(audience.only(9, 2), MEMBERS) == [2, 9]
 
 
+def test_who_joined_right_after_a_message_never_saw_it():
+    # Joining when message 6 was the last sets history_from = 6: it is not theirs.
+    assert audience.members_in(audience.edit(6), [(1, 5), (2, 6)]) == [1]
+    assert audience.members_in(audience.delete_for_everyone([6], 1), [(1, 5), (2, 6)]) == [1]
+
+
 audiences = st.one_of(
     st.just(audience.Everyone()),
     st.builds(audience.SawMessage, st.integers(0, 20),
