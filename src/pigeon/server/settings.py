@@ -12,7 +12,7 @@ from typing import Any
 
 from pigeon.protocol import limits
 from pigeon.shield.ratelimit import Rate
-from pigeon.store.group_rules import WHO_CAN_ADD
+from pigeon.domain.groups import WHO_CAN_ADD
 
 from .edge import parse_networks
 

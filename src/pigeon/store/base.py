@@ -2,7 +2,9 @@
 
 Each write method is one atomic transaction that checks what must be checked under the
 transaction (membership, roles, uniqueness) and returns the result together with the updates
-it produced (:class:`Push`), already numbered with each recipient's next ``pts``. A write
+it produced (:class:`Push`), already numbered with each recipient's next ``pts``. The checks
+and decisions are the rules of :mod:`pigeon.domain`, which a backend calls inside the
+transaction with the rows it read; a backend itself only reads, writes and numbers. A write
 method returns only once its transaction is durable on disk: callers may acknowledge at once.
 
 Backends: ``sqlite`` (embedded default) and, later, ``postgres``. Both run the contract
@@ -17,6 +19,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from pigeon.domain.groups import GroupPolicy
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
@@ -61,16 +64,6 @@ class Push(NamedTuple):
 class MemberRecord(NamedTuple):
     user: UserRecord
     role: Role
-
-
-class GroupPolicy(NamedTuple):
-    """The server's rules for joining groups (settings; docs/operations.md). The store applies
-    them inside the transaction that adds members, so a check and its write stay atomic."""
-
-    default_who_can_add: str = "contacts"   # for accounts that never chose (WhoCanAdd)
-    max_groups_joined: int = 500            # groups one account is in
-    max_groups_created_per_day: int = 50    # groups one account creates in any 24 hours
-    max_pending_invitations: int = 100      # invitations waiting for one account
 
 
 class InvitationRecord(NamedTuple):
@@ -216,7 +209,7 @@ class Store(abc.ABC):
     ) -> tuple[int, list[Push]]:
         """Remove ``user_id`` (``actor_id == user_id``: leave). Returns the actor's pts.
         Records what the departing member could see, so that the update log serves them no
-        edit made later (:mod:`.visibility`)."""
+        edit made later (:mod:`pigeon.domain.visibility`)."""
 
     @abc.abstractmethod
     async def set_role(
@@ -297,4 +290,4 @@ class Store(abc.ABC):
     ) -> Difference:
         """The updates after ``pts``, in order: at most ``limit``, fewer (but at least one)
         when more would encode to over ``max_bytes`` (``more`` is then true). A message
-        update shows what its recipient is entitled to (:mod:`.visibility`)."""
+        update shows what its recipient is entitled to (:mod:`pigeon.domain.visibility`)."""
