@@ -68,7 +68,7 @@ def duration(seconds: float) -> str:
     """A span a person reads at a glance: ``45 seconds``, ``1 minute``, ``5 minutes``, ``2
     hours``. Under two minutes, seconds unless whole (issue 11, bug 8: "in 0 minutes")."""
     whole = max(0, int(seconds))
-    if whole < 120 and whole % 60:
+    if whole < 60 or (whole < 120 and whole % 60):
         return plural(whole, "second")
     if whole < 2 * 3600:
         return plural(whole // 60, "minute")
