@@ -47,11 +47,12 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 class Follower:
     """``pigeon receive --follow`` in the background, its output collected line by line."""
 
-    def __init__(self, profile: Path | str, *args: str, env: dict[str, str] | None = None):
+    def __init__(self, profile: Path | str, *args: str, env: dict[str, str] | None = None,
+                 cwd: Path | None = None):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pigeon", "--profile", str(profile), "receive", "--follow",
              *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env={**os.environ, **(env or {})})
+            text=True, env={**os.environ, **(env or {})}, cwd=cwd)
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._cond = threading.Condition()
