@@ -70,7 +70,7 @@ def validate_username(raw: str) -> str:
     if not _USERNAME.fullmatch(name):
         raise InvalidArgument(
             f"@{escape_hidden(name)} is not a valid username: {limits.USERNAME_MIN}-{limits.USERNAME_MAX} "
-            "characters of a-z, 0-9 and _, starting with a letter", code="USERNAME_INVALID")
+            "letters (a-z, A-Z), digits and _, starting with a letter", code="USERNAME_INVALID")
     return name
 
 
