@@ -102,9 +102,14 @@ class Profile:
     def begin_send(self, chat_id: int) -> str:
         """Mark a send to ``chat_id`` in flight: a `receive` that meanwhile gets a message of
         ours in that chat waits for :meth:`end_send` to learn whether this device sent it."""
-        mark = secrets.token_hex(8)
-        self._update(lambda disk: disk.setdefault("sending", {}).__setitem__(
-            mark, [chat_id, time.time()]))
+        mark, now = secrets.token_hex(8), time.time()
+
+        def begin(disk: dict[str, Any]) -> None:
+            # Marks of sends that never ended (their process was killed) are dropped here.
+            disk["sending"] = {k: v for k, v in disk.get("sending", {}).items()
+                               if now - v[1] < SEND_MARK_TTL}
+            disk["sending"][mark] = [chat_id, now]
+        self._update(begin)
         return mark
 
     def end_send(self, mark: str, pts: int | None) -> None:
@@ -148,8 +153,10 @@ class Profile:
             # Blocks only while another process reads and rewrites this small file.
             fcntl.flock(fd, fcntl.LOCK_EX)
             data = _read(self.directory)
+            before = copy.deepcopy(data)
             yield data
-            _write(self.directory / PROFILE_FILE, data)
+            if data != before or not before:  # a `send` changes nothing: no write, no fsync
+                _write(self.directory / PROFILE_FILE, data)
         finally:
             os.close(fd)  # closing releases the lock
 
