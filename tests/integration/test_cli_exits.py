@@ -69,6 +69,7 @@ def test_every_client_exit_path(server, phone, tmp_path):
         ((alice, "send", "--to", "bob", "hi"), 2, "neither @username, user:ID nor chat:ID"),
         # refused or failed: 1, with the code
         ((fresh, "whoami"), 1, "[AUTH_REQUIRED]"),
+        ((alice, "verify", "123456"), 1, "logged in as user 1; no login code is waiting"),
         ((alice, "verify", "123456"), 1, "[CODE_EXPIRED]"),  # a second time
         ((fresh, "register", "--server", server.url, "12345"), 1, "[PHONE_INVALID]"),
         ((alice, "username", "set", "bob"), 1, "[USERNAME_INVALID]"),

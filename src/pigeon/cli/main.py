@@ -233,6 +233,12 @@ def default_device() -> str:
 @run
 async def verify(ctx: Ctx, code: str, name: str | None, device: str) -> None:
     """Log in with the CODE that `register` had sent."""
+    profile = ctx.profile()
+    if profile.code_id is None:  # a second `verify` was a ValueError and a traceback (bug 6)
+        already = f"this profile is logged in as user {profile.user_id}; " if profile.token else ""
+        raise Unauthorized(f"{already}no login code is waiting here (it was used, or none was "
+                           f"asked for): run `{ctx.command('register --server URL PHONE')}` "
+                           "first", code="CODE_EXPIRED")
     async with session(ctx, need_login=False) as client:
         auth = await client.auth.sign_in(code, name=name, device=device)
     echo(f"logged in as {who(auth.user, auth.user.id)}, user {auth.user.id}, "
