@@ -67,6 +67,8 @@ def test_every_client_exit_path(server, phone, tmp_path):
         ((fresh, "register", "--server", "htp:/bad", phone()), 2, "not a server URL"),
         ((fresh, "register", "--server", "http://127.0.0.1:99999", phone()), 2, "bad port"),
         ((alice, "send", "--to", "bob", "hi"), 2, "neither @username, user:ID nor chat:ID"),
+        ((alice, "send", "--to", "chat:²", "hi"), 2, "neither @username, user:ID nor chat:ID"),
+        ((alice, "group", "add", "chat:1", "user:²"), 2, "neither @username nor user:ID"),
         # refused or failed: 1, with the code
         ((fresh, "whoami"), 1, "[AUTH_REQUIRED]"),
         ((alice, "verify", "123456"), 1, "logged in as user 1; no login code is waiting"),

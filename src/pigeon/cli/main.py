@@ -135,7 +135,7 @@ async def resolve_chat(client: Client, ref: str) -> int:
     if ref.startswith(("@", "user:")):
         return (await client.chats.open_private(await resolve_user(client, ref))).id
     raw = ref.removeprefix("chat:")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
         raise click.UsageError(f"{ref!r} is neither @username, user:ID nor chat:ID")
     return int(raw)
 
@@ -144,7 +144,7 @@ async def resolve_user(client: Client, ref: str) -> int:
     if ref.startswith("@"):
         return (await client.account.resolve_username(ref)).id
     raw = ref.removeprefix("user:")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise click.UsageError(f"{ref!r} is neither @username nor user:ID")
     return int(raw)
 

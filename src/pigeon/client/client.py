@@ -183,7 +183,6 @@ class Client:
         self._connected.set()  # wake callers; they see the link is closed and raise
         self._queue.put_nowait(None)  # and a reader of updates(), which raises the same
 
-
     def _on_error(self, error: PigeonError) -> None:
         if error.code == "SESSION_INVALID":
             self._fatal = error
