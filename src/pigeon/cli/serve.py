@@ -74,12 +74,19 @@ def serve(config: Path | None, **flags: object) -> None:
         raise click.UsageError(str(exc)) from None
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pigeon.server.app import CannotListen
     from pigeon.server.app import serve as run
+    from pigeon.server.datadir import DataDirInUse
 
     from pigeon.runtime import run as run_loop
 
+    # Each refusal at start is one line (issue 11, bug 6): a setting that cannot work is a
+    # usage error (2); a directory or a port that another process holds, a failure (1).
     try:
         run_loop(run(settings))
+    except (DataDirInUse, CannotListen) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except SettingsError as exc:  # found at start, e.g. a data directory others can read
-        click.echo(f"error: {exc}", err=True)  # one line, and the exit code of a bad setting
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from pigeon.protocol.updates import NewMessage
 
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import ConnectionLost, Link, ServerUnreachable
-from .profile import Profile
+from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, backoff
 
 log = logging.getLogger("pigeon.client")
@@ -57,7 +58,8 @@ class Client:
                  connect_timeout: float = 10.0, track_updates: bool = True,
                  local_address: str | None = None) -> None:
         if not isinstance(profile, Profile):
-            profile = Profile.load(Path(profile) if profile is not None else None)
+            # A bare name is a profile made by `pigeon --profile NAME` (profile.py).
+            profile = Profile.load(resolve_profile(profile) if profile is not None else None)
         self.profile = profile
         if server is not None:
             self.profile.server = server
@@ -96,7 +98,8 @@ class Client:
         """Connect (and, with a saved session, log in and catch up). Raises ServerUnreachable
         or Unauthorized(SESSION_INVALID) at once; later drops are repaired in the background."""
         connector = aiohttp.TCPConnector(
-            local_addr=(self.local_address, 0) if self.local_address else None)
+            local_addr=(self.local_address, 0) if self.local_address else None,
+            ssl=self._tls())
         self._http = aiohttp.ClientSession(connector=connector)
         try:
             await self._open()
@@ -105,6 +108,12 @@ class Client:
             raise
         self._supervisor = asyncio.create_task(self._supervise())
         return self
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        """The system's trust store, or the profile's own CA file (a self-signed server)."""
+        if self.profile.ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=self.profile.ca_file)
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -176,11 +185,13 @@ class Client:
 
     def _fail_waiters(self) -> None:
         self._connected.set()  # wake callers; they see the link is closed and raise
+        self._queue.put_nowait(None)  # and a reader of updates(), which raises the same
 
     def _on_error(self, error: PigeonError) -> None:
         if error.code == "SESSION_INVALID":
             self._fatal = error
-            self.profile.forget_session()
+            # Kept in the profile, so that the next program using it can say why.
+            self.profile.forget_session(error.message)
             self.profile.save()
 
     # -- calls ------------------------------------------------------------------------------
@@ -243,11 +254,15 @@ class Client:
 
     # -- updates ----------------------------------------------------------------------------
     async def updates(self) -> AsyncIterator[Any]:
-        """Every update, once, in pts order (ephemeral ones, pts 0, as they come)."""
+        """Every update, once, in pts order (ephemeral ones, pts 0, as they come). Ends when
+        the client is closed; raises when the connection ends for good: Unauthorized
+        (SESSION_INVALID) when the session was terminated, ConnectionLost without reconnect."""
         while True:
             update = await self._queue.get()
             if update is None:
-                return
+                if self._closing:
+                    return
+                raise self._fatal or ConnectionLost("the connection closed")
             yield update
 
     def pending_updates(self) -> int:

@@ -65,6 +65,6 @@ def validate_username(raw: str) -> str:
     if not _USERNAME.fullmatch(name):
         raise InvalidArgument(
             f"@{escape_hidden(name)} is not a valid username: "
-            f"{limits.USERNAME_MIN}-{limits.USERNAME_MAX} characters of a-z, 0-9 and _, "
+            f"{limits.USERNAME_MIN}-{limits.USERNAME_MAX} letters (a-z, A-Z), digits and _, "
             "starting with a letter", code="USERNAME_INVALID")
     return name

@@ -111,19 +111,26 @@ async def list_sessions(caller: Caller, p: m.ListSessions) -> list[SessionInfo]:
             for s in rows]
 
 
+# What a terminated device is told (and, through its profile, its next command): issue 11,
+# bug 2, where `receive --follow` waited silently for ever and then said "not logged in".
+TERMINATED_ELSEWHERE = "this device was logged out from another device"
+
+
 async def terminate_session(caller: Caller, p: m.TerminateSession) -> Ok:
     user_id = caller.user_id
     deleted = await caller.services.store.delete_sessions(user_id, only=p.session_id)
     if p.session_id == caller.session_id:
         caller.connection.logout()
-    caller.services.bus.revoke_sessions(user_id, deleted, "this session was terminated")
+    caller.services.bus.revoke_sessions(user_id, deleted, TERMINATED_ELSEWHERE
+                                        if p.session_id != caller.session_id
+                                        else "this device ended its own session")
     return Ok()
 
 
 async def terminate_others(caller: Caller, p: m.TerminateOtherSessions) -> Affected:
     user_id = caller.user_id
     deleted = await caller.services.store.delete_sessions(user_id, keep=caller.session_id)
-    caller.services.bus.revoke_sessions(user_id, deleted, "this session was terminated")
+    caller.services.bus.revoke_sessions(user_id, deleted, TERMINATED_ELSEWHERE)
     return Affected(count=len(deleted))
 
 

@@ -164,8 +164,13 @@ class Settings:
 
 def split_listen(listen: str, name: str = "listen") -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    # isascii: str.isdigit also takes digits such as "²" that int() refuses.
+    if not sep or not port.isascii() or not port.isdigit() or not host:
         raise SettingsError(f"{name} must be HOST:PORT, not {listen!r}")
+    # Issue 11, bug 6: port 99999 was passed on and the system picked a random port.
+    if int(port) > 65535:
+        raise SettingsError(f"{name}: port {int(port)} is out of range (0-65535; 0 picks a "
+                            "free one)")
     return host.strip("[]"), int(port)
 
 
