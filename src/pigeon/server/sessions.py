@@ -77,13 +77,20 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
         left = services.settings.code_attempts - code.attempts
         raise Unauthorized(f"wrong code; {left} attempt(s) left", code="CODE_INVALID")
     user = await store.user_by_phone(phone)
+    name = ""
     if user is None:
         if p.name is None:
             # The code stays valid (one attempt spent) so the client can ask for a name.
             raise Unauthorized("this number has no account yet; sign up with a name",
                                code="SIGN_UP_REQUIRED")
-        user = await store.create_user(phone, validate_name(p.name), services.clock())
-    await store.delete_login_code(code.id)
+        name = validate_name(p.name)
+    # Checking the code and consuming it are two steps; the consuming one is atomic, so of
+    # several sign-ins racing with the same right code exactly one goes on (issue 7, #8).
+    if not await store.consume_login_code(code.id):
+        raise Unauthorized("this code expired or was used up; request a new one",
+                           code="CODE_EXPIRED")
+    if user is None:
+        user = await store.create_user(phone, name, services.clock())
     token = new_token()
     device = p.device.strip() or "unnamed device"
     session = await store.create_session(user.id, hash_token(token), device, caller.address,

@@ -17,7 +17,7 @@ from pigeon.protocol.updates import Difference
 from .base import LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
-    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
+    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_consume_code, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
 )
 from .sqlite_chats import (
     _q_dialogs, _q_difference, _q_get_chat, _q_get_message, _q_history, _q_member_ids, _q_members, _q_state, _tx_add_members, _tx_create_group, _tx_delete_messages, _tx_edit_message, _tx_open_private, _tx_read_history, _tx_remove_member, _tx_send_message, _tx_set_role, _tx_set_title,
@@ -43,6 +43,9 @@ class SqliteStore(Store):
 
     async def delete_login_code(self, code_id: str) -> None:
         await self.engine.write(_tx_exec, "DELETE FROM login_codes WHERE id = ?", (code_id,))
+
+    async def consume_login_code(self, code_id: str) -> bool:
+        return await self.engine.write(_tx_consume_code, code_id)
 
     # -- users ------------------------------------------------------------------------------
     async def create_user(self, phone: str, name: str, now: float) -> UserRecord:
