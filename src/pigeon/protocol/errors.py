@@ -16,7 +16,8 @@
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
     │                                ALREADY_MEMBER, PEER_IS_SELF
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
-    ├── RateLimited                  RATE_LIMITED, BANNED (retryable: .retry_after seconds)
+    ├── RateLimited                  RATE_LIMITED, BANNED, TOO_MANY_CONNECTIONS
+    │                                (retryable: .retry_after seconds)
     └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED
                                      (retryable; OVERLOADED carries .retry_after)
 
@@ -128,6 +129,7 @@ CODES: dict[str, type[PigeonError]] = {
     "POW_INVALID": ProofOfWorkRequired,
     "RATE_LIMITED": RateLimited,
     "BANNED": RateLimited,
+    "TOO_MANY_CONNECTIONS": RateLimited,
     "UNAVAILABLE": Unavailable,
     "OVERLOADED": Unavailable,
     "SHUTTING_DOWN": Unavailable,

@@ -16,6 +16,7 @@ from pigeon.store import Store
 
 from .codes import CodeSender
 from .metrics import Metrics
+from .quota import AccountQuota
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -49,9 +50,11 @@ class Services:
     connections: set[Connection] = field(default_factory=set)
     by_address: dict[str, set[Connection]] = field(default_factory=dict)
     clock: Any = time.time
+    quota: AccountQuota = field(init=False)
 
     def __post_init__(self) -> None:
         self.shield.on_ban = self._close_banned
+        self.quota = AccountQuota(self.settings)
 
     def _close_banned(self, address: str) -> None:
         for conn in list(self.by_address.get(address, ())):

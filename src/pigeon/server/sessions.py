@@ -10,7 +10,7 @@ import secrets
 import phonenumbers
 
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import Unauthorized
+from pigeon.protocol.errors import PigeonError, Unauthorized
 from pigeon.protocol.types import (
     Affected, Authorization, Ok, PowChallenge, SentCode, SessionInfo,
 )
@@ -84,6 +84,9 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
             raise Unauthorized("this number has no account yet; sign up with a name",
                                code="SIGN_UP_REQUIRED")
         name = validate_name(p.name)
+    else:
+        # A full account refuses a new device before the code is spent (issue 7, #5).
+        services.quota.ensure_room(user.id, caller.connection)
     # Checking the code and consuming it are two steps; the consuming one is atomic, so of
     # several sign-ins racing with the same right code exactly one goes on (issue 7, #8).
     if not await store.consume_login_code(code.id):
@@ -95,7 +98,12 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     device = p.device.strip() or "unnamed device"
     session = await store.create_session(user.id, hash_token(token), device, caller.address,
                                          services.clock())
-    caller.connection.login(user.id, session.id)
+    try:
+        caller.connection.login(user.id, session.id)
+    except PigeonError:
+        # The account filled up meanwhile: a session nobody holds the token of must not stay.
+        await store.delete_sessions(user.id, only=session.id)
+        raise
     state = await store.get_state(user.id)
     return Authorization(user=public_user(user, self_id=user.id), token=token,
                          session_id=session.id, state=state)

@@ -136,8 +136,12 @@ class Shield:
             self.strike(address, decision.reason or "admission")
         return decision
 
-    def new_frame_bucket(self) -> TokenBucket:
-        return TokenBucket(self.frame_rate_unauthenticated.burst, self.clock())
+    def new_frame_bucket(self, authenticated: bool = False) -> TokenBucket:
+        """A full bucket: the anonymous burst for a new connection; the authenticated one
+        for a connection that has just logged in, which must not inherit what is left of
+        the anonymous burst (an SDK resending its pending calls at once would trip it)."""
+        rate = self.frame_rate if authenticated else self.frame_rate_unauthenticated
+        return TokenBucket(rate.burst, self.clock())
 
     def frame_allowed(self, bucket: TokenBucket, address: str, authenticated: bool) -> bool:
         """Frames per connection: a stranger needs a handful a second to log in; a logged-in
