@@ -39,7 +39,9 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--config", type=click.Path(path_type=Path, exists=True), default=None,
               help="TOML file with any of these settings, plus: code_ttl, code_attempts, "
                    "code_rate_phone, code_rate_address ('5/1h burst 3'), max_group_members, "
-                   "max_connections, outbox_frames, server_name, and the shield's limits "
+                   "max_connections, max_connections_per_account, max_connections_per_session, "
+                   "outbox_frames, outbox_bytes, outbox_bytes_account, slow_consumer_seconds, "
+                   "bulk_calls_per_account, server_name, and the shield's limits "
                    "(docs/shield.md) [env PIGEON_CONFIG]. "
                    "Flags beat environment beat file.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),

@@ -31,7 +31,7 @@ from pigeon.protocol.updates import NewMessage
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import ConnectionLost, Link, ServerUnreachable
 from .profile import Profile
-from .throttle import AdaptiveThrottle, backoff
+from .throttle import AdaptiveThrottle, CallPacer, backoff
 
 log = logging.getLogger("pigeon.client")
 
@@ -88,6 +88,8 @@ class Client:
         self._sync_lock = asyncio.Lock()
         self.reconnects = 0
         self.throttle = AdaptiveThrottle()
+        self.pacer = CallPacer()
+        self._reconnect_after = 0.0  # monotonic time before which the server asked us to wait
         self.max_overload_retries = 8
         self.max_rate_wait = 60.0
 
@@ -131,6 +133,7 @@ class Client:
         self._link = link
         welcome = link.welcome
         assert welcome is not None
+        self.pacer.configure(welcome.budget)
         self._connected.set()
         if (self.track_updates and welcome.state is not None
                 and welcome.state.pts > self.profile.pts):
@@ -149,6 +152,8 @@ class Client:
                 # Full jitter (AWS architecture blog): spreads a reconnect storm after a server
                 # restart over the whole window instead of synchronised waves.
                 delay = backoff(attempt, cap=self.max_backoff)
+                # ... but never sooner than the server asked (retry_after of a refusal).
+                delay = max(delay, self._reconnect_after - asyncio.get_running_loop().time())
                 attempt += 1
                 await asyncio.sleep(delay)
                 try:
@@ -157,6 +162,9 @@ class Client:
                     self._fatal = exc
                     self._fail_waiters()
                     return
+                except RateLimited as exc:  # e.g. TOO_MANY_CONNECTIONS: the account is full
+                    self._wait_before_reconnect(exc)
+                    continue
                 except (Unavailable, OSError, asyncio.TimeoutError) as exc:
                     log.debug("reconnect failed: %s", exc)
                     continue
@@ -167,7 +175,16 @@ class Client:
     def _fail_waiters(self) -> None:
         self._connected.set()  # wake callers; they see the link is closed and raise
 
+    def _wait_before_reconnect(self, error: PigeonError) -> None:
+        wait = error.retry_after or 1.0
+        self._reconnect_after = asyncio.get_running_loop().time() + wait
+        self.pacer.pause(wait)
+
     def _on_error(self, error: PigeonError) -> None:
+        if isinstance(error, RateLimited):
+            # The connection is closed for rate (or replaced, or banned): come back when
+            # the server said, not at once with every pending call.
+            self._wait_before_reconnect(error)
         if error.code == "SESSION_INVALID":
             self._fatal = error
             self.profile.forget_session()
@@ -201,7 +218,8 @@ class Client:
                 await asyncio.sleep(backoff(refusals))
                 continue
             try:
-                result = await link.request(method, params)
+                async with self.pacer.slot(method, self.profile.token is not None):
+                    result = await link.request(method, params)
             except ConnectionLost:
                 if method in NOT_RETRIED or not self.reconnect or self._closing:
                     raise
@@ -213,6 +231,7 @@ class Client:
                 rate_waited += wait
                 if exc.code != "RATE_LIMITED" or rate_waited > self.max_rate_wait:
                     raise
+                self.pacer.pause(exc.retry_after or 1.0)  # the others wait too
                 await asyncio.sleep(wait)
                 continue
             except Unavailable as exc:

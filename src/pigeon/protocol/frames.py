@@ -19,7 +19,7 @@ from msgspec import Meta
 from . import limits
 from .errors import PigeonError, ProtocolError, UnknownMethod, InvalidArgument, error_from_wire
 from .methods import METHODS, Params
-from .types import Name, State, Struct, Token, User
+from .types import Budget, Name, State, Struct, Token, User
 from .updates import AnyUpdate
 
 RequestId = Annotated[int, Meta(ge=0, le=limits.MAX_REQUEST_ID)]
@@ -49,6 +49,7 @@ class Welcome(Frame, tag="welcome"):
     user: User | None = None
     session_id: int | None = None
     state: State | None = None
+    budget: Budget | None = None  # absent: the server sets no limits (its shield is off)
 
 
 class Result(Frame, tag="result"):
@@ -191,10 +192,11 @@ class ServerProtocol:
 
     # Frames the server sends.
     def welcome(
-        self, server: str, user: User | None, session_id: int | None, state: State | None
+        self, server: str, user: User | None, session_id: int | None, state: State | None,
+        budget: Budget | None = None,
     ) -> bytes:
         return encode(Welcome(version=self.version, server=server, user=user,
-                              session_id=session_id, state=state))
+                              session_id=session_id, state=state, budget=budget))
 
     @staticmethod
     def result(request_id: int, value: Any) -> bytes:

@@ -149,7 +149,8 @@ class Connection:
                 return
             self._touch(force=True)
         self._send(self.protocol.welcome(services.settings.server_name, user,
-                                         session.id if session else None, state))
+                                         session.id if session else None, state,
+                                         self.shield.budget()))
 
     async def _call(self, call: CallReceived) -> None:
         started = time.perf_counter()
@@ -219,9 +220,15 @@ class Connection:
         with suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._wakeup.wait()
-        if self._out and (time.monotonic() - self._progress
-                          > self.services.settings.slow_consumer_seconds):
+        if self._stalled():
             self.slow_consumer()
+
+    def _stalled(self) -> bool:
+        """Frames wait, and the writer has not taken one for ``slow_consumer_seconds``: the
+        peer reads nothing. Checked whenever this connection waits, and on every frame
+        queued for it (pushes reach a peer that sends nothing too)."""
+        return bool(self._out) and (time.monotonic() - self._progress
+                                    > self.services.settings.slow_consumer_seconds)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -302,7 +309,8 @@ class Connection:
             return
         settings, size = self.services.settings, len(frame)
         if self._out and (len(self._out) >= settings.outbox_frames
-                          or self._out_bytes + size > 4 * settings.outbox_bytes):
+                          or self._out_bytes + size > 4 * settings.outbox_bytes
+                          or self._stalled()):
             self.slow_consumer()
             return
         if not self._out:

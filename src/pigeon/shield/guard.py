@@ -30,7 +30,7 @@ from collections import OrderedDict
 from typing import Any
 
 from pigeon.protocol.errors import RateLimited
-from pigeon.protocol.types import PowSolution
+from pigeon.protocol.types import Budget, PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
 from .bans import BanList, NftMirror
@@ -142,6 +142,19 @@ class Shield:
         the anonymous burst (an SDK resending its pending calls at once would trip it)."""
         rate = self.frame_rate if authenticated else self.frame_rate_unauthenticated
         return TokenBucket(rate.burst, self.clock())
+
+    def budget(self) -> Budget | None:
+        """The budget a logged-in device is told in ``welcome`` (None with the shield off):
+        the tightest of its per-session, per-account and frame limits, and the send limit."""
+        if not self.enabled:
+            return None
+        calls = min((self.per_session.rate, self.per_account.rate, self.frame_rate),
+                    key=lambda r: r.per_second)
+        burst = min(self.per_session.rate.burst, self.per_account.rate.burst,
+                    self.frame_rate.burst)
+        sends = self.per_account_send.rate
+        return Budget(calls_per_second=calls.per_second, call_burst=int(burst),
+                      sends_per_second=sends.per_second, send_burst=int(sends.burst))
 
     def frame_allowed(self, bucket: TokenBucket, address: str, authenticated: bool) -> bool:
         """Frames per connection: a stranger needs a handful a second to log in; a logged-in
