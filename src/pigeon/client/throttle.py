@@ -88,7 +88,8 @@ class CallPacer:
 
     SAFETY = 0.9
     DEFAULT = Budget(calls_per_second=50.0, call_burst=100, sends_per_second=5.0, send_burst=30)
-    # Before login a connection may send 10 frames a second, 20 at once (frame_rate_unauthenticated).
+    # Before login a connection may send 10 frames a second, 20 at once
+    # (frame_rate_unauthenticated); the hello is one of them.
     UNAUTHENTICATED = Rate(count=8.0, seconds=1.0, burst=16.0)
 
     def __init__(self, window: int = 32, clock: Callable[[], float] = time.monotonic,

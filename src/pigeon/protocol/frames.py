@@ -49,7 +49,7 @@ class Welcome(Frame, tag="welcome"):
     user: User | None = None
     session_id: int | None = None
     state: State | None = None
-    budget: Budget | None = None  # absent: the server sets no limits (its shield is off)
+    budget: Budget | None = None  # absent: shield off, or an older server (defaults apply)
 
 
 class Result(Frame, tag="result"):
