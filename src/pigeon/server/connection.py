@@ -73,12 +73,16 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self._out: deque[bytes] = deque()
+        # Bytes queued, the frame being written included: it sits in the transport's buffer
+        # until the peer reads it, so it counts until the writer asks for the next one.
         self._out_bytes = 0
+        self._writing = 0
         self._out_ready = asyncio.Event()
         self._progress = time.monotonic()  # when the writer last took a frame
         # Set when something a waiter may be waiting for happens: frames left the outbox,
         # the account's total fell, a bulk slot freed, or the connection is closing.
         self._wakeup = asyncio.Event()
+        self._bulk_running = False
         self._pending_updates: list[Any] = []
         self._flush_scheduled = False
         self._window = asyncio.Semaphore(self.max_in_flight)
@@ -188,21 +192,24 @@ class Connection:
 
     async def _bulk(self, work: WorkClass, handler: Any, call: CallReceived) -> Any:
         """A bulk call (history, differences, lists: results of up to megabytes) starts only
-        while this connection and its account have room in their outboxes, and only as one
-        of the account's ``bulk_calls_per_account``: a peer that pipelines them and never
-        reads makes us compute nothing more for it."""
+        while this connection and its account have room in their outboxes, one at a time on
+        this connection and as one of the account's ``bulk_calls_per_account``: a peer that
+        pipelines them and never reads makes us compute nothing more for it, and one that
+        reads never has more than one result beyond ``outbox_bytes`` queued."""
         quota, user_id = self.services.quota, self.user_id
         assert user_id is not None
-        while self._out_bytes > self.services.settings.outbox_bytes \
-                or not quota.try_bulk(user_id):
+        while (self._bulk_running or self._out_bytes > self.services.settings.outbox_bytes
+               or not quota.try_bulk(user_id)):
             if self.close_code is not None:
                 raise Unavailable("the connection is closing")
             await self._wait()
+        self._bulk_running = True
         try:
             async with self.shield.slot(work):
                 return await handler(Caller(self.services, self, self.address), call.params)
         finally:
-            quota.end_bulk(user_id)
+            self._bulk_running = False
+            quota.end_bulk(user_id)  # wakes this connection's waiters too
 
     async def wait_writable(self) -> None:
         """Return once this connection may be read again: the bytes queued for it and for
@@ -227,8 +234,8 @@ class Connection:
         """Frames wait, and the writer has not taken one for ``slow_consumer_seconds``: the
         peer reads nothing. Checked whenever this connection waits, and on every frame
         queued for it (pushes reach a peer that sends nothing too)."""
-        return bool(self._out) and (time.monotonic() - self._progress
-                                    > self.services.settings.slow_consumer_seconds)
+        return self._out_bytes > 0 and (time.monotonic() - self._progress
+                                        > self.services.settings.slow_consumer_seconds)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -308,12 +315,12 @@ class Connection:
         if self.close_code is not None:
             return
         settings, size = self.services.settings, len(frame)
-        if self._out and (len(self._out) >= settings.outbox_frames
-                          or self._out_bytes + size > 4 * settings.outbox_bytes
-                          or self._stalled()):
+        if self._out_bytes and (len(self._out) >= settings.outbox_frames
+                                or self._out_bytes + size > 4 * settings.outbox_bytes
+                                or self._stalled()):
             self.slow_consumer()
             return
-        if not self._out:
+        if not self._out_bytes:
             self._progress = time.monotonic()  # the writer's clock starts with work to do
         self._out.append(frame)
         self._out_bytes += size
@@ -322,14 +329,18 @@ class Connection:
         self._out_ready.set()
 
     async def next_frame(self) -> bytes | None:
-        """The next frame to write, or None once the connection should close."""
+        """The next frame to write, or None once the connection should close. Asking for
+        it says that the previous one has been written."""
+        if self._writing:
+            self._dequeued(self._writing)
+            self._writing = 0
         while not self._out:
             if self.close_code is not None:
                 return None
             self._out_ready.clear()
             await self._out_ready.wait()
         frame = self._out.popleft()
-        self._dequeued(len(frame))
+        self._writing = len(frame)
         self._progress = time.monotonic()
         return frame
 
@@ -350,8 +361,9 @@ class Connection:
         self._drop_outbox()
 
     def _drop_outbox(self) -> None:
-        if self._out:
-            self._out.clear()
+        self._out.clear()
+        self._writing = 0
+        if self._out_bytes:
             self._dequeued(self._out_bytes)
 
     def replaced(self) -> None:

@@ -38,7 +38,7 @@ class Settings:
     outbox_bytes_account: int = 16 << 20    # ... for all connections of one account together
     slow_consumer_seconds: float = 30.0     # a connection whose peer reads nothing this long while
                                             # frames wait for it is cut (SLOW_CONSUMER)
-    bulk_calls_per_account: int = 4         # bulk calls (history, differences, lists) one account
+    bulk_calls_per_account: int = 2         # bulk calls (history, differences, lists) one account
                                             # runs at once; more wait their turn
     max_connections_per_account: int = 32   # logged-in connections of one account; more are
                                             # refused (TOO_MANY_CONNECTIONS)
