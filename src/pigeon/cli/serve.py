@@ -57,7 +57,9 @@ from pigeon.server.settings import SettingsError, load_settings
                    "code_rate_phone, code_rate_address ('5/1h burst 3'), max_group_members, "
                    "default_who_can_add, max_groups_joined, max_groups_created_per_day, "
                    "max_pending_invitations, "
-                   "max_connections, outbox_frames, server_name, and the shield's limits "
+                   "max_connections, max_connections_per_account, max_connections_per_session, "
+                   "outbox_frames, outbox_bytes, outbox_bytes_account, slow_consumer_seconds, "
+                   "bulk_calls_per_account, server_name, and the shield's limits "
                    "(docs/shield.md) [env PIGEON_CONFIG]. "
                    "Flags beat environment beat file.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),

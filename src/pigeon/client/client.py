@@ -32,7 +32,7 @@ from pigeon.protocol.updates import NewMessage
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import ConnectionLost, Link, ServerUnreachable
 from .profile import Profile, resolve_profile
-from .throttle import AdaptiveThrottle, backoff
+from .throttle import AdaptiveThrottle, CallPacer, backoff
 
 log = logging.getLogger("pigeon.client")
 
@@ -90,6 +90,8 @@ class Client:
         self._sync_lock = asyncio.Lock()
         self.reconnects = 0
         self.throttle = AdaptiveThrottle()
+        self.pacer = CallPacer()
+        self._reconnect_after = 0.0  # monotonic time before which the server asked us to wait
         self.max_overload_retries = 8
         self.max_rate_wait = 60.0
 
@@ -140,6 +142,7 @@ class Client:
         self._link = link
         welcome = link.welcome
         assert welcome is not None
+        self.pacer.configure(welcome.budget)
         self._connected.set()
         if (self.track_updates and welcome.state is not None
                 and welcome.state.pts > self.profile.pts):
@@ -159,6 +162,8 @@ class Client:
                 # Full jitter (AWS architecture blog): spreads a reconnect storm after a server
                 # restart over the whole window instead of synchronised waves.
                 delay = backoff(attempt, cap=self.max_backoff)
+                # ... but never sooner than the server asked (retry_after of a refusal).
+                delay = max(delay, self._reconnect_after - asyncio.get_running_loop().time())
                 attempt += 1
                 await asyncio.sleep(delay)
                 try:
@@ -168,10 +173,11 @@ class Client:
                     self._fail_waiters()
                     return
                 except RateLimited as exc:
-                    # The hello was refused for a while (RATE_LIMITED, or BANNED: this session
-                    # tripped limits): come back when the server said, not in a loop.
+                    # The hello was refused for a while (RATE_LIMITED; BANNED: this session
+                    # tripped limits; TOO_MANY_CONNECTIONS: the account is full): come back
+                    # when the server said, with jitter, not in a loop.
                     log.debug("reconnect refused: %s", exc)
-                    await asyncio.sleep((exc.retry_after or 1.0) * random.uniform(1.0, 1.2))
+                    self._wait_before_reconnect(exc)
                     continue
                 except (Unavailable, OSError, asyncio.TimeoutError) as exc:
                     log.debug("reconnect failed: %s", exc)
@@ -187,7 +193,17 @@ class Client:
         self._connected.set()  # wake callers; they see the link is closed and raise
         self._queue.put_nowait(None)  # and a reader of updates(), which raises the same
 
+    def _wait_before_reconnect(self, error: PigeonError) -> None:
+        # Jittered, so that devices refused together do not all come back in one wave.
+        wait = (error.retry_after or 1.0) * random.uniform(1.0, 1.2)
+        self._reconnect_after = asyncio.get_running_loop().time() + wait
+        self.pacer.pause(wait)
+
     def _on_error(self, error: PigeonError) -> None:
+        if isinstance(error, RateLimited):
+            # The connection is closed for rate (or replaced, or banned): come back when
+            # the server said, not at once with every pending call.
+            self._wait_before_reconnect(error)
         if error.code == "SESSION_INVALID":
             self._fatal = error
             # Kept in the profile, so that the next program using it can say why.
@@ -222,7 +238,8 @@ class Client:
                 await asyncio.sleep(backoff(refusals))
                 continue
             try:
-                result = await link.request(method, params)
+                async with self.pacer.slot(method, self.profile.token is not None):
+                    result = await link.request(method, params)
             except ConnectionLost:
                 if method in NOT_RETRIED or not self.reconnect or self._closing:
                     raise
@@ -234,6 +251,7 @@ class Client:
                 rate_waited += wait
                 if exc.code != "RATE_LIMITED" or rate_waited > self.max_rate_wait:
                     raise
+                self.pacer.pause(exc.retry_after or 1.0)  # the others wait too
                 await asyncio.sleep(wait)
                 continue
             except Unavailable as exc:

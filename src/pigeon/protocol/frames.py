@@ -21,7 +21,7 @@ from .errors import (
     InvalidArgument, PigeonError, ProtocolError, ResultTooLarge, UnknownMethod, error_from_wire,
 )
 from .methods import METHODS, Params
-from .types import Name, State, Struct, Token, User
+from .types import Budget, Name, State, Struct, Token, User
 from .updates import AnyUpdate
 
 RequestId = Annotated[int, Meta(ge=0, le=limits.MAX_REQUEST_ID)]
@@ -51,6 +51,7 @@ class Welcome(Frame, tag="welcome"):
     user: User | None = None
     session_id: int | None = None
     state: State | None = None
+    budget: Budget | None = None  # absent: shield off, or an older server (defaults apply)
 
 
 class Result(Frame, tag="result"):
@@ -193,10 +194,11 @@ class ServerProtocol:
 
     # Frames the server sends.
     def welcome(
-        self, server: str, user: User | None, session_id: int | None, state: State | None
+        self, server: str, user: User | None, session_id: int | None, state: State | None,
+        budget: Budget | None = None,
     ) -> bytes:
         return encode(Welcome(version=self.version, server=server, user=user,
-                              session_id=session_id, state=state))
+                              session_id=session_id, state=state, budget=budget))
 
     @staticmethod
     def result(request_id: int, value: Any) -> bytes:

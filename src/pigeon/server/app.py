@@ -61,6 +61,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
         # traceback, and formatting tracebacks is the last thing to spend CPU on in a flood.
         raise web.HTTPServiceUnavailable() from None
     conn = Connection(services, address, guard)
+    if request.transport is not None:
+        conn.abort_transport = request.transport.abort
     writer = asyncio.create_task(_write(conn, ws))
     try:
         # The shield also aborts silent sockets at accept level; this deadline covers a
@@ -77,6 +79,11 @@ async def _ws(request: web.Request) -> web.StreamResponse:
                     deadline.reschedule(None)
                 if conn.close_code is not None:
                     break
+                # Backpressure: while too much waits to be written to this peer (or to its
+                # account), read nothing more from it.
+                await conn.wait_writable()
+                if conn.close_code is not None:
+                    break
     except TimeoutError:
         conn.close(CLOSE_POLICY, "HELLO_TIMEOUT")
     finally:
@@ -86,7 +93,14 @@ async def _ws(request: web.Request) -> web.StreamResponse:
             await asyncio.wait_for(writer, 5.0)
         writer.cancel()
         conn.finished()
-        await ws.close(code=conn.close_code or 1000, message=conn.close_reason.encode())
+        try:
+            # A peer that reads nothing never takes our close frame either: past the
+            # timeout the socket is dropped, so nothing of it stays in our buffers.
+            await asyncio.wait_for(
+                ws.close(code=conn.close_code or 1000, message=conn.close_reason.encode()), 5.0)
+        except (asyncio.TimeoutError, ConnectionError):
+            if request.transport is not None:
+                request.transport.abort()
     return ws
 
 

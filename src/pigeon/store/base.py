@@ -99,6 +99,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_login_code(self, code_id: str) -> None: ...
 
+    @abc.abstractmethod
+    async def consume_login_code(self, code_id: str) -> bool:
+        """Delete the code if it still exists; True for the one caller that deleted it.
+
+        The check and the delete are one atomic step: of two sign-ins racing with the same
+        correct code, exactly one gets True (issue 7, finding 8)."""
+
     # -- users ------------------------------------------------------------------------------
     @abc.abstractmethod
     async def create_user(self, phone: str, name: str, now: float) -> UserRecord:

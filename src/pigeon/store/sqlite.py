@@ -24,7 +24,7 @@ from .base import (
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
-    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
+    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_consume_code, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
 )
 from .sqlite_people import (
     _q_invitations, _q_visible_users, _q_who_can_add, _tx_accept_invitation,
@@ -61,6 +61,9 @@ class SqliteStore(Store):
 
     async def delete_login_code(self, code_id: str) -> None:
         await self.engine.write(_tx_exec, "DELETE FROM login_codes WHERE id = ?", (code_id,))
+
+    async def consume_login_code(self, code_id: str) -> bool:
+        return await self.engine.write(_tx_consume_code, code_id)
 
     # -- users ------------------------------------------------------------------------------
     async def create_user(self, phone: str, name: str, now: float) -> UserRecord:
