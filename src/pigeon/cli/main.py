@@ -117,15 +117,26 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 @cli.command()
 @click.option("--server", required=True, help="Server URL, e.g. http://127.0.0.1:8700")
+@click.option("--sms", is_flag=True,
+              help="Send the code by SMS even if this number is logged in on other devices.")
 @click.argument("phone")
 @pass_ctx
 @run
-async def register(ctx: Ctx, server: str, phone: str) -> None:
-    """Ask the server to send a login code to PHONE (international form, +CC...)."""
+async def register(ctx: Ctx, server: str, sms: bool, phone: str) -> None:
+    """Ask the server to send a login code to PHONE (international form, +CC...).
+
+    If the number's account is logged in on other devices, the code goes there, as a message
+    from "Pigeon"; otherwise (or with --sms) by SMS."""
     async with session(ctx, server, need_login=False) as client:
-        sent = await client.auth.send_code(phone)
-    echo(f"a {sent.length}-digit code is on its way to {phone}; it expires in "
-         f"{sent.expires_in // 60} minutes. Next: pigeon verify CODE --name NAME")
+        sent = await client.auth.send_code(phone, sms=sms)
+    minutes = sent.expires_in // 60
+    if sent.delivery == "app":
+        echo(f"a {sent.length}-digit code was sent to your other logged-in devices, as a "
+             f"message from \"Pigeon\"; it expires in {minutes} minutes. Next: pigeon verify "
+             f"CODE (no devices at hand? pigeon register --sms --server {server} {phone})")
+    else:
+        echo(f"a {sent.length}-digit code is on its way to {phone} by SMS; it expires in "
+             f"{minutes} minutes. Next: pigeon verify CODE --name NAME")
 
 
 @cli.command()

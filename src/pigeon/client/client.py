@@ -28,8 +28,11 @@ from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError, RateLimited, Unauthorized, Unavailable
 from pigeon.protocol.updates import NewMessage
 
+from pigeon.shield.pow import solve
+from pigeon.shield.ticket import format_ticket
+
 from .features import Account, Auth, Chats, Messages, Sessions
-from .link import ConnectionLost, Link, ServerUnreachable
+from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable
 from .profile import Profile
 from .throttle import AdaptiveThrottle, backoff
 
@@ -94,12 +97,26 @@ class Client:
     # -- life cycle -------------------------------------------------------------------------
     async def connect(self) -> Client:
         """Connect (and, with a saved session, log in and catch up). Raises ServerUnreachable
-        or Unauthorized(SESSION_INVALID) at once; later drops are repaired in the background."""
+        at once when nothing listens, Unauthorized(SESSION_INVALID) at once; a server that
+        is shedding new connections is retried with backoff for up to ``connect_timeout``.
+        Later drops are repaired in the background."""
         connector = aiohttp.TCPConnector(
             local_addr=(self.local_address, 0) if self.local_address else None)
         self._http = aiohttp.ClientSession(connector=connector)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        attempt = 0
         try:
-            await self._open()
+            while True:
+                try:
+                    await self._open()
+                    break
+                except ServerUnreachable as exc:
+                    attempt += 1
+                    delay = backoff(attempt, base=0.1, cap=2.0)
+                    if not exc.retryable_connect or loop.time() + delay > deadline:
+                        raise
+                    await asyncio.sleep(delay)
         except BaseException:
             await self._http.close()
             raise
@@ -126,8 +143,21 @@ class Client:
 
     async def _open(self) -> None:
         assert self._http is not None
-        link = await Link.open(self._http, self.url, self.profile.token, self._on_updates,
-                               self._on_error, self.connect_timeout)
+        url = self.url
+        for _ in range(3):
+            try:
+                link = await Link.open(self._http, url, self.profile.token, self._on_updates,
+                                       self._on_error, self.connect_timeout)
+                break
+            except AdmissionChallenge as challenge:
+                # The server rations new connections and offers a way in: solve its
+                # challenge (in a thread: the app's loop keeps running) and bring the ticket.
+                nonce = await asyncio.to_thread(solve, challenge.token, challenge.difficulty)
+                url = f"{self.url}?pow={format_ticket(challenge.token, nonce)}"
+        else:
+            refused = ServerUnreachable("the server kept refusing new connections")
+            refused.retryable_connect = True
+            raise refused
         self._link = link
         welcome = link.welcome
         assert welcome is not None
@@ -174,10 +204,13 @@ class Client:
             self.profile.save()
 
     # -- calls ------------------------------------------------------------------------------
-    async def call(self, method: str, params: m.Params) -> Any:
+    async def call(self, method: str, params: m.Params, *,
+                   overload_retries: int | None = None) -> Any:
         """Call a method; retried across reconnects; after RATE_LIMITED, once the server's
         ``retry_after`` has passed (for up to ``max_rate_wait`` seconds in all); after
-        OVERLOADED, with jittered exponential backoff, up to ``max_overload_retries`` times."""
+        OVERLOADED, with jittered exponential backoff, up to ``overload_retries`` times
+        (default ``max_overload_retries``)."""
+        max_refusals = self.max_overload_retries if overload_retries is None else overload_retries
         refusals = 0
         rate_waited = 0.0
         while True:
@@ -195,7 +228,7 @@ class Client:
                 continue
             if not self.throttle.allow():
                 refusals += 1
-                if refusals > self.max_overload_retries:
+                if refusals > max_refusals:
                     raise Unavailable("the server is overloaded; gave up after backing off",
                                       code="OVERLOADED")
                 await asyncio.sleep(backoff(refusals))
@@ -220,7 +253,7 @@ class Client:
                     raise
                 self.throttle.record(accepted=False)
                 refusals += 1
-                if refusals > self.max_overload_retries:
+                if refusals > max_refusals:
                     raise
                 await asyncio.sleep(max(exc.retry_after or 0.0, backoff(refusals))
                                     * random.uniform(1.0, 1.5))

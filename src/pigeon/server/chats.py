@@ -7,6 +7,7 @@ from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.types import Affected, Chat, Dialog, Member, Ok
 from pigeon.protocol.updates import Typing
 
+from .service_account import refuse_service_account
 from .services import Caller
 from .users import public_user
 
@@ -25,6 +26,7 @@ async def open_private(caller: Caller, p: m.OpenPrivate) -> Chat:
 
 async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
     s = caller.services
+    await refuse_service_account(s, p.member_ids)
     chat, pushes = await s.store.create_group(caller.user_id, validate_title(p.title),
                                               p.member_ids, s.clock(),
                                               s.settings.max_group_members)
@@ -34,6 +36,7 @@ async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
 
 async def add_members(caller: Caller, p: m.AddMembers) -> Chat:
     s = caller.services
+    await refuse_service_account(s, p.user_ids)
     chat, pushes = await s.store.add_members(caller.user_id, p.chat_id, p.user_ids, s.clock(),
                                              s.settings.max_group_members)
     s.bus.deliver(pushes)

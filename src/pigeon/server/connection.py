@@ -63,6 +63,9 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_touch = 0.0
         self.refusals = 0
+        # Solved work this connection brought (a ticket at accept): it covers its first
+        # expensive calls (Shield.prove).
+        self.credit = getattr(guard, "credit", None)
         services.connections.add(self)
         services.by_address.setdefault(address, set()).add(self)
         services.metrics.connections.inc()
@@ -127,8 +130,12 @@ class Connection:
             handler = HANDLERS[call.method]
             shield = self.shield
             shield.check_rate(call.method, self.address, self.user_id, self.session_id)
-            async with shield.slot(shield.classify(call.method, self.user_id is not None)):
-                result = await handler(Caller(self.services, self, self.address), call.params)
+            # Before the queue: a flood without work takes no slot.
+            proven, self.credit = shield.prove(call.method, getattr(call.params, "pow", None),
+                                               self.credit)
+            async with shield.slot_for(call.method, self.user_id is not None, proven):
+                result = await handler(Caller(self.services, self, self.address, proven),
+                                       call.params)
         except PigeonError as exc:
             outcome = exc.code
             self._send(self.protocol.error(call.id, exc))

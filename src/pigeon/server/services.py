@@ -49,6 +49,8 @@ class Services:
     connections: set[Connection] = field(default_factory=set)
     by_address: dict[str, set[Connection]] = field(default_factory=dict)
     clock: Any = time.time
+    # The service account's id once known (server/service_account.py); None: not looked up.
+    service_user: int | None = None
 
     def __post_init__(self) -> None:
         self.shield.on_ban = self._close_banned
@@ -68,6 +70,7 @@ class Caller:
     services: Services
     connection: Connection
     address: str
+    proven: bool = False  # the call came with solved proof of work (Shield.prove)
 
     @property
     def user_id(self) -> int:

@@ -10,8 +10,10 @@ Layers, in the order a connection meets them (docs/shield.md explains each and h
    account, address and prefix, then queued for its class's budget, where CoDel sheds the
    lowest class first;
 4. unauthenticated expensive calls (login codes, sign-in) need proof of work when the
-   unauthenticated class is under pressure; login codes are limited per number, per country
-   and globally;
+   unauthenticated class is under pressure, and calls that bring solved work are served in
+   a class of their own (PROVEN) ahead of those that do not; login codes by SMS are limited
+   per number and by adaptive budgets per country and globally (``codebudget.py``), codes
+   delivered in the app per number and requesting prefix;
 5. whoever keeps tripping limits is banned for a while (and, with ``nft_set``, dropped by the
    kernel).
 
@@ -27,16 +29,19 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
-from pigeon.protocol.errors import RateLimited
+from pigeon.protocol.errors import ProofOfWorkRequired, RateLimited
 from pigeon.protocol.types import PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
 from .bans import BanList, NftMirror
-from .pow import DifficultyController, ProofOfWork
+from .codebudget import AdaptiveBudget, Refusal
+from .pow import GRACE_BITS, DifficultyController, ProofOfWork
 from .ratelimit import KeyedLimiter, Rate, TokenBucket
 from .scheduler import Scheduler, WorkClass
+from .ticket import challenge_response, ticket_in_request
 
 log = logging.getLogger("pigeon.shield")
 
@@ -47,6 +52,24 @@ BULK_METHODS = frozenset({
 # Unauthenticated calls that cost the operator real resources: an SMS, a password-hash-like
 # check, a session row. They need proof of work under pressure.
 EXPENSIVE_UNAUTHENTICATED = frozenset({"auth.send_code", "auth.sign_in"})
+# Calls cheaper than queueing them: served without a slot (still rate-limited per address).
+SLOTLESS = frozenset({"auth.challenge"})
+
+# What Shield.accept answers for a socket that the ration refused: hold it, read its request
+# line, and let it in only with a proof-of-work ticket (``ticket.py``). A caller that does
+# not know probation sees a refusal (no ticket) and drops the socket, as before.
+PROBATION = Decision(None, "probation")
+
+
+@dataclass
+class Credit:
+    """Solved work a connection brought (a ticket at accept, or a call's ``pow``): it covers
+    the connection's next ``calls`` expensive calls, until it expires or falls more than
+    GRACE_BITS below the current difficulty. One sign-up then costs one solution."""
+
+    bits: int
+    expires: float
+    calls: int
 
 
 class Shield:
@@ -65,6 +88,7 @@ class Shield:
         self.scheduler = Scheduler(
             budgets={WorkClass.INTERACTIVE: settings.budget_interactive,
                      WorkClass.BULK: settings.budget_bulk,
+                     WorkClass.PROVEN: settings.budget_proven,
                      WorkClass.UNAUTHENTICATED: settings.budget_unauthenticated},
             target=settings.queue_target, interval=settings.queue_interval, clock=clock)
         self.mirror = NftMirror(settings.nft_set) if settings.nft_set else None
@@ -93,8 +117,22 @@ class Shield:
         self.per_prefix = limiter(settings.rate_prefix)
         self.codes_per_phone = limiter(settings.code_rate_phone)
         self.logins_per_address = limiter(settings.code_rate_address)
-        self.codes_per_country = limiter(settings.code_rate_country)
-        self.codes_global = limiter(settings.code_rate_global)
+        self.app_codes = limiter(settings.code_rate_app)
+        self.app_codes_per_phone = limiter(settings.code_rate_app_phone)
+
+        def budget(setting: str) -> AdaptiveBudget:
+            return AdaptiveBudget(Rate.parse(setting), factor=settings.code_budget_factor,
+                                  halflife=settings.code_budget_halflife,
+                                  open_share=settings.code_budget_open, clock=clock)
+
+        self.code_budgets = {"country": budget(settings.code_rate_country),
+                             "global": budget(settings.code_rate_global)}
+        self.priority_bits = settings.pow_priority_bits
+        self.calls_per_proof = settings.pow_calls_per_proof
+        # Sockets on probation (rationed, their request line not read yet), oldest first.
+        self.probation: OrderedDict[Any, None] = OrderedDict()
+        self.max_probation = settings.max_probation if enabled else 0
+        self.probation_wait = settings.probation_wait
         self.refused: dict[str, int] = {}
         # Event-loop lag (how late a timer fires): the one measure of overload that counts
         # everything the process does, including work no class budget sees (TLS and HTTP
@@ -115,7 +153,9 @@ class Shield:
 
     # -- accept -----------------------------------------------------------------------------
     def accept(self, address: str) -> Decision | None:
-        """None: drop the connection (banned). Otherwise the admission decision."""
+        """None: drop the connection (banned). :data:`PROBATION`: the ration refused it, but a
+        ticket in its request line may still let it in (:meth:`admit_ticket`). Otherwise
+        the admission decision."""
         if self.enabled and self.bans.banned(address):
             self._refuse("banned")
             return None
@@ -129,12 +169,49 @@ class Shield:
                     self.loop_lag > self.lag_target
                     and self._accept_bucket.take(self.accept_rate, now) > 0):
                 self._refuse("overloaded_accept")
-                return None
+                return PROBATION if self.max_probation > 0 else None
+        return self._admit(address)
+
+    def _admit(self, address: str) -> Decision:
         decision = self.admission.admit(address)
         if decision.ticket is None:
             self._refuse(decision.reason or "admission")
             self.strike(address, decision.reason or "admission")
         return decision
+
+    def admit_ticket(self, address: str, head: bytes) -> tuple[Decision | None, Credit | None]:
+        """A socket on probation sent ``head`` (its request line at least). With a valid,
+        unspent ticket of at least ``pow_priority_bits`` it skips the ration: the admission
+        decision and the credit its work buys. Without: (None, None)."""
+        found = ticket_in_request(head)
+        if found is None:
+            return None, None
+        try:
+            bits = self.pow.redeem(found[0], found[1], min_bits=self.priority_bits)
+        except ProofOfWorkRequired:
+            self._refuse("bad_ticket")
+            return None, None
+        self._refuse("ticket")  # counted with the refusals: the socket was rationed first
+        credit = Credit(bits, self.clock() + self.pow.ttl, self.calls_per_proof)
+        return self._admit(address), credit
+
+    def challenge_response(self) -> bytes:
+        """The 503 answer that hands a rationed socket a challenge to solve."""
+        token, bits, _ = self.pow.challenge(min_bits=self.priority_bits)
+        return challenge_response(token, bits)
+
+    def hold(self, handle: Any) -> Any:
+        """Put a socket on probation; returns the oldest one to close if the pool is full
+        (oldest first: an honest client sends its request line within a round trip)."""
+        self.probation[handle] = None
+        if len(self.probation) > self.max_probation:
+            evicted, _ = self.probation.popitem(last=False)
+            self._refuse("probation_full")
+            return evicted
+        return None
+
+    def unhold(self, handle: Any) -> None:
+        self.probation.pop(handle, None)
 
     def new_frame_bucket(self) -> TokenBucket:
         return TokenBucket(self.frame_rate_unauthenticated.burst, self.clock())
@@ -161,9 +238,9 @@ class Shield:
 
     # -- calls ------------------------------------------------------------------------------
     @staticmethod
-    def classify(method: str, authenticated: bool) -> WorkClass:
+    def classify(method: str, authenticated: bool, proven: bool = False) -> WorkClass:
         if not authenticated:
-            return WorkClass.UNAUTHENTICATED
+            return WorkClass.PROVEN if proven else WorkClass.UNAUTHENTICATED
         return WorkClass.BULK if method in BULK_METHODS else WorkClass.INTERACTIVE
 
     def check_rate(self, method: str, address: str, user_id: int | None,
@@ -189,32 +266,99 @@ class Shield:
             return _NO_SLOT
         return self.scheduler.slot(work_class)
 
-    def check_proof(self, method: str, solution: PowSolution | None) -> None:
-        if self.enabled and method in EXPENSIVE_UNAUTHENTICATED:
-            if solution is None:
-                self.pow.verify(None, None)
-            else:
-                self.pow.verify(solution.token, solution.nonce)
+    def slot_for(self, method: str, authenticated: bool,
+                 proven: bool) -> contextlib.AbstractAsyncContextManager[None]:
+        if not self.enabled or method in SLOTLESS:
+            return _NO_SLOT
+        return self.scheduler.slot(self.classify(method, authenticated, proven))
 
-    def check_login(self, address: str, phone: str | None = None,
-                    country_code: int | None = None) -> None:
-        """Limits on login codes (``phone`` given) and sign-ins. Per number and per address
-        belong to the messenger itself and hold even with the shield off; per country and
-        globally are the shield's: a code-pumping flood (SMS fraud) aimed at one country's
-        premium numbers cannot spend the codes the rest of the world needs."""
+    def challenge(self) -> tuple[str, int, float]:
+        """An ``auth.challenge`` answer. With the shield on it asks at least
+        ``pow_priority_bits``: the client only asks when it was refused, and a solution
+        that easy would not buy it the priority it asks for."""
+        return self.pow.challenge(min_bits=self.priority_bits if self.enabled else 0)
+
+    def prove(self, method: str, solution: PowSolution | None,
+              credit: Credit | None) -> tuple[bool, Credit | None]:
+        """Before a call is queued: does it bring solved work? Returns (proven, the
+        connection's credit), or raises POW_REQUIRED / POW_INVALID when the load asks for
+        work the call did not bring. One HMAC and one hash: cheaper than queueing the call,
+        so a flood without work is refused before it takes a slot."""
+        if not self.enabled or method not in EXPENSIVE_UNAUTHENTICATED:
+            return False, credit
+        current = self.pow.difficulty
+        usable = (credit is not None and credit.calls > 0 and self.clock() < credit.expires
+                  and credit.bits >= current - GRACE_BITS)
+        failed: ProofOfWorkRequired | None = None
+        if solution is not None:
+            try:
+                bits = self.pow.redeem(solution.token, solution.nonce)
+            except ProofOfWorkRequired as exc:
+                failed = exc  # e.g. spent on a try that was shed: the credit may cover it
+            else:
+                if bits >= self.priority_bits - GRACE_BITS:
+                    return True, Credit(bits, self.clock() + self.pow.ttl,
+                                        self.calls_per_proof - 1)
+                if not usable:
+                    return False, credit  # enough for the load, too little for priority
+        if usable:
+            assert credit is not None
+            credit.calls -= 1
+            return True, credit
+        if current > 0:
+            if failed is not None:
+                raise failed
+            self.pow.verify(None, None)  # raises POW_REQUIRED (and counts it)
+        return False, credit  # calm: no work asked, and a stale solution does no harm
+
+    def check_login(self, address: str) -> None:
+        """Code requests and sign-ins from one address. Like the limits per number, this
+        belongs to the messenger itself and holds even with the shield off."""
         wait = self.logins_per_address.take(address)
-        if not wait and phone is not None:
-            wait = self.codes_per_phone.take(phone)
         if wait:
             raise RateLimited(f"too many login attempts; try again in {wait:.0f} s",
                               retry_after=round(wait, 1))
-        if not self.enabled or country_code is None:
-            return
-        wait = self.codes_per_country.take(str(country_code)) or self.codes_global.take("all")
+
+    def check_sms_code(self, phone: str, country_code: int, proven: bool) -> None:
+        """A code by SMS: the budgets per country and in all (the shield's: a code-pumping
+        flood aimed at one country cannot spend the codes the rest of the world needs; see
+        ``codebudget.py``), then the limit per number. Raises POW_REQUIRED when only the
+        share of the budgets kept for calls with solved work is left, RATE_LIMITED when
+        none is. Budgets are spent only once every check has passed."""
+        keys = ((self.code_budgets["country"], str(country_code)),
+                (self.code_budgets["global"], "all"))
+        if self.enabled:
+            refusals = [r for b, k in keys if (r := b.check(k, proven)) is not None]
+            if refusals:
+                self._refuse("code_budget")
+                self._budget_refusal(refusals)
+        wait = self.codes_per_phone.take(phone)
         if wait:
-            self._refuse("code_budget")
-            raise RateLimited(f"too many login codes requested; retry in {wait:.0f} s",
+            raise RateLimited(f"too many codes sent to this number; try again in {wait:.0f} s, "
+                              "or log in with a code sent to your other devices",
                               retry_after=round(wait, 1))
+        if self.enabled:
+            for b, k in keys:
+                b.spend(k, proven)
+
+    def _budget_refusal(self, refusals: list[Refusal]) -> None:
+        if all(r.proof for r in refusals):
+            self.pow.rejected["POW_REQUIRED"] += 1
+            raise ProofOfWorkRequired("many login codes are being requested: solve "
+                                      "auth.challenge and send the solution", code="POW_REQUIRED")
+        wait = max(r.wait for r in refusals if not r.proof)
+        raise RateLimited(f"too many login codes requested; retry in {wait:.0f} s",
+                          retry_after=round(wait, 1))
+
+    def check_app_code(self, phone: str, address: str) -> None:
+        """A code delivered in the app (to the account's logged-in devices): per number and
+        requesting prefix, so that one network cannot spend another's, and more loosely per
+        number, so that many networks together cannot flood someone's devices."""
+        wait = (self.app_codes.take(f"{phone} {prefix_of(address)}")
+                or self.app_codes_per_phone.take(phone))
+        if wait:
+            raise RateLimited(f"too many codes sent to this account's devices; try again in "
+                              f"{wait:.0f} s, or ask for an SMS", retry_after=round(wait, 1))
 
     def strike(self, address: str, reason: str) -> None:
         if self.enabled and self.bans.strike(address, reason) and self.on_ban is not None:
@@ -259,7 +403,8 @@ class Shield:
 
     def tick(self) -> None:
         """Proof-of-work difficulty follows the pressure on the unauthenticated class."""
-        self.difficulty.observe(self.scheduler.pressure(WorkClass.UNAUTHENTICATED))
+        self.difficulty.observe(max(self.scheduler.pressure(WorkClass.UNAUTHENTICATED),
+                                    self.scheduler.pressure(WorkClass.PROVEN)))
 
     def status(self) -> dict[str, Any]:
         return {
@@ -269,6 +414,8 @@ class Shield:
             "pow_difficulty": self.pow.difficulty,
             "bans": self.bans.stats(),
             "refused": dict(self.refused),
+            "code_budgets": {name: b.status() for name, b in self.code_budgets.items()},
+            "probation": len(self.probation),
             "loop_lag": round(self.loop_lag, 4),
             "known_addresses": len(self.known),
         }
@@ -276,4 +423,4 @@ class Shield:
 
 _NO_SLOT = contextlib.nullcontext()
 
-__all__ = ["Decision", "Shield", "Ticket", "WorkClass"]
+__all__ = ["PROBATION", "Credit", "Decision", "Shield", "Ticket", "WorkClass"]

@@ -95,6 +95,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, pts)
     ) WITHOUT ROWID;
     """,
+    # 2: the chats of the service account (login codes delivered in the app): only it writes
+    """
+    CREATE TABLE service_chats (
+        chat_id INTEGER PRIMARY KEY
+    );
+    """,
 ]
 
 

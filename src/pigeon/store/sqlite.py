@@ -19,6 +19,7 @@ from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
     _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
 )
+from .sqlite_service import _q_service_user_id, _tx_send_service_message
 from .sqlite_chats import (
     _q_dialogs, _q_difference, _q_get_chat, _q_get_message, _q_history, _q_member_ids, _q_members, _q_state, _tx_add_members, _tx_create_group, _tx_delete_messages, _tx_edit_message, _tx_open_private, _tx_read_history, _tx_remove_member, _tx_send_message, _tx_set_role, _tx_set_title,
 )
@@ -149,6 +150,14 @@ class SqliteStore(Store):
     async def read_history(self, user_id: int, chat_id: int,
                            max_id: int) -> tuple[int, int, list[Push]]:
         return await self.engine.write(_tx_read_history, user_id, chat_id, max_id)
+
+    # -- the service account ----------------------------------------------------------------
+    async def service_user_id(self) -> int | None:
+        return await self.engine.read(_q_service_user_id)
+
+    async def send_service_message(self, user_id: int, text: str,
+                                   now: float) -> tuple[Message, list[Push]]:
+        return await self.engine.write(_tx_send_service_message, user_id, text, now)
 
     # -- updates ----------------------------------------------------------------------------
     async def get_state(self, user_id: int) -> State:

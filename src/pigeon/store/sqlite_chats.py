@@ -12,6 +12,7 @@ from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
 from .base import MemberRecord, Push
+from .sqlite_service import is_service_chat, service_user_id
 from .sqlite_rows import (
     EDIT, MSG_COLS, NEW, STORED, USER_COLS, bump, bump_members, chat_view, encode,
     existing_users, insert_members, log_updates, member_ids, membership, message_row,
@@ -23,6 +24,8 @@ from .sqlite_rows import (
 # -- chats ------------------------------------------------------------------------------------
 def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: float) -> Chat:
     existing_users(conn, [peer_id])
+    if peer_id == service_user_id(conn):
+        raise Forbidden("the Pigeon service account takes no messages", code="FORBIDDEN")
     a, b = sorted((user_id, peer_id))
     row = conn.execute(
         "SELECT chat_id FROM private_chats WHERE user_a = ? AND user_b = ?", (a, b)
@@ -224,7 +227,13 @@ def _tx_send_message(
             f"SELECT {MSG_COLS} FROM messages WHERE chat_id = ? AND id = ?", (seen[0], seen[1])
         ).fetchone()
         return message_row(row), seen[2], []
-    _, _, history_from, read_before, last_id = membership(conn, sender_id, chat_id)
+    kind, _, history_from, read_before, last_id = membership(conn, sender_id, chat_id)
+    if kind == "private" and is_service_chat(conn, chat_id):
+        raise Forbidden("the Pigeon service account takes no messages", code="FORBIDDEN")
+    if fwd_from is not None and is_service_chat(conn, fwd_from.chat_id):
+        # "Forward me the code you just got" is how accounts are stolen: login codes stay put.
+        raise Forbidden("messages from the Pigeon service account cannot be forwarded",
+                        code="FORBIDDEN")
     # One can only answer what one can see: not deleted, not from before one joined.
     if reply_to is not None and conn.execute(
         "SELECT 1 FROM messages WHERE chat_id = ? AND id = ? AND id > ? AND deleted = 0",
