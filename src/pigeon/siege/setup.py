@@ -106,6 +106,29 @@ def phone(kind: str, index: int) -> str:
     return f"+49151{base + index:08d}"
 
 
+# Newcomers come from many countries (a server's users do, and one country's budget for
+# login codes is not the world's): mobile numbers of these regions, in turn.
+NEWCOMER_REGIONS = ("DE", "GB", "FR", "NL", "ES", "IT", "PL", "IN", "BR", "US")
+
+
+def newcomer_phone(index: int) -> str:
+    """A valid mobile number for newcomer ``index``, distinct per index."""
+    import phonenumbers
+
+    region = NEWCOMER_REGIONS[index % len(NEWCOMER_REGIONS)]
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    digits = str(example.national_number)
+    serial = index // len(NEWCOMER_REGIONS)
+    for step in range(1000):
+        tail = f"{(serial * 7919 + step * 104729 + 11) % 100_000:05d}"
+        number = phonenumbers.parse(f"+{example.country_code}{digits[:-5]}{tail}")
+        if phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in (
+                phonenumbers.PhoneNumberType.MOBILE,
+                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise ValueError(f"no valid mobile number for newcomer {index} in {region}")
+
+
 async def solve_pow(rpc: Rpc) -> dict[str, Any]:
     """Ask for a challenge and solve it, as the SDK does (when this Pigeon has PoW)."""
     from pigeon.shield.pow import solve  # type: ignore[import-not-found, unused-ignore]
