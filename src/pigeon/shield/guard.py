@@ -26,10 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pigeon.protocol.errors import ProofOfWorkRequired, RateLimited
@@ -44,6 +47,9 @@ from .scheduler import Scheduler, WorkClass
 from .ticket import challenge_response, ticket_in_request
 
 log = logging.getLogger("pigeon.shield")
+
+BUDGETS_FILE = "code-budgets.json"  # learned SMS baselines, in the data directory
+SAVE_EVERY = 60  # seconds between saves of the baselines
 
 BULK_METHODS = frozenset({
     "messages.history", "updates.get_difference", "chats.list", "chats.members", "users.get",
@@ -133,6 +139,10 @@ class Shield:
         self.probation: OrderedDict[Any, None] = OrderedDict()
         self.max_probation = settings.max_probation if enabled else 0
         self.probation_wait = settings.probation_wait
+        data = getattr(settings, "data", None)
+        self._budgets_path = Path(data) / BUDGETS_FILE if data is not None and enabled else None
+        self._saving: asyncio.Task[None] | None = None
+        self._seconds = 0
         self.refused: dict[str, int] = {}
         # Event-loop lag (how late a timer fires): the one measure of overload that counts
         # everything the process does, including work no class budget sees (TLS and HTTP
@@ -374,6 +384,11 @@ class Shield:
         if self.mirror is not None and not await self.mirror.ensure():
             log.warning("--nft-set %s: nft is missing, not permitted, or failed; bans stay in "
                         "process only", self.settings.nft_set)
+        if self._budgets_path is not None:
+            saved = await asyncio.to_thread(_read_json, self._budgets_path)
+            for name, budget in self.code_budgets.items():
+                if isinstance(saved.get(name), dict):
+                    budget.restore(saved[name])
         if self.enabled and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever())
 
@@ -382,6 +397,18 @@ class Shield:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        if self._saving is not None:
+            await asyncio.wait([self._saving])
+        await self.save_budgets()
+
+    async def save_budgets(self) -> None:
+        """Write the learned baselines, so a restart does not forget normal traffic."""
+        if self._budgets_path is not None:
+            doc = {name: b.export() for name, b in self.code_budgets.items()}
+            try:
+                await asyncio.to_thread(_write_json, self._budgets_path, doc)
+            except OSError as exc:
+                log.warning("cannot save the login-code baselines: %s", exc)
 
     async def _tick_forever(self) -> None:
         # CoDel judges a queue when something arrives or leaves; this tick also judges queues
@@ -402,7 +429,12 @@ class Shield:
                 self.tick()
 
     def tick(self) -> None:
-        """Proof-of-work difficulty follows the pressure on the unauthenticated class."""
+        """Once a second: proof-of-work difficulty follows the pressure on the
+        unauthenticated classes; now and then the code baselines are saved."""
+        self._seconds += 1
+        if self._seconds % SAVE_EVERY == 0 and self._budgets_path is not None and (
+                self._saving is None or self._saving.done()):
+            self._saving = asyncio.ensure_future(self.save_budgets())
         self.difficulty.observe(max(self.scheduler.pressure(WorkClass.UNAUTHENTICATED),
                                     self.scheduler.pressure(WorkClass.PROVEN)))
 
@@ -422,5 +454,21 @@ class Shield:
 
 
 _NO_SLOT = contextlib.nullcontext()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)
 
 __all__ = ["PROBATION", "Credit", "Decision", "Shield", "Ticket", "WorkClass"]

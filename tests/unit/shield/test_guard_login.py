@@ -110,3 +110,22 @@ def test_probation_is_bounded_oldest_first(clock):
     assert s.hold("c") == "a"
     s.unhold("b")
     assert list(s.probation) == ["c"]
+
+
+async def test_learned_baselines_survive_a_restart(clock, tmp_path):
+    s = shield(clock, data=tmp_path, code_rate_country="10/1m burst 10", code_budget_open=1,
+               code_budget_halflife=600, code_rate_phone="1000/1h burst 1000")
+    await s.start()
+    for minute in range(30):
+        for i in range(10):
+            s.check_sms_code(f"+44791112{minute:02d}{i:02d}", 44, proven=True)
+        clock.advance(60)
+    learned = s.code_budgets["country"].per_minute("44")
+    assert learned > 10
+    await s.stop()
+    assert (tmp_path / "code-budgets.json").stat().st_mode & 0o777 == 0o600
+    again = shield(clock, data=tmp_path, code_rate_country="10/1m burst 10",
+                   code_budget_halflife=600)
+    await again.start()
+    assert again.code_budgets["country"].per_minute("44") == pytest.approx(learned)
+    await again.stop()
