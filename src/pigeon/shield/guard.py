@@ -139,6 +139,7 @@ class Shield:
         self.probation: OrderedDict[Any, None] = OrderedDict()
         self.max_probation = settings.max_probation if enabled else 0
         self.probation_wait = settings.probation_wait
+        self.tickets_admitted = 0
         data = getattr(settings, "data", None)
         self._budgets_path = Path(data) / BUDGETS_FILE if data is not None and enabled else None
         self._saving: asyncio.Task[None] | None = None
@@ -201,7 +202,7 @@ class Shield:
         except ProofOfWorkRequired:
             self._refuse("bad_ticket")
             return None, None
-        self._refuse("ticket")  # counted with the refusals: the socket was rationed first
+        self.tickets_admitted += 1
         credit = Credit(bits, self.clock() + self.pow.ttl, self.calls_per_proof)
         return self._admit(address), credit
 
@@ -447,7 +448,7 @@ class Shield:
             "bans": self.bans.stats(),
             "refused": dict(self.refused),
             "code_budgets": {name: b.status() for name, b in self.code_budgets.items()},
-            "probation": len(self.probation),
+            "probation": {"held": len(self.probation), "tickets_admitted": self.tickets_admitted},
             "loop_lag": round(self.loop_lag, 4),
             "known_addresses": len(self.known),
         }
