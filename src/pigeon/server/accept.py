@@ -68,10 +68,14 @@ class GuardedProtocol(asyncio.Protocol):
 
     # -- probation: a rationed socket may still bring a ticket --------------------------------
     def _hold(self) -> None:
-        self._head = bytearray()
-        evicted = self.shield.hold(self)
+        held, evicted = self.shield.hold(self)
         if evicted is not None:
             evicted._drop()
+        if not held:
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        self._head = bytearray()
         self._timer = asyncio.get_running_loop().call_later(self.shield.probation_wait,
                                                              self._drop)
 

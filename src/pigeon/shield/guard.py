@@ -136,7 +136,7 @@ class Shield:
         self.priority_bits = settings.pow_priority_bits
         self.calls_per_proof = settings.pow_calls_per_proof
         # Sockets on probation (rationed, their request line not read yet), oldest first.
-        self.probation: OrderedDict[Any, None] = OrderedDict()
+        self.probation: OrderedDict[Any, float] = OrderedDict()  # socket -> held since
         self.max_probation = settings.max_probation if enabled else 0
         self.probation_wait = settings.probation_wait
         self.tickets_admitted = 0
@@ -211,15 +211,25 @@ class Shield:
         token, bits, _ = self.pow.challenge(min_bits=self.priority_bits)
         return challenge_response(token, bits)
 
-    def hold(self, handle: Any) -> Any:
-        """Put a socket on probation; returns the oldest one to close if the pool is full
-        (oldest first: an honest client sends its request line within a round trip)."""
-        self.probation[handle] = None
-        if len(self.probation) > self.max_probation:
-            evicted, _ = self.probation.popitem(last=False)
-            self._refuse("probation_full")
-            return evicted
-        return None
+    def hold(self, handle: Any) -> tuple[bool, Any]:
+        """Put a socket on probation: ``(held, evicted)``. When the pool is full, the oldest
+        socket is evicted (the caller closes it) if it has waited a quarter of
+        ``probation_wait``, far longer than an honest client takes to send its request
+        line; otherwise the new socket is not held (the caller drops it). Never evicting the
+        young matters: the event loop accepts sockets in bursts and reads them only after,
+        so evicting the oldest unconditionally would let one burst evict itself whole."""
+        now = self.clock()
+        evicted = None
+        if len(self.probation) >= self.max_probation:
+            oldest, since = next(iter(self.probation.items()))
+            if now - since < self.probation_wait / 4:
+                self._refuse("probation_full")
+                return False, None
+            del self.probation[oldest]
+            self._refuse("probation_evicted")
+            evicted = oldest
+        self.probation[handle] = now
+        return True, evicted
 
     def unhold(self, handle: Any) -> None:
         self.probation.pop(handle, None)

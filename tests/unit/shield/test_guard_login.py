@@ -104,10 +104,16 @@ def test_rationed_sockets_get_in_with_a_ticket(clock):
     assert s.accept("10.0.0.4").ticket is not None  # known addresses are not rationed
 
 
-def test_probation_is_bounded_oldest_first(clock):
-    s = shield(clock, max_probation=2)
-    assert s.hold("a") is None and s.hold("b") is None
-    assert s.hold("c") == "a"
+def test_probation_is_bounded_and_spares_the_young(clock):
+    s = shield(clock, max_probation=2, probation_wait=2.0)
+    assert s.hold("a") == (True, None)
+    clock.advance(0.1)
+    assert s.hold("b") == (True, None)
+    # Full, and the oldest has waited less than a quarter of probation_wait: a burst of
+    # new sockets must not evict the sockets accepted just before it.
+    assert s.hold("c") == (False, None)
+    clock.advance(0.45)
+    assert s.hold("c") == (True, "a")  # now the oldest has had its chance
     s.unhold("b")
     assert list(s.probation) == ["c"]
 
