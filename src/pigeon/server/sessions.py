@@ -69,13 +69,13 @@ async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
     if not p.sms:
         user = await services.store.user_by_phone(number.e164)
         if user is not None and await services.store.list_sessions(user.id):
-            shield.check_app_code(number.e164, caller.address)
+            shield.logins.check_app(number.e164, caller.address)
             code_id, code = await _new_code(services, number.e164)
             await deliver_code(services, user.id, code, ttl)
             services.metrics.codes_in_app.inc()
             return SentCode(code_id=code_id, expires_in=ttl, length=CODE_DIGITS,
                             delivery="app")
-    shield.check_sms_code(number.e164, number.country_code, caller.proven)
+    shield.logins.check_sms(number.e164, number.country_code, caller.proven)
     code_id, code = await _new_code(services, number.e164)
     await services.codes.send(number.e164, code, ttl)
     services.metrics.codes_sent.inc()

@@ -26,13 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pigeon.protocol.errors import ProofOfWorkRequired, RateLimited
@@ -40,16 +37,13 @@ from pigeon.protocol.types import PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
 from .bans import BanList, NftMirror
-from .codebudget import AdaptiveBudget, Refusal
+from .logins import LoginLimits
 from .pow import GRACE_BITS, DifficultyController, ProofOfWork
 from .ratelimit import KeyedLimiter, Rate, TokenBucket
 from .scheduler import Scheduler, WorkClass
 from .ticket import challenge_response, ticket_in_request
 
 log = logging.getLogger("pigeon.shield")
-
-BUDGETS_FILE = "code-budgets.json"  # learned SMS baselines, in the data directory
-SAVE_EVERY = 60  # seconds between saves of the baselines
 
 BULK_METHODS = frozenset({
     "messages.history", "updates.get_difference", "chats.list", "chats.members", "users.get",
@@ -121,18 +115,9 @@ class Shield:
         self.per_account_send = limiter(settings.rate_send)
         self.per_address = limiter(settings.rate_address)
         self.per_prefix = limiter(settings.rate_prefix)
-        self.codes_per_phone = limiter(settings.code_rate_phone)
-        self.logins_per_address = limiter(settings.code_rate_address)
-        self.app_codes = limiter(settings.code_rate_app)
-        self.app_codes_per_phone = limiter(settings.code_rate_app_phone)
-
-        def budget(setting: str) -> AdaptiveBudget:
-            return AdaptiveBudget(Rate.parse(setting), factor=settings.code_budget_factor,
-                                  halflife=settings.code_budget_halflife,
-                                  open_share=settings.code_budget_open, clock=clock)
-
-        self.code_budgets = {"country": budget(settings.code_rate_country),
-                             "global": budget(settings.code_rate_global)}
+        # Login codes and sign-ins: per address, per number, in the app, the SMS budgets.
+        self.logins = LoginLimits(settings, enabled=enabled, pow=self.pow,
+                                  refuse=self._refuse, clock=clock)
         self.priority_bits = settings.pow_priority_bits
         self.calls_per_proof = settings.pow_calls_per_proof
         # Sockets on probation (rationed, their request line not read yet), oldest first.
@@ -140,10 +125,6 @@ class Shield:
         self.max_probation = settings.max_probation if enabled else 0
         self.probation_wait = settings.probation_wait
         self.tickets_admitted = 0
-        data = getattr(settings, "data", None)
-        self._budgets_path = Path(data) / BUDGETS_FILE if data is not None and enabled else None
-        self._saving: asyncio.Task[None] | None = None
-        self._seconds = 0
         self.refused: dict[str, int] = {}
         # Event-loop lag (how late a timer fires): the one measure of overload that counts
         # everything the process does, including work no class budget sees (TLS and HTTP
@@ -333,53 +314,8 @@ class Shield:
         return False, credit  # calm: no work asked, and a stale solution does no harm
 
     def check_login(self, address: str) -> None:
-        """Code requests and sign-ins from one address. Like the limits per number, this
-        belongs to the messenger itself and holds even with the shield off."""
-        wait = self.logins_per_address.take(address)
-        if wait:
-            raise RateLimited(f"too many login attempts; try again in {wait:.0f} s",
-                              retry_after=round(wait, 1))
-
-    def check_sms_code(self, phone: str, country_code: int, proven: bool) -> None:
-        """A code by SMS: the budgets per country and in all (the shield's: a code-pumping
-        flood aimed at one country cannot spend the codes the rest of the world needs; see
-        ``codebudget.py``), then the limit per number. Raises POW_REQUIRED when only the
-        share of the budgets kept for calls with solved work is left, RATE_LIMITED when
-        none is. Budgets are spent only once every check has passed."""
-        keys = ((self.code_budgets["country"], str(country_code)),
-                (self.code_budgets["global"], "all"))
-        if self.enabled:
-            refusals = [r for b, k in keys if (r := b.check(k, proven)) is not None]
-            if refusals:
-                self._refuse("code_budget")
-                self._budget_refusal(refusals)
-        wait = self.codes_per_phone.take(phone)
-        if wait:
-            raise RateLimited(f"too many codes sent to this number; try again in {wait:.0f} s, "
-                              "or log in with a code sent to your other devices",
-                              retry_after=round(wait, 1))
-        if self.enabled:
-            for b, k in keys:
-                b.spend(k, proven)
-
-    def _budget_refusal(self, refusals: list[Refusal]) -> None:
-        if all(r.proof for r in refusals):
-            self.pow.rejected["POW_REQUIRED"] += 1
-            raise ProofOfWorkRequired("many login codes are being requested: solve "
-                                      "auth.challenge and send the solution", code="POW_REQUIRED")
-        wait = max(r.wait for r in refusals if not r.proof)
-        raise RateLimited(f"too many login codes requested; retry in {wait:.0f} s",
-                          retry_after=round(wait, 1))
-
-    def check_app_code(self, phone: str, address: str) -> None:
-        """A code delivered in the app (to the account's logged-in devices): per number and
-        requesting prefix, so that one network cannot spend another's, and more loosely per
-        number, so that many networks together cannot flood someone's devices."""
-        wait = (self.app_codes.take(f"{phone} {prefix_of(address)}")
-                or self.app_codes_per_phone.take(phone))
-        if wait:
-            raise RateLimited(f"too many codes sent to this account's devices; try again in "
-                              f"{wait:.0f} s, or ask for an SMS", retry_after=round(wait, 1))
+        """Code requests and sign-ins from one address (``logins.py``)."""
+        self.logins.check_address(address)
 
     def strike(self, address: str, reason: str) -> None:
         if self.enabled and self.bans.strike(address, reason) and self.on_ban is not None:
@@ -395,11 +331,7 @@ class Shield:
         if self.mirror is not None and not await self.mirror.ensure():
             log.warning("--nft-set %s: nft is missing, not permitted, or failed; bans stay in "
                         "process only", self.settings.nft_set)
-        if self._budgets_path is not None:
-            saved = await asyncio.to_thread(_read_json, self._budgets_path)
-            for name, budget in self.code_budgets.items():
-                if isinstance(saved.get(name), dict):
-                    budget.restore(saved[name])
+        await self.logins.load()
         if self.enabled and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever())
 
@@ -408,18 +340,7 @@ class Shield:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        if self._saving is not None:
-            await asyncio.wait([self._saving])
-        await self.save_budgets()
-
-    async def save_budgets(self) -> None:
-        """Write the learned baselines, so a restart does not forget normal traffic."""
-        if self._budgets_path is not None:
-            doc = {name: b.export() for name, b in self.code_budgets.items()}
-            try:
-                await asyncio.to_thread(_write_json, self._budgets_path, doc)
-            except OSError as exc:
-                log.warning("cannot save the login-code baselines: %s", exc)
+        await self.logins.save()
 
     async def _tick_forever(self) -> None:
         # CoDel judges a queue when something arrives or leaves; this tick also judges queues
@@ -442,10 +363,7 @@ class Shield:
     def tick(self) -> None:
         """Once a second: proof-of-work difficulty follows the pressure on the
         unauthenticated classes; now and then the code baselines are saved."""
-        self._seconds += 1
-        if self._seconds % SAVE_EVERY == 0 and self._budgets_path is not None and (
-                self._saving is None or self._saving.done()):
-            self._saving = asyncio.ensure_future(self.save_budgets())
+        self.logins.tick()
         self.difficulty.observe(max(self.scheduler.pressure(WorkClass.UNAUTHENTICATED),
                                     self.scheduler.pressure(WorkClass.PROVEN)))
 
@@ -457,7 +375,7 @@ class Shield:
             "pow_difficulty": self.pow.difficulty,
             "bans": self.bans.stats(),
             "refused": dict(self.refused),
-            "code_budgets": {name: b.status() for name, b in self.code_budgets.items()},
+            "code_budgets": self.logins.status(),
             "probation": {"held": len(self.probation), "tickets_admitted": self.tickets_admitted},
             "loop_lag": round(self.loop_lag, 4),
             "known_addresses": len(self.known),
@@ -466,20 +384,5 @@ class Shield:
 
 _NO_SLOT = contextlib.nullcontext()
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, path)
 
 __all__ = ["PROBATION", "Credit", "Decision", "Shield", "Ticket", "WorkClass"]

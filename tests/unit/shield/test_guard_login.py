@@ -55,38 +55,38 @@ def test_sms_budget_keeps_a_share_for_solved_work(clock):
                code_budget_open=0.25, code_rate_phone="100/1h burst 100")
     numbers = (f"+4915112345{i:03d}" for i in range(100))
     for _ in range(2):
-        s.check_sms_code(next(numbers), 49, proven=False)
+        s.logins.check_sms(next(numbers), 49, proven=False)
     with pytest.raises(ProofOfWorkRequired):  # the open share (2 of 8) is spent
-        s.check_sms_code(next(numbers), 49, proven=False)
-    s.check_sms_code(next(numbers), 44, proven=False)  # another country's is not
+        s.logins.check_sms(next(numbers), 49, proven=False)
+    s.logins.check_sms(next(numbers), 44, proven=False)  # another country's is not
     for _ in range(6):
-        s.check_sms_code(next(numbers), 49, proven=True)
+        s.logins.check_sms(next(numbers), 49, proven=True)
     with pytest.raises(RateLimited):  # and now all of it
-        s.check_sms_code(next(numbers), 49, proven=True)
+        s.logins.check_sms(next(numbers), 49, proven=True)
 
 
 def test_a_refused_budget_does_not_spend_the_number(clock):
     s = shield(clock, code_rate_country="1/1h burst 1", code_budget_open=1,
                code_rate_phone="5/1h burst 1")
-    s.check_sms_code("+4915112345678", 49, proven=True)
+    s.logins.check_sms("+4915112345678", 49, proven=True)
     with pytest.raises(RateLimited):
-        s.check_sms_code("+4915112345679", 49, proven=True)  # the country's budget
+        s.logins.check_sms("+4915112345679", 49, proven=True)  # the country's budget
     clock.advance(3600)
-    s.check_sms_code("+4915112345679", 49, proven=True)  # its number was not spent
+    s.logins.check_sms("+4915112345679", 49, proven=True)  # its number was not spent
 
 
 def test_in_app_codes_are_limited_per_number_and_network(clock):
     s = shield(clock, code_rate_app="5/1h burst 2", code_rate_app_phone="20/1h burst 5")
     number = "+4915112345678"
     for _ in range(2):
-        s.check_app_code(number, "10.0.0.1")
+        s.logins.check_app(number, "10.0.0.1")
     with pytest.raises(RateLimited):
-        s.check_app_code(number, "10.0.0.2")  # same /24: same budget
-    s.check_app_code(number, "10.0.1.1")  # another network still gets through
-    s.check_app_code(number, "10.0.2.1")
-    s.check_app_code(number, "10.0.3.1")
+        s.logins.check_app(number, "10.0.0.2")  # same /24: same budget
+    s.logins.check_app(number, "10.0.1.1")  # another network still gets through
+    s.logins.check_app(number, "10.0.2.1")
+    s.logins.check_app(number, "10.0.3.1")
     with pytest.raises(RateLimited):
-        s.check_app_code(number, "10.0.4.1")  # the looser limit per number
+        s.logins.check_app(number, "10.0.4.1")  # the looser limit per number
 
 
 def test_rationed_sockets_get_in_with_a_ticket(clock):
@@ -124,14 +124,14 @@ async def test_learned_baselines_survive_a_restart(clock, tmp_path):
     await s.start()
     for minute in range(30):
         for i in range(10):
-            s.check_sms_code(f"+44791112{minute:02d}{i:02d}", 44, proven=True)
+            s.logins.check_sms(f"+44791112{minute:02d}{i:02d}", 44, proven=True)
         clock.advance(60)
-    learned = s.code_budgets["country"].per_minute("44")
+    learned = s.logins.budgets["country"].per_minute("44")
     assert learned > 10
     await s.stop()
     assert (tmp_path / "code-budgets.json").stat().st_mode & 0o777 == 0o600
     again = shield(clock, data=tmp_path, code_rate_country="10/1m burst 10",
                    code_budget_halflife=600)
     await again.start()
-    assert again.code_budgets["country"].per_minute("44") == pytest.approx(learned)
+    assert again.logins.budgets["country"].per_minute("44") == pytest.approx(learned)
     await again.stop()
