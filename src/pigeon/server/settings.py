@@ -113,8 +113,13 @@ class Settings:
                 or not 0 < self.code_budget_open <= 1:
             raise SettingsError("need code_budget_factor >= 1, code_budget_halflife > 0 and "
                                 "0 < code_budget_open <= 1")
+        if not 0 <= self.pow_priority_bits <= 64 or self.pow_calls_per_proof < 1 \
+                or self.max_probation < 0 or self.probation_wait <= 0:
+            raise SettingsError("need 0 <= pow_priority_bits <= 64, pow_calls_per_proof >= 1, "
+                                "max_probation >= 0 and probation_wait > 0")
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
-                     "code_rate_global", "code_rate_app", "code_rate_app_phone", "frame_rate", "frame_rate_unauthenticated",
+                     "code_rate_global", "code_rate_app", "code_rate_app_phone",
+                     "frame_rate", "frame_rate_unauthenticated",
                      "accept_rate_overloaded", "accept_rate_unknown", "rate_session", "rate_account",
                      "rate_send", "rate_address", "rate_prefix"):
             try:
