@@ -108,6 +108,8 @@ class GuardedProtocol(asyncio.Protocol):
             return
         self.credit = credit
         self._admit(decision, bytes(head))
+        if credit is not None:
+            self.protect(credit.expires)
 
     def _deadline(self) -> None:
         if not self.greeted and self.transport is not None:
@@ -144,6 +146,12 @@ class GuardedProtocol(asyncio.Protocol):
         self.registry.pop(self.transport, None)
         self.shield.admission.release(self.ticket)
         self.inner.connection_lost(exc)
+
+    def protect(self, until: float) -> None:
+        """The connection brought solved work: random early drop passes over it until then
+        (a newcomer needs a few seconds in the pool to get a code and sign in)."""
+        if self.ticket is not None:
+            self.ticket.protected_until = max(self.ticket.protected_until, until)
 
     def promote(self) -> None:
         """The connection logged in: it leaves the unauthenticated pool."""

@@ -165,7 +165,7 @@ class Shield:
         return self._admit(address)
 
     def _admit(self, address: str) -> Decision:
-        decision = self.admission.admit(address)
+        decision = self.admission.admit(address, self.clock())
         if decision.ticket is None:
             self._refuse(decision.reason or "admission")
             self.strike(address, decision.reason or "admission")

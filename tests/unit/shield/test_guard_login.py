@@ -135,3 +135,24 @@ async def test_learned_baselines_survive_a_restart(clock, tmp_path):
     await again.start()
     assert again.logins.budgets["country"].per_minute("44") == pytest.approx(learned)
     await again.stop()
+
+
+def test_random_early_drop_spares_newcomers_who_solved_work():
+    """A newcomer stays unauthenticated for a code and a sign-in; with solved work it is
+    passed over when the full pool must drop someone, while its work is fresh."""
+    import random
+
+    from pigeon.shield.admission import Admission
+
+    adm = Admission(max_per_address=10, max_per_prefix=10**6, max_unauthenticated=20,
+                    rng=random.Random(7))
+    newcomers = [adm.admit(f"10.1.{i}.1", now=0).ticket for i in range(5)]
+    for t in newcomers:
+        t.protected_until = 100.0
+    for i in range(15):
+        adm.admit(f"10.2.{i}.1", now=0)
+    evicted = [adm.admit(f"10.3.{i}.1", now=50).evict for i in range(200)]
+    assert not any(e in newcomers for e in evicted)
+    assert all(t.open for t in newcomers)
+    later = [adm.admit(f"10.4.{i}.1", now=150).evict for i in range(200)]
+    assert any(e in newcomers for e in later)  # fresh work only
