@@ -133,8 +133,8 @@ class Connection:
             # Before the queue: a flood without work takes no slot.
             proven, self.credit = shield.prove(call.method, getattr(call.params, "pow", None),
                                                self.credit)
-            if proven and self.guard is not None and self.credit is not None:
-                self.guard.protect(self.credit.expires)
+            if self.user_id is None and self.guard is not None:
+                self.guard.protect(shield.spare_until(proven, self.credit))
             async with shield.slot_for(call.method, self.user_id is not None, proven):
                 result = await handler(Caller(self.services, self, self.address, proven),
                                        call.params)

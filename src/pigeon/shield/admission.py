@@ -15,8 +15,9 @@ Two pools:
   a few hundred milliseconds leaves the pool before its number comes up. A plain "refuse
   when full" would let the same attacker keep everyone out for as long as it likes.
   A newcomer signing up stays in the pool for longer (a code, a sign-in): a connection that
-  brought solved proof of work is spared (``protected_until``) while its work is fresh, so
-  the random choice passes over it unless nearly the whole pool is spared.
+  is busy signing up, or brought solved proof of work, is spared for a while
+  (``protected_until``, set by the caller), so the random choice passes over it unless
+  nearly the whole pool is spared.
 * **authenticated** connections are never evicted and do not count against the
   unauthenticated pool, nor against the per-address and per-prefix caps: a school, an
   office or a carrier-grade NAT puts thousands of real users behind one address, and once

@@ -313,6 +313,16 @@ class Shield:
             self.pow.verify(None, None)  # raises POW_REQUIRED (and counts it)
         return False, credit  # calm: no work asked, and a stale solution does no harm
 
+    def spare_until(self, proven: bool, credit: Credit | None) -> float:
+        """Until when random early drop should pass over a connection not logged in that
+        just got a call past the limits and the proof check: while its solved work is
+        fresh, or for ``hello_deadline`` after an admitted call. Idle sockets (what a
+        connection flood holds) are then the ones dropped, not a newcomer in the middle of
+        signing up; while work is asked, only connections that bring it are spared."""
+        if proven and credit is not None:
+            return credit.expires
+        return self.clock() + self.hello_deadline
+
     def check_login(self, address: str) -> None:
         """Code requests and sign-ins from one address (``logins.py``)."""
         self.logins.check_address(address)
