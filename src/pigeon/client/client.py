@@ -41,6 +41,7 @@ log = logging.getLogger("pigeon.client")
 # Calls that must not run twice behind the user's back: a second code SMS, a second group.
 NOT_RETRIED = frozenset({"auth.send_code", "auth.sign_in", "chats.create_group"})
 GAP_WAIT = 0.5  # seconds an out-of-order update waits for the ones before it
+HANDSHAKE = 3.0  # seconds for the first connect's handshakes; doubled on each retry
 
 
 def ws_url(server: str) -> str:
@@ -108,8 +109,11 @@ class Client:
         attempt = 0
         try:
             while True:
+                # Short handshakes first (a flooded server drops some), longer on each retry
+                # so that a slow network still gets through.
+                handshake = min(HANDSHAKE * 2**attempt, max(0.1, deadline - loop.time()))
                 try:
-                    await self._open()
+                    await self._open(handshake)
                     break
                 except ServerUnreachable as exc:
                     attempt += 1
@@ -141,13 +145,13 @@ class Client:
         self._queue.put_nowait(None)
         self.profile.save()
 
-    async def _open(self) -> None:
+    async def _open(self, handshake: float | None = None) -> None:
         assert self._http is not None
         url = self.url
         for _ in range(3):
             try:
                 link = await Link.open(self._http, url, self.profile.token, self._on_updates,
-                                       self._on_error, self.connect_timeout)
+                                       self._on_error, self.connect_timeout, handshake)
                 break
             except AdmissionChallenge as challenge:
                 # The server rations new connections and offers a way in: solve its

@@ -59,11 +59,17 @@ class Link:
     @classmethod
     async def open(cls, session: aiohttp.ClientSession, url: str, token: str | None,
                    on_updates: Callable[[list[Any]], None],
-                   on_error: Callable[[PigeonError], None], timeout: float = 10.0) -> Link:
+                   on_error: Callable[[PigeonError], None], timeout: float = 10.0,
+                   handshake: float | None = None) -> Link:
+        """``handshake``: seconds for the TCP and WebSocket handshakes (None: no limit). A
+        server whose listen queue overflows drops handshake packets, and TCP retransmits
+        them after 1, 3, 7 s; a caller that retries sooner with a fresh socket gets in
+        sooner."""
         try:
-            ws = await session.ws_connect(url, max_msg_size=4 * limits.MAX_FRAME_BYTES,
-                                          timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                                          heartbeat=30.0, autoping=True)
+            async with asyncio.timeout(handshake):
+                ws = await session.ws_connect(url, max_msg_size=4 * limits.MAX_FRAME_BYTES,
+                                              timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                                              heartbeat=30.0, autoping=True)
         except aiohttp.WSServerHandshakeError as exc:
             challenge = parse_challenge(exc.headers.get(HEADER) if exc.headers else None)
             if exc.status == 503 and challenge is not None:
