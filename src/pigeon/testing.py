@@ -145,10 +145,11 @@ class ServerProcess:
 
 async def login(server: ServerProcess, phone: str, name: str, *, username: str | None = None,
                 profile: Path | None = None, device: str = "test") -> Client:
-    """A connected client, signed up (or in) as ``phone``."""
+    """A connected client, signed up (or in) as ``phone``. The code is asked for by SMS
+    (read from the server's log) even when the account has other logged-in devices."""
     client = Client(server.url, Profile.load(profile))
     await client.connect()
-    await client.auth.send_code(phone)
+    await client.auth.send_code(phone, sms=True)
     code = await _in_thread(server.code_for, phone)
     await client.auth.sign_in(code, name=name, device=device)
     if username is not None:

@@ -115,7 +115,7 @@ async def sign_in(server: ServerProcess, phone: str, name: str = "Tester",
     """A fresh connection signed in as ``phone``; returns it and the Authorization."""
     raw = await Raw.open(server)
     assert (await raw.hello())["t"] == "welcome"
-    sent = await raw.ok("auth.send_code", phone=phone)
+    sent = await raw.ok("auth.send_code", phone=phone, sms=True)
     code = await asyncio.to_thread(server.code_for, phone)
     auth = await raw.ok("auth.sign_in", phone=phone, code_id=sent["code_id"], code=code,
                         name=name, device=device)

@@ -1,6 +1,7 @@
 """The README's five-minute tour, run as a person would: `pigeon` commands in a shell."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -28,9 +29,12 @@ def test_tour(server, phone, tmp_path):
     sign_up(server, alice, pa, "Alice", "alice_t")
     sign_up(server, bob, pb, "Bob", "bob_t")
     assert "Alice (@alice_t)" in ok(alice, "whoami")
-    # Bob's second device logs in to the same account.
-    ok(bob_laptop, "register", "--server", server.url, pb)
-    ok(bob_laptop, "verify", server.code_for(pb))
+    # Bob's second device logs in to the same account: the code goes to his first device,
+    # as a message from the Pigeon service account (no SMS).
+    assert "other logged-in devices" in ok(bob_laptop, "register", "--server", server.url, pb)
+    notice = ok(bob, "receive")
+    assert "Pigeon" in notice
+    ok(bob_laptop, "verify", re.search(r"Login code: (\d{6})", notice)[1])
 
     assert ok(alice, "send", "--to", "@bob_t", "hello bob").startswith("sent chat:")
     ok(alice, "send", "--to", "@bob_t", "-", stdin="from a pipe\n")
@@ -59,6 +63,16 @@ def test_tour(server, phone, tmp_path):
     refused = pigeon(bob, "send", "--to", chat, "am I still here?")
     assert refused.returncode == 1
     assert refused.stderr.strip().endswith("[NOT_A_MEMBER]") and "Traceback" not in refused.stderr
+
+
+def test_register_by_sms_on_request(server, phone, tmp_path):
+    number = phone()
+    sign_up(server, tmp_path / "first", number, "Carol", "carol_t")
+    second = tmp_path / "second"
+    out = ok(second, "register", "--sms", "--server", server.url, number)
+    assert "by SMS" in out
+    ok(second, "verify", server.code_for(number))
+    assert "Carol (@carol_t)" in ok(second, "whoami")
 
 
 def test_exit_codes(server, phone, tmp_path):

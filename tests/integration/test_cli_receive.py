@@ -22,7 +22,7 @@ def test_receive_marks_what_it_printed_as_read(server, phone, tmp_path):
     sign_up(server, alice, phone(), "Alice", "alice_r")
     number = phone()
     sign_up(server, bob, number, "Bob", "bob_r")
-    ok(laptop, "register", "--server", server.url, number)
+    ok(laptop, "register", "--sms", "--server", server.url, number)
     ok(laptop, "verify", server.code_for(number))
     chat = ok(alice, "send", "--to", "@bob_r", "one").split()[1]
     ok(alice, "send", "--to", "@bob_r", "two")
@@ -42,7 +42,7 @@ def test_own_sends_from_this_device_are_not_shown_back(server, phone, tmp_path):
     sign_up(server, alice, phone(), "Alice", "alice_o")
     number = phone()
     sign_up(server, bob, number, "Bob", "bob_o")
-    ok(laptop, "register", "--server", server.url, number)
+    ok(laptop, "register", "--sms", "--server", server.url, number)
     ok(laptop, "verify", server.code_for(number))
     ok(bob, "send", "--to", "@alice_o", "from bob's phone")
     ok(alice, "send", "--to", "@bob_o", "from alice")

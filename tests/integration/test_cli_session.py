@@ -21,7 +21,7 @@ def test_a_terminated_follower_is_told_at_once_and_so_is_the_next_command(server
     sign_up(server, alice, phone(), "Alice", "alice_s")
     number = phone()
     sign_up(server, bob, number, "Bob", "bob_s")
-    ok(laptop, "register", "--server", server.url, number)
+    ok(laptop, "register", "--sms", "--server", server.url, number)
     ok(laptop, "verify", server.code_for(number), "--device", "laptop")
     with Follower(laptop) as follower:
         ok(alice, "send", "--to", "@bob_s", "are you there?")

@@ -9,6 +9,7 @@ what it prints: each part of TEXT between ``...`` must appear, in order."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -66,6 +67,7 @@ def test_the_readme_tour_works_pasted_in_order(tmp_path):
     work.mkdir()
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
     phones: dict[str, str] = {}  # profile -> the number its last `register` asked a code for
+    in_app: dict[str, str | None] = {}  # profile -> the code another device received, if read
     follower: Follower | None = None
     # The real default: people who never wrote to the adder are invited, not added.
     with ServerProcess(tmp_path / "data", env={"PIGEON_DEFAULT_WHO_CAN_ADD": "contacts"}) as srv:
@@ -84,7 +86,8 @@ def test_the_readme_tour_works_pasted_in_order(tmp_path):
                     phones[profile] = words[-1]
                 if "verify" in words:
                     at = words.index("verify") + 1
-                    words[at] = srv.code_for(phones[profile])
+                    code = in_app.pop(profile, None)
+                    words[at] = code if code is not None else srv.code_for(phones[profile])
                 if words[-2:] == ["receive", "--follow"]:
                     follower = Follower(profile, env=env, cwd=work)
                     continue
@@ -97,6 +100,13 @@ def test_the_readme_tour_works_pasted_in_order(tmp_path):
                                         env=env, cwd=work)
                 assert result.returncode == 0, (command, result.stdout, result.stderr)
                 assert "Traceback" not in result.stderr, (command, result.stderr)
+                if "register" in words and "other logged-in devices" in result.stdout:
+                    in_app[profile] = None  # the code went to the account's other devices
+                if "receive" in words:
+                    for waiting in [p for p, code in in_app.items() if code is None]:
+                        found = re.search(r"\b(\d{6})\b", result.stdout)
+                        assert found, ("no login code in", command, result.stdout)
+                        in_app[waiting] = found.group(1)
                 if expected is not None:
                     assert in_order(result.stdout, expected), (command, result.stdout)
             assert follower is not None

@@ -120,7 +120,7 @@ async def test_the_sdk_syncs_long_cyrillic_messages_live_and_after_being_away(
     victim = await login(server, pv, "Victim")
     away = Client(server.url, Profile.load(tmp_path / "away"))
     await away.connect()
-    await away.auth.send_code(pv)
+    await away.auth.send_code(pv, sms=True)
     await away.auth.sign_in(await asyncio.to_thread(server.code_for, pv), device="away")
     await away.close()  # its pts stays where it was: it must catch up on all of them
     stranger = await login(server, phone(), "Stranger")

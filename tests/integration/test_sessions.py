@@ -51,7 +51,7 @@ async def test_one_code_signs_in_once_however_many_race(server: ServerProcess, p
         try:
             for raw in racers:
                 assert (await raw.hello())["t"] == "welcome"
-            sent = await racers[0].ok("auth.send_code", phone=number)
+            sent = await racers[0].ok("auth.send_code", phone=number, sms=True)
             code = await asyncio.to_thread(server.code_for, number)
             params = {"phone": number, "code_id": sent["code_id"], "code": code}
             if not round_ % 2:
@@ -73,7 +73,7 @@ async def test_sign_up_required_keeps_the_code(server: ServerProcess, phone) -> 
     raw = await Raw.open(server)
     try:
         await raw.hello()
-        sent = await raw.ok("auth.send_code", phone=number)
+        sent = await raw.ok("auth.send_code", phone=number, sms=True)
         code = await asyncio.to_thread(server.code_for, number)
         params = {"phone": number, "code_id": sent["code_id"], "code": code}
         answer = await raw.call("auth.sign_in", **params)
@@ -177,7 +177,7 @@ async def test_connections_are_capped_per_session_and_per_account(capped_server,
         newcomer = await Raw.open(server)
         opened.append(newcomer)
         await newcomer.hello()
-        sent = await newcomer.ok("auth.send_code", phone=number)
+        sent = await newcomer.ok("auth.send_code", phone=number, sms=True)
         code = await asyncio.to_thread(server.code_for, number)
         params = {"phone": number, "code_id": sent["code_id"], "code": code}
         assert (await newcomer.call("auth.sign_in", **params))["code"] == "TOO_MANY_CONNECTIONS"

@@ -98,6 +98,12 @@ def test_mixed_siege_serves_legit_users_and_stops_by_itself(tmp_path: Path) -> N
 
 
 def test_login_flood(tmp_path: Path) -> None:
+    """Finding 13: a code-pumping flood that does not solve proof of work gets at most the
+    open share of the global SMS budget (it got about 510 codes at 4,000 attackers before
+    the budgets adapted and kept a share for solved work)."""
+    from pigeon.server.settings import Settings
+    from pigeon.shield.ratelimit import Rate
+
     out = tmp_path / "siege.json"
     proc, _ = siege(tmp_path, "--mode", "login", "--duration", "6", "--users", "4",
                        "--rate", "10", "--attackers", "200", "--json", str(out))
@@ -106,6 +112,25 @@ def test_login_flood(tmp_path: Path) -> None:
     login = run["totals"]["attack"]["attack"]["by_mode"]["login"]
     assert login["calls"] > 0
     assert login["answered"] + login["refused"] > 0
+    floor, share = Rate.parse(Settings.code_rate_global), Settings.code_budget_open
+    budget = share * (floor.burst + floor.per_second * run["seconds"])
+    assert run["totals"]["all"]["attack"]["codes_sent"] <= budget + 1, login
+    assert not leftovers(tmp_path)
+
+
+def test_newcomers_who_solve_proof_of_work_get_in_during_a_flood(tmp_path: Path) -> None:
+    """Finding 14: people who sign up during a mixed siege, with the SDK (which solves the
+    challenges the shield hands out), are logged in within 10 s."""
+    out = tmp_path / "siege.json"
+    proc, _ = siege(tmp_path, "--mode", "mixed", "--duration", "8", "--users", "4",
+                    "--rate", "10", "--attackers", "400", "--newcomers", "10", "--json",
+                    str(out), timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = check_report(json.loads(out.read_text()), "mixed", 8)
+    legit = run["totals"]["attack"]["legit"]
+    assert legit["newcomers"] == 10
+    assert legit["newcomers_ok"] >= 9, legit["newcomer_errors"]
+    assert "newcomers:" in proc.stdout
     assert not leftovers(tmp_path)
 
 

@@ -26,6 +26,8 @@ def test_refuses_public_address_without_tls():
 @pytest.mark.parametrize("bad", [
     {"listen": "nonsense"}, {"code_sender": "carrier-pigeon"}, {"code_sender": "webhook"},
     {"code_rate_phone": "lots"}, {"tls_cert": "/x.pem"},
+    {"code_rate_app": "often"}, {"code_budget_factor": 0.5}, {"code_budget_open": 0},
+    {"pow_priority_bits": 65}, {"probation_wait": 0},
 ])
 def test_bad_settings_are_refused_with_a_reason(bad):
     with pytest.raises(SettingsError):

@@ -208,15 +208,26 @@ def profiles() -> None:
 @cli.command()
 @click.option("--server", required=True, callback=_server_option,
               help="Server URL, e.g. http://127.0.0.1:8700 or https://chat.example.org")
+@click.option("--sms", is_flag=True,
+              help="Send the code by SMS even if this number is logged in on other devices.")
 @click.argument("phone")
 @pass_ctx
 @run
-async def register(ctx: Ctx, server: str, phone: str) -> None:
-    """Ask the server to send a login code to PHONE (international form, +CC...)."""
+async def register(ctx: Ctx, server: str, sms: bool, phone: str) -> None:
+    """Ask the server to send a login code to PHONE (international form, +CC...).
+
+    If the number's account is logged in on other devices, the code goes there, as a message
+    from "Pigeon"; otherwise (or with --sms) by SMS."""
     async with session(ctx, server, need_login=False) as client:
-        sent = await client.auth.send_code(phone)
-    echo(f"a {sent.length}-digit code is on its way to {phone}; it expires in "
-         f"{duration(sent.expires_in)}. Next: {ctx.command('verify CODE --name NAME')}")
+        sent = await client.auth.send_code(phone, sms=sms)
+    if sent.delivery == "app":
+        again = ctx.command(f"register --sms --server {shlex.quote(server)} {shlex.quote(phone)}")
+        echo(f"a {sent.length}-digit code was sent to your other logged-in devices, as a "
+             f"message from \"Pigeon\"; it expires in {duration(sent.expires_in)}. Next: "
+             f"{ctx.command('verify CODE')} (no device at hand? {again})")
+    else:
+        echo(f"a {sent.length}-digit code is on its way to {phone} by SMS; it expires in "
+             f"{duration(sent.expires_in)}. Next: {ctx.command('verify CODE --name NAME')}")
 
 
 def default_device() -> str:

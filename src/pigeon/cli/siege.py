@@ -86,6 +86,11 @@ class _Status:
               help="Slowloris: seconds between bytes.")
 @click.option("--logins", default=0.5, show_default=True, type=float,
               help="Legitimate sign-ups per second during the run (0: none).")
+@click.option("--newcomers", default=0, show_default=True, type=int,
+              help="People who sign up with the SDK during the attack (spread over it); the "
+                   "report says how many were logged in within --newcomer-timeout.")
+@click.option("--newcomer-timeout", default=10.0, show_default=True, type=float,
+              help="Seconds a newcomer may take, from setting out to being logged in.")
 @click.option("--timeout", default=5.0, show_default=True, type=float,
               help="A legitimate send succeeds if acknowledged within this many seconds.")
 @click.option("--reconnect-timeout", default=90.0, show_default=True, type=float,

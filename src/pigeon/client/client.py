@@ -29,8 +29,11 @@ from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError, RateLimited, Unauthorized, Unavailable
 from pigeon.protocol.updates import NewMessage
 
+from pigeon.shield.pow import solve
+from pigeon.shield.ticket import format_ticket
+
 from .features import Account, Auth, Chats, Messages, Sessions
-from .link import ConnectionLost, Link, ServerUnreachable
+from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable
 from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, CallPacer, backoff
 
@@ -39,6 +42,7 @@ log = logging.getLogger("pigeon.client")
 # Calls that must not run twice behind the user's back: a second code SMS, a second group.
 NOT_RETRIED = frozenset({"auth.send_code", "auth.sign_in", "chats.create_group"})
 GAP_WAIT = 0.5  # seconds an out-of-order update waits for the ones before it
+HANDSHAKE = 3.0  # seconds for the first connect's handshakes; doubled on each retry
 
 
 def ws_url(server: str) -> str:
@@ -98,13 +102,30 @@ class Client:
     # -- life cycle -------------------------------------------------------------------------
     async def connect(self) -> Client:
         """Connect (and, with a saved session, log in and catch up). Raises ServerUnreachable
-        or Unauthorized(SESSION_INVALID) at once; later drops are repaired in the background."""
+        at once when nothing listens, Unauthorized(SESSION_INVALID) at once; a server that
+        is shedding new connections is retried with backoff for up to ``connect_timeout``.
+        Later drops are repaired in the background."""
         connector = aiohttp.TCPConnector(
             local_addr=(self.local_address, 0) if self.local_address else None,
             ssl=self._tls())
         self._http = aiohttp.ClientSession(connector=connector)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        attempt = 0
         try:
-            await self._open()
+            while True:
+                # Short handshakes first (a flooded server drops some), longer on each retry
+                # so that a slow network still gets through.
+                handshake = min(HANDSHAKE * 2**attempt, max(0.1, deadline - loop.time()))
+                try:
+                    await self._open(handshake)
+                    break
+                except ServerUnreachable as exc:
+                    attempt += 1
+                    delay = backoff(attempt, base=0.1, cap=2.0)
+                    if not exc.retryable_connect or loop.time() + delay > deadline:
+                        raise
+                    await asyncio.sleep(delay)
         except BaseException:
             await self._http.close()
             raise
@@ -135,10 +156,23 @@ class Client:
         self._queue.put_nowait(None)
         self.profile.save()
 
-    async def _open(self) -> None:
+    async def _open(self, handshake: float | None = None) -> None:
         assert self._http is not None
-        link = await Link.open(self._http, self.url, self.profile.token, self._on_updates,
-                               self._on_error, self.connect_timeout)
+        url = self.url
+        for _ in range(3):
+            try:
+                link = await Link.open(self._http, url, self.profile.token, self._on_updates,
+                                       self._on_error, self.connect_timeout, handshake)
+                break
+            except AdmissionChallenge as challenge:
+                # The server rations new connections and offers a way in: solve its
+                # challenge (in a thread: the app's loop keeps running) and bring the ticket.
+                nonce = await asyncio.to_thread(solve, challenge.token, challenge.difficulty)
+                url = f"{self.url}?pow={format_ticket(challenge.token, nonce)}"
+        else:
+            refused = ServerUnreachable("the server kept refusing new connections")
+            refused.retryable_connect = True
+            raise refused
         self._link = link
         welcome = link.welcome
         assert welcome is not None
@@ -211,10 +245,13 @@ class Client:
             self.profile.save()
 
     # -- calls ------------------------------------------------------------------------------
-    async def call(self, method: str, params: m.Params) -> Any:
+    async def call(self, method: str, params: m.Params, *,
+                   overload_retries: int | None = None) -> Any:
         """Call a method; retried across reconnects; after RATE_LIMITED, once the server's
         ``retry_after`` has passed (for up to ``max_rate_wait`` seconds in all); after
-        OVERLOADED, with jittered exponential backoff, up to ``max_overload_retries`` times."""
+        OVERLOADED, with jittered exponential backoff, up to ``overload_retries`` times
+        (default ``max_overload_retries``)."""
+        max_refusals = self.max_overload_retries if overload_retries is None else overload_retries
         refusals = 0
         rate_waited = 0.0
         while True:
@@ -232,7 +269,7 @@ class Client:
                 continue
             if not self.throttle.allow():
                 refusals += 1
-                if refusals > self.max_overload_retries:
+                if refusals > max_refusals:
                     raise Unavailable("the server is overloaded; gave up after backing off",
                                       code="OVERLOADED")
                 await asyncio.sleep(backoff(refusals))
@@ -259,7 +296,7 @@ class Client:
                     raise
                 self.throttle.record(accepted=False)
                 refusals += 1
-                if refusals > self.max_overload_retries:
+                if refusals > max_refusals:
                     raise
                 await asyncio.sleep(max(exc.retry_after or 0.0, backoff(refusals))
                                     * random.uniform(1.0, 1.5))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import ProofOfWorkRequired, Unauthorized
+from pigeon.protocol.errors import ProofOfWorkRequired, Unauthorized, Unavailable
 from pigeon.protocol.types import (
     Affected, Authorization, Chat, Dialog, Invitation, Me, Member, Message, PowChallenge,
     PowSolution, ReadResult, SentCode, SentMessage, SessionInfo, User, WhoCanAdd,
@@ -35,20 +35,32 @@ class _Feature:
 
 class Auth(_Feature):
     async def _with_proof(self, method: str, params: m.SendCode | m.SignIn):  # type: ignore[no-untyped-def]
-        """Call; if the server wants proof of work (it is under load), solve its challenge in
-        a thread and call again. The user only notices a short delay."""
+        """Call; if the server wants proof of work (it is under load), or is shedding calls
+        that bring none, solve its challenge in a thread and call again: calls with solved
+        work are served in a class of their own, ahead of a flood that brings none. The
+        user only notices a short delay."""
         for _ in range(3):
             try:
-                return await self._call(method, params)
+                # Without work, OVERLOADED is not waited out: solving is the faster way in.
+                return await self._client.call(
+                    method, params, overload_retries=0 if params.pow is None else None)
             except ProofOfWorkRequired:
-                challenge: PowChallenge = await self._call("auth.challenge", m.GetChallenge())
-                nonce = await asyncio.to_thread(solve, challenge.token, challenge.difficulty)
-                params = msgspec.structs.replace(
-                    params, pow=PowSolution(token=challenge.token, nonce=nonce))
+                pass
+            except Unavailable as exc:
+                if exc.code != "OVERLOADED" or params.pow is not None:
+                    raise
+            challenge: PowChallenge = await self._call("auth.challenge", m.GetChallenge())
+            nonce = await asyncio.to_thread(solve, challenge.token, challenge.difficulty)
+            params = msgspec.structs.replace(
+                params, pow=PowSolution(token=challenge.token, nonce=nonce))
         return await self._call(method, params)
 
-    async def send_code(self, phone: str) -> SentCode:
-        sent: SentCode = await self._with_proof("auth.send_code", m.SendCode(phone=phone))
+    async def send_code(self, phone: str, *, sms: bool = False) -> SentCode:
+        """Ask for a login code. It goes to the account's logged-in devices when it has any
+        (``SentCode.delivery == "app"``: a message from the Pigeon service account), else
+        by SMS; ``sms=True`` asks for an SMS in any case."""
+        sent: SentCode = await self._with_proof("auth.send_code",
+                                                m.SendCode(phone=phone, sms=sms))
         profile = self._client.profile
         profile.phone, profile.code_id = phone, sent.code_id
         profile.save()

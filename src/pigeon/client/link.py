@@ -14,6 +14,7 @@ from pigeon.protocol.frames import (
     ClientProtocol, ErrorReceived, ResultReceived, UpdatesReceived, Welcome, WelcomeReceived,
 )
 from pigeon.protocol.methods import Params
+from pigeon.shield.ticket import HEADER, parse_challenge
 
 
 class ConnectionLost(Unavailable):
@@ -24,6 +25,21 @@ class ConnectionLost(Unavailable):
 
 class ServerUnreachable(Unavailable):
     code = "UNAVAILABLE"
+
+    # False when nothing listens there (connection refused, no route): retrying is pointless.
+    # True when the server took the connection and let it go (it is shedding new sockets).
+    retryable_connect = False
+
+
+class AdmissionChallenge(ServerUnreachable):
+    """The server is rationing new connections and handed out a proof-of-work challenge:
+    solve it and connect again with the ticket (docs/shield.md)."""
+
+    retryable_connect = True
+
+    def __init__(self, message: str, token: str, difficulty: int) -> None:
+        super().__init__(message)
+        self.token, self.difficulty = token, difficulty
 
 
 ACCEPTED_FRAME_BYTES = limits.MAX_SERVER_FRAME_BYTES + 1024  # 256 KiB
@@ -58,15 +74,33 @@ class Link:
     @classmethod
     async def open(cls, session: aiohttp.ClientSession, url: str, token: str | None,
                    on_updates: Callable[[list[Any]], None],
-                   on_error: Callable[[PigeonError], None], timeout: float = 10.0) -> Link:
+                   on_error: Callable[[PigeonError], None], timeout: float = 10.0,
+                   handshake: float | None = None) -> Link:
+        """``handshake``: seconds for the TCP and WebSocket handshakes (None: no limit). A
+        server whose listen queue overflows drops handshake packets, and TCP retransmits
+        them after 1, 3, 7 s; a caller that retries sooner with a fresh socket gets in
+        sooner."""
         try:
             # Over MAX_SERVER_FRAME_BYTES, with room: aiohttp refuses a message of exactly
             # max_msg_size bytes, and SDKs before issue 7 accepted just under 256 KiB.
-            ws = await session.ws_connect(url, max_msg_size=ACCEPTED_FRAME_BYTES,
-                                          timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                                          heartbeat=30.0, autoping=True)
+            async with asyncio.timeout(handshake):
+                ws = await session.ws_connect(url, max_msg_size=ACCEPTED_FRAME_BYTES,
+                                              timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                                              heartbeat=30.0, autoping=True)
+        except aiohttp.WSServerHandshakeError as exc:
+            challenge = parse_challenge(exc.headers.get(HEADER) if exc.headers else None)
+            if exc.status == 503 and challenge is not None:
+                raise AdmissionChallenge("the server is rationing new connections",
+                                         *challenge) from None
+            unreachable = ServerUnreachable(f"cannot reach {url}: {exc}")
+            unreachable.retryable_connect = exc.status == 503
+            raise unreachable from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            raise ServerUnreachable(f"cannot reach {url}: {exc}") from None
+            unreachable = ServerUnreachable(f"cannot reach {url}: {exc}")
+            # Refused or unroutable: nobody listens. Anything else (a reset, a timeout): the
+            # server is there but dropped us, as a shield under a flood does.
+            unreachable.retryable_connect = not isinstance(exc, aiohttp.ClientConnectorError)
+            raise unreachable from None
         link = cls(ws, on_updates, on_error)
         await ws.send_bytes(ClientProtocol.hello(token))
         try:

@@ -64,6 +64,16 @@ def check_replay(first_chat_id: int, chat_id: int) -> None:
         raise Conflict("this random_id was used for another message", code="RANDOM_ID_DUPLICATE")
 
 
+def check_service_rules(*, to_service_chat: bool, forwards_from_service_chat: bool) -> None:
+    """The service account (it delivers login codes in the app) takes no messages, and what it
+    sent stays where it is: "forward me the code you just got" is how accounts are stolen."""
+    if to_service_chat:
+        raise Forbidden("the Pigeon service account takes no messages", code="FORBIDDEN")
+    if forwards_from_service_chat:
+        raise Forbidden("messages from the Pigeon service account cannot be forwarded",
+                        code="FORBIDDEN")
+
+
 def check_reply(target: Message | None, history_from: int, reply_to: int) -> None:
     """One can only answer what one can see: not deleted, not from before one joined."""
     if not visible(target, history_from):

@@ -6,8 +6,9 @@
     ├── ProtocolError                the peer broke the wire protocol; the connection may close
     │     MALFORMED_FRAME, FRAME_TOO_LARGE, UNSUPPORTED_VERSION, HELLO_REQUIRED
     ├── UnknownMethod                UNKNOWN_METHOD
-    ├── InvalidArgument              INVALID_ARGUMENT, PHONE_INVALID, USERNAME_INVALID,
-    │                                TEXT_INVALID, TITLE_INVALID, NAME_INVALID, DEVICE_INVALID
+    ├── InvalidArgument              INVALID_ARGUMENT, PHONE_INVALID, PHONE_NOT_SUPPORTED,
+    │                                USERNAME_INVALID, TEXT_INVALID, TITLE_INVALID, NAME_INVALID,
+    │                                DEVICE_INVALID
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
@@ -110,6 +111,7 @@ CODES: dict[str, type[PigeonError]] = {
     "UNKNOWN_METHOD": UnknownMethod,
     "INVALID_ARGUMENT": InvalidArgument,
     "PHONE_INVALID": InvalidArgument,
+    "PHONE_NOT_SUPPORTED": InvalidArgument,
     "USERNAME_INVALID": InvalidArgument,
     "TEXT_INVALID": InvalidArgument,
     "TITLE_INVALID": InvalidArgument,

@@ -59,6 +59,7 @@ class GetChallenge(Params):
 class SendCode(Params):
     phone: Phone
     pow: PowSolution | None = None
+    sms: bool = False  # True: by SMS even if the account has logged-in devices
 
 
 class SignIn(Params):

@@ -150,6 +150,9 @@ class SentCode(Struct):
     code_id: str
     expires_in: int
     length: int
+    # Where the code went: "sms", or "app" (a message from the Pigeon service account to the
+    # account's logged-in devices). A plain str, so later ways of delivery decode everywhere.
+    delivery: str = "sms"
 
 
 class Authorization(Struct):

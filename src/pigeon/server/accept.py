@@ -6,15 +6,23 @@ pool), and aborts it if its first Pigeon frame has not arrived within the hello 
 a slowloris peer that trickles its HTTP upgrade, or never sends ``hello``, holds a socket for
 seconds, not for ever.
 
+A socket that the shield's ration for unknown addresses refuses is put on probation: its
+request line is read here (aiohttp never sees it), and it gets in only with a proof-of-work
+ticket in its URL; otherwise it is answered 503 with a challenge and closed
+(shield/ticket.py). Sockets on probation are few and short-lived: at most ``max_probation``
+(the oldest is dropped to make room) for at most ``probation_wait`` seconds.
+
 Behind a trusted proxy (server/edge.py) the peer's address is the proxy's, so admission
 waits until the client's address is known:
 
 * with ``proxy_protocol``, a trusted peer must open with a PROXY v1/v2 header; it is parsed
   here (server/proxy_header.py) before aiohttp sees a byte, and the shield admits the address
-  it names. A peer whose header is missing or malformed is aborted;
+  it names (or puts it on probation, as above). A peer whose header is missing or malformed
+  is aborted;
 * otherwise the WebSocket handler reads ``X-Forwarded-For`` and calls :meth:`admit_forwarded`
-  before upgrading. Until then the connection holds no admission ticket, only the hello
-  deadline: it comes from a proxy the operator vouched for.
+  before upgrading; a rationed client address then needs its ticket in the URL as well. Until
+  then the connection holds no admission ticket, only the hello deadline: it comes from a
+  proxy the operator vouched for.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pigeon.shield.guard import Shield
+from pigeon.shield.guard import PROBATION, Shield
+from pigeon.shield.ticket import MAX_REQUEST_LINE
 
 from .edge import Edge, normalize
 from .proxy_header import ProxyHeaderError, ProxyHeaderParser
@@ -30,7 +39,7 @@ from .proxy_header import ProxyHeaderError, ProxyHeaderParser
 
 class GuardedProtocol(asyncio.Protocol):
     __slots__ = ("inner", "shield", "registry", "edge", "transport", "address", "ticket",
-                 "greeted", "_started", "_header", "_timer")
+                 "greeted", "credit", "_started", "_header", "_head", "_timer")
 
     def __init__(self, inner: Any, shield: Shield, registry: dict[Any, GuardedProtocol],
                  edge: Edge | None = None) -> None:
@@ -42,8 +51,10 @@ class GuardedProtocol(asyncio.Protocol):
         self.address = "unknown"  # the client's, once known (the PROXY header's if any)
         self.ticket: Any = None
         self.greeted = False
+        self.credit: Any = None  # solved work its ticket bought (shield.guard.Credit)
         self._started = False  # aiohttp's protocol has been handed the connection
         self._header: ProxyHeaderParser | None = None
+        self._head: bytearray | None = None  # on probation: the request so far
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,18 +62,25 @@ class GuardedProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.address = normalize(peer[0]) if peer else "unknown"
         if not self.edge.trusted(self.address):
-            if self._admit():
-                self._start()
+            self._decide(b"")
             return
         self._arm_deadline()  # a proxy's header and hello are due like anyone's
         if self.edge.proxy_protocol:
             self._header = ProxyHeaderParser()
         else:
-            self._start()  # admission when the request's X-Forwarded-For is read
+            self._start(b"")  # admission when the request's X-Forwarded-For is read
 
-    def _admit(self) -> bool:
-        assert self.transport is not None
+    def _decide(self, head: bytes) -> None:
+        """Ask the shield about ``self.address``; ``head``: bytes already read past a PROXY
+        header."""
         decision = self.shield.accept(self.address)
+        if decision is PROBATION:
+            self._hold(head)
+        elif self._admit(decision):
+            self._start(head)
+
+    def _admit(self, decision: Any) -> bool:
+        assert self.transport is not None
         if decision is None or decision.ticket is None:
             self.transport.abort()
             return False
@@ -74,18 +92,34 @@ class GuardedProtocol(asyncio.Protocol):
             self._arm_deadline()
         return True
 
-    def _start(self) -> None:
+    def _start(self, head: bytes) -> None:
         self.registry[self.transport] = self
         self._started = True
         self.inner.connection_made(self.transport)
+        if head:
+            self.inner.data_received(head)
 
-    def admit_forwarded(self, address: str) -> bool:
+    def admit_forwarded(self, address: str, request_line: bytes = b"") -> bool:
         """The WebSocket handler learned the client's address from X-Forwarded-For; False
-        when the shield refuses it (the connection is then aborted)."""
+        when the shield refuses it (the connection is then aborted, or answered with a
+        challenge when the client's address is rationed and its URL carries no ticket)."""
         if self.ticket is not None:
             return True
         self.address = address
-        return self._admit()
+        decision = self.shield.accept(address)
+        if decision is PROBATION:
+            decision, credit = self.shield.admit_ticket(address, request_line)
+            if decision is None:
+                assert self.transport is not None
+                self.transport.write(self.shield.challenge_response())  # type: ignore[attr-defined]
+                self.transport.close()
+                return False
+            self.credit = credit
+            admitted = self._admit(decision)
+            if admitted and credit is not None:
+                self.protect(credit.expires)
+            return admitted
+        return self._admit(decision)
 
     def _arm_deadline(self) -> None:
         if self._timer is None:
@@ -97,11 +131,65 @@ class GuardedProtocol(asyncio.Protocol):
             self.shield._refuse("hello_deadline")  # noqa: SLF001
             self.transport.abort()
 
+    # -- probation: a rationed socket may still bring a ticket --------------------------------
+    def _hold(self, head: bytes) -> None:
+        held, evicted = self.shield.hold(self)
+        if evicted is not None:
+            evicted._drop()
+        if not held:
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._head = bytearray()
+        self._timer = asyncio.get_running_loop().call_later(self.shield.probation_wait,
+                                                             self._drop)
+        if head:
+            self._judge(head)
+
+    def _drop(self) -> None:
+        if self._head is not None:
+            self._head = None
+            self.shield.unhold(self)
+            if self._timer is not None:
+                self._timer.cancel()
+            if self.transport is not None:
+                self.transport.abort()
+
+    def _judge(self, data: bytes) -> None:
+        head = self._head
+        assert head is not None
+        head += data
+        if b"\r\n" not in head:
+            if len(head) > MAX_REQUEST_LINE:
+                self._drop()
+            return
+        self._head = None
+        self.shield.unhold(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        decision, credit = self.shield.admit_ticket(self.address, bytes(head))
+        if decision is None:
+            assert self.transport is not None
+            self.transport.write(self.shield.challenge_response())  # type: ignore[attr-defined]
+            self.transport.close()
+            return
+        self.credit = credit
+        if self._admit(decision):
+            self._start(bytes(head))
+            if credit is not None:
+                self.protect(credit.expires)
+
+    # -- bytes and flow control -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        if self._header is not None:
-            self._read_header(data)
-        elif self._started:
+        if self._started:
             self.inner.data_received(data)
+        elif self._header is not None:
+            self._read_header(data)
+        elif self._head is not None:
+            self._judge(data)
 
     def _read_header(self, data: bytes) -> None:
         assert self._header is not None and self.transport is not None
@@ -116,11 +204,11 @@ class GuardedProtocol(asyncio.Protocol):
         self._header = None
         if header.source is not None:  # LOCAL or UNKNOWN: the proxy's own connection
             self.address = normalize(header.source[0])
-        if self.edge.trusted(self.address) or self._admit():
-            # (a trusted source is a proxy in front of the proxy: X-Forwarded-For decides)
-            self._start()
-            if header.rest:
-                self.inner.data_received(header.rest)
+        if self.edge.trusted(self.address):
+            # a proxy in front of the proxy: X-Forwarded-For decides
+            self._start(header.rest)
+        else:
+            self._decide(header.rest)
 
     def eof_received(self) -> bool | None:
         if self._started:
@@ -138,12 +226,21 @@ class GuardedProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._head is not None:
+            self._head = None
+            self.shield.unhold(self)
         if self.ticket is not None:
             self.shield.admission.release(self.ticket)
         if not self._started:
             return
         self.registry.pop(self.transport, None)
         self.inner.connection_lost(exc)
+
+    def protect(self, until: float) -> None:
+        """The connection brought solved work: random early drop passes over it until then
+        (a newcomer needs a few seconds in the pool to get a code and sign in)."""
+        if self.ticket is not None:
+            self.ticket.protected_until = max(self.ticket.protected_until, until)
 
     def promote(self) -> None:
         """The connection logged in: it leaves the unauthenticated pool."""

@@ -42,7 +42,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="too many connections\n")
     address: str = request["client"]
     guard = request.app["guards"].get(request.transport)
-    if guard is not None and not guard.admit_forwarded(address):
+    request_line = f"{request.method} {request.path_qs} HTTP/1.1\r\n".encode()
+    if guard is not None and not guard.admit_forwarded(address, request_line):
         raise web.HTTPServiceUnavailable()  # refused by the shield; already aborted
     # aiohttp refuses frames over max_msg_size by closing with 1009. Frames between our limit
     # and 4x it get a typed FRAME_TOO_LARGE error first, so honest clients learn why.

@@ -11,6 +11,7 @@ from pigeon.protocol.updates import Typing
 from pigeon.store import GroupPolicy
 
 from .fanout import afterwards, reserve
+from .service_account import refuse_service_account
 from .services import Caller
 from .settings import Settings
 from .users import public_user
@@ -32,6 +33,7 @@ async def open_private(caller: Caller, p: m.OpenPrivate) -> Chat:
 
 async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
     s = caller.services
+    await refuse_service_account(s, p.member_ids)
     title = validate_title(p.title)
     fanout = reserve(caller, None, estimate=len(p.member_ids) + 1)
     chat, pushes = await s.store.create_group(caller.user_id, title, p.member_ids, s.clock(),
@@ -43,6 +45,7 @@ async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
 
 async def add_members(caller: Caller, p: m.AddMembers) -> Chat:
     s = caller.services
+    await refuse_service_account(s, p.user_ids)
     fanout = reserve(caller, p.chat_id)
     chat, pushes = await s.store.add_members(caller.user_id, p.chat_id, p.user_ids, s.clock(),
                                              s.settings.max_group_members,

@@ -89,6 +89,9 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_touch = 0.0
         self.refusals = 0
+        # Solved work this connection brought (a ticket at accept): it covers its first
+        # expensive calls (Shield.prove).
+        self.credit = getattr(guard, "credit", None)
         services.connections.add(self)
         services.by_address.setdefault(address, set()).add(self)
         services.metrics.connections.inc()
@@ -173,12 +176,17 @@ class Connection:
             shield = self.shield
             shield.check_rate(call.method, self.address, self.user_id, self.session_id,
                               shield.call_cost(call.method, call.params))
-            work = shield.classify(call.method, self.user_id is not None)
-            if work is WorkClass.BULK:
-                result = await self._bulk(work, handler, call)
+            # Before the queue: a flood without work takes no slot.
+            proven, self.credit = shield.prove(call.method, getattr(call.params, "pow", None),
+                                               self.credit)
+            if self.user_id is None and self.guard is not None:
+                self.guard.protect(shield.spare_until(proven, self.credit))
+            logged_in = self.user_id is not None
+            if logged_in and shield.classify(call.method, True) is WorkClass.BULK:
+                result = await self._bulk(WorkClass.BULK, handler, call)
             else:
-                async with shield.slot(work):
-                    result = await handler(Caller(self.services, self, self.address),
+                async with shield.slot_for(call.method, logged_in, proven):
+                    result = await handler(Caller(self.services, self, self.address, proven),
                                            call.params)
         except PigeonError as exc:
             outcome = exc.code

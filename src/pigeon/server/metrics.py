@@ -37,6 +37,8 @@ class Metrics:
         self.slow_consumers = Counter("pigeon_slow_consumers_cut",
                                       "Connections closed for not reading", registry=r)
         self.codes_sent = Counter("pigeon_login_codes_sent", "Login codes sent", registry=r)
+        self.codes_in_app = Counter("pigeon_login_codes_in_app",
+                                    "Login codes delivered to logged-in devices", registry=r)
         self._request_children: dict[tuple[str, str], Any] = {}
         self._seconds_children: dict[str, Any] = {}
 

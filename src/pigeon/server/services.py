@@ -51,6 +51,8 @@ class Services:
     by_address: dict[str, set[Connection]] = field(default_factory=dict)
     clock: Any = time.time
     quota: AccountQuota = field(init=False)
+    # The service account's id once known (server/service_account.py); None: not looked up.
+    service_user: int | None = None
 
     def __post_init__(self) -> None:
         penalties = self.shield.penalties
@@ -85,6 +87,7 @@ class Caller:
     services: Services
     connection: Connection
     address: str
+    proven: bool = False  # the call came with solved proof of work (Shield.prove)
 
     @property
     def user_id(self) -> int:

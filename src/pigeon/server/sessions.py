@@ -7,8 +7,6 @@ import hashlib
 import hmac
 import secrets
 
-import phonenumbers
-
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError, Unauthorized
 from pigeon.protocol.types import (
@@ -16,6 +14,8 @@ from pigeon.protocol.types import (
 )
 from pigeon.store import LoginCode, SessionRecord, UserRecord
 
+from .phones import login_number
+from .service_account import deliver_code
 from .services import Caller, Services
 from .users import normalize_phone, public_user, validate_device, validate_name
 
@@ -43,29 +43,47 @@ async def authenticate(services: Services, token: str) -> tuple[SessionRecord, U
 
 
 async def challenge(caller: Caller, p: m.GetChallenge) -> PowChallenge:
-    token, difficulty, expires_in = caller.services.shield.pow.challenge()
+    token, difficulty, expires_in = caller.services.shield.challenge()
     return PowChallenge(token=token, difficulty=difficulty, expires_in=expires_in)
 
 
-async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
-    services = caller.services
-    services.shield.check_proof("auth.send_code", p.pow)
-    phone = normalize_phone(p.phone)
-    services.shield.check_login(caller.address, phone, phonenumbers.parse(phone).country_code)
+async def _new_code(services: Services, phone: str) -> tuple[str, str]:
     code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
     code_id = secrets.token_urlsafe(16)
-    ttl = services.settings.code_ttl
     await services.store.save_login_code(LoginCode(
         id=code_id, phone=phone, code_hash=services.code_hash(code_id, code),
-        expires=services.clock() + ttl, attempts=0))
-    await services.codes.send(phone, code, int(ttl))
+        expires=services.clock() + services.settings.code_ttl, attempts=0))
+    return code_id, code
+
+
+async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
+    """A login code: in the app when the number's account has logged-in devices (free, and
+    beyond the reach of whoever floods that number with SMS requests), else by SMS.
+
+    Proof of work was settled before the call was queued (``Shield.prove``); the number is
+    checked before anything is spent."""
+    services, shield = caller.services, caller.services.shield
+    number = login_number(p.phone)
+    shield.check_login(caller.address)
+    ttl = int(services.settings.code_ttl)
+    if not p.sms:
+        user = await services.store.user_by_phone(number.e164)
+        if user is not None and await services.store.list_sessions(user.id):
+            shield.logins.check_app(number.e164, caller.address)
+            code_id, code = await _new_code(services, number.e164)
+            await deliver_code(services, user.id, code, ttl)
+            services.metrics.codes_in_app.inc()
+            return SentCode(code_id=code_id, expires_in=ttl, length=CODE_DIGITS,
+                            delivery="app")
+    shield.logins.check_sms(number.e164, number.country_code, caller.proven)
+    code_id, code = await _new_code(services, number.e164)
+    await services.codes.send(number.e164, code, ttl)
     services.metrics.codes_sent.inc()
-    return SentCode(code_id=code_id, expires_in=int(ttl), length=CODE_DIGITS)
+    return SentCode(code_id=code_id, expires_in=ttl, length=CODE_DIGITS)
 
 
 async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     services, store = caller.services, caller.services.store
-    services.shield.check_proof("auth.sign_in", p.pow)
     phone = normalize_phone(p.phone)
     device = validate_device(p.device)  # before the code is spent on a sign-in that must fail
     services.shield.check_login(caller.address)

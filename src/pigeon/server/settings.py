@@ -37,8 +37,10 @@ class Settings:
     code_webhook_url: str | None = None
     code_ttl: float = 300.0                 # seconds a login code stays valid
     code_attempts: int = 5
-    code_rate_phone: str = "5/1h burst 3"   # codes sent to one number
+    code_rate_phone: str = "5/1h burst 3"   # codes sent by SMS to one number
     code_rate_address: str = "60/1h burst 20"  # code requests and sign-ins from one address
+    code_rate_app: str = "5/1h burst 3"     # in-app codes to one number, per requesting prefix
+    code_rate_app_phone: str = "20/1h burst 10"  # in-app codes to one number in all
     # Every group message writes one update row per member on the one writer thread: 1,000
     # members cost about 7 ms of it (docs/operations.md, "Groups"). Up to 200,000 allowed.
     max_group_members: int = 1_000
@@ -72,6 +74,9 @@ class Settings:
     accept_rate_unknown: str = "300/1s burst 600"     # new sockets from unknown addresses
     accept_rate_overloaded: str = "100/1s burst 100"  # ... while the event loop lags
     max_known_addresses: int = 1_000_000    # addresses of logged-in sessions, remembered
+    max_probation: int = 1024               # rationed sockets held while their request line
+                                            # is read for a proof-of-work ticket
+    probation_wait: float = 2.0             # seconds a rationed socket has to send that line
     max_refusals: int = 16                  # refused calls before a connection is closed
     rate_session: str = "50/1s burst 100"   # calls of one logged-in device
     rate_account: str = "100/1s burst 200"  # calls of one account, all devices together
@@ -81,17 +86,26 @@ class Settings:
     rate_address: str = "20/1s burst 40"    # unauthenticated calls from one address
     rate_prefix: str = "200/1s burst 400"   # unauthenticated calls from one prefix
     http_rate: str = "5/1s burst 20"        # public HTTP requests (not /v1/ws) from one address
-    code_rate_country: str = "600/1h burst 100"   # login codes to one country code
-    code_rate_global: str = "6000/1h burst 500"   # login codes in all
+    code_rate_country: str = "20/1m burst 20"     # SMS codes to one country code: the floor
+                                                  # of its adaptive budget
+    code_rate_global: str = "100/1m burst 100"    # SMS codes in all: the floor likewise
+    code_budget_factor: float = 3.0         # a budget allows this many times its baseline
+    code_budget_halflife: float = 86400.0   # seconds: how slowly a baseline learns
+    code_budget_open: float = 0.25          # share of a budget open to calls without proof
     budget_interactive: int = 1024          # concurrent calls per work class; interactive
                                             # calls mostly wait on a group commit, and
                                             # fewer slots would cap its batch size
     budget_bulk: int = 32
+    budget_proven: int = 16                 # unauthenticated calls with solved proof of work
     budget_unauthenticated: int = 16
     queue_target: float = 0.05              # CoDel target queue delay, seconds
     queue_interval: float = 0.5             # CoDel interval, seconds
     pow_min_bits: int = 0                   # floor for the proof-of-work difficulty
     pow_max_bits: int = 22
+    pow_priority_bits: int = 16             # the least work that buys priority (tickets at
+                                            # accept, the proven class, reserved codes)
+    pow_calls_per_proof: int = 3            # expensive calls one solution covers on its
+                                            # connection (a code, a sign-in, a retry)
     ban_strikes: int = 20                   # limit trips within ban_window that earn a ban
     ban_window: float = 60.0
     ban_seconds: float = 600.0
@@ -138,8 +152,17 @@ class Settings:
             raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
         if self.code_sender == "webhook" and not self.code_webhook_url:
             raise SettingsError("code_sender = webhook needs code_webhook_url")
+        if self.code_budget_factor < 1 or self.code_budget_halflife <= 0 \
+                or not 0 < self.code_budget_open <= 1:
+            raise SettingsError("need code_budget_factor >= 1, code_budget_halflife > 0 and "
+                                "0 < code_budget_open <= 1")
+        if not 0 <= self.pow_priority_bits <= 64 or self.pow_calls_per_proof < 1 \
+                or self.max_probation < 0 or self.probation_wait <= 0:
+            raise SettingsError("need 0 <= pow_priority_bits <= 64, pow_calls_per_proof >= 1, "
+                                "max_probation >= 0 and probation_wait > 0")
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
-                     "code_rate_global", "frame_rate", "frame_rate_unauthenticated",
+                     "code_rate_global", "code_rate_app", "code_rate_app_phone",
+                     "frame_rate", "frame_rate_unauthenticated",
                      "accept_rate_overloaded", "accept_rate_unknown", "rate_session", "rate_account",
                      "rate_send", "rate_address", "rate_prefix", "http_rate", "ban_door_rate",
                      "rate_fanout"):

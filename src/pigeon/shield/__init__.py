@@ -6,7 +6,10 @@ Layers, in the order a request meets them (``docs/shield.md`` explains how to tu
 * :mod:`.bans` refuses addresses and prefixes that keep tripping limits, and :mod:`.nft`
   mirrors them into nftables;
 * :mod:`.ratelimit` holds token buckets per session, account, address, prefix, phone number;
-* :mod:`.pow` asks unauthenticated expensive calls for adaptive proof-of-work under load;
+* :mod:`.pow` asks unauthenticated expensive calls for adaptive proof-of-work under load, and
+  :mod:`.ticket` lets a rationed newcomer in at accept with a solved challenge;
+* :mod:`.logins` limits login codes: per address and number, in the app per number and
+  network, and by SMS within the adaptive budgets of :mod:`.codebudget`;
 * :mod:`.scheduler` gives each work class its budget and sheds by queue delay (CoDel).
 
 Everything here is transport-agnostic and takes a replaceable clock.

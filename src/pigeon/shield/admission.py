@@ -14,6 +14,10 @@ Two pools:
   so most evictions land on the attacker, while a legitimate client that authenticates in
   a few hundred milliseconds leaves the pool before its number comes up. A plain "refuse
   when full" would let the same attacker keep everyone out for as long as it likes.
+  A newcomer signing up stays in the pool for longer (a code, a sign-in): a connection that
+  is busy signing up, or brought solved proof of work, is spared for a while
+  (``protected_until``, set by the caller), so the random choice passes over it unless
+  nearly the whole pool is spared.
 * **authenticated** connections are never evicted and do not count against the
   unauthenticated pool, nor against the per-address and per-prefix caps: a school, an
   office or a carrier-grade NAT puts thousands of real users behind one address, and once
@@ -75,6 +79,7 @@ class Ticket:
     prefix: str
     authenticated: bool = False
     handle: Any = None
+    protected_until: float = 0.0  # spared by random early drop until then (solved work)
     open: bool = field(default=True, init=False)
     # Position in Admission's unauthenticated list, for O(1) random choice and removal.
     _slot: int = field(default=-1, init=False, repr=False)
@@ -127,7 +132,7 @@ class Admission:
         self._refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
 
     # -- the three operations ------------------------------------------------------------
-    def admit(self, address: str) -> Decision:
+    def admit(self, address: str, now: float = 0.0) -> Decision:
         prefix = prefix_of(address)
         reason = self._refusal(address, prefix)
         if reason is not None:
@@ -135,7 +140,7 @@ class Admission:
             return Decision(None, reason)
         evict = None
         if len(self._unauthenticated) >= self.max_unauthenticated:
-            evict = self._unauthenticated[self.rng.randrange(len(self._unauthenticated))]
+            evict = self._victim(now)
             self.release(evict)
             self._evicted += 1
         ticket = Ticket(address, prefix)
@@ -183,6 +188,17 @@ class Admission:
         }
 
     # -- internals -------------------------------------------------------------------------
+    def _victim(self, now: float) -> Ticket:
+        """A random unauthenticated connection, passing over spared ones: a few draws, so
+        the cost stays O(1); if every draw is spared, the pool is nearly all newcomers who
+        solved work, and one of them has to go."""
+        pool = self._unauthenticated
+        for _ in range(4):
+            victim = pool[self.rng.randrange(len(pool))]
+            if victim.protected_until <= now:
+                break
+        return victim
+
     def _refusal(self, address: str, prefix: str) -> str | None:
         # Most specific first, so the refusal counters point at the narrowest culprit.
         if self._per_address[address] >= self.max_per_address:

@@ -10,8 +10,10 @@ Layers, in the order a connection meets them (docs/shield.md explains each and h
    account, address and prefix, then queued for its class's budget, where CoDel sheds the
    lowest class first;
 4. unauthenticated expensive calls (login codes, sign-in) need proof of work when the
-   unauthenticated class is under pressure; login codes are limited per number, per country
-   and globally;
+   unauthenticated class is under pressure, and calls that bring solved work are served in
+   a class of their own (PROVEN) ahead of those that do not; login codes by SMS are limited
+   per number and by adaptive budgets per country and globally (``codebudget.py``), codes
+   delivered in the app per number and requesting prefix;
 5. whoever keeps tripping limits is banned for a while (and, with ``nft_set``, dropped by the
    kernel): a logged-in session by itself, a stranger's address only with evidence
    proportional to the logged-in sessions that share it, and never cutting those sessions
@@ -29,17 +31,20 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
-from pigeon.protocol.errors import RateLimited
+from pigeon.protocol.errors import ProofOfWorkRequired, RateLimited
 from pigeon.protocol.types import Budget, PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
 from .bans import NftMirror
+from .logins import LoginLimits
 from .penalties import Penalties
-from .pow import DifficultyController, ProofOfWork
+from .pow import GRACE_BITS, DifficultyController, ProofOfWork
 from .ratelimit import KeyedLimiter, Rate, TokenBucket
 from .scheduler import Scheduler, WorkClass
+from .ticket import challenge_response, ticket_in_request
 
 log = logging.getLogger("pigeon.shield")
 
@@ -52,6 +57,24 @@ PAGED_METHODS = frozenset({"chats.list", "chats.members"})
 # Unauthenticated calls that cost the operator real resources: an SMS, a password-hash-like
 # check, a session row. They need proof of work under pressure.
 EXPENSIVE_UNAUTHENTICATED = frozenset({"auth.send_code", "auth.sign_in"})
+# Calls cheaper than queueing them: served without a slot (still rate-limited per address).
+SLOTLESS = frozenset({"auth.challenge"})
+
+# What Shield.accept answers for a socket that the ration refused: hold it, read its request
+# line, and let it in only with a proof-of-work ticket (``ticket.py``). A caller that does
+# not know probation sees a refusal (no ticket) and drops the socket, as before.
+PROBATION = Decision(None, "probation")
+
+
+@dataclass
+class Credit:
+    """Solved work a connection brought (a ticket at accept, or a call's ``pow``): it covers
+    the connection's next ``calls`` expensive calls, until it expires or falls more than
+    GRACE_BITS below the current difficulty. One sign-up then costs one solution."""
+
+    bits: int
+    expires: float
+    calls: int
 
 
 class Shield:
@@ -70,6 +93,7 @@ class Shield:
         self.scheduler = Scheduler(
             budgets={WorkClass.INTERACTIVE: settings.budget_interactive,
                      WorkClass.BULK: settings.budget_bulk,
+                     WorkClass.PROVEN: settings.budget_proven,
                      WorkClass.UNAUTHENTICATED: settings.budget_unauthenticated},
             target=settings.queue_target, interval=settings.queue_interval, clock=clock)
         self.mirror = NftMirror(settings.nft_set) if settings.nft_set else None
@@ -94,10 +118,6 @@ class Shield:
         self.per_address = limiter(settings.rate_address)
         self.per_prefix = limiter(settings.rate_prefix)
         self.http_per_address = limiter(settings.http_rate)
-        self.codes_per_phone = limiter(settings.code_rate_phone)
-        self.logins_per_address = limiter(settings.code_rate_address)
-        self.codes_per_country = limiter(settings.code_rate_country)
-        self.codes_global = limiter(settings.code_rate_global)
         # Fan-out (issue 7, finding 6): every update a write makes for someone else costs the
         # one writer thread; a message to a 20,000-member group took 415 ms of it and stalled
         # everyone's sends. Each account gets a budget of such updates, and the last known
@@ -106,6 +126,16 @@ class Shield:
         self.chat_sizes: OrderedDict[int, int] = OrderedDict()
         self.chat_sizes_asked: set[int] = set()  # being looked up (server/fanout.py)
         self.max_chat_sizes = 100_000
+        # Login codes and sign-ins: per address, per number, in the app, the SMS budgets.
+        self.logins = LoginLimits(settings, enabled=enabled, pow=self.pow,
+                                  refuse=self._refuse, clock=clock)
+        self.priority_bits = settings.pow_priority_bits
+        self.calls_per_proof = settings.pow_calls_per_proof
+        # Sockets on probation (rationed, their request line not read yet), oldest first.
+        self.probation: OrderedDict[Any, float] = OrderedDict()  # socket -> held since
+        self.max_probation = settings.max_probation if enabled else 0
+        self.probation_wait = settings.probation_wait
+        self.tickets_admitted = 0
         self.refused: dict[str, int] = {}
         # Event-loop lag (how late a timer fires): the one measure of overload that counts
         # everything the process does, including work no class budget sees (TLS and HTTP
@@ -125,7 +155,9 @@ class Shield:
 
     # -- accept -----------------------------------------------------------------------------
     def accept(self, address: str) -> Decision | None:
-        """None: drop the connection (banned). Otherwise the admission decision.
+        """None: drop the connection (banned). :data:`PROBATION`: the ration refused it, but a
+        ticket in its request line may still let it in (:meth:`admit_ticket`). Otherwise
+        the admission decision.
 
         A banned address that logged-in sessions use still gets a few sockets through the
         token-only door (penalties.py): the connection's hello must carry a valid token."""
@@ -143,14 +175,62 @@ class Shield:
                     self.loop_lag > self.lag_target
                     and self._accept_bucket.take(self.accept_rate, now) > 0):
                 self._refuse("overloaded_accept")
-                return None
-        decision = self.admission.admit(address)
+                return PROBATION if self.max_probation > 0 else None
+        return self._admit(address, banned)
+
+    def _admit(self, address: str, banned: bool = False) -> Decision:
+        decision = self.admission.admit(address, self.clock())
         if decision.ticket is None:
             self._refuse(decision.reason or "admission")
             self.strike(address, decision.reason or "admission")
         elif banned:
             self._refuse("banned_token_only")  # counted: admitted, but for a token only
         return decision
+
+    def admit_ticket(self, address: str, head: bytes) -> tuple[Decision | None, Credit | None]:
+        """A socket on probation sent ``head`` (its request line at least). With a valid,
+        unspent ticket of at least ``pow_priority_bits`` it skips the ration: the admission
+        decision and the credit its work buys. Without: (None, None)."""
+        found = ticket_in_request(head)
+        if found is None:
+            return None, None
+        try:
+            bits = self.pow.redeem(found[0], found[1], min_bits=self.priority_bits)
+        except ProofOfWorkRequired:
+            self._refuse("bad_ticket")
+            return None, None
+        self.tickets_admitted += 1
+        credit = Credit(bits, self.clock() + self.pow.ttl, self.calls_per_proof)
+        return self._admit(address), credit
+
+    def challenge_response(self) -> bytes:
+        """The 503 answer that hands a rationed socket a challenge to solve."""
+        token, bits, _ = self.pow.challenge(min_bits=self.priority_bits)
+        return challenge_response(token, bits)
+
+    def hold(self, handle: Any) -> tuple[bool, Any]:
+        """Put a socket on probation: ``(held, evicted)``. When the pool is full, the oldest
+        socket is evicted (the caller closes it) if it has waited a quarter of
+        ``probation_wait``, far longer than an honest client takes to send its request
+        line; otherwise the new socket is not held (the caller drops it). Never evicting the
+        young matters: the event loop accepts sockets in bursts and reads them only after,
+        so evicting the oldest unconditionally would let one burst evict itself whole."""
+        now = self.clock()
+        evicted = None
+        if len(self.probation) >= self.max_probation:
+            oldest, since = next(iter(self.probation.items()))
+            if now - since < self.probation_wait / 4:
+                self._refuse("probation_full")
+                return False, None
+            del self.probation[oldest]
+            self._refuse("probation_evicted")
+            evicted = oldest
+        self.probation[handle] = now
+        return True, evicted
+
+    def unhold(self, handle: Any) -> None:
+        self.probation.pop(handle, None)
+
 
     def new_frame_bucket(self, authenticated: bool = False) -> TokenBucket:
         """A full bucket: the anonymous burst for a new connection; the authenticated one
@@ -224,9 +304,9 @@ class Shield:
 
     # -- calls ------------------------------------------------------------------------------
     @staticmethod
-    def classify(method: str, authenticated: bool) -> WorkClass:
+    def classify(method: str, authenticated: bool, proven: bool = False) -> WorkClass:
         if not authenticated:
-            return WorkClass.UNAUTHENTICATED
+            return WorkClass.PROVEN if proven else WorkClass.UNAUTHENTICATED
         return WorkClass.BULK if method in BULK_METHODS else WorkClass.INTERACTIVE
 
     @staticmethod
@@ -298,32 +378,64 @@ class Shield:
             return _NO_SLOT
         return self.scheduler.slot(work_class)
 
-    def check_proof(self, method: str, solution: PowSolution | None) -> None:
-        if self.enabled and method in EXPENSIVE_UNAUTHENTICATED:
-            if solution is None:
-                self.pow.verify(None, None)
-            else:
-                self.pow.verify(solution.token, solution.nonce)
+    def slot_for(self, method: str, authenticated: bool,
+                 proven: bool) -> contextlib.AbstractAsyncContextManager[None]:
+        if not self.enabled or method in SLOTLESS:
+            return _NO_SLOT
+        return self.scheduler.slot(self.classify(method, authenticated, proven))
 
-    def check_login(self, address: str, phone: str | None = None,
-                    country_code: int | None = None) -> None:
-        """Limits on login codes (``phone`` given) and sign-ins. Per number and per address
-        belong to the messenger itself and hold even with the shield off; per country and
-        globally are the shield's: a code-pumping flood (SMS fraud) aimed at one country's
-        premium numbers cannot spend the codes the rest of the world needs."""
-        wait = self.logins_per_address.take(address)
-        if not wait and phone is not None:
-            wait = self.codes_per_phone.take(phone)
-        if wait:
-            raise RateLimited(f"too many login attempts; try again in {wait:.0f} s",
-                              retry_after=round(wait, 1))
-        if not self.enabled or country_code is None:
-            return
-        wait = self.codes_per_country.take(str(country_code)) or self.codes_global.take("all")
-        if wait:
-            self._refuse("code_budget")
-            raise RateLimited(f"too many login codes requested; retry in {wait:.0f} s",
-                              retry_after=round(wait, 1))
+    def challenge(self) -> tuple[str, int, float]:
+        """An ``auth.challenge`` answer. With the shield on it asks at least
+        ``pow_priority_bits``: the client only asks when it was refused, and a solution
+        that easy would not buy it the priority it asks for."""
+        return self.pow.challenge(min_bits=self.priority_bits if self.enabled else 0)
+
+    def prove(self, method: str, solution: PowSolution | None,
+              credit: Credit | None) -> tuple[bool, Credit | None]:
+        """Before a call is queued: does it bring solved work? Returns (proven, the
+        connection's credit), or raises POW_REQUIRED / POW_INVALID when the load asks for
+        work the call did not bring. One HMAC and one hash: cheaper than queueing the call,
+        so a flood without work is refused before it takes a slot."""
+        if not self.enabled or method not in EXPENSIVE_UNAUTHENTICATED:
+            return False, credit
+        current = self.pow.difficulty
+        usable = (credit is not None and credit.calls > 0 and self.clock() < credit.expires
+                  and credit.bits >= current - GRACE_BITS)
+        failed: ProofOfWorkRequired | None = None
+        if solution is not None:
+            try:
+                bits = self.pow.redeem(solution.token, solution.nonce)
+            except ProofOfWorkRequired as exc:
+                failed = exc  # e.g. spent on a try that was shed: the credit may cover it
+            else:
+                if bits >= self.priority_bits - GRACE_BITS:
+                    return True, Credit(bits, self.clock() + self.pow.ttl,
+                                        self.calls_per_proof - 1)
+                if not usable:
+                    return False, credit  # enough for the load, too little for priority
+        if usable:
+            assert credit is not None
+            credit.calls -= 1
+            return True, credit
+        if current > 0:
+            if failed is not None:
+                raise failed
+            self.pow.verify(None, None)  # raises POW_REQUIRED (and counts it)
+        return False, credit  # calm: no work asked, and a stale solution does no harm
+
+    def spare_until(self, proven: bool, credit: Credit | None) -> float:
+        """Until when random early drop should pass over a connection not logged in that
+        just got a call past the limits and the proof check: while its solved work is
+        fresh, or for ``hello_deadline`` after an admitted call. Idle sockets (what a
+        connection flood holds) are then the ones dropped, not a newcomer in the middle of
+        signing up; while work is asked, only connections that bring it are spared."""
+        if proven and credit is not None:
+            return credit.expires
+        return self.clock() + self.hello_deadline
+
+    def check_login(self, address: str) -> None:
+        """Code requests and sign-ins from one address (``logins.py``)."""
+        self.logins.check_address(address)
 
     def strike(self, address: str, reason: str, *, session_id: int | None = None,
                user_id: int | None = None) -> None:
@@ -342,6 +454,7 @@ class Shield:
         if self.mirror is not None and not await self.mirror.ensure():
             log.warning("--nft-set %s: nft is missing, not permitted, or failed; bans stay in "
                         "process only", self.settings.nft_set)
+        await self.logins.load()
         if self.enabled and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever())
 
@@ -350,6 +463,7 @@ class Shield:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        await self.logins.save()
 
     async def _tick_forever(self) -> None:
         # CoDel judges a queue when something arrives or leaves; this tick also judges queues
@@ -370,8 +484,11 @@ class Shield:
                 self.tick()
 
     def tick(self) -> None:
-        """Proof-of-work difficulty follows the pressure on the unauthenticated class."""
-        self.difficulty.observe(self.scheduler.pressure(WorkClass.UNAUTHENTICATED))
+        """Once a second: proof-of-work difficulty follows the pressure on the
+        unauthenticated classes; now and then the code baselines are saved."""
+        self.logins.tick()
+        self.difficulty.observe(max(self.scheduler.pressure(WorkClass.UNAUTHENTICATED),
+                                    self.scheduler.pressure(WorkClass.PROVEN)))
 
     def status(self) -> dict[str, Any]:
         return {
@@ -381,6 +498,8 @@ class Shield:
             "pow_difficulty": self.pow.difficulty,
             "bans": {**self.bans.stats(), **self.penalties.stats()},
             "refused": dict(self.refused),
+            "code_budgets": self.logins.status(),
+            "probation": {"held": len(self.probation), "tickets_admitted": self.tickets_admitted},
             "loop_lag": round(self.loop_lag, 4),
             "known_addresses": len(self.known),
         }
@@ -388,4 +507,5 @@ class Shield:
 
 _NO_SLOT = contextlib.nullcontext()
 
-__all__ = ["Decision", "Shield", "Ticket", "WorkClass"]
+
+__all__ = ["PROBATION", "Credit", "Decision", "Shield", "Ticket", "WorkClass"]

@@ -191,9 +191,10 @@ class ProofOfWork:
             raise ValueError(f"difficulty must be within 0..{MAX_BITS} bits")
         self._fixed = bits
 
-    def challenge(self) -> tuple[str, int, float]:
-        """A fresh token at the current difficulty: ``(token, difficulty, expires_in)``."""
-        difficulty = self.difficulty
+    def challenge(self, min_bits: int = 0) -> tuple[str, int, float]:
+        """A fresh token at the current difficulty (at least ``min_bits``):
+        ``(token, difficulty, expires_in)``."""
+        difficulty = max(self.difficulty, min(min_bits, MAX_BITS))
         issued_ms = int(self.clock() * 1000)
         header = _HEADER.pack(_VERSION, issued_ms, difficulty, os.urandom(12))
         mac = hmac.new(self._secret, header, hashlib.sha256).digest()
@@ -206,18 +207,28 @@ class ProofOfWork:
 
         Each token is good for one call: a solved token is recorded until it expires.
         """
-        current = self.difficulty
-        if current == 0:
+        if self.difficulty == 0:
             return  # calm: no work asked, whatever the client sent
         if token is None or nonce is None:
             self._reject("POW_REQUIRED", "solve auth.challenge and send the solution")
+        self.redeem(token, nonce)
+
+    def redeem(self, token: str, nonce: int, min_bits: int = 0) -> int:
+        """Check a solution whatever the load, spend it, and return its difficulty; raise
+        POW_INVALID unless it is this server's, unexpired, unused, solved, and at most
+        ``GRACE_BITS`` easier than the current difficulty (or ``min_bits``, if higher).
+
+        The shield calls this for solutions that buy priority (an admission ticket, a code
+        while the budget for calls without proof is spent): they must prove work even
+        when the load asks for none."""
+        required = max(self.difficulty, min_bits)
         issued, difficulty, mac = self._open(token)
         now = self.clock()
         if issued > now + CLOCK_SKEW:
             self._reject("POW_INVALID", "challenge issued in the future")
         if now >= issued + self.ttl:
             self._reject("POW_INVALID", "challenge expired: fetch a new one")
-        if difficulty < current - GRACE_BITS:
+        if difficulty < required - GRACE_BITS:
             self._reject("POW_INVALID", "challenge too easy for the current load: fetch a new one")
         self._purge(now)
         if mac in self._used:
@@ -226,6 +237,7 @@ class ProofOfWork:
             self._reject("POW_INVALID", "the nonce does not solve the challenge")
         self._remember(mac, issued + self.ttl)
         self.accepted += 1
+        return difficulty
 
     def stats(self) -> dict[str, object]:
         return {

@@ -31,8 +31,12 @@ retry_after=...)``, which the SDK retries with jitter. Three rules decide who is
 3. **Lowest class first.** Classes share one process, so when a higher class is dropping,
    the classes below it are the cheapest relief: while INTERACTIVE is dropping, new
    UNAUTHENTICATED arrivals are refused at once, and if it is still dropping an ``interval``
-   later, new BULK arrivals too (while BULK is dropping, UNAUTHENTICATED arrivals are
-   refused). A full queue refuses at once as well.
+   later, new BULK and PROVEN arrivals too (while BULK or PROVEN is dropping,
+   UNAUTHENTICATED arrivals are refused). A full queue refuses at once as well.
+
+PROVEN is the unauthenticated work that came with solved proof of work (a newcomer signing
+up); it has a budget and a queue of its own, so a flood of unproven calls, however long its
+queue, never stands in front of it.
 
 The clock is replaceable; nothing here sleeps, so tests drive it with a fake clock.
 """
@@ -60,14 +64,21 @@ class WorkClass(enum.IntEnum):
 
     INTERACTIVE = 0  # logged-in sessions: send, read, sync
     BULK = 1  # logged-in sessions: history, media, search
-    UNAUTHENTICATED = 2  # anything before login: hello, challenges, codes, sign-in
+    PROVEN = 2  # before login, but with solved proof of work: a newcomer, not a flood
+    UNAUTHENTICATED = 3  # anything else before login: codes, sign-in
 
 
 DEFAULT_BUDGETS: dict[WorkClass, int] = {
     WorkClass.INTERACTIVE: 256,
     WorkClass.BULK: 32,
+    WorkClass.PROVEN: 16,
     WorkClass.UNAUTHENTICATED: 16,
 }
+
+# How far from the bottom each class stands when a higher one sheds (rule 3): the
+# unproven strangers go at once, proven newcomers and bulk work an interval later.
+_SHED_RANK = {WorkClass.UNAUTHENTICATED: 0, WorkClass.PROVEN: 1, WorkClass.BULK: 1,
+              WorkClass.INTERACTIVE: 2}
 
 SHED_REASONS = ("codel", "queue_full", "priority")
 
@@ -343,7 +354,7 @@ class Scheduler:
 
     # -- shedding ----------------------------------------------------------------------------
     def _shed_by_priority(self, work_class: WorkClass, now: float) -> bool:
-        rank_from_bottom = max(WorkClass) - work_class  # UNAUTHENTICATED 0, BULK 1, ...
+        rank_from_bottom = _SHED_RANK[work_class]
         for higher in WorkClass:
             if higher >= work_class:
                 break

@@ -7,6 +7,7 @@ peers, each with its own per-address and per-prefix limits on the server.
     127.1.0.0 – 127.32.x.x     legitimate users and their idle devices, over 8192 /24s
     127.64.0.0 – 127.64.x.x    legitimate sign-ups during the run
     127.65.0.0 – 127.65.x.x    setup (registering the accounts before the run)
+    127.66.0.0 – 127.69.x.x    newcomers (--newcomers), one per /24 as people on many networks
     127.70.0.0 – 127.70.x.x    compromised (spamming) accounts
     127.128.0.0 – 127.255.x.x  attackers, spread over --attack-subnets /24 prefixes
 """
@@ -38,6 +39,11 @@ def legit_address(index: int) -> str:
 
 def signup_address(index: int) -> str:
     return _spread(64, index % (256 * _HOSTS))
+
+
+def newcomer_address(index: int) -> str:
+    prefix, host = index % 1024, (index // 1024) % _HOSTS
+    return f"127.{66 + prefix // 256}.{prefix % 256}.{host + 1}"
 
 
 def setup_address(index: int) -> str:

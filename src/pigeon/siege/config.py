@@ -48,6 +48,8 @@ class SiegeConfig:
     attack_subnets: int = 256        # /24 prefixes the attacker addresses are spread over
     slow_interval: float = 1.0       # slowloris: seconds between bytes
     logins: float = 0.5              # legitimate sign-ups per second during the run (0: none)
+    newcomers: int = 0               # people signing up during the attack, each timed
+    newcomer_timeout: float = 10.0   # a newcomer succeeds if logged in within this
     timeout: float = 5.0             # a legitimate send succeeds if acknowledged within this
     reconnect_timeout: float = 90.0  # reconnect mode: give up waiting for the storm after this
     max_sockets: int = 8_000         # attacker sockets at once, all modes together
@@ -67,6 +69,10 @@ class SiegeConfig:
         _bound("--attack-subnets", self.attack_subnets, 1, 32_768)
         _bound("--slow-interval", self.slow_interval, 0.05, 60.0)
         _bound("--logins", self.logins, 0.0, 100.0)
+        _bound("--newcomers", self.newcomers, 0, 1000)
+        _bound("--newcomer-timeout", self.newcomer_timeout, 1.0, 60.0)
+        if self.newcomers and self.mode == "reconnect":
+            raise SiegeError("--newcomers sign up during an attack; reconnect mode has none")
         _bound("--timeout", self.timeout, 0.1, 60.0)
         _bound("--reconnect-timeout", self.reconnect_timeout, 1.0, 600.0)
         _bound("--max-sockets", self.max_sockets, 1, MAX_SOCKETS)

@@ -6,6 +6,9 @@
 * The peer's device counts the push of every message it receives.
 * Newcomers sign up at a trickle (``--logins``), through the SDK, which solves proof of
   work when asked: can people still join while the login path is flooded?
+* ``--newcomers N``: N people sign up with the SDK during the attack, spread evenly over
+  it, each from a network of its own with a mobile number from one of ten countries; each
+  is timed from when it set out to when it is logged in.
 
 Reconnect mode's storm is in :mod:`.storm`.
 """
@@ -24,8 +27,8 @@ from pigeon.client import Client, Profile
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.updates import NewMessage
 
-from .addresses import legit_address, signup_address
-from .setup import Account, CodeSource, Fixture, phone
+from .addresses import legit_address, newcomer_address, signup_address
+from .setup import Account, CodeSource, Fixture, newcomer_phone, phone
 from .stats import RunStats
 
 
@@ -185,3 +188,43 @@ async def _signup(url: str, codes: CodeSource, stats: RunStats, sec: int, i: int
         with contextlib.suppress(Exception):  # closing a client that never connected
             await client.close()
     stats.login(sec, error)
+
+
+async def newcomers(url: str, codes: CodeSource, stats: RunStats, t0: float,
+                    window: tuple[float, float], count: int, timeout: float,
+                    bind: bool = True) -> None:
+    """``count`` newcomers sign up during the attack window (seconds since ``t0``)."""
+    start, end = window
+    step = (end - start) / count
+    tasks = []
+    for i in range(count):
+        at = t0 + start + (i + 0.5) * step
+        await asyncio.sleep(max(0.0, at - time.time()))
+        tasks.append(asyncio.create_task(_newcomer(url, codes, stats, t0, at, i, timeout,
+                                                   bind)))
+    await asyncio.wait(tasks)
+
+
+async def _newcomer(url: str, codes: CodeSource, stats: RunStats, t0: float, at: float,
+                    i: int, timeout: float, bind: bool) -> None:
+    client = Client(url, Profile(), local_address=newcomer_address(i) if bind else None,
+                    reconnect=False, track_updates=False, connect_timeout=timeout)
+    number = newcomer_phone(i)
+    error: str | None = None
+    try:
+        async with asyncio.timeout(max(0.1, at + timeout + 5.0 - time.time())):
+            await client.connect()
+            await client.auth.send_code(number)
+            code = await codes.get(number, timeout=timeout)
+            await client.auth.sign_in(code, name=f"Newcomer {i}", device="siege")
+    except TimeoutError:
+        error = "TIMEOUT"
+    except PigeonError as exc:
+        error = exc.code
+    except (OSError, aiohttp.ClientError) as exc:
+        error = type(exc).__name__
+    finally:
+        took = time.time() - at
+        with contextlib.suppress(Exception):  # closing a client that never connected
+            await client.close()
+    stats.newcomer(int(at - t0), took, error)

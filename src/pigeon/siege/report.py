@@ -45,6 +45,9 @@ _ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any], str]]] =
     ("pushed to peer %", lambda t: t["legit"]["delivery_rate"], _pct),
     ("sign-ups ok / tried", lambda t: (t["legit"]["logins_ok"], t["legit"]["logins"]),
      lambda x: f"{x[0]}/{x[1]}"),
+    ("newcomers in time / tried",
+     lambda t: (t["legit"].get("newcomers_ok", 0), t["legit"].get("newcomers", 0)),
+     lambda x: f"{x[0]}/{x[1]}"),
     ("attacker conns accepted", lambda t: t["attack"]["conns_accepted"], _num),
     ("attacker conns refused", lambda t: t["attack"]["conns_refused"], _num),
     ("attacker sockets held (peak)", lambda t: t["attack"]["held"], _num),
@@ -145,6 +148,21 @@ def reconnect_lines(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def newcomer_lines(run: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    legit = run["totals"]["all"]["legit"]
+    if not legit.get("newcomers"):
+        return []
+
+    def s(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f} s"
+
+    errors = ", ".join(f"{k} {v}" for k, v in legit["newcomer_errors"].items()) or "none"
+    return [f"[{run['label']}] newcomers: {legit['newcomers_ok']}/{legit['newcomers']} signed "
+            f"up within {parameters.get('newcomer_timeout', 10):g} s during the attack "
+            f"(p50 {s(legit['newcomer_p50_s'])}, max {s(legit['newcomer_max_s'])}; "
+            f"failures: {errors})"]
+
+
 def render(doc: dict[str, Any], per_second: bool = True) -> str:
     runs = doc["runs"]
     p = doc["parameters"]
@@ -158,6 +176,7 @@ def render(doc: dict[str, Any], per_second: bool = True) -> str:
                    f"attack {w[0]:g}-{w[1]:g} s; stopped: {run['stopped']['reason']} "
                    f"after {run['stopped']['wall_s']:.0f} s")
         out += reconnect_lines(run)
+        out += newcomer_lines(run, p)
         out += [f"[{run['label']}] note: {note}" for note in run.get("notes", [])]
     if per_second:
         out += ["", seconds_table(runs)]

@@ -36,7 +36,7 @@ from . import report
 from .addresses import attacker_address, raise_fd_limit, spammer_address
 from .attackers import Plan
 from .config import SiegeConfig, SiegeError, check_loopback
-from .legit import Legit, close_all, signups
+from .legit import Legit, close_all, newcomers, signups
 from .monitor import ProcessSampler, find_listener, machine_cpu_percent
 from .setup import CodeSource, Fixture, LogFileCodes, ServerCodes, build_fixture
 from .stats import RunStats, phase_of, series, summarize, totals
@@ -179,7 +179,8 @@ async def _read_attackers(proc: asyncio.subprocess.Process, stats: RunStats) -> 
 async def run_once(cfg: SiegeConfig, target: Target, fixture: Fixture, label: str,
                    server_args: list[str], progress: Progress) -> dict[str, Any]:
     began = time.monotonic()
-    stats = RunStats(cfg.timeout)
+    stats = RunStats(cfg.timeout, cfg.newcomer_timeout)
+    joining: asyncio.Task[None] | None = None
     legit = Legit(target.url, fixture, stats, cfg.rate, cfg.timeout, bind=target.bind)
     pool: DevicePool | None = None
     proc: asyncio.subprocess.Process | None = None
@@ -219,6 +220,10 @@ async def run_once(cfg: SiegeConfig, target: Target, fixture: Fixture, label: st
             helpers.append(asyncio.create_task(signups(
                 target.url, target.codes, stats, t0, lambda: legit.end, cfg.logins,
                 target.bind)))
+        if cfg.newcomers and target.codes is not None:
+            joining = asyncio.create_task(newcomers(
+                target.url, target.codes, stats, t0, (window[0], window[1]), cfg.newcomers,
+                cfg.newcomer_timeout, target.bind))
         if reconnect_mode:
             storm = asyncio.create_task(_storm(cfg, target, legit, pool, t0, window))
         sec = 0
@@ -247,6 +252,8 @@ async def run_once(cfg: SiegeConfig, target: Target, fixture: Fixture, label: st
                 reason = "time limit"
                 break
         seconds = sec
+        if joining is not None:  # the last ones set out at the end of the attack
+            await asyncio.wait([joining], timeout=cfg.newcomer_timeout + 10.0)
         await legit.finish()
         if proc is not None:
             try:
@@ -264,6 +271,8 @@ async def run_once(cfg: SiegeConfig, target: Target, fixture: Fixture, label: st
             reconnect = {**storm_summary(restart, listening, sdk, final),
                          "restart_at_s": round(restart - t0, 2)}
     finally:
+        if joining is not None and not joining.done():
+            joining.cancel()
         if storm is not None and not storm.done():
             storm.cancel()
         for task in helpers:

@@ -99,11 +99,43 @@ class Fixture:
         return asdict(self)
 
 
+# Where each kind of account starts in the sequence of numbers (mobile_number): the kinds
+# never share a number (idle devices up to 20,000, sign-ups up to 60,000).
+_FIRST = {"user": 0, "idle": 10_000, "spammer": 30_000, "victim": 31_000, "signup": 32_000,
+          "newcomer": 100_000}
+
+
 def phone(kind: str, index: int) -> str:
-    """Distinct valid German mobile numbers per kind of account."""
-    base = {"user": 10_000_000, "idle": 20_000_000, "spammer": 30_000_000,
-            "victim": 31_000_000, "signup": 40_000_000}[kind]
-    return f"+49151{base + index:08d}"
+    """Distinct valid mobile numbers per kind of account, from ten countries in turn: a
+    shielded server's SMS budgets are per country, as a real server's users are spread."""
+    return mobile_number(_FIRST[kind] + index)
+
+
+# People come from many countries (a server's users do, and one country's budget for login
+# codes is not the world's): mobile numbers of these regions, in turn.
+NEWCOMER_REGIONS = ("DE", "GB", "FR", "NL", "ES", "IT", "PL", "IN", "BR", "US")
+
+
+def newcomer_phone(index: int) -> str:
+    return phone("newcomer", index)
+
+
+def mobile_number(index: int) -> str:
+    """The index-th of a sequence of distinct valid mobile numbers (below 1,000,000)."""
+    import phonenumbers
+
+    region = NEWCOMER_REGIONS[index % len(NEWCOMER_REGIONS)]
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    digits = str(example.national_number)
+    serial = index // len(NEWCOMER_REGIONS)
+    for step in range(1000):
+        tail = f"{(serial * 7919 + step * 104729 + 11) % 100_000:05d}"
+        number = phonenumbers.parse(f"+{example.country_code}{digits[:-5]}{tail}")
+        if phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in (
+                phonenumbers.PhoneNumberType.MOBILE,
+                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise ValueError(f"no valid mobile number for newcomer {index} in {region}")
 
 
 async def solve_pow(rpc: Rpc) -> dict[str, Any]:

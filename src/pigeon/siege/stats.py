@@ -44,6 +44,10 @@ class Second:
     logins: int = 0
     logins_ok: int = 0
     login_errors: Counter[str] = field(default_factory=Counter)
+    newcomers: int = 0                 # --newcomers: sign-ups during the attack, timed
+    newcomers_ok: int = 0              # ... done within --newcomer-timeout
+    newcomer_seconds: list[float] = field(default_factory=list)  # every one, failed ones too
+    newcomer_errors: Counter[str] = field(default_factory=Counter)
     attack: dict[str, dict[str, Any]] = field(default_factory=dict)
     server: dict[str, float | None] = field(default_factory=dict)
     harness: dict[str, float | None] = field(default_factory=dict)
@@ -52,8 +56,9 @@ class Second:
 class RunStats:
     """Everything measured in one run, by second since the run's start."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, newcomer_timeout: float = 10.0) -> None:
         self.timeout = timeout
+        self.newcomer_timeout = newcomer_timeout
         self.seconds: dict[int, Second] = {}
 
     def at(self, sec: int) -> Second:
@@ -99,6 +104,19 @@ class RunStats:
         else:
             bucket.login_errors[error] += 1
 
+    def newcomer(self, sec: int, took: float, error: str | None) -> None:
+        """A newcomer that began signing up in ``sec``: done after ``took`` seconds, or
+        failed. Done but later than the newcomer timeout counts as SLOW."""
+        bucket = self.at(sec)
+        bucket.newcomers += 1
+        bucket.newcomer_seconds.append(took)
+        if error is None and took > self.newcomer_timeout:
+            error = "SLOW"
+        if error is None:
+            bucket.newcomers_ok += 1
+        else:
+            bucket.newcomer_errors[error] += 1
+
     # -- attack and machine --------------------------------------------------------------------
     def attack_counts(self, sec: int, modes: dict[str, dict[str, Any]]) -> None:
         """Merge one report of the attacker process (reports for a second may repeat)."""
@@ -134,6 +152,10 @@ def _rate(part: int, whole: int) -> float | None:
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000.0, 1)
+
+
+def _s(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _attack_total(buckets: list[Second]) -> dict[str, Any]:
@@ -172,9 +194,12 @@ def summarize(buckets: list[Second], timeout: float) -> dict[str, Any]:
     delivery = [x for b in buckets for x in b.delivery_latencies]
     errors: Counter[str] = Counter()
     login_errors: Counter[str] = Counter()
+    newcomer_errors: Counter[str] = Counter()
     for b in buckets:
         errors.update(b.errors)
         login_errors.update(b.login_errors)
+        newcomer_errors.update(b.newcomer_errors)
+    newcomer_seconds = [x for b in buckets for x in b.newcomer_seconds]
     cpu = [x for b in buckets if (x := b.server.get("cpu_percent")) is not None]
     rss = [x for b in buckets if (x := b.server.get("rss_mb")) is not None]
     def mean(values: list[float]) -> float | None:
@@ -202,6 +227,11 @@ def summarize(buckets: list[Second], timeout: float) -> dict[str, Any]:
             "logins": logins, "logins_ok": logins_ok,
             "login_success_rate": _rate(logins_ok, logins),
             "login_errors": dict(login_errors.most_common()),
+            "newcomers": sum(b.newcomers for b in buckets),
+            "newcomers_ok": sum(b.newcomers_ok for b in buckets),
+            "newcomer_p50_s": _s(percentile(newcomer_seconds, 0.50)),
+            "newcomer_max_s": _s(max(newcomer_seconds)) if newcomer_seconds else None,
+            "newcomer_errors": dict(newcomer_errors.most_common()),
         },
         "attack": _attack_total(buckets),
         "server": {

@@ -25,6 +25,12 @@ from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
 
+# The service account that delivers login codes in the app. Its "phone" is no phone number,
+# so nobody can ask for a code to log in as it.
+SERVICE_PHONE = "service:pigeon"
+SERVICE_NAME = "Pigeon"
+
+
 class UserRecord(msgspec.Struct, frozen=True):
     id: int
     phone: str
@@ -286,6 +292,19 @@ class Store(abc.ABC):
         self, user_id: int, chat_id: int, max_id: int
     ) -> tuple[int, int, list[Push]]:
         """Returns (caller's pts, unread count left, pushes)."""
+
+    # -- the service account ----------------------------------------------------------------
+    @abc.abstractmethod
+    async def service_user_id(self) -> int | None:
+        """The service account's id, or None until its first message."""
+
+    @abc.abstractmethod
+    async def send_service_message(
+        self, user_id: int, text: str, now: float
+    ) -> tuple[Message, list[Push]]:
+        """A message from the service account to ``user_id`` in their chat with it (created,
+        and the account too, on first use). Nobody else may write in that chat
+        (Forbidden) nor open a chat with the service account."""
 
     # -- updates ----------------------------------------------------------------------------
     @abc.abstractmethod

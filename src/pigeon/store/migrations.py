@@ -163,6 +163,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sessions_v2 RENAME TO sessions;
     CREATE INDEX sessions_by_user ON sessions(user_id);
     """,
+    # 5: the chats of the service account (login codes delivered in the app): only it writes
+    """
+    CREATE TABLE service_chats (
+        chat_id INTEGER PRIMARY KEY
+    );
+    """,
 ]
 
 

@@ -40,6 +40,7 @@ from .sqlite_messages import (
     _q_get_message, _q_history, _tx_delete_messages, _tx_edit_message, _tx_read_history,
     _tx_send_message,
 )
+from .sqlite_service import _q_service_user_id, _tx_send_service_message
 
 
 class SqliteStore(Store):
@@ -199,6 +200,14 @@ class SqliteStore(Store):
     async def read_history(self, user_id: int, chat_id: int,
                            max_id: int) -> tuple[int, int, list[Push]]:
         return await self.engine.write(_tx_read_history, user_id, chat_id, max_id)
+
+    # -- the service account ----------------------------------------------------------------
+    async def service_user_id(self) -> int | None:
+        return await self.engine.read(_q_service_user_id)
+
+    async def send_service_message(self, user_id: int, text: str,
+                                   now: float) -> tuple[Message, list[Push]]:
+        return await self.engine.write(_tx_send_service_message, user_id, text, now)
 
     # -- updates ----------------------------------------------------------------------------
     async def get_state(self, user_id: int) -> State:

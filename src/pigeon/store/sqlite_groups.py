@@ -11,12 +11,14 @@ import sqlite3
 import msgspec
 
 from pigeon.domain import groups, membership
+from pigeon.domain import messages as rules
 from pigeon.domain.groups import GroupPolicy
 from pigeon.domain.visibility import departure
 from pigeon.protocol.types import Chat, Role
 
 from .base import MemberRecord, Push
 from .sqlite_log import announce, pts_in
+from .sqlite_service import service_user_id
 from .sqlite_people import (
     check_created_quota,
     check_joined_quota,
@@ -41,6 +43,8 @@ from .sqlite_rows import (
 
 def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: float) -> Chat:
     existing_users(conn, [peer_id])
+    rules.check_service_rules(to_service_chat=peer_id == service_user_id(conn),
+                              forwards_from_service_chat=False)
     pair = membership.private_members(user_id, peer_id)
     a, b = pair[0], pair[-1]
     row = conn.execute(

@@ -20,6 +20,7 @@ from pigeon.protocol.types import FwdFrom, Message
 from .base import Push
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_people import note_private_send
+from .sqlite_service import is_service_chat
 from .sqlite_rows import (
     MSG_COLS,
     N_MSG_COLS,
@@ -49,6 +50,9 @@ def _tx_send_message(
             raise rules.no_message(seen[0], seen[1])
         return first, seen[2], []
     sender = standing(conn, sender_id, chat_id)
+    rules.check_service_rules(
+        to_service_chat=sender.kind == "private" and is_service_chat(conn, chat_id),
+        forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
     if makes_contact(sender.kind):
         note_private_send(conn, sender_id, chat_id)
     if reply_to is not None:

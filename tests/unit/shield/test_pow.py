@@ -277,3 +277,20 @@ def test_controller_stays_in_bounds(readings):
             assert bits <= previous
         assert abs(bits - previous) <= 3
         previous = bits
+
+
+def test_redeem_asks_for_work_even_when_the_load_does_not(clock):
+    """Solutions that buy priority are checked at their own floor, whatever the load."""
+    pow_ = ProofOfWork(SECRET, clock=clock)  # difficulty 0: verify() asks nothing
+    token, bits, _ = pow_.challenge(min_bits=10)
+    assert bits == 10
+    expect("POW_INVALID", pow_.redeem, token, _unsolved(token, 10), 10)
+    nonce = solve(token, bits)
+    assert pow_.redeem(token, nonce, min_bits=10) == 10
+    expect("POW_INVALID", pow_.redeem, token, nonce, 10)  # spent
+    easy, _, _ = pow_.challenge()
+    expect("POW_INVALID", pow_.redeem, easy, solve(easy, 0), 10)  # too little work
+
+
+def _unsolved(token: str, bits: int) -> int:
+    return next(n for n in range(1000) if work_bits(token, n) < bits)

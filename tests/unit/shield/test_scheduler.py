@@ -20,6 +20,7 @@ class FakeClock:
         self.now += seconds
 
 I, B, U = WorkClass.INTERACTIVE, WorkClass.BULK, WorkClass.UNAUTHENTICATED
+P = WorkClass.PROVEN
 
 
 async def settle(rounds: int = 5) -> None:
@@ -75,7 +76,7 @@ async def jobs(scheduler, work_class, n, prefix="j"):
 
 
 def one_slot_each(clock, **kw):
-    return Scheduler(budgets={I: 1, B: 1, U: 1}, clock=clock, **kw)
+    return Scheduler(budgets={I: 1, B: 1, P: 1, U: 1}, clock=clock, **kw)
 
 
 async def test_runs_at_once_within_budget(clock):
@@ -230,6 +231,32 @@ async def test_bulk_overload_sheds_unauthenticated_only(clock):
     assert (i.state, u.state) == ("running", "refused")
 
 
+async def test_proven_newcomers_pass_a_flood_of_unproven_work(clock):
+    """Finding 14: calls that came with solved proof of work have a lane of their own, so a
+    standing queue of unproven calls (and CoDel dropping them) never delays them."""
+    s = one_slot_each(clock)
+    flood = await jobs(s, U, 5)
+    clock.advance(1)
+    s.tick()
+    await settle()
+    assert s.stats()["unauthenticated"]["dropping"]
+    newcomer = Job(s, P)
+    await settle()
+    assert newcomer.state == "running"
+    await newcomer.finish()
+    assert newcomer.state == "done"
+    assert not s.shedding(P)  # a dropping UNAUTHENTICATED class sheds nothing above it
+    # ... while PROVEN overload sheds the unproven first.
+    s2 = one_slot_each(clock)
+    await jobs(s2, P, 3)
+    clock.advance(1)
+    s2.tick()
+    await settle()
+    assert s2.shedding(U) and not s2.shedding(B) and not s2.shedding(I)
+    for job in flood:
+        job._go.set()
+
+
 async def test_full_queue_refuses_at_once(clock):
     s = Scheduler(budgets={U: 1}, max_queue={U: 2}, clock=clock)
     await jobs(s, U, 3)
@@ -330,7 +357,7 @@ OPS = st.lists(
 
 async def _simulate(ops):
     clock = FakeClock()
-    budgets = {I: 1, B: 1, U: 1}
+    budgets = {I: 1, B: 1, P: 1, U: 1}
     s = Scheduler(budgets=budgets, max_queue=4, clock=clock)
     made: list[Job] = []
     for op, arg, times in ops:

@@ -1,0 +1,75 @@
+"""Proof-of-work tickets at accept: how a rationed newcomer gets its socket in.
+
+While the shield rations new sockets from unknown addresses (docs/shield.md, layer 1), a
+refused socket is not simply dropped: the shield reads its HTTP request line, and
+
+* if the request target carries a solved challenge, ``/v1/ws?pow=<token>.<nonce>``, the
+  socket skips the ration (the ticket is single-use and expires like any challenge);
+* otherwise it answers ``503`` with a fresh challenge in a ``Pigeon-Challenge: <token>
+  <difficulty>`` header and closes. The SDK solves it and connects again with the ticket.
+
+A flood that does not solve challenges costs the server one short read and one short write
+per socket (no HTTP parser, no WebSocket); a newcomer pays a fraction of a second of work.
+These functions are the pure part: parsing and formatting, no sockets.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["MAX_REQUEST_LINE", "challenge_response", "format_ticket", "parse_challenge",
+           "ticket_in_request"]
+
+MAX_REQUEST_LINE = 2048  # bytes read, at most, before the request line must be complete
+HEADER = "Pigeon-Challenge"
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_NONCE = re.compile(r"[0-9]{1,20}")
+
+
+def format_ticket(token: str, nonce: int) -> str:
+    """The value of the ``pow`` query parameter: ``<token>.<nonce>``."""
+    return f"{token}.{nonce}"
+
+
+def _parse_ticket(value: str) -> tuple[str, int] | None:
+    token, dot, nonce = value.rpartition(".")
+    if not dot or not _TOKEN.fullmatch(token) or not _NONCE.fullmatch(nonce):
+        return None
+    number = int(nonce)
+    return (token, number) if number < 1 << 64 else None
+
+
+def ticket_in_request(head: bytes) -> tuple[str, int] | None:
+    """The ticket in an HTTP request's first line (``GET /v1/ws?pow=T.N HTTP/1.1``), or
+    None. ``head`` is what the socket sent so far; only its first line is read."""
+    line, _, _ = head.partition(b"\r\n")
+    parts = line.split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+        return None
+    _, _, query = parts[1].partition(b"?")
+    for pair in query.split(b"&"):
+        name, eq, value = pair.partition(b"=")
+        if eq and name == b"pow":
+            try:
+                return _parse_ticket(value.decode("ascii"))
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def challenge_response(token: str, difficulty: int, retry_after: int = 1) -> bytes:
+    """The whole HTTP answer to a rationed socket that brought no valid ticket."""
+    return (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {retry_after}\r\n"
+            f"{HEADER}: {token} {difficulty}\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n").encode("ascii")
+
+
+def parse_challenge(value: str | None) -> tuple[str, int] | None:
+    """``(token, difficulty)`` from a ``Pigeon-Challenge`` header value, or None."""
+    if not value:
+        return None
+    token, _, bits = value.strip().partition(" ")
+    if not _TOKEN.fullmatch(token) or not re.fullmatch(r"[0-9]{1,2}", bits) or int(bits) > 64:
+        return None
+    return token, int(bits)
