@@ -277,7 +277,9 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
     if chat.kind == "private":
         title = who(peer, chat.peer_id or 0)
     else:
-        title = f"{visible(chat.title)} (group, {chat.member_count} members, you: {chat.role})"
+        # A kind or role from a later protocol version reads "unknown": say so plainly.
+        kind = "group" if chat.kind == "group" else "unknown kind"
+        title = f"{visible(chat.title)} ({kind}, {chat.member_count} members, you: {chat.role})"
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
     unread = f" [{d.unread_count} unread]" if d.unread_count else ""
     echo(f"chat:{chat.id}  {title}{unread}{last}")

@@ -24,7 +24,8 @@ class Profile:
     session_id: int | None = None
     phone: str | None = None
     code_id: str | None = None      # between `register` and `verify`
-    pts: int = 0
+    pts: int = 0                    # the position in the user's own stream, user:<id>
+    streams: dict[str, int] = field(default_factory=dict)  # positions in the other streams
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -61,6 +62,7 @@ class Profile:
     def forget_session(self) -> None:
         self.token = self.user_id = self.session_id = None
         self.pts = 0
+        self.streams = {}
 
 
 def _private_directory(directory: Path) -> None:
