@@ -85,15 +85,16 @@ def register_value(enum: str, value: str, since: int, older: str) -> None:
         raise ValueError(f"{older!r} must be a value of {enum} older than version {since}")
     ENUMS[enum][value] = since
     OLDER_VALUE[(enum, value)] = older
-    _bump(since)
+    refresh()
 
 
 def register_update(tag: str, since: int) -> None:
     """A new update type (the class itself is registered with :func:`.updates.register`)."""
     UPDATE_SINCE[tag] = since
-    _bump(since)
+    refresh()
 
 
-def _bump(since: int) -> None:
+def refresh() -> None:
+    """Recompute :func:`newest_shape` after the tables changed."""
     global _newest
-    _newest = max(_newest, since)
+    _newest = max([*UPDATE_SINCE.values(), *(v for e in ENUMS.values() for v in e.values())])
