@@ -51,16 +51,16 @@ def register_shapes() -> None:
 @contextlib.contextmanager
 def shapes_registered() -> Iterator[None]:
     """:func:`register_shapes` for the duration of a unit test, then forget them again."""
-    saved = (copy.deepcopy(versions.ENUMS), dict(versions.OLDER_VALUE),
-             dict(versions.UPDATE_SINCE), dict(updates.UPDATE_TYPES))
+    tables: list[dict[Any, Any]] = [versions.ENUMS, versions.OLDER_VALUE,
+                                    versions.UPDATE_SINCE, updates.UPDATE_TYPES]
+    saved = [copy.deepcopy(table) for table in tables]
     register_shapes()
     try:
         yield
     finally:
-        for table, old in zip((versions.ENUMS, versions.OLDER_VALUE, versions.UPDATE_SINCE,
-                               updates.UPDATE_TYPES), saved, strict=True):
+        for table, old in zip(tables, saved, strict=True):
             table.clear()
-            table.update(old)  # type: ignore[attr-defined]
+            table.update(old)
         versions.refresh()
         updates.body_decoder.rebuild()
 

@@ -340,3 +340,15 @@ def test_registered_shapes_are_forgotten_after_the_test() -> None:
     assert versions.newest_shape() == 1
     assert shapes.POKE not in up.UPDATE_TYPES
     assert isinstance(up.read_update(encode(shapes.Poke(pts=2))), up.UnknownUpdate)
+
+
+def test_the_cli_shows_a_chat_of_an_unknown_kind_for_what_it_is(capsys) -> None:
+    from pigeon.cli.main import _print_dialog
+
+    body = encode({"chat": {"id": 9, "kind": "channel", "title": "News", "member_count": 3,
+                            "role": "subscriber"}})
+    _print_dialog(msgspec.msgpack.decode(body, type=t.Dialog), None)
+    assert capsys.readouterr().out == "chat:9  News (unknown kind, 3 members, you: unknown)\n"
+    _print_dialog(t.Dialog(chat=t.Chat(id=8, kind="group", title="G", member_count=2,
+                                       role="admin")), None)
+    assert capsys.readouterr().out == "chat:8  G (group, 2 members, you: admin)\n"
