@@ -31,6 +31,7 @@ from v1_device import State as V1State
 from pigeon import testing_shapes as shapes
 from pigeon.client import Client, Profile
 from pigeon.protocol import methods as m
+from pigeon.protocol.errors import NotFound
 from pigeon.protocol.updates import ChatUpdate, NewMessage
 from pigeon.testing import ServerProcess, login
 
@@ -230,5 +231,23 @@ async def test_this_sdk_speaking_only_version_1_gets_version_1(grown, phone):
         assert [u.message.text for u in got if isinstance(u, NewMessage)] == ["one", "two"]
     finally:
         await old.close()
+        await alice.close()
+        await bob.close()
+
+
+async def test_only_your_own_stream_can_be_read(server, phone):
+    alice = await login(server, phone(), "Alice")
+    bob = await login(server, phone(), "Bob")
+    try:
+        for stream in (f"user:{bob.profile.user_id}", "user:999999", "chat:1", "device:1"):
+            with pytest.raises(NotFound) as refused:
+                await alice.call("updates.get_stream_difference",
+                                 m.GetStreamDifference(stream=stream, seq=0))
+            assert refused.value.code == "STREAM_NOT_FOUND"
+            assert "follow" in refused.value.message
+        own = await alice.call("updates.get_stream_difference", m.GetStreamDifference(
+            stream=f"user:{alice.profile.user_id}", seq=0))
+        assert own.stream == f"user:{alice.profile.user_id}" and not own.more
+    finally:
         await alice.close()
         await bob.close()

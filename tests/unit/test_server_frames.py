@@ -114,3 +114,24 @@ def test_the_budget_always_takes_a_first_item():
     assert budget.take("x" * 100)
     assert not budget.take("y")
     assert encoded_size("x" * 100) == 102
+
+
+def test_a_full_stream_page_fits_in_a_result_frame():
+    """updates.get_stream_difference budgets its bodies with PAGE_BYTES less the largest
+    envelope per item (server/streams.py): a page of the largest messages fits, and so does
+    one of the most items with the longest names and positions there are."""
+    from pigeon.protocol.streams import StreamDifference, item, item_overhead
+
+    stream = "user:" + "9" * 19
+    limit = limits.MAX_DIFFERENCE_PAGE
+    for body_of in (lambda i: message_update(i, "\U0001f600", limits.MAX_TEXT_CHARS),
+                    lambda i: up.Typing(pts=2**62, chat_id=2**62, user_id=2**62)):
+        budget = ByteBudget(PAGE_BYTES - limit * item_overhead(stream))
+        bodies = []
+        while len(bodies) < limit and budget.take(body := body_of(len(bodies))):
+            bodies.append(body)
+        page = StreamDifference(stream=stream, items=[item(stream, 2**62, b) for b in bodies],
+                                seq=2**62, more=True)
+        frame = ServerProtocol.result(limits.MAX_REQUEST_ID, page)
+        assert b"RESULT_TOO_LARGE" not in frame
+        assert len(frame) <= limits.MAX_SERVER_FRAME_BYTES
