@@ -79,10 +79,11 @@ def install() -> None:
 
 async def _log(caller: Any, update: Update, chat_id: int) -> int:
     """Log ``update`` in the caller's stream, push it to their devices; returns its pts."""
-    from pigeon.store.sqlite_rows import push_stored
+    from pigeon.domain.audience import only
+    from pigeon.store.sqlite_log import push_stored
 
-    push = await caller.services.store.engine.write(push_stored, update, [caller.user_id],
-                                                    chat_id)
+    push = await caller.services.store.engine.write(push_stored, chat_id, update,
+                                                    only(caller.user_id))
     caller.services.bus.deliver([push])
     pts: int = push.targets[0][1]
     return pts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from contract_support import T0, make_users, raises
 
 from pigeon.protocol.errors import Conflict, NotFound
@@ -55,6 +57,17 @@ async def test_codes_are_independent(store: Store) -> None:
     assert await store.take_code_attempt("a", T0, max_attempts=1) is None
     taken = await store.take_code_attempt("b", T0, max_attempts=1)
     assert taken is not None and taken.attempts == 1
+
+
+async def test_a_code_is_consumed_once_under_concurrency(store: Store) -> None:
+    # Issue 7, finding 8: two sign-ins with the same correct code both succeeded. Consuming
+    # is the one atomic step that decides which of them wins.
+    await store.save_login_code(code())
+    won = await asyncio.gather(*(store.consume_login_code("c1") for _ in range(8)))
+    assert sorted(won) == [False] * 7 + [True]
+    assert await store.take_code_attempt("c1", T0, max_attempts=5) is None
+    assert await store.consume_login_code("c1") is False
+    assert await store.consume_login_code("never-issued") is False
 
 
 # -- users ----------------------------------------------------------------------------------
@@ -208,3 +221,18 @@ async def test_delete_all_other_sessions(store: Store) -> None:
     assert [s.id for s in await store.list_sessions(a)] == [keep.id]
     assert [s.id for s in await store.list_sessions(b)] == [bobs.id]
     assert await store.delete_sessions(a, keep=keep.id) == []
+
+
+async def test_session_ids_are_never_reused(store: Store) -> None:
+    # Issue 7, finding 4: deleting the newest session handed its id to the next one, so an
+    # id in a stale "terminate" or in a log line could name somebody else's new device.
+    (a,) = await make_users(store, 1)
+    seen = set()
+    for i in range(4):
+        s = await store.create_session(a, f"t{i}".encode(), "phone", "", T0)
+        assert s.id not in seen
+        seen.add(s.id)
+        assert await store.delete_sessions(a, only=s.id) == [s.id]
+    newest = await store.create_session(a, b"last", "phone", "", T0)
+    assert newest.id > max(seen)
+

@@ -49,6 +49,8 @@ RELAXED = {
         "FRAME_RATE")},
     "PIGEON_BAN_STRIKES": "1000000",
     "PIGEON_HELLO_DEADLINE": str(HELLO_DEADLINE),
+    # every slot logs in with the fuzzer's one session: more than a device would open
+    "PIGEON_MAX_CONNECTIONS_PER_SESSION": "1000",
 }
 SLOTS = 4                       # long-lived raw connections, reused across examples
 ANSWER_TIMEOUT = 5.0            # a healthy server answers in milliseconds

@@ -83,4 +83,4 @@ def test_cli_profile_directory_and_file_are_private(server, phone, tmp_path):
          server.url, phone()], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert mode(profile) == 0o700
-    assert modes(profile) == {"profile.json": 0o600}
+    assert modes(profile) == {"profile.json": 0o600, "profile.lock": 0o600}

@@ -158,7 +158,7 @@ def test_cli_invites_accept_and_decline(consent_server: ServerProcess, phone, tm
         people[name] = profile
     alice, bob = people["alice"], people["bob"]
     created = ok(alice, "group", "create", "CLI", "--member", "@bob_cli_inv")
-    assert "with 1 members" in created and "invited user:" in created
+    assert "with 1 member;" in created and "invited user:" in created
     chat = created.split()[1]
     listed = ok(bob, "group", "invites")
     assert chat in listed and "'CLI'" in listed and "Alice (@alice_cli_inv)" in listed

@@ -50,3 +50,26 @@ async def test_codes_go_to_the_webhook_and_its_failures_are_reported(tmp_path, g
             assert "gateway" in err.value.message
         finally:
             await client.close()
+
+
+async def test_gateway_failures_are_logged_on_the_server_without_secrets(tmp_path, gateway,
+                                                                           phone):
+    """Issue 11, bug 8: only the person asking for a code heard of a failing gateway."""
+    url, received, state = gateway
+    with ServerProcess(tmp_path / "data", "--code-sender", "webhook",
+                       "--code-webhook-url", url + "?token=gateway-secret") as server:
+        client = Client(server.url, Profile())
+        await client.connect()
+        try:
+            state["status"] = 503
+            number = phone()
+            with pytest.raises(Unavailable):
+                await client.auth.send_code(number)
+            code = received[-1]["code"]
+        finally:
+            await client.close()
+        server.stop()
+    failures = [line for line in server.log if "code webhook" in line]
+    assert len(failures) == 1 and "HTTP 503" in failures[0] and url in failures[0]
+    log = "".join(server.log)
+    assert code not in log and "gateway-secret" not in log and number not in log

@@ -41,7 +41,7 @@ from pigeon.protocol.frames import (
     WelcomeReceived,
 )
 from pigeon.protocol.methods import METHODS
-from pigeon.protocol.types import Message, State, User
+from pigeon.protocol.types import Budget, Message, State, User
 
 METHOD_NAMES = sorted(METHODS)
 SERVER_EVENTS = (HelloReceived, CallReceived, CallRejected, Violation)
@@ -137,6 +137,25 @@ def test_welcome_carries_user_and_state() -> None:
     assert isinstance(event, WelcomeReceived)
     assert (event.welcome.user, event.welcome.session_id, event.welcome.state) == (
         user, 3, State(pts=5, date=1.5))
+
+
+@given(calls=st.floats(0.001, 1e6), call_burst=st.integers(1, 10**6),
+       sends=st.floats(0.001, 1e6), send_burst=st.integers(1, 10**6))
+def test_welcome_carries_the_budget_and_old_peers_ignore_it(
+        calls: float, call_burst: int, sends: float, send_burst: int) -> None:
+    _, server = open_pair()
+    budget = Budget(calls_per_second=calls, call_burst=call_burst, sends_per_second=sends,
+                    send_burst=send_burst)
+    frame = server.welcome("pigeon/1", None, None, None, budget)
+    event = ClientProtocol().receive(frame)
+    assert isinstance(event, WelcomeReceived) and event.welcome.budget == budget
+    # An SDK from before the field (Welcome without it) still decodes the frame.
+    class OldWelcome(msgspec.Struct, tag_field="t", tag="welcome"):
+        version: int
+        server: str
+    assert msgspec.msgpack.decode(frame, type=OldWelcome).server == "pigeon/1"
+    # and a server from before it sends none: the SDK keeps its defaults
+    assert ClientProtocol().receive(server.welcome("old", None, None, None)).welcome.budget is None
 
 
 @pytest.mark.parametrize("versions", [[99], [], [0], [limits.PROTOCOL_VERSION + 1000]])

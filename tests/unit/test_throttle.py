@@ -1,10 +1,15 @@
-"""The SDK's adaptive throttle (Google SRE book) and backoff, with a fake clock."""
+"""The SDK's adaptive throttle (Google SRE book), backoff and call pacing, with fake clocks."""
 
+import asyncio
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pigeon.client.throttle import AdaptiveThrottle, backoff
+from pigeon.client.throttle import AdaptiveThrottle, CallPacer, backoff
+from pigeon.protocol.types import Budget
+from pigeon.shield.ratelimit import Rate, TokenBucket
 
 
 class FakeClock:
@@ -44,3 +49,110 @@ def test_backoff_is_full_jitter_and_capped():
         delays = [backoff(attempt, base=0.2, cap=30.0, rng=rng) for _ in range(200)]
         assert all(0.0 <= d <= min(30.0, 0.2 * 2**attempt) for d in delays)
     assert max(backoff(20, rng=rng) for _ in range(200)) <= 30.0
+
+
+# -- the pacer (issue 7, finding 12) --------------------------------------------------------
+class FakeTime(FakeClock):
+    """A clock that moves only when the pacer sleeps: pacing is checked exactly."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+
+def _server_refusals(times: list[float], rate: Rate, spent: float = 0.0) -> int:
+    """How many of these calls a server bucket of ``rate`` would refuse."""
+    bucket = TokenBucket(rate.burst - spent, 0.0)
+    return sum(bucket.take(rate, t) > 0 for t in sorted(times))
+
+
+async def _run(pacer: CallPacer, clock: FakeTime, methods: list[str]) -> dict[str, list[float]]:
+    started: dict[str, list[float]] = {}
+
+    async def one(method: str) -> None:
+        async with pacer.slot(method, authenticated=True):
+            started.setdefault(method, []).append(clock.now)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(one(method) for method in methods))
+    return started
+
+
+@settings(max_examples=40, deadline=None)
+@given(calls=st.integers(1, 300), sends=st.integers(0, 80),
+       per_second=st.sampled_from([5.0, 20.0, 50.0]), burst=st.integers(1, 200),
+       send_rate=st.sampled_from([1.0, 5.0]), send_burst=st.integers(1, 40))
+def test_a_paced_client_is_never_refused_by_the_budget_it_was_told(
+        calls: int, sends: int, per_second: float, burst: int, send_rate: float,
+        send_burst: int) -> None:
+    budget = Budget(calls_per_second=per_second, call_burst=burst,
+                    sends_per_second=send_rate, send_burst=send_burst)
+
+    async def main() -> dict[str, list[float]]:
+        clock = FakeTime()
+        pacer = CallPacer(clock=clock, sleep=clock.sleep)
+        pacer.configure(budget)
+        return await _run(pacer, clock, ["messages.send"] * sends + ["account.get_me"] * calls)
+
+    started = asyncio.run(main())
+    every = started.get("messages.send", []) + started.get("account.get_me", [])
+    assert len(every) == calls + sends  # all went out
+    call_rate = Rate(per_second, 1.0, float(burst))
+    assert _server_refusals(every, call_rate) == 0
+    assert _server_refusals(started.get("messages.send", []),
+                            Rate(send_rate, 1.0, float(send_burst))) == 0
+
+
+async def test_a_fresh_pacer_leaves_room_for_a_half_spent_session() -> None:
+    clock = FakeTime()
+    pacer = CallPacer(clock=clock, sleep=clock.sleep)  # the documented defaults
+    started = await _run(pacer, clock, ["updates.get_state"] * 300)
+    times = started["updates.get_state"]
+    assert _server_refusals(times, Rate(50.0, 1.0, 100.0), spent=50.0) == 0
+
+
+async def test_rate_limited_pauses_every_call_and_the_window_holds() -> None:
+    clock = FakeTime()
+    pacer = CallPacer(window=3, clock=clock, sleep=clock.sleep)
+    pacer.pause(5.0)
+    inside = 0
+    most = 0
+
+    async def one() -> float:
+        nonlocal inside, most
+        async with pacer.slot("account.get_me", authenticated=True):
+            inside += 1
+            most = max(most, inside)
+            entered = clock.now
+            for _ in range(3):
+                await asyncio.sleep(0)
+            inside -= 1
+            return entered
+
+    entered = await asyncio.gather(*(one() for _ in range(10)))
+    assert min(entered) >= 5.0
+    assert most <= 3
+
+
+async def test_unauthenticated_calls_stay_within_the_anonymous_frame_budget() -> None:
+    clock = FakeTime()
+    pacer = CallPacer(clock=clock, sleep=clock.sleep)
+    times: list[float] = []
+
+    async def one() -> None:
+        async with pacer.slot("auth.challenge", authenticated=False):
+            times.append(clock.now)
+
+    await asyncio.gather(*(one() for _ in range(60)))
+    # the connection's hello is one frame of the 20 too
+    assert _server_refusals(times, Rate(10.0, 1.0, 20.0), spent=1.0) == 0
+
+
+def test_a_server_that_announces_no_budget_gets_the_documented_defaults() -> None:
+    async def main() -> list[float]:
+        clock = FakeTime()
+        pacer = CallPacer(clock=clock, sleep=clock.sleep)
+        pacer.configure(None)
+        return (await _run(pacer, clock, ["messages.send"] * 60))["messages.send"]
+
+    assert _server_refusals(asyncio.run(main()), Rate(5.0, 1.0, 30.0)) == 0

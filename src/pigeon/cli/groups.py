@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .main import Ctx, resolve_chat, resolve_user, run, session
-from .output import echo, visible, when, who
+from .output import echo, plural, visible, when, who
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -25,7 +25,7 @@ async def group_create(ctx: Ctx, title: str, members: tuple[str, ...]) -> None:
     async with session(ctx) as client:
         ids = [await resolve_user(client, ref) for ref in members]
         chat = await client.chats.create_group(title, ids)
-    echo(f"created chat:{chat.id} '{visible(chat.title)}' with {chat.member_count} members"
+    echo(f"created chat:{chat.id} '{visible(chat.title)}' with {plural(chat.member_count, 'member')}"
          f"{_invited(chat.invited)}")
 
 
@@ -47,7 +47,8 @@ async def group_add(ctx: Ctx, chat: str, members: tuple[str, ...]) -> None:
         chat_id = await resolve_chat(client, chat)
         ids = [await resolve_user(client, ref) for ref in members]
         result = await client.chats.add_members(chat_id, ids)
-    echo(f"chat:{result.id} now has {result.member_count} members{_invited(result.invited)}")
+    echo(f"chat:{result.id} now has {plural(result.member_count, 'member')}"
+         f"{_invited(result.invited)}")
 
 
 @group.command("remove")
@@ -85,7 +86,8 @@ async def group_invites(ctx: Ctx) -> None:
     if not invitations:
         echo("no invitations")
     for inv in invitations:
-        echo(f"chat:{inv.chat.id} '{visible(inv.chat.title)}' ({inv.chat.member_count} members), "
+        echo(f"chat:{inv.chat.id} '{visible(inv.chat.title)}' "
+             f"({plural(inv.chat.member_count, 'member')}), "
              f"from {who(inv.inviter, inv.inviter.id)} on {when(inv.date)}")
 
 
@@ -97,7 +99,8 @@ async def group_accept(ctx: Ctx, chat: str) -> None:
     """Accept the invitation to CHAT (chat:ID) and join it."""
     async with session(ctx) as client:
         joined = await client.chats.accept_invite(await resolve_chat(client, chat))
-    echo(f"joined chat:{joined.id} '{visible(joined.title)}' ({joined.member_count} members)")
+    echo(f"joined chat:{joined.id} '{visible(joined.title)}' "
+         f"({plural(joined.member_count, 'member')})")
 
 
 @group.command("decline")

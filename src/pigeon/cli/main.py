@@ -1,15 +1,19 @@
 """The ``pigeon`` command, modelled on signal-cli's verbs.
 
 Exit codes: 0 done; 1 refused or failed (the one-line message says why); 2 usage;
-3 server unreachable.
+3 server unreachable. Every failure is one line on stderr (issue 11, bug 6), ending with a
+stable code in brackets where there is one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import json
+import shlex
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,11 +23,16 @@ import click
 
 from pigeon.client import Client, Profile, ServerUnreachable
 from pigeon.client.link import ConnectionLost
-from pigeon.protocol.errors import PigeonError
+from pigeon.client.profile import (
+    PROFILE_FILE, is_profile_name, list_profiles, resolve_profile,
+)
+from pigeon.protocol import limits
+from pigeon.protocol.errors import InvalidArgument, PigeonError, Unauthorized
 from pigeon.protocol.types import Dialog, User
-from pigeon.protocol.updates import EditMessage, NewMessage
 
-from .output import echo, message_json, message_line, visible, when, who
+from .args import BadServerUrl, server_url
+from .names import Names
+from .output import duration, echo, message_json, message_line, plural, visible, when, who
 from .serve import serve
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
@@ -31,20 +40,41 @@ T = TypeVar("T")
 
 
 class Ctx:
-    def __init__(self, profile_dir: Path) -> None:
-        self.profile_dir = profile_dir
+    def __init__(self, profile_ref: str | None, by_flag: bool, ca_file: Path | None) -> None:
+        self.profile_ref = profile_ref
+        self.profile_dir = resolve_profile(profile_ref)
+        self.by_flag = by_flag  # given as --profile (not from PIGEON_PROFILE, not the default)
+        self.ca_file = ca_file
 
     def profile(self) -> Profile:
-        return Profile.load(self.profile_dir)
+        profile = Profile.load(self.profile_dir)
+        if self.ca_file is not None:
+            profile.ca_file = str(self.ca_file.resolve())  # remembered for later commands
+        return profile
+
+    def command(self, verb: str) -> str:
+        """``pigeon [--profile P] VERB``: how to run VERB on this same profile."""
+        flag = f"--profile {shlex.quote(self.profile_ref)} " if self.by_flag and \
+            self.profile_ref else ""
+        return f"pigeon {flag}{verb}"
 
     def client(self, server: str | None = None, *, need_login: bool = True,
                track_updates: bool = False) -> Client:
         profile = self.profile()
-        if server is None and profile.server is None:
-            raise click.UsageError("no server in this profile: run `pigeon register --server URL PHONE`")
         if need_login and profile.token is None:
-            raise click.ClickException("not logged in: run `pigeon register` then `pigeon verify`")
+            raise self.not_logged_in(profile)
+        if server is None and profile.server is None:
+            raise click.UsageError(
+                f"no server in this profile: run `{self.command('register --server URL PHONE')}`")
         return Client(server, profile, reconnect=True, track_updates=track_updates)
+
+    def not_logged_in(self, profile: Profile) -> Unauthorized:
+        again = self.command("register --server URL PHONE")
+        if profile.ended:  # the server ended the session: say so, not just "not logged in"
+            return Unauthorized(f"{profile.ended}; to log in again: {again}",
+                                code="SESSION_INVALID")
+        return Unauthorized(f"not logged in: run `{again}`, then `{self.command('verify CODE')}`",
+                            code="AUTH_REQUIRED")
 
 
 def run(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
@@ -61,10 +91,24 @@ def run(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
             # The message may quote what a peer wrote (a name, a title): made visible too.
             click.echo(f"error: {visible(exc.message)} [{visible(exc.code)}]", err=True)
             sys.exit(EXIT_FAILED)
+        except OSError as exc:  # the profile or a file named on the command line
+            click.echo(f"error: {os_error(exc)}", err=True)
+            sys.exit(EXIT_FAILED)
         except KeyboardInterrupt:
             sys.exit(130)
 
     return wrapper
+
+
+def os_error(exc: OSError) -> str:
+    """``cannot use PATH: No space left on device [ENOSPC]``."""
+    where = f" {visible(str(exc.filename))}" if exc.filename is not None else ""
+    code = errno.errorcode.get(exc.errno or 0, "OS_ERROR")
+    return f"cannot use{where}: {visible(exc.strerror or str(exc))} [{code}]"
+
+
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 @contextlib.asynccontextmanager
@@ -78,17 +122,21 @@ async def session(ctx: Ctx, server: str | None = None, need_login: bool = True,
     try:
         yield client
     finally:
-        await client.close()
+        try:
+            await client.close()
+        except OSError as exc:
+            # What the command did is done (a message sent is sent): saving where the sync
+            # stands failed, which costs at most a message shown twice. Issue 11, bug 1.
+            warn(f"the profile was not saved: {os_error(exc)}")
 
 
 async def resolve_chat(client: Client, ref: str) -> int:
-    """``@username`` (a private chat with them), ``chat:ID`` or a bare chat id."""
-    if ref.startswith("@"):
-        user = await client.account.resolve_username(ref)
-        return (await client.chats.open_private(user.id)).id
+    """``@username`` or ``user:ID`` (a private chat with them), ``chat:ID`` or a bare id."""
+    if ref.startswith(("@", "user:")):
+        return (await client.chats.open_private(await resolve_user(client, ref))).id
     raw = ref.removeprefix("chat:")
-    if not raw.isdigit():
-        raise click.UsageError(f"{ref!r} is neither @username nor chat:ID")
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
+        raise click.UsageError(f"{ref!r} is neither @username, user:ID nor chat:ID")
     return int(raw)
 
 
@@ -96,28 +144,70 @@ async def resolve_user(client: Client, ref: str) -> int:
     if ref.startswith("@"):
         return (await client.account.resolve_username(ref)).id
     raw = ref.removeprefix("user:")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise click.UsageError(f"{ref!r} is neither @username nor user:ID")
     return int(raw)
 
 
+def _server_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return server_url(value)
+    except BadServerUrl as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--profile", "profile_dir", envvar="PIGEON_PROFILE", type=click.Path(path_type=Path),
-              default=Path.home() / ".config" / "pigeon", show_default=True,
-              help="Directory holding this device's session and sync state [env PIGEON_PROFILE].")
+@click.option("--profile", "profile_ref", envvar="PIGEON_PROFILE", default=None, metavar="NAME|PATH",
+              help="This device's session and sync state: a NAME is kept in "
+                   "~/.config/pigeon/profiles/NAME ($XDG_CONFIG_HOME is honoured), a PATH (with "
+                   "a slash) is that directory; default: ~/.config/pigeon. `pigeon profiles` "
+                   "lists them [env PIGEON_PROFILE].")
+@click.option("--ca-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              envvar="PIGEON_CA_FILE", default=None,
+              help="PEM certificate(s) to trust for the server's TLS, e.g. a self-signed "
+                   "server's own; remembered in the profile [env PIGEON_CA_FILE].")
 @click.version_option(package_name="pigeon")
 @click.pass_context
-def cli(click_ctx: click.Context, profile_dir: Path) -> None:
+def cli(click_ctx: click.Context, profile_ref: str | None, ca_file: Path | None) -> None:
     """Pigeon: a self-hostable messenger. Start a server with `pigeon serve`."""
-    click_ctx.obj = Ctx(profile_dir)
+    try:
+        ctx = Ctx(profile_ref, by_flag=click_ctx.get_parameter_source("profile_ref")
+                  is click.core.ParameterSource.COMMANDLINE, ca_file=ca_file)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from None
+    click_ctx.obj = ctx
+    if profile_ref and is_profile_name(profile_ref) \
+            and not (ctx.profile_dir / PROFILE_FILE).exists() \
+            and (Path(profile_ref) / PROFILE_FILE).exists():
+        # Before issue 11 (bug 4) a name was a directory in the current one.
+        warn(f"--profile {profile_ref} now means {ctx.profile_dir}; the profile in "
+             f"./{profile_ref} is not used (pass --profile ./{profile_ref}, or move it there)")
 
 
 cli.add_command(serve)
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
+@cli.command("profiles")
+def profiles() -> None:
+    """List the profiles on this computer (named ones and the default)."""
+    found = list_profiles()
+    if not found:
+        echo("no profiles yet: `pigeon --profile NAME register --server URL PHONE` makes one")
+    for name, path in found:
+        profile = Profile.load(path)
+        if profile.token:
+            state = f"user {profile.user_id}, {visible(profile.phone or '')} on {profile.server}"
+        elif profile.ended:
+            state = f"logged out ({visible(profile.ended)})"
+        else:
+            state = "not logged in"
+        echo(f"{name}  {path}  {state}")
+
+
 @cli.command()
-@click.option("--server", required=True, help="Server URL, e.g. http://127.0.0.1:8700")
+@click.option("--server", required=True, callback=_server_option,
+              help="Server URL, e.g. http://127.0.0.1:8700 or https://chat.example.org")
 @click.argument("phone")
 @pass_ctx
 @run
@@ -126,17 +216,29 @@ async def register(ctx: Ctx, server: str, phone: str) -> None:
     async with session(ctx, server, need_login=False) as client:
         sent = await client.auth.send_code(phone)
     echo(f"a {sent.length}-digit code is on its way to {phone}; it expires in "
-         f"{sent.expires_in // 60} minutes. Next: pigeon verify CODE --name NAME")
+         f"{duration(sent.expires_in)}. Next: {ctx.command('verify CODE --name NAME')}")
+
+
+def default_device() -> str:
+    """This computer's host name, as the sessions list shows it (issue 11, bug 8)."""
+    return socket.gethostname().strip()[:limits.MAX_NAME_CHARS] or "pigeon-cli"
 
 
 @cli.command()
 @click.argument("code")
 @click.option("--name", help="Your display name (needed when the number is new).")
-@click.option("--device", default="pigeon-cli", show_default=True, help="Name of this device.")
+@click.option("--device", default=default_device, show_default="this computer's host name",
+              help="Name of this device in `pigeon sessions list`.")
 @pass_ctx
 @run
 async def verify(ctx: Ctx, code: str, name: str | None, device: str) -> None:
     """Log in with the CODE that `register` had sent."""
+    profile = ctx.profile()
+    if profile.code_id is None:  # a second `verify` was a ValueError and a traceback (bug 6)
+        already = f"this profile is logged in as user {profile.user_id}; " if profile.token else ""
+        raise Unauthorized(f"{already}no login code is waiting here (it was used, or none was "
+                           f"asked for): run `{ctx.command('register --server URL PHONE')}` "
+                           "first", code="CODE_EXPIRED")
     async with session(ctx, need_login=False) as client:
         auth = await client.auth.sign_in(code, name=name, device=device)
     echo(f"logged in as {who(auth.user, auth.user.id)}, user {auth.user.id}, "
@@ -164,7 +266,9 @@ def username() -> None:
 @pass_ctx
 @run
 async def username_set(ctx: Ctx, name: str) -> None:
-    """Take the username NAME (5-32 of a-z, 0-9, _)."""
+    """Take the username NAME: 5-32 letters (a-z, A-Z), digits and _, starting with a letter.
+    It keeps the case you write, but case does not tell names apart: @Carol_2 and @carol_2
+    are one name, and people find you by either."""
     async with session(ctx) as client:
         user = await client.account.set_username(name)
     echo(f"you are now @{visible(user.username or '')}")
@@ -181,7 +285,7 @@ async def username_release(ctx: Ctx) -> None:
 
 
 @cli.command()
-@click.option("--to", "to", required=True, help="@username or chat:ID")
+@click.option("--to", "to", required=True, help="@username, user:ID or chat:ID")
 @click.option("--reply-to", type=int, default=None, help="Message id this answers.")
 @click.argument("text")
 @pass_ctx
@@ -190,71 +294,23 @@ async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
     """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk."""
     if text == "-":
         text = sys.stdin.read().rstrip("\n")
+    if len(text) > limits.MAX_TEXT_CHARS:  # say it in words, before sending (bug 8)
+        raise InvalidArgument(f"a message can be at most {limits.MAX_TEXT_CHARS:,} characters; "
+                              f"this one has {len(text):,}")
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
-        sent = await client.messages.send(chat_id, text, reply_to=reply_to)
-    echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
-
-
-class _Names:
-    """Caches the names of senders for printing. The server names only people one shares a
-    group with, found by username or phone, or who wrote to one (finding 18); the others are
-    printed as ``user ID``."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.users: dict[int, User | None] = {}
-
-    async def prefetch(self, user_ids: list[int]) -> None:
-        """One users.get for many (people the server does not let us see stay unknown)."""
-        wanted = sorted({u for u in user_ids if u not in self.users})[:100]
-        if wanted:
-            for user in await self.client.account.users(wanted):
-                self.users[user.id] = user
-            for user_id in wanted:
-                self.users.setdefault(user_id, None)
-
-    async def get(self, user_id: int) -> User | None:
-        await self.prefetch([user_id])
-        return self.users.get(user_id)
-
-
-@cli.command()
-@click.option("--follow", "-f", is_flag=True, help="Keep running and print messages as they come.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
-@pass_ctx
-@run
-async def receive(ctx: Ctx, follow: bool, as_json: bool) -> None:
-    """Print the messages that arrived since the last `receive` on this profile."""
-    async with session(ctx, track_updates=True) as client:
-        names = _Names(client)
-        await client.sync()  # everything since the last `receive` on this profile
-
-        async def show(update: Any) -> None:
-            if isinstance(update, (NewMessage, EditMessage)) and not update.message.deleted:
-                msg, edited = update.message, isinstance(update, EditMessage)
-                sender = await names.get(msg.sender_id)
-                if as_json:
-                    echo(message_json(msg, sender, **({"edited": True} if edited else {})))
-                else:
-                    echo(message_line(msg, sender))
-                sys.stdout.flush()
-
-        # The profile is saved after printing: a crash repeats a line rather than losing one.
-        for update in client.take_updates():
-            await show(update)
-        client.save()
-        if follow:
-            shown = client.profile.pts
+        # Marked in the profile so that `receive` on this device does not show it back.
+        mark = client.profile.begin_send(chat_id)
+        pts = None
+        try:
+            sent = await client.messages.send(chat_id, text, reply_to=reply_to)
+            pts = sent.pts
+        finally:
             try:
-                async for update in client.updates():
-                    await show(update)
-                    if update.pts:
-                        shown = update.pts
-                        client.profile.save(pts=shown)
-            finally:
-                # Closing saves the profile: only as far as what was printed.
-                client.profile.pts = min(client.profile.pts, shown)
+                client.profile.end_send(mark, pts)
+            except OSError as exc:  # the message is sent: a profile that cannot be written
+                warn(f"the profile was not saved: {os_error(exc)}")  # must not say otherwise
+        echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
 
 
 @cli.command()
@@ -263,7 +319,7 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool) -> None:
 async def chats(ctx: Ctx) -> None:
     """List your chats, most recent first (all of them, a page at a time)."""
     async with session(ctx) as client:
-        names = _Names(client)
+        names = Names(client)
         page = await client.chats.list()
         while page:
             await names.prefetch([d.chat.peer_id for d in page if d.chat.peer_id])
@@ -279,7 +335,8 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
     else:
         # A kind or role from a later protocol version reads "unknown": say so plainly.
         kind = "group" if chat.kind == "group" else "unknown kind"
-        title = f"{visible(chat.title)} ({kind}, {chat.member_count} members, you: {chat.role})"
+        title = (f"{visible(chat.title)} ({kind}, {plural(chat.member_count, 'member')}, "
+                 f"you: {chat.role})")
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
     unread = f" [{d.unread_count} unread]" if d.unread_count else ""
     echo(f"chat:{chat.id}  {title}{unread}{last}")
@@ -299,7 +356,7 @@ async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: 
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, chat)
         messages = await client.messages.history(chat_id, before_id=before, limit=limit)
-        names = _Names(client)
+        names = Names(client)
         for msg in reversed(messages):
             sender = await names.get(msg.sender_id)
             echo(message_json(msg, sender) if as_json else message_line(msg, sender))
@@ -308,9 +365,11 @@ async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: 
 
 
 from .groups import group, sessions  # noqa: E402  (they use the helpers above)
+from .receive import receive  # noqa: E402
 
 from .shield import shield  # noqa: E402
 
+cli.add_command(receive)
 cli.add_command(group)
 cli.add_command(sessions)
 cli.add_command(shield)
@@ -322,16 +381,18 @@ cli.add_command(siege)
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="pigeon", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.UsageError as exc:
-        exc.show()
+        # One line, as every other failure (issue 11, bug 6), pointing at the help.
+        path = exc.ctx.command_path if exc.ctx is not None else "pigeon"
+        click.echo(f"error: {exc.format_message()} (see `{path} --help`)", err=True)
         sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(EXIT_FAILED)
     sys.exit(0)
 

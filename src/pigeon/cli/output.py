@@ -59,6 +59,22 @@ def when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 member``, ``2 members`` (issue 11, bug 8: "with 1 members")."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def duration(seconds: float) -> str:
+    """A span a person reads at a glance: ``45 seconds``, ``1 minute``, ``5 minutes``, ``2
+    hours``. Under two minutes, seconds unless whole (issue 11, bug 8: "in 0 minutes")."""
+    whole = max(0, int(seconds))
+    if whole < 60 or (whole < 120 and whole % 60):
+        return plural(whole, "second")
+    if whole < 2 * 3600:
+        return plural(whole // 60, "minute")
+    return plural(whole // 3600, "hour")
+
+
 def who(user: User | None, user_id: int) -> str:
     if user is None:
         return f"user {user_id}"

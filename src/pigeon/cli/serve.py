@@ -57,7 +57,9 @@ from pigeon.server.settings import SettingsError, load_settings
                    "code_rate_phone, code_rate_address ('5/1h burst 3'), max_group_members, "
                    "default_who_can_add, max_groups_joined, max_groups_created_per_day, "
                    "max_pending_invitations, "
-                   "max_connections, outbox_frames, server_name, and the shield's limits "
+                   "max_connections, max_connections_per_account, max_connections_per_session, "
+                   "outbox_frames, outbox_bytes, outbox_bytes_account, slow_consumer_seconds, "
+                   "bulk_calls_per_account, server_name, and the shield's limits "
                    "(docs/shield.md) [env PIGEON_CONFIG]. "
                    "Flags beat environment beat file.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
@@ -74,12 +76,19 @@ def serve(config: Path | None, **flags: object) -> None:
         raise click.UsageError(str(exc)) from None
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pigeon.server.app import CannotListen
     from pigeon.server.app import serve as run
+    from pigeon.server.datadir import DataDirInUse
 
     from pigeon.runtime import run as run_loop
 
+    # Each refusal at start is one line (issue 11, bug 6): a setting that cannot work is a
+    # usage error (2); a directory or a port that another process holds, a failure (1).
     try:
         run_loop(run(settings))
+    except (DataDirInUse, CannotListen) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except SettingsError as exc:  # found at start, e.g. a data directory others can read
-        click.echo(f"error: {exc}", err=True)  # one line, and the exit code of a bad setting
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,8 @@ from pigeon.protocol.updates import NewMessage, UnknownUpdate
 
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import ConnectionLost, Link, ServerUnreachable
-from .profile import Profile
-from .throttle import AdaptiveThrottle, backoff
+from .profile import Profile, resolve_profile
+from .throttle import AdaptiveThrottle, CallPacer, backoff
 
 log = logging.getLogger("pigeon.client")
 
@@ -65,7 +66,8 @@ class Client:
                  local_address: str | None = None,
                  versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS) -> None:
         if not isinstance(profile, Profile):
-            profile = Profile.load(Path(profile) if profile is not None else None)
+            # A bare name is a profile made by `pigeon --profile NAME` (profile.py).
+            profile = Profile.load(resolve_profile(profile) if profile is not None else None)
         self.profile = profile
         if server is not None:
             self.profile.server = server
@@ -101,6 +103,8 @@ class Client:
         self._sync_lock = asyncio.Lock()
         self.reconnects = 0
         self.throttle = AdaptiveThrottle()
+        self.pacer = CallPacer()
+        self._reconnect_after = 0.0  # monotonic time before which the server asked us to wait
         self.max_overload_retries = 8
         self.max_rate_wait = 60.0
 
@@ -109,7 +113,8 @@ class Client:
         """Connect (and, with a saved session, log in and catch up). Raises ServerUnreachable
         or Unauthorized(SESSION_INVALID) at once; later drops are repaired in the background."""
         connector = aiohttp.TCPConnector(
-            local_addr=(self.local_address, 0) if self.local_address else None)
+            local_addr=(self.local_address, 0) if self.local_address else None,
+            ssl=self._tls())
         self._http = aiohttp.ClientSession(connector=connector)
         try:
             await self._open()
@@ -118,6 +123,12 @@ class Client:
             raise
         self._supervisor = asyncio.create_task(self._supervise())
         return self
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        """The system's trust store, or the profile's own CA file (a self-signed server)."""
+        if self.profile.ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=self.profile.ca_file)
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -146,6 +157,7 @@ class Client:
         welcome = link.welcome
         assert welcome is not None
         self.version = welcome.version
+        self.pacer.configure(welcome.budget)
         self._connected.set()
         if self.track_updates and welcome.state is not None and self._behind(welcome.state):
             self._spawn_sync()
@@ -164,6 +176,8 @@ class Client:
                 # Full jitter (AWS architecture blog): spreads a reconnect storm after a server
                 # restart over the whole window instead of synchronised waves.
                 delay = backoff(attempt, cap=self.max_backoff)
+                # ... but never sooner than the server asked (retry_after of a refusal).
+                delay = max(delay, self._reconnect_after - asyncio.get_running_loop().time())
                 attempt += 1
                 await asyncio.sleep(delay)
                 try:
@@ -173,10 +187,11 @@ class Client:
                     self._fail_waiters()
                     return
                 except RateLimited as exc:
-                    # The hello was refused for a while (RATE_LIMITED, or BANNED: this session
-                    # tripped limits): come back when the server said, not in a loop.
+                    # The hello was refused for a while (RATE_LIMITED; BANNED: this session
+                    # tripped limits; TOO_MANY_CONNECTIONS: the account is full): come back
+                    # when the server said, with jitter, not in a loop.
                     log.debug("reconnect refused: %s", exc)
-                    await asyncio.sleep((exc.retry_after or 1.0) * random.uniform(1.0, 1.2))
+                    self._wait_before_reconnect(exc)
                     continue
                 except (Unavailable, OSError, asyncio.TimeoutError) as exc:
                     log.debug("reconnect failed: %s", exc)
@@ -190,11 +205,23 @@ class Client:
 
     def _fail_waiters(self) -> None:
         self._connected.set()  # wake callers; they see the link is closed and raise
+        self._queue.put_nowait(None)  # and a reader of updates(), which raises the same
+
+    def _wait_before_reconnect(self, error: PigeonError) -> None:
+        # Jittered, so that devices refused together do not all come back in one wave.
+        wait = (error.retry_after or 1.0) * random.uniform(1.0, 1.2)
+        self._reconnect_after = asyncio.get_running_loop().time() + wait
+        self.pacer.pause(wait)
 
     def _on_error(self, error: PigeonError) -> None:
+        if isinstance(error, RateLimited):
+            # The connection is closed for rate (or replaced, or banned): come back when
+            # the server said, not at once with every pending call.
+            self._wait_before_reconnect(error)
         if error.code == "SESSION_INVALID":
             self._fatal = error
-            self.profile.forget_session()
+            # Kept in the profile, so that the next program using it can say why.
+            self.profile.forget_session(error.message)
             self.profile.save()
 
     # -- calls ------------------------------------------------------------------------------
@@ -225,7 +252,8 @@ class Client:
                 await asyncio.sleep(backoff(refusals))
                 continue
             try:
-                result = await link.request(method, params)
+                async with self.pacer.slot(method, self.profile.token is not None):
+                    result = await link.request(method, params)
             except ConnectionLost:
                 if method in NOT_RETRIED or not self.reconnect or self._closing:
                     raise
@@ -237,6 +265,7 @@ class Client:
                 rate_waited += wait
                 if exc.code != "RATE_LIMITED" or rate_waited > self.max_rate_wait:
                     raise
+                self.pacer.pause(exc.retry_after or 1.0)  # the others wait too
                 await asyncio.sleep(wait)
                 continue
             except Unavailable as exc:
@@ -257,11 +286,15 @@ class Client:
 
     # -- updates ----------------------------------------------------------------------------
     async def updates(self) -> AsyncIterator[Any]:
-        """Every update, once, in pts order (ephemeral ones, pts 0, as they come)."""
+        """Every update, once, in pts order (ephemeral ones, pts 0, as they come). Ends when
+        the client is closed; raises when the connection ends for good: Unauthorized
+        (SESSION_INVALID) when the session was terminated, ConnectionLost without reconnect."""
         while True:
             update = await self._queue.get()
             if update is None:
-                return
+                if self._closing:
+                    return
+                raise self._fatal or ConnectionLost("the connection closed")
             yield update
 
     def pending_updates(self) -> int:

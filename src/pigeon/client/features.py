@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import ProofOfWorkRequired
+from pigeon.protocol.errors import ProofOfWorkRequired, Unauthorized
 from pigeon.protocol.types import (
     Affected, Authorization, Chat, Dialog, Invitation, Me, Member, Message, PowChallenge,
     PowSolution, ReadResult, SentCode, SentMessage, SessionInfo, User, WhoCanAdd,
@@ -60,12 +60,14 @@ class Auth(_Feature):
         phone = phone or profile.phone
         code_id = code_id or profile.code_id
         if phone is None or code_id is None:
-            raise ValueError("request a code first (auth.send_code)")
+            # Issue 11, bug 6: `pigeon verify` a second time was a ValueError and a traceback.
+            raise Unauthorized("no login code is waiting on this profile (it was used, or "
+                               "none was asked for): ask for one first", code="CODE_EXPIRED")
         auth: Authorization = await self._with_proof("auth.sign_in", m.SignIn(
             phone=phone, code_id=code_id, code=code, name=name, device=device))
         profile.token, profile.user_id, profile.session_id = (
             auth.token, auth.user.id, auth.session_id)
-        profile.code_id = None
+        profile.code_id = profile.ended = None
         # A new device starts from now: history is fetched, not replayed as updates.
         self._client._start_from(auth.state)  # noqa: SLF001
         profile.save()

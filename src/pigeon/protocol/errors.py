@@ -17,7 +17,8 @@
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
     │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
-    ├── RateLimited                  RATE_LIMITED, BANNED (retryable: .retry_after seconds)
+    ├── RateLimited                  RATE_LIMITED, BANNED, TOO_MANY_CONNECTIONS
+    │                                (retryable: .retry_after seconds)
     ├── ResultTooLarge               RESULT_TOO_LARGE (the answer would not fit in a frame)
     └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED
                                      (retryable; OVERLOADED carries .retry_after)
@@ -142,6 +143,7 @@ CODES: dict[str, type[PigeonError]] = {
     "POW_INVALID": ProofOfWorkRequired,
     "RATE_LIMITED": RateLimited,
     "BANNED": RateLimited,
+    "TOO_MANY_CONNECTIONS": RateLimited,
     "UNAVAILABLE": Unavailable,
     "OVERLOADED": Unavailable,
     "SHUTTING_DOWN": Unavailable,

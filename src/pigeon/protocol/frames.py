@@ -27,7 +27,7 @@ from .errors import (
 from .holdback import hold_back
 from .methods import METHODS, Params
 from .streams import Item, StreamItem, read_item
-from .types import Name, State, Struct, Token, User
+from .types import Budget, Name, State, Struct, Token, User
 from .updates import Difference, Update, UnknownUpdate, read_update
 
 RequestId = Annotated[int, Meta(ge=0, le=limits.MAX_REQUEST_ID)]
@@ -57,6 +57,7 @@ class Welcome(Frame, tag="welcome"):
     user: User | None = None
     session_id: int | None = None
     state: State | None = None
+    budget: Budget | None = None  # absent: shield off, or an older server (defaults apply)
 
 
 class Result(Frame, tag="result"):
@@ -209,10 +210,11 @@ class ServerProtocol:
 
     # Frames the server sends.
     def welcome(
-        self, server: str, user: User | None, session_id: int | None, state: State | None
+        self, server: str, user: User | None, session_id: int | None, state: State | None,
+        budget: Budget | None = None,
     ) -> bytes:
         return encode(Welcome(version=self.version, server=server, user=user,
-                              session_id=session_id, state=state))
+                              session_id=session_id, state=state, budget=budget))
 
     @staticmethod
     def result(request_id: int, value: Any) -> bytes:

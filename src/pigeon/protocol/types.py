@@ -92,6 +92,17 @@ class State(Struct):
     streams: dict[str, int] = {}
 
 
+class Budget(Struct):
+    """What a logged-in device may send without being refused, announced in ``welcome``:
+    calls (all methods) and, among them, sends, each as a token bucket (``burst`` at once,
+    then ``per_second``). A client that paces itself within it is never rate-limited."""
+
+    calls_per_second: float
+    call_burst: int
+    sends_per_second: float
+    send_burst: int
+
+
 class FwdFrom(Struct):
     sender_id: int
     chat_id: int

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import signal
 import ssl
 import sys
@@ -25,7 +26,7 @@ from pigeon.shield.guard import Shield
 from .accept import GuardedProtocol
 from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
-from .datadir import prepare_data_dir, private_umask
+from .datadir import lock_data_dir, prepare_data_dir, private_umask
 from .edge import Edge, normalize
 from .metrics import Metrics
 from .operator import start_operator
@@ -60,6 +61,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
         # traceback, and formatting tracebacks is the last thing to spend CPU on in a flood.
         raise web.HTTPServiceUnavailable() from None
     conn = Connection(services, address, guard)
+    if request.transport is not None:
+        conn.abort_transport = request.transport.abort
     writer = asyncio.create_task(_write(conn, ws))
     try:
         # The shield also aborts silent sockets at accept level; this deadline covers a
@@ -76,6 +79,11 @@ async def _ws(request: web.Request) -> web.StreamResponse:
                     deadline.reschedule(None)
                 if conn.close_code is not None:
                     break
+                # Backpressure: while too much waits to be written to this peer (or to its
+                # account), read nothing more from it.
+                await conn.wait_writable()
+                if conn.close_code is not None:
+                    break
     except TimeoutError:
         conn.close(CLOSE_POLICY, "HELLO_TIMEOUT")
     finally:
@@ -85,7 +93,14 @@ async def _ws(request: web.Request) -> web.StreamResponse:
             await asyncio.wait_for(writer, 5.0)
         writer.cancel()
         conn.finished()
-        await ws.close(code=conn.close_code or 1000, message=conn.close_reason.encode())
+        try:
+            # A peer that reads nothing never takes our close frame either: past the
+            # timeout the socket is dropped, so nothing of it stays in our buffers.
+            await asyncio.wait_for(
+                ws.close(code=conn.close_code or 1000, message=conn.close_reason.encode()), 5.0)
+        except (asyncio.TimeoutError, ConnectionError):
+            if request.transport is not None:
+                request.transport.abort()
     return ws
 
 
@@ -144,6 +159,23 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     everything queued, and close."""
     private_umask()  # before anything is written: the database, its WAL, secret.key
     prepare_data_dir(settings.data, allow_shared=settings.allow_shared_data_dir)
+    lock = lock_data_dir(settings.data)  # before the database: one server per directory
+    try:
+        await _serve(settings, ready)
+    finally:
+        os.close(lock)
+
+
+class CannotListen(Exception):
+    """A listening address is taken or not ours to use; the message is one line."""
+
+
+def _reason(exc: OSError) -> str:
+    # uvloop's strerror repeats the address; the errno's own text is what a person needs.
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
     store = SqliteStore(settings.db_path)
     await store.open()
     metrics = Metrics()
@@ -171,8 +203,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
             await runner.cleanup()
             await store.close()
             await services.codes.close()
-            raise SystemExit(f"pigeon: cannot listen on operator_listen "
-                             f"{settings.operator_listen}: {exc}") from None
+            raise CannotListen(f"cannot listen on operator_listen {settings.operator_listen}: "
+                               f"{_reason(exc)}") from None
         # Scripts and tests read this line to find the operator port.
         print(f"pigeon operator endpoints on {operator_url} (/metrics, /shield, /healthz)",
               file=sys.stderr, flush=True)
@@ -181,9 +213,17 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     edge = app["edge"]
     handler_factory = runner.server
     assert handler_factory is not None
-    listener = await loop.create_server(
-        lambda: GuardedProtocol(handler_factory(), shield, guards, edge),
-        settings.host, settings.port, ssl=tls, backlog=4096, reuse_address=True)
+    try:
+        listener = await loop.create_server(
+            lambda: GuardedProtocol(handler_factory(), shield, guards, edge),
+            settings.host, settings.port, ssl=tls, backlog=4096, reuse_address=True)
+    except OSError as exc:  # issue 11, bug 6: a busy port was a traceback
+        await runner.cleanup()
+        if operator is not None:
+            await operator.cleanup()
+        await store.close()
+        await services.codes.close()
+        raise CannotListen(f"cannot listen on {settings.listen}: {_reason(exc)}") from None
     await shield.start()
     bound = listener.sockets[0].getsockname()
     scheme = "wss" if tls else "ws"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pigeon.domain.paging import dialog_cursor
+from pigeon.domain.text import validate_title
 from pigeon.protocol import limits
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.types import Affected, Chat, Dialog, Invitation, Member, Ok
 from pigeon.protocol.updates import Typing
 from pigeon.store import GroupPolicy
@@ -12,11 +13,7 @@ from pigeon.store import GroupPolicy
 from .fanout import afterwards, reserve
 from .services import Caller
 from .settings import Settings
-from .users import public_user, visible_line
-
-
-def validate_title(title: str) -> str:
-    return visible_line(title, "a group title", "TITLE_INVALID")
+from .users import public_user
 
 
 def group_policy(settings: Settings) -> GroupPolicy:
@@ -106,12 +103,7 @@ async def set_title(caller: Caller, p: m.SetTitle) -> Chat:
 
 
 async def list_chats(caller: Caller, p: m.ListChats) -> list[Dialog]:
-    if (p.offset_date is None) != (p.offset_chat_id is None):
-        raise InvalidArgument("offset_date and offset_chat_id go together: both from the last "
-                              "dialog of the previous page")
-    before = None
-    if p.offset_date is not None and p.offset_chat_id is not None:
-        before = (p.offset_date, p.offset_chat_id)
+    before = dialog_cursor(p.offset_date, p.offset_chat_id)
     return await caller.services.store.list_dialogs(caller.user_id, min(p.limit,
                                                     limits.MAX_DIALOG_PAGE), before)
 

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from pigeon.protocol.errors import Unavailable
+
+
+log = logging.getLogger("pigeon.codes")
 
 
 class CodeSender(Protocol):
@@ -40,12 +45,29 @@ class WebhookSender:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         body = {"phone": phone, "code": code, "expires_in": expires_in}
+        # Issue 11, bug 8: a failing gateway was told only to the person asking for a code;
+        # the operator, who can fix it, saw nothing. Logged without the code, the number or
+        # the URL's query and user part (they may carry the gateway's token).
         try:
             async with self._session.post(self.url, json=body) as response:
                 if response.status >= 300:
+                    log.warning("code webhook %s answered HTTP %d: the login code was not sent",
+                                self.where, response.status)
                     raise Unavailable(f"the code gateway answered {response.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("code webhook %s failed (%s): the login code was not sent",
+                        self.where, type(exc).__name__)
             raise Unavailable(f"the code gateway is unreachable: {type(exc).__name__}") from None
+
+    @property
+    def where(self) -> str:
+        """The webhook's URL as logs may show it: scheme, host, port and path only."""
+        parts = urlsplit(self.url)
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
     async def close(self) -> None:
         if self._session is not None:

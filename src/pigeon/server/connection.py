@@ -1,11 +1,20 @@
 """One client connection, independent of the transport that carries its frames.
 
-The transport adapter feeds whole frames to :meth:`Connection.receive` and drains
+The transport adapter feeds whole frames to :meth:`Connection.receive`, waits on
+:meth:`Connection.wait_writable` before reading the next one, and drains
 :meth:`Connection.next_frame` to the socket. Between them: the sans-I/O protocol, the
-dispatcher, and two bounds that keep one peer from holding unbounded memory: at most
-``max_in_flight`` calls at once (the adapter stops reading while the window is full) and
-at most ``outbox_frames`` frames waiting to be written (a device that does not read is cut
-off; it resyncs with get_difference when it returns).
+dispatcher, and the bounds that keep one peer from holding unbounded memory:
+
+* at most ``max_in_flight`` calls at once (the adapter stops reading while the window is full);
+* frames waiting to be written: past ``outbox_bytes`` (or the account's
+  ``outbox_bytes_account``, server/quota.py) the adapter stops reading and bulk calls wait,
+  so a peer that does not read cannot make us compute more for it (issue 7, finding 2: one
+  account took the server from 63 MiB to 2 GiB by pipelining get_difference and never
+  reading);
+* a device whose writes make no progress for ``slow_consumer_seconds`` with frames queued,
+  or that has four times ``outbox_bytes`` (or ``outbox_frames`` frames) queued, is cut off
+  (SLOW_CONSUMER) and what was queued for it is dropped; it resyncs with get_difference
+  when it returns.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from pigeon.protocol.errors import PigeonError, RateLimited, Unauthorized, Unavailable
@@ -22,10 +33,12 @@ from pigeon.protocol.frames import (
 )
 from pigeon.protocol.methods import METHODS
 from pigeon.protocol.streams import user_stream
+from pigeon.shield.guard import WorkClass
 
 from .dispatch import HANDLERS
+from .quota import RETRY_AFTER
 from .services import Caller, Services
-from .sessions import authenticate
+from .sessions import authenticate, hash_token
 
 log = logging.getLogger("pigeon.connection")
 
@@ -34,7 +47,7 @@ log = logging.getLogger("pigeon.connection")
 _HARMLESS = frozenset({
     "CODE_INVALID", "SIGN_UP_REQUIRED", "USERNAME_TAKEN", "USER_NOT_FOUND", "MESSAGE_NOT_FOUND",
     "NOT_A_MEMBER", "ALREADY_MEMBER", "SESSION_NOT_FOUND", "PEER_IS_SELF", "OVERLOADED",
-    "POW_REQUIRED",
+    "POW_REQUIRED", "TOO_MANY_CONNECTIONS",
 })
 
 # WebSocket close codes (RFC 6455 §7.4.1 and the IANA registry) the adapter uses.
@@ -49,15 +62,28 @@ class Connection:
         self.services = services
         self.address = address
         self.guard = guard  # the accept-level GuardedProtocol, when the shield saw this socket
+        # Set by the transport adapter: drops the socket at once, for a peer that reads
+        # nothing (it would not take a polite close frame either).
+        self.abort_transport: Callable[[], None] | None = None
         self.shield = services.shield
         self._frames = services.shield.new_frame_bucket()
+        self._frames_authenticated = False
         self.protocol = ServerProtocol()
         self.user_id: int | None = None
         self.session_id: int | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         self._out: deque[bytes] = deque()
+        # Bytes queued, the frame being written included: it sits in the transport's buffer
+        # until the peer reads it, so it counts until the writer asks for the next one.
+        self._out_bytes = 0
+        self._writing = 0
         self._out_ready = asyncio.Event()
+        self._progress = time.monotonic()  # when the writer last took a frame
+        # Set when something a waiter may be waiting for happens: frames left the outbox,
+        # the account's total fell, a bulk slot freed, or the connection is closing.
+        self._wakeup = asyncio.Event()
+        self._bulk_running = False
         self._pending_updates: list[Any] = []
         self._flush_scheduled = False
         self._window = asyncio.Semaphore(self.max_in_flight)
@@ -111,18 +137,31 @@ class Connection:
                 self.shield.check_rate("hello", self.address, None, None)
                 session, user = await authenticate(services, hello.token)
                 self.shield.check_session(session.id, session.user_id)
+                self.login(session.user_id, session.id)
         except PigeonError as exc:
             if isinstance(exc, Unauthorized):
                 self.shield.strike(self.address, exc.code)
             self._send(self.protocol.error(None, exc))
             self.close(CLOSE_POLICY, exc.code)
             return
-        if session is not None:
-            self.login(session.user_id, session.id)
-            state = await services.store.get_state(session.user_id)
+        if session is not None and hello.token is not None:
+            # Terminating a session deletes it, then revokes the connections attached to it.
+            # A hello that read the session before the delete may attach after the revoke
+            # (issue 7, finding 4: such a connection stayed logged in). So it reads the
+            # session again now that it is attached: either this read sees the delete, or
+            # the delete committed after we attached and its revoke finds us.
+            still, state = await asyncio.gather(
+                services.store.session_by_token(hash_token(hello.token)),
+                services.store.get_state(session.user_id))
+            if self.session_id != session.id:
+                return  # revoked (and told so) while we were reading
+            if still is None:
+                self.revoke("this session was terminated")
+                return
             self._touch(force=True)
         self._send(self.protocol.welcome(services.settings.server_name, user,
-                                         session.id if session else None, state))
+                                         session.id if session else None, state,
+                                         self.shield.budget()))
 
     async def _call(self, call: CallReceived) -> None:
         started = time.perf_counter()
@@ -135,8 +174,13 @@ class Connection:
             shield = self.shield
             shield.check_rate(call.method, self.address, self.user_id, self.session_id,
                               shield.call_cost(call.method, call.params))
-            async with shield.slot(shield.classify(call.method, self.user_id is not None)):
-                result = await handler(Caller(self.services, self, self.address), call.params)
+            work = shield.classify(call.method, self.user_id is not None)
+            if work is WorkClass.BULK:
+                result = await self._bulk(work, handler, call)
+            else:
+                async with shield.slot(work):
+                    result = await handler(Caller(self.services, self, self.address),
+                                           call.params)
         except PigeonError as exc:
             outcome = exc.code
             self._send(self.protocol.error(call.id, exc))
@@ -153,6 +197,60 @@ class Connection:
                                                 time.perf_counter() - started)
         if self.user_id is not None:
             self._touch()
+
+    async def _bulk(self, work: WorkClass, handler: Any, call: CallReceived) -> Any:
+        """A bulk call (history, differences, lists: results of up to megabytes) starts only
+        while this connection and its account have room in their outboxes, one at a time on
+        this connection and as one of the account's ``bulk_calls_per_account``: a peer that
+        pipelines them and never reads makes us compute nothing more for it, and one that
+        reads never has more than one result beyond ``outbox_bytes`` queued."""
+        quota, user_id = self.services.quota, self.user_id
+        assert user_id is not None
+        while (self._bulk_running or self._out_bytes > self.services.settings.outbox_bytes
+               or not quota.try_bulk(user_id)):
+            if self.close_code is not None:
+                raise Unavailable("the connection is closing")
+            await self._wait()
+        self._bulk_running = True
+        try:
+            async with self.shield.slot(work):
+                return await handler(Caller(self.services, self, self.address), call.params)
+        finally:
+            self._bulk_running = False
+            quota.end_bulk(user_id)  # wakes this connection's waiters too
+
+    async def wait_writable(self) -> None:
+        """Return once this connection may be read again: the bytes queued for it and for
+        its account are back under their bounds, or it is closing. Meanwhile its socket is
+        not read, so what the peer pipelines waits in its own buffers, not in ours."""
+        bound, quota = self.services.settings.outbox_bytes, self.services.quota
+        while self.close_code is None and (self._out_bytes > bound
+                                           or quota.over(self.user_id)):
+            await self._wait()
+
+    async def _wait(self) -> None:
+        """Wait for a wake-up (at most a second), then cut this connection if its peer has
+        stopped reading for ``slow_consumer_seconds``."""
+        self._wakeup.clear()
+        with suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._wakeup.wait()
+        if self._stalled():
+            self.slow_consumer()
+
+    def _stalled(self) -> bool:
+        """Frames wait, and the writer has not taken one for ``slow_consumer_seconds``: the
+        peer reads nothing. Checked whenever this connection waits, and on every frame
+        queued for it (pushes reach a peer that sends nothing too)."""
+        return self._out_bytes > 0 and (time.monotonic() - self._progress
+                                        > self.services.settings.slow_consumer_seconds)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._out_bytes
 
     def _refused(self, error: PigeonError) -> None:
         """A peer that keeps asking for what it is refused is not a client with a bug but a
@@ -175,9 +273,19 @@ class Connection:
 
     # -- identity ---------------------------------------------------------------------------
     def login(self, user_id: int, session_id: int) -> None:
+        """Log this connection in; TOO_MANY_CONNECTIONS if the account has no room for it.
+        Synchronous from the cap check to the attach, so racing hellos cannot overshoot."""
         self.logout()
+        quota = self.services.quota
+        quota.admit(self, user_id, session_id)
         self.user_id, self.session_id = user_id, session_id
         self.services.bus.attach(self)
+        quota.join(self, self._out_bytes)
+        if not self._frames_authenticated:
+            # The authenticated budget at once (issue 7, finding 12): the anonymous burst
+            # left after hello got an honest SDK, resending its pending calls, banned.
+            self._frames_authenticated = True
+            self._frames = self.shield.new_frame_bucket(authenticated=True)
         if self.guard is not None:
             self.guard.promote()
         self.shield.logged_in(self.address, session_id)
@@ -185,6 +293,7 @@ class Connection:
     def logout(self) -> None:
         if self.user_id is not None:
             self.services.bus.detach(self)
+            self.services.quota.leave(self, self._out_bytes)
         if self.session_id is not None:
             self.shield.logged_out(self.address, self.session_id)
         self.user_id = self.session_id = None
@@ -222,21 +331,66 @@ class Connection:
     def _send(self, frame: bytes) -> None:
         if self.close_code is not None:
             return
-        if len(self._out) >= self.services.settings.outbox_frames:
-            self.services.metrics.slow_consumers.inc()
-            self.close(CLOSE_POLICY, "SLOW_CONSUMER")
+        settings, size = self.services.settings, len(frame)
+        if self._out_bytes and (len(self._out) >= settings.outbox_frames
+                                or self._out_bytes + size > 4 * settings.outbox_bytes
+                                or self._stalled()):
+            self.slow_consumer()
             return
+        if not self._out_bytes:
+            self._progress = time.monotonic()  # the writer's clock starts with work to do
         self._out.append(frame)
+        self._out_bytes += size
+        if self.user_id is not None:
+            self.services.quota.add_bytes(self.user_id, size)
         self._out_ready.set()
 
     async def next_frame(self) -> bytes | None:
-        """The next frame to write, or None once the connection should close."""
+        """The next frame to write, or None once the connection should close. Asking for
+        it says that the previous one has been written."""
+        if self._writing:
+            self._dequeued(self._writing)
+            self._writing = 0
         while not self._out:
             if self.close_code is not None:
                 return None
             self._out_ready.clear()
             await self._out_ready.wait()
-        return self._out.popleft()
+        frame = self._out.popleft()
+        self._writing = len(frame)
+        self._progress = time.monotonic()
+        return frame
+
+    def _dequeued(self, size: int) -> None:
+        self._out_bytes -= size
+        if self.user_id is not None:
+            self.services.quota.add_bytes(self.user_id, -size)
+        self._wakeup.set()
+
+    def slow_consumer(self) -> None:
+        """Cut a device that does not read, and drop what was queued for it: it resyncs with
+        get_difference when it comes back."""
+        if self.close_code is None:
+            self.services.metrics.slow_consumers.inc()
+            self.close(CLOSE_POLICY, "SLOW_CONSUMER")
+            if self.abort_transport is not None:
+                self.abort_transport()
+        self._drop_outbox()
+
+    def _drop_outbox(self) -> None:
+        self._out.clear()
+        self._writing = 0
+        if self._out_bytes:
+            self._dequeued(self._out_bytes)
+
+    def replaced(self) -> None:
+        """A newer connection of the same session took this one's place (the device
+        reconnected while this socket still looked open)."""
+        self._send(self.protocol.error(None, RateLimited(
+            "this session opened a newer connection; this one is closed",
+            code="TOO_MANY_CONNECTIONS", retry_after=RETRY_AFTER)))
+        self.logout()
+        self.close(CLOSE_POLICY, "TOO_MANY_CONNECTIONS")
 
     def revoke(self, reason: str) -> None:
         """The session was terminated: tell the device why, then close."""
@@ -255,6 +409,7 @@ class Connection:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
             self._out_ready.set()
+            self._wakeup.set()
 
     def shutting_down(self) -> None:
         self._send(self.protocol.error(None, Unavailable("the server is restarting",
@@ -268,8 +423,10 @@ class Connection:
 
     def finished(self) -> None:
         # Calls in flight run to the end although their answers can no longer reach this
-        # device: a send that commits must still be pushed to its recipients.
+        # device: a send that commits must still be pushed to its recipients. Nothing else
+        # stays: the bus and the account forget this connection, its outbox is dropped.
         self.logout()
+        self._drop_outbox()
         peers = self.services.by_address.get(self.address)
         if peers is not None:
             peers.discard(self)

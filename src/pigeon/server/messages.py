@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
+from pigeon.domain.messages import forward_origin
+from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.sizes import PAGE_BYTES
-from pigeon.protocol.types import Affected, FwdFrom, Message, ReadResult, SentMessage, State
+from pigeon.protocol.types import Affected, Message, ReadResult, SentMessage, State
 from pigeon.protocol.updates import Difference
 from pigeon.store import Push
 
 from .fanout import afterwards, reserve
 from .services import Caller
-
-
-def validate_text(text: str) -> str:
-    # Length (4,096 code points) and UTF-8 validity are checked by the decoder; NUL is legal
-    # UTF-8 but breaks C-string consumers downstream (terminals, notification services).
-    if "\x00" in text:
-        raise InvalidArgument("text may not contain NUL characters", code="TEXT_INVALID")
-    if not text.strip():
-        raise InvalidArgument("a message needs some text", code="TEXT_INVALID")
-    return text
 
 
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
@@ -37,9 +28,7 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
 async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     s = caller.services
     original = await s.store.get_message(caller.user_id, p.from_chat_id, p.message_id)
-    origin = original.fwd_from or FwdFrom(sender_id=original.sender_id,
-                                          chat_id=original.chat_id,
-                                          message_id=original.id, date=original.date)
+    origin = forward_origin(original)
     fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin)

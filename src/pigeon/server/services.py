@@ -16,6 +16,7 @@ from pigeon.store import Store
 
 from .codes import CodeSender
 from .metrics import Metrics
+from .quota import AccountQuota
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -49,12 +50,14 @@ class Services:
     connections: set[Connection] = field(default_factory=set)
     by_address: dict[str, set[Connection]] = field(default_factory=dict)
     clock: Any = time.time
+    quota: AccountQuota = field(init=False)
 
     def __post_init__(self) -> None:
         penalties = self.shield.penalties
         penalties.on_address_ban = self._close_banned_address
         penalties.on_session_ban = self._close_banned_session
         penalties.on_account_ban = self._close_banned_account
+        self.quota = AccountQuota(self.settings)
 
     def _close_banned_address(self, address: str) -> None:
         # Only strangers: a session that logged in with a valid token from this address is

@@ -10,7 +10,7 @@ import secrets
 import phonenumbers
 
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import Unauthorized
+from pigeon.protocol.errors import PigeonError, Unauthorized
 from pigeon.protocol.types import (
     Affected, Authorization, Ok, PowChallenge, SentCode, SessionInfo,
 )
@@ -80,17 +80,32 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     user = await store.user_by_phone(phone)
     if user is not None:
         services.shield.check_account(user.id)  # an account refused for abuse stays refused
+    name = ""
     if user is None:
         if p.name is None:
             # The code stays valid (one attempt spent) so the client can ask for a name.
             raise Unauthorized("this number has no account yet; sign up with a name",
                                code="SIGN_UP_REQUIRED")
-        user = await store.create_user(phone, validate_name(p.name), services.clock())
-    await store.delete_login_code(code.id)
+        name = validate_name(p.name)
+    else:
+        # A full account refuses a new device before the code is spent (issue 7, #5).
+        services.quota.ensure_room(user.id, caller.connection)
+    # Checking the code and consuming it are two steps; the consuming one is atomic, so of
+    # several sign-ins racing with the same right code exactly one goes on (issue 7, #8).
+    if not await store.consume_login_code(code.id):
+        raise Unauthorized("this code expired or was used up; request a new one",
+                           code="CODE_EXPIRED")
+    if user is None:
+        user = await store.create_user(phone, name, services.clock())
     token = new_token()
     session = await store.create_session(user.id, hash_token(token), device, caller.address,
                                          services.clock())
-    caller.connection.login(user.id, session.id)
+    try:
+        caller.connection.login(user.id, session.id)
+    except PigeonError:
+        # The account filled up meanwhile: a session nobody holds the token of must not stay.
+        await store.delete_sessions(user.id, only=session.id)
+        raise
     state = await store.get_state(user.id)
     return Authorization(user=public_user(user, self_id=user.id), token=token,
                          session_id=session.id, state=state)
@@ -111,19 +126,26 @@ async def list_sessions(caller: Caller, p: m.ListSessions) -> list[SessionInfo]:
             for s in rows]
 
 
+# What a terminated device is told (and, through its profile, its next command): issue 11,
+# bug 2, where `receive --follow` waited silently for ever and then said "not logged in".
+TERMINATED_ELSEWHERE = "this device was logged out from another device"
+
+
 async def terminate_session(caller: Caller, p: m.TerminateSession) -> Ok:
     user_id = caller.user_id
     deleted = await caller.services.store.delete_sessions(user_id, only=p.session_id)
     if p.session_id == caller.session_id:
         caller.connection.logout()
-    caller.services.bus.revoke_sessions(user_id, deleted, "this session was terminated")
+    caller.services.bus.revoke_sessions(user_id, deleted, TERMINATED_ELSEWHERE
+                                        if p.session_id != caller.session_id
+                                        else "this device ended its own session")
     return Ok()
 
 
 async def terminate_others(caller: Caller, p: m.TerminateOtherSessions) -> Affected:
     user_id = caller.user_id
     deleted = await caller.services.store.delete_sessions(user_id, keep=caller.session_id)
-    caller.services.bus.revoke_sessions(user_id, deleted, "this session was terminated")
+    caller.services.bus.revoke_sessions(user_id, deleted, TERMINATED_ELSEWHERE)
     return Affected(count=len(deleted))
 
 

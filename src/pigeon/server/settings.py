@@ -12,7 +12,7 @@ from typing import Any
 
 from pigeon.protocol import limits
 from pigeon.shield.ratelimit import Rate
-from pigeon.store.group_rules import WHO_CAN_ADD
+from pigeon.domain.groups import WHO_CAN_ADD
 
 from .edge import parse_networks
 
@@ -49,6 +49,17 @@ class Settings:
     max_pending_invitations: int = 100      # group invitations waiting for one account
     max_connections: int = 10_000
     outbox_frames: int = 1024               # frames queued for one slow connection before it is cut
+    outbox_bytes: int = 4 << 20             # bytes queued for one connection past which it is not
+                                            # read and its bulk calls wait; 4x: it is cut
+    outbox_bytes_account: int = 16 << 20    # ... for all connections of one account together
+    slow_consumer_seconds: float = 30.0     # a connection whose peer reads nothing this long while
+                                            # frames wait for it is cut (SLOW_CONSUMER)
+    bulk_calls_per_account: int = 2         # bulk calls (history, differences, lists) one account
+                                            # runs at once; more wait their turn
+    max_connections_per_account: int = 32   # logged-in connections of one account; more are
+                                            # refused (TOO_MANY_CONNECTIONS)
+    max_connections_per_session: int = 16   # ... of one session; a newer one closes the oldest
+                                            # (a CLI profile: a follower plus commands at once)
     # -- the shield (docs/shield.md) --
     shield: bool = True                     # False only to measure what it prevents
     max_per_address: int = 64               # unauthenticated connections from one address
@@ -116,6 +127,13 @@ class Settings:
                 "or --insecure-no-tls if a TLS proxy sits in front"
             )
         self._validate_edge()
+        for name in ("outbox_frames", "outbox_bytes", "outbox_bytes_account",
+                     "bulk_calls_per_account", "max_connections_per_account",
+                     "max_connections_per_session"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1")
+        if self.slow_consumer_seconds <= 0:
+            raise SettingsError("slow_consumer_seconds must be positive")
         if self.code_sender not in ("console", "webhook"):
             raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
         if self.code_sender == "webhook" and not self.code_webhook_url:
@@ -164,8 +182,13 @@ class Settings:
 
 def split_listen(listen: str, name: str = "listen") -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    # isascii: str.isdigit also takes digits such as "²" that int() refuses.
+    if not sep or not port.isascii() or not port.isdigit() or not host:
         raise SettingsError(f"{name} must be HOST:PORT, not {listen!r}")
+    # Issue 11, bug 6: port 99999 was passed on and the system picked a random port.
+    if int(port) > 65535:
+        raise SettingsError(f"{name}: port {int(port)} is out of range (0-65535; 0 picks a "
+                            "free one)")
     return host.strip("[]"), int(port)
 
 

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import re
-
 import phonenumbers
 
-from pigeon.protocol import limits
+from pigeon.domain.text import (
+    validate_device,  # noqa: F401  (sessions.py takes it from here)
+    validate_name,
+    validate_username,
+)
 from pigeon.protocol import methods as m
-from pigeon.protocol.characters import describe, escape_hidden, first_hidden
 from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.protocol.types import Me, User
 from pigeon.store import UserRecord
 
 from .services import Caller
-
-# Telegram's rule, which users know: a letter first, then letters, digits and underscores.
-_USERNAME = re.compile(
-    rf"[A-Za-z][A-Za-z0-9_]{{{limits.USERNAME_MIN - 1},{limits.USERNAME_MAX - 1}}}")
 
 
 def normalize_phone(raw: str) -> str:
@@ -38,40 +35,6 @@ def public_user(user: UserRecord, self_id: int | None = None) -> User:
     show_phone = user.id == self_id or user.phone_discoverable
     return User(id=user.id, name=user.name, username=user.username,
                 phone=user.phone if show_phone else None)
-
-
-def visible_line(raw: str, what: str, code: str) -> str:
-    """``raw`` with runs of spaces collapsed, or ``code`` if it is blank or holds a control,
-    bidi or other invisible character (protocol/characters.py): names and titles are shown to
-    others, and must neither forge terminal output nor pass for someone else's."""
-    hidden = first_hidden(raw)
-    if hidden is not None:
-        raise InvalidArgument(f"{what} may not contain control, bidi or invisible characters "
-                              f"(found {describe(hidden)})", code=code)
-    line = " ".join(raw.split())
-    if not line:
-        raise InvalidArgument(f"{what} needs at least one visible character", code=code)
-    return line
-
-
-def validate_name(name: str) -> str:
-    return visible_line(name, "a name", "NAME_INVALID")
-
-
-def validate_device(device: str) -> str:
-    """A device name as the sessions list shows it; none given: "unnamed device"."""
-    if not device.strip():
-        return "unnamed device"
-    return visible_line(device, "a device name", "DEVICE_INVALID")
-
-
-def validate_username(raw: str) -> str:
-    name = raw.removeprefix("@")
-    if not _USERNAME.fullmatch(name):
-        raise InvalidArgument(
-            f"@{escape_hidden(name)} is not a valid username: {limits.USERNAME_MIN}-{limits.USERNAME_MAX} "
-            "characters of a-z, 0-9 and _, starting with a letter", code="USERNAME_INVALID")
-    return name
 
 
 async def _me(caller: Caller, user: UserRecord) -> Me:

@@ -32,7 +32,7 @@ from collections import OrderedDict
 from typing import Any
 
 from pigeon.protocol.errors import RateLimited
-from pigeon.protocol.types import PowSolution
+from pigeon.protocol.types import Budget, PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
 from .bans import NftMirror
@@ -152,8 +152,25 @@ class Shield:
             self._refuse("banned_token_only")  # counted: admitted, but for a token only
         return decision
 
-    def new_frame_bucket(self) -> TokenBucket:
-        return TokenBucket(self.frame_rate_unauthenticated.burst, self.clock())
+    def new_frame_bucket(self, authenticated: bool = False) -> TokenBucket:
+        """A full bucket: the anonymous burst for a new connection; the authenticated one
+        for a connection that has just logged in, which must not inherit what is left of
+        the anonymous burst (an SDK resending its pending calls at once would trip it)."""
+        rate = self.frame_rate if authenticated else self.frame_rate_unauthenticated
+        return TokenBucket(rate.burst, self.clock())
+
+    def budget(self) -> Budget | None:
+        """The budget a logged-in device is told in ``welcome`` (None with the shield off):
+        the tightest of its per-session, per-account and frame limits, and the send limit."""
+        if not self.enabled:
+            return None
+        calls = min((self.per_session.rate, self.per_account.rate, self.frame_rate),
+                    key=lambda r: r.per_second)
+        burst = min(self.per_session.rate.burst, self.per_account.rate.burst,
+                    self.frame_rate.burst)
+        sends = self.per_account_send.rate
+        return Budget(calls_per_second=calls.per_second, call_burst=int(burst),
+                      sends_per_second=sends.per_second, send_burst=int(sends.burst))
 
     def frame_allowed(self, bucket: TokenBucket, address: str, authenticated: bool, *,
                       session_id: int | None = None, user_id: int | None = None) -> bool:

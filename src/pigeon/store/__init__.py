@@ -1,8 +1,8 @@
 """Durable state behind one narrow interface; backends translate their errors at this boundary."""
 
-from .base import (
-    GroupPolicy, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord,
-)
+from pigeon.domain.groups import GroupPolicy
+
+from .base import InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord
 from .sqlite import SqliteStore
 
 __all__ = ["GroupPolicy", "InvitationRecord", "LoginCode", "MemberRecord", "Push",

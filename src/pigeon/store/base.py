@@ -2,7 +2,9 @@
 
 Each write method is one atomic transaction that checks what must be checked under the
 transaction (membership, roles, uniqueness) and returns the result together with the updates
-it produced (:class:`Push`), already numbered with each recipient's next ``pts``. A write
+it produced (:class:`Push`), already numbered with each recipient's next ``pts``. The checks
+and decisions are the rules of :mod:`pigeon.domain`, which a backend calls inside the
+transaction with the rows it read; a backend itself only reads, writes and numbers. A write
 method returns only once its transaction is durable on disk: callers may acknowledge at once.
 
 Backends: ``sqlite`` (embedded default) and, later, ``postgres``. Both run the contract
@@ -17,6 +19,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from pigeon.domain.groups import GroupPolicy
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
@@ -63,16 +66,6 @@ class MemberRecord(NamedTuple):
     role: Role
 
 
-class GroupPolicy(NamedTuple):
-    """The server's rules for joining groups (settings; docs/operations.md). The store applies
-    them inside the transaction that adds members, so a check and its write stay atomic."""
-
-    default_who_can_add: str = "contacts"   # for accounts that never chose (WhoCanAdd)
-    max_groups_joined: int = 500            # groups one account is in
-    max_groups_created_per_day: int = 50    # groups one account creates in any 24 hours
-    max_pending_invitations: int = 100      # invitations waiting for one account
-
-
 class InvitationRecord(NamedTuple):
     chat: Chat
     inviter: UserRecord
@@ -105,6 +98,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_login_code(self, code_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def consume_login_code(self, code_id: str) -> bool:
+        """Delete the code if it still exists; True for the one caller that deleted it.
+
+        The check and the delete are one atomic step: of two sign-ins racing with the same
+        correct code, exactly one gets True (issue 7, finding 8)."""
 
     # -- users ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -216,7 +216,7 @@ class Store(abc.ABC):
     ) -> tuple[int, list[Push]]:
         """Remove ``user_id`` (``actor_id == user_id``: leave). Returns the actor's pts.
         Records what the departing member could see, so that the update log serves them no
-        edit made later (:mod:`.visibility`)."""
+        edit made later (:mod:`pigeon.domain.visibility`)."""
 
     @abc.abstractmethod
     async def set_role(
@@ -297,4 +297,4 @@ class Store(abc.ABC):
     ) -> Difference:
         """The updates after ``pts``, in order: at most ``limit``, fewer (but at least one)
         when more would encode to over ``max_bytes`` (``more`` is then true). A message
-        update shows what its recipient is entitled to (:mod:`.visibility`)."""
+        update shows what its recipient is entitled to (:mod:`pigeon.domain.visibility`)."""

@@ -142,6 +142,27 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, chat_id, last_id)
     ) WITHOUT ROWID;
     """,
+    # 4: session ids are never reused (issue 7, finding 4). Without AUTOINCREMENT SQLite hands
+    # out max(id) + 1, so deleting the newest session gave its id to the next device: a stale
+    # "terminate session N" could then end somebody's new one. SQLite cannot add
+    # AUTOINCREMENT to a column, so the table is rebuilt; sqlite_sequence starts at the
+    # highest id copied.
+    """
+    CREATE TABLE sessions_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        token_hash BLOB NOT NULL UNIQUE,
+        device TEXT NOT NULL,
+        address TEXT NOT NULL,
+        created REAL NOT NULL,
+        last_active REAL NOT NULL
+    );
+    INSERT INTO sessions_v2 (id, user_id, token_hash, device, address, created, last_active)
+        SELECT id, user_id, token_hash, device, address, created, last_active FROM sessions;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_v2 RENAME TO sessions;
+    CREATE INDEX sessions_by_user ON sessions(user_id);
+    """,
 ]
 
 

@@ -2,8 +2,10 @@
 
 Each operation is a plain synchronous function of a connection: ``_tx_*`` functions run on
 the writer thread inside a group-committed transaction (:mod:`.sqlite_engine`), ``_q_*``
-functions on a reader thread. Their SQL lives in :mod:`.sqlite_accounts` and
-:mod:`.sqlite_chats`, so that each operation reads top to bottom.
+functions on a reader thread. Their SQL lives in one module per concern (:mod:`.sqlite_accounts`,
+:mod:`.sqlite_people`, :mod:`.sqlite_groups`, :mod:`.sqlite_messages`, :mod:`.sqlite_dialogs`,
+:mod:`.sqlite_log`), so that each operation reads top to bottom; the rules they apply are in
+:mod:`pigeon.domain`.
 """
 
 from __future__ import annotations
@@ -11,24 +13,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pigeon.domain.groups import GroupPolicy
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
 from .base import (
-    DIALOG_PAGE_BYTES, GroupPolicy, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord,
-    Store, UserRecord,
+    DIALOG_PAGE_BYTES, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store,
+    UserRecord,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
-    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
+    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_consume_code, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
 )
 from .sqlite_people import (
     _q_invitations, _q_visible_users, _q_who_can_add, _tx_accept_invitation,
     _tx_decline_invitation, _tx_remember_discovery, _tx_set_who_can_add,
 )
-from .sqlite_chats import (
-    _q_dialogs, _q_difference, _q_get_chat, _q_get_message, _q_history, _q_member_ids, _q_members, _q_state, _tx_add_members, _tx_create_group, _tx_delete_messages, _tx_edit_message, _tx_open_private, _tx_read_history, _tx_remove_member, _tx_send_message, _tx_set_role, _tx_set_title,
+from .sqlite_dialogs import _q_dialogs
+from .sqlite_groups import (
+    _q_get_chat, _q_member_ids, _q_members, _tx_add_members, _tx_create_group, _tx_open_private,
+    _tx_remove_member, _tx_set_role, _tx_set_title,
+)
+from .sqlite_log import _q_difference, _q_state
+from .sqlite_messages import (
+    _q_get_message, _q_history, _tx_delete_messages, _tx_edit_message, _tx_read_history,
+    _tx_send_message,
 )
 
 
@@ -51,6 +61,9 @@ class SqliteStore(Store):
 
     async def delete_login_code(self, code_id: str) -> None:
         await self.engine.write(_tx_exec, "DELETE FROM login_codes WHERE id = ?", (code_id,))
+
+    async def consume_login_code(self, code_id: str) -> bool:
+        return await self.engine.write(_tx_consume_code, code_id)
 
     # -- users ------------------------------------------------------------------------------
     async def create_user(self, phone: str, name: str, now: float) -> UserRecord:

@@ -39,6 +39,13 @@ def _tx_take_attempt(
     return LoginCode(row[0], row[1], row[2], row[3], row[4])
 
 
+def _tx_consume_code(conn: sqlite3.Connection, code_id: str) -> bool:
+    # One statement on the single writer: whichever job runs first deletes the row, every
+    # later one finds nothing.
+    row = conn.execute("DELETE FROM login_codes WHERE id = ? RETURNING id", (code_id,)).fetchone()
+    return row is not None
+
+
 def _tx_create_user(conn: sqlite3.Connection, phone: str, name: str, now: float) -> UserRecord:
     row = conn.execute(f"SELECT {USER_COLS} FROM users WHERE phone = ?", (phone,)).fetchone()
     if row is None:

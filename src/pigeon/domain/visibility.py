@@ -15,7 +15,11 @@ the shape that a message deleted for everyone already has.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pigeon.protocol.types import Message
+
+from .records import Departure
 
 
 def entitled_message(
@@ -45,3 +49,36 @@ def withheld(live: Message) -> Message:
     """A tombstone of ``live``: who wrote it and when, which its recipient already had."""
     return Message(chat_id=live.chat_id, id=live.id, sender_id=live.sender_id, date=live.date,
                    reply_to=live.reply_to, deleted=True)
+
+
+def member_sees(history_from: int | None, message_id: int) -> bool:
+    """Whether a current member (``history_from`` None: not a member) sees the live row of
+    message ``message_id``: their history reaches back to it."""
+    return history_from is not None and message_id > history_from
+
+
+def departure(history_from: int, last_message_id: int, edit_seq: int) -> Departure | None:
+    """What a member leaving now could see, to be recorded: the period of message ids since
+    they joined and the chat's edit count. None if the period held no message (nothing to
+    remember, however long the group's history)."""
+    if last_message_id <= history_from:
+        return None
+    return Departure(history_from, last_message_id, edit_seq)
+
+
+def covering(departures: Iterable[Departure], message_id: int) -> Departure | None:
+    """The departure that ended the membership which showed message ``message_id`` (periods
+    of one member in one chat never overlap)."""
+    return next((d for d in departures if d.first_id < message_id <= d.last_id), None)
+
+
+def entitled(live: Message, edit_seq: int, history_from: int | None,
+             departures: Iterable[Departure]) -> Message:
+    """The message an update of the log shows its recipient, from what a backend read: the
+    recipient's ``history_from`` in the chat (None: not a member now) and their recorded
+    departures from it."""
+    if member_sees(history_from, live.id):
+        return live
+    period = covering(departures, live.id)
+    return entitled_message(live, edit_seq, member_sees=False,
+                            departed_edit_seq=None if period is None else period.edit_seq)

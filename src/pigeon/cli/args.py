@@ -1,0 +1,62 @@
+"""What people type on the command line that is parsed before anything is sent: server URLs.
+
+Issue 11, bug 6: ``--server htp:/bad`` was taken for a host named ``htp`` and failed as
+"server unreachable" (exit 3). A server URL is now checked first and a bad one is a usage
+error (exit 2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+SCHEMES = ("http", "https", "ws", "wss")
+# A DNS name (RFC 1123 labels) or an IPv4 address; IPv6 addresses come in brackets.
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+class BadServerUrl(ValueError):
+    """The message says what is wrong and what a good URL looks like."""
+
+
+def server_url(raw: str) -> str:
+    """``raw`` as the server URL to store: ``http(s)://`` or ``ws(s)://`` with a host and
+    optionally a port and the ``/v1/ws`` path; ``HOST[:PORT]`` alone means ``http://``."""
+    text = raw.strip()
+    example = "write it like http://127.0.0.1:8700 or https://chat.example.org"
+    if not text or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise BadServerUrl(f"{raw!r} is not a server URL: {example}")
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        raise BadServerUrl(f"{raw!r} is not a server URL (bad port): {example}") from None
+    if parts.scheme.lower() not in SCHEMES:
+        raise BadServerUrl(f"{raw!r} is not a server URL: the scheme must be one of "
+                           f"{', '.join(SCHEMES)}; {example}")
+    host = parts.hostname or ""
+    if not _valid_host(host, bracketed="[" in parts.netloc):
+        raise BadServerUrl(f"{raw!r} is not a server URL (no valid host): {example}")
+    if parts.username is not None or parts.query or parts.fragment:
+        raise BadServerUrl(f"{raw!r} is not a server URL (no user, query or fragment): "
+                           f"{example}")
+    if parts.path.rstrip("/") not in ("", "/v1/ws"):
+        raise BadServerUrl(f"{raw!r} is not a server URL (the only path is /v1/ws): {example}")
+    if port == 0:
+        raise BadServerUrl(f"{raw!r} is not a server URL (port 0): {example}")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{parts.scheme.lower()}://{netloc}"
+
+
+def _valid_host(host: str, *, bracketed: bool) -> bool:
+    if bracketed:
+        try:
+            return ipaddress.ip_address(host).version == 6
+        except ValueError:
+            return False
+    return bool(_HOSTNAME.fullmatch(host)) and len(host) <= 253

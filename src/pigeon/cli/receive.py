@@ -1,0 +1,112 @@
+"""``pigeon receive``: print what arrived since the last ``receive`` on this profile.
+
+Issue 11: what it prints is marked as read, as ``history`` does (bug 7: ``chats`` showed
+``[65 unread]`` after everything was received); messages sent from this device with
+``pigeon send`` are not shown back (bug 8; those from the account's other devices are); an
+empty ``receive`` on a terminal says so; and a follower whose session is terminated from
+another device says so and exits 1 instead of waiting for ever (bug 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+import click
+
+from pigeon.client import Client
+from pigeon.protocol.errors import Forbidden, NotFound
+from pigeon.protocol.updates import EditMessage, NewMessage
+
+from .main import Ctx, run, session
+from .names import Names
+from .output import echo, message_json, message_line
+
+pass_ctx = click.make_pass_decorator(Ctx)
+SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
+
+
+class Printer:
+    """Prints messages, remembering per chat the last one printed, to mark as read."""
+
+    def __init__(self, client: Client, as_json: bool) -> None:
+        self.client = client
+        self.names = Names(client)
+        self.as_json = as_json
+        self.printed = 0
+        self.unread: dict[int, int] = {}  # chat -> highest message id printed, not yet marked
+
+    async def show(self, update: Any) -> None:
+        if not isinstance(update, (NewMessage, EditMessage)) or update.message.deleted:
+            return
+        msg, edited = update.message, isinstance(update, EditMessage)
+        if not edited and await self._sent_here(update):
+            return
+        sender = await self.names.get(msg.sender_id)
+        if self.as_json:
+            echo(message_json(msg, sender, **({"edited": True} if edited else {})))
+        else:
+            echo(message_line(msg, sender))
+        sys.stdout.flush()
+        self.printed += 1
+        self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
+
+    async def _sent_here(self, update: NewMessage) -> bool:
+        """Whether ``pigeon send`` on this profile sent it. A send still in flight has not
+        yet written down what it sent: wait for it (a bounded while)."""
+        if update.message.sender_id != self.client.profile.user_id:
+            return False
+        deadline = time.monotonic() + SEND_WAIT
+        while (here := self.client.profile.sent_here(update.pts, update.message.chat_id)) is None:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return here
+
+    async def mark_read(self) -> None:
+        """Mark what was printed as read, chat by chat."""
+        for chat_id, max_id in list(self.unread.items()):
+            try:
+                await self.client.messages.read(chat_id, max_id)
+            except (Forbidden, NotFound):
+                pass  # left the chat (or it is gone) since: nothing there to mark
+            del self.unread[chat_id]
+
+
+@click.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep running and print messages as they come.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.option("--mark-read/--no-mark-read", default=True, show_default=True,
+              help="Mark the messages printed as read, as `history` does.")
+@pass_ctx
+@run
+async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> None:
+    """Print the messages that arrived since the last `receive` on this profile (but not
+    those sent from it). On a terminal an empty receive says so; piped, or with --json, it
+    prints nothing."""
+    async with session(ctx, track_updates=True) as client:
+        printer = Printer(client, as_json)
+        await client.sync()  # everything since the last `receive` on this profile
+        # The profile is saved after printing: a crash repeats a line rather than losing one.
+        for update in client.take_updates():
+            await printer.show(update)
+        if mark_read:
+            await printer.mark_read()
+        client.save()
+        if printer.printed == 0 and not as_json and sys.stdout.isatty():
+            echo("no new messages" + ("; waiting for more (Ctrl-C to stop)" if follow else ""))
+        if follow:
+            shown = client.profile.pts
+            try:
+                async for update in client.updates():
+                    await printer.show(update)
+                    if mark_read:
+                        await printer.mark_read()
+                    if update.pts:
+                        shown = update.pts
+                        client.profile.save(pts=shown)
+            finally:
+                # Closing saves the profile: only as far as what was printed.
+                client.profile.pts = min(client.profile.pts, shown)

@@ -1,0 +1,50 @@
+"""The rows that the rules take, as a backend reads them inside its transaction.
+
+Plain named tuples: a backend builds them from whatever its driver returns, the rules never
+learn where they came from. Message rows are the protocol's own :class:`Message`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from pigeon.protocol.types import ChatKind, Role
+
+
+class Standing(NamedTuple):
+    """Where one user stands in one chat, and where the chat stands: what every write in a
+    chat reads first."""
+
+    kind: ChatKind
+    role: Role
+    history_from: int         # they see the messages after this id (they joined then)
+    read_inbox_max_id: int    # they read up to this id
+    last_message_id: int      # the chat's newest message id
+
+
+class MemberRow(NamedTuple):
+    """One member of a chat."""
+
+    user_id: int
+    role: Role
+    joined: float
+    history_from: int
+
+
+class ChatRow(NamedTuple):
+    """One chat, as every member sees it alike (the role and peer differ per member)."""
+
+    id: int
+    kind: ChatKind
+    title: str
+    member_count: int
+    last_message_id: int
+
+
+class Departure(NamedTuple):
+    """A period of membership that ended: its member could see the message ids in
+    (``first_id``, ``last_id``], and the chat had counted ``edit_seq`` edits when it ended."""
+
+    first_id: int
+    last_id: int
+    edit_seq: int

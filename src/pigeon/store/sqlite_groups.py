@@ -1,0 +1,177 @@
+"""Chats and their members (SQLite backend): private chats, groups, roles, titles.
+
+Each transaction reads the rows a rule of :mod:`pigeon.domain.membership` or
+:mod:`pigeon.domain.groups` needs, calls it, and writes what it decided.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from pigeon.domain import groups, membership
+from pigeon.domain.groups import GroupPolicy
+from pigeon.domain.visibility import departure
+from pigeon.protocol.types import Chat, Role
+
+from .base import MemberRecord, Push
+from .sqlite_log import announce, pts_in
+from .sqlite_people import (
+    check_created_quota,
+    check_joined_quota,
+    forget_invitations,
+    invite,
+    sort_newcomers,
+)
+from .sqlite_rows import (
+    USER_COLS,
+    chat_row,
+    chat_view,
+    existing_users,
+    insert_members,
+    member_ids,
+    member_row,
+    members,
+    prefixed,
+    standing,
+    user_row,
+)
+
+
+def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: float) -> Chat:
+    existing_users(conn, [peer_id])
+    pair = membership.private_members(user_id, peer_id)
+    a, b = pair[0], pair[-1]
+    row = conn.execute(
+        "SELECT chat_id FROM private_chats WHERE user_a = ? AND user_b = ?", (a, b)
+    ).fetchone()
+    if row is None:
+        (chat_id,) = conn.execute(
+            "INSERT INTO chats (kind, created) VALUES ('private', ?) RETURNING id", (now,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO private_chats (user_a, user_b, chat_id) VALUES (?, ?, ?)", (a, b, chat_id)
+        )
+        insert_members(conn, chat_id, list(pair), "member", now, 0)
+    else:
+        chat_id = row[0]
+    return chat_view(conn, chat_id, user_id)
+
+
+def _tx_create_group(
+    conn: sqlite3.Connection, owner_id: int, title: str, named: list[int], now: float,
+    max_members: int, policy: GroupPolicy | None = None,
+) -> tuple[Chat, list[Push]]:
+    added, invited = sort_newcomers(conn, owner_id, groups.founders(owner_id, named), policy)
+    groups.check_capacity(1, len(added), max_members)
+    check_created_quota(conn, owner_id, now, policy)
+    check_joined_quota(conn, [owner_id, *added], policy)
+    (chat_id,) = conn.execute(
+        "INSERT INTO chats (kind, title, created, creator_id) VALUES ('group', ?, ?, ?) "
+        "RETURNING id", (title, now, owner_id)
+    ).fetchone()
+    insert_members(conn, chat_id, [owner_id], "owner", now, 0)
+    insert_members(conn, chat_id, added, "member", now, 0)
+    pushes = announce(conn, chat_id)
+    invited, invitations = invite(conn, chat_id, owner_id, invited, now, policy)
+    view = msgspec.structs.replace(chat_view(conn, chat_id, owner_id), invited=invited)
+    return view, pushes + invitations
+
+
+def _tx_add_members(
+    conn: sqlite3.Connection, actor_id: int, chat_id: int, user_ids: list[int], now: float,
+    max_members: int, policy: GroupPolicy | None = None,
+) -> tuple[Chat, list[Push]]:
+    actor = standing(conn, actor_id, chat_id)
+    membership.may_manage(actor)
+    existing_users(conn, user_ids)
+    new = groups.newcomers(user_ids, set(member_ids(conn, chat_id)))
+    added, invited = sort_newcomers(conn, actor_id, new, policy)
+    groups.check_capacity(chat_row(conn, chat_id).member_count, len(added), max_members)
+    check_joined_quota(conn, added, policy)
+    pushes: list[Push] = []
+    if added:
+        insert_members(conn, chat_id, added, "member", now,
+                       membership.newcomer_history_from(actor.last_message_id))
+        forget_invitations(conn, chat_id, added)
+        pushes = announce(conn, chat_id)
+    invited, invitations = invite(conn, chat_id, actor_id, invited, now, policy)
+    if not added and not invited:
+        raise groups.already_members(invited_too=True)
+    view = msgspec.structs.replace(chat_view(conn, chat_id, actor_id), invited=invited)
+    return view, pushes + invitations
+
+
+def _tx_remove_member(
+    conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int, now: float
+) -> tuple[int, list[Push]]:
+    actor = standing(conn, actor_id, chat_id)
+    target = None if user_id == actor_id else member_row(conn, chat_id, user_id)
+    removal = membership.removal(actor_id, actor, user_id, target)
+    conn.execute("DELETE FROM members WHERE chat_id = ? AND user_id = ?", (chat_id, user_id))
+    # What they could see ends here: the update log serves them no later edit.
+    (last_id, edit_seq) = conn.execute(
+        "UPDATE chats SET member_count = member_count - 1 WHERE id = ? "
+        "RETURNING last_message_id, edit_seq", (chat_id,)).fetchone()
+    period = departure(removal.history_from, last_id, edit_seq)
+    if period is not None:
+        conn.execute(
+            "INSERT INTO departures (user_id, chat_id, first_id, last_id, edit_seq, date) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (user_id, chat_id, *period, now))
+    remaining = members(conn, chat_id)
+    if removal.owner_leaves:
+        heir = membership.heir(remaining)
+        if heir is not None:
+            conn.execute("UPDATE members SET role = 'owner' WHERE chat_id = ? AND user_id = ?",
+                         (chat_id, heir.user_id))
+            remaining = [r._replace(role="owner") if r == heir else r for r in remaining]
+    pushes = announce(conn, chat_id, remaining, departed=[user_id])
+    return pts_in(pushes, actor_id), pushes
+
+
+def _tx_set_role(
+    conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int, role: Role
+) -> tuple[int, list[Push]]:
+    actor = standing(conn, actor_id, chat_id)
+    changes = membership.role_changes(actor_id, actor, user_id,
+                                      member_row(conn, chat_id, user_id), role)
+    conn.executemany("UPDATE members SET role = ? WHERE chat_id = ? AND user_id = ?",
+                     [(new, chat_id, uid) for uid, new in changes])
+    pushes = announce(conn, chat_id)
+    return pts_in(pushes, actor_id), pushes
+
+
+def _tx_set_title(
+    conn: sqlite3.Connection, actor_id: int, chat_id: int, title: str
+) -> tuple[Chat, list[Push]]:
+    membership.may_manage(standing(conn, actor_id, chat_id))
+    conn.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
+    return chat_view(conn, chat_id, actor_id), announce(conn, chat_id)
+
+
+def _q_get_chat(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Chat:
+    standing(conn, user_id, chat_id)
+    return chat_view(conn, chat_id, user_id)
+
+
+def _q_members(
+    conn: sqlite3.Connection, user_id: int, chat_id: int, offset: int, limit: int
+) -> list[MemberRecord]:
+    standing(conn, user_id, chat_id)
+    # By seniority (membership.seniority): the longest-standing first.
+    rows = conn.execute(
+        f"SELECT m.role, {prefixed(USER_COLS, 'u')} "
+        "FROM members m JOIN users u ON u.id = m.user_id WHERE m.chat_id = ? "
+        "ORDER BY m.joined, m.user_id LIMIT ? OFFSET ?", (chat_id, limit, offset),
+    )
+    return [MemberRecord(user_row(r[1:]), r[0]) for r in rows]
+
+
+def _q_member_ids(conn: sqlite3.Connection, user_id: int, chat_id: int, limit: int) -> list[int]:
+    standing(conn, user_id, chat_id)
+    rows = conn.execute(
+        "SELECT user_id FROM members WHERE chat_id = ? AND user_id != ? LIMIT ?",
+        (chat_id, user_id, limit),
+    )
+    return [r[0] for r in rows]

@@ -1,0 +1,200 @@
+"""Messages (SQLite backend): sending, editing, deleting, reading, history.
+
+Each transaction reads the rows a rule of :mod:`pigeon.domain.messages` needs, calls it, and
+writes what it decided; who is told is :mod:`pigeon.domain.audience`'s rule.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+import msgspec
+
+from pigeon.domain import audience, paging
+from pigeon.domain import messages as rules
+from pigeon.domain.people import makes_contact
+from pigeon.protocol import updates as up
+from pigeon.protocol.types import FwdFrom, Message
+
+from .base import Push
+from .sqlite_log import pts_in, push_message, push_stored
+from .sqlite_people import note_private_send
+from .sqlite_rows import (
+    MSG_COLS,
+    N_MSG_COLS,
+    chunks,
+    encode,
+    marks,
+    message,
+    message_row,
+    messages,
+    standing,
+    unread_count,
+)
+
+
+def _tx_send_message(
+    conn: sqlite3.Connection, sender_id: int, chat_id: int, random_id: int, text: str,
+    now: float, reply_to: int | None, fwd_from: FwdFrom | None,
+) -> tuple[Message, int, list[Push]]:
+    seen = conn.execute(
+        "SELECT chat_id, message_id, pts FROM random_ids WHERE sender_id = ? AND random_id = ?",
+        (sender_id, random_id),
+    ).fetchone()
+    if seen is not None:
+        rules.check_replay(seen[0], chat_id)
+        first = message(conn, seen[0], seen[1])
+        if first is None:  # cannot be: a message row is never deleted, only wiped
+            raise rules.no_message(seen[0], seen[1])
+        return first, seen[2], []
+    sender = standing(conn, sender_id, chat_id)
+    if makes_contact(sender.kind):
+        note_private_send(conn, sender_id, chat_id)
+    if reply_to is not None:
+        rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
+    message_id = sender.last_message_id + 1  # the writer is alone: read-then-write is atomic
+    conn.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
+    conn.execute(
+        "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (chat_id, message_id, sender_id, now, text, reply_to,
+         encode(fwd_from) if fwd_from else None),
+    )
+    reading = rules.read_on_send(sender, message_id)
+    _set_read_mark(conn, chat_id, sender_id, reading.mark)
+    new = Message(chat_id=chat_id, id=message_id, sender_id=sender_id, date=now, text=text,
+                  reply_to=reply_to, fwd_from=fwd_from)
+    pushes = [push_message(conn, up.NewMessage(pts=0, message=new), audience.new_message())]
+    pushes += _tell_authors(conn, sender_id, chat_id, reading)
+    sender_pts = pts_in(pushes[:1], sender_id)
+    conn.execute(
+        "INSERT INTO random_ids (sender_id, random_id, chat_id, message_id, pts) "
+        "VALUES (?, ?, ?, ?, ?)", (sender_id, random_id, chat_id, message_id, sender_pts),
+    )
+    return new, sender_pts, pushes
+
+
+def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int) -> Message:
+    history_from = standing(conn, user_id, chat_id).history_from
+    return rules.seen_message(message(conn, chat_id, message_id), history_from, chat_id,
+                              message_id)
+
+
+def _tx_edit_message(
+    conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int, text: str, now: float
+) -> tuple[Message, list[Push]]:
+    edited = _q_get_message(conn, user_id, chat_id, message_id)
+    rules.check_edit(edited, user_id)
+    (edit_seq,) = conn.execute(
+        "UPDATE chats SET edit_seq = edit_seq + 1 WHERE id = ? RETURNING edit_seq", (chat_id,)
+    ).fetchone()
+    conn.execute(
+        "UPDATE messages SET text = ?, edit_date = ?, edit_seq = ? WHERE chat_id = ? AND id = ?",
+        (text, now, edit_seq, chat_id, message_id),
+    )
+    edited = msgspec.structs.replace(edited, text=text, edit_date=now)
+    push = push_message(conn, up.EditMessage(pts=0, message=edited), audience.edit(message_id))
+    return edited, [push]
+
+
+def _tx_delete_messages(
+    conn: sqlite3.Connection, user_id: int, chat_id: int, message_ids: list[int],
+    for_everyone: bool,
+) -> tuple[int, int, list[Push]]:
+    actor = standing(conn, user_id, chat_id)
+    found = rules.deletable(messages(conn, chat_id, sorted(set(message_ids))), actor.history_from)
+    if not found:
+        return 0, 0, []
+    ids = [m.id for m in found]
+    if for_everyone:
+        rules.check_delete_for_everyone(actor, user_id, found)
+        conn.executemany(
+            "UPDATE messages SET deleted = 1, text = '', fwd = NULL WHERE chat_id = ? AND id = ?",
+            [(chat_id, i) for i in ids],
+        )
+        update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=ids, for_everyone=True)
+        push = push_stored(conn, chat_id, update, audience.delete_for_everyone(ids, user_id))
+    else:
+        conn.executemany(
+            "INSERT OR IGNORE INTO hidden_messages (user_id, chat_id, message_id) VALUES (?, ?, ?)",
+            [(user_id, chat_id, i) for i in ids],
+        )
+        update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=ids, for_everyone=False)
+        push = push_stored(conn, chat_id, update, audience.only(user_id))
+    return pts_in([push], user_id), len(ids), [push]
+
+
+def history_page(conn: sqlite3.Connection, user_id: int, chat_id: int, history_from: int,
+                 before: int | None, limit: int, max_bytes: int | None) -> list[Message]:
+    """Newest first: what shows in the member's history (:func:`rules.in_history`) before
+    ``before``, paged by :func:`paging.page`."""
+    low, high = paging.history_range(history_from, before)
+    cursor = conn.execute(
+        f"SELECT {MSG_COLS}, EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ? "
+        "AND h.chat_id = m.chat_id AND h.message_id = m.id) FROM messages m "
+        "WHERE chat_id = ? AND id > ? AND id < ? ORDER BY id DESC",
+        (user_id, chat_id, low, high),
+    )
+    try:
+        return paging.page(_shown(cursor, history_from), limit, max_bytes)
+    finally:
+        cursor.close()  # row by row: a cut page never loads the rows after it
+
+
+def _shown(cursor: sqlite3.Cursor, history_from: int) -> Iterator[Message]:
+    for row in cursor:
+        shown = message_row(row)
+        if rules.in_history(shown, history_from, bool(row[N_MSG_COLS])):
+            yield shown
+
+
+def _q_history(
+    conn: sqlite3.Connection, user_id: int, chat_id: int, before_id: int | None, limit: int,
+    max_bytes: int,
+) -> list[Message]:
+    history_from = standing(conn, user_id, chat_id).history_from
+    return history_page(conn, user_id, chat_id, history_from, before_id, limit, max_bytes)
+
+
+def _tx_read_history(
+    conn: sqlite3.Connection, user_id: int, chat_id: int, max_id: int
+) -> tuple[int, int, list[Push]]:
+    reader = standing(conn, user_id, chat_id)
+    reading = rules.read_up_to(reader, max_id)
+    if reading is None:
+        unread = unread_count(conn, user_id, chat_id,
+                              rules.unread_after(reader.read_inbox_max_id, reader.history_from))
+        (pts,) = conn.execute("SELECT pts FROM users WHERE id = ?", (user_id,)).fetchone()
+        return pts, unread, []
+    _set_read_mark(conn, chat_id, user_id, reading.mark)
+    unread = unread_count(conn, user_id, chat_id,
+                          rules.unread_after(reading.mark, reader.history_from))
+    own = push_stored(conn, chat_id, up.ReadInbox(pts=0, chat_id=chat_id, max_id=reading.mark,
+                                                  unread_count=unread), audience.only(user_id))
+    return pts_in([own], user_id), unread, [own, *_tell_authors(conn, user_id, chat_id, reading)]
+
+
+def _set_read_mark(conn: sqlite3.Connection, chat_id: int, user_id: int, mark: int) -> None:
+    conn.execute("UPDATE members SET read_inbox_max_id = ? WHERE chat_id = ? AND user_id = ?",
+                 (mark, chat_id, user_id))
+
+
+def _tell_authors(conn: sqlite3.Connection, reader_id: int, chat_id: int,
+                  reading: rules.Reading) -> list[Push]:
+    """ReadOutbox to the authors of the messages just read (:func:`rules.authors_to_tell`)."""
+    if not reading.tells:
+        return []
+    authors = rules.authors_to_tell(conn.execute(
+        "SELECT DISTINCT m.sender_id, mb.read_outbox_max_id FROM messages m "
+        "LEFT JOIN members mb ON mb.chat_id = m.chat_id AND mb.user_id = m.sender_id "
+        "WHERE m.chat_id = ? AND m.id > ? AND m.id <= ?", (chat_id, reading.after, reading.told),
+    ), reader_id, reading.told)
+    if not authors:
+        return []
+    for chunk in chunks(authors):
+        conn.execute(
+            "UPDATE members SET read_outbox_max_id = ? WHERE chat_id = ? "
+            f"AND user_id IN ({marks(chunk)})", (reading.told, chat_id, *chunk))
+    update = up.ReadOutbox(pts=0, chat_id=chat_id, max_id=reading.told)
+    return [push_stored(conn, chat_id, update, audience.only(*authors))]

@@ -1,0 +1,122 @@
+"""A hand-driven WebSocket for integration tests: frames built with msgspec, answers matched
+to calls by id, so a test can run several calls at once on one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from pigeon.testing import ServerProcess
+
+_ids = itertools.count(1)
+
+
+def enc(obj: Any) -> bytes:
+    return msgspec.msgpack.encode(obj)
+
+
+def hello_frame(token: str | None = None) -> bytes:
+    frame: dict[str, Any] = {"t": "hello", "versions": [1]}
+    if token is not None:
+        frame["token"] = token
+    return enc(frame)
+
+
+def call_frame(method: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    rid = next(_ids)
+    return rid, enc({"t": "call", "id": rid, "method": method, "params": params or {}})
+
+
+class Raw:
+    """One WebSocket. Connection-level errors and the close are kept in ``fatal``/``closed``."""
+
+    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.http, self.ws = http, ws
+        self.welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.fatal: dict[str, Any] | None = None  # the error frame without an id, if any
+        self.closed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, server: ServerProcess) -> Raw:
+        http = aiohttp.ClientSession()
+        try:
+            ws = await http.ws_connect(f"ws://127.0.0.1:{server.port}/v1/ws", max_msg_size=0)
+        except BaseException:
+            await http.close()
+            raise
+        return cls(http, ws)
+
+    async def _read(self) -> None:
+        try:
+            async for msg in self.ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                frame = msgspec.msgpack.decode(msg.data)
+                kind = frame.get("t")
+                if kind == "welcome" and not self.welcome.done():
+                    self.welcome.set_result(frame)
+                elif kind in ("result", "error") and frame.get("id") is not None:
+                    fut = self.answers.pop(frame["id"], None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(frame)
+                elif kind == "error":
+                    self.fatal = frame
+                    if not self.welcome.done():
+                        self.welcome.set_result(frame)
+        except (aiohttp.ClientError, ConnectionError):
+            pass
+        finally:
+            self.closed.set()
+            gone = {"t": "closed", "code": self.fatal["code"] if self.fatal else None}
+            if not self.welcome.done():
+                self.welcome.set_result(gone)
+            for fut in self.answers.values():
+                if not fut.done():
+                    fut.set_result(gone)
+
+    async def hello(self, token: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        """The answer to hello: the welcome, an error frame, or ``{"t": "closed"}``."""
+        await self.ws.send_bytes(hello_frame(token))
+        return await asyncio.wait_for(asyncio.shield(self.welcome), timeout)
+
+    async def call(self, method: str, timeout: float = 10.0, **params: Any) -> dict[str, Any]:
+        """The answer to one call: a result or error frame, or ``{"t": "closed"}``."""
+        if self.closed.is_set():
+            return {"t": "closed", "code": self.fatal["code"] if self.fatal else None}
+        rid, frame = call_frame(method, params)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.answers[rid] = fut
+        try:
+            await self.ws.send_bytes(frame)
+        except (aiohttp.ClientError, ConnectionError):
+            self.answers.pop(rid, None)
+            return {"t": "closed", "code": None}
+        return await asyncio.wait_for(fut, timeout)
+
+    async def ok(self, method: str, **params: Any) -> Any:
+        answer = await self.call(method, **params)
+        assert answer["t"] == "result", answer
+        return answer["value"]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        await self.http.close()
+
+
+async def sign_in(server: ServerProcess, phone: str, name: str = "Tester",
+                  device: str = "raw") -> tuple[Raw, dict[str, Any]]:
+    """A fresh connection signed in as ``phone``; returns it and the Authorization."""
+    raw = await Raw.open(server)
+    assert (await raw.hello())["t"] == "welcome"
+    sent = await raw.ok("auth.send_code", phone=phone)
+    code = await asyncio.to_thread(server.code_for, phone)
+    auth = await raw.ok("auth.sign_in", phone=phone, code_id=sent["code_id"], code=code,
+                        name=name, device=device)
+    return raw, auth
