@@ -48,10 +48,14 @@ class ServerProcess:
     """``pigeon serve`` as a child process, on port 0, reading its stderr as it goes. Its
     operator listener (/metrics, /shield) is on another free loopback port: ``operator_url``."""
 
-    def __init__(self, data: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data: Path, *extra_args: str, env: dict[str, str] | None = None,
+                 module: str = "pigeon") -> None:
         self.data = data
         self.extra_args = extra_args
         self.env = env
+        # what runs `serve`: pigeon itself, or a wrapper that first teaches the server
+        # test-only shapes (pigeon.testing_shapes.MODULE)
+        self.module = module
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.operator_port = 0
@@ -73,7 +77,7 @@ class ServerProcess:
         env = {**os.environ, **LOOPBACK_LIMITS,
                "PIGEON_OPERATOR_LISTEN": f"127.0.0.1:{self.operator_port}", **(self.env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pigeon", "serve", "--data", str(self.data), "--listen",
+            [sys.executable, "-m", self.module, "serve", "--data", str(self.data), "--listen",
              listen, *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, env=env,

@@ -196,6 +196,8 @@ def param_templates(fz: Fuzz) -> dict[str, dict[str, Any]]:
         "messages.typing": {"chat_id": c2},
         "updates.get_state": {},
         "updates.get_difference": {"pts": 0, "limit": 10},
+        "updates.get_stream_difference": {"stream": f"user:{fz.user_ids[2]}", "seq": 0,
+                                          "limit": 10},
     }
 
 
@@ -209,7 +211,7 @@ def valid_frames(fz: Fuzz, hellos: bool = True) -> st.SearchStrategy[dict[str, A
         lambda versions, token, client: {"t": "hello", "versions": versions,
                                          **({"token": token} if token else {}),
                                          **({"client": client} if client else {})},
-        st.sampled_from([[1], [1, 2], [0, 1]]), st.sampled_from([None, fz.token]),
+        st.sampled_from([[1], [1, 2], [0, 1], [2], [2, 3]]), st.sampled_from([None, fz.token]),
         st.sampled_from(["", "fuzz/1.0"]))
     call = st.builds(
         lambda method, rid: {"t": "call", "id": rid, "method": method,
@@ -299,7 +301,9 @@ async def _open(fz: Fuzz, slot: Slot, start: str) -> None:
     slot.ws = await fz.http.ws_connect(fz.ws_url, max_msg_size=0)
     slot.opened, slot.last, slot.greeted = time.monotonic(), None, False
     if start in ("hello", "token"):
-        hello: dict[str, Any] = {"t": "hello", "versions": [1]}
+        # Half the long-lived connections speak version 1, the others (and fresh ones) 2.
+        version_1 = any(slot is s for s in fz.slots[::2])
+        hello: dict[str, Any] = {"t": "hello", "versions": [1] if version_1 else [1, 2]}
         if start == "token":
             hello["token"] = fz.token
         await slot.ws.send_bytes(enc(hello))
@@ -322,9 +326,9 @@ async def _next(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any] | None:
         except msgspec.DecodeError as exc:
             raise Violated(f"server sent undecodable bytes {msg.data[:80]!r}") from exc
         if not isinstance(frame, dict) or frame.get("t") not in (
-                "welcome", "result", "error", "updates"):
+                "welcome", "result", "error", "updates", "items"):
             raise Violated(f"server sent a frame of no known kind: {frame!r:.200}")
-        if frame["t"] != "updates":
+        if frame["t"] not in ("updates", "items"):  # pushes: version 1's, version 2's
             return frame
 
 

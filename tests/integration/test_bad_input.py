@@ -324,7 +324,7 @@ async def test_call_before_hello_is_refused_and_closed(world: World) -> None:
     assert closed.code == CLOSE_PROTOCOL and closed.reason == "HELLO_REQUIRED"
 
 
-@pytest.mark.parametrize("versions", [[2], [0], [], [99, 2**63 - 1], [-1]])
+@pytest.mark.parametrize("versions", [[3], [0], [], [99, 2**63 - 1], [-1]])
 async def test_unsupported_protocol_version(world: World, versions: list[int]) -> None:
     raw = await world.connect(hello=False)
     await raw.send(enc({"t": "hello", "versions": versions}))

@@ -20,7 +20,9 @@ import msgspec
 from pigeon.client import Client, Profile
 from pigeon.protocol import limits
 from pigeon.protocol import methods as m
-from pigeon.protocol.frames import ClientProtocol, ResultReceived, UpdatesReceived
+from pigeon.protocol.frames import (
+    ClientProtocol, ItemsReceived, ResultReceived, UpdatesReceived,
+)
 from pigeon.protocol.updates import NewMessage
 from pigeon.testing import login
 
@@ -74,6 +76,8 @@ class RawDevice:
             event = self.protocol.receive(msg.data)
             if isinstance(event, UpdatesReceived):
                 self.pushed += event.updates
+            elif isinstance(event, ItemsReceived):
+                self.pushed += [item.body for item in event.items]
             elif isinstance(event, ResultReceived):
                 self._answers.pop(event.id).set_result(event.value)
             elif getattr(event, "id", None) in self._answers:

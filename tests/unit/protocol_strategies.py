@@ -52,12 +52,29 @@ def _strategy(t: mi.Type) -> st.SearchStrategy[Any]:
     if isinstance(t, mi.DictType):
         return st.dictionaries(_strategy(t.key_type), _strategy(t.value_type), max_size=MAX_LIST)
     if isinstance(t, mi.StructType):
-        required = {f.name: _strategy(f.type) for f in t.fields if f.required}
-        optional = {f.name: _strategy(f.type) for f in t.fields if not f.required}
+        # Open enums (types.OpenEnums) are strings on the wire: mostly values of the enum,
+        # sometimes ones no version has (which read as "unknown").
+        open_fields = getattr(t.cls, "open_fields", {})
+        required = {f.name: _field(f, open_fields) for f in t.fields if f.required}
+        optional = {f.name: _field(f, open_fields) for f in t.fields if not f.required}
         return st.fixed_dictionaries(required, optional=optional).map(lambda kw: t.cls(**kw))
+    if isinstance(t, mi.RawType):  # an encoded body: an update of any type, or any value
+        from pigeon.protocol.updates import AnyUpdate
+
+        return st.one_of(valid(AnyUpdate), msgpack_values).map(
+            lambda v: msgspec.Raw(encode(v)))
     if isinstance(t, mi.AnyType):
         return st.none() | st.integers(*INT64) | st.text(max_size=8)
     raise NotImplementedError(f"no strategy for {t!r}: teach protocol_strategies about it")
+
+
+def _field(f: mi.Field, open_fields: dict[str, str]) -> st.SearchStrategy[Any]:
+    if f.name not in open_fields:
+        return _strategy(f.type)
+    from pigeon.protocol.versions import ENUMS
+
+    value = st.sampled_from(sorted(ENUMS[open_fields[f.name]])) | st.text(max_size=12)
+    return (value | st.none()) if isinstance(f.type, mi.UnionType) else value
 
 
 def _within(n: int, low: int | None, high: int | None) -> bool:

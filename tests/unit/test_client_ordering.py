@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from pigeon.client import Client, Profile
 from pigeon.client import client as client_module
+from pigeon.protocol.streams import Item, StreamDifference, item, read_item
 from pigeon.protocol.types import Message, State
 from pigeon.protocol.updates import Difference, NewMessage
 
@@ -81,3 +82,72 @@ def test_a_hole_is_filled_by_itself():
 
     seen, differences = asyncio.run(run())
     assert seen == [1, 2, 3, 4] and differences >= 1
+
+
+# -- protocol version 2: stream items, some of a type this SDK does not know -----------------
+STREAM = "user:5"
+
+
+def item_of(seq: int, unknown: bool) -> Item:
+    """The item at ``seq`` on the wire: a message, or an update of a type no version of
+    this SDK knows (a later protocol version's)."""
+    body = ({"u": "x_reaction", "pts": seq, "emoji": "\U0001f426"} if unknown
+            else update(seq))
+    return item(STREAM, seq, body)
+
+
+class StandInV2Client(Client):
+    """Answers get_stream_difference from the stream's items, a few at a time."""
+
+    def __init__(self, log: list[Item]) -> None:
+        super().__init__("ws://127.0.0.1:9", Profile(user_id=5))
+        self.version = 2
+        self.log = log
+        self.differences = 0
+
+    async def call(self, method, params):
+        assert method == "updates.get_stream_difference" and params.stream == STREAM
+        self.differences += 1
+        after = [i for i in self.log if i.seq > params.seq][:7]
+        last = after[-1].seq if after else params.seq
+        return StreamDifference(stream=STREAM, items=after, seq=last, more=last < len(self.log))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.booleans(), min_size=1, max_size=40), data=st.data())
+def test_unknown_updates_are_skipped_and_the_stream_moves_past_them(kinds, data):
+    log = [item_of(seq, unknown) for seq, unknown in enumerate(kinds, start=1)]
+    pushed = data.draw(st.lists(st.sampled_from(log), max_size=2 * len(log)))
+
+    async def run() -> tuple[list[int], int, int]:
+        client = StandInV2Client(log)
+        client._on_items([read_item(i) for i in pushed])
+        await client.sync()
+        await asyncio.sleep(0.02)
+        return [u.pts for u in client.take_updates()], client.profile.pts, client.skipped_updates
+
+    seen, position, skipped = asyncio.run(run())
+    assert seen == [seq for seq, unknown in enumerate(kinds, start=1) if not unknown]
+    assert position == len(log)  # past every item, read or not
+    assert skipped == sum(kinds)  # each unknown one skipped, once
+
+
+def test_a_hole_of_unknown_updates_is_filled_and_skipped():
+    log = [item_of(1, False), item_of(2, True), item_of(3, True), item_of(4, False)]
+
+    async def run():
+        client = StandInV2Client(log)
+        client._on_items([read_item(log[0]), read_item(log[3])])  # 2 and 3 were lost
+        seen = []
+
+        async def collect():
+            async for u in client.updates():
+                seen.append(u.pts)
+                if len(seen) == 2:
+                    return
+        await asyncio.wait_for(collect(), 5)
+        return seen, client.profile.pts, client.skipped_updates, client.differences
+
+    seen, position, skipped, differences = asyncio.run(run())
+    assert (seen, position, skipped) == ([1, 4], 4, 2) and differences >= 1

@@ -30,7 +30,9 @@ from pigeon.protocol.frames import (
     CallRejected,
     ClientProtocol,
     ErrorReceived,
+    FrameSkipped,
     HelloReceived,
+    ItemsReceived,
     Phase,
     ResultReceived,
     ServerProtocol,
@@ -463,7 +465,27 @@ def test_client_receive_raises_only_protocol_errors(data: bytes) -> None:
         event = client.receive(data)
     except ProtocolError:
         return
-    assert isinstance(event, (WelcomeReceived, ResultReceived, ErrorReceived, UpdatesReceived))
+    assert isinstance(event, (WelcomeReceived, ResultReceived, ErrorReceived, UpdatesReceived,
+                              ItemsReceived, FrameSkipped))
+
+
+@settings(max_examples=200)
+@given(tag=st.sampled_from(["updates", "items", "result", "welcome", "error", "x_new"]),
+       value=msgpack_values, key=st.sampled_from(["updates", "items", "value", "x"]))
+def test_client_receive_of_hostile_frames_of_every_type(tag: str, value: Any, key: str) -> None:
+    """Frames of each type with a hostile payload: a typed event (a later frame type is
+    skipped, an unreadable update body is an UnknownUpdate) or a ProtocolError."""
+    client = ClientProtocol()
+    client.call("updates.get_state", methods.GetState())
+    frame = {"t": tag, "id": 1, key: value, "version": 2, "server": "s", "code": "X"}
+    try:
+        event = client.receive(encode(frame))
+    except ProtocolError:
+        return
+    assert isinstance(event, (WelcomeReceived, ResultReceived, ErrorReceived, UpdatesReceived,
+                              ItemsReceived, FrameSkipped))
+    if tag == "x_new":
+        assert event == FrameSkipped("x_new")
 
 
 @pytest.mark.parametrize("frame", [

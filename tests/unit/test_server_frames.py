@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pigeon.protocol import limits, methods
 from pigeon.protocol import updates as up
 from pigeon.protocol.frames import (
-    ClientProtocol, ErrorReceived, ResultReceived, ServerProtocol, UpdatesReceived,
+    ClientProtocol, ErrorReceived, ItemsReceived, ResultReceived, ServerProtocol,
+    UpdatesReceived,
 )
 from pigeon.protocol.sizes import PAGE_BYTES, ByteBudget, encoded_size
 from pigeon.protocol.types import Message, State
@@ -32,26 +34,46 @@ UPDATES = st.lists(st.tuples(CHARS, st.one_of(LONG, st.just(limits.MAX_TEXT_CHAR
     lambda specs: [message_update(i, c, n) for i, (c, n) in enumerate(specs)])
 
 
-@settings(max_examples=60, deadline=None)
+def speaking(version: int) -> ServerProtocol:
+    """A server's side of a connection that negotiated ``version``."""
+    server = ServerProtocol()
+    server.receive(msgspec.msgpack.encode({"t": "hello", "versions": [version]}))
+    assert server.version == version
+    return server
+
+
+def pushed(frame: bytes) -> list[Any]:
+    """The updates a client reads from one pushed frame, of either version."""
+    event = ClientProtocol().receive(frame)
+    if isinstance(event, ItemsReceived):
+        assert all(item.stream == "user:7" and item.seq == item.body.pts for item in event.items)
+        return [item.body for item in event.items]
+    assert isinstance(event, UpdatesReceived)
+    return event.updates
+
+
+@pytest.mark.parametrize("version", limits.SUPPORTED_VERSIONS)
+@settings(max_examples=40, deadline=None)
 @given(updates=UPDATES)
-def test_pushed_updates_split_into_frames_that_fit_and_keep_their_order(updates):
-    frames = ServerProtocol.update_frames(updates)
+def test_pushed_updates_split_into_frames_that_fit_and_keep_their_order(version, updates):
+    frames = speaking(version).update_frames(updates, "user:7")
     assert all(len(frame) <= limits.MAX_SERVER_FRAME_BYTES for frame in frames)
     received: list[Any] = []
     for frame in frames:
-        event = ClientProtocol().receive(frame)
-        assert isinstance(event, UpdatesReceived) and event.updates
-        received += event.updates
+        got = pushed(frame)
+        assert got
+        received += got
     assert received == updates
     # As few frames as the greedy cut gives: no two neighbours would have fit together.
     for first, second in zip(frames, frames[1:]):
         assert len(first) + len(second) > limits.MAX_SERVER_FRAME_BYTES - 1024
 
 
-def test_twenty_of_the_largest_messages_make_two_frames():
+@pytest.mark.parametrize("version", limits.SUPPORTED_VERSIONS)
+def test_twenty_of_the_largest_messages_make_two_frames(version):
     updates = [message_update(i, "\U0001f600", limits.MAX_TEXT_CHARS) for i in range(20)]
     assert len(ServerProtocol.updates(updates)) > limits.MAX_SERVER_FRAME_BYTES  # the old way
-    assert len(ServerProtocol.update_frames(updates)) == 2
+    assert len(speaking(version).update_frames(updates, "user:7")) == 2
 
 
 def test_a_result_that_would_not_fit_is_answered_with_a_typed_error():
@@ -92,3 +114,24 @@ def test_the_budget_always_takes_a_first_item():
     assert budget.take("x" * 100)
     assert not budget.take("y")
     assert encoded_size("x" * 100) == 102
+
+
+def test_a_full_stream_page_fits_in_a_result_frame():
+    """updates.get_stream_difference budgets its bodies with PAGE_BYTES less the largest
+    envelope per item (server/streams.py): a page of the largest messages fits, and so does
+    one of the most items with the longest names and positions there are."""
+    from pigeon.protocol.streams import StreamDifference, item, item_overhead
+
+    stream = "user:" + "9" * 19
+    limit = limits.MAX_DIFFERENCE_PAGE
+    for body_of in (lambda i: message_update(i, "\U0001f600", limits.MAX_TEXT_CHARS),
+                    lambda i: up.Typing(pts=2**62, chat_id=2**62, user_id=2**62)):
+        budget = ByteBudget(PAGE_BYTES - limit * item_overhead(stream))
+        bodies = []
+        while len(bodies) < limit and budget.take(body := body_of(len(bodies))):
+            bodies.append(body)
+        page = StreamDifference(stream=stream, items=[item(stream, 2**62, b) for b in bodies],
+                                seq=2**62, more=True)
+        frame = ServerProtocol.result(limits.MAX_REQUEST_ID, page)
+        assert b"RESULT_TOO_LARGE" not in frame
+        assert len(frame) <= limits.MAX_SERVER_FRAME_BYTES

@@ -344,7 +344,9 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
     if chat.kind == "private":
         title = who(peer, chat.peer_id or 0)
     else:
-        title = (f"{visible(chat.title)} (group, {plural(chat.member_count, 'member')}, "
+        # A kind or role from a later protocol version reads "unknown": say so plainly.
+        kind = "group" if chat.kind == "group" else "unknown kind"
+        title = (f"{visible(chat.title)} ({kind}, {plural(chat.member_count, 'member')}, "
                  f"you: {chat.role})")
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
     unread = f" [{d.unread_count} unread]" if d.unread_count else ""

@@ -10,7 +10,10 @@ Guarantees to the application:
   jitter) and sends again with the same ``random_id``: the server returns the original.
 * ``async for update in client.updates()`` yields every update of the account exactly once,
   in ``pts`` order. Updates that arrive out of order wait briefly for the missing ones;
-  a hole that does not fill is fetched with ``updates.get_difference``.
+  a hole that does not fill is fetched with ``updates.get_stream_difference`` (or, from a
+  server that speaks only protocol version 1, ``updates.get_difference``).
+* An update this SDK cannot read (a type from a later protocol version) is skipped, and its
+  position still counts: the stream goes on past it (``skipped_updates`` counts them).
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 
+from pigeon.protocol import limits
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError, RateLimited, Unauthorized, Unavailable
-from pigeon.protocol.updates import NewMessage
+from pigeon.protocol.streams import StreamItem, read_item, user_stream
+from pigeon.protocol.types import State
+from pigeon.protocol.updates import NewMessage, UnknownUpdate
 
 from pigeon.shield.pow import solve
 from pigeon.shield.ticket import format_ticket
@@ -60,7 +67,8 @@ class Client:
     def __init__(self, server: str | None = None, profile: Profile | Path | str | None = None,
                  *, reconnect: bool = True, max_backoff: float = 30.0,
                  connect_timeout: float = 10.0, track_updates: bool = True,
-                 local_address: str | None = None) -> None:
+                 local_address: str | None = None,
+                 versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS) -> None:
         if not isinstance(profile, Profile):
             # A bare name is a profile made by `pigeon --profile NAME` (profile.py).
             profile = Profile.load(resolve_profile(profile) if profile is not None else None)
@@ -77,6 +85,8 @@ class Client:
         # show; the profile's pts then stays where the last reader of updates left it.
         self.track_updates = track_updates
         self.local_address = local_address  # source address to connect from (tests, siege)
+        self.versions = versions  # protocol versions offered; the server picks one
+        self.version = 0          # the one it picked (0 before the first welcome)
         self.auth = Auth(self)
         self.account = Account(self)
         self.chats = Chats(self)
@@ -89,7 +99,10 @@ class Client:
         self._fatal: PigeonError | None = None
         self._closing = False
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._early: dict[int, Any] = {}      # pts -> update that came before its turn
+        # stream -> seq -> item that came before its turn
+        self._early: dict[str, dict[int, StreamItem]] = {}
+        self._heads: dict[str, int] = {}      # other streams followed: their last known head
+        self.skipped_updates = 0
         self._gap_task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
         self.reconnects = 0
@@ -162,7 +175,8 @@ class Client:
         for _ in range(3):
             try:
                 link = await Link.open(self._http, url, self.profile.token, self._on_updates,
-                                       self._on_error, self.connect_timeout, handshake)
+                                       self._on_error, self.connect_timeout, handshake,
+                                       on_items=self._on_items, versions=self.versions)
                 break
             except AdmissionChallenge as challenge:
                 # The server rations new connections and offers a way in: solve its
@@ -176,10 +190,10 @@ class Client:
         self._link = link
         welcome = link.welcome
         assert welcome is not None
+        self.version = welcome.version
         self.pacer.configure(welcome.budget)
         self._connected.set()
-        if (self.track_updates and welcome.state is not None
-                and welcome.state.pts > self.profile.pts):
+        if self.track_updates and welcome.state is not None and self._behind(welcome.state):
             self._spawn_sync()
 
     async def _supervise(self) -> None:
@@ -332,27 +346,82 @@ class Client:
                 taken.append(update)
         return taken
 
+    # Each stream the device follows has one position: the last seq it applied. The user's
+    # own stream keeps it in profile.pts (as before streams), the others in profile.streams.
+    def _own_stream(self) -> str:
+        return user_stream(self.profile.user_id or 0)
+
+    def _position(self, stream: str) -> int:
+        if stream == self._own_stream():
+            return self.profile.pts
+        return self.profile.streams.get(stream, 0)
+
+    def _set_position(self, stream: str, seq: int) -> None:
+        if stream == self._own_stream():
+            self.profile.pts = seq
+        else:
+            self.profile.streams[stream] = seq
+
+    def _start_from(self, state: State) -> None:
+        """A new session starts at the heads the server gave: nothing before is replayed."""
+        self.profile.pts = state.pts
+        self.profile.streams = dict(state.streams)
+        self._heads = dict(state.streams)
+        self._early.clear()
+
+    def _behind(self, state: State) -> bool:
+        self._heads.update(state.streams)
+        return state.pts > self.profile.pts or any(
+            head > self._position(stream) for stream, head in state.streams.items())
+
     def _on_updates(self, updates: list[Any]) -> None:
         if self.track_updates:
             self._accept(updates)
 
+    def _on_items(self, items: list[StreamItem]) -> None:
+        if self.track_updates:
+            self._accept_items(items)
+
     def _accept(self, updates: list[Any]) -> None:
-        for update in updates:
-            pts = update.pts
-            if pts == 0:
-                self._queue.put_nowait(update)
-            elif pts > self.profile.pts:
-                self._early[pts] = update
+        """Updates of the user's own stream, each at position ``pts`` (version 1's shape)."""
+        own = self._own_stream()
+        self._accept_items([StreamItem(own, update.pts, update) for update in updates])
+
+    def _accept_items(self, items: list[StreamItem]) -> None:
+        for item in items:
+            if item.seq == 0:
+                self._deliver(item)  # ephemeral: no position
+            elif item.seq > self._position(item.stream):
+                self._early.setdefault(item.stream, {})[item.seq] = item
         self._drain_in_order()
         if self._early and (self._gap_task is None or self._gap_task.done()):
             self._gap_task = asyncio.create_task(self._fill_gap_later())
 
     def _drain_in_order(self) -> None:
-        while (update := self._early.pop(self.profile.pts + 1, None)) is not None:
-            self.profile.pts = update.pts
-            self._queue.put_nowait(update)
-        for stale in [p for p in self._early if p <= self.profile.pts]:
-            del self._early[stale]
+        for stream, early in list(self._early.items()):
+            position = self._position(stream)
+            while (item := early.pop(position + 1, None)) is not None:
+                position = item.seq
+                self._set_position(stream, position)
+                self._deliver(item)
+            for stale in [seq for seq in early if seq <= position]:
+                del early[stale]
+            if not early:
+                del self._early[stream]
+
+    def _deliver(self, item: StreamItem) -> None:
+        body = item.body
+        if isinstance(body, UnknownUpdate):
+            # Its position is already counted; only the application does not see it.
+            self.skipped_updates += 1
+            if body.error:
+                log.warning("skipped an update the server sent broken: %s", body.error)
+            else:
+                log.debug("skipped an update of a type this SDK does not know: %r", body.type)
+            return
+        if item.seq and body.pts != item.seq and item.stream == self._own_stream():
+            body = msgspec.structs.replace(body, pts=item.seq)  # pts is the position there
+        self._queue.put_nowait(body)
 
     async def _fill_gap_later(self) -> None:
         await asyncio.sleep(GAP_WAIT)
@@ -364,22 +433,47 @@ class Client:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def sync(self) -> int:
-        """Fetch everything after the local pts (get_difference until caught up); returns
-        how many updates were fetched."""
-        fetched = 0
+        """Fetch everything after the local position of each stream followed (until caught
+        up); returns how many updates were fetched."""
         async with self._sync_lock:
-            while True:
-                diff = await self.call("updates.get_difference",
-                                       m.GetDifference(pts=self.profile.pts))
-                for update in diff.updates:
-                    if update.pts > self.profile.pts:
-                        self._early[update.pts] = update
-                fetched += len(diff.updates)
-                self._drain_in_order()
-                if diff.state.pts > self.profile.pts and not diff.updates:
-                    self.profile.pts = diff.state.pts  # nothing left to see below this
-                if not diff.more:
-                    return fetched
+            if self.version < 2:
+                return await self._sync_pts()
+            own = self._own_stream()
+            streams = dict.fromkeys([own, *self._heads, *self._early])
+            return sum([await self._sync_stream(stream) for stream in streams])
+
+    async def _sync_stream(self, stream: str) -> int:
+        fetched = 0
+        while True:
+            page = await self.call("updates.get_stream_difference", m.GetStreamDifference(
+                stream=stream, seq=self._position(stream)))
+            self._take_page(stream, [read_item(item) for item in page.items], page.seq)
+            fetched += len(page.items)
+            if not page.more:
+                self._heads.pop(stream, None)
+                return fetched
+
+    async def _sync_pts(self) -> int:
+        """Version 1: the user's own stream, by pts."""
+        fetched = 0
+        own = self._own_stream()
+        while True:
+            diff = await self.call("updates.get_difference",
+                                   m.GetDifference(pts=self.profile.pts))
+            self._take_page(own, [StreamItem(own, u.pts, u) for u in diff.updates],
+                            diff.state.pts)
+            fetched += len(diff.updates)
+            if not diff.more:
+                return fetched
+
+    def _take_page(self, stream: str, items: list[StreamItem], reached: int) -> None:
+        early = self._early.setdefault(stream, {})
+        for item in items:
+            if item.seq > self._position(stream):
+                early[item.seq] = item
+        self._drain_in_order()
+        if reached > self._position(stream) and not items:
+            self._set_position(stream, reached)  # nothing left to see below this
 
     def save(self) -> None:
         self.profile.save()

@@ -81,8 +81,7 @@ class Auth(_Feature):
             auth.token, auth.user.id, auth.session_id)
         profile.code_id = profile.ended = None
         # A new device starts from now: history is fetched, not replayed as updates.
-        profile.pts = auth.state.pts
-        self._client._early.clear()  # noqa: SLF001
+        self._client._start_from(auth.state)  # noqa: SLF001
         profile.save()
         return auth
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,10 +12,20 @@ import aiohttp
 from pigeon.protocol import limits
 from pigeon.protocol.errors import PigeonError, ProtocolError, Unavailable
 from pigeon.protocol.frames import (
-    ClientProtocol, ErrorReceived, ResultReceived, UpdatesReceived, Welcome, WelcomeReceived,
+    ClientProtocol,
+    ErrorReceived,
+    FrameSkipped,
+    ItemsReceived,
+    ResultReceived,
+    UpdatesReceived,
+    Welcome,
+    WelcomeReceived,
 )
 from pigeon.protocol.methods import Params
 from pigeon.shield.ticket import HEADER, parse_challenge
+from pigeon.protocol.streams import StreamItem
+
+log = logging.getLogger("pigeon.client")
 
 
 class ConnectionLost(Unavailable):
@@ -55,13 +66,22 @@ def _refused_as_too_big(msg: aiohttp.WSMessage) -> ProtocolError | None:
     return None
 
 
+def _ignore_items(items: list[StreamItem]) -> None:
+    pass
+
+
 class Link:
+    """One connection. Pushes reach ``on_updates`` (version 1: updates positioned by their
+    ``pts``) or ``on_items`` (version 2: stream items), in the order they came."""
+
     def __init__(self, ws: aiohttp.ClientWebSocketResponse,
                  on_updates: Callable[[list[Any]], None],
-                 on_error: Callable[[PigeonError], None]) -> None:
+                 on_error: Callable[[PigeonError], None],
+                 on_items: Callable[[list[StreamItem]], None] = _ignore_items) -> None:
         self.ws = ws
         self.protocol = ClientProtocol()
         self._on_updates = on_updates
+        self._on_items = on_items
         self._on_error = on_error
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self.welcome: Welcome | None = None
@@ -75,7 +95,9 @@ class Link:
     async def open(cls, session: aiohttp.ClientSession, url: str, token: str | None,
                    on_updates: Callable[[list[Any]], None],
                    on_error: Callable[[PigeonError], None], timeout: float = 10.0,
-                   handshake: float | None = None) -> Link:
+                   handshake: float | None = None, *,
+                   on_items: Callable[[list[StreamItem]], None] = _ignore_items,
+                   versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS) -> Link:
         """``handshake``: seconds for the TCP and WebSocket handshakes (None: no limit). A
         server whose listen queue overflows drops handshake packets, and TCP retransmits
         them after 1, 3, 7 s; a caller that retries sooner with a fresh socket gets in
@@ -101,8 +123,8 @@ class Link:
             # server is there but dropped us, as a shield under a flood does.
             unreachable.retryable_connect = not isinstance(exc, aiohttp.ClientConnectorError)
             raise unreachable from None
-        link = cls(ws, on_updates, on_error)
-        await ws.send_bytes(ClientProtocol.hello(token))
+        link = cls(ws, on_updates, on_error, on_items)
+        await ws.send_bytes(ClientProtocol.hello(token, versions=versions))
         try:
             link.welcome = await asyncio.wait_for(asyncio.shield(link._welcomed), timeout)
         except BaseException:
@@ -136,8 +158,14 @@ class Link:
                     fut = self._calls.pop(event.id, None)
                     if fut is not None and not fut.done():
                         fut.set_result(event.value)
+                elif isinstance(event, ItemsReceived):
+                    self._on_items(event.items)
                 elif isinstance(event, UpdatesReceived):
                     self._on_updates(event.updates)
+                elif isinstance(event, FrameSkipped):
+                    # A later version's frame, sent although we did not ask for that version:
+                    # a server bug, but no reason to drop the connection.
+                    log.debug("skipped a %r frame this SDK does not know", event.type)
                 elif isinstance(event, ErrorReceived):
                     if event.id is None:
                         failure = event.error

@@ -53,7 +53,8 @@ class Profile:
     session_id: int | None = None
     phone: str | None = None
     code_id: str | None = None      # between `register` and `verify`
-    pts: int = 0
+    pts: int = 0                    # the position in the user's own stream, user:<id>
+    streams: dict[str, int] = field(default_factory=dict)  # positions in the other streams
     ca_file: str | None = None      # certificate authority (PEM) the server's TLS is checked by
     ended: str | None = None        # why the last session ended, when the server ended it
     # The pts of messages this device sent (`pigeon send`) that `receive` has not passed yet,
@@ -96,6 +97,7 @@ class Profile:
     def forget_session(self, why: str | None = None) -> None:
         self.token = self.user_id = self.session_id = None
         self.pts = 0
+        self.streams = {}
         self.ended = why
 
     # -- sends of this device ----------------------------------------------------------------

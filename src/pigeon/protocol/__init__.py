@@ -1,6 +1,6 @@
 """The wire protocol, sans-I/O: schema, frames, limits and errors. Imports nothing of ours."""
 
-from . import errors, limits, methods, types, updates
+from . import errors, limits, methods, streams, types, updates, versions
 from .errors import PigeonError
 from .frames import ClientProtocol, ServerProtocol
 from .methods import METHODS
@@ -13,6 +13,8 @@ __all__ = [
     "errors",
     "limits",
     "methods",
+    "streams",
     "types",
     "updates",
+    "versions",
 ]

@@ -14,7 +14,7 @@
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
     │                                USER_PRIVACY_RESTRICTED
     ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
-    │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND
+    │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
     │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
@@ -133,6 +133,7 @@ CODES: dict[str, type[PigeonError]] = {
     "MESSAGE_NOT_FOUND": NotFound,
     "SESSION_NOT_FOUND": NotFound,
     "INVITATION_NOT_FOUND": NotFound,
+    "STREAM_NOT_FOUND": NotFound,
     "CONFLICT": Conflict,
     "USERNAME_TAKEN": Conflict,
     "GROUP_FULL": Conflict,

@@ -5,24 +5,30 @@ later) only moves whole frames. Nothing here touches a socket or an event loop: 
 ``receive``, get an event back; the methods that produce frames return bytes.
 
 The first client frame must be ``Hello``: it names the protocol versions the client speaks
-and may carry a session token. The server answers ``Welcome`` with the version it chose.
+and may carry a session token. The server answers ``Welcome`` with the version it chose, and
+from then on sends that connection only what its version holds (:mod:`.versions`,
+:mod:`.holdback`). The client is lenient in turn: a server frame of a type it does not know
+is skipped, and update bodies are decoded one by one, so that one it cannot read is an
+:class:`~.updates.UnknownUpdate` rather than a dead connection.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from msgspec import Meta
 
-from . import limits, sizes
+from . import limits, sizes, versions
 from .errors import (
     InvalidArgument, PigeonError, ProtocolError, ResultTooLarge, UnknownMethod, error_from_wire,
 )
+from .holdback import hold_back
 from .methods import METHODS, Params
+from .streams import Item, StreamItem, read_item
 from .types import Budget, Name, State, Struct, Token, User
-from .updates import AnyUpdate
+from .updates import Difference, Update, UnknownUpdate, read_update
 
 RequestId = Annotated[int, Meta(ge=0, le=limits.MAX_REQUEST_ID)]
 
@@ -67,11 +73,20 @@ class Error(Frame, tag="error"):
 
 
 class Updates(Frame, tag="updates"):
-    updates: list[AnyUpdate]
+    """Version 1's push: updates of the user's own stream, each carrying its ``pts``. Each is
+    decoded on its own (``read_update``), so the type is the encoded body."""
+
+    updates: list[msgspec.Raw]
+
+
+class Items(Frame, tag="items"):
+    """Version 2's push: stream items (:class:`~.streams.Item`), in order per stream."""
+
+    items: list[Item]
 
 
 ClientFrame = Hello | Call
-ServerFrame = Welcome | Result | Error | Updates
+ServerFrame = Welcome | Result | Error | Updates | Items
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -174,8 +189,9 @@ class ServerProtocol:
 
     def _call(self, call: Call) -> ServerEvent:
         decoder = self._param_decoders.get(call.method)
-        if decoder is None:
-            return self._reject(call.id, UnknownMethod(f"no method named {call.method!r}"))
+        if decoder is None or not versions.method_allowed(call.method, self.version):
+            return self._reject(call.id, UnknownMethod(
+                f"no method named {call.method!r} in protocol version {self.version}"))
         try:
             params = decoder.decode(call.params)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -219,30 +235,45 @@ class ServerProtocol:
 
     @staticmethod
     def updates(updates: list[Any]) -> bytes:
-        """One frame of pushed updates, whatever its size (see :meth:`update_frames`)."""
-        return encode(Updates(updates=updates))
+        """One version-1 frame of pushed updates, whatever its size (see
+        :meth:`update_frames`)."""
+        return encode(Updates(updates=[msgspec.Raw(_encoder.encode(u)) for u in updates]))
 
-    @staticmethod
-    def update_frames(updates: list[Any]) -> list[bytes]:
-        """Pushed updates, as few frames as fit ``MAX_SERVER_FRAME_BYTES`` each, in order.
+    def hold_back(self, value: Any) -> Any:
+        """``value`` as this connection's version may receive it (:mod:`.holdback`)."""
+        return hold_back(value, self.version)
 
-        Each update is encoded once and spliced into its frame. One that alone would not fit
-        (none can: the largest is a message of about 16.5 KiB) is left out; the device finds
-        the hole and asks ``get_difference``, which pages by bytes."""
+    def update_frames(self, updates: list[Any], stream: str) -> list[bytes]:
+        """Pushed updates of ``stream`` (each at position ``pts``), as few frames as fit
+        ``MAX_SERVER_FRAME_BYTES`` each, in order: ``items`` frames for version 2 and later,
+        ``updates`` frames (held back to version 1's shapes) before.
+
+        Each is encoded once and spliced into its frame. One that alone would not fit (none
+        can: the largest is a message of about 16.5 KiB) is left out; the device finds the
+        hole and asks for the difference, which pages by bytes."""
+        as_items = self.version >= versions.FRAME_SINCE["items"]
         frames: list[bytes] = []
         batch: list[msgspec.Raw] = []
         room = sizes.PAGE_BYTES
+
+        def flush() -> None:
+            frame = Items(items=batch) if as_items else Updates(updates=batch)  # type: ignore[arg-type]
+            frames.append(encode(frame))
+
         for update in updates:
-            raw = _encoder.encode(update)
+            update = self.hold_back(update)
+            wire: Any = Item(stream=stream, seq=update.pts, body=msgspec.Raw(
+                _encoder.encode(update))) if as_items else update
+            raw = _encoder.encode(wire)
             if len(raw) > room and batch:
-                frames.append(encode(Updates(updates=batch)))  # type: ignore[arg-type]
+                flush()
                 batch, room = [], sizes.PAGE_BYTES
             if len(raw) > room:
                 continue
             batch.append(msgspec.Raw(raw))
             room -= len(raw)
         if batch:
-            frames.append(encode(Updates(updates=batch)))  # type: ignore[arg-type]
+            flush()
         return frames
 
 
@@ -262,10 +293,48 @@ class ErrorReceived(msgspec.Struct, frozen=True):
 
 
 class UpdatesReceived(msgspec.Struct, frozen=True):
-    updates: list[Any]
+    """Version 1: updates of the user's own stream, each positioned by its ``pts``; one this
+    reader could not read is an :class:`~.updates.UnknownUpdate`."""
+
+    updates: list[Update | UnknownUpdate]
 
 
-ClientEvent = WelcomeReceived | ResultReceived | ErrorReceived | UpdatesReceived
+class ItemsReceived(msgspec.Struct, frozen=True):
+    """Version 2: stream items, bodies decoded (or :class:`~.updates.UnknownUpdate`)."""
+
+    items: list[StreamItem]
+
+
+class FrameSkipped(msgspec.Struct, frozen=True):
+    """A frame of a type this reader does not know (a later version's): nothing to do."""
+
+    type: str
+
+
+ClientEvent = (WelcomeReceived | ResultReceived | ErrorReceived | UpdatesReceived
+               | ItemsReceived | FrameSkipped)
+
+_SERVER_FRAMES = frozenset(versions.FRAME_SINCE)
+
+
+class _FrameHead(msgspec.Struct):
+    t: Any = None
+
+
+class _DifferenceOnTheWire(Struct):
+    updates: list[msgspec.Raw]
+    state: State
+    more: bool = False
+
+
+def _read_difference(raw: bytes | msgspec.Raw) -> Difference:
+    wire = _difference_decoder.decode(raw)
+    return Difference(updates=[read_update(u) for u in wire.updates],  # type: ignore[misc]
+                      state=wire.state, more=wire.more)
+
+
+_difference_decoder = msgspec.msgpack.Decoder(_DifferenceOnTheWire)
+_frame_head_decoder = msgspec.msgpack.Decoder(_FrameHead)
 
 
 class ClientProtocol:
@@ -274,13 +343,18 @@ class ClientProtocol:
     def __init__(self) -> None:
         self._next_id = 1
         self._pending: dict[int, str] = {}
+        self.version = 0  # negotiated: known once the welcome came
 
     _decoder = msgspec.msgpack.Decoder(ServerFrame)
-    _result_decoders = {name: msgspec.msgpack.Decoder(m.result) for name, m in METHODS.items()}
+    _result_decoders: ClassVar[dict[str, Any]] = {
+        name: msgspec.msgpack.Decoder(m.result).decode for name, m in METHODS.items()}
+    # Results that hold update bodies: decoded one body at a time, as pushes are.
+    _result_decoders["updates.get_difference"] = _read_difference
 
     @staticmethod
-    def hello(token: str | None = None, client: str = "pigeon-sdk") -> bytes:
-        return encode(Hello(versions=list(limits.SUPPORTED_VERSIONS), client=client, token=token))
+    def hello(token: str | None = None, client: str = "pigeon-sdk",
+              versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS) -> bytes:
+        return encode(Hello(versions=list(versions), client=client, token=token))
 
     def call(self, method: str, params: Params) -> tuple[int, bytes]:
         if method not in METHODS:
@@ -292,17 +366,25 @@ class ClientProtocol:
         return request_id, encode(frame)
 
     def receive(self, data: bytes) -> ClientEvent:
-        """Decode one server frame; raises ProtocolError if the server sent garbage."""
+        """Decode one server frame; raises ProtocolError if the server sent garbage. A frame
+        of a type this reader does not know is :class:`FrameSkipped`, not garbage."""
         try:
             frame = self._decoder.decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            kind = self._frame_type(data)
+            if kind is not None and kind not in _SERVER_FRAMES:
+                return FrameSkipped(kind)
             raise ProtocolError(f"server sent an undecodable frame: {exc}") from exc
+        if isinstance(frame, Items):
+            return ItemsReceived([read_item(item) for item in frame.items])
+        if isinstance(frame, Updates):
+            return UpdatesReceived([read_update(raw) for raw in frame.updates])
         if isinstance(frame, Result):
             method = self._pending.pop(frame.id, None)
             if method is None:
                 raise ProtocolError(f"result for unknown request {frame.id}")
             try:
-                value = self._result_decoders[method].decode(frame.value)
+                value = self._result_decoders[method](frame.value)
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
                 raise ProtocolError(f"{method}: server sent a bad result: {exc}") from exc
             return ResultReceived(frame.id, value)
@@ -311,9 +393,17 @@ class ClientProtocol:
                 self._pending.pop(frame.id, None)
             return ErrorReceived(frame.id, error_from_wire(frame.code, frame.message,
                                                            frame.retry_after))
-        if isinstance(frame, Updates):
-            return UpdatesReceived(frame.updates)
+        self.version = frame.version
         return WelcomeReceived(frame)
+
+    @staticmethod
+    def _frame_type(data: bytes) -> str | None:
+        """The tag of a frame that did not decode, if it has one."""
+        try:
+            head = _frame_head_decoder.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        return head.t if isinstance(head.t, str) else None
 
     def forget(self, request_id: int) -> None:
         self._pending.pop(request_id, None)

@@ -1,7 +1,7 @@
 """Bounds on everything a peer can send. Each is enforced before any work is done."""
 
-PROTOCOL_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+PROTOCOL_VERSION = 2                 # what each version holds: versions.py
+SUPPORTED_VERSIONS = (1, 2)
 
 MAX_FRAME_BYTES = 64 * 1024          # one frame, after transport framing
 # Every frame the server sends stays within this. SDKs refuse a message of 256 KiB or more

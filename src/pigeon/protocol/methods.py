@@ -44,6 +44,7 @@ from .types import (
     Username,
     WhoCanAdd,
 )
+from .streams import Seq, StreamDifference, StreamName
 from .updates import Difference
 
 
@@ -240,6 +241,14 @@ class GetDifference(Params):
     limit: Annotated[int, Meta(ge=1, le=limits.MAX_DIFFERENCE_PAGE)] = limits.MAX_DIFFERENCE_PAGE
 
 
+class GetStreamDifference(Params):
+    """Version 2: the items of one stream after position ``seq`` (0: from its start)."""
+
+    stream: StreamName
+    seq: Seq
+    limit: Annotated[int, Meta(ge=1, le=limits.MAX_DIFFERENCE_PAGE)] = limits.MAX_DIFFERENCE_PAGE
+
+
 class Method(NamedTuple):
     params: type[Params]
     result: Any
@@ -283,6 +292,7 @@ METHODS: dict[str, Method] = {
     "messages.typing": Method(SetTyping, Ok),
     "updates.get_state": Method(GetState, State),
     "updates.get_difference": Method(GetDifference, Difference),
+    "updates.get_stream_difference": Method(GetStreamDifference, StreamDifference),
 }
 
 METHOD_OF: dict[type[Params], str] = {m.params: name for name, m in METHODS.items()}

@@ -6,12 +6,12 @@ so an older peer's frames still decode.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 
-from . import limits
+from . import limits, versions
 
 ID = Annotated[int, Meta(ge=1, le=2**62)]
 RandomId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
@@ -27,14 +27,42 @@ IdList = Annotated[list[ID], Meta(max_length=limits.MAX_IDS_PER_CALL)]
 # bigger one raised OverflowError deep in the store: issue 7, finding 9) and a sensible range.
 Offset = Annotated[int, Meta(ge=0, le=limits.MAX_OFFSET)]
 Date = Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]  # seconds since the epoch; no NaN
+# Enums as a client sends them: closed sets, so that the server refuses what it does not know.
+# What the server sends back is open (:class:`OpenEnums`): a value added by a later version
+# reads as "unknown" instead of failing the frame. ``versions.ENUMS`` lists both, by version.
 Role = Literal["owner", "admin", "member"]
 ChatKind = Literal["private", "group"]
 # Who may add you to a group without asking (docs/protocol.md, "Groups and consent").
 WhoCanAdd = Literal["everyone", "contacts", "nobody"]
+UNKNOWN = versions.UNKNOWN
+if TYPE_CHECKING:
+    # The same, as a reader sees them: one of the values above, or UNKNOWN.
+    SeenRole = Role | Literal["unknown"]
+    SeenChatKind = ChatKind | Literal["unknown"]
+    SeenWhoCanAdd = WhoCanAdd | Literal["unknown"]
+else:
+    # On the wire, any string: a Literal would make msgspec fail the frame on a new value.
+    # OpenEnums.__post_init__ keeps the promise made to the type checker above.
+    SeenRole = SeenChatKind = SeenWhoCanAdd = str
 
 
 class Struct(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
     """Base for wire objects: keyword-only, defaults omitted on the wire."""
+
+
+class OpenEnums(Struct):
+    """A wire object with open-enum fields (``open_fields``: field name -> enum name in
+    ``versions.ENUMS``). On the wire they are strings; once decoded (or built) each holds a
+    value this process knows, or ``"unknown"``. msgspec tagged unions and Literals are closed
+    (a value outside them fails the whole frame), hence plain strings checked here."""
+
+    open_fields: ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self) -> None:
+        for name, enum in self.open_fields.items():
+            value = getattr(self, name)
+            if value is not None and value not in versions.ENUMS[enum]:
+                setattr(self, name, UNKNOWN)
 
 
 class User(Struct):
@@ -44,18 +72,24 @@ class User(Struct):
     phone: str | None = None  # only ever filled in for the user themself or by their consent
 
 
-class Me(Struct):
+class Me(OpenEnums):
+    open_fields = {"who_can_add": "WhoCanAdd"}
+
     user: User
     phone: str
     phone_discoverable: bool = False
-    who_can_add: WhoCanAdd = "contacts"
+    who_can_add: SeenWhoCanAdd = "contacts"
 
 
 class State(Struct):
-    """Where a user's update sequence stands: the last ``pts`` the server assigned."""
+    """Where a user's update sequence stands: the last ``pts`` the server assigned (the head
+    of their own stream, ``user:<id>``)."""
 
     pts: int
     date: float
+    # Version 2: the head of every other stream the user follows, by name (none yet; device
+    # and chat streams will be listed here).
+    streams: dict[str, int] = {}
 
 
 class Budget(Struct):
@@ -88,13 +122,15 @@ class Message(Struct):
     deleted: bool = False
 
 
-class Chat(Struct):
+class Chat(OpenEnums):
+    open_fields = {"kind": "ChatKind", "role": "Role"}
+
     id: int
-    kind: ChatKind
+    kind: SeenChatKind
     title: str = ""
     member_count: int = 0
     peer_id: int | None = None      # private chats: the other person
-    role: Role | None = None        # the caller's role; None when no longer a member
+    role: SeenRole | None = None    # the caller's role; None when no longer a member
     last_message_id: int = 0
     invited_by: int | None = None   # set when the caller is invited (not yet a member)
     invited: list[int] = []         # answers to create_group/add_members: who was invited
@@ -118,9 +154,11 @@ class Invitation(Struct):
     date: float
 
 
-class Member(Struct):
+class Member(OpenEnums):
+    open_fields = {"role": "Role"}
+
     user: User
-    role: Role
+    role: SeenRole
 
 
 class SessionInfo(Struct):

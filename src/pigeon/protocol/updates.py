@@ -1,7 +1,19 @@
-"""Updates: everything a user must see. Each carries that user's next ``pts`` (gap-free)."""
+"""Updates: everything a user must see. Each carries that user's next ``pts`` (gap-free).
+
+From version 2 an update travels as the body of a stream item (:mod:`.streams`), whose
+``seq`` is its position; its ``pts`` then repeats that position on the user's own stream.
+Update types form an open union: :func:`read_update` turns a body of a type this reader does
+not know (a later version's) into :class:`UnknownUpdate`, which the SDK skips while still
+counting its position.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+
+from . import versions
 from .types import Chat, Message, State, Struct
 
 
@@ -52,11 +64,92 @@ class Typing(Update, tag="typing"):
     user_id: int
 
 
+# Every update type this code knows (version 1's seven so far; versions.UPDATE_SINCE says
+# which version brought each). Tests teach a process more at run time with :func:`register`.
 AnyUpdate = NewMessage | EditMessage | DeleteMessages | ReadInbox | ReadOutbox | ChatUpdate | Typing
 
 
 class Difference(Struct):
+    """What ``updates.get_difference`` answers. Read by an SDK, ``updates`` may also hold
+    :class:`UnknownUpdate` for types it does not know."""
+
     updates: list[AnyUpdate]
     state: State
     more: bool = False
+
+
+class UnknownUpdate(msgspec.Struct, frozen=True):
+    """An update this reader could not read: of a type it does not know (``error`` empty),
+    or not decodable as its type (``error`` says why: a bug of the sender's). Never sent;
+    an SDK skips it and still counts its position, so that the stream moves on."""
+
+    pts: int
+    type: str
+    raw: bytes
+    error: str = ""
+
+
+#: every update type this process knows, by tag
+UPDATE_TYPES: dict[str, type[Update]] = {
+    msgspec.inspect.type_info(cls).tag: cls for cls in AnyUpdate.__args__  # type: ignore[attr-defined]
+}
+
+
+class _Head(msgspec.Struct):
+    """What a reader looks at in a body it could not decode: its type and position."""
+
+    u: Any = None
+    pts: Any = 0
+
+
+class _Bodies:
+    """Decodes update bodies of every registered type (one msgspec tagged union, rebuilt when
+    a type is registered). ``decode`` is strict: for the server reading its own log."""
+
+    def __init__(self) -> None:
+        self._decoder = self._build()
+
+    @staticmethod
+    def _build() -> msgspec.msgpack.Decoder[Any]:
+        types = tuple(UPDATE_TYPES.values())
+        union = types[0]
+        for t in types[1:]:
+            union = union | t  # type: ignore[assignment]
+        return msgspec.msgpack.Decoder(union)
+
+    def rebuild(self) -> None:
+        self._decoder = self._build()
+
+    def decode(self, raw: bytes | msgspec.Raw) -> AnyUpdate:
+        update: AnyUpdate = self._decoder.decode(raw)
+        return update
+
+
+body_decoder = _Bodies()
+_head_decoder = msgspec.msgpack.Decoder(_Head)
+
+
+def read_update(raw: bytes | msgspec.Raw) -> Update | UnknownUpdate:
+    """One update body as a reader takes it: decoded, or :class:`UnknownUpdate` (never an
+    exception) so that one update a reader cannot read does not stop the whole stream."""
+    try:
+        return body_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        failure = exc
+    try:
+        head = _head_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        head = _Head()
+    tag = head.u if isinstance(head.u, str) else ""
+    pts = head.pts if type(head.pts) is int else 0
+    error = f"undecodable {tag or 'update'}: {failure}" if tag in UPDATE_TYPES or not tag else ""
+    return UnknownUpdate(pts=pts, type=tag, raw=bytes(raw), error=error)
+
+
+def register(cls: type[Update], since: int) -> None:
+    """Teach this process an update type of protocol version ``since``."""
+    tag = msgspec.inspect.type_info(cls).tag  # type: ignore[attr-defined]
+    UPDATE_TYPES[tag] = cls
+    versions.register_update(tag, since)
+    body_decoder.rebuild()
 

@@ -32,6 +32,7 @@ from pigeon.protocol.frames import (
     CallReceived, CallRejected, HelloReceived, ServerProtocol, Violation,
 )
 from pigeon.protocol.methods import METHODS
+from pigeon.protocol.streams import user_stream
 from pigeon.shield.guard import WorkClass
 
 from .dispatch import HANDLERS
@@ -197,7 +198,7 @@ class Connection:
             outcome = "INTERNAL"
             self._send(self.protocol.error(call.id, PigeonError("internal error; it was logged")))
         else:
-            self._send(self.protocol.result(call.id, result))
+            self._send(self.protocol.result(call.id, self.protocol.hold_back(result)))
         finally:
             self._window.release()
             self.services.metrics.count_request(call.method, outcome,
@@ -331,7 +332,8 @@ class Connection:
             updates, self._pending_updates = self._pending_updates, []
             self.services.metrics.updates_pushed.inc(len(updates))
             # Several frames if one would outgrow what a device accepts (issue 7, finding 3).
-            for frame in self.protocol.update_frames(updates):
+            assert self.user_id is not None  # the bus pushes only to logged-in connections
+            for frame in self.protocol.update_frames(updates, user_stream(self.user_id)):
                 self._send(frame)
 
     def _send(self, frame: bytes) -> None:

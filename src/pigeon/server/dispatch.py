@@ -7,7 +7,7 @@ from typing import Any
 
 from pigeon.protocol.methods import METHODS
 
-from . import chats, messages, sessions, users
+from . import chats, messages, sessions, streams, users
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
@@ -16,6 +16,7 @@ HANDLERS: dict[str, Handler] = {
     **users.HANDLERS,
     **chats.HANDLERS,
     **messages.HANDLERS,
+    **streams.HANDLERS,
 }
 
 _missing = set(METHODS) - set(HANDLERS)

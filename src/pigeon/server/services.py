@@ -96,6 +96,11 @@ class Caller:
         return self.connection.user_id
 
     @property
+    def version(self) -> int:
+        """The protocol version the connection negotiated."""
+        return self.connection.protocol.version
+
+    @property
     def session_id(self) -> int:
         self.user_id  # noqa: B018 - raises when logged out
         assert self.connection.session_id is not None

@@ -50,7 +50,7 @@ log = logging.getLogger("pigeon.shield")
 
 BULK_METHODS = frozenset({
     "messages.history", "updates.get_difference", "chats.list", "chats.members", "users.get",
-    "sessions.list",
+    "sessions.list", "updates.get_stream_difference",
 })
 # Listings whose rate cost grows with their page size (Shield.call_cost).
 PAGED_METHODS = frozenset({"chats.list", "chats.members"})

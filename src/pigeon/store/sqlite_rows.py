@@ -19,7 +19,7 @@ from .base import SessionRecord, UserRecord
 IN_CHUNK = 500  # host parameters per IN (...) list, well under SQLite's limit
 
 encode = msgspec.msgpack.encode
-update_decoder = msgspec.msgpack.Decoder(up.AnyUpdate)
+update_decoder = up.body_decoder  # every update type this process knows
 fwd_decoder = msgspec.msgpack.Decoder(FwdFrom)
 
 USER_COLS = "id, phone, name, username, phone_discoverable, pts"
