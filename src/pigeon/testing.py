@@ -1,8 +1,12 @@
 """Testing tools that ship with Pigeon: a real server process on a free port, and helpers
-to bring up logged-in SDK clients against it. Used by Pigeon's own tests and benchmarks."""
+to bring up logged-in SDK clients against it; and, for tests of an application's use of the
+SDK, a stand-in server in memory (:class:`StandInServer`, :func:`memory_transport_pair`).
+Used by Pigeon's own tests and benchmarks."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import re
 import signal
@@ -10,9 +14,25 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from pigeon.client import Client, Profile
+from pigeon.protocol.errors import PigeonError, UnknownMethod
+from pigeon.protocol.frames import (
+    CallReceived,
+    CallRejected,
+    HelloReceived,
+    Items,
+    ServerProtocol,
+    Violation,
+    encode,
+)
+from pigeon.protocol.streams import Item
+from pigeon.protocol.types import State, User
 
 _LISTENING = re.compile(r"listening on (wss?)://([^ ]+):(\d+)/v1/ws")
 _OPERATOR = re.compile(r"operator endpoints on (https?)://([^ ]+):(\d+) ")
@@ -162,8 +182,6 @@ async def login(server: ServerProcess, phone: str, name: str, *, username: str |
 
 
 async def _in_thread(fn, *args):  # type: ignore[no-untyped-def]
-    import asyncio
-
     return await asyncio.to_thread(fn, *args)
 
 
@@ -189,3 +207,150 @@ def proxy_v2(source: tuple[str, int] | None, destination: tuple[str, int] | None
     block = (src.packed + dst.packed + source[1].to_bytes(2, "big")
              + destination[1].to_bytes(2, "big") + tlvs)
     return V2_SIGNATURE + bytes([0x21, family]) + len(block).to_bytes(2, "big") + block
+
+
+# -- the SDK against a stand-in server, in memory ---------------------------------------------
+# ``Client(transport=...)`` opens its WebSocket through a function of ours instead of aiohttp
+# (the seam in client/link.py, ``Transport``). The pair below is that socket in memory, as
+# trio's memory stream pairs or httpx's MockTransport: a test writes the server it needs and
+# drives the SDK through its public API only, with no port and no private member.
+
+
+class MemorySocket:
+    """One end of an in-memory WebSocket: binary frames sent on one end arrive at the other,
+    in order. Closing either end closes both; each then reads to the end of what was sent."""
+
+    def __init__(self) -> None:
+        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._state = {"closed": False}  # shared by both ends
+        self.peer: MemorySocket = self
+
+    @property
+    def closed(self) -> bool:
+        return self._state["closed"]
+
+    async def send_bytes(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionResetError("the memory socket is closed")
+        self.peer._inbox.put_nowait(bytes(data))
+
+    async def receive(self) -> bytes | None:
+        """The next frame, or None once the socket is closed."""
+        return await self._inbox.get()
+
+    async def close(self) -> bool:
+        if not self.closed:
+            self._state["closed"] = True
+            self._inbox.put_nowait(None)
+            self.peer._inbox.put_nowait(None)
+        return True
+
+    def __aiter__(self) -> AsyncIterator[aiohttp.WSMessage]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[aiohttp.WSMessage]:
+        # aiohttp's message shape, so the SDK reads this socket as it reads a real one
+        while (data := await self.receive()) is not None:
+            yield aiohttp.WSMessage(aiohttp.WSMsgType.BINARY, data, None)
+
+
+def memory_transport_pair() -> tuple[MemorySocket, MemorySocket]:
+    """(client end, server end) of one in-memory WebSocket."""
+    client, server = MemorySocket(), MemorySocket()
+    client.peer, server.peer = server, client
+    server._state = client._state
+    return client, server
+
+
+#: answers a call: returns its result (or an awaitable of it), or raises a PigeonError
+Answer = Callable[[str, Any], Any]
+
+
+class StandInServer:
+    """A Pigeon server written in the test, speaking the real protocol (``ServerProtocol``)
+    over memory sockets. ``answer(method, params)`` answers each call; every connection is
+    welcomed with ``user`` and ``state``. Connect a client with ``transport=stand_in.transport``::
+
+        stand_in = StandInServer(answer)
+        client = await Client("ws://stand-in", Profile(), transport=stand_in.transport).connect()
+        await stand_in.push([update])   # pushed to every connection, as the server would
+    """
+
+    def __init__(self, answer: Answer | None = None, *, user: User | None = None,
+                 state: State | None = None, name: str = "stand-in") -> None:
+        self.answer = answer
+        self.user, self.state, self.name = user, state, name
+        self.calls: list[tuple[str, Any]] = []  # every call received, in order
+        self.connections: list[StandInConnection] = []
+
+    async def transport(self, url: str) -> MemorySocket:
+        """The ``Transport`` to give ``Client``: each connect is a new connection here."""
+        client_end, server_end = memory_transport_pair()
+        connection = StandInConnection(self, server_end)
+        self.connections.append(connection)
+        connection.task = asyncio.create_task(connection.serve())
+        return client_end
+
+    @property
+    def open_connections(self) -> list[StandInConnection]:
+        return [c for c in self.connections if not c.socket.closed]
+
+    async def push(self, updates: list[Any], stream: str = "user:0") -> None:
+        """Push updates of ``stream`` to every open connection, framed for its version."""
+        for connection in self.open_connections:
+            for frame in connection.protocol.update_frames(updates, stream):
+                await connection.socket.send_bytes(frame)
+
+    async def push_items(self, items: list[Item]) -> None:
+        """Push stream items as they are (bodies of any type, known to the SDK or not)."""
+        await self.send(encode(Items(items=items)))
+
+    async def send(self, frame: bytes) -> None:
+        """Send a raw frame to every open connection (broken or hostile servers)."""
+        for connection in self.open_connections:
+            await connection.socket.send_bytes(frame)
+
+    async def drop(self) -> None:
+        """Close every connection, as a restart or a network failure does."""
+        for connection in self.connections:
+            await connection.socket.close()
+
+    async def close(self) -> None:
+        await self.drop()
+        for connection in self.connections:
+            if connection.task is not None:
+                await connection.task
+
+
+class StandInConnection:
+    def __init__(self, server: StandInServer, socket: MemorySocket) -> None:
+        self.server, self.socket = server, socket
+        self.protocol = ServerProtocol()
+        self.task: asyncio.Task[None] | None = None
+
+    async def serve(self) -> None:
+        async for message in self.socket:
+            event = self.protocol.receive(message.data)
+            if isinstance(event, HelloReceived):
+                await self.socket.send_bytes(self.protocol.welcome(
+                    self.server.name, self.server.user, None, self.server.state))
+            elif isinstance(event, CallReceived):
+                await self.socket.send_bytes(await self._answer(event))
+            elif isinstance(event, CallRejected):
+                await self.socket.send_bytes(event.reply)
+            elif isinstance(event, Violation):
+                await self.socket.send_bytes(event.reply)
+                if event.close:
+                    await self.socket.close()
+
+    async def _answer(self, call: CallReceived) -> bytes:
+        self.server.calls.append((call.method, call.params))
+        try:
+            if self.server.answer is None:
+                raise UnknownMethod(f"the stand-in server does not answer {call.method}")
+            value = self.server.answer(call.method, call.params)
+            if inspect.isawaitable(value):
+                value = await value
+        except PigeonError as error:
+            return self.protocol.error(call.id, error)
+        return self.protocol.result(call.id, self.protocol.hold_back(value))

@@ -102,11 +102,32 @@ async def test_connection_caps_per_address_spare_logged_in_users(tmp_path, phone
                 await raw.__aexit__()
 
 
+async def admission_of(server: ServerProcess) -> dict:
+    """The admission counters, from the operator listener's /shield."""
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{server.operator_url}/shield") as response:
+        return (await response.json())["admission"]
+
+
 async def test_unauthenticated_pool_evicts_idlers_for_newcomers(tmp_path, phone):
-    with shielded(tmp_path, max_unauthenticated=10) as server:
-        idlers = [await Raw(server, f"127.0.6.{i}").__aenter__() for i in range(1, 11)]
+    """The pool holds at most max_unauthenticated connections: each one over it evicts an
+    idler at random, and a newcomer still gets in and logs in. Admission happens when the
+    connection is accepted, before its WebSocket handshake ends, so the counts read after
+    each connect are exact, whatever the timing."""
+    cap = 10
+    with shielded(tmp_path, max_unauthenticated=cap) as server:
+        idlers = []
         try:
+            for i in range(1, cap + 6):  # five more than the pool holds
+                idlers.append(await Raw(server, f"127.0.6.{i}").__aenter__())
+                admission = await admission_of(server)
+                assert admission["unauthenticated"] == min(i, cap), admission
+                assert admission["evicted"] == max(0, i - cap), admission
             user = await login(server, phone(), "Newcomer")  # needs a place in the full pool
+            admission = await admission_of(server)
+            assert admission["unauthenticated"] <= cap, admission
+            assert admission["evicted"] >= 6, admission  # the newcomer's place was made
+            assert admission["authenticated"] == 1, admission  # and it stayed, logged in
             await user.close()
         finally:
             for raw in idlers:

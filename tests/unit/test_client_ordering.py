@@ -1,7 +1,8 @@
 """The SDK's update ordering and hole filling, driven without a network.
 
-The client's transport is replaced by a stand-in server that answers get_difference from a
-list of updates, so the property under test is the client's own: whatever order pushes
+The client is connected to a stand-in server in memory (``pigeon.testing.StandInServer``)
+that pushes what the test says and answers the difference from a list of updates, so the
+property under test is the client's own, through its public API: whatever order pushes
 arrive in, and whatever is lost, ``updates()`` yields every pts once, in order.
 """
 
@@ -14,9 +15,10 @@ from hypothesis import strategies as st
 
 from pigeon.client import Client, Profile
 from pigeon.client import client as client_module
-from pigeon.protocol.streams import Item, StreamDifference, item, read_item
+from pigeon.protocol.streams import Item, StreamDifference, item
 from pigeon.protocol.types import Message, State
 from pigeon.protocol.updates import Difference, NewMessage
+from pigeon.testing import StandInServer
 
 
 def update(pts: int) -> NewMessage:
@@ -24,19 +26,21 @@ def update(pts: int) -> NewMessage:
                                                text=f"m{pts}"))
 
 
-class StandInClient(Client):
-    def __init__(self, log: list[NewMessage]) -> None:
-        super().__init__("ws://127.0.0.1:9", Profile())
-        self.log = log
-        self.differences = 0
+def difference_server(log: list[NewMessage]) -> StandInServer:
+    """Version 1: answers get_difference from ``log``, in small pages (exercises ``more``)."""
 
-    async def call(self, method, params):
+    def answer(method, params):
         assert method == "updates.get_difference"
-        self.differences += 1
-        after = [u for u in self.log if u.pts > params.pts][:7]  # small pages: exercise `more`
+        after = [u for u in log if u.pts > params.pts][:7]
         last = after[-1].pts if after else params.pts
-        return Difference(updates=after, state=State(pts=last, date=0.0),
-                          more=last < len(self.log))
+        return Difference(updates=after, state=State(pts=last, date=0.0), more=last < len(log))
+
+    return StandInServer(answer)
+
+
+async def connect(server: StandInServer, profile: Profile, **options) -> Client:
+    return await Client("ws://stand-in", profile, transport=server.transport,
+                        **options).connect()
 
 
 @settings(max_examples=60, deadline=None,
@@ -47,14 +51,14 @@ def test_every_update_once_in_order_whatever_arrives(n, data):
     pushed = data.draw(st.lists(st.sampled_from(log), max_size=2 * n))  # lost, repeated, shuffled
 
     async def run() -> list[int]:
-        client = StandInClient(log)
+        server = difference_server(log)
+        client = await connect(server, Profile(), versions=(1,))
         for u in pushed:
-            client._accept([u])
+            await server.push([u])
         await client.sync()  # what the client does on reconnect or a lasting hole
-        await asyncio.sleep(0.05)
-        seen = []
-        while client.pending_updates():
-            seen.append((await client._queue.get()).pts)
+        seen = [u.pts for u in client.take_updates()]
+        await client.close()
+        await server.close()
         return seen
 
     assert asyncio.run(run()) == list(range(1, n + 1))
@@ -69,16 +73,19 @@ def test_a_hole_is_filled_by_itself():
     log = [update(p) for p in range(1, 6)]
 
     async def run():
-        client = StandInClient(log)
-        client._accept([log[0], log[3]])  # 2 and 3 were lost on the way
+        server = difference_server(log)
+        client = await connect(server, Profile(), versions=(1,))
+        await server.push([log[0], log[3]])  # 2 and 3 were lost on the way
         seen = []
+
         async def collect():
             async for u in client.updates():
                 seen.append(u.pts)
                 if len(seen) == 4:
                     return
         await asyncio.wait_for(collect(), 5)
-        return seen, client.differences
+        await client.close()
+        return seen, len(server.calls)
 
     seen, differences = asyncio.run(run())
     assert seen == [1, 2, 3, 4] and differences >= 1
@@ -96,21 +103,16 @@ def item_of(seq: int, unknown: bool) -> Item:
     return item(STREAM, seq, body)
 
 
-class StandInV2Client(Client):
-    """Answers get_stream_difference from the stream's items, a few at a time."""
+def stream_server(log: list[Item]) -> StandInServer:
+    """Version 2: answers get_stream_difference from the stream's items, a few at a time."""
 
-    def __init__(self, log: list[Item]) -> None:
-        super().__init__("ws://127.0.0.1:9", Profile(user_id=5))
-        self.version = 2
-        self.log = log
-        self.differences = 0
-
-    async def call(self, method, params):
+    def answer(method, params):
         assert method == "updates.get_stream_difference" and params.stream == STREAM
-        self.differences += 1
-        after = [i for i in self.log if i.seq > params.seq][:7]
+        after = [i for i in log if i.seq > params.seq][:7]
         last = after[-1].seq if after else params.seq
-        return StreamDifference(stream=STREAM, items=after, seq=last, more=last < len(self.log))
+        return StreamDifference(stream=STREAM, items=after, seq=last, more=last < len(log))
+
+    return StandInServer(answer)
 
 
 @settings(max_examples=60, deadline=None,
@@ -120,14 +122,19 @@ def test_unknown_updates_are_skipped_and_the_stream_moves_past_them(kinds, data)
     log = [item_of(seq, unknown) for seq, unknown in enumerate(kinds, start=1)]
     pushed = data.draw(st.lists(st.sampled_from(log), max_size=2 * len(log)))
 
-    async def run() -> tuple[list[int], int, int]:
-        client = StandInV2Client(log)
-        client._on_items([read_item(i) for i in pushed])
+    async def run() -> tuple[list[int], int, int, int]:
+        server = stream_server(log)
+        client = await connect(server, Profile(user_id=5))
+        if pushed:
+            await server.push_items(pushed)
         await client.sync()
-        await asyncio.sleep(0.02)
-        return [u.pts for u in client.take_updates()], client.profile.pts, client.skipped_updates
+        seen = [u.pts for u in client.take_updates()]
+        await client.close()
+        await server.close()
+        return seen, client.profile.pts, client.skipped_updates, client.version
 
-    seen, position, skipped = asyncio.run(run())
+    seen, position, skipped, version = asyncio.run(run())
+    assert version == 2
     assert seen == [seq for seq, unknown in enumerate(kinds, start=1) if not unknown]
     assert position == len(log)  # past every item, read or not
     assert skipped == sum(kinds)  # each unknown one skipped, once
@@ -137,8 +144,9 @@ def test_a_hole_of_unknown_updates_is_filled_and_skipped():
     log = [item_of(1, False), item_of(2, True), item_of(3, True), item_of(4, False)]
 
     async def run():
-        client = StandInV2Client(log)
-        client._on_items([read_item(log[0]), read_item(log[3])])  # 2 and 3 were lost
+        server = stream_server(log)
+        client = await connect(server, Profile(user_id=5))
+        await server.push_items([log[0], log[3]])  # 2 and 3 were lost
         seen = []
 
         async def collect():
@@ -147,7 +155,8 @@ def test_a_hole_of_unknown_updates_is_filled_and_skipped():
                 if len(seen) == 2:
                     return
         await asyncio.wait_for(collect(), 5)
-        return seen, client.profile.pts, client.skipped_updates, client.differences
+        await client.close()
+        return seen, client.profile.pts, client.skipped_updates, len(server.calls)
 
     seen, position, skipped, differences = asyncio.run(run())
     assert (seen, position, skipped) == ([1, 4], 4, 2) and differences >= 1

@@ -40,7 +40,7 @@ from pigeon.shield.pow import solve
 from pigeon.shield.ticket import format_ticket
 
 from .features import Account, Auth, Chats, Messages, Sessions
-from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable
+from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, CallPacer, backoff
 
@@ -68,7 +68,11 @@ class Client:
                  *, reconnect: bool = True, max_backoff: float = 30.0,
                  connect_timeout: float = 10.0, track_updates: bool = True,
                  local_address: str | None = None,
-                 versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS) -> None:
+                 versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS,
+                 transport: Transport | None = None) -> None:
+        """``transport``: how to open the WebSocket (default: aiohttp over the network). Tests
+        pass one from :class:`pigeon.testing.StandInServer` to drive the SDK against a
+        stand-in server in memory."""
         if not isinstance(profile, Profile):
             # A bare name is a profile made by `pigeon --profile NAME` (profile.py).
             profile = Profile.load(resolve_profile(profile) if profile is not None else None)
@@ -86,6 +90,7 @@ class Client:
         self.track_updates = track_updates
         self.local_address = local_address  # source address to connect from (tests, siege)
         self.versions = versions  # protocol versions offered; the server picks one
+        self.transport = transport
         self.version = 0          # the one it picked (0 before the first welcome)
         self.auth = Auth(self)
         self.account = Account(self)
@@ -118,10 +123,11 @@ class Client:
         at once when nothing listens, Unauthorized(SESSION_INVALID) at once; a server that
         is shedding new connections is retried with backoff for up to ``connect_timeout``.
         Later drops are repaired in the background."""
-        connector = aiohttp.TCPConnector(
-            local_addr=(self.local_address, 0) if self.local_address else None,
-            ssl=self._tls())
-        self._http = aiohttp.ClientSession(connector=connector)
+        if self.transport is None:
+            connector = aiohttp.TCPConnector(
+                local_addr=(self.local_address, 0) if self.local_address else None,
+                ssl=self._tls())
+            self._http = aiohttp.ClientSession(connector=connector)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connect_timeout
         attempt = 0
@@ -140,7 +146,8 @@ class Client:
                         raise
                     await asyncio.sleep(delay)
         except BaseException:
-            await self._http.close()
+            if self._http is not None:
+                await self._http.close()
             raise
         self._supervisor = asyncio.create_task(self._supervise())
         return self
@@ -170,13 +177,14 @@ class Client:
         self.profile.save()
 
     async def _open(self, handshake: float | None = None) -> None:
-        assert self._http is not None
+        assert self._http is not None or self.transport is not None
         url = self.url
         for _ in range(3):
             try:
                 link = await Link.open(self._http, url, self.profile.token, self._on_updates,
                                        self._on_error, self.connect_timeout, handshake,
-                                       on_items=self._on_items, versions=self.versions)
+                                       on_items=self._on_items, versions=self.versions,
+                                       transport=self.transport)
                 break
             except AdmissionChallenge as challenge:
                 # The server rations new connections and offers a way in: solve its

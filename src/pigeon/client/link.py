@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -70,11 +70,28 @@ def _ignore_items(items: list[StreamItem]) -> None:
     pass
 
 
+class Socket(Protocol):
+    """What a link needs of its WebSocket: aiohttp's client socket has it, and so has the
+    in-memory one of :func:`pigeon.testing.memory_transport_pair`."""
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def close(self) -> Any: ...
+
+    def __aiter__(self) -> AsyncIterator[aiohttp.WSMessage]: ...
+
+
+#: Opens a socket to ``url`` (ending in /v1/ws). The seam through which tests connect the SDK
+#: to a stand-in server without a network (``Client(transport=...)``, docs/architecture.md).
+#: It raises ServerUnreachable (or an OSError) when it cannot connect.
+Transport = Callable[[str], Awaitable[Socket]]
+
+
 class Link:
     """One connection. Pushes reach ``on_updates`` (version 1: updates positioned by their
     ``pts``) or ``on_items`` (version 2: stream items), in the order they came."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse,
+    def __init__(self, ws: Socket,
                  on_updates: Callable[[list[Any]], None],
                  on_error: Callable[[PigeonError], None],
                  on_items: Callable[[list[StreamItem]], None] = _ignore_items) -> None:
@@ -92,13 +109,15 @@ class Link:
         self.closed = asyncio.Event()
 
     @classmethod
-    async def open(cls, session: aiohttp.ClientSession, url: str, token: str | None,
+    async def open(cls, session: aiohttp.ClientSession | None, url: str, token: str | None,
                    on_updates: Callable[[list[Any]], None],
                    on_error: Callable[[PigeonError], None], timeout: float = 10.0,
                    handshake: float | None = None, *,
                    on_items: Callable[[list[StreamItem]], None] = _ignore_items,
-                   versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS) -> Link:
-        """``handshake``: seconds for the TCP and WebSocket handshakes (None: no limit). A
+                   versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS,
+                   transport: Transport | None = None) -> Link:
+        """Over ``session`` (aiohttp), or through ``transport`` when given.
+        ``handshake``: seconds for the TCP and WebSocket handshakes (None: no limit). A
         server whose listen queue overflows drops handshake packets, and TCP retransmits
         them after 1, 3, 7 s; a caller that retries sooner with a fresh socket gets in
         sooner."""
@@ -106,9 +125,13 @@ class Link:
             # Over MAX_SERVER_FRAME_BYTES, with room: aiohttp refuses a message of exactly
             # max_msg_size bytes, and SDKs before issue 7 accepted just under 256 KiB.
             async with asyncio.timeout(handshake):
-                ws = await session.ws_connect(url, max_msg_size=ACCEPTED_FRAME_BYTES,
-                                              timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                                              heartbeat=30.0, autoping=True)
+                if transport is not None:
+                    ws: Socket = await transport(url)
+                else:
+                    assert session is not None
+                    ws = await session.ws_connect(url, max_msg_size=ACCEPTED_FRAME_BYTES,
+                                                  timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                                                  heartbeat=30.0, autoping=True)
         except aiohttp.WSServerHandshakeError as exc:
             challenge = parse_challenge(exc.headers.get(HEADER) if exc.headers else None)
             if exc.status == 503 and challenge is not None:
