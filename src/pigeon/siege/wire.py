@@ -154,17 +154,7 @@ def decode(payload: bytes) -> dict[str, Any] | None:
     return frame if isinstance(frame, dict) else None
 
 
-# Errors that mean "the server did not run this": it refused at the door (protocol, limits,
-# proof of work, overload) or before dispatch (no such method, undecodable params, not
-# logged in). Anything else (a result, CODE_INVALID, PHONE_INVALID ...) means the method ran.
-_REFUSAL_CLASSES: tuple[type[errors.PigeonError], ...] = tuple(
-    cls for cls in (errors.ProtocolError, errors.UnknownMethod, errors.RateLimited,
-                    errors.Unavailable, getattr(errors, "ProofOfWorkRequired", None))
-    if cls is not None)
-_REFUSAL_CODES = frozenset({"INVALID_ARGUMENT", "AUTH_REQUIRED", "SESSION_INVALID"})
-
-
 def is_refusal(code: str) -> bool:
-    if code in _REFUSAL_CODES:
-        return True
-    return issubclass(errors.CODES.get(code, errors.PigeonError), _REFUSAL_CLASSES)
+    """The server did not run this call (the ``not_run`` fact of ``errors.ERROR_CODES``):
+    anything else (a result, CODE_INVALID, PHONE_INVALID ...) means the method ran."""
+    return code in errors.NOT_RUN_CODES
