@@ -36,8 +36,7 @@ from pigeon.protocol.streams import StreamItem, read_item, user_stream
 from pigeon.protocol.types import State
 from pigeon.protocol.updates import NewMessage, UnknownUpdate
 
-from pigeon.shield.pow import solve
-from pigeon.shield.ticket import format_ticket
+from pigeon.protocol.pow import format_ticket, solve
 
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable
