@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .main import Ctx, resolve_chat, resolve_user, run, session
+from .context import Ctx, resolve_chat, resolve_user, run, session
 from .output import echo, plural, visible, when, who
 
 pass_ctx = click.make_pass_decorator(Ctx)

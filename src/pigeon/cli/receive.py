@@ -20,7 +20,7 @@ from pigeon.client import Client
 from pigeon.protocol.errors import Forbidden, NotFound
 from pigeon.protocol.updates import EditMessage, NewMessage
 
-from .main import Ctx, run, session
+from .context import Ctx, run, session
 from .names import Names
 from .output import echo, message_json, message_line
 

@@ -36,8 +36,7 @@ from pigeon.protocol.streams import StreamItem, read_item, user_stream
 from pigeon.protocol.types import State
 from pigeon.protocol.updates import NewMessage, UnknownUpdate
 
-from pigeon.shield.pow import solve
-from pigeon.shield.ticket import format_ticket
+from pigeon.protocol.pow import format_ticket, solve
 
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
@@ -46,8 +45,8 @@ from .throttle import AdaptiveThrottle, CallPacer, backoff
 
 log = logging.getLogger("pigeon.client")
 
-# Calls that must not run twice behind the user's back: a second code SMS, a second group.
-NOT_RETRIED = frozenset({"auth.send_code", "auth.sign_in", "chats.create_group"})
+# Calls that must not run twice behind the user's back (``retried`` on METHODS).
+NOT_RETRIED = m.NOT_RETRIED_METHODS
 GAP_WAIT = 0.5  # seconds an out-of-order update waits for the ones before it
 HANDSHAKE = 3.0  # seconds for the first connect's handshakes; doubled on each retry
 

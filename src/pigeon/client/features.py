@@ -15,7 +15,7 @@ from pigeon.protocol.types import (
     Affected, Authorization, Chat, Dialog, Invitation, Me, Member, Message, PowChallenge,
     PowSolution, ReadResult, SentCode, SentMessage, SessionInfo, User, WhoCanAdd,
 )
-from pigeon.shield.pow import solve
+from pigeon.protocol.pow import solve
 
 if TYPE_CHECKING:
     from .client import Client

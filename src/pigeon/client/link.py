@@ -22,7 +22,7 @@ from pigeon.protocol.frames import (
     WelcomeReceived,
 )
 from pigeon.protocol.methods import Params
-from pigeon.shield.ticket import HEADER, parse_challenge
+from pigeon.protocol.pow import HEADER, parse_challenge
 from pigeon.protocol.streams import StreamItem
 
 log = logging.getLogger("pigeon.client")

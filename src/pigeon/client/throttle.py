@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from pigeon.protocol.types import Budget
-from pigeon.shield.ratelimit import Rate, TokenBucket
+from pigeon.protocol.buckets import Rate, TokenBucket
 
 
 class AdaptiveThrottle:

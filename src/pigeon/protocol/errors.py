@@ -30,6 +30,8 @@ The SDK raises the same classes that the server raised, rebuilt from the code by
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 
 class PigeonError(Exception):
     """Base of every Pigeon error. ``code`` is stable; ``message`` is for people."""
@@ -102,57 +104,75 @@ class ResultTooLarge(PigeonError):
     code = "RESULT_TOO_LARGE"
 
 
-# Every code the server may send, with the class the SDK raises for it.
-CODES: dict[str, type[PigeonError]] = {
-    "MALFORMED_FRAME": ProtocolError,
-    "FRAME_TOO_LARGE": ProtocolError,
-    "UNSUPPORTED_VERSION": ProtocolError,
-    "HELLO_REQUIRED": ProtocolError,
-    "UNKNOWN_METHOD": UnknownMethod,
-    "INVALID_ARGUMENT": InvalidArgument,
-    "PHONE_INVALID": InvalidArgument,
-    "PHONE_NOT_SUPPORTED": InvalidArgument,
-    "USERNAME_INVALID": InvalidArgument,
-    "TEXT_INVALID": InvalidArgument,
-    "TITLE_INVALID": InvalidArgument,
-    "NAME_INVALID": InvalidArgument,
-    "DEVICE_INVALID": InvalidArgument,
-    "AUTH_REQUIRED": Unauthorized,
-    "SESSION_INVALID": Unauthorized,
-    "CODE_INVALID": Unauthorized,
-    "CODE_EXPIRED": Unauthorized,
-    "SIGN_UP_REQUIRED": Unauthorized,
-    "FORBIDDEN": Forbidden,
-    "NOT_A_MEMBER": Forbidden,
-    "NOT_ADMIN": Forbidden,
-    "NOT_AUTHOR": Forbidden,
-    "USER_PRIVACY_RESTRICTED": Forbidden,
-    "NOT_FOUND": NotFound,
-    "USER_NOT_FOUND": NotFound,
-    "CHAT_NOT_FOUND": NotFound,
-    "MESSAGE_NOT_FOUND": NotFound,
-    "SESSION_NOT_FOUND": NotFound,
-    "INVITATION_NOT_FOUND": NotFound,
-    "STREAM_NOT_FOUND": NotFound,
-    "CONFLICT": Conflict,
-    "USERNAME_TAKEN": Conflict,
-    "GROUP_FULL": Conflict,
-    "RANDOM_ID_DUPLICATE": Conflict,
-    "ALREADY_MEMBER": Conflict,
-    "PEER_IS_SELF": Conflict,
-    "QUOTA_EXCEEDED": Conflict,
-    "POW_REQUIRED": ProofOfWorkRequired,
-    "POW_INVALID": ProofOfWorkRequired,
-    "RATE_LIMITED": RateLimited,
-    "BANNED": RateLimited,
-    "TOO_MANY_CONNECTIONS": RateLimited,
-    "UNAVAILABLE": Unavailable,
-    "OVERLOADED": Unavailable,
-    "SHUTTING_DOWN": Unavailable,
-    "STORAGE_FAILED": Unavailable,
-    "RESULT_TOO_LARGE": ResultTooLarge,
-    "INTERNAL": PigeonError,
+class Code(NamedTuple):
+    """What one error code means, besides its text: the one table of per-error facts."""
+
+    cls: type[PigeonError]  # the class the SDK raises for it
+    # An honest client meets it in normal use (a wrong login code, a taken username, a chat it
+    # just left): the server does not count it towards closing the connection.
+    harmless: bool = False
+    # The server did not run the call: it refused at the door (protocol, limits, proof of
+    # work, overload) or before dispatch (no such method, undecodable params, not logged in).
+    # Anything else (CODE_INVALID, PHONE_INVALID ...) means the method ran.
+    not_run: bool = False
+
+
+# Every code the server may send, with its facts.
+ERROR_CODES: dict[str, Code] = {
+    "MALFORMED_FRAME": Code(ProtocolError, not_run=True),
+    "FRAME_TOO_LARGE": Code(ProtocolError, not_run=True),
+    "UNSUPPORTED_VERSION": Code(ProtocolError, not_run=True),
+    "HELLO_REQUIRED": Code(ProtocolError, not_run=True),
+    "UNKNOWN_METHOD": Code(UnknownMethod, not_run=True),
+    "INVALID_ARGUMENT": Code(InvalidArgument, not_run=True),
+    "PHONE_INVALID": Code(InvalidArgument),
+    "PHONE_NOT_SUPPORTED": Code(InvalidArgument),
+    "USERNAME_INVALID": Code(InvalidArgument),
+    "TEXT_INVALID": Code(InvalidArgument),
+    "TITLE_INVALID": Code(InvalidArgument),
+    "NAME_INVALID": Code(InvalidArgument),
+    "DEVICE_INVALID": Code(InvalidArgument),
+    "AUTH_REQUIRED": Code(Unauthorized, not_run=True),
+    "SESSION_INVALID": Code(Unauthorized, not_run=True),
+    "CODE_INVALID": Code(Unauthorized, harmless=True),
+    "CODE_EXPIRED": Code(Unauthorized),
+    "SIGN_UP_REQUIRED": Code(Unauthorized, harmless=True),
+    "FORBIDDEN": Code(Forbidden),
+    "NOT_A_MEMBER": Code(Forbidden, harmless=True),
+    "NOT_ADMIN": Code(Forbidden),
+    "NOT_AUTHOR": Code(Forbidden),
+    "USER_PRIVACY_RESTRICTED": Code(Forbidden),
+    "NOT_FOUND": Code(NotFound),
+    "USER_NOT_FOUND": Code(NotFound, harmless=True),
+    "CHAT_NOT_FOUND": Code(NotFound),
+    "MESSAGE_NOT_FOUND": Code(NotFound, harmless=True),
+    "SESSION_NOT_FOUND": Code(NotFound, harmless=True),
+    "INVITATION_NOT_FOUND": Code(NotFound),
+    "STREAM_NOT_FOUND": Code(NotFound),
+    "CONFLICT": Code(Conflict),
+    "USERNAME_TAKEN": Code(Conflict, harmless=True),
+    "GROUP_FULL": Code(Conflict),
+    "RANDOM_ID_DUPLICATE": Code(Conflict),
+    "ALREADY_MEMBER": Code(Conflict, harmless=True),
+    "PEER_IS_SELF": Code(Conflict, harmless=True),
+    "QUOTA_EXCEEDED": Code(Conflict),
+    "POW_REQUIRED": Code(ProofOfWorkRequired, harmless=True, not_run=True),
+    "POW_INVALID": Code(ProofOfWorkRequired, not_run=True),
+    "RATE_LIMITED": Code(RateLimited, not_run=True),
+    "BANNED": Code(RateLimited, not_run=True),
+    "TOO_MANY_CONNECTIONS": Code(RateLimited, harmless=True, not_run=True),
+    "UNAVAILABLE": Code(Unavailable, not_run=True),
+    "OVERLOADED": Code(Unavailable, harmless=True, not_run=True),
+    "SHUTTING_DOWN": Code(Unavailable, not_run=True),
+    "STORAGE_FAILED": Code(Unavailable, not_run=True),
+    "RESULT_TOO_LARGE": Code(ResultTooLarge),
+    "INTERNAL": Code(PigeonError),
 }
+
+# The class the SDK raises for each code.
+CODES: dict[str, type[PigeonError]] = {code: c.cls for code, c in ERROR_CODES.items()}
+HARMLESS_CODES = frozenset(code for code, c in ERROR_CODES.items() if c.harmless)
+NOT_RUN_CODES = frozenset(code for code, c in ERROR_CODES.items() if c.not_run)
 
 
 def error_from_wire(code: str, message: str, retry_after: float | None = None) -> PigeonError:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from msgspec import Meta
 
@@ -249,16 +249,34 @@ class GetStreamDifference(Params):
     limit: Annotated[int, Meta(ge=1, le=limits.MAX_DIFFERENCE_PAGE)] = limits.MAX_DIFFERENCE_PAGE
 
 
+Work = Literal["interactive", "bulk"]
+
+
 class Method(NamedTuple):
+    """One method and every per-method fact that the server, the shield and the SDK act on."""
+
     params: type[Params]
     result: Any
     auth: bool = True  # False: may be called before login
+    # Which queue the shield schedules it in once logged in: "bulk" for listings and catch-up
+    # that may wait behind the interactive calls a person is looking at.
+    work: Work = "interactive"
+    paged: bool = False     # its rate cost grows with its page size (Shield.call_cost)
+    slotless: bool = False  # cheaper than queueing it: served without a slot (still rate-limited)
+    # Unauthenticated and costly to the operator (an SMS, a code check, a session row): it
+    # needs proof of work under pressure.
+    expensive: bool = False
+    # The SDK may resend it after a lost connection; False for calls that must not run twice
+    # behind the user's back (a second code SMS, a second group).
+    retried: bool = True
 
 
 METHODS: dict[str, Method] = {
-    "auth.challenge": Method(GetChallenge, PowChallenge, auth=False),
-    "auth.send_code": Method(SendCode, SentCode, auth=False),
-    "auth.sign_in": Method(SignIn, Authorization, auth=False),
+    "auth.challenge": Method(GetChallenge, PowChallenge, auth=False, slotless=True),
+    "auth.send_code": Method(SendCode, SentCode, auth=False, expensive=True,
+                             retried=False),
+    "auth.sign_in": Method(SignIn, Authorization, auth=False, expensive=True,
+                           retried=False),
     "auth.log_out": Method(LogOut, Ok),
     "account.get_me": Method(GetMe, Me),
     "account.update_profile": Method(UpdateProfile, User),
@@ -266,20 +284,20 @@ METHODS: dict[str, Method] = {
     "account.set_privacy": Method(SetPrivacy, Me),
     "users.resolve_username": Method(ResolveUsername, User),
     "users.resolve_phone": Method(ResolvePhone, User),
-    "users.get": Method(GetUsers, list[User]),
-    "sessions.list": Method(ListSessions, list[SessionInfo]),
+    "users.get": Method(GetUsers, list[User], work="bulk"),
+    "sessions.list": Method(ListSessions, list[SessionInfo], work="bulk"),
     "sessions.terminate": Method(TerminateSession, Ok),
     "sessions.terminate_others": Method(TerminateOtherSessions, Affected),
     "chats.open_private": Method(OpenPrivate, Chat),
-    "chats.create_group": Method(CreateGroup, Chat),
+    "chats.create_group": Method(CreateGroup, Chat, retried=False),
     "chats.add_members": Method(AddMembers, Chat),
     "chats.remove_member": Method(RemoveMember, Affected),
     "chats.leave": Method(LeaveChat, Affected),
     "chats.set_role": Method(SetRole, Affected),
     "chats.set_title": Method(SetTitle, Chat),
-    "chats.list": Method(ListChats, list[Dialog]),
+    "chats.list": Method(ListChats, list[Dialog], work="bulk", paged=True),
     "chats.get": Method(GetChat, Chat),
-    "chats.members": Method(ListMembers, list[Member]),
+    "chats.members": Method(ListMembers, list[Member], work="bulk", paged=True),
     "chats.invitations": Method(ListInvitations, list[Invitation]),
     "chats.accept_invite": Method(AcceptInvite, Chat),
     "chats.decline_invite": Method(DeclineInvite, Ok),
@@ -287,12 +305,20 @@ METHODS: dict[str, Method] = {
     "messages.forward": Method(ForwardMessage, SentMessage),
     "messages.edit": Method(EditMessageText, Message),
     "messages.delete": Method(DeleteMessages, Affected),
-    "messages.history": Method(History, list[Message]),
+    "messages.history": Method(History, list[Message], work="bulk"),
     "messages.read": Method(ReadHistory, ReadResult),
     "messages.typing": Method(SetTyping, Ok),
     "updates.get_state": Method(GetState, State),
-    "updates.get_difference": Method(GetDifference, Difference),
-    "updates.get_stream_difference": Method(GetStreamDifference, StreamDifference),
+    "updates.get_difference": Method(GetDifference, Difference, work="bulk"),
+    "updates.get_stream_difference": Method(GetStreamDifference, StreamDifference,
+                                            work="bulk"),
 }
 
 METHOD_OF: dict[type[Params], str] = {m.params: name for name, m in METHODS.items()}
+
+# Views of the facts above, for the hot paths that test membership.
+BULK_METHODS = frozenset(name for name, m in METHODS.items() if m.work == "bulk")
+PAGED_METHODS = frozenset(name for name, m in METHODS.items() if m.paged)
+SLOTLESS_METHODS = frozenset(name for name, m in METHODS.items() if m.slotless)
+EXPENSIVE_METHODS = frozenset(name for name, m in METHODS.items() if m.expensive)
+NOT_RETRIED_METHODS = frozenset(name for name, m in METHODS.items() if not m.retried)

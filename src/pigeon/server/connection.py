@@ -27,7 +27,9 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from pigeon.protocol.errors import PigeonError, RateLimited, Unauthorized, Unavailable
+from pigeon.protocol.errors import (
+    HARMLESS_CODES, PigeonError, RateLimited, Unauthorized, Unavailable,
+)
 from pigeon.protocol.frames import (
     CallReceived, CallRejected, HelloReceived, ServerProtocol, Violation,
 )
@@ -42,13 +44,9 @@ from .sessions import authenticate, hash_token
 
 log = logging.getLogger("pigeon.connection")
 
-# Refusals that an honest client meets in normal use (a wrong code, a taken username, a chat
-# it just left); they do not count towards closing its connection.
-_HARMLESS = frozenset({
-    "CODE_INVALID", "SIGN_UP_REQUIRED", "USERNAME_TAKEN", "USER_NOT_FOUND", "MESSAGE_NOT_FOUND",
-    "NOT_A_MEMBER", "ALREADY_MEMBER", "SESSION_NOT_FOUND", "PEER_IS_SELF", "OVERLOADED",
-    "POW_REQUIRED", "TOO_MANY_CONNECTIONS",
-})
+# Refusals that an honest client meets in normal use do not count towards closing its
+# connection (the ``harmless`` fact of pigeon.protocol.errors.ERROR_CODES).
+_HARMLESS = HARMLESS_CODES
 
 # WebSocket close codes (RFC 6455 §7.4.1 and the IANA registry) the adapter uses.
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG = (

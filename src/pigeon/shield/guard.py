@@ -34,6 +34,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from pigeon.protocol import methods
 from pigeon.protocol.errors import ProofOfWorkRequired, RateLimited
 from pigeon.protocol.types import Budget, PowSolution
 
@@ -48,17 +49,11 @@ from .ticket import challenge_response, ticket_in_request
 
 log = logging.getLogger("pigeon.shield")
 
-BULK_METHODS = frozenset({
-    "messages.history", "updates.get_difference", "chats.list", "chats.members", "users.get",
-    "sessions.list", "updates.get_stream_difference",
-})
-# Listings whose rate cost grows with their page size (Shield.call_cost).
-PAGED_METHODS = frozenset({"chats.list", "chats.members"})
-# Unauthenticated calls that cost the operator real resources: an SMS, a password-hash-like
-# check, a session row. They need proof of work under pressure.
-EXPENSIVE_UNAUTHENTICATED = frozenset({"auth.send_code", "auth.sign_in"})
-# Calls cheaper than queueing them: served without a slot (still rate-limited per address).
-SLOTLESS = frozenset({"auth.challenge"})
+# Per-method facts live on pigeon.protocol.methods.METHODS; these are its views.
+BULK_METHODS = methods.BULK_METHODS
+PAGED_METHODS = methods.PAGED_METHODS
+EXPENSIVE_UNAUTHENTICATED = methods.EXPENSIVE_METHODS
+SLOTLESS = methods.SLOTLESS_METHODS
 
 # What Shield.accept answers for a socket that the ration refused: hold it, read its request
 # line, and let it in only with a proof-of-work ticket (``ticket.py``). A caller that does

@@ -28,7 +28,7 @@ Design, and where it follows or departs from Tor's onion-service PoW:
   (oldest evicted first). It is per process: with several server processes sharing a
   secret, a token can be spent once per process, which bounds the gain at the process count.
 
-:func:`solve` is the client half; the SDK runs it in a thread.
+:func:`solve` is the client half (in :mod:`pigeon.protocol.pow`); the SDK runs it in a thread.
 """
 
 from __future__ import annotations
@@ -38,53 +38,28 @@ import binascii
 import hashlib
 import hmac
 import os
-import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import NoReturn
 
 from pigeon.protocol.errors import ProofOfWorkRequired
+from pigeon.protocol.pow import (
+    MAX_BITS, MAX_TOKEN_LENGTH, TOKEN_LAYOUT, TOKEN_SIZE, TOKEN_VERSION, solve, work_bits,
+)
 
 __all__ = ["DifficultyController", "ProofOfWork", "solve", "work_bits"]
 
 Clock = Callable[[], float]
 
 GRACE_BITS = 2  # a token this many bits easier than the current difficulty is still accepted
-MAX_BITS = 64  # beyond any sane setting; bounds a forged-looking token's claimed difficulty
-MAX_TOKEN_LENGTH = 256  # the wire's limit (protocol.types.PowChallenge.token)
 CLOCK_SKEW = 5.0  # seconds a token's issue time may lie in the future (several processes)
 
-# version (1 byte) | issued, milliseconds since the epoch (8) | difficulty (1) | salt (12)
-_HEADER = struct.Struct(">BQB12s")
-_VERSION = 1
-_MAC_SIZE = 32
-_TOKEN_SIZE = _HEADER.size + _MAC_SIZE
-
-
-def work_bits(token: str, nonce: int) -> int:
-    """Leading zero bits of sha256(token || nonce as 8 big-endian bytes)."""
-    digest = hashlib.sha256(token.encode() + nonce.to_bytes(8, "big")).digest()
-    return 256 - int.from_bytes(digest, "big").bit_length()
-
-
-def solve(token: str, difficulty: int) -> int:
-    """Find a nonce giving ``difficulty`` leading zero bits; 0 when no work is asked.
-
-    A plain CPU loop (about 2**difficulty hashes on average): call it in a thread.
-    """
-    if difficulty <= 0:
-        return 0
-    if difficulty > MAX_BITS:
-        raise ValueError(f"difficulty {difficulty} is beyond {MAX_BITS} bits")
-    base = hashlib.sha256(token.encode())
-    bound = 1 << (256 - difficulty)  # a digest below this has enough leading zeros
-    for nonce in range(1 << 64):
-        h = base.copy()
-        h.update(nonce.to_bytes(8, "big"))
-        if int.from_bytes(h.digest(), "big") < bound:
-            return nonce
-    raise RuntimeError("no nonce found in 2**64 tries")  # pragma: no cover
+# The token's layout and the work check are the protocol's (pigeon.protocol.pow); the secret,
+# expiry and replay protection are this module's.
+_HEADER = TOKEN_LAYOUT
+_VERSION = TOKEN_VERSION
+_TOKEN_SIZE = TOKEN_SIZE
 
 
 class DifficultyController:

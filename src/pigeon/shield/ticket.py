@@ -15,29 +15,16 @@ These functions are the pure part: parsing and formatting, no sockets.
 
 from __future__ import annotations
 
-import re
+# The format (ticket, header, solver) is the protocol's; the SDK reads it from there.
+from pigeon.protocol.pow import (
+    HEADER, TICKET_PARAM, format_challenge, format_ticket, parse_challenge, parse_ticket,
+)
 
-__all__ = ["MAX_REQUEST_LINE", "challenge_response", "format_ticket", "parse_challenge",
+__all__ = ["HEADER", "MAX_REQUEST_LINE", "challenge_response", "format_ticket", "parse_challenge",
            "ticket_in_request"]
 
 MAX_REQUEST_LINE = 2048  # bytes read, at most, before the request line must be complete
-HEADER = "Pigeon-Challenge"
-
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_NONCE = re.compile(r"[0-9]{1,20}")
-
-
-def format_ticket(token: str, nonce: int) -> str:
-    """The value of the ``pow`` query parameter: ``<token>.<nonce>``."""
-    return f"{token}.{nonce}"
-
-
-def _parse_ticket(value: str) -> tuple[str, int] | None:
-    token, dot, nonce = value.rpartition(".")
-    if not dot or not _TOKEN.fullmatch(token) or not _NONCE.fullmatch(nonce):
-        return None
-    number = int(nonce)
-    return (token, number) if number < 1 << 64 else None
+_PARAM = TICKET_PARAM.encode("ascii")
 
 
 def ticket_in_request(head: bytes) -> tuple[str, int] | None:
@@ -50,9 +37,9 @@ def ticket_in_request(head: bytes) -> tuple[str, int] | None:
     _, _, query = parts[1].partition(b"?")
     for pair in query.split(b"&"):
         name, eq, value = pair.partition(b"=")
-        if eq and name == b"pow":
+        if eq and name == _PARAM:
             try:
-                return _parse_ticket(value.decode("ascii"))
+                return parse_ticket(value.decode("ascii"))
             except UnicodeDecodeError:
                 return None
     return None
@@ -61,15 +48,5 @@ def ticket_in_request(head: bytes) -> tuple[str, int] | None:
 def challenge_response(token: str, difficulty: int, retry_after: int = 1) -> bytes:
     """The whole HTTP answer to a rationed socket that brought no valid ticket."""
     return (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {retry_after}\r\n"
-            f"{HEADER}: {token} {difficulty}\r\nContent-Length: 0\r\n"
+            f"{HEADER}: {format_challenge(token, difficulty)}\r\nContent-Length: 0\r\n"
             "Connection: close\r\n\r\n").encode("ascii")
-
-
-def parse_challenge(value: str | None) -> tuple[str, int] | None:
-    """``(token, difficulty)`` from a ``Pigeon-Challenge`` header value, or None."""
-    if not value:
-        return None
-    token, _, bits = value.strip().partition(" ")
-    if not _TOKEN.fullmatch(token) or not re.fullmatch(r"[0-9]{1,2}", bits) or int(bits) > 64:
-        return None
-    return token, int(bits)

@@ -140,7 +140,7 @@ def mobile_number(index: int) -> str:
 
 async def solve_pow(rpc: Rpc) -> dict[str, Any]:
     """Ask for a challenge and solve it, as the SDK does (when this Pigeon has PoW)."""
-    from pigeon.shield.pow import solve  # type: ignore[import-not-found, unused-ignore]
+    from pigeon.protocol.pow import solve
 
     challenge = await rpc.call("auth.challenge", {})
     nonce = await asyncio.to_thread(solve, challenge["token"], challenge["difficulty"])

@@ -1,4 +1,4 @@
-"""A minimal WebSocket client, sans I/O, and Pigeon's frames as plain maps.
+"""A minimal WebSocket client, sans I/O, and Pigeon's frames for it.
 
 Attackers need thousands of cheap connections and the freedom to send what no SDK would:
 half a request, half a frame, garbage. aiohttp's client does neither cheaply, so the siege
@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from pigeon.protocol import errors
+from pigeon.protocol import errors, frames
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 MAX_INCOMING_FRAME = 1 << 20  # the server's frames are at most 64 KiB; anything far bigger is a bug
@@ -125,24 +125,27 @@ class FrameParser:
                 return self._fragment_op, whole
 
 
-# -- Pigeon frames as maps (docs/protocol.md) ---------------------------------------------------
-_encode = msgspec.msgpack.Encoder().encode
+# -- Pigeon frames (docs/protocol.md) ----------------------------------------------------------
+# Well-formed frames come from the protocol package's own structs, so the siege cannot drift
+# from the wire; ``pack`` is the escape hatch for the junk attack's deliberately malformed
+# frames, and ``decode`` reads the server's frames as plain maps (an attacker only counts them).
 _decode = msgspec.msgpack.Decoder().decode
+SIEGE_VERSION = 1  # attackers and legit users read version 1's frames
 
 
 def hello(token: str | None = None, client: str = "pigeon-siege") -> bytes:
-    frame: dict[str, Any] = {"t": "hello", "versions": [1], "client": client}
-    if token is not None:
-        frame["token"] = token
-    return _encode(frame)
+    return frames.encode(frames.Hello(versions=[SIEGE_VERSION], client=client, token=token))
 
 
 def call(request_id: int, method: str, params: dict[str, Any]) -> bytes:
-    return _encode({"t": "call", "id": request_id, "method": method, "params": params})
+    """A call frame; ``params`` go out as given (the junk attack sends ill-typed ones)."""
+    return frames.encode(frames.Call(id=request_id, method=method,
+                                     params=msgspec.Raw(frames.encode(params))))
 
 
 def pack(obj: Any) -> bytes:
-    return _encode(obj)
+    """Any MessagePack value as a frame: for frames that the protocol's structs cannot build."""
+    return frames.encode(obj)
 
 
 def decode(payload: bytes) -> dict[str, Any] | None:
@@ -154,17 +157,7 @@ def decode(payload: bytes) -> dict[str, Any] | None:
     return frame if isinstance(frame, dict) else None
 
 
-# Errors that mean "the server did not run this": it refused at the door (protocol, limits,
-# proof of work, overload) or before dispatch (no such method, undecodable params, not
-# logged in). Anything else (a result, CODE_INVALID, PHONE_INVALID ...) means the method ran.
-_REFUSAL_CLASSES: tuple[type[errors.PigeonError], ...] = tuple(
-    cls for cls in (errors.ProtocolError, errors.UnknownMethod, errors.RateLimited,
-                    errors.Unavailable, getattr(errors, "ProofOfWorkRequired", None))
-    if cls is not None)
-_REFUSAL_CODES = frozenset({"INVALID_ARGUMENT", "AUTH_REQUIRED", "SESSION_INVALID"})
-
-
 def is_refusal(code: str) -> bool:
-    if code in _REFUSAL_CODES:
-        return True
-    return issubclass(errors.CODES.get(code, errors.PigeonError), _REFUSAL_CLASSES)
+    """The server did not run this call (the ``not_run`` fact of ``errors.ERROR_CODES``):
+    anything else (a result, CODE_INVALID, PHONE_INVALID ...) means the method ran."""
+    return code in errors.NOT_RUN_CODES

@@ -1,0 +1,140 @@
+"""What every CLI command shares: the profile context, running an async command with one-line
+errors and exit codes, a connected session, and resolving @username / user:ID / chat:ID.
+
+Its own module so that ``main`` and the command groups (``groups``, ``receive``) import it
+rather than each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import shlex
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pigeon.client import Client, Profile, ServerUnreachable
+from pigeon.client.link import ConnectionLost
+from pigeon.client.profile import resolve_profile
+from pigeon.protocol.errors import PigeonError, Unauthorized
+
+from .output import visible
+
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+T = TypeVar("T")
+
+
+class Ctx:
+    def __init__(self, profile_ref: str | None, by_flag: bool, ca_file: Path | None) -> None:
+        self.profile_ref = profile_ref
+        self.profile_dir = resolve_profile(profile_ref)
+        self.by_flag = by_flag  # given as --profile (not from PIGEON_PROFILE, not the default)
+        self.ca_file = ca_file
+
+    def profile(self) -> Profile:
+        profile = Profile.load(self.profile_dir)
+        if self.ca_file is not None:
+            profile.ca_file = str(self.ca_file.resolve())  # remembered for later commands
+        return profile
+
+    def command(self, verb: str) -> str:
+        """``pigeon [--profile P] VERB``: how to run VERB on this same profile."""
+        flag = f"--profile {shlex.quote(self.profile_ref)} " if self.by_flag and \
+            self.profile_ref else ""
+        return f"pigeon {flag}{verb}"
+
+    def client(self, server: str | None = None, *, need_login: bool = True,
+               track_updates: bool = False) -> Client:
+        profile = self.profile()
+        if need_login and profile.token is None:
+            raise self.not_logged_in(profile)
+        if server is None and profile.server is None:
+            raise click.UsageError(
+                f"no server in this profile: run `{self.command('register --server URL PHONE')}`")
+        return Client(server, profile, reconnect=True, track_updates=track_updates)
+
+    def not_logged_in(self, profile: Profile) -> Unauthorized:
+        again = self.command("register --server URL PHONE")
+        if profile.ended:  # the server ended the session: say so, not just "not logged in"
+            return Unauthorized(f"{profile.ended}; to log in again: {again}",
+                                code="SESSION_INVALID")
+        return Unauthorized(f"not logged in: run `{again}`, then `{self.command('verify CODE')}`",
+                            code="AUTH_REQUIRED")
+
+
+def run(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Run an async command; turn errors into one actionable line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return asyncio.run(fn(*args, **kwargs))
+        except (ServerUnreachable, ConnectionLost) as exc:
+            click.echo(f"error: server unreachable: {visible(exc.message)}", err=True)
+            sys.exit(EXIT_UNREACHABLE)
+        except PigeonError as exc:
+            # The message may quote what a peer wrote (a name, a title): made visible too.
+            click.echo(f"error: {visible(exc.message)} [{visible(exc.code)}]", err=True)
+            sys.exit(EXIT_FAILED)
+        except OSError as exc:  # the profile or a file named on the command line
+            click.echo(f"error: {os_error(exc)}", err=True)
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper
+
+
+def os_error(exc: OSError) -> str:
+    """``cannot use PATH: No space left on device [ENOSPC]``."""
+    where = f" {visible(str(exc.filename))}" if exc.filename is not None else ""
+    code = errno.errorcode.get(exc.errno or 0, "OS_ERROR")
+    return f"cannot use{where}: {visible(exc.strerror or str(exc))} [{code}]"
+
+
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+@contextlib.asynccontextmanager
+async def session(ctx: Ctx, server: str | None = None, need_login: bool = True,
+                  track_updates: bool = False) -> AsyncIterator[Client]:
+    """A connected client for one command, closed (and its profile saved) afterwards."""
+    client = ctx.client(server, need_login=need_login, track_updates=track_updates)
+    client.reconnect = False  # the first connection fails fast instead of retrying for ever
+    await client.connect()
+    client.reconnect = True
+    try:
+        yield client
+    finally:
+        try:
+            await client.close()
+        except OSError as exc:
+            # What the command did is done (a message sent is sent): saving where the sync
+            # stands failed, which costs at most a message shown twice. Issue 11, bug 1.
+            warn(f"the profile was not saved: {os_error(exc)}")
+
+
+async def resolve_chat(client: Client, ref: str) -> int:
+    """``@username`` or ``user:ID`` (a private chat with them), ``chat:ID`` or a bare id."""
+    if ref.startswith(("@", "user:")):
+        return (await client.chats.open_private(await resolve_user(client, ref))).id
+    raw = ref.removeprefix("chat:")
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
+        raise click.UsageError(f"{ref!r} is neither @username, user:ID nor chat:ID")
+    return int(raw)
+
+
+async def resolve_user(client: Client, ref: str) -> int:
+    if ref.startswith("@"):
+        return (await client.account.resolve_username(ref)).id
+    raw = ref.removeprefix("user:")
+    if not (raw.isascii() and raw.isdigit()):
+        raise click.UsageError(f"{ref!r} is neither @username nor user:ID")
+    return int(raw)
