@@ -29,8 +29,8 @@ class LoginNumber:
     country_code: int   # the calling code (49, 44, 1): the key of the per-country budget
 
 
-def login_number(raw: str) -> LoginNumber:
-    """The number a login code goes to, or PHONE_INVALID / PHONE_NOT_SUPPORTED."""
+def valid_number(raw: str) -> phonenumbers.PhoneNumber:
+    """A valid number in international form (+CC...), or PHONE_INVALID."""
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
@@ -39,10 +39,19 @@ def login_number(raw: str) -> LoginNumber:
             code="PHONE_INVALID") from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidArgument(f"{raw!r} is not a valid phone number", code="PHONE_INVALID")
+    return number
+
+
+def e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def login_number(raw: str) -> LoginNumber:
+    """The number a login code goes to, or PHONE_INVALID / PHONE_NOT_SUPPORTED."""
+    number = valid_number(raw)
     kind = phonenumbers.number_type(number)
     if kind not in SMS_TYPES:
         raise InvalidArgument(
             f"login codes go to mobile numbers only; {raw!r} is a "
             f"{_TYPE_NAMES.get(kind, 'unknown')} number", code="PHONE_NOT_SUPPORTED")
-    return LoginNumber(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-                       number.country_code)
+    return LoginNumber(e164(number), number.country_code)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import phonenumbers
-
 from pigeon.domain.text import (
     validate_device,  # noqa: F401  (sessions.py takes it from here)
     validate_name,
@@ -14,20 +12,13 @@ from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.protocol.types import Me, User
 from pigeon.store import UserRecord
 
+from .phones import e164, valid_number
 from .services import Caller
 
 
 def normalize_phone(raw: str) -> str:
     """E.164, or PHONE_INVALID. Numbers must be given in international form (+CC...)."""
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        raise InvalidArgument(
-            f"{raw!r} is not a phone number; write it in international form, like +12025550123",
-            code="PHONE_INVALID") from None
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidArgument(f"{raw!r} is not a valid phone number", code="PHONE_INVALID")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164(valid_number(raw))
 
 
 def public_user(user: UserRecord, self_id: int | None = None) -> User:
