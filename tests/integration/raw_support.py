@@ -1,5 +1,6 @@
-"""A hand-driven WebSocket for integration tests: frames built with msgspec, answers matched
-to calls by id, so a test can run several calls at once on one connection."""
+"""Hand-driven WebSockets for integration tests: :class:`Raw` builds frames with msgspec and
+matches answers to calls by id, so a test can run several calls at once on one connection;
+:class:`BareWS` sends one frame at a time from a chosen loopback address (the shield's tests)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,42 @@ async def sign_in(server: ServerProcess, phone: str, name: str = "Tester",
     auth = await raw.ok("auth.sign_in", phone=phone, code_id=sent["code_id"], code=code,
                         name=name, device=device)
     return raw, auth
+
+
+class BareWS:
+    """A bare WebSocket from a chosen loopback address: one frame out, one answer back."""
+
+    def __init__(self, server: ServerProcess, address: str = "127.0.0.1") -> None:
+        self.server, self.address = server, address
+
+    async def __aenter__(self) -> BareWS:
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(local_addr=(self.address, 0)))
+        try:
+            self.ws = await self.http.ws_connect(f"{self.server.url}/v1/ws")
+        except BaseException:
+            await self.http.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ws.close()
+        await self.http.close()
+
+    async def ask(self, frame: bytes) -> dict[str, Any] | None:
+        """The answer to a frame, or None if the server closed the connection instead."""
+        try:
+            await self.ws.send_bytes(frame)
+        except ConnectionError:
+            return None
+        msg = await self.ws.receive(timeout=10)
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            return None
+        answer: dict[str, Any] = msgspec.msgpack.decode(msg.data)
+        return answer
+
+
+def shielded(tmp_path: Any, **env: Any) -> ServerProcess:
+    """A server with these shield settings (``pow_min_bits=10`` → ``PIGEON_POW_MIN_BITS``)."""
+    return ServerProcess(tmp_path / "data", env={f"PIGEON_{k.upper()}": str(v)
+                                                 for k, v in env.items()})

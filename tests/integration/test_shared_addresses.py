@@ -11,6 +11,8 @@ import msgspec
 from pigeon.client import Client, Profile
 from pigeon.testing import ServerProcess, login
 
+from raw_support import BareWS, shielded
+
 HELLO = msgspec.msgpack.encode({"t": "hello", "versions": [1]})
 JUNK = b"\xc1 junk"
 
@@ -19,47 +21,10 @@ def hello(token: str) -> bytes:
     return msgspec.msgpack.encode({"t": "hello", "versions": [1], "token": token})
 
 
-def shielded(tmp_path, **env) -> ServerProcess:
-    return ServerProcess(tmp_path / "data", env={f"PIGEON_{k.upper()}": str(v)
-                                                 for k, v in env.items()})
-
-
-class Raw:
-    """A bare WebSocket from a chosen loopback address."""
-
-    def __init__(self, server: ServerProcess, address: str) -> None:
-        self.server, self.address = server, address
-
-    async def __aenter__(self):
-        self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(local_addr=(self.address, 0)))
-        try:
-            self.ws = await self.http.ws_connect(f"{self.server.url}/v1/ws")
-        except BaseException:
-            await self.http.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.ws.close()
-        await self.http.close()
-
-    async def ask(self, frame: bytes) -> dict | None:
-        """The answer to a frame, or None if the server closed the connection instead."""
-        try:
-            await self.ws.send_bytes(frame)
-        except ConnectionError:
-            return None
-        msg = await self.ws.receive(timeout=10)
-        if msg.type != aiohttp.WSMsgType.BINARY:
-            return None
-        return msgspec.msgpack.decode(msg.data)
-
-
 async def stranger_welcome(server: ServerProcess, address: str) -> bool:
     """Does a stranger (no token) from ``address`` get in?"""
     try:
-        async with Raw(server, address) as raw:
+        async with BareWS(server, address) as raw:
             reply = await raw.ask(HELLO)
     except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
         return False  # dropped at accept
@@ -87,7 +52,7 @@ async def test_junk_from_a_shared_address_bans_strangers_but_not_its_logged_in_u
         for _ in range(40):  # a stranger behind the same NAT sends junk, reconnecting
             if not await stranger_welcome(server, nat):
                 break
-            async with Raw(server, nat) as raw:
+            async with BareWS(server, nat) as raw:
                 await raw.ask(HELLO)
                 while (await raw.ask(JUNK)) is not None:
                     junk += 1
@@ -110,7 +75,7 @@ async def test_junk_from_a_shared_address_bans_strangers_but_not_its_logged_in_u
         assert (await second.account.me()).user.name == "Resident"
         # The banned stranger does not, at any door.
         assert not await stranger_welcome(server, nat)
-        async with Raw(server, nat) as raw:
+        async with BareWS(server, nat) as raw:
             refused = await raw.ask(hello("pgn_not-a-token"))
             assert refused is None or refused["t"] == "error"
         for client in (second, resident, friend):
@@ -134,7 +99,7 @@ async def test_bogus_token_hellos_need_evidence_in_proportion_to_the_sessions_be
 
         async def bogus_hello() -> None:
             try:
-                async with Raw(server, proxy) as raw:
+                async with BareWS(server, proxy) as raw:
                     await raw.ask(hello("pgn_guessing"))
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
                 pass
@@ -168,7 +133,7 @@ async def test_a_logged_in_connection_that_misbehaves_bans_its_session_not_the_a
         neighbour_seed = await login(server, phone(), "Neighbour")
         neighbour = await device(server, neighbour_seed.profile.token, nat)
         await neighbour_seed.close()
-        async with Raw(server, nat) as raw:
+        async with BareWS(server, nat) as raw:
             assert (await raw.ask(hello(culprit_token)))["t"] == "welcome"
             replies = []
             while (reply := await raw.ask(JUNK)) is not None:
@@ -176,7 +141,7 @@ async def test_a_logged_in_connection_that_misbehaves_bans_its_session_not_the_a
                 assert len(replies) <= 50, "never cut off"
             assert replies[:4] == ["MALFORMED_FRAME"] * 4
         # The culprit's session is refused for now, with the time it has to wait ...
-        async with Raw(server, nat) as raw:
+        async with BareWS(server, nat) as raw:
             refused = await raw.ask(hello(culprit_token))
         assert refused["code"] == "BANNED" and refused["retry_after"] > 500
         # ... and nobody else is: not a stranger at that address, not the neighbour.

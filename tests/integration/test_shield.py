@@ -12,6 +12,8 @@ from pigeon.client import Client, Profile
 from pigeon.shield.pow import solve
 from pigeon.testing import ServerProcess, login
 
+from raw_support import BareWS, shielded
+
 HELLO = msgspec.msgpack.encode({"t": "hello", "versions": [1]})
 
 
@@ -20,42 +22,9 @@ def call(request_id: int, method: str, **params) -> bytes:
                                    "params": params})
 
 
-class Raw:
-    """A bare WebSocket from a chosen loopback address."""
-
-    def __init__(self, server: ServerProcess, address: str = "127.0.0.1") -> None:
-        self.server, self.address = server, address
-
-    async def __aenter__(self):
-        self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(local_addr=(self.address, 0)))
-        try:
-            self.ws = await self.http.ws_connect(f"{self.server.url}/v1/ws")
-        except BaseException:
-            await self.http.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.ws.close()
-        await self.http.close()
-
-    async def ask(self, frame: bytes) -> dict | None:
-        await self.ws.send_bytes(frame)
-        msg = await self.ws.receive(timeout=10)
-        if msg.type != aiohttp.WSMsgType.BINARY:
-            return None
-        return msgspec.msgpack.decode(msg.data)
-
-
-def shielded(tmp_path, **env) -> ServerProcess:
-    return ServerProcess(tmp_path / "data", env={f"PIGEON_{k.upper()}": str(v)
-                                                 for k, v in env.items()})
-
-
 async def test_proof_of_work_when_required(tmp_path, phone):
     with shielded(tmp_path, pow_min_bits=10) as server:
-        async with Raw(server) as raw:
+        async with BareWS(server) as raw:
             await raw.ask(HELLO)
             refused = await raw.ask(call(1, "auth.send_code", phone=phone()))
             assert refused["code"] == "POW_REQUIRED"
@@ -69,7 +38,7 @@ async def test_proof_of_work_when_required(tmp_path, phone):
             assert ok["t"] == "result"
         # A solution is good once; it covers a few expensive calls on its own connection
         # (pow_calls_per_proof), never on another.
-        async with Raw(server) as other:
+        async with BareWS(server) as other:
             await other.ask(HELLO)
             replay = await other.ask(call(4, "auth.send_code", phone=phone(), pow=pow_))
             assert replay["code"] == "POW_INVALID"
@@ -84,12 +53,12 @@ async def test_connection_caps_per_address_spare_logged_in_users(tmp_path, phone
         user = await login(server, phone(), "Resident")
         token = user.profile.token
         await user.close()
-        idle = [await Raw(server, "127.0.5.1").__aenter__() for _ in range(3)]
+        idle = [await BareWS(server, "127.0.5.1").__aenter__() for _ in range(3)]
         try:
             with pytest.raises((aiohttp.ClientError, asyncio.TimeoutError)):
-                async with Raw(server, "127.0.5.1") as extra:
+                async with BareWS(server, "127.0.5.1") as extra:
                     await extra.ask(HELLO)
-            async with Raw(server, "127.0.5.2") as neighbour:  # another address is unaffected
+            async with BareWS(server, "127.0.5.2") as neighbour:  # another address is unaffected
                 assert (await neighbour.ask(HELLO))["t"] == "welcome"
             # A logged-in device gets in from the address that is full of idlers: its token
             # goes in hello, and the connection leaves the unauthenticated pool.
@@ -119,7 +88,7 @@ async def test_unauthenticated_pool_evicts_idlers_for_newcomers(tmp_path, phone)
         idlers = []
         try:
             for i in range(1, cap + 6):  # five more than the pool holds
-                idlers.append(await Raw(server, f"127.0.6.{i}").__aenter__())
+                idlers.append(await BareWS(server, f"127.0.6.{i}").__aenter__())
                 admission = await admission_of(server)
                 assert admission["unauthenticated"] == min(i, cap), admission
                 assert admission["evicted"] == max(0, i - cap), admission
@@ -139,7 +108,7 @@ async def test_spam_from_a_logged_in_account_is_rate_limited(tmp_path, phone):
         spammer = await login(server, phone(), "Spammer")
         victim = await login(server, phone(), "Victim")
         chat = await spammer.chats.open_private(victim.profile.user_id)
-        async with Raw(server) as raw:
+        async with BareWS(server) as raw:
             await raw.ws.send_bytes(msgspec.msgpack.encode(
                 {"t": "hello", "versions": [1], "token": spammer.profile.token}))
             await raw.ws.receive(timeout=10)
@@ -157,7 +126,7 @@ async def test_spam_from_a_logged_in_account_is_rate_limited(tmp_path, phone):
 
 async def test_repeat_offenders_are_banned_at_accept(tmp_path, phone):
     with shielded(tmp_path, ban_strikes=5) as server:
-        async with Raw(server, "127.0.7.7") as raw:
+        async with BareWS(server, "127.0.7.7") as raw:
             await raw.ask(HELLO)
             closed = False
             for _ in range(6):
@@ -171,9 +140,9 @@ async def test_repeat_offenders_are_banned_at_accept(tmp_path, phone):
                     break
             assert closed, "the banned address kept its open connection"
         with pytest.raises((aiohttp.ClientError, asyncio.TimeoutError)):
-            async with Raw(server, "127.0.7.7") as again:
+            async with BareWS(server, "127.0.7.7") as again:
                 await again.ask(HELLO)
-        async with Raw(server, "127.0.7.8") as other:
+        async with BareWS(server, "127.0.7.8") as other:
             assert (await other.ask(HELLO))["t"] == "welcome"
         status = subprocess.run([sys.executable, "-m", "pigeon", "shield", "status",
                                  "--operator", server.operator_url], capture_output=True, text=True,
@@ -204,7 +173,7 @@ async def test_logged_in_users_stay_served_during_an_unauthenticated_flood(tmp_p
 
         async def attacker(i: int) -> None:
             try:
-                async with Raw(server, f"127.9.{i // 100}.{i % 100 + 1}") as raw:
+                async with BareWS(server, f"127.9.{i // 100}.{i % 100 + 1}") as raw:
                     await raw.ask(HELLO)
                     for j in range(2):
                         reply = await raw.ask(call(j + 1, "auth.send_code",

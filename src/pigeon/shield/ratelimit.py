@@ -30,19 +30,16 @@ class KeyedLimiter:
 
     def take(self, key: str, cost: float = 1.0) -> float:
         now = self.clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = TokenBucket(self.rate.burst, now)
-            self._buckets[key] = bucket
-            if len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
-        return bucket.take(self.rate, now, cost)
+        return self._bucket(key, now).take(self.rate, now, cost)
 
     def charge(self, key: str, cost: float) -> None:
         """:meth:`TokenBucket.charge` on this key's bucket."""
         now = self.clock()
+        self._bucket(key, now).charge(self.rate, now, cost)
+
+    def _bucket(self, key: str, now: float) -> TokenBucket:
+        """This key's bucket (full when new), now the most recently used; the least recently
+        used is forgotten past ``max_keys``."""
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = TokenBucket(self.rate.burst, now)
@@ -51,7 +48,7 @@ class KeyedLimiter:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-        bucket.charge(self.rate, now, cost)
+        return bucket
 
     def __len__(self) -> int:
         return len(self._buckets)
