@@ -17,13 +17,11 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from pigeon import __version__
-from pigeon.bus import LocalBus
 from pigeon.protocol import limits
-from pigeon.store import SqliteStore
-
 from pigeon.shield.guard import Shield
 
 from .accept import GuardedProtocol
+from .backends import make_bus, make_store
 from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from .datadir import lock_data_dir, prepare_data_dir, private_umask
@@ -177,13 +175,13 @@ def _reason(exc: OSError) -> str:
 
 
 async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
-    store = SqliteStore(settings.db_path)
+    store = make_store(settings)
     await store.open()
     metrics = Metrics()
-    metrics.add_store_stats(store.engine.stats)
+    metrics.add_store_stats(store.stats)
     secret = load_or_create_secret(settings.data)
     shield = Shield(settings, secret, enabled=settings.shield)
-    services = Services(settings=settings, store=store, bus=LocalBus(),
+    services = Services(settings=settings, store=store, bus=make_bus(settings),
                         codes=make_sender(settings.code_sender, settings.code_webhook_url),
                         metrics=metrics, secret=secret, shield=shield)
     metrics.add_shield(shield)

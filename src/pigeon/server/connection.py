@@ -88,6 +88,7 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_touch = 0.0
         self.refusals = 0
+        self._device = DeviceLink(self)
         # Solved work this connection brought (a ticket at accept): it covers its first
         # expensive calls (Shield.prove).
         self.credit = getattr(guard, "credit", None)
@@ -185,8 +186,7 @@ class Connection:
                 result = await self._bulk(WorkClass.BULK, handler, call)
             else:
                 async with shield.slot_for(call.method, logged_in, proven):
-                    result = await handler(Caller(self.services, self, self.address, proven),
-                                           call.params)
+                    result = await handler(self._caller(proven), call.params)
         except PigeonError as exc:
             outcome = exc.code
             self._send(self.protocol.error(call.id, exc))
@@ -220,7 +220,7 @@ class Connection:
         self._bulk_running = True
         try:
             async with self.shield.slot(work):
-                return await handler(Caller(self.services, self, self.address), call.params)
+                return await handler(self._caller(), call.params)
         finally:
             self._bulk_running = False
             quota.end_bulk(user_id)  # wakes this connection's waiters too
@@ -278,6 +278,9 @@ class Connection:
         self.services.metrics.protocol_errors.labels(error.code).inc()
 
     # -- identity ---------------------------------------------------------------------------
+    def _caller(self, proven: bool = False) -> Caller:
+        return Caller(self.services, self._device, self.address, self.protocol.version, proven)
+
     def login(self, user_id: int, session_id: int) -> None:
         """Log this connection in; TOO_MANY_CONNECTIONS if the account has no room for it.
         Synchronous from the cap check to the attach, so racing hellos cannot overshoot."""
@@ -456,3 +459,30 @@ class Connection:
         if self in self.services.connections:
             self.services.connections.discard(self)
             self.services.metrics.connections.dec()
+
+
+class DeviceLink:
+    """A connection as handlers see it (:class:`~.services.Device`): its identity and
+    logging it in or out, nothing else."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @property
+    def user_id(self) -> int | None:
+        return self._connection.user_id
+
+    @property
+    def session_id(self) -> int | None:
+        return self._connection.session_id
+
+    def ensure_room(self, user_id: int) -> None:
+        self._connection.services.quota.ensure_room(user_id, self._connection)
+
+    def log_in(self, user_id: int, session_id: int) -> None:
+        self._connection.login(user_id, session_id)
+
+    def log_out(self) -> None:
+        self._connection.logout()
