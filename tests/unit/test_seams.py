@@ -116,3 +116,21 @@ def test_a_caller_holds_plain_data_and_a_narrow_device() -> None:
     lent = {n for n in vars(DeviceLink) if not n.startswith("_")}
     assert protocol == lent == {"user_id", "session_id", "ensure_room", "log_in", "log_out"}
     assert DeviceLink.__slots__ == ("_connection",)  # no way to add a handle later by accident
+
+
+IMPLEMENTATIONS = ("LocalBus", "MemoryShieldState", "SqliteStore")
+
+
+def implementations_named(source: str) -> set[str]:
+    tree = ast.parse(source)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    return names & set(IMPLEMENTATIONS)
+
+
+def test_only_the_picker_names_an_implementation() -> None:
+    assert implementations_named("from pigeon.bus import LocalBus\nLocalBus()") == {"LocalBus"}
+    named = {p.name: implementations_named(p.read_text()) for p in SERVER.glob("*.py")}
+    assert named.pop(PICKER) == set(IMPLEMENTATIONS)
+    assert {name: found for name, found in named.items() if found} == {}

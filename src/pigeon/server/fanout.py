@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+
 from pigeon.protocol.errors import PigeonError
 from pigeon.store import Push
 
