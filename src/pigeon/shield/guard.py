@@ -39,6 +39,7 @@ from pigeon.protocol.types import Budget, PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
 from .bans import NftMirror
+from .fanout import FanoutBudget
 from .gate import PROBATION, AcceptGate, Credit
 from .logins import LoginLimits
 from .penalties import Penalties
@@ -56,7 +57,7 @@ EXPENSIVE_UNAUTHENTICATED = methods.EXPENSIVE_METHODS
 SLOTLESS = methods.SLOTLESS_METHODS
 
 
-class Shield(AcceptGate):
+class Shield(AcceptGate, FanoutBudget):
     """``state``: where limiters, bans, known addresses, spent proofs and the secret live
     (state.py); by default this process's memory, holding ``secret``."""
 
@@ -107,10 +108,7 @@ class Shield(AcceptGate):
         self.per_address = limiter("address", settings.rate_address)
         self.per_prefix = limiter("prefix", settings.rate_prefix)
         self.http_per_address = limiter("http_address", settings.http_rate)
-        # Fan-out (issue 7, finding 6): every update a write makes for someone else costs the
-        # one writer thread; a message to a 20,000-member group took 415 ms of it and stalled
-        # everyone's sends. Each account gets a budget of such updates, and the last known
-        # size of each chat lets a send be refused before it reaches the writer.
+        # The fan-out budget per account, and the chat sizes it estimates by (fanout.py).
         self.per_account_fanout = limiter("fanout", settings.rate_fanout)
         self.chat_sizes: OrderedDict[int, int] = OrderedDict()
         self.chat_sizes_asked: set[int] = set()  # being looked up (server/fanout.py)
@@ -245,42 +243,6 @@ class Shield(AcceptGate):
             self._refuse("rate")
             self.strike(address, "rate", session_id=session_id, user_id=user_id)
             raise RateLimited(f"slow down: retry in {wait:.1f} s", retry_after=round(wait, 2))
-
-    def reserve_fanout(self, user_id: int, chat_id: int | None,
-                       estimate: int | None = None) -> float:
-        """Before a write that updates others: take its likely fan-out (``estimate``, else the
-        chat's last known size, else 1) from the account's budget, or raise RATE_LIMITED.
-        Returns what was taken; :meth:`charge_fanout` settles the difference afterwards."""
-        if not self.enabled:
-            return 0.0
-        if estimate is None:
-            estimate = self.chat_sizes.get(chat_id, 1) if chat_id is not None else 1
-        # A cost above the burst could never be paid; the debt after the write covers it.
-        cost = min(float(estimate), self.per_account_fanout.rate.burst)
-        wait = self.per_account_fanout.take(str(user_id), cost)
-        if wait:
-            # No strike: an honest admin of a big group meets this too, and simply waits.
-            self._refuse("fanout")
-            raise RateLimited(f"your messages reach many people; retry in {wait:.1f} s",
-                              retry_after=round(wait, 2))
-        return cost
-
-    def charge_fanout(self, user_id: int, taken: float, recipients: int,
-                      chat_id: int | None = None, chat_size: int | None = None) -> None:
-        """After the write: charge what it really cost (the account may go into debt, which
-        its next writes wait out) and remember the chat's size for the next reservation."""
-        if not self.enabled:
-            return
-        self.per_account_fanout.charge(str(user_id), recipients - taken)
-        if chat_id is not None and chat_size is not None:
-            self.remember_chat_size(chat_id, chat_size)
-
-    def remember_chat_size(self, chat_id: int, size: int) -> None:
-        sizes = self.chat_sizes
-        sizes[chat_id] = size
-        sizes.move_to_end(chat_id)
-        if len(sizes) > self.max_chat_sizes:
-            sizes.popitem(last=False)
 
     def slot(self, work_class: WorkClass) -> contextlib.AbstractAsyncContextManager[None]:
         """``async with shield.slot(cls):`` around the work of one call."""
