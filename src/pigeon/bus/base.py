@@ -26,14 +26,19 @@ from typing import Any, Protocol
 from pigeon.store.base import Push
 
 
-class Sink(Protocol):
-    """What the bus delivers to: one connected, logged-in device."""
+class Identity(Protocol):
+    """Who a device is logged in as: read when asked (None while logged out), since a
+    session may be terminated at any moment."""
 
     @property
     def user_id(self) -> int | None: ...
 
     @property
     def session_id(self) -> int | None: ...
+
+
+class Sink(Identity, Protocol):
+    """What the bus delivers to: one connected, logged-in device."""
 
     def push(self, update: Any) -> None:
         """An update of the user's own stream (``user:<id>``), its ``pts`` stamped."""

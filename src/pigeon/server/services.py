@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pigeon.bus import Bus
+from pigeon.bus.base import Identity
 from pigeon.protocol.errors import Unauthorized
 from pigeon.shield.guard import Shield
 from pigeon.store import Store
@@ -80,18 +81,12 @@ class Services:
         return hmac.digest(self.secret, f"{code_id}:{code}".encode(), "sha256")
 
 
-class Device(Protocol):
-    """The device a call came from, as a handler may see it: who it is logged in as (read
-    when asked: a session terminated mid-call is logged out at once) and the two things a
-    handler may do to it. Narrow on purpose: handlers never hold the connection, whose
-    transport, outbox and protocol state are no business of theirs, and which a server of
-    several workers (issue 12) would not have in the process that runs the handler."""
-
-    @property
-    def user_id(self) -> int | None: ...
-
-    @property
-    def session_id(self) -> int | None: ...
+class Device(Identity, Protocol):
+    """The device a call came from, as a handler may see it: who it is logged in as (a
+    session terminated mid-call is logged out at once) and what a handler may do to it.
+    Narrow on purpose: handlers never hold the connection, whose transport, outbox and
+    protocol state are no business of theirs, and which a server of several workers
+    (issue 12) would not have in the process that runs the handler."""
 
     def ensure_room(self, user_id: int) -> None:
         """TOO_MANY_CONNECTIONS if ``user_id``'s account could not take this device."""
