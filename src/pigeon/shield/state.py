@@ -18,6 +18,10 @@ the two async methods only: :meth:`~ShieldState.start` (connect, load the secret
 live bans) and :meth:`~ShieldState.stop` (flush). What may slip through meanwhile is
 bounded by the worker count (a token spent once per worker, a bucket's burst per worker),
 the same bound docs/shield.md already states for several processes sharing a secret.
+A ban learnt from another worker must also close this worker's connections that it shuts
+out: the shared state applies it through the same ban list, then calls the callbacks the
+server wired on :class:`~.penalties.Penalties` (``on_address_ban``, ``on_session_ban``,
+``on_account_ban``), as a local strike does.
 """
 
 from __future__ import annotations
