@@ -28,18 +28,10 @@ from contextlib import suppress
 from typing import Any
 
 from pigeon.protocol.errors import (
-    HARMLESS_CODES,
-    PigeonError,
-    RateLimited,
-    Unauthorized,
-    Unavailable,
+    HARMLESS_CODES, PigeonError, RateLimited, Unauthorized, Unavailable,
 )
 from pigeon.protocol.frames import (
-    CallReceived,
-    CallRejected,
-    HelloReceived,
-    ServerProtocol,
-    Violation,
+    CallReceived, CallRejected, HelloReceived, ServerProtocol, Violation,
 )
 from pigeon.protocol.methods import METHODS
 from pigeon.protocol.streams import user_stream

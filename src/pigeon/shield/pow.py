@@ -44,13 +44,7 @@ from typing import NoReturn
 
 from pigeon.protocol.errors import ProofOfWorkRequired
 from pigeon.protocol.pow import (
-    MAX_BITS,
-    MAX_TOKEN_LENGTH,
-    TOKEN_LAYOUT,
-    TOKEN_SIZE,
-    TOKEN_VERSION,
-    solve,
-    work_bits,
+    MAX_BITS, MAX_TOKEN_LENGTH, TOKEN_LAYOUT, TOKEN_SIZE, TOKEN_VERSION, solve, work_bits,
 )
 
 from .state import ReplaySet, SpentTokens

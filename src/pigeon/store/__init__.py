@@ -10,14 +10,7 @@ from typing import Any
 from pigeon.domain.groups import GroupPolicy
 
 from .base import (
-    InvitationRecord,
-    LoginCode,
-    MemberRecord,
-    Push,
-    SessionRecord,
-    Store,
-    StoreStats,
-    UserRecord,
+    InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store, StoreStats, UserRecord,
 )
 
 __all__ = ["GroupPolicy", "InvitationRecord", "LoginCode", "MemberRecord", "Push",
