@@ -20,9 +20,10 @@ BUSES: list[Callable[[], Bus]] = [LocalBus]
 class Device:
     """A sink that writes down what reaches it."""
 
-    def __init__(self, user_id: int, session_id: int) -> None:
+    def __init__(self, user_id: int, session_id: int, sink_id: int) -> None:
         self.user_id: int | None = user_id
         self.session_id: int | None = session_id
+        self.sink_id = sink_id
         self.got: list[tuple[str, Any]] = []
         self.revoked: list[str] = []
 
@@ -46,8 +47,11 @@ def bus(request: pytest.FixtureRequest) -> Bus:
     return request.param()
 
 
+_sink_ids = iter(range(1, 10**9))
+
+
 def online(bus: Bus, user_id: int, session_id: int) -> Device:
-    device = Device(user_id, session_id)
+    device = Device(user_id, session_id, next(_sink_ids))
     bus.attach(device)
     return device
 
@@ -72,6 +76,19 @@ def test_publish_excludes_by_session_id_not_object(bus: Bus) -> None:
     assert bus.publish("chat:5", Note("mine", 1), exclude_session=10) == 2
     assert sender.got == []
     assert [s for s, _ in other_device.got] == [s for s, _ in friend.got] == ["chat:5"]
+
+
+def test_exclusion_by_sink_id_leaves_out_one_connection_of_a_session(bus: Bus) -> None:
+    # Two processes on one profile share a session: the one that called has its answer,
+    # the other still needs the push to keep its position moving.
+    caller, follower = online(bus, 1, 10), online(bus, 1, 10)
+    bus.subscribe(caller, "chat:5")
+    bus.subscribe(follower, "chat:5")
+    assert bus.publish("chat:5", Note("x", 1), exclude_sink=caller.sink_id) == 1
+    push = Push(update=Note("m"), targets=[(1, 3)])
+    assert bus.deliver([push], exclude_sink=caller.sink_id) == 1
+    assert caller.got == []
+    assert follower.got == [("chat:5", Note("x", 1)), ("user:1", Note("m", 3))]
 
 
 def test_unsubscribe_and_detach_stop_stream_items(bus: Bus) -> None:
@@ -130,37 +147,41 @@ def test_ephemeral_and_counts(bus: Bus) -> None:
 
 # Ordering: whatever interleaving of publishes to streams and pushes to users, every device
 # receives exactly what was addressed to it, in the order it was sent.
-_op = st.one_of(
-    st.tuples(st.just("publish"), st.integers(1, 3), st.none() | st.integers(10, 14)),
-    st.tuples(st.just("deliver"), st.integers(1, 3), st.none() | st.integers(10, 14)),
-)
+_exclusion = st.none() | st.tuples(st.sampled_from(["session", "sink"]), st.integers(0, 4))
+_op = st.tuples(st.sampled_from(["publish", "deliver"]), st.integers(1, 3), _exclusion)
 
 
 @settings(max_examples=200, deadline=None)
 @given(ops=st.lists(_op, max_size=40),
        follows=st.lists(st.sets(st.integers(1, 3)), min_size=5, max_size=5))
-def test_every_device_gets_its_items_in_order(ops: list[tuple[str, int, int | None]],
-                                              follows: list[set[int]]) -> None:
+def test_every_device_gets_its_items_in_order(
+        ops: list[tuple[str, int, tuple[str, int] | None]], follows: list[set[int]]) -> None:
     for make in BUSES:
         bus = make()
-        # Sessions 10..14; users 1, 1, 2, 3, 3.
-        devices = [online(bus, user, 10 + i) for i, user in enumerate([1, 1, 2, 3, 3])]
+        # Users 1, 1, 2, 3, 3; the two of user 1 share one session (one profile, two
+        # processes), those of user 3 have one each.
+        devices = [online(bus, user, session) for user, session in
+                   [(1, 10), (1, 10), (2, 11), (3, 12), (3, 13)]]
         for device, chats in zip(devices, follows, strict=True):
             for chat in chats:
                 bus.subscribe(device, f"chat:{chat}")
-        expected: dict[int, list[tuple[str, Any]]] = {d.session_id or 0: [] for d in devices}
-        for n, (kind, target, exclude) in enumerate(ops, start=1):
+        expected: dict[int, list[tuple[str, Any]]] = {d.sink_id: [] for d in devices}
+        for n, (kind, target, exclusion) in enumerate(ops, start=1):
+            session = sink = None
+            if exclusion is not None and exclusion[0] == "session":
+                session = devices[exclusion[1]].session_id
+            elif exclusion is not None:
+                sink = devices[exclusion[1]].sink_id
             if kind == "publish":
                 stream = f"chat:{target}"
-                bus.publish(stream, Note(str(n), n), exclude_session=exclude)
-                for device, chats in zip(devices, follows, strict=True):
-                    if target in chats and device.session_id != exclude:
-                        expected[device.session_id or 0].append((stream, Note(str(n), n)))
+                bus.publish(stream, Note(str(n), n), exclude_session=session, exclude_sink=sink)
+                reached = [d for d, chats in zip(devices, follows, strict=True) if target in chats]
             else:
+                stream = f"user:{target}"
                 bus.deliver([Push(update=Note(str(n)), targets=[(target, n)])],
-                            exclude_session=exclude)
-                for device in devices:
-                    if device.user_id == target and device.session_id != exclude:
-                        expected[device.session_id or 0].append(
-                            (f"user:{target}", Note(str(n), n)))
-        assert {d.session_id: d.got for d in devices} == expected
+                            exclude_session=session, exclude_sink=sink)
+                reached = [d for d in devices if d.user_id == target]
+            for device in reached:
+                if device.session_id != session and device.sink_id != sink:
+                    expected[device.sink_id].append((stream, Note(str(n), n)))
+        assert {d.sink_id: d.got for d in devices} == expected

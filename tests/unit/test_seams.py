@@ -115,7 +115,8 @@ def test_a_caller_holds_plain_data_and_a_narrow_device() -> None:
     protocol = {n for c in services.Device.__mro__ if c.__module__.startswith("pigeon")
                 for n in vars(c) if not n.startswith("_")}
     lent = {n for n in vars(DeviceLink) if not n.startswith("_")}
-    assert protocol == lent == {"user_id", "session_id", "ensure_room", "log_in", "log_out"}
+    assert protocol == lent == {"user_id", "session_id", "sink_id", "ensure_room", "log_in",
+                                "log_out"}
     assert DeviceLink.__slots__ == ("_connection",)  # no way to add a handle later by accident
 
 

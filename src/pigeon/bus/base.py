@@ -5,8 +5,12 @@ The server talks to :class:`Bus` only. Today's implementation is :class:`~.local
 reaches a device connected to another. The interface is shaped for that:
 
 * **Addresses, not objects.** A recipient is named by what any worker can know: a stream, a
-  user id, a session id. Exclusion ("everyone but the device that sent it") is by session id,
-  never by a connection object, which does not exist outside the process that holds it.
+  user id, a session id. Exclusion ("everyone but the one that sent it") is by plain ids,
+  never by a connection object, which does not exist outside the process that holds it: by
+  session id (every connection of that session), or by sink id (the one connection that
+  made the call: its answer carries what it wrote, while other processes sharing its
+  session, such as a CLI follower beside one-shot sends on one profile, still need the
+  push to keep their position moving).
 * **Synchronous, in call order.** A handler calls the bus right after the commit that
   numbered the updates; every call returns before the next write can be numbered, so each
   device sees its stream in sequence order. A networked bus keeps that by appending to its
@@ -28,7 +32,12 @@ from pigeon.store.base import Push
 
 class Identity(Protocol):
     """Who a device is logged in as: read when asked (None while logged out), since a
-    session may be terminated at any moment."""
+    session may be terminated at any moment; and the id of its connection on the bus."""
+
+    @property
+    def sink_id(self) -> int:
+        """This connection's id, unique within the deployment (today: within the process;
+        workers of a shared bus draw from disjoint ranges)."""
 
     @property
     def user_id(self) -> int | None: ...
@@ -65,14 +74,17 @@ class Bus(Protocol):
     def unsubscribe(self, sink: Sink, stream: str) -> None: ...
 
     # -- delivery -------------------------------------------------------------------------
-    def publish(self, stream: str, item: Any, exclude_session: int | None = None) -> int:
-        """``item`` to every attached device that follows ``stream``, except the one of
-        session ``exclude_session``. Returns how many were reached."""
+    def publish(self, stream: str, item: Any, exclude_session: int | None = None, *,
+                exclude_sink: int | None = None) -> int:
+        """``item`` to every attached device that follows ``stream``, except those of
+        session ``exclude_session`` and the one of ``exclude_sink``. Returns how many were
+        reached."""
 
-    def deliver(self, pushes: Iterable[Push], exclude_session: int | None = None) -> int:
+    def deliver(self, pushes: Iterable[Push], exclude_session: int | None = None, *,
+                exclude_sink: int | None = None) -> int:
         """Each push to every online device of its target users, each stamped with its
-        user's ``pts``; not to the device of session ``exclude_session`` (the sender, who
-        has its answer). Returns how many were reached."""
+        user's ``pts``; not to those of session ``exclude_session``, nor to the one of
+        ``exclude_sink`` (the caller, who has its answer). Returns how many were reached."""
 
     def deliver_ephemeral(self, user_ids: Iterable[int], update: Any) -> None:
         """An update that takes no position (typing) to every online device of each user."""

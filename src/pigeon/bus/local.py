@@ -53,15 +53,17 @@ class LocalBus:
             if not streams:
                 del self._streams_of[sink]
 
-    def publish(self, stream: str, item: Any, exclude_session: int | None = None) -> int:
+    def publish(self, stream: str, item: Any, exclude_session: int | None = None, *,
+                exclude_sink: int | None = None) -> int:
         delivered = 0
         for sink in self._by_stream.get(stream, ()):
-            if exclude_session is None or sink.session_id != exclude_session:
+            if sink.session_id != exclude_session and sink.sink_id != exclude_sink:
                 sink.push_item(stream, item)
                 delivered += 1
         return delivered
 
-    def deliver(self, pushes: Iterable[Push], exclude_session: int | None = None) -> int:
+    def deliver(self, pushes: Iterable[Push], exclude_session: int | None = None, *,
+                exclude_sink: int | None = None) -> int:
         """Synchronous on purpose: called right after the commit that numbered the updates,
         it keeps every device's stream in pts order."""
         delivered = 0
@@ -73,7 +75,7 @@ class LocalBus:
                     continue
                 stamped = msgspec.structs.replace(update, pts=pts)
                 for sink in sinks:
-                    if exclude_session is None or sink.session_id != exclude_session:
+                    if sink.session_id != exclude_session and sink.sink_id != exclude_sink:
                         sink.push(stamped)
                         delivered += 1
         return delivered

@@ -20,6 +20,7 @@ dispatcher, and the bounds that keep one peer from holding unbounded memory:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -47,6 +48,9 @@ log = logging.getLogger("pigeon.connection")
 # Refusals that an honest client meets in normal use do not count towards closing its
 # connection (the ``harmless`` fact of pigeon.protocol.errors.ERROR_CODES).
 _HARMLESS = HARMLESS_CODES
+
+# Connection ids on the bus (Sink.sink_id): unique within this process.
+_sink_ids = itertools.count(1)
 
 # WebSocket close codes (RFC 6455 §7.4.1 and the IANA registry) the adapter uses.
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG = (
@@ -88,6 +92,7 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_touch = 0.0
         self.refusals = 0
+        self.sink_id = next(_sink_ids)
         self._device = DeviceLink(self)
         # Solved work this connection brought (a ticket at accept): it covers its first
         # expensive calls (Shield.prove).
@@ -477,6 +482,10 @@ class DeviceLink:
     @property
     def session_id(self) -> int | None:
         return self._connection.session_id
+
+    @property
+    def sink_id(self) -> int:
+        return self._connection.sink_id
 
     def ensure_room(self, user_id: int) -> None:
         self._connection.services.quota.ensure_room(user_id, self._connection)

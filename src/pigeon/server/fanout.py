@@ -34,12 +34,12 @@ class FanOut:
         self.chat_id = chat_id
         self.taken = taken
 
-    def deliver(self, pushes: Sequence[Push], *, exclude_session: int | None = None,
+    def deliver(self, pushes: Sequence[Push], *, exclude_sink: int | None = None,
                 chat_size: int | None = None) -> None:
         services = self.caller.services
         services.shield.charge_fanout(self.caller.user_id, self.taken, recipients(pushes),
                                       self.chat_id, chat_size)
-        services.bus.deliver(pushes, exclude_session=exclude_session)
+        services.bus.deliver(pushes, exclude_sink=exclude_sink)
 
 
 def reserve(caller: Caller, chat_id: int | None, estimate: int | None = None) -> FanOut:
