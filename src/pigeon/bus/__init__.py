@@ -1,5 +1,6 @@
-"""Fan-out of updates to connected devices: in-process now, NATS across nodes later."""
+"""Fan-out of updates to connected devices: in-process now, NATS across workers later."""
 
-from .local import LocalBus, Sink
+from .base import Bus, Sink
+from .local import LocalBus
 
-__all__ = ["LocalBus", "Sink"]
+__all__ = ["Bus", "LocalBus", "Sink"]

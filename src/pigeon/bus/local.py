@@ -1,45 +1,71 @@
-"""The in-process bus: every connection of this node, indexed by user."""
+"""The in-process bus: every device connected to this process, by user and by stream."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
 from pigeon.store.base import Push
 
-
-class Sink(Protocol):
-    """What the bus delivers to: one connected, logged-in device."""
-
-    user_id: int
-    session_id: int
-
-    def push(self, update: Any) -> None: ...
-
-    def revoke(self, reason: str) -> None: ...
+from .base import Sink
 
 
 class LocalBus:
+    """:class:`~.base.Bus` for one process. Sinks are held in insertion-ordered dicts
+    (used as sets) so that delivery order is the order devices attached or subscribed:
+    deterministic, which tests and reproductions rely on."""
+
     def __init__(self) -> None:
-        self._by_user: dict[int, set[Sink]] = {}
+        self._by_user: dict[int, dict[Sink, None]] = {}
+        self._by_stream: dict[str, dict[Sink, None]] = {}
+        self._streams_of: dict[Sink, set[str]] = {}
 
     def attach(self, sink: Sink) -> None:
-        self._by_user.setdefault(sink.user_id, set()).add(sink)
+        assert sink.user_id is not None, "only a logged-in device is attached"
+        self._by_user.setdefault(sink.user_id, {})[sink] = None
 
     def detach(self, sink: Sink) -> None:
+        for stream in list(self._streams_of.get(sink, ())):
+            self.unsubscribe(sink, stream)
+        if sink.user_id is None:
+            return
         sinks = self._by_user.get(sink.user_id)
         if sinks is not None:
-            sinks.discard(sink)
+            sinks.pop(sink, None)
             if not sinks:
                 del self._by_user[sink.user_id]
 
-    def deliver(self, pushes: Iterable[Push], exclude: Sink | None = None) -> int:
-        """Stamp each recipient's pts and hand the update to their online devices.
+    def subscribe(self, sink: Sink, stream: str) -> None:
+        self._by_stream.setdefault(stream, {})[sink] = None
+        self._streams_of.setdefault(sink, set()).add(stream)
 
-        Synchronous on purpose: called right after the commit that numbered the updates, it
-        keeps every device's stream in pts order."""
+    def unsubscribe(self, sink: Sink, stream: str) -> None:
+        sinks = self._by_stream.get(stream)
+        if sinks is not None:
+            sinks.pop(sink, None)
+            if not sinks:
+                del self._by_stream[stream]
+        streams = self._streams_of.get(sink)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self._streams_of[sink]
+
+    def publish(self, stream: str, item: Any, exclude_session: int | None = None, *,
+                exclude_sink: int | None = None) -> int:
+        delivered = 0
+        for sink in self._by_stream.get(stream, ()):
+            if sink.session_id != exclude_session and sink.sink_id != exclude_sink:
+                sink.push_item(stream, item)
+                delivered += 1
+        return delivered
+
+    def deliver(self, pushes: Iterable[Push], exclude_session: int | None = None, *,
+                exclude_sink: int | None = None) -> int:
+        """Synchronous on purpose: called right after the commit that numbered the updates,
+        it keeps every device's stream in pts order."""
         delivered = 0
         by_user = self._by_user
         for update, targets in pushes:
@@ -49,7 +75,7 @@ class LocalBus:
                     continue
                 stamped = msgspec.structs.replace(update, pts=pts)
                 for sink in sinks:
-                    if sink is not exclude:
+                    if sink.session_id != exclude_session and sink.sink_id != exclude_sink:
                         sink.push(stamped)
                         delivered += 1
         return delivered
@@ -59,8 +85,17 @@ class LocalBus:
             for sink in self._by_user.get(user_id, ()):
                 sink.push(update)
 
+    def push_to_session(self, user_id: int, session_id: int, update: Any) -> int:
+        delivered = 0
+        for sink in self._by_user.get(user_id, ()):
+            if sink.session_id == session_id:
+                sink.push(update)
+                delivered += 1
+        return delivered
+
     def revoke_sessions(self, user_id: int, session_ids: Iterable[int], reason: str) -> None:
         doomed = set(session_ids)
+        # A copy: revoking detaches the sink from the dict being walked.
         for sink in list(self._by_user.get(user_id, ())):
             if sink.session_id in doomed:
                 sink.revoke(reason)

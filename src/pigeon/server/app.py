@@ -17,20 +17,18 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from pigeon import __version__
-from pigeon.bus import LocalBus
 from pigeon.protocol import limits
-from pigeon.store import SqliteStore
-
 from pigeon.shield.guard import Shield
 
 from .accept import GuardedProtocol
+from .backends import make_bus, make_shield_state, make_store
 from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from .datadir import lock_data_dir, prepare_data_dir, private_umask
 from .edge import Edge, normalize
 from .metrics import Metrics
 from .operator import start_operator
-from .services import Services, load_or_create_secret
+from .services import Services
 from .settings import Settings
 
 log = logging.getLogger("pigeon.server")
@@ -177,15 +175,14 @@ def _reason(exc: OSError) -> str:
 
 
 async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
-    store = SqliteStore(settings.db_path)
+    store = make_store(settings)
     await store.open()
     metrics = Metrics()
-    metrics.add_store_stats(store.engine.stats)
-    secret = load_or_create_secret(settings.data)
-    shield = Shield(settings, secret, enabled=settings.shield)
-    services = Services(settings=settings, store=store, bus=LocalBus(),
+    metrics.add_store_stats(store.stats)
+    shield = Shield(settings, state=make_shield_state(settings), enabled=settings.shield)
+    services = Services(settings=settings, store=store, bus=make_bus(settings),
                         codes=make_sender(settings.code_sender, settings.code_webhook_url),
-                        metrics=metrics, secret=secret, shield=shield)
+                        metrics=metrics, secret=shield.state.secret, shield=shield)
     metrics.add_shield(shield)
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are

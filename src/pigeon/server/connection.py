@@ -20,6 +20,7 @@ dispatcher, and the bounds that keep one peer from holding unbounded memory:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -47,6 +48,9 @@ log = logging.getLogger("pigeon.connection")
 # Refusals that an honest client meets in normal use do not count towards closing its
 # connection (the ``harmless`` fact of pigeon.protocol.errors.ERROR_CODES).
 _HARMLESS = HARMLESS_CODES
+
+# Connection ids on the bus (Sink.sink_id): unique within this process.
+_sink_ids = itertools.count(1)
 
 # WebSocket close codes (RFC 6455 §7.4.1 and the IANA registry) the adapter uses.
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG = (
@@ -82,12 +86,14 @@ class Connection:
         # the account's total fell, a bulk slot freed, or the connection is closing.
         self._wakeup = asyncio.Event()
         self._bulk_running = False
-        self._pending_updates: list[Any] = []
+        self._pending_updates: list[tuple[str, Any]] = []  # (stream, update), in order
         self._flush_scheduled = False
         self._window = asyncio.Semaphore(self.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_touch = 0.0
         self.refusals = 0
+        self.sink_id = next(_sink_ids)
+        self._device = DeviceLink(self)
         # Solved work this connection brought (a ticket at accept): it covers its first
         # expensive calls (Shield.prove).
         self.credit = getattr(guard, "credit", None)
@@ -185,8 +191,7 @@ class Connection:
                 result = await self._bulk(WorkClass.BULK, handler, call)
             else:
                 async with shield.slot_for(call.method, logged_in, proven):
-                    result = await handler(Caller(self.services, self, self.address, proven),
-                                           call.params)
+                    result = await handler(self._caller(proven), call.params)
         except PigeonError as exc:
             outcome = exc.code
             self._send(self.protocol.error(call.id, exc))
@@ -220,7 +225,7 @@ class Connection:
         self._bulk_running = True
         try:
             async with self.shield.slot(work):
-                return await handler(Caller(self.services, self, self.address), call.params)
+                return await handler(self._caller(), call.params)
         finally:
             self._bulk_running = False
             quota.end_bulk(user_id)  # wakes this connection's waiters too
@@ -278,6 +283,9 @@ class Connection:
         self.services.metrics.protocol_errors.labels(error.code).inc()
 
     # -- identity ---------------------------------------------------------------------------
+    def _caller(self, proven: bool = False) -> Caller:
+        return Caller(self.services, self._device, self.address, self.protocol.version, proven)
+
     def login(self, user_id: int, session_id: int) -> None:
         """Log this connection in; TOO_MANY_CONNECTIONS if the account has no room for it.
         Synchronous from the cap check to the attach, so racing hellos cannot overshoot."""
@@ -318,21 +326,36 @@ class Connection:
 
     # -- output -----------------------------------------------------------------------------
     def push(self, update: Any) -> None:
-        """Queue an update; updates queued in one loop turn leave in one frame."""
-        self._pending_updates.append(update)
+        """Queue an update of the user's own stream; updates queued in one loop turn leave
+        in one frame."""
+        assert self.user_id is not None  # the bus pushes only to logged-in connections
+        self.push_item(user_stream(self.user_id), update)
+
+    def push_item(self, stream: str, item: Any) -> None:
+        """Queue an item of ``stream`` (an update whose ``pts`` is its position there)."""
+        self._pending_updates.append((stream, item))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_updates)
 
     def _flush_updates(self) -> None:
         self._flush_scheduled = False
-        if self._pending_updates:
-            updates, self._pending_updates = self._pending_updates, []
-            self.services.metrics.updates_pushed.inc(len(updates))
-            # Several frames if one would outgrow what a device accepts (issue 7, finding 3).
-            assert self.user_id is not None  # the bus pushes only to logged-in connections
-            for frame in self.protocol.update_frames(updates, user_stream(self.user_id)):
+        if not self._pending_updates:
+            return
+        pending, self._pending_updates = self._pending_updates, []
+        self.services.metrics.updates_pushed.inc(len(pending))
+        # One run of frames per run of items of one stream, so that the order across
+        # streams is the order they were pushed in. Several frames if one would outgrow
+        # what a device accepts (issue 7, finding 3).
+        start = 0
+        while start < len(pending):
+            stream, end = pending[start][0], start + 1
+            while end < len(pending) and pending[end][0] == stream:
+                end += 1
+            for frame in self.protocol.update_frames([u for _, u in pending[start:end]],
+                                                     stream):
                 self._send(frame)
+            start = end
 
     def _send(self, frame: bytes) -> None:
         if self.close_code is not None:
@@ -441,3 +464,34 @@ class Connection:
         if self in self.services.connections:
             self.services.connections.discard(self)
             self.services.metrics.connections.dec()
+
+
+class DeviceLink:
+    """A connection as handlers see it (:class:`~.services.Device`): its identity and
+    logging it in or out, nothing else."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @property
+    def user_id(self) -> int | None:
+        return self._connection.user_id
+
+    @property
+    def session_id(self) -> int | None:
+        return self._connection.session_id
+
+    @property
+    def sink_id(self) -> int:
+        return self._connection.sink_id
+
+    def ensure_room(self, user_id: int) -> None:
+        self._connection.services.quota.ensure_room(user_id, self._connection)
+
+    def log_in(self, user_id: int, session_id: int) -> None:
+        self._connection.login(user_id, session_id)
+
+    def log_out(self) -> None:
+        self._connection.logout()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 from pigeon.protocol.errors import PigeonError
 from pigeon.store import Push
@@ -35,12 +34,12 @@ class FanOut:
         self.chat_id = chat_id
         self.taken = taken
 
-    def deliver(self, pushes: Sequence[Push], *, exclude: Any = None,
+    def deliver(self, pushes: Sequence[Push], *, exclude_sink: int | None = None,
                 chat_size: int | None = None) -> None:
         services = self.caller.services
         services.shield.charge_fanout(self.caller.user_id, self.taken, recipients(pushes),
                                       self.chat_id, chat_size)
-        services.bus.deliver(pushes, exclude=exclude)
+        services.bus.deliver(pushes, exclude_sink=exclude_sink)
 
 
 def reserve(caller: Caller, chat_id: int | None, estimate: int | None = None) -> FanOut:

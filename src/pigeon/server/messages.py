@@ -20,8 +20,9 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     fanout = reserve(caller, p.chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.chat_id, p.random_id, text, s.clock(), reply_to=p.reply_to)
-    # The sending device learns its pts from this answer, so it is not pushed the same update.
-    fanout.deliver(pushes, exclude=caller.connection, chat_size=_members_of(pushes))
+    # The calling connection learns its pts from this answer, so it is not pushed the same
+    # update; other processes on its session (a follower beside `pigeon send`) are.
+    fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
     return SentMessage(message=message, pts=pts)
 
 
@@ -32,7 +33,7 @@ async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin)
-    fanout.deliver(pushes, exclude=caller.connection, chat_size=_members_of(pushes))
+    fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
     return SentMessage(message=message, pts=pts)
 
 

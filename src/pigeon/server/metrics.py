@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from pigeon.store.base import StoreStats
+
 
 class _Callback(Collector):
     def __init__(self, read: Callable[[], Iterator[object]]) -> None:
@@ -55,13 +57,16 @@ class Metrics:
             timer = self._seconds_children[method] = self.request_seconds.labels(method)
         timer.observe(seconds)
 
-    def add_store_stats(self, stats: Any) -> None:
+    def add_store_stats(self, read_stats: Callable[[], StoreStats]) -> None:
+        """The store's write counters (``Store.stats``), whichever backend it is."""
+
         def read() -> Iterator[object]:
+            stats = read_stats()
             c = CounterMetricFamily("pigeon_store_commits", "Group commits to the store")
-            c.add_metric([], stats.batches)
+            c.add_metric([], stats.commits)
             yield c
             j = CounterMetricFamily("pigeon_store_jobs", "Writes committed (sum of batch sizes)")
-            j.add_metric([], stats.jobs)
+            j.add_metric([], stats.writes)
             yield j
             s = CounterMetricFamily("pigeon_store_commit_seconds", "Time spent committing")
             s.add_metric([], stats.commit_seconds)

@@ -7,9 +7,10 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pigeon.bus import LocalBus
+from pigeon.bus import Bus
+from pigeon.bus.base import Identity
 from pigeon.protocol.errors import Unauthorized
 from pigeon.shield.guard import Shield
 from pigeon.store import Store
@@ -42,7 +43,7 @@ def load_or_create_secret(data: Path) -> bytes:
 class Services:
     settings: Settings
     store: Store
-    bus: LocalBus
+    bus: Bus
     codes: CodeSender
     metrics: Metrics
     secret: bytes
@@ -80,28 +81,43 @@ class Services:
         return hmac.digest(self.secret, f"{code_id}:{code}".encode(), "sha256")
 
 
-@dataclass
+class Device(Identity, Protocol):
+    """The device a call came from, as a handler may see it: who it is logged in as (a
+    session terminated mid-call is logged out at once) and what a handler may do to it.
+    Narrow on purpose: handlers never hold the connection, whose transport, outbox and
+    protocol state are no business of theirs, and which a server of several workers
+    (issue 12) would not have in the process that runs the handler."""
+
+    def ensure_room(self, user_id: int) -> None:
+        """TOO_MANY_CONNECTIONS if ``user_id``'s account could not take this device."""
+
+    def log_in(self, user_id: int, session_id: int) -> None:
+        """From now on this device is that session (TOO_MANY_CONNECTIONS if no room)."""
+
+    def log_out(self) -> None:
+        """This device is no longer logged in; it stays open to carry the answer."""
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
-    """The connection a call came in on, and the session it is logged in as (if any)."""
+    """Who is calling, as plain data, and the device they call from."""
 
     services: Services
-    connection: Connection
-    address: str
+    device: Device
+    address: str  # the peer's address (behind a trusted proxy, the client's)
+    version: int  # the protocol version the device negotiated
     proven: bool = False  # the call came with solved proof of work (Shield.prove)
 
     @property
     def user_id(self) -> int:
-        if self.connection.user_id is None:
+        user_id = self.device.user_id
+        if user_id is None:
             raise Unauthorized("log in first", code="AUTH_REQUIRED")
-        return self.connection.user_id
-
-    @property
-    def version(self) -> int:
-        """The protocol version the connection negotiated."""
-        return self.connection.protocol.version
+        return user_id
 
     @property
     def session_id(self) -> int:
         self.user_id  # noqa: B018 - raises when logged out
-        assert self.connection.session_id is not None
-        return self.connection.session_id
+        session_id = self.device.session_id
+        assert session_id is not None
+        return session_id

@@ -107,7 +107,7 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
         name = validate_name(p.name)
     else:
         # A full account refuses a new device before the code is spent (issue 7, #5).
-        services.quota.ensure_room(user.id, caller.connection)
+        caller.device.ensure_room(user.id)
     # Checking the code and consuming it are two steps; the consuming one is atomic, so of
     # several sign-ins racing with the same right code exactly one goes on (issue 7, #8).
     if not await store.consume_login_code(code.id):
@@ -119,7 +119,7 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     session = await store.create_session(user.id, hash_token(token), device, caller.address,
                                          services.clock())
     try:
-        caller.connection.login(user.id, session.id)
+        caller.device.log_in(user.id, session.id)
     except PigeonError:
         # The account filled up meanwhile: a session nobody holds the token of must not stay.
         await store.delete_sessions(user.id, only=session.id)
@@ -132,7 +132,7 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
 async def log_out(caller: Caller, p: m.LogOut) -> Ok:
     user_id, session_id = caller.user_id, caller.session_id
     await caller.services.store.delete_sessions(user_id, only=session_id)
-    caller.connection.logout()  # this connection stays open to carry the answer
+    caller.device.log_out()  # this connection stays open to carry the answer
     caller.services.bus.revoke_sessions(user_id, [session_id], "logged out")
     return Ok()
 
@@ -153,7 +153,7 @@ async def terminate_session(caller: Caller, p: m.TerminateSession) -> Ok:
     user_id = caller.user_id
     deleted = await caller.services.store.delete_sessions(user_id, only=p.session_id)
     if p.session_id == caller.session_id:
-        caller.connection.logout()
+        caller.device.log_out()
     caller.services.bus.revoke_sessions(user_id, deleted, TERMINATED_ELSEWHERE
                                         if p.session_id != caller.session_id
                                         else "this device ended its own session")

@@ -31,7 +31,6 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 from pigeon.protocol import methods
@@ -40,12 +39,14 @@ from pigeon.protocol.types import Budget, PowSolution
 
 from .admission import Admission, Decision, Ticket, prefix_of
 from .bans import NftMirror
+from .fanout import FanoutBudget
+from .gate import PROBATION, AcceptGate, Credit
 from .logins import LoginLimits
 from .penalties import Penalties
 from .pow import GRACE_BITS, DifficultyController, ProofOfWork
-from .ratelimit import KeyedLimiter, Rate, TokenBucket
+from .ratelimit import Rate, TokenBucket
 from .scheduler import Scheduler, WorkClass
-from .ticket import challenge_response, ticket_in_request
+from .state import Limiter, MemoryShieldState, ShieldState
 
 log = logging.getLogger("pigeon.shield")
 
@@ -55,26 +56,20 @@ PAGED_METHODS = methods.PAGED_METHODS
 EXPENSIVE_UNAUTHENTICATED = methods.EXPENSIVE_METHODS
 SLOTLESS = methods.SLOTLESS_METHODS
 
-# What Shield.accept answers for a socket that the ration refused: hold it, read its request
-# line, and let it in only with a proof-of-work ticket (``ticket.py``). A caller that does
-# not know probation sees a refusal (no ticket) and drops the socket, as before.
-PROBATION = Decision(None, "probation")
 
+class Shield(AcceptGate, FanoutBudget):
+    """``state``: where limiters, bans, known addresses, spent proofs and the secret live
+    (state.py); by default this process's memory, holding ``secret``."""
 
-@dataclass
-class Credit:
-    """Solved work a connection brought (a ticket at accept, or a call's ``pow``): it covers
-    the connection's next ``calls`` expensive calls, until it expires or falls more than
-    GRACE_BITS below the current difficulty. One sign-up then costs one solution."""
-
-    bits: int
-    expires: float
-    calls: int
-
-
-class Shield:
-    def __init__(self, settings: Any, secret: bytes, *, enabled: bool = True,
+    def __init__(self, settings: Any, secret: bytes | None = None, *,
+                 state: ShieldState | None = None, enabled: bool = True,
                  clock: Any = time.monotonic, wall_clock: Any = time.time) -> None:
+        if state is None:
+            if secret is None:
+                raise ValueError("a shield needs its state or a secret")
+            state = MemoryShieldState(secret, clock=clock,
+                                      max_known=settings.max_known_addresses)
+        self.state = state
         self.enabled = enabled
         self.settings = settings
         self.clock = clock
@@ -92,38 +87,35 @@ class Shield:
                      WorkClass.UNAUTHENTICATED: settings.budget_unauthenticated},
             target=settings.queue_target, interval=settings.queue_interval, clock=clock)
         self.mirror = NftMirror(settings.nft_set) if settings.nft_set else None
-        self.penalties = Penalties(settings, clock=clock, mirror=self.mirror)
+        self.penalties = Penalties(settings, clock=clock, mirror=self.mirror, state=state)
         self.bans = self.penalties.addresses
         self.difficulty = DifficultyController(min_bits=settings.pow_min_bits,
                                                max_bits=settings.pow_max_bits, clock=clock)
-        pow_key = hashlib.sha256(b"pigeon-pow:" + secret).digest()  # a key of its own
+        pow_key = hashlib.sha256(b"pigeon-pow:" + state.secret).digest()  # a key of its own
         # With the shield off no work is ever asked; on, the difficulty is the controller's.
-        self.pow = ProofOfWork(pow_key, clock=wall_clock,
+        self.pow = ProofOfWork(pow_key, clock=wall_clock, replay=state.replay,
                                controller=self.difficulty if enabled else None)
         self.frame_rate = Rate.parse(settings.frame_rate)
         self.frame_rate_unauthenticated = Rate.parse(settings.frame_rate_unauthenticated)
         self.max_refusals = settings.max_refusals
 
-        def limiter(setting: str) -> KeyedLimiter:
-            return KeyedLimiter(Rate.parse(setting), clock=clock)
+        def limiter(name: str, setting: str) -> Limiter:
+            return state.limiter(name, Rate.parse(setting))
 
-        self.per_session = limiter(settings.rate_session)
-        self.per_account = limiter(settings.rate_account)
-        self.per_account_send = limiter(settings.rate_send)
-        self.per_address = limiter(settings.rate_address)
-        self.per_prefix = limiter(settings.rate_prefix)
-        self.http_per_address = limiter(settings.http_rate)
-        # Fan-out (issue 7, finding 6): every update a write makes for someone else costs the
-        # one writer thread; a message to a 20,000-member group took 415 ms of it and stalled
-        # everyone's sends. Each account gets a budget of such updates, and the last known
-        # size of each chat lets a send be refused before it reaches the writer.
-        self.per_account_fanout = limiter(settings.rate_fanout)
+        self.per_session = limiter("session", settings.rate_session)
+        self.per_account = limiter("account", settings.rate_account)
+        self.per_account_send = limiter("send", settings.rate_send)
+        self.per_address = limiter("address", settings.rate_address)
+        self.per_prefix = limiter("prefix", settings.rate_prefix)
+        self.http_per_address = limiter("http_address", settings.http_rate)
+        # The fan-out budget per account, and the chat sizes it estimates by (fanout.py).
+        self.per_account_fanout = limiter("fanout", settings.rate_fanout)
         self.chat_sizes: OrderedDict[int, int] = OrderedDict()
         self.chat_sizes_asked: set[int] = set()  # being looked up (server/fanout.py)
         self.max_chat_sizes = 100_000
         # Login codes and sign-ins: per address, per number, in the app, the SMS budgets.
         self.logins = LoginLimits(settings, enabled=enabled, pow=self.pow,
-                                  refuse=self._refuse, clock=clock)
+                                  refuse=self._refuse, clock=clock, state=state)
         self.priority_bits = settings.pow_priority_bits
         self.calls_per_proof = settings.pow_calls_per_proof
         # Sockets on probation (rationed, their request line not read yet), oldest first.
@@ -147,85 +139,6 @@ class Shield:
         # account he stole only vouches for his own address, which bans still cover.
         self.known = self.penalties.known
         self._ticker: asyncio.Task[None] | None = None
-
-    # -- accept -----------------------------------------------------------------------------
-    def accept(self, address: str) -> Decision | None:
-        """None: drop the connection (banned). :data:`PROBATION`: the ration refused it, but a
-        ticket in its request line may still let it in (:meth:`admit_ticket`). Otherwise
-        the admission decision.
-
-        A banned address that logged-in sessions use still gets a few sockets through the
-        token-only door (penalties.py): the connection's hello must carry a valid token."""
-        banned = self.enabled and self.bans.banned(address) > 0
-        if banned and not self.penalties.door_open(address):
-            self._refuse("banned")
-            return None
-        if self.enabled and not banned and address not in self.known:
-            # Sockets from addresses no session came from are rationed always, and harder
-            # while the loop lags: a handshake costs about a millisecond of the one core that
-            # serves everyone, and the onset of a flood arrives before any lag can be seen.
-            # Not the peer's fault, so no strike; an honest client retries with backoff.
-            now = self.clock()
-            if self._unknown_bucket.take(self.accept_rate_unknown, now) > 0 or (
-                    self.loop_lag > self.lag_target
-                    and self._accept_bucket.take(self.accept_rate, now) > 0):
-                self._refuse("overloaded_accept")
-                return PROBATION if self.max_probation > 0 else None
-        return self._admit(address, banned)
-
-    def _admit(self, address: str, banned: bool = False) -> Decision:
-        decision = self.admission.admit(address, self.clock())
-        if decision.ticket is None:
-            self._refuse(decision.reason or "admission")
-            self.strike(address, decision.reason or "admission")
-        elif banned:
-            self._refuse("banned_token_only")  # counted: admitted, but for a token only
-        return decision
-
-    def admit_ticket(self, address: str, head: bytes) -> tuple[Decision | None, Credit | None]:
-        """A socket on probation sent ``head`` (its request line at least). With a valid,
-        unspent ticket of at least ``pow_priority_bits`` it skips the ration: the admission
-        decision and the credit its work buys. Without: (None, None)."""
-        found = ticket_in_request(head)
-        if found is None:
-            return None, None
-        try:
-            bits = self.pow.redeem(found[0], found[1], min_bits=self.priority_bits)
-        except ProofOfWorkRequired:
-            self._refuse("bad_ticket")
-            return None, None
-        self.tickets_admitted += 1
-        credit = Credit(bits, self.clock() + self.pow.ttl, self.calls_per_proof)
-        return self._admit(address), credit
-
-    def challenge_response(self) -> bytes:
-        """The 503 answer that hands a rationed socket a challenge to solve."""
-        token, bits, _ = self.pow.challenge(min_bits=self.priority_bits)
-        return challenge_response(token, bits)
-
-    def hold(self, handle: Any) -> tuple[bool, Any]:
-        """Put a socket on probation: ``(held, evicted)``. When the pool is full, the oldest
-        socket is evicted (the caller closes it) if it has waited a quarter of
-        ``probation_wait``, far longer than an honest client takes to send its request
-        line; otherwise the new socket is not held (the caller drops it). Never evicting the
-        young matters: the event loop accepts sockets in bursts and reads them only after,
-        so evicting the oldest unconditionally would let one burst evict itself whole."""
-        now = self.clock()
-        evicted = None
-        if len(self.probation) >= self.max_probation:
-            oldest, since = next(iter(self.probation.items()))
-            if now - since < self.probation_wait / 4:
-                self._refuse("probation_full")
-                return False, None
-            del self.probation[oldest]
-            self._refuse("probation_evicted")
-            evicted = oldest
-        self.probation[handle] = now
-        return True, evicted
-
-    def unhold(self, handle: Any) -> None:
-        self.probation.pop(handle, None)
-
 
     def new_frame_bucket(self, authenticated: bool = False) -> TokenBucket:
         """A full bucket: the anonymous burst for a new connection; the authenticated one
@@ -331,42 +244,6 @@ class Shield:
             self.strike(address, "rate", session_id=session_id, user_id=user_id)
             raise RateLimited(f"slow down: retry in {wait:.1f} s", retry_after=round(wait, 2))
 
-    def reserve_fanout(self, user_id: int, chat_id: int | None,
-                       estimate: int | None = None) -> float:
-        """Before a write that updates others: take its likely fan-out (``estimate``, else the
-        chat's last known size, else 1) from the account's budget, or raise RATE_LIMITED.
-        Returns what was taken; :meth:`charge_fanout` settles the difference afterwards."""
-        if not self.enabled:
-            return 0.0
-        if estimate is None:
-            estimate = self.chat_sizes.get(chat_id, 1) if chat_id is not None else 1
-        # A cost above the burst could never be paid; the debt after the write covers it.
-        cost = min(float(estimate), self.per_account_fanout.rate.burst)
-        wait = self.per_account_fanout.take(str(user_id), cost)
-        if wait:
-            # No strike: an honest admin of a big group meets this too, and simply waits.
-            self._refuse("fanout")
-            raise RateLimited(f"your messages reach many people; retry in {wait:.1f} s",
-                              retry_after=round(wait, 2))
-        return cost
-
-    def charge_fanout(self, user_id: int, taken: float, recipients: int,
-                      chat_id: int | None = None, chat_size: int | None = None) -> None:
-        """After the write: charge what it really cost (the account may go into debt, which
-        its next writes wait out) and remember the chat's size for the next reservation."""
-        if not self.enabled:
-            return
-        self.per_account_fanout.charge(str(user_id), recipients - taken)
-        if chat_id is not None and chat_size is not None:
-            self.remember_chat_size(chat_id, chat_size)
-
-    def remember_chat_size(self, chat_id: int, size: int) -> None:
-        sizes = self.chat_sizes
-        sizes[chat_id] = size
-        sizes.move_to_end(chat_id)
-        if len(sizes) > self.max_chat_sizes:
-            sizes.popitem(last=False)
-
     def slot(self, work_class: WorkClass) -> contextlib.AbstractAsyncContextManager[None]:
         """``async with shield.slot(cls):`` around the work of one call."""
         if not self.enabled:
@@ -432,16 +309,6 @@ class Shield:
         """Code requests and sign-ins from one address (``logins.py``)."""
         self.logins.check_address(address)
 
-    def strike(self, address: str, reason: str, *, session_id: int | None = None,
-               user_id: int | None = None) -> None:
-        """A limit tripped. A logged-in connection passes its session and account: they are
-        penalised, not the address that other people's sessions share (penalties.py)."""
-        if self.enabled:
-            self.penalties.strike(address, reason, session_id, user_id)
-
-    def _refuse(self, reason: str) -> None:
-        self.refused[reason] = self.refused.get(reason, 0) + 1
-
     # -- control loop -----------------------------------------------------------------------
     async def start(self) -> None:
         # ensure() runs nft without blocking the loop and returns False (it logs why) where
@@ -449,6 +316,7 @@ class Shield:
         if self.mirror is not None and not await self.mirror.ensure():
             log.warning("--nft-set %s: nft is missing, not permitted, or failed; bans stay in "
                         "process only", self.settings.nft_set)
+        await self.state.start()
         await self.logins.load()
         if self.enabled and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever())
@@ -459,6 +327,7 @@ class Shield:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await self.logins.save()
+        await self.state.stop()
 
     async def _tick_forever(self) -> None:
         # CoDel judges a queue when something arrives or leaves; this tick also judges queues

@@ -29,7 +29,8 @@ from pigeon.protocol.errors import ProofOfWorkRequired, RateLimited
 from .admission import prefix_of
 from .codebudget import AdaptiveBudget, Refusal
 from .pow import ProofOfWork
-from .ratelimit import KeyedLimiter, Rate
+from .ratelimit import Rate
+from .state import Limiter, MemoryShieldState, ShieldState
 
 __all__ = ["BUDGETS_FILE", "LoginLimits"]
 
@@ -42,23 +43,25 @@ SAVE_EVERY = 60  # seconds between saves of the baselines
 class LoginLimits:
     def __init__(self, settings: Any, *, enabled: bool, pow: ProofOfWork,
                  refuse: Callable[[str], None], clock: Callable[[], float] = time.monotonic,
-                 ) -> None:
+                 state: ShieldState | None = None) -> None:
         self.enabled = enabled
         self._pow = pow
         self._refuse = refuse
 
-        def limiter(setting: str) -> KeyedLimiter:
-            return KeyedLimiter(Rate.parse(setting), clock=clock)
+        held: ShieldState = state if state is not None else MemoryShieldState(clock=clock)
+
+        def limiter(name: str, setting: str) -> Limiter:
+            return held.limiter(name, Rate.parse(setting))
 
         def budget(setting: str) -> AdaptiveBudget:
             return AdaptiveBudget(Rate.parse(setting), factor=settings.code_budget_factor,
                                   halflife=settings.code_budget_halflife,
                                   open_share=settings.code_budget_open, clock=clock)
 
-        self.per_address = limiter(settings.code_rate_address)
-        self.sms_per_phone = limiter(settings.code_rate_phone)
-        self.app_per_network = limiter(settings.code_rate_app)
-        self.app_per_phone = limiter(settings.code_rate_app_phone)
+        self.per_address = limiter("code_address", settings.code_rate_address)
+        self.sms_per_phone = limiter("code_phone", settings.code_rate_phone)
+        self.app_per_network = limiter("code_app_network", settings.code_rate_app)
+        self.app_per_phone = limiter("code_app_phone", settings.code_rate_app_phone)
         self.budgets = {"country": budget(settings.code_rate_country),
                         "global": budget(settings.code_rate_global)}
         data = getattr(settings, "data", None)

@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from pigeon.protocol.errors import RateLimited
 
-from .admission import prefix_of
-from .bans import BanList, Mirror
-from .ratelimit import KeyedLimiter, Rate
+from .bans import Mirror
+from .ratelimit import Rate
 from .residents import Residents
+from .state import MemoryShieldState, ShieldState
 
 __all__ = ["Penalties"]
 
@@ -45,24 +44,25 @@ Clock = Callable[[], float]
 
 class Penalties:
     def __init__(self, settings: Any, *, clock: Clock = time.monotonic,
-                 mirror: Mirror | None = None) -> None:
+                 mirror: Mirror | None = None, state: ShieldState | None = None) -> None:
         self.clock = clock
-        self.addresses = BanList(strikes=settings.ban_strikes, window=settings.ban_window,
-                                 duration=settings.ban_seconds, clock=clock, mirror=mirror,
-                                 may_mirror=self._may_mirror)
-        self.sessions = BanList(strikes=settings.ban_strikes, window=settings.ban_window,
-                                duration=settings.ban_seconds, clock=clock)
-        self.accounts = BanList(strikes=settings.ban_account_sessions,
-                                window=settings.ban_seconds, duration=settings.ban_seconds,
-                                clock=clock)
+        if state is None:
+            state = MemoryShieldState(clock=clock, max_known=settings.max_known_addresses)
+        self.addresses = state.bans("addresses", strikes=settings.ban_strikes,
+                                    window=settings.ban_window, duration=settings.ban_seconds,
+                                    mirror=mirror, may_mirror=self._may_mirror)
+        self.sessions = state.bans("sessions", strikes=settings.ban_strikes,
+                                   window=settings.ban_window, duration=settings.ban_seconds)
+        self.accounts = state.bans("accounts", strikes=settings.ban_account_sessions,
+                                   window=settings.ban_seconds, duration=settings.ban_seconds)
+        # Who is connected from where right now: this worker's own connections, so it stays
+        # here (each worker counts its own; the threshold is then per worker's view).
         self.residents = Residents(window=settings.ban_shared_window, clock=clock)
-        self.door = KeyedLimiter(Rate.parse(settings.ban_door_rate), clock=clock)
+        self.door = state.limiter("ban_door", Rate.parse(settings.ban_door_rate))
         # Addresses that logged-in sessions came from, remembered longer than residents
         # (and reloaded from the sessions table at start): the accept-time rationing of
-        # strangers and the token-only door both ask it. Least recently seen forgotten first.
-        self.known: OrderedDict[str, None] = OrderedDict()
-        self.max_known = settings.max_known_addresses
-        self._known_prefixes: Counter[str] = Counter()
+        # strangers and the token-only door both ask it.
+        self.known = state.known
         # Called to close what a ban shuts out (wired by the server's services):
         # on_address_ban(address) its unauthenticated connections only;
         # on_session_ban(session_id, seconds) and on_account_ban(user_id, seconds) all.
@@ -73,18 +73,7 @@ class Penalties:
     # -- who lives where --------------------------------------------------------------------
     def remember(self, address: str) -> None:
         """A session logged in from this address (now, or before a restart)."""
-        known = self.known
-        if address in known:
-            known.move_to_end(address)
-            return
-        known[address] = None
-        self._known_prefixes[prefix_of(address)] += 1
-        if len(known) > self.max_known:
-            gone, _ = known.popitem(last=False)
-            prefix = prefix_of(gone)
-            self._known_prefixes[prefix] -= 1
-            if self._known_prefixes[prefix] <= 0:
-                del self._known_prefixes[prefix]
+        self.known.remember(address)
 
     def arrive(self, address: str, session_id: int) -> None:
         self.remember(address)
@@ -155,5 +144,5 @@ class Penalties:
 
     def _may_mirror(self, target: str) -> bool:
         if "/" in target:
-            return self._known_prefixes.get(target, 0) == 0
+            return not self.known.holds_prefix(target)
         return target not in self.known

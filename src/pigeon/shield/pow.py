@@ -39,7 +39,6 @@ import hashlib
 import hmac
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -47,6 +46,8 @@ from pigeon.protocol.errors import ProofOfWorkRequired
 from pigeon.protocol.pow import (
     MAX_BITS, MAX_TOKEN_LENGTH, TOKEN_LAYOUT, TOKEN_SIZE, TOKEN_VERSION, solve, work_bits,
 )
+
+from .state import ReplaySet, SpentTokens
 
 __all__ = ["DifficultyController", "ProofOfWork", "solve", "work_bits"]
 
@@ -137,22 +138,20 @@ class ProofOfWork:
         ttl: float = 60.0,
         replay_capacity: int = 200_000,
         controller: DifficultyController | None = None,
+        replay: ReplaySet | None = None,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("the proof-of-work secret needs at least 16 bytes")
         self._secret = secret
         self.clock = clock
         self.ttl = ttl
-        self.replay_capacity = replay_capacity
         self.controller = controller
         self._fixed = 0
-        # MAC -> expiry. Insertion order is close to expiry order (one ttl for all), which
-        # lets expired entries be purged from the front and the oldest go first when full.
-        self._used: OrderedDict[bytes, float] = OrderedDict()
+        # Spent solutions: the shield's state (state.py) when it shares one across workers.
+        self.replay = replay if replay is not None else SpentTokens(replay_capacity)
         self.issued = 0
         self.accepted = 0
         self.rejected: dict[str, int] = {"POW_REQUIRED": 0, "POW_INVALID": 0}
-        self.replay_evictions = 0
 
     @property
     def difficulty(self) -> int:
@@ -205,12 +204,10 @@ class ProofOfWork:
             self._reject("POW_INVALID", "challenge expired: fetch a new one")
         if difficulty < required - GRACE_BITS:
             self._reject("POW_INVALID", "challenge too easy for the current load: fetch a new one")
-        self._purge(now)
-        if mac in self._used:
-            self._reject("POW_INVALID", "challenge already used: fetch a new one")
         if not 0 <= nonce < 1 << 64 or work_bits(token, nonce) < difficulty:
             self._reject("POW_INVALID", "the nonce does not solve the challenge")
-        self._remember(mac, issued + self.ttl)
+        if not self.replay.spend(mac, issued + self.ttl, now):
+            self._reject("POW_INVALID", "challenge already used: fetch a new one")
         self.accepted += 1
         return difficulty
 
@@ -220,8 +217,8 @@ class ProofOfWork:
             "issued": self.issued,
             "accepted": self.accepted,
             "rejected": dict(self.rejected),
-            "replay_set": len(self._used),
-            "replay_evictions": self.replay_evictions,
+            "replay_set": len(self.replay),
+            "replay_evictions": self.replay.evictions,
         }
 
     # -- internals -------------------------------------------------------------------------
@@ -246,22 +243,6 @@ class ProofOfWork:
         if version != _VERSION or difficulty > MAX_BITS:
             self._reject("POW_INVALID", "unsupported challenge token")
         return issued_ms / 1000, difficulty, mac
-
-    def _purge(self, now: float) -> None:
-        used = self._used
-        while used:
-            mac, expiry = next(iter(used.items()))
-            if expiry > now:
-                break
-            del used[mac]
-
-    def _remember(self, mac: bytes, expiry: float) -> None:
-        self._used[mac] = expiry
-        while len(self._used) > self.replay_capacity:
-            # Full of live tokens: forget the oldest, which reopens a replay of it for the
-            # rest of its ttl. Size the capacity above (verifications per second x ttl).
-            self._used.popitem(last=False)
-            self.replay_evictions += 1
 
     def _reject(self, code: str, message: str) -> NoReturn:
         self.rejected[code] += 1

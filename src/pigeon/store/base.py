@@ -67,6 +67,15 @@ class Push(NamedTuple):
     targets: list[tuple[int, int]]
 
 
+class StoreStats(NamedTuple):
+    """What a backend tells /metrics about its writes, whatever it writes to."""
+
+    commits: int  # transactions committed (a group commit counts once)
+    writes: int  # write operations they carried
+    commit_seconds: float  # time spent committing
+    last_batch: int  # operations in the last commit
+
+
 class MemberRecord(NamedTuple):
     user: UserRecord
     role: Role
@@ -93,6 +102,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Finish every queued write (it is committed and its caller answered), then close."""
+
+    @abc.abstractmethod
+    def stats(self) -> StoreStats:
+        """Counters for /metrics, read at scrape time: cheap, no I/O."""
 
     # -- login codes ------------------------------------------------------------------------
     @abc.abstractmethod

@@ -20,7 +20,7 @@ from pigeon.protocol.updates import Difference
 
 from .base import (
     DIALOG_PAGE_BYTES, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store,
-    UserRecord,
+    StoreStats, UserRecord,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -52,6 +52,11 @@ class SqliteStore(Store):
 
     async def close(self) -> None:
         await self.engine.close()
+
+    def stats(self) -> StoreStats:
+        s = self.engine.stats
+        return StoreStats(commits=s.batches, writes=s.jobs, commit_seconds=s.commit_seconds,
+                          last_batch=s.last_batch)
 
     # -- login codes ------------------------------------------------------------------------
     async def save_login_code(self, code: LoginCode) -> None:

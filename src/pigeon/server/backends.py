@@ -1,0 +1,35 @@
+"""The one place that picks the implementations behind the server's interfaces.
+
+Everything else in the server knows only :class:`~pigeon.store.Store`,
+:class:`~pigeon.bus.Bus` and :class:`~pigeon.shield.state.ShieldState`
+(tests/unit/test_seams.py holds it to that). Today there is one of each: SQLite in the data
+directory, the in-process bus, the shield's state in memory. Issue 12 adds PostgreSQL, NATS
+and a shared shield state here, chosen by settings; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from pigeon.bus import Bus, LocalBus
+from pigeon.shield.state import MemoryShieldState, ShieldState
+from pigeon.store import Store
+
+from .services import load_or_create_secret
+from .settings import Settings
+
+
+def make_store(settings: Settings) -> Store:
+    # Imported here, so that a server started on another backend never loads SQLite's.
+    from pigeon.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.db_path)
+
+
+def make_bus(settings: Settings) -> Bus:
+    return LocalBus()
+
+
+def make_shield_state(settings: Settings) -> ShieldState:
+    """In memory; its secret kept in the data directory, so that it survives a restart (a
+    shared state keeps one secret for every worker instead)."""
+    return MemoryShieldState(load_or_create_secret(settings.data),
+                             max_known=settings.max_known_addresses)
