@@ -18,22 +18,54 @@ class Sink(Protocol):
 
     def push(self, update: Any) -> None: ...
 
+    def push_item(self, stream: str, item: Any) -> None: ...
+
     def revoke(self, reason: str) -> None: ...
 
 
 class LocalBus:
     def __init__(self) -> None:
         self._by_user: dict[int, set[Sink]] = {}
+        self._by_stream: dict[str, dict[Sink, None]] = {}
+        self._streams_of: dict[Sink, set[str]] = {}
 
     def attach(self, sink: Sink) -> None:
         self._by_user.setdefault(sink.user_id, set()).add(sink)
 
     def detach(self, sink: Sink) -> None:
+        for stream in list(self._streams_of.get(sink, ())):
+            self.unsubscribe(sink, stream)
         sinks = self._by_user.get(sink.user_id)
         if sinks is not None:
             sinks.discard(sink)
             if not sinks:
                 del self._by_user[sink.user_id]
+
+    def subscribe(self, sink: Sink, stream: str) -> None:
+        self._by_stream.setdefault(stream, {})[sink] = None
+        self._streams_of.setdefault(sink, set()).add(stream)
+
+    def unsubscribe(self, sink: Sink, stream: str) -> None:
+        sinks = self._by_stream.get(stream)
+        if sinks is not None:
+            sinks.pop(sink, None)
+            if not sinks:
+                del self._by_stream[stream]
+        streams = self._streams_of.get(sink)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self._streams_of[sink]
+
+    def publish(self, stream: str, item: Any, exclude_session: int | None = None) -> int:
+        """``item`` to every attached sink that follows ``stream``, except the one of
+        session ``exclude_session``; returns how many were reached."""
+        delivered = 0
+        for sink in self._by_stream.get(stream, ()):
+            if exclude_session is None or sink.session_id != exclude_session:
+                sink.push_item(stream, item)
+                delivered += 1
+        return delivered
 
     def deliver(self, pushes: Iterable[Push], exclude: Sink | None = None) -> int:
         """Stamp each recipient's pts and hand the update to their online devices.

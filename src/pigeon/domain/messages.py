@@ -17,6 +17,7 @@ from pigeon.protocol.errors import Conflict, Forbidden, NotFound
 from pigeon.protocol.types import FwdFrom, Message
 
 from .records import Standing
+from .streams import on_chat_stream
 
 
 def visible(message: Message | None, history_from: int) -> bool:
@@ -146,3 +147,10 @@ def authors_to_tell(
                 and sender_id not in told:
             told.append(sender_id)
     return told
+
+
+def tells_authors(kind: str) -> bool:
+    """Whether reading a chat of ``kind`` tells the authors (``read_outbox``). Not in a very
+    large group: every read there would write to the many authors it covers, the per-member
+    fan-out such a chat exists to avoid (Telegram shows no read receipts there either)."""
+    return not on_chat_stream(kind)

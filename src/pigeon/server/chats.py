@@ -23,6 +23,7 @@ def group_policy(settings: Settings) -> GroupPolicy:
         max_groups_joined=settings.max_groups_joined,
         max_groups_created_per_day=settings.max_groups_created_per_day,
         max_pending_invitations=settings.max_pending_invitations,
+        max_supergroup_members=settings.max_supergroup_members,
     )
 
 
@@ -38,7 +39,7 @@ async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
     fanout = reserve(caller, None, estimate=len(p.member_ids) + 1)
     chat, pushes = await s.store.create_group(caller.user_id, title, p.member_ids, s.clock(),
                                               s.settings.max_group_members,
-                                              group_policy(s.settings))
+                                              group_policy(s.settings), large=p.large)
     fanout.deliver(pushes)
     return chat
 

@@ -41,6 +41,7 @@ from .dispatch import HANDLERS
 from .quota import RETRY_AFTER
 from .services import Caller, Services
 from .sessions import authenticate, hash_token
+from .streams import follow
 
 log = logging.getLogger("pigeon.connection")
 
@@ -82,7 +83,7 @@ class Connection:
         # the account's total fell, a bulk slot freed, or the connection is closing.
         self._wakeup = asyncio.Event()
         self._bulk_running = False
-        self._pending_updates: list[Any] = []
+        self._pending_updates: list[tuple[str, Any]] = []  # (stream, update), in order
         self._flush_scheduled = False
         self._window = asyncio.Semaphore(self.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,6 +161,7 @@ class Connection:
                 self.revoke("this session was terminated")
                 return
             self._touch(force=True)
+            follow(services, self, state)
         self._send(self.protocol.welcome(services.settings.server_name, user,
                                          session.id if session else None, state,
                                          self.shield.budget()))
@@ -318,21 +320,36 @@ class Connection:
 
     # -- output -----------------------------------------------------------------------------
     def push(self, update: Any) -> None:
-        """Queue an update; updates queued in one loop turn leave in one frame."""
-        self._pending_updates.append(update)
+        """Queue an update of the user's own stream; updates queued in one loop turn leave
+        in one frame."""
+        assert self.user_id is not None  # the bus pushes only to logged-in connections
+        self.push_item(user_stream(self.user_id), update)
+
+    def push_item(self, stream: str, item: Any) -> None:
+        """Queue an item of ``stream`` (an update whose ``pts`` is its position there)."""
+        self._pending_updates.append((stream, item))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_updates)
 
     def _flush_updates(self) -> None:
         self._flush_scheduled = False
-        if self._pending_updates:
-            updates, self._pending_updates = self._pending_updates, []
-            self.services.metrics.updates_pushed.inc(len(updates))
-            # Several frames if one would outgrow what a device accepts (issue 7, finding 3).
-            assert self.user_id is not None  # the bus pushes only to logged-in connections
-            for frame in self.protocol.update_frames(updates, user_stream(self.user_id)):
+        if not self._pending_updates:
+            return
+        pending, self._pending_updates = self._pending_updates, []
+        self.services.metrics.updates_pushed.inc(len(pending))
+        # One run of frames per run of items of one stream, so that the order across
+        # streams is the order they were pushed in. Several frames if one would outgrow
+        # what a device accepts (issue 7, finding 3).
+        start = 0
+        while start < len(pending):
+            stream, end = pending[start][0], start + 1
+            while end < len(pending) and pending[end][0] == stream:
+                end += 1
+            for frame in self.protocol.update_frames([u for _, u in pending[start:end]],
+                                                     stream):
                 self._send(frame)
+            start = end
 
     def _send(self, frame: bytes) -> None:
         if self.close_code is not None:

@@ -17,14 +17,17 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from pigeon.domain.streams import on_chat_stream
 from pigeon.protocol.errors import PigeonError
 from pigeon.store import Push
 
 from .services import Caller, Services
+from .streams import follow_changes, publish
 
 
 def recipients(pushes: Sequence[Push]) -> int:
-    return sum(len(push.targets) for push in pushes)
+    """What the writes cost: one per recipient's update, one per item of a chat's stream."""
+    return sum(len(push.targets) or bool(push.stream) for push in pushes)
 
 
 class FanOut:
@@ -40,7 +43,9 @@ class FanOut:
         services = self.caller.services
         services.shield.charge_fanout(self.caller.user_id, self.taken, recipients(pushes),
                                       self.chat_id, chat_size)
+        follow_changes(services, pushes)
         services.bus.deliver(pushes, exclude=exclude)
+        publish(services, pushes)
 
 
 def reserve(caller: Caller, chat_id: int | None, estimate: int | None = None) -> FanOut:
@@ -72,7 +77,9 @@ async def _learn_size(services: Services, user_id: int, chat_id: int) -> None:
         return  # not a member (the call itself says so), or the store is closing
     finally:
         services.shield.chat_sizes_asked.discard(chat_id)
-    services.shield.remember_chat_size(chat_id, chat.member_count)
+    # A large chat's message is one write, whatever its size (server/streams.py).
+    services.shield.remember_chat_size(chat_id, 1 if on_chat_stream(chat.kind)
+                                       else chat.member_count)
 
 
 def afterwards(caller: Caller, chat_id: int | None = None) -> FanOut:

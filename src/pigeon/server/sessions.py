@@ -17,6 +17,7 @@ from pigeon.store import LoginCode, SessionRecord, UserRecord
 from .phones import login_number
 from .service_account import deliver_code
 from .services import Caller, Services
+from .streams import follow
 from .users import normalize_phone, public_user, validate_device, validate_name
 
 CODE_DIGITS = 6
@@ -125,6 +126,7 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
         await store.delete_sessions(user.id, only=session.id)
         raise
     state = await store.get_state(user.id)
+    follow(services, caller.connection, state)
     return Authorization(user=public_user(user, self_id=user.id), token=token,
                          session_id=session.id, state=state)
 

@@ -2,8 +2,11 @@
 
 from pigeon.domain.groups import GroupPolicy
 
-from .base import InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store, UserRecord
+from .base import (
+    ChatPush, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store, StreamPage,
+    UserRecord,
+)
 from .sqlite import SqliteStore
 
-__all__ = ["GroupPolicy", "InvitationRecord", "LoginCode", "MemberRecord", "Push",
-           "SessionRecord", "SqliteStore", "Store", "UserRecord"]
+__all__ = ["ChatPush", "GroupPolicy", "InvitationRecord", "LoginCode", "MemberRecord", "Push",
+           "SessionRecord", "SqliteStore", "Store", "StreamPage", "UserRecord"]
