@@ -16,6 +16,7 @@ from typing import NamedTuple
 from pigeon.protocol.errors import Conflict, Forbidden, NotFound
 from pigeon.protocol.types import FwdFrom, Message
 
+from .membership import is_group
 from .records import Standing
 from .streams import on_chat_stream
 
@@ -100,7 +101,7 @@ def deletable(rows: Iterable[Message], history_from: int) -> list[Message]:
 
 
 def check_delete_for_everyone(actor: Standing, user_id: int, messages: Iterable[Message]) -> None:
-    if actor.kind == "group" and actor.role == "member" and any(
+    if is_group(actor.kind) and actor.role == "member" and any(
             m.sender_id != user_id for m in messages):
         raise Forbidden("only admins can delete others' messages for everyone",
                         code="NOT_ADMIN")
