@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from pigeon.store import SqliteStore  # noqa: E402
-from pigeon.testing_crowds import NOW, crowd, rows_written  # noqa: E402
+from pigeon.store import SqliteStore
+from pigeon.testing_crowds import NOW, crowd, rows_written
 
 
 async def measure(store: SqliteStore, owner: int, chat_id: int, messages: int,

@@ -203,7 +203,7 @@ async def test_reading_and_the_chats_list_work_in_a_large_chat(store: Store) -> 
     (dialog,) = await store.list_dialogs(bob)
     assert dialog.chat.kind == "supergroup" and dialog.unread_count == 3
     assert dialog.last_message is not None and dialog.last_message.text == "m2"
-    pts, unread, pushes = await store.read_history(bob, chat.id, 2)
+    _, unread, pushes = await store.read_history(bob, chat.id, 2)
     assert unread == 1
     # bob's other devices learn it on his own stream; the authors are not told (no fan-out)
     assert all(not isinstance(p, ChatPush) for p in pushes)

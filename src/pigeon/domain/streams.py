@@ -59,7 +59,9 @@ def chat_of(update: up.AnyUpdate) -> int:
         return update.message.chat_id
     if isinstance(update, up.ChatUpdate):
         return update.chat.id
-    return int(getattr(update, "chat_id"))
+    if isinstance(update, up.DeleteMessages | up.ReadInbox | up.ReadOutbox | up.Typing):
+        return update.chat_id
+    raise ValueError(f"{type(update).__name__} belongs to no chat")
 
 
 def parse(stream: str) -> StreamRef:

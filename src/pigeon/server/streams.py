@@ -112,7 +112,7 @@ async def purge_device_inboxes(services: Services, every: float) -> None:
         try:
             while await services.store.purge_device_inboxes(before, PURGE_STEP) == PURGE_STEP:
                 await asyncio.sleep(0)
-        except Exception:  # noqa: BLE001 - a failed purge is retried at the next round
+        except Exception:  # a failed purge is retried at the next round
             log.exception("purging device inboxes failed")
 
 

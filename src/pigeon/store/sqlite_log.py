@@ -27,7 +27,10 @@ from pigeon.protocol.updates import Difference
 
 from .base import Push
 from .sqlite_rows import (
+    EDIT,
     MSG_COLS,
+    NEW,
+    STORED,
     chat_row,
     chunks,
     encode,
@@ -39,9 +42,6 @@ from .sqlite_rows import (
     update_decoder,
 )
 from .sqlite_streams import push_chat
-
-# update kinds in the log; NEW/EDIT refer to a message row, the rest keep their encoded update
-NEW, EDIT, STORED = 1, 2, 3
 
 
 # -- numbering and logging --------------------------------------------------------------------
@@ -83,10 +83,10 @@ def log_updates(
 
 
 def push_stored(conn: sqlite3.Connection, chat_id: int, update: Any,
-                audience: aud.Audience, kind: str = "group", now: float = 0.0) -> Push:
+                audience: aud.Audience, chat_kind: str = "group", now: float = 0.0) -> Push:
     """Log ``update`` (stored whole) for its audience: on each recipient's own stream, or,
-    in a chat of a ``kind`` that has its own stream, once there for all its members."""
-    if streams.on_chat_stream(kind) and not isinstance(audience, aud.Only):
+    in a chat of a kind that has its own stream, once there for all its members."""
+    if streams.on_chat_stream(chat_kind) and not isinstance(audience, aud.Only):
         return push_chat(conn, chat_id, update, now)
     targets = recipients(conn, chat_id, audience)
     log_updates(conn, targets, STORED, chat_id, 0, encode(update))
@@ -94,11 +94,11 @@ def push_stored(conn: sqlite3.Connection, chat_id: int, update: Any,
 
 
 def push_message(conn: sqlite3.Connection, update: up.NewMessage | up.EditMessage,
-                 audience: aud.Audience, kind: str = "group", now: float = 0.0) -> Push:
+                 audience: aud.Audience, chat_kind: str = "group", now: float = 0.0) -> Push:
     """Log a message update for its audience, as a reference to the message row (once, on
-    the chat's own stream, for a chat of a ``kind`` that has one)."""
+    the chat's own stream, for a chat of a kind that has one)."""
     message = update.message
-    if streams.on_chat_stream(kind) and not isinstance(audience, aud.Only):
+    if streams.on_chat_stream(chat_kind) and not isinstance(audience, aud.Only):
         return push_chat(conn, message.chat_id, update, now)
     targets = recipients(conn, message.chat_id, audience)
     kind = NEW if isinstance(update, up.NewMessage) else EDIT

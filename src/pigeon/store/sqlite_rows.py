@@ -16,6 +16,10 @@ from pigeon.protocol.types import Chat, FwdFrom, Message, Role
 
 from .base import SessionRecord, UserRecord
 
+# What a row of a log or stream holds: NEW and EDIT refer to a message row (a deletion for
+# everyone then wipes its text there too), STORED keeps its encoded update.
+NEW, EDIT, STORED = 1, 2, 3
+
 IN_CHUNK = 500  # host parameters per IN (...) list, well under SQLite's limit
 
 encode = msgspec.msgpack.encode

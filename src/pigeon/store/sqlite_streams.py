@@ -18,10 +18,18 @@ from pigeon.domain import paging, streams
 from pigeon.protocol import updates as up
 
 from .base import ChatPush, Push, StreamPage
-from .sqlite_rows import MSG_COLS, chunks, encode, marks, message_row, prefixed, update_decoder
-
-# item kinds, as in the per-user log: NEW/EDIT refer to a message row, STORED keeps its body
-NEW, EDIT, STORED = 1, 2, 3
+from .sqlite_rows import (
+    EDIT,
+    MSG_COLS,
+    NEW,
+    STORED,
+    chunks,
+    encode,
+    marks,
+    message_row,
+    prefixed,
+    update_decoder,
+)
 
 ItemRow = tuple[int, int, bytes | None]  # (kind, ref, body)
 
@@ -54,15 +62,14 @@ def drop(conn: sqlite3.Connection, names: list[str]) -> None:
 
 
 # -- a large chat's stream ---------------------------------------------------------------------
-def push_chat(conn: sqlite3.Connection, chat_id: int, update: Any, now: float,
-              message_id: int = 0) -> Push:
+def push_chat(conn: sqlite3.Connection, chat_id: int, update: Any, now: float) -> Push:
     """One item on the chat's stream for every member at once. A message update refers to
-    its row (``message_id``); any other is stored whole."""
+    its message row; any other is stored whole."""
     if isinstance(update, up.NewMessage | up.EditMessage):
         row: ItemRow = (NEW if isinstance(update, up.NewMessage) else EDIT,
                         update.message.id, None)
     else:
-        row = (STORED, message_id, encode(update))
+        row = (STORED, 0, encode(update))
     stream = streams.chat_stream(chat_id)
     (seq,) = append(conn, stream, [row], now)
     return ChatPush(msgspec.structs.replace(update, pts=seq), [])
