@@ -87,8 +87,8 @@ class State(Struct):
 
     pts: int
     date: float
-    # Version 2: the head of every other stream the user follows, by name (none yet; device
-    # and chat streams will be listed here).
+    # Version 2: the head of every other stream the user follows, by name: the streams of
+    # the large groups (``chat:<id>``) they are a member of.
     streams: dict[str, int] = {}
 
 
