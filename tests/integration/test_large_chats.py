@@ -16,9 +16,9 @@ from v1_device import Chat as V1Chat
 from v1_device import Message as V1Message
 from v1_device import State as V1State
 
-from pigeon.client import Client
+from pigeon.client import Client, Profile
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import NotFound
+from pigeon.protocol.errors import NotFound, Unauthorized
 from pigeon.protocol.updates import ChatUpdate, NewMessage
 from pigeon.testing import login
 
@@ -97,6 +97,17 @@ async def test_a_device_reads_only_its_own_inbox(server, phone):
             with pytest.raises(NotFound):
                 await alice.call("updates.ack_stream", m.AckStream(stream=other, seq=1))
         assert (await alice.call("updates.ack_stream", m.AckStream(stream=mine, seq=5))).count == 0
+        stranger = Client(server.url, Profile())  # connected, never logged in
+        await stranger.connect()
+        try:
+            for method, params in (("updates.ack_stream", m.AckStream(stream=mine, seq=1)),
+                                   ("updates.get_stream_difference",
+                                    m.GetStreamDifference(stream=mine, seq=0))):
+                with pytest.raises(Unauthorized) as refused:
+                    await stranger.call(method, params)
+                assert refused.value.code == "AUTH_REQUIRED"
+        finally:
+            await stranger.close()
     finally:
         await alice.close()
         await bob.close()

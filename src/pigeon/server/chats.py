@@ -10,7 +10,7 @@ from pigeon.protocol.types import Affected, Chat, Dialog, Invitation, Member, Ok
 from pigeon.protocol.updates import Typing
 from pigeon.store import GroupPolicy
 
-from .fanout import afterwards, reserve
+from .fanout import afterwards, fanout_size, reserve
 from .service_account import refuse_service_account
 from .services import Caller
 from .settings import Settings
@@ -102,7 +102,7 @@ async def set_title(caller: Caller, p: m.SetTitle) -> Chat:
     title = validate_title(p.title)
     fanout = reserve(caller, p.chat_id)
     chat, pushes = await s.store.set_title(caller.user_id, p.chat_id, title, s.clock())
-    fanout.deliver(pushes, chat_size=chat.member_count)
+    fanout.deliver(pushes, chat_size=fanout_size(chat))
     return chat
 
 

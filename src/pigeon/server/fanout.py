@@ -19,6 +19,7 @@ from typing import Any
 
 from pigeon.domain.streams import on_chat_stream
 from pigeon.protocol.errors import PigeonError
+from pigeon.protocol.types import Chat
 from pigeon.store import Push
 
 from .services import Caller, Services
@@ -77,9 +78,13 @@ async def _learn_size(services: Services, user_id: int, chat_id: int) -> None:
         return  # not a member (the call itself says so), or the store is closing
     finally:
         services.shield.chat_sizes_asked.discard(chat_id)
-    # A large chat's message is one write, whatever its size (server/streams.py).
-    services.shield.remember_chat_size(chat_id, 1 if on_chat_stream(chat.kind)
-                                       else chat.member_count)
+    services.shield.remember_chat_size(chat_id, fanout_size(chat))
+
+
+def fanout_size(chat: Chat) -> int:
+    """The updates one message to ``chat`` makes: one per member, or one item in all for a
+    large chat, which is written once on its own stream (server/streams.py)."""
+    return 1 if on_chat_stream(chat.kind) else chat.member_count
 
 
 def afterwards(caller: Caller, chat_id: int | None = None) -> FanOut:
