@@ -239,7 +239,9 @@ async def test_only_your_own_stream_can_be_read(server, phone):
     alice = await login(server, phone(), "Alice")
     bob = await login(server, phone(), "Bob")
     try:
-        for stream in (f"user:{bob.profile.user_id}", "user:999999", "chat:1", "device:1"):
+        # (Alice's own device inbox, device:<her session id>, is hers to read.)
+        for stream in (f"user:{bob.profile.user_id}", "user:999999", "chat:1",
+                       f"device:{bob.profile.session_id}"):
             with pytest.raises(NotFound) as refused:
                 await alice.call("updates.get_stream_difference",
                                  m.GetStreamDifference(stream=stream, seq=0))

@@ -20,10 +20,12 @@ BUSES: list[Callable[[], Bus]] = [LocalBus]
 class Device:
     """A sink that writes down what reaches it."""
 
-    def __init__(self, user_id: int, session_id: int, sink_id: int) -> None:
+    def __init__(self, user_id: int, session_id: int, sink_id: int,
+                 reads_streams: bool = True) -> None:
         self.user_id: int | None = user_id
         self.session_id: int | None = session_id
         self.sink_id = sink_id
+        self.reads_streams = reads_streams
         self.got: list[tuple[str, Any]] = []
         self.revoked: list[str] = []
 
@@ -50,8 +52,8 @@ def bus(request: pytest.FixtureRequest) -> Bus:
 _sink_ids = iter(range(1, 10**9))
 
 
-def online(bus: Bus, user_id: int, session_id: int) -> Device:
-    device = Device(user_id, session_id, next(_sink_ids))
+def online(bus: Bus, user_id: int, session_id: int, reads_streams: bool = True) -> Device:
+    device = Device(user_id, session_id, next(_sink_ids), reads_streams)
     bus.attach(device)
     return device
 
@@ -101,6 +103,20 @@ def test_unsubscribe_and_detach_stop_stream_items(bus: Bus) -> None:
     assert bus.publish("chat:5", Note("x", 1)) == 0
     assert a.got == b.got == []
     assert bus.connection_count() == 1
+
+
+def test_subscribing_a_user_reaches_their_devices_that_read_streams(bus: Bus) -> None:
+    # Someone joins a large chat: every device of theirs that reads streams follows it; a
+    # version-1 device is not sent items it cannot place. Leaving ends it for all of them.
+    a1, a2 = online(bus, 1, 10), online(bus, 1, 11)
+    old, other = online(bus, 1, 12, reads_streams=False), online(bus, 2, 20)
+    bus.subscribe_user(1, "chat:5")
+    assert bus.publish("chat:5", Note("in", 1)) == 2
+    assert a1.got == a2.got == [("chat:5", Note("in", 1))]
+    assert old.got == other.got == []
+    bus.unsubscribe_user(1, "chat:5")
+    bus.subscribe_user(3, "chat:5")  # nobody of theirs online: nothing happens
+    assert bus.publish("chat:5", Note("out", 2)) == 0
 
 
 def test_deliver_stamps_each_users_pts_and_excludes_the_senders_session(bus: Bus) -> None:

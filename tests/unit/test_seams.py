@@ -116,7 +116,7 @@ def test_a_caller_holds_plain_data_and_a_narrow_device() -> None:
                 for n in vars(c) if not n.startswith("_")}
     lent = {n for n in vars(DeviceLink) if not n.startswith("_")}
     assert protocol == lent == {"user_id", "session_id", "sink_id", "ensure_room", "log_in",
-                                "log_out"}
+                                "log_out", "follow"}
     assert DeviceLink.__slots__ == ("_connection",)  # no way to add a handle later by accident
 
 

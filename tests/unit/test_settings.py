@@ -28,6 +28,8 @@ def test_refuses_public_address_without_tls():
     {"code_rate_phone": "lots"}, {"tls_cert": "/x.pem"},
     {"code_rate_app": "often"}, {"code_budget_factor": 0.5}, {"code_budget_open": 0},
     {"pow_priority_bits": 65}, {"probation_wait": 0},
+    {"max_supergroup_members": 0}, {"max_supergroup_members": 200_001},
+    {"device_inbox_retention": 0}, {"device_inbox_purge_every": -1},
 ])
 def test_bad_settings_are_refused_with_a_reason(bad):
     with pytest.raises(SettingsError):

@@ -49,6 +49,11 @@ class Identity(Protocol):
 class Sink(Identity, Protocol):
     """What the bus delivers to: one connected, logged-in device."""
 
+    @property
+    def reads_streams(self) -> bool:
+        """Whether the device reads items of streams besides its user's (protocol version 2
+        on): only such a device is subscribed to chat streams."""
+
     def push(self, update: Any) -> None:
         """An update of the user's own stream (``user:<id>``), its ``pts`` stamped."""
 
@@ -72,6 +77,13 @@ class Bus(Protocol):
         """The device follows ``stream`` (a chat's, a device inbox) besides its user's."""
 
     def unsubscribe(self, sink: Sink, stream: str) -> None: ...
+
+    def subscribe_user(self, user_id: int, stream: str) -> None:
+        """Every device of ``user_id`` that reads streams follows ``stream`` from now on
+        (they joined a large chat); a networked bus does it in every process."""
+
+    def unsubscribe_user(self, user_id: int, stream: str) -> None:
+        """No device of ``user_id`` follows ``stream`` any more (they left it)."""
 
     # -- delivery -------------------------------------------------------------------------
     def publish(self, stream: str, item: Any, exclude_session: int | None = None, *,

@@ -53,6 +53,15 @@ class LocalBus:
             if not streams:
                 del self._streams_of[sink]
 
+    def subscribe_user(self, user_id: int, stream: str) -> None:
+        for sink in list(self._by_user.get(user_id, ())):
+            if sink.reads_streams:
+                self.subscribe(sink, stream)
+
+    def unsubscribe_user(self, user_id: int, stream: str) -> None:
+        for sink in list(self._by_user.get(user_id, ())):
+            self.unsubscribe(sink, stream)
+
     def publish(self, stream: str, item: Any, exclude_session: int | None = None, *,
                 exclude_sink: int | None = None) -> int:
         delivered = 0

@@ -18,13 +18,16 @@ def group() -> None:
 @group.command("create")
 @click.argument("title")
 @click.option("--member", "members", multiple=True, help="@username or user:ID (repeatable).")
+@click.option("--large", is_flag=True,
+              help="A very large group (up to the server's max_supergroup_members): each "
+                   "message is written once, on the group's own stream.")
 @pass_ctx
 @run
-async def group_create(ctx: Ctx, title: str, members: tuple[str, ...]) -> None:
+async def group_create(ctx: Ctx, title: str, members: tuple[str, ...], large: bool) -> None:
     """Create a group called TITLE, with you as its owner."""
     async with session(ctx) as client:
         ids = [await resolve_user(client, ref) for ref in members]
-        chat = await client.chats.create_group(title, ids)
+        chat = await client.chats.create_group(title, ids, large=large)
     echo(f"created chat:{chat.id} '{visible(chat.title)}' with {plural(chat.member_count, 'member')}"
          f"{_invited(chat.invited)}")
 

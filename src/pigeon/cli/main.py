@@ -232,7 +232,7 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
         title = who(peer, chat.peer_id or 0)
     else:
         # A kind or role from a later protocol version reads "unknown": say so plainly.
-        kind = "group" if chat.kind == "group" else "unknown kind"
+        kind = chat.kind if chat.kind in ("group", "supergroup") else "unknown kind"
         title = (f"{visible(chat.title)} ({kind}, {plural(chat.member_count, 'member')}, "
                  f"you: {chat.role})")
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""

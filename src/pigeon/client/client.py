@@ -31,7 +31,7 @@ import msgspec
 
 from pigeon.protocol import limits
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import PigeonError, RateLimited, Unauthorized, Unavailable
+from pigeon.protocol.errors import NotFound, PigeonError, RateLimited, Unauthorized, Unavailable
 from pigeon.protocol.streams import StreamItem, read_item, user_stream
 from pigeon.protocol.types import State
 from pigeon.protocol.updates import NewMessage, UnknownUpdate
@@ -323,8 +323,10 @@ class Client:
                                     * random.uniform(1.0, 1.5))
                 continue
             self.throttle.record(accepted=True)
-            if self.track_updates and method in ("messages.send", "messages.forward"):
+            if (self.track_updates and method in ("messages.send", "messages.forward")
+                    and result.pts):
                 # This device is not pushed its own new message: the answer carries its pts.
+                # (pts 0: a large chat's message, which comes on that chat's stream.)
                 self._accept([NewMessage(pts=result.pts, message=result.message)])
             return result
 
@@ -452,8 +454,14 @@ class Client:
     async def _sync_stream(self, stream: str) -> int:
         fetched = 0
         while True:
-            page = await self.call("updates.get_stream_difference", m.GetStreamDifference(
-                stream=stream, seq=self._position(stream)))
+            try:
+                page = await self.call("updates.get_stream_difference", m.GetStreamDifference(
+                    stream=stream, seq=self._position(stream)))
+            except NotFound:
+                if stream == self._own_stream():
+                    raise
+                self._forget(stream)  # no longer ours to read: we left that chat
+                return fetched
             self._take_page(stream, [read_item(item) for item in page.items], page.seq)
             fetched += len(page.items)
             if not page.more:
@@ -473,7 +481,16 @@ class Client:
             if not diff.more:
                 return fetched
 
+    def _forget(self, stream: str) -> None:
+        self.profile.streams.pop(stream, None)
+        self._heads.pop(stream, None)
+        self._early.pop(stream, None)
+
     def _take_page(self, stream: str, items: list[StreamItem], reached: int) -> None:
+        if items and items[0].seq > self._position(stream) + 1:
+            # A difference is gap-free after the position asked for: what lies before its
+            # first item is not for this reader (a chat's stream is read from one's joining).
+            self._set_position(stream, items[0].seq - 1)
         early = self._early.setdefault(stream, {})
         for item in items:
             if item.seq > self._position(stream):

@@ -136,9 +136,11 @@ class Chats(_Feature):
     async def open_private(self, user_id: int) -> Chat:
         return await self._call("chats.open_private", m.OpenPrivate(user_id=user_id))
 
-    async def create_group(self, title: str, member_ids: list[int]) -> Chat:
+    async def create_group(self, title: str, member_ids: list[int], large: bool = False) -> Chat:
+        """``large``: a very large group (kind ``supergroup``, protocol version 2): its updates
+        come once, on its own stream, which this client follows while it is a member."""
         return await self._call("chats.create_group",
-                                m.CreateGroup(title=title, member_ids=member_ids))
+                                m.CreateGroup(title=title, member_ids=member_ids, large=large))
 
     async def add_members(self, chat_id: int, user_ids: list[int]) -> Chat:
         return await self._call("chats.add_members",

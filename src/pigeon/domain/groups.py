@@ -31,6 +31,7 @@ from typing import Literal, NamedTuple
 from pigeon.protocol.errors import Conflict, Forbidden, NotFound
 
 from .people import no_such_user
+from .streams import LARGE_CHAT_KIND
 
 Admission = Literal["add", "invite", "refuse", "unknown"]
 WHO_CAN_ADD = ("everyone", "contacts", "nobody")
@@ -44,6 +45,7 @@ class GroupPolicy(NamedTuple):
     max_groups_joined: int = 500            # groups one account is in
     max_groups_created_per_day: int = 50    # groups one account creates in any 24 hours
     max_pending_invitations: int = 100      # invitations waiting for one account
+    max_supergroup_members: int = 200_000   # members of one very large group (supergroup)
 
 
 def admission(who_can_add: str, wrote_to_adder: bool, adder_sees_them: bool) -> Admission:
@@ -103,6 +105,18 @@ def already_members(invited_too: bool = False) -> Conflict:
         return Conflict("every one of them is already a member or invited",
                         code="ALREADY_MEMBER")
     return Conflict("every one of them is already a member", code="ALREADY_MEMBER")
+
+
+def group_kind(large: bool) -> str:
+    return LARGE_CHAT_KIND if large else "group"
+
+
+def member_limit(kind: str, max_members: int, policy: GroupPolicy | None) -> int:
+    """How many members a chat of ``kind`` holds: the server's setting for very large groups
+    (when the caller gave its policy), ``max_members`` for the others."""
+    if kind == LARGE_CHAT_KIND and policy is not None:
+        return policy.max_supergroup_members
+    return max_members
 
 
 def check_capacity(member_count: int, joining: int, max_members: int) -> None:

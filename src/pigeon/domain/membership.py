@@ -25,6 +25,7 @@ from pigeon.protocol.errors import Conflict, Forbidden, NotFound
 from pigeon.protocol.types import Role
 
 from .records import MemberRow, Standing
+from .streams import LARGE_CHAT_KIND
 
 
 def not_a_member(chat_id: int) -> Forbidden:
@@ -42,8 +43,13 @@ def member(standing: Standing | None, chat_id: int) -> Standing:
     return standing
 
 
+def is_group(kind: str) -> bool:
+    """A group of either size: the rules of membership and roles are the same."""
+    return kind in ("group", LARGE_CHAT_KIND)
+
+
 def require_group(kind: str) -> None:
-    if kind != "group":
+    if not is_group(kind):
         raise Forbidden("that is only possible in groups", code="FORBIDDEN")
 
 

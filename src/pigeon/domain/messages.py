@@ -16,7 +16,9 @@ from typing import NamedTuple
 from pigeon.protocol.errors import Conflict, Forbidden, NotFound
 from pigeon.protocol.types import FwdFrom, Message
 
+from .membership import is_group
 from .records import Standing
+from .streams import on_chat_stream
 
 
 def visible(message: Message | None, history_from: int) -> bool:
@@ -99,7 +101,7 @@ def deletable(rows: Iterable[Message], history_from: int) -> list[Message]:
 
 
 def check_delete_for_everyone(actor: Standing, user_id: int, messages: Iterable[Message]) -> None:
-    if actor.kind == "group" and actor.role == "member" and any(
+    if is_group(actor.kind) and actor.role == "member" and any(
             m.sender_id != user_id for m in messages):
         raise Forbidden("only admins can delete others' messages for everyone",
                         code="NOT_ADMIN")
@@ -146,3 +148,10 @@ def authors_to_tell(
                 and sender_id not in told:
             told.append(sender_id)
     return told
+
+
+def tells_authors(kind: str) -> bool:
+    """Whether reading a chat of ``kind`` tells the authors (``read_outbox``). Not in a very
+    large group: every read there would write to the many authors it covers, the per-member
+    fan-out such a chat exists to avoid (Telegram shows no read receipts there either)."""
+    return not on_chat_stream(kind)

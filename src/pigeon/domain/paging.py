@@ -13,7 +13,7 @@ generator over its cursor, and the rows after a cut page are never read.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.sizes import PAGE_BYTES, ByteBudget
@@ -88,3 +88,15 @@ def difference(updates: Iterable[AnyUpdate], since_pts: int, current_pts: int, l
     more = last < current_pts
     return Difference(updates=got, state=State(pts=last if more else current_pts, date=0.0),
                       more=more)
+
+
+def stream_page(rows: Iterable[tuple[int, Any]], after: int, head: int, limit: int,
+                max_bytes: int = PAGE_BYTES) -> tuple[list[tuple[int, Any]], int, bool]:
+    """One page of a stream: ``rows`` are its ``(seq, body)`` after ``after`` in order,
+    ``head`` its last position. Returns the items (at most ``limit`` and ``max_bytes``, at
+    least one while any remain), the position the page reaches (the last item's while
+    ``more``, else the head: nothing after it is for this reader) and ``more``."""
+    got = page(rows, limit, max_bytes)
+    last = got[-1][0] if got else after
+    more = last < head
+    return got, last if more else max(head, after), more

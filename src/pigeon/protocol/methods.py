@@ -130,6 +130,9 @@ class OpenPrivate(Params):
 class CreateGroup(Params):
     title: Title
     member_ids: IdList = []
+    # Version 2: a very large group (kind "supergroup", up to the server's
+    # max_supergroup_members) whose updates travel once, on its own stream chat:<id>.
+    large: bool = False
 
 
 class AddMembers(Params):
@@ -249,6 +252,14 @@ class GetStreamDifference(Params):
     limit: Annotated[int, Meta(ge=1, le=limits.MAX_DIFFERENCE_PAGE)] = limits.MAX_DIFFERENCE_PAGE
 
 
+class AckStream(Params):
+    """Version 2: the caller's device has the items of its inbox (``device:<session id>``)
+    up to ``seq``; the server deletes them."""
+
+    stream: StreamName
+    seq: Seq
+
+
 Work = Literal["interactive", "bulk"]
 
 
@@ -312,6 +323,7 @@ METHODS: dict[str, Method] = {
     "updates.get_difference": Method(GetDifference, Difference, work="bulk"),
     "updates.get_stream_difference": Method(GetStreamDifference, StreamDifference,
                                             work="bulk"),
+    "updates.ack_stream": Method(AckStream, Affected),
 }
 
 METHOD_OF: dict[type[Params], str] = {m.params: name for name, m in METHODS.items()}

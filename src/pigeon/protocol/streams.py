@@ -1,7 +1,8 @@
 """Streams (protocol version 2): every sequenced update is an item of a named stream.
 
 An item is ``{stream, seq, body}``: ``stream`` names the sequence (``user:<id>``: a person's
-own updates, today's ``pts``; ``device:<id>`` and ``chat:<id>`` are to come), ``seq`` is the
+own updates, their ``pts``; ``chat:<id>``: a large group's; ``device:<id>``: one device's
+inbox; :mod:`pigeon.domain.streams`), ``seq`` is the
 item's gap-free position in it (1, 2, 3...; 0 for an ephemeral item, such as typing, that
 takes no position) and ``body`` is the update. A reader keeps one position per stream it
 follows; it reads the envelope even when it cannot read the body, so an update of a type it

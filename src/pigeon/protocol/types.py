@@ -31,7 +31,7 @@ Date = Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]  # seconds since the epo
 # What the server sends back is open (:class:`OpenEnums`): a value added by a later version
 # reads as "unknown" instead of failing the frame. ``versions.ENUMS`` lists both, by version.
 Role = Literal["owner", "admin", "member"]
-ChatKind = Literal["private", "group"]
+ChatKind = Literal["private", "group", "supergroup"]
 # Who may add you to a group without asking (docs/protocol.md, "Groups and consent").
 WhoCanAdd = Literal["everyone", "contacts", "nobody"]
 UNKNOWN = versions.UNKNOWN
@@ -87,8 +87,8 @@ class State(Struct):
 
     pts: int
     date: float
-    # Version 2: the head of every other stream the user follows, by name (none yet; device
-    # and chat streams will be listed here).
+    # Version 2: the head of every other stream the user follows, by name: the streams of
+    # the large groups (``chat:<id>``) they are a member of.
     streams: dict[str, int] = {}
 
 

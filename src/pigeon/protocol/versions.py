@@ -33,6 +33,7 @@ FRAME_SINCE: dict[str, int] = {
 #: is answered ``UNKNOWN_METHOD``, as its version defines no such method (absent here: 1)
 METHOD_SINCE: dict[str, int] = {
     "updates.get_stream_difference": 2,
+    "updates.ack_stream": 2,
 }
 
 #: update types (tag ``u``) and the version that brought each
@@ -45,13 +46,14 @@ UPDATE_SINCE: dict[str, int] = {
 #: version that brought each. What a client *sends* stays a closed set (``types.Role``...):
 #: the server is the authority and refuses a value it does not know with INVALID_ARGUMENT.
 ENUMS: dict[str, dict[str, int]] = {
-    "ChatKind": {"private": 1, "group": 1},
+    # supergroup: a very large group whose updates travel on its own stream, chat:<id>
+    "ChatKind": {"private": 1, "group": 1, "supergroup": 2},
     "Role": {"owner": 1, "admin": 1, "member": 1},
     "WhoCanAdd": {"everyone": 1, "contacts": 1, "nobody": 1},
 }
 
 #: what a connection older than a value's version gets instead of it, per (enum, value)
-OLDER_VALUE: dict[tuple[str, str], str] = {}
+OLDER_VALUE: dict[tuple[str, str], str] = {("ChatKind", "supergroup"): "group"}
 
 _newest = 1  # the newest version of any update type or enum value: hold-back's fast path
 
@@ -98,3 +100,6 @@ def refresh() -> None:
     """Recompute :func:`newest_shape` after the tables changed."""
     global _newest
     _newest = max([*UPDATE_SINCE.values(), *(v for e in ENUMS.values() for v in e.values())])
+
+
+refresh()

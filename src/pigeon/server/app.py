@@ -30,6 +30,7 @@ from .metrics import Metrics
 from .operator import start_operator
 from .services import Services
 from .settings import Settings
+from .streams import purge_device_inboxes
 
 log = logging.getLogger("pigeon.server")
 
@@ -223,6 +224,8 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
         await services.codes.close()
         raise CannotListen(f"cannot listen on {settings.listen}: {_reason(exc)}") from None
     await shield.start()
+    purge = asyncio.create_task(
+        purge_device_inboxes(services, settings.device_inbox_purge_every))
     bound = listener.sockets[0].getsockname()
     scheme = "wss" if tls else "ws"
     host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
@@ -239,6 +242,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
     finally:
         log.info("stopping: no new connections; finishing calls in flight")
         listener.close()
+        purge.cancel()
         conns = list(services.connections)
         with suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)

@@ -10,7 +10,7 @@ from pigeon.protocol.types import Affected, Chat, Dialog, Invitation, Member, Ok
 from pigeon.protocol.updates import Typing
 from pigeon.store import GroupPolicy
 
-from .fanout import afterwards, reserve
+from .fanout import afterwards, fanout_size, reserve
 from .service_account import refuse_service_account
 from .services import Caller
 from .settings import Settings
@@ -23,6 +23,7 @@ def group_policy(settings: Settings) -> GroupPolicy:
         max_groups_joined=settings.max_groups_joined,
         max_groups_created_per_day=settings.max_groups_created_per_day,
         max_pending_invitations=settings.max_pending_invitations,
+        max_supergroup_members=settings.max_supergroup_members,
     )
 
 
@@ -38,7 +39,7 @@ async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
     fanout = reserve(caller, None, estimate=len(p.member_ids) + 1)
     chat, pushes = await s.store.create_group(caller.user_id, title, p.member_ids, s.clock(),
                                               s.settings.max_group_members,
-                                              group_policy(s.settings))
+                                              group_policy(s.settings), large=p.large)
     fanout.deliver(pushes)
     return chat
 
@@ -101,7 +102,7 @@ async def set_title(caller: Caller, p: m.SetTitle) -> Chat:
     title = validate_title(p.title)
     fanout = reserve(caller, p.chat_id)
     chat, pushes = await s.store.set_title(caller.user_id, p.chat_id, title, s.clock())
-    fanout.deliver(pushes, chat_size=chat.member_count)
+    fanout.deliver(pushes, chat_size=fanout_size(chat))
     return chat
 
 

@@ -24,7 +24,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
@@ -166,6 +166,7 @@ class Connection:
                 self.revoke("this session was terminated")
                 return
             self._touch(force=True)
+            self.follow(state.streams)
         self._send(self.protocol.welcome(services.settings.server_name, user,
                                          session.id if session else None, state,
                                          self.shield.budget()))
@@ -331,6 +332,17 @@ class Connection:
         assert self.user_id is not None  # the bus pushes only to logged-in connections
         self.push_item(user_stream(self.user_id), update)
 
+    @property
+    def reads_streams(self) -> bool:
+        return self.protocol.version >= 2
+
+    def follow(self, streams: Iterable[str]) -> None:
+        """Subscribe this logged-in device to the streams its state lists (a version-1 device
+        reads none: it is told nothing of large chats but what it asks for)."""
+        if self.reads_streams:
+            for stream in streams:
+                self.services.bus.subscribe(self, stream)
+
     def push_item(self, stream: str, item: Any) -> None:
         """Queue an item of ``stream`` (an update whose ``pts`` is its position there)."""
         self._pending_updates.append((stream, item))
@@ -495,3 +507,6 @@ class DeviceLink:
 
     def log_out(self) -> None:
         self._connection.logout()
+
+    def follow(self, streams: Iterable[str]) -> None:
+        self._connection.follow(streams)

@@ -16,14 +16,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from pigeon.domain.streams import on_chat_stream
 from pigeon.protocol.errors import PigeonError
+from pigeon.protocol.types import Chat
 from pigeon.store import Push
 
 from .services import Caller, Services
+from .streams import follow_changes, publish
 
 
 def recipients(pushes: Sequence[Push]) -> int:
-    return sum(len(push.targets) for push in pushes)
+    """What the writes cost: one per recipient's update, one per item of a chat's stream."""
+    return sum(len(push.targets) or bool(push.stream) for push in pushes)
 
 
 class FanOut:
@@ -39,7 +43,9 @@ class FanOut:
         services = self.caller.services
         services.shield.charge_fanout(self.caller.user_id, self.taken, recipients(pushes),
                                       self.chat_id, chat_size)
+        follow_changes(services, pushes)
         services.bus.deliver(pushes, exclude_sink=exclude_sink)
+        publish(services, pushes)
 
 
 def reserve(caller: Caller, chat_id: int | None, estimate: int | None = None) -> FanOut:
@@ -71,7 +77,13 @@ async def _learn_size(services: Services, user_id: int, chat_id: int) -> None:
         return  # not a member (the call itself says so), or the store is closing
     finally:
         services.shield.chat_sizes_asked.discard(chat_id)
-    services.shield.remember_chat_size(chat_id, chat.member_count)
+    services.shield.remember_chat_size(chat_id, fanout_size(chat))
+
+
+def fanout_size(chat: Chat) -> int:
+    """The updates one message to ``chat`` makes: one per member, or one item in all for a
+    large chat, which is written once on its own stream (server/streams.py)."""
+    return 1 if on_chat_stream(chat.kind) else chat.member_count
 
 
 def afterwards(caller: Caller, chat_id: int | None = None) -> FanOut:

@@ -58,8 +58,9 @@ async def delete(caller: Caller, p: m.DeleteMessages) -> Affected:
 
 
 def _members_of(pushes: list[Push]) -> int | None:
-    """A send's first push (its new_message) goes to every member: the chat's size."""
-    return len(pushes[0].targets) if pushes else None
+    """A send's first push (its new_message) goes to every member: the chat's size (a large
+    chat's is one item on its stream: its cost is one)."""
+    return (len(pushes[0].targets) or 1) if pushes else None
 
 
 # Pages are cut by bytes as well as by count, so that an answer always fits in one frame

@@ -7,6 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pigeon.bus import Bus
@@ -96,6 +97,9 @@ class Device(Identity, Protocol):
 
     def log_out(self) -> None:
         """This device is no longer logged in; it stays open to carry the answer."""
+
+    def follow(self, streams: Iterable[str]) -> None:
+        """The logged-in device follows these streams (large chats' ones), if it reads any."""
 
 
 @dataclass(frozen=True, slots=True)

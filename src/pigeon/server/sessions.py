@@ -125,6 +125,7 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
         await store.delete_sessions(user.id, only=session.id)
         raise
     state = await store.get_state(user.id)
+    caller.device.follow(state.streams)
     return Authorization(user=public_user(user, self_id=user.id), token=token,
                          session_id=session.id, state=state)
 

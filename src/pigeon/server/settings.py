@@ -44,6 +44,13 @@ class Settings:
     # Every group message writes one update row per member on the one writer thread: 1,000
     # members cost about 7 ms of it (docs/operations.md, "Groups"). Up to 200,000 allowed.
     max_group_members: int = 1_000
+    # A very large group (chats.create_group large=true, "supergroup") writes each message
+    # once, on its own stream, whatever its size (docs/operations.md, "Groups").
+    max_supergroup_members: int = 200_000
+    # Items of a device inbox (end-to-end envelopes) that its device has not acknowledged
+    # after this many seconds are deleted; the purge runs every device_inbox_purge_every.
+    device_inbox_retention: float = 30 * 86400.0
+    device_inbox_purge_every: float = 3600.0
     default_who_can_add: str = "contacts"   # for accounts that never chose: everyone,
                                             # contacts (who wrote to them) or nobody
     max_groups_joined: int = 500            # groups one account may be in
@@ -175,6 +182,12 @@ class Settings:
                                 f"not {self.default_who_can_add!r}")
         if not 1 <= self.max_group_members <= limits.MAX_GROUP_MEMBERS:
             raise SettingsError(f"max_group_members must be 1 to {limits.MAX_GROUP_MEMBERS}")
+        if not 1 <= self.max_supergroup_members <= limits.MAX_GROUP_MEMBERS:
+            raise SettingsError(
+                f"max_supergroup_members must be 1 to {limits.MAX_GROUP_MEMBERS}")
+        if self.device_inbox_retention <= 0 or self.device_inbox_purge_every <= 0:
+            raise SettingsError("device_inbox_retention and device_inbox_purge_every must be "
+                                "positive (seconds)")
         return self
 
     @property

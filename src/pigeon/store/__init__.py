@@ -10,11 +10,12 @@ from typing import Any
 from pigeon.domain.groups import GroupPolicy
 
 from .base import (
-    InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store, StoreStats, UserRecord,
+    ChatPush, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store, StoreStats,
+    StreamPage, UserRecord,
 )
 
-__all__ = ["GroupPolicy", "InvitationRecord", "LoginCode", "MemberRecord", "Push",
-           "SessionRecord", "SqliteStore", "Store", "StoreStats", "UserRecord"]
+__all__ = ["ChatPush", "GroupPolicy", "InvitationRecord", "LoginCode", "MemberRecord", "Push",
+           "SessionRecord", "SqliteStore", "Store", "StoreStats", "StreamPage", "UserRecord"]
 
 
 def __getattr__(name: str) -> Any:

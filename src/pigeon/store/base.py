@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from pigeon.domain.groups import GroupPolicy
+from pigeon.domain.streams import chat_of, chat_stream
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
@@ -65,6 +66,31 @@ class Push(NamedTuple):
 
     update: Any
     targets: list[tuple[int, int]]
+
+    @property
+    def stream(self) -> str:
+        """The stream the update is an item of, when it is not each target's own."""
+        return ""
+
+
+class ChatPush(Push):
+    """One item of a large chat's stream (``chat:<id>``), for whoever follows it: no
+    targets; its ``update`` already carries its position there as ``pts``."""
+
+    __slots__ = ()
+
+    @property
+    def stream(self) -> str:
+        return chat_stream(chat_of(self.update))
+
+
+class StreamPage(NamedTuple):
+    """A page of a stream: ``(seq, body)`` items in order; ``seq`` the position it reaches
+    (ask again from it while ``more``)."""
+
+    items: list[tuple[int, Any]]
+    seq: int
+    more: bool
 
 
 class StoreStats(NamedTuple):
@@ -200,9 +226,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def create_group(
         self, owner_id: int, title: str, member_ids: list[int], now: float, max_members: int,
-        policy: GroupPolicy | None = None,
+        policy: GroupPolicy | None = None, large: bool = False,
     ) -> tuple[Chat, list[Push]]:
-        """With a ``policy``, each person is added, invited or refused by their privacy
+        """``large``: a very large group (kind ``supergroup``) whose updates are written once,
+        on its own stream; it holds ``policy.max_supergroup_members`` (``max_members``
+        without a policy). With a ``policy``, each person is added, invited or refused by their privacy
         setting (Forbidden(USER_PRIVACY_RESTRICTED), NotFound(USER_NOT_FOUND) for people the
         owner cannot see) and quotas hold (Conflict(QUOTA_EXCEEDED)); ``chat.invited`` lists
         who was invited. Without one, everyone named is added (the store's own tests)."""
@@ -321,7 +349,8 @@ class Store(abc.ABC):
 
     # -- updates ----------------------------------------------------------------------------
     @abc.abstractmethod
-    async def get_state(self, user_id: int) -> State: ...
+    async def get_state(self, user_id: int) -> State:
+        """The user's pts, and in ``streams`` the head of each large chat's stream they are in."""
 
     @abc.abstractmethod
     async def get_difference(
@@ -330,3 +359,39 @@ class Store(abc.ABC):
         """The updates after ``pts``, in order: at most ``limit``, fewer (but at least one)
         when more would encode to over ``max_bytes`` (``more`` is then true). A message
         update shows what its recipient is entitled to (:mod:`pigeon.domain.visibility`)."""
+
+    # -- streams (docs/protocol.md, "Streams") -----------------------------------------------
+    @abc.abstractmethod
+    async def chat_stream(
+        self, user_id: int, chat_id: int, after: int, limit: int, max_bytes: int = PAGE_BYTES
+    ) -> StreamPage:
+        """The items of a large chat's stream after ``after`` (never before the member joined),
+        as updates the member may see. NotFound(STREAM_NOT_FOUND) unless the user is a member
+        of such a chat."""
+
+    @abc.abstractmethod
+    async def append_stream(self, stream: str, bodies: list[bytes], now: float) -> range:
+        """Append encoded items to a stream in one transaction; returns their positions,
+        gap-free and increasing however many writers append at once."""
+
+    @abc.abstractmethod
+    async def append_to_devices(
+        self, session_ids: list[int], body: bytes, now: float
+    ) -> dict[int, int]:
+        """One item (an encoded envelope) in each of these devices' inboxes, in one
+        transaction; returns each existing session's position for it (ended sessions are left
+        out). InvalidArgument past the bounds of :mod:`pigeon.domain.streams`."""
+
+    @abc.abstractmethod
+    async def stream_items(
+        self, stream: str, after: int, limit: int, max_bytes: int = PAGE_BYTES
+    ) -> StreamPage:
+        """Items of a stream after ``after`` as their stored bytes (``msgspec.Raw``)."""
+
+    @abc.abstractmethod
+    async def ack_stream(self, stream: str, seq: int) -> int:
+        """Delete the items up to ``seq`` (the reader has them); returns how many."""
+
+    @abc.abstractmethod
+    async def purge_device_inboxes(self, before: float, limit: int) -> int:
+        """Delete at most ``limit`` device inbox items created before ``before``."""

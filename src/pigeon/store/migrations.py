@@ -169,6 +169,29 @@ MIGRATIONS: list[str] = [
         chat_id INTEGER PRIMARY KEY
     );
     """,
+    # 6: streams (issue 8, deliverable 2). Every sequence that is not a user's own pts: a very
+    # large chat's (``chat:<id>``: one item per message, read by every member) and a device's
+    # inbox (``device:<session id>``). ``streams`` holds each one's head, the row a writer
+    # locks to number its items; ``stream_items`` the items. A message item refers to its
+    # message row (``kind`` 1 or 2, ``ref`` the message id), as the per-user log does, so that
+    # a deletion for everyone wipes its text there too; other items keep their encoded body.
+    # ``members.stream_from``: the chat stream's head when a member joined, where they start.
+    """
+    CREATE TABLE streams (
+        name TEXT PRIMARY KEY,
+        head INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE stream_items (
+        stream TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        ref INTEGER NOT NULL DEFAULT 0,
+        body BLOB,
+        created REAL NOT NULL,
+        PRIMARY KEY (stream, seq)
+    ) WITHOUT ROWID;
+    ALTER TABLE members ADD COLUMN stream_from INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

@@ -20,7 +20,7 @@ from pigeon.protocol.updates import Difference
 
 from .base import (
     DIALOG_PAGE_BYTES, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store,
-    StoreStats, UserRecord,
+    StoreStats, StreamPage, UserRecord,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -41,6 +41,10 @@ from .sqlite_messages import (
     _tx_send_message,
 )
 from .sqlite_service import _q_service_user_id, _tx_send_service_message
+from .sqlite_streams import (
+    _q_chat_stream, _q_raw_page, _tx_ack, _tx_append_stream, _tx_append_to_devices,
+    _tx_purge_devices,
+)
 
 
 class SqliteStore(Store):
@@ -130,9 +134,9 @@ class SqliteStore(Store):
 
     async def create_group(self, owner_id: int, title: str, member_ids: list[int], now: float,
                            max_members: int, policy: GroupPolicy | None = None,
-                           ) -> tuple[Chat, list[Push]]:
+                           large: bool = False) -> tuple[Chat, list[Push]]:
         return await self.engine.write(_tx_create_group, owner_id, title, member_ids, now,
-                                       max_members, policy)
+                                       max_members, policy, large)
 
     async def add_members(self, actor_id: int, chat_id: int, user_ids: list[int], now: float,
                           max_members: int, policy: GroupPolicy | None = None,
@@ -157,11 +161,11 @@ class SqliteStore(Store):
 
     async def set_role(self, actor_id: int, chat_id: int, user_id: int, role: Role,
                        now: float) -> tuple[int, list[Push]]:
-        return await self.engine.write(_tx_set_role, actor_id, chat_id, user_id, role)
+        return await self.engine.write(_tx_set_role, actor_id, chat_id, user_id, role, now)
 
     async def set_title(self, actor_id: int, chat_id: int, title: str,
                         now: float) -> tuple[Chat, list[Push]]:
-        return await self.engine.write(_tx_set_title, actor_id, chat_id, title)
+        return await self.engine.write(_tx_set_title, actor_id, chat_id, title, now)
 
     async def get_chat(self, user_id: int, chat_id: int) -> Chat:
         return await self.engine.read(_q_get_chat, user_id, chat_id)
@@ -221,3 +225,25 @@ class SqliteStore(Store):
     async def get_difference(self, user_id: int, pts: int, limit: int,
                              max_bytes: int = PAGE_BYTES) -> Difference:
         return await self.engine.read(_q_difference, user_id, pts, limit, max_bytes)
+
+    # -- streams ----------------------------------------------------------------------------
+    async def chat_stream(self, user_id: int, chat_id: int, after: int, limit: int,
+                          max_bytes: int = PAGE_BYTES) -> StreamPage:
+        return await self.engine.read(_q_chat_stream, user_id, chat_id, after, limit, max_bytes)
+
+    async def append_stream(self, stream: str, bodies: list[bytes], now: float) -> range:
+        return await self.engine.write(_tx_append_stream, stream, bodies, now)
+
+    async def append_to_devices(self, session_ids: list[int], body: bytes,
+                                now: float) -> dict[int, int]:
+        return await self.engine.write(_tx_append_to_devices, session_ids, body, now)
+
+    async def stream_items(self, stream: str, after: int, limit: int,
+                           max_bytes: int = PAGE_BYTES) -> StreamPage:
+        return await self.engine.read(_q_raw_page, stream, after, limit, max_bytes)
+
+    async def ack_stream(self, stream: str, seq: int) -> int:
+        return await self.engine.write(_tx_ack, stream, seq)
+
+    async def purge_device_inboxes(self, before: float, limit: int) -> int:
+        return await self.engine.write(_tx_purge_devices, before, limit)

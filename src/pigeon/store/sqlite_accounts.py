@@ -6,9 +6,11 @@ import sqlite3
 from typing import Any
 
 from pigeon.protocol.errors import Conflict, NotFound
+from pigeon.domain.streams import device_stream
 
 from .base import LoginCode, SessionRecord, UserRecord
 from .sqlite_rows import IN_CHUNK, SESSION_COLS, USER_COLS, session_row, user_row
+from .sqlite_streams import drop
 
 
 def _tx_exec(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> None:
@@ -146,4 +148,7 @@ def _tx_delete_sessions(
             "DELETE FROM sessions WHERE user_id = ? AND id != ? RETURNING id",
             (user_id, keep if keep is not None else -1),
         ).fetchall()
-    return sorted(r[0] for r in rows)
+    ended = sorted(r[0] for r in rows)
+    # A device inbox is for that device alone: nobody will ever read it again.
+    drop(conn, [device_stream(sid) for sid in ended])
+    return ended

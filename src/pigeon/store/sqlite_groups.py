@@ -10,7 +10,7 @@ import sqlite3
 
 import msgspec
 
-from pigeon.domain import groups, membership
+from pigeon.domain import groups, membership, streams
 from pigeon.domain import messages as rules
 from pigeon.domain.groups import GroupPolicy
 from pigeon.domain.visibility import departure
@@ -36,6 +36,7 @@ from .sqlite_rows import (
     member_row,
     members,
     prefixed,
+    senior_members,
     standing,
     user_row,
 )
@@ -65,19 +66,20 @@ def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: 
 
 def _tx_create_group(
     conn: sqlite3.Connection, owner_id: int, title: str, named: list[int], now: float,
-    max_members: int, policy: GroupPolicy | None = None,
+    max_members: int, policy: GroupPolicy | None = None, large: bool = False,
 ) -> tuple[Chat, list[Push]]:
+    kind = groups.group_kind(large)
     added, invited = sort_newcomers(conn, owner_id, groups.founders(owner_id, named), policy)
-    groups.check_capacity(1, len(added), max_members)
+    groups.check_capacity(1, len(added), groups.member_limit(kind, max_members, policy))
     check_created_quota(conn, owner_id, now, policy)
     check_joined_quota(conn, [owner_id, *added], policy)
     (chat_id,) = conn.execute(
-        "INSERT INTO chats (kind, title, created, creator_id) VALUES ('group', ?, ?, ?) "
-        "RETURNING id", (title, now, owner_id)
+        "INSERT INTO chats (kind, title, created, creator_id) VALUES (?, ?, ?, ?) "
+        "RETURNING id", (kind, title, now, owner_id)
     ).fetchone()
     insert_members(conn, chat_id, [owner_id], "owner", now, 0)
     insert_members(conn, chat_id, added, "member", now, 0)
-    pushes = announce(conn, chat_id)
+    pushes = announce(conn, chat_id, affected=[owner_id, *added], now=now)
     invited, invitations = invite(conn, chat_id, owner_id, invited, now, policy)
     view = msgspec.structs.replace(chat_view(conn, chat_id, owner_id), invited=invited)
     return view, pushes + invitations
@@ -92,14 +94,16 @@ def _tx_add_members(
     existing_users(conn, user_ids)
     new = groups.newcomers(user_ids, set(member_ids(conn, chat_id)))
     added, invited = sort_newcomers(conn, actor_id, new, policy)
-    groups.check_capacity(chat_row(conn, chat_id).member_count, len(added), max_members)
+    chat = chat_row(conn, chat_id)
+    groups.check_capacity(chat.member_count, len(added),
+                          groups.member_limit(chat.kind, max_members, policy))
     check_joined_quota(conn, added, policy)
     pushes: list[Push] = []
     if added:
         insert_members(conn, chat_id, added, "member", now,
                        membership.newcomer_history_from(actor.last_message_id))
         forget_invitations(conn, chat_id, added)
-        pushes = announce(conn, chat_id)
+        pushes = announce(conn, chat_id, affected=added, now=now)
     invited, invitations = invite(conn, chat_id, actor_id, invited, now, policy)
     if not added and not invited:
         raise groups.already_members(invited_too=True)
@@ -123,35 +127,38 @@ def _tx_remove_member(
         conn.execute(
             "INSERT INTO departures (user_id, chat_id, first_id, last_id, edit_seq, date) "
             "VALUES (?, ?, ?, ?, ?, ?)", (user_id, chat_id, *period, now))
-    remaining = members(conn, chat_id)
-    if removal.owner_leaves:
-        heir = membership.heir(remaining)
-        if heir is not None:
-            conn.execute("UPDATE members SET role = 'owner' WHERE chat_id = ? AND user_id = ?",
-                         (chat_id, heir.user_id))
-            remaining = [r._replace(role="owner") if r == heir else r for r in remaining]
-    pushes = announce(conn, chat_id, remaining, departed=[user_id])
+    large = streams.on_chat_stream(actor.kind)
+    # A large chat's members are not all read: the heir is found by the same rule among
+    # the longest-standing admins and members, read in order of seniority.
+    remaining = senior_members(conn, chat_id) if large else members(conn, chat_id)
+    heir = membership.heir(remaining) if removal.owner_leaves else None
+    if heir is not None:
+        conn.execute("UPDATE members SET role = 'owner' WHERE chat_id = ? AND user_id = ?",
+                     (chat_id, heir.user_id))
+        remaining = [r._replace(role="owner") if r == heir else r for r in remaining]
+    pushes = announce(conn, chat_id, None if large else remaining, departed=[user_id],
+                      affected=[heir.user_id] if heir is not None else None, now=now)
     return pts_in(pushes, actor_id), pushes
 
 
 def _tx_set_role(
-    conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int, role: Role
+    conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int, role: Role, now: float
 ) -> tuple[int, list[Push]]:
     actor = standing(conn, actor_id, chat_id)
     changes = membership.role_changes(actor_id, actor, user_id,
                                       member_row(conn, chat_id, user_id), role)
     conn.executemany("UPDATE members SET role = ? WHERE chat_id = ? AND user_id = ?",
                      [(new, chat_id, uid) for uid, new in changes])
-    pushes = announce(conn, chat_id)
+    pushes = announce(conn, chat_id, affected=[uid for uid, _ in changes], now=now)
     return pts_in(pushes, actor_id), pushes
 
 
 def _tx_set_title(
-    conn: sqlite3.Connection, actor_id: int, chat_id: int, title: str
+    conn: sqlite3.Connection, actor_id: int, chat_id: int, title: str, now: float
 ) -> tuple[Chat, list[Push]]:
     membership.may_manage(standing(conn, actor_id, chat_id))
     conn.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
-    return chat_view(conn, chat_id, actor_id), announce(conn, chat_id)
+    return chat_view(conn, chat_id, actor_id), announce(conn, chat_id, now=now)
 
 
 def _q_get_chat(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Chat:

@@ -11,14 +11,14 @@ row, not one copy per member); when read back, it shows what its reader is entit
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
 
 from pigeon.domain import audience as aud
-from pigeon.domain import paging, views
-from pigeon.domain.records import Departure, MemberRow
+from pigeon.domain import paging, streams, views
+from pigeon.domain.records import ChatRow, Departure, MemberRow
 from pigeon.domain.visibility import entitled, member_sees
 from pigeon.protocol import updates as up
 from pigeon.protocol.errors import NotFound
@@ -27,19 +27,21 @@ from pigeon.protocol.updates import Difference
 
 from .base import Push
 from .sqlite_rows import (
+    EDIT,
     MSG_COLS,
+    NEW,
+    STORED,
     chat_row,
     chunks,
     encode,
     marks,
     members,
+    members_named,
     message_row,
     prefixed,
     update_decoder,
 )
-
-# update kinds in the log; NEW/EDIT refer to a message row, the rest keep their encoded update
-NEW, EDIT, STORED = 1, 2, 3
+from .sqlite_streams import push_chat
 
 
 # -- numbering and logging --------------------------------------------------------------------
@@ -81,17 +83,23 @@ def log_updates(
 
 
 def push_stored(conn: sqlite3.Connection, chat_id: int, update: Any,
-                audience: aud.Audience) -> Push:
-    """Log ``update`` (stored whole) for its audience."""
+                audience: aud.Audience, chat_kind: str = "group", now: float = 0.0) -> Push:
+    """Log ``update`` (stored whole) for its audience: on each recipient's own stream, or,
+    in a chat of a kind that has its own stream, once there for all its members."""
+    if streams.on_chat_stream(chat_kind) and not isinstance(audience, aud.Only):
+        return push_chat(conn, chat_id, update, now)
     targets = recipients(conn, chat_id, audience)
     log_updates(conn, targets, STORED, chat_id, 0, encode(update))
     return Push(update, targets)
 
 
 def push_message(conn: sqlite3.Connection, update: up.NewMessage | up.EditMessage,
-                 audience: aud.Audience) -> Push:
-    """Log a message update for its audience, as a reference to the message row."""
+                 audience: aud.Audience, chat_kind: str = "group", now: float = 0.0) -> Push:
+    """Log a message update for its audience, as a reference to the message row (once, on
+    the chat's own stream, for a chat of a kind that has one)."""
     message = update.message
+    if streams.on_chat_stream(chat_kind) and not isinstance(audience, aud.Only):
+        return push_chat(conn, message.chat_id, update, now)
     targets = recipients(conn, message.chat_id, audience)
     kind = NEW if isinstance(update, up.NewMessage) else EDIT
     log_updates(conn, targets, kind, message.chat_id, message.id)
@@ -99,14 +107,31 @@ def push_message(conn: sqlite3.Connection, update: up.NewMessage | up.EditMessag
 
 
 def announce(conn: sqlite3.Connection, chat_id: int, current: list[MemberRow] | None = None,
-             departed: list[int] | tuple[int, ...] = ()) -> list[Push]:
+             departed: list[int] | tuple[int, ...] = (), affected: list[int] | None = None,
+             now: float = 0.0) -> list[Push]:
     """A ChatUpdate for every member (each sees their own role) and for ``departed``.
-    ``current``: the members, if the transaction already read them."""
+    ``current``: the members, if the transaction already read them. In a chat with its own
+    stream, one item there for all, and on their own streams only for the members whose
+    standing changed (``affected``: joined, promoted; None: nobody) and ``departed``."""
     chat = chat_row(conn, chat_id)
+    if streams.on_chat_stream(chat.kind):
+        return _announce_on_stream(conn, chat, departed, affected or [], now)
     rows = members(conn, chat_id) if current is None else current
     return [push_stored(conn, chat_id, up.ChatUpdate(pts=0, chat=view), aud.only(*user_ids))
             for view, user_ids in views.member_views(
                 chat, ((r.user_id, r.role) for r in rows), departed)]
+
+
+def _announce_on_stream(conn: sqlite3.Connection, chat: ChatRow, departed: Sequence[int],
+                        affected: list[int], now: float) -> list[Push]:
+    # On the shared stream the chat carries no role: each member's own comes on their
+    # own stream, when it changes (docs/protocol.md, "Streams").
+    shared = push_chat(conn, chat.id, up.ChatUpdate(pts=0, chat=views.chat_view(chat, None)), now)
+    rows = members_named(conn, chat.id, affected)
+    return [shared, *(push_stored(conn, chat.id, up.ChatUpdate(pts=0, chat=view),
+                                  aud.only(*user_ids))
+                      for view, user_ids in views.member_views(
+                          chat, ((r.user_id, r.role) for r in rows), departed))]
 
 
 def pts_in(pushes: list[Push], user_id: int) -> int:
@@ -124,7 +149,11 @@ def _q_state(conn: sqlite3.Connection, user_id: int) -> State:
     row = conn.execute("SELECT pts FROM users WHERE id = ?", (user_id,)).fetchone()
     if row is None:
         raise NotFound(f"no user with id {user_id}", code="USER_NOT_FOUND")
-    return State(pts=row[0], date=0.0)
+    return State(pts=row[0], date=0.0, streams=dict(conn.execute(
+        "SELECT 'chat:' || m.chat_id, COALESCE(s.head, 0) FROM members m "
+        "JOIN chats c ON c.id = m.chat_id AND c.kind = ? "
+        "LEFT JOIN streams s ON s.name = 'chat:' || m.chat_id WHERE m.user_id = ?",
+        (streams.LARGE_CHAT_KIND, user_id))))
 
 
 def _q_difference(

@@ -7,6 +7,7 @@ writes what it decided; who is told is :mod:`pigeon.domain.audience`'s rule.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 
 import msgspec
@@ -15,6 +16,7 @@ from pigeon.domain import audience, paging
 from pigeon.domain import messages as rules
 from pigeon.domain.people import makes_contact
 from pigeon.protocol import updates as up
+from pigeon.domain.records import Standing
 from pigeon.protocol.types import FwdFrom, Message
 
 from .base import Push
@@ -69,8 +71,9 @@ def _tx_send_message(
     _set_read_mark(conn, chat_id, sender_id, reading.mark)
     new = Message(chat_id=chat_id, id=message_id, sender_id=sender_id, date=now, text=text,
                   reply_to=reply_to, fwd_from=fwd_from)
-    pushes = [push_message(conn, up.NewMessage(pts=0, message=new), audience.new_message())]
-    pushes += _tell_authors(conn, sender_id, chat_id, reading)
+    pushes = [push_message(conn, up.NewMessage(pts=0, message=new), audience.new_message(),
+                           sender.kind, now)]
+    pushes += _tell_authors(conn, sender_id, chat_id, reading, sender.kind)
     sender_pts = pts_in(pushes[:1], sender_id)
     conn.execute(
         "INSERT INTO random_ids (sender_id, random_id, chat_id, message_id, pts) "
@@ -80,15 +83,19 @@ def _tx_send_message(
 
 
 def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int) -> Message:
-    history_from = standing(conn, user_id, chat_id).history_from
-    return rules.seen_message(message(conn, chat_id, message_id), history_from, chat_id,
+    return _seen(conn, standing(conn, user_id, chat_id), chat_id, message_id)
+
+
+def _seen(conn: sqlite3.Connection, reader: Standing, chat_id: int, message_id: int) -> Message:
+    return rules.seen_message(message(conn, chat_id, message_id), reader.history_from, chat_id,
                               message_id)
 
 
 def _tx_edit_message(
     conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int, text: str, now: float
 ) -> tuple[Message, list[Push]]:
-    edited = _q_get_message(conn, user_id, chat_id, message_id)
+    editor = standing(conn, user_id, chat_id)
+    edited = _seen(conn, editor, chat_id, message_id)
     rules.check_edit(edited, user_id)
     (edit_seq,) = conn.execute(
         "UPDATE chats SET edit_seq = edit_seq + 1 WHERE id = ? RETURNING edit_seq", (chat_id,)
@@ -98,7 +105,8 @@ def _tx_edit_message(
         (text, now, edit_seq, chat_id, message_id),
     )
     edited = msgspec.structs.replace(edited, text=text, edit_date=now)
-    push = push_message(conn, up.EditMessage(pts=0, message=edited), audience.edit(message_id))
+    push = push_message(conn, up.EditMessage(pts=0, message=edited), audience.edit(message_id),
+                        editor.kind, now)
     return edited, [push]
 
 
@@ -118,7 +126,8 @@ def _tx_delete_messages(
             [(chat_id, i) for i in ids],
         )
         update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=ids, for_everyone=True)
-        push = push_stored(conn, chat_id, update, audience.delete_for_everyone(ids, user_id))
+        push = push_stored(conn, chat_id, update, audience.delete_for_everyone(ids, user_id),
+                           actor.kind, time.time())
     else:
         conn.executemany(
             "INSERT OR IGNORE INTO hidden_messages (user_id, chat_id, message_id) VALUES (?, ?, ?)",
@@ -176,7 +185,8 @@ def _tx_read_history(
                           rules.unread_after(reading.mark, reader.history_from))
     own = push_stored(conn, chat_id, up.ReadInbox(pts=0, chat_id=chat_id, max_id=reading.mark,
                                                   unread_count=unread), audience.only(user_id))
-    return pts_in([own], user_id), unread, [own, *_tell_authors(conn, user_id, chat_id, reading)]
+    return pts_in([own], user_id), unread, [own, *_tell_authors(conn, user_id, chat_id, reading,
+                                                                 reader.kind)]
 
 
 def _set_read_mark(conn: sqlite3.Connection, chat_id: int, user_id: int, mark: int) -> None:
@@ -185,9 +195,9 @@ def _set_read_mark(conn: sqlite3.Connection, chat_id: int, user_id: int, mark: i
 
 
 def _tell_authors(conn: sqlite3.Connection, reader_id: int, chat_id: int,
-                  reading: rules.Reading) -> list[Push]:
+                  reading: rules.Reading, kind: str) -> list[Push]:
     """ReadOutbox to the authors of the messages just read (:func:`rules.authors_to_tell`)."""
-    if not reading.tells:
+    if not reading.tells or not rules.tells_authors(kind):
         return []
     authors = rules.authors_to_tell(conn.execute(
         "SELECT DISTINCT m.sender_id, mb.read_outbox_max_id FROM messages m "

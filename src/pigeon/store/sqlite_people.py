@@ -177,11 +177,13 @@ def _tx_accept_invitation(
 ) -> tuple[Chat, list[Push]]:
     _take_invitation(conn, user_id, chat_id)
     chat = chat_row(conn, chat_id)
-    groups.check_capacity(chat.member_count, 1, max_members)
+    groups.check_capacity(chat.member_count, 1,
+                          groups.member_limit(chat.kind, max_members, policy))
     check_joined_quota(conn, [user_id], policy)
     insert_members(conn, chat_id, [user_id], "member", now,
                    membership.newcomer_history_from(chat.last_message_id))
-    return chat_view(conn, chat_id, user_id), announce(conn, chat_id)
+    return chat_view(conn, chat_id, user_id), announce(conn, chat_id, affected=[user_id],
+                                                       now=now)
 
 
 def _tx_decline_invitation(conn: sqlite3.Connection, user_id: int, chat_id: int) -> list[Push]:

@@ -16,6 +16,10 @@ from pigeon.protocol.types import Chat, FwdFrom, Message, Role
 
 from .base import SessionRecord, UserRecord
 
+# What a row of a log or stream holds: NEW and EDIT refer to a message row (a deletion for
+# everyone then wipes its text there too), STORED keeps its encoded update.
+NEW, EDIT, STORED = 1, 2, 3
+
 IN_CHUNK = 500  # host parameters per IN (...) list, well under SQLite's limit
 
 encode = msgspec.msgpack.encode
@@ -91,6 +95,27 @@ def members(conn: sqlite3.Connection, chat_id: int) -> list[MemberRow]:
         f"SELECT {MEMBER_COLS} FROM members WHERE chat_id = ?", (chat_id,))]
 
 
+def members_named(conn: sqlite3.Connection, chat_id: int, user_ids: list[int]) -> list[MemberRow]:
+    """The rows of these members (those of them who are members), read by key."""
+    out: list[MemberRow] = []
+    for chunk in chunks(user_ids):
+        out += [MemberRow(*r) for r in conn.execute(
+            f"SELECT {MEMBER_COLS} FROM members WHERE chat_id = ? "
+            f"AND user_id IN ({marks(chunk)})", (chat_id, *chunk))]
+    return out
+
+
+def senior_members(conn: sqlite3.Connection, chat_id: int) -> list[MemberRow]:
+    """The members an owner's heir is chosen among (:func:`membership.heir`: the
+    longest-standing admin, else member): the oldest admins and the oldest member."""
+    admins = [MemberRow(*r) for r in conn.execute(
+        f"SELECT {MEMBER_COLS} FROM members WHERE chat_id = ? AND role = 'admin' "
+        "ORDER BY joined, user_id LIMIT 1", (chat_id,))]
+    return admins + [MemberRow(*r) for r in conn.execute(
+        f"SELECT {MEMBER_COLS} FROM members WHERE chat_id = ? AND role != 'owner' "
+        "ORDER BY joined, user_id LIMIT 1", (chat_id,))]
+
+
 def member_ids(conn: sqlite3.Connection, chat_id: int) -> list[int]:
     return [r[0] for r in conn.execute("SELECT user_id FROM members WHERE chat_id = ?", (chat_id,))]
 
@@ -151,10 +176,12 @@ def insert_members(
     conn: sqlite3.Connection, chat_id: int, user_ids: list[int], role: Role, now: float,
     history_from: int,
 ) -> int:
+    # stream_from: a chat with its own stream is read from where it stood at joining.
     cur = conn.executemany(
         "INSERT OR IGNORE INTO members (chat_id, user_id, role, joined, history_from, "
-        "read_inbox_max_id) VALUES (?, ?, ?, ?, ?, ?)",
-        [(chat_id, uid, role, now, history_from, history_from) for uid in user_ids],
+        "read_inbox_max_id, stream_from) VALUES (?, ?, ?, ?, ?, ?, "
+        "COALESCE((SELECT head FROM streams WHERE name = 'chat:' || ?), 0))",
+        [(chat_id, uid, role, now, history_from, history_from, chat_id) for uid in user_ids],
     )
     added = cur.rowcount
     conn.execute("UPDATE chats SET member_count = member_count + ? WHERE id = ?", (added, chat_id))

@@ -15,9 +15,9 @@ from pigeon.protocol import updates as up
 from pigeon.protocol.types import Message
 
 from .base import SERVICE_NAME, SERVICE_PHONE, Push
-from .sqlite_log import NEW, bump, log_updates
+from .sqlite_log import bump, log_updates
 from .sqlite_people import note_private_send
-from .sqlite_rows import insert_members
+from .sqlite_rows import NEW, insert_members
 
 # Read receipts for the service's messages would be written to its update log, which
 # nobody reads: its read_outbox_max_id starts beyond any message id, so none are.
