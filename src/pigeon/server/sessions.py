@@ -98,6 +98,9 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     user = await store.user_by_phone(phone)
     if user is not None:
         services.shield.check_account(user.id)  # an account refused for abuse stays refused
+        if await store.is_disabled(user.id):  # before the code is spent
+            raise Unauthorized("this account was disabled by the server's operator",
+                               code="ACCOUNT_DISABLED")
     name = ""
     if user is None:
         if p.name is None:

@@ -18,13 +18,14 @@ from pigeon.protocol.types import Chat, Role
 
 from .base import MemberRecord, Push
 from .sqlite_log import announce, pts_in
+from .sqlite_safety import gate_new_private
 from .sqlite_service import service_user_id
 from .sqlite_people import (
     check_created_quota,
     check_joined_quota,
     forget_invitations,
     invite,
-    sort_newcomers,
+    sort_unblocked_newcomers,
 )
 from .sqlite_rows import (
     USER_COLS,
@@ -41,7 +42,11 @@ from .sqlite_rows import (
 )
 
 
-def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: float) -> Chat:
+def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: float,
+                     default_who_can_message: str | None = None) -> Chat:
+    """The private chat of the two, created on first use. With ``default_who_can_message``
+    (the server passes its setting) a new chat is a message request for the peer when the
+    opener is a stranger to them, or refused (:mod:`pigeon.domain.requests`)."""
     existing_users(conn, [peer_id])
     rules.check_service_rules(to_service_chat=peer_id == service_user_id(conn),
                               forwards_from_service_chat=False)
@@ -58,6 +63,8 @@ def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: 
             "INSERT INTO private_chats (user_a, user_b, chat_id) VALUES (?, ?, ?)", (a, b, chat_id)
         )
         insert_members(conn, chat_id, list(pair), "member", now, 0)
+        if default_who_can_message is not None and peer_id != user_id:
+            gate_new_private(conn, user_id, peer_id, chat_id, now, default_who_can_message)
     else:
         chat_id = row[0]
     return chat_view(conn, chat_id, user_id)
@@ -67,7 +74,8 @@ def _tx_create_group(
     conn: sqlite3.Connection, owner_id: int, title: str, named: list[int], now: float,
     max_members: int, policy: GroupPolicy | None = None,
 ) -> tuple[Chat, list[Push]]:
-    added, invited = sort_newcomers(conn, owner_id, groups.founders(owner_id, named), policy)
+    added, invited, refusing = sort_unblocked_newcomers(
+        conn, owner_id, groups.founders(owner_id, named), policy)
     groups.check_capacity(1, len(added), max_members)
     check_created_quota(conn, owner_id, now, policy)
     check_joined_quota(conn, [owner_id, *added], policy)
@@ -79,7 +87,8 @@ def _tx_create_group(
     insert_members(conn, chat_id, added, "member", now, 0)
     pushes = announce(conn, chat_id)
     invited, invitations = invite(conn, chat_id, owner_id, invited, now, policy)
-    view = msgspec.structs.replace(chat_view(conn, chat_id, owner_id), invited=invited)
+    view = msgspec.structs.replace(chat_view(conn, chat_id, owner_id),
+                                   invited=invited + refusing)
     return view, pushes + invitations
 
 
@@ -91,7 +100,7 @@ def _tx_add_members(
     membership.may_manage(actor)
     existing_users(conn, user_ids)
     new = groups.newcomers(user_ids, set(member_ids(conn, chat_id)))
-    added, invited = sort_newcomers(conn, actor_id, new, policy)
+    added, invited, refusing = sort_unblocked_newcomers(conn, actor_id, new, policy)
     groups.check_capacity(chat_row(conn, chat_id).member_count, len(added), max_members)
     check_joined_quota(conn, added, policy)
     pushes: list[Push] = []
@@ -101,6 +110,7 @@ def _tx_add_members(
         forget_invitations(conn, chat_id, added)
         pushes = announce(conn, chat_id)
     invited, invitations = invite(conn, chat_id, actor_id, invited, now, policy)
+    invited += refusing
     if not added and not invited:
         raise groups.already_members(invited_too=True)
     view = msgspec.structs.replace(chat_view(conn, chat_id, actor_id), invited=invited)
