@@ -51,13 +51,11 @@ async def unblock(ctx: Ctx, user: str) -> None:
 @run
 async def blocked(ctx: Ctx) -> None:
     """List the people you blocked, newest first."""
+    shown = 0
     async with session(ctx) as client:
-        offset, shown = 0, 0
-        while page := await client.safety.blocked(offset):
-            for user in page:
-                echo(_user(user))
-            offset += len(page)
-            shown += len(page)
+        async for user in client.safety.all_blocked():
+            echo(_user(user))
+            shown += 1
     if not shown:
         echo("you blocked nobody")
 
@@ -147,15 +145,11 @@ async def requests_list(ctx: Ctx) -> None:
     """List waiting message requests, newest first, with their last message."""
     count = 0
     async with session(ctx) as client:
-        offset = 0
-        while page := await client.requests.list(offset):
-            for request in page:
-                count += 1
-                echo(f"chat:{request.chat.id} from {_user(request.peer)} since "
-                     f"{when(request.date)}")
-                if request.last_message is not None:
-                    echo(message_line(request.last_message, request.peer, prefix="  "))
-            offset += len(page)
+        async for request in client.requests.all():
+            count += 1
+            echo(f"chat:{request.chat.id} from {_user(request.peer)} since {when(request.date)}")
+            if request.last_message is not None:
+                echo(message_line(request.last_message, request.peer, prefix="  "))
     if not count:
         echo("no message requests")
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from pigeon.protocol import limits
 from pigeon.protocol import methods as m
 from pigeon.protocol.types import Chat, Contact, MessageRequest, User
 
 from .features import _Feature
+
+T = TypeVar("T")
+
+
+async def _every(page: Callable[[int], Awaitable[list[T]]]) -> AsyncIterator[T]:
+    """Every item of an offset-paged listing, page after page, until an empty page."""
+    offset = 0
+    while items := await page(offset):
+        for item in items:
+            yield item
+        offset += len(items)
 
 
 class Safety(_Feature):
@@ -22,6 +34,9 @@ class Safety(_Feature):
     async def blocked(self, offset: int = 0,
                       limit: int = limits.MAX_SAFETY_PAGE) -> list[User]:
         return await self._call("users.blocked", m.ListBlocked(offset=offset, limit=limit))
+
+    def all_blocked(self) -> AsyncIterator[User]:
+        return _every(self.blocked)
 
     async def report(self, chat_id: int, message_id: int, reason: str = "") -> None:
         """Report a message to the server's operator (``pigeon admin reports``)."""
@@ -42,12 +57,8 @@ class Contacts(_Feature):
                    limit: int = limits.MAX_SAFETY_PAGE) -> list[Contact]:
         return await self._call("contacts.list", m.ListContacts(offset=offset, limit=limit))
 
-    async def all(self) -> AsyncIterator[Contact]:
-        offset = 0
-        while page := await self.list(offset):
-            for contact in page:
-                yield contact
-            offset += len(page)
+    def all(self) -> AsyncIterator[Contact]:
+        return _every(self.list)
 
 
 class Requests(_Feature):
@@ -55,6 +66,9 @@ class Requests(_Feature):
                    limit: int = limits.MAX_SAFETY_PAGE) -> list[MessageRequest]:
         """Private chats that strangers opened with a message, waiting for your answer."""
         return await self._call("requests.list", m.ListRequests(offset=offset, limit=limit))
+
+    def all(self) -> AsyncIterator[MessageRequest]:
+        return _every(self.list)
 
     async def accept(self, chat_id: int) -> Chat:
         return await self._call("requests.accept", m.AcceptRequest(chat_id=chat_id))

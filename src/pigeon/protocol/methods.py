@@ -248,9 +248,16 @@ class Unblock(Params):
     user_id: ID
 
 
-class ListBlocked(Params):
+class SafetyListing(Params):
+    """One page of a listing that grows with what the account keeps (blocks, contacts,
+    requests): ``offset`` to page on, at most ``limit`` (100) a page."""
+
     offset: Offset = 0
     limit: SafetyPage = limits.MAX_SAFETY_PAGE
+
+
+class ListBlocked(SafetyListing):
+    pass
 
 
 class ReportMessage(Params):
@@ -268,14 +275,12 @@ class RemoveContact(Params):
     user_id: ID
 
 
-class ListContacts(Params):
-    offset: Offset = 0
-    limit: SafetyPage = limits.MAX_SAFETY_PAGE
+class ListContacts(SafetyListing):
+    pass
 
 
-class ListRequests(Params):
-    offset: Offset = 0
-    limit: SafetyPage = limits.MAX_SAFETY_PAGE
+class ListRequests(SafetyListing):
+    pass
 
 
 class AcceptRequest(Params):

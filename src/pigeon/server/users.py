@@ -30,12 +30,13 @@ def public_user(user: UserRecord, self_id: int | None = None) -> User:
 
 async def _me(caller: Caller, user: UserRecord) -> Me:
     services = caller.services
-    chosen = await services.store.get_who_can_add(user.id)
-    messaging = await services.store.get_who_can_message(user.id)
+    settings = services.settings
+    adding = await services.store.get_who_can_add(user.id) or settings.default_who_can_add
+    messaging = (await services.store.get_who_can_message(user.id)
+                 or settings.default_who_can_message)
     return Me(user=public_user(user, user.id), phone=user.phone,
               phone_discoverable=user.phone_discoverable,
-              who_can_add=chosen or services.settings.default_who_can_add,  # type: ignore[arg-type]
-              who_can_message=messaging or services.settings.default_who_can_message)  # type: ignore[arg-type]
+              who_can_add=adding, who_can_message=messaging)
 
 
 async def get_me(caller: Caller, p: m.GetMe) -> Me:
