@@ -29,7 +29,10 @@ async def test_a_block_hides_private_messages_and_tells_nobody(store: Store) -> 
     assert [m.text for m in await store.history(bob, chat, None, 10)] == ["hello"]
     assert [m.text for m in await store.history(alice, chat, None, 10)] == ["still there?",
                                                                            "hello"]
+    assert await store.member_ids(alice, chat, 10) == []  # nor told that she types
+    assert await store.member_ids(bob, chat, 10) == [alice]
     await store.unblock(bob, alice)
+    assert await store.member_ids(alice, chat, 10) == [bob]
     _, _, pushes = await store.send_message(alice, chat, 3, "now?", T0)
     assert [u.message.text for u in pushed_to(pushes, bob)] == ["now?"]
 
@@ -77,6 +80,7 @@ async def test_a_strangers_chat_is_a_request_until_answered(store: Store) -> Non
     _, _, pushes = await store.send_message(alice, chat.id, 1, "hi", T0)
     assert pushed_to(pushes, bob) == []
     assert [d.chat.id for d in await store.list_dialogs(bob)] == []
+    assert await store.member_ids(alice, chat.id, 10) == []
     (request,) = await store.message_requests(bob, 0, 10)
     assert (request.chat.id, request.peer.id, request.last_message.text) == (chat.id, alice, "hi")
     accepted, pushes = await store.accept_request(bob, chat.id)

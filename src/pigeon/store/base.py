@@ -280,7 +280,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def member_ids(self, user_id: int, chat_id: int, limit: int) -> list[int]:
-        """Other members of a chat the user is in (for ephemeral notices)."""
+        """Other members of a chat the user is in (for ephemeral notices), but not those who
+        blocked the user, nor a message request's recipient before they accept it."""
 
     # -- messages ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -184,8 +184,13 @@ def _q_members(
 
 def _q_member_ids(conn: sqlite3.Connection, user_id: int, chat_id: int, limit: int) -> list[int]:
     standing(conn, user_id, chat_id)
+    # Those who blocked the user, and a request's recipient until accepted, are not told of
+    # them (pigeon.domain.blocks.silenced, pigeon.domain.requests.delivered).
     rows = conn.execute(
-        "SELECT user_id FROM members WHERE chat_id = ? AND user_id != ? LIMIT ?",
-        (chat_id, user_id, limit),
+        "SELECT m.user_id FROM members m WHERE m.chat_id = ? AND m.user_id != ? "
+        "AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.peer_id = ?) "
+        "AND NOT EXISTS (SELECT 1 FROM message_requests r WHERE r.user_id = m.user_id "
+        "AND r.chat_id = m.chat_id AND r.state != 'accepted') LIMIT ?",
+        (chat_id, user_id, user_id, limit),
     )
     return [r[0] for r in rows]
