@@ -7,7 +7,7 @@ from pathlib import Path
 
 from contract_support import T0, full_difference, make_users, pushed_to, raises
 
-from pigeon.protocol.errors import Conflict, Forbidden, NotFound
+from pigeon.protocol.errors import Conflict, Forbidden, NotFound, Unauthorized
 from pigeon.store import Store
 
 
@@ -120,6 +120,8 @@ async def test_disable_and_delete_end_sessions(store: Store, tmp_path: Path) -> 
     session = await store.create_session(alice, b"\x01" * 32, "phone", "127.0.0.1", T0)
     assert await store.set_disabled(alice, True) == [session.id]
     assert await store.is_disabled(alice) and await store.list_sessions(alice) == []
+    with raises(Unauthorized, "ACCOUNT_DISABLED"):
+        await store.create_session(alice, b"\x03" * 32, "phone", "127.0.0.1", T0)
     ((found, disabled, sessions),) = await store.find_users("user0", 10)
     assert (found.id, disabled, sessions) == (alice, True, 0)
     assert await store.set_disabled(alice, False) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pigeon.protocol.errors import Forbidden, InvalidArgument, NotFound
+from pigeon.protocol.errors import Forbidden, InvalidArgument, NotFound, Unauthorized
 
 # The service account that delivers login codes in the app. Its "phone" is no phone number,
 # so nobody can ask for a code to log in as it.
@@ -52,6 +52,13 @@ def check_target(user_id: int, phone: str | None) -> None:
     if phone == SERVICE_PHONE:
         raise Forbidden("the service account delivers login codes; it cannot be disabled "
                         "or deleted", code="FORBIDDEN")
+
+
+def check_enabled(disabled: bool) -> None:
+    """A disabled account gets no new session."""
+    if disabled:
+        raise Unauthorized("this account was disabled by the server's operator",
+                           code="ACCOUNT_DISABLED")
 
 
 def deleted_phone(user_id: int) -> str:
