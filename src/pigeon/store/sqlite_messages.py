@@ -74,7 +74,7 @@ def _tx_send_message(
                   reply_to=reply_to, fwd_from=fwd_from)
     if withheld is not None and not withheld.shown:
         hide(conn, withheld.recipient_id, chat_id, [message_id])
-    told = audience.new_message() if withheld is None else audience.only(sender_id)
+    told = audience.new_message() if withheld is None else audience.withheld(sender_id)
     pushes = [push_message(conn, up.NewMessage(pts=0, message=new), told)]
     pushes += _tell_authors(conn, sender_id, chat_id, reading)
     sender_pts = pts_in(pushes[:1], sender_id)
@@ -107,7 +107,7 @@ def _tx_edit_message(
     told = audience.edit(message_id)
     if standing(conn, user_id, chat_id).kind == "private" \
             and private_gate(conn, user_id, chat_id) is not None:
-        told = audience.only(user_id)  # an edit must not bring back what was kept from them
+        told = audience.withheld(user_id)  # an edit must not bring back what was kept
     push = push_message(conn, up.EditMessage(pts=0, message=edited), told)
     return edited, [push]
 

@@ -23,9 +23,10 @@ def _q_requests(conn: sqlite3.Connection, user_id: int, offset: int,
     rows = conn.execute(
         f"SELECT r.chat_id, r.created, {prefixed(USER_COLS, 'u')} FROM message_requests r "
         "JOIN chats c ON c.id = r.chat_id JOIN users u ON u.id = r.peer_id "
-        "WHERE r.user_id = ? AND r.state = 'pending' AND c.last_message_id > 0 "
+        "JOIN messages last ON last.chat_id = c.id AND last.id = c.last_message_id "
+        "WHERE r.user_id = ? AND r.state = 'pending' "
         "AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = r.user_id "
-        "AND b.peer_id = r.peer_id) ORDER BY c.last_message_id DESC, r.chat_id DESC "
+        "AND b.peer_id = r.peer_id) ORDER BY last.date DESC, r.chat_id DESC "
         "LIMIT ? OFFSET ?", (user_id, limit, offset)).fetchall()
     out: list[RequestRecord] = []
     for chat_id, created, *peer in rows:

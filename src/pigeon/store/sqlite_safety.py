@@ -136,11 +136,11 @@ def request_state(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Reque
 
 
 class Withheld(NamedTuple):
-    """What a private message's recipient does not get."""
+    """A private message its recipient is not pushed: ``shown`` says whether it is in their
+    history at all (a request's, until declined) or hidden (blocked, declined)."""
 
     recipient_id: int
-    pushed: bool = True   # told of it (a push, the chats list)
-    shown: bool = True    # shown it at all (history, unread)
+    shown: bool
 
 
 def private_gate(conn: sqlite3.Connection, sender_id: int, chat_id: int) -> Withheld | None:
@@ -154,11 +154,11 @@ def private_gate(conn: sqlite3.Connection, sender_id: int, chat_id: int) -> With
     conn.execute("UPDATE message_requests SET state = 'accepted' WHERE user_id = ? "
                  "AND chat_id = ? AND state = 'pending'", (sender_id, chat_id))
     if blocks.silenced(bool(blocked_by(conn, sender_id, [peer_id]))):
-        return Withheld(peer_id, pushed=False, shown=False)
+        return Withheld(peer_id, shown=False)
     state = request_state(conn, peer_id, chat_id)
     if requests.delivered(state):
         return None
-    return Withheld(peer_id, pushed=False, shown=not requests.hidden(state))
+    return Withheld(peer_id, shown=not requests.hidden(state))
 
 
 def hide(conn: sqlite3.Connection, user_id: int, chat_id: int, message_ids: list[int]) -> None:

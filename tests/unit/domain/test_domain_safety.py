@@ -97,3 +97,11 @@ def test_the_service_account_is_not_the_operators_to_remove() -> None:
         admin.check_target(1, None)
     admin.check_target(1, "+12025550101")
     assert admin.deleted_phone(7) == "deleted:7"
+
+
+def test_a_withheld_message_reaches_its_author_only() -> None:
+    from pigeon.domain import audience
+
+    told = audience.withheld(7)
+    assert audience.members_in(told, [(7, 0), (8, 0)]) == [7]
+    assert not audience.includes(told, 8, 0)
