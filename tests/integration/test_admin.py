@@ -18,9 +18,11 @@ from pigeon.protocol.errors import Unauthorized
 from pigeon.testing import ServerProcess, login
 
 
-def admin(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pigeon", "admin", *args, "--operator",
-                           server.operator_url], capture_output=True, text=True, timeout=120)
+async def admin(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pigeon admin ARGS`` against the server's operator listener, off the event loop."""
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "pigeon", "admin", *args, "--operator",
+                         server.operator_url], capture_output=True, text=True, timeout=120)
 
 
 async def admin_async(server: ServerProcess, *args: str) -> tuple[int, str, str]:
@@ -35,6 +37,10 @@ async def admin_async(server: ServerProcess, *args: str) -> tuple[int, str, str]
 def restore(path: Path, data: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pigeon", "admin", "restore", str(path),
                            "--data", str(data)], capture_output=True, text=True, timeout=120)
+
+
+async def restore_async(path: Path, data: Path) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(restore, path, data)
 
 
 def same_device(server: ServerProcess, client: Client) -> Client:
@@ -80,19 +86,19 @@ async def test_backup_under_load_restores_every_acknowledged_message(
         during = [a for a in acked if a[0] >= started]
         assert len(during) > 10, "the backup ran under load"
         assert backup.stat().st_mode & 0o077 == 0  # as private as the data it copies
-        refused = admin(server, "backup", str(backup))
+        refused = await admin(server, "backup", str(backup))
         assert refused.returncode == 1 and "[CONFLICT]" in refused.stderr
-        busy = restore(backup, tmp_path / "data")
+        busy = await restore_async(backup, tmp_path / "data")
         assert busy.returncode == 1 and "another pigeon server" in busy.stderr
         server.kill()  # the original is gone for good: only the backup is left
         for person in people:
             await person.close()
     restored_dir = tmp_path / "restored"
-    done = restore(backup, restored_dir)
+    done = await restore_async(backup, restored_dir)
     assert done.returncode == 0, done.stderr
     assert (restored_dir / "secret.key").read_bytes() == \
         (tmp_path / "data" / "secret.key").read_bytes()
-    again = restore(backup, restored_dir)
+    again = await restore_async(backup, restored_dir)
     assert again.returncode == 1 and "exists" in again.stderr
     with ServerProcess(restored_dir) as restored:
         devices = [same_device(restored, p) for p in people]
@@ -134,15 +140,17 @@ async def test_admin_users_find_disable_enable_and_delete(tmp_path: Path, phone)
         try:
             chat = await alice.chats.open_private(bob.profile.user_id)
             await alice.messages.send(chat.id, "hi Bob")
-            found = admin(server, "users", "find", "@alice_admin")
+            found = await admin(server, "users", "find", "@alice_admin")
             assert found.returncode == 0, found.stderr
             assert found.stdout.strip() == f"user:{alice_id} {alice_phone} Alice @alice_admin  " \
                 "1 session(s)"
-            assert admin(server, "users", "find", "ALI").stdout.count("user:") == 1  # by name
-            assert f"user:{alice_id} " in admin(server, "users", "find", f"user:{alice_id}").stdout
-            assert admin(server, "users", "find", "nobody_like_that").stdout.strip() == \
+            by_name = await admin(server, "users", "find", "ALI")
+            assert by_name.stdout.count("user:") == 1
+            by_id = await admin(server, "users", "find", f"user:{alice_id}")
+            assert f"user:{alice_id} " in by_id.stdout
+            assert (await admin(server, "users", "find", "nobody_like_that")).stdout.strip() == \
                 "no account matches"
-            bad = admin(server, "users", "find", "\x01")
+            bad = await admin(server, "users", "find", "\x01")
             assert bad.returncode == 1 and "[INVALID_ARGUMENT]" in bad.stderr
 
             async def cut_off() -> Unauthorized:
@@ -153,33 +161,34 @@ async def test_admin_users_find_disable_enable_and_delete(tmp_path: Path, phone)
 
             watching = asyncio.create_task(cut_off())
             await asyncio.sleep(0.2)
-            disabled = admin(server, "users", "disable", f"user:{alice_id}")
+            disabled = await admin(server, "users", "disable", f"user:{alice_id}")
             assert disabled.returncode == 0, disabled.stderr
             assert disabled.stdout.strip() == f"disabled user:{alice_id}; 1 session(s) ended"
             ended = await asyncio.wait_for(watching, 10)  # at once, not at her next call
             assert "disabled" in ended.message
-            assert "DISABLED" in admin(server, "users", "find", "@alice_admin").stdout
+            assert "DISABLED" in (await admin(server, "users", "find", "@alice_admin")).stdout
             with pytest.raises(Unauthorized) as refused:
                 await login(server, alice_phone, "Alice")
             assert refused.value.code == "ACCOUNT_DISABLED"
-            assert admin(server, "users", "enable", f"user:{alice_id}").returncode == 0
+            assert (await admin(server, "users", "enable", f"user:{alice_id}")).returncode == 0
             alice = await login(server, alice_phone, "Alice")
             assert alice.profile.user_id == alice_id
-            unsure = admin(server, "users", "delete", f"user:{alice_id}")
+            unsure = await admin(server, "users", "delete", f"user:{alice_id}")
             assert unsure.returncode == 2  # --yes is required
-            deleted = admin(server, "users", "delete", f"user:{alice_id}", "--yes")
+            deleted = await admin(server, "users", "delete", f"user:{alice_id}", "--yes")
             assert deleted.returncode == 0 and "1 session(s) ended" in deleted.stdout
-            assert admin(server, "users", "find", alice_phone).stdout.strip() == \
+            assert (await admin(server, "users", "find", alice_phone)).stdout.strip() == \
                 "no account matches"
-            assert "Deleted account" in admin(server, "users", "find", f"user:{alice_id}").stdout
+            gone = await admin(server, "users", "find", f"user:{alice_id}")
+            assert "Deleted account" in gone.stdout
             # Her messages stay the other member's history; her number is free again.
             assert [msg.text for msg in await bob.messages.history(chat.id)] == ["hi Bob"]
             again = await login(server, alice_phone, "Alice again")
             assert again.profile.user_id != alice_id
             await again.close()
-            missing = admin(server, "users", "disable", "user:999999")
+            missing = await admin(server, "users", "disable", "user:999999")
             assert missing.returncode == 1 and "[USER_NOT_FOUND]" in missing.stderr
-            usage = admin(server, "users", "disable", "alice")
+            usage = await admin(server, "users", "disable", "alice")
             assert usage.returncode == 2
         finally:
             await alice.close()

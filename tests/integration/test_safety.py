@@ -157,18 +157,19 @@ async def test_a_report_is_kept_for_the_operator_as_it_was(
         with pytest.raises(InvalidArgument) as control:
             await bob.safety.report(chat.id, spam.message.id, "bell\a")
         assert control.value.code == "TEXT_INVALID"
-        listed = subprocess.run(
-            [sys.executable, "-m", "pigeon", "admin", "reports", "--json", "--operator",
-             safe_server.operator_url], capture_output=True, text=True, timeout=60)
+        listed = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "pigeon", "admin", "reports", "--json",
+                             "--operator", safe_server.operator_url],
+            capture_output=True, text=True, timeout=60)
         assert listed.returncode == 0, listed.stderr
         reports = [json.loads(line) for line in listed.stdout.splitlines()]
         (report,) = [r for r in reports if r["chat_id"] == chat.id]
         assert report["text"] == "buy cheap watches" and report["reason"] == "spam\nagain"
         assert report["reporter_id"] == bob.profile.user_id
         assert report["sender_id"] == alice.profile.user_id
-        shown = subprocess.run(
-            [sys.executable, "-m", "pigeon", "admin", "reports", "--operator",
-             safe_server.operator_url, "--after", str(report["id"] - 1)],
+        shown = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "pigeon", "admin", "reports", "--operator",
+                             safe_server.operator_url, "--after", str(report["id"] - 1)],
             capture_output=True, text=True, timeout=60)
         assert shown.returncode == 0
         assert f"chat:{chat.id} #{spam.message.id}" in shown.stdout
@@ -314,35 +315,36 @@ async def test_cli_block_contacts_and_requests(safe_server: ServerProcess, phone
         nia_name = (await nia.account.me()).user.username
         mo_name = (await mo.account.me()).user.username
 
-        def pigeon(who: Client, *args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "pigeon", "--profile",
-                                   str(who.profile.directory), *args],
-                                  capture_output=True, text=True, timeout=60)
+        async def pigeon(who: Client, *args: str) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "pigeon", "--profile",
+                                 str(who.profile.directory), *args],
+                capture_output=True, text=True, timeout=60)
 
         await mo.account.resolve_username(nia_name)
         chat = await mo.chats.open_private(nia.profile.user_id)
         await mo.messages.send(chat.id, "hello from a stranger")
-        listed = pigeon(nia, "requests")
+        listed = await pigeon(nia, "requests")
         assert listed.returncode == 0 and f"chat:{chat.id} from user:" in listed.stdout
         assert "hello from a stranger" in listed.stdout
-        accepted = pigeon(nia, "requests", "accept", f"@{mo_name}")
+        accepted = await pigeon(nia, "requests", "accept", f"@{mo_name}")
         assert accepted.returncode == 0 and accepted.stdout.strip() == f"accepted chat:{chat.id}"
-        assert pigeon(nia, "requests").stdout.strip() == "no message requests"
-        assert pigeon(nia, "requests", "privacy").stdout.strip() == \
+        assert (await pigeon(nia, "requests")).stdout.strip() == "no message requests"
+        assert (await pigeon(nia, "requests", "privacy")).stdout.strip() == \
             "who can message you directly: contacts"
-        assert pigeon(nia, "contacts", "add", f"@{mo_name}", "--name", "Mo").returncode == 0
-        assert "as \"Mo\"" in pigeon(nia, "contacts", "list").stdout
-        assert pigeon(nia, "contacts", "remove", f"@{mo_name}").returncode == 0
-        assert "no contacts yet" in pigeon(nia, "contacts", "list").stdout
-        blocked = pigeon(nia, "block", f"@{mo_name}")
+        assert (await pigeon(nia, "contacts", "add", f"@{mo_name}", "--name", "Mo")).returncode == 0
+        assert "as \"Mo\"" in (await pigeon(nia, "contacts", "list")).stdout
+        assert (await pigeon(nia, "contacts", "remove", f"@{mo_name}")).returncode == 0
+        assert "no contacts yet" in (await pigeon(nia, "contacts", "list")).stdout
+        blocked = await pigeon(nia, "block", f"@{mo_name}")
         assert blocked.returncode == 0 and blocked.stdout.strip() == \
             f"blocked user:{mo.profile.user_id}"
-        assert f"user:{mo.profile.user_id}" in pigeon(nia, "blocked").stdout
-        reported = pigeon(nia, "report", f"chat:{chat.id}", "1", "--reason", "spam")
+        assert f"user:{mo.profile.user_id}" in (await pigeon(nia, "blocked")).stdout
+        reported = await pigeon(nia, "report", f"chat:{chat.id}", "1", "--reason", "spam")
         assert reported.returncode == 0, reported.stderr
-        missing = pigeon(nia, "report", f"chat:{chat.id}", "99")
+        missing = await pigeon(nia, "report", f"chat:{chat.id}", "99")
         assert missing.returncode == 1 and missing.stderr.strip().endswith("[MESSAGE_NOT_FOUND]")
-        assert pigeon(nia, "unblock", f"@{mo_name}").returncode == 0
-        assert pigeon(nia, "blocked").stdout.strip() == "you blocked nobody"
+        assert (await pigeon(nia, "unblock", f"@{mo_name}")).returncode == 0
+        assert (await pigeon(nia, "blocked")).stdout.strip() == "you blocked nobody"
     finally:
         await close(mo, nia)

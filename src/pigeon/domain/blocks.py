@@ -29,8 +29,11 @@ class BlockPolicy(NamedTuple):
     max_reports_per_day: int = MAX_REPORTS_PER_DAY
 
 
+DEFAULT_POLICY = BlockPolicy()
+
+
 def check_block(user_id: int, peer_id: int, peer_visible: bool, blocked_count: int,
-                policy: BlockPolicy = BlockPolicy()) -> None:
+                policy: BlockPolicy = DEFAULT_POLICY) -> None:
     """Whether ``user_id`` may block ``peer_id``: someone they may see (anyone who wrote to
     them or invited them is), not oneself, within the account's bound. Those they may not see
     answer as ids that do not exist (:func:`pigeon.domain.people.no_such_user`)."""
@@ -69,7 +72,7 @@ def report_window_start(now: float) -> float:
 
 
 def check_report(reporter_id: int, sender_id: int, reports_today: int,
-                 policy: BlockPolicy = BlockPolicy()) -> None:
+                 policy: BlockPolicy = DEFAULT_POLICY) -> None:
     """Whether a report may be filed: not of one's own message, within the day's bound."""
     if sender_id == reporter_id:
         raise Conflict("that message is your own", code="PEER_IS_SELF")

@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from pigeon.domain.admin import SERVICE_PHONE
 from pigeon.domain.groups import GroupPolicy
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
