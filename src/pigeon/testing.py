@@ -61,6 +61,9 @@ LOOPBACK_LIMITS = {
     # Tests put people in groups by user id without their asking first; the tests of consent
     # (tests/integration/test_groups_consent.py) set the real default, "contacts", back.
     "PIGEON_DEFAULT_WHO_CAN_ADD": "everyone",
+    # Likewise strangers write to each other in most tests; the tests of message requests
+    # (tests/integration/test_safety.py) set the real default, "contacts", back.
+    "PIGEON_DEFAULT_WHO_CAN_MESSAGE": "everyone",
 }
 
 

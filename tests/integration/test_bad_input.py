@@ -475,6 +475,17 @@ async def test_overlong_phone_is_invalid_argument(world: World) -> None:
     ("chats.list", {}),
     ("updates.get_difference", {"pts": 0}),
     ("auth.log_out", {}),
+    # issue 11
+    ("users.block", {"user_id": 1}),
+    ("users.unblock", {"user_id": 1}),
+    ("users.blocked", {}),
+    ("messages.report", {"chat_id": 1, "message_id": 1}),
+    ("contacts.add", {"user_id": 1}),
+    ("contacts.remove", {"user_id": 1}),
+    ("contacts.list", {}),
+    ("requests.list", {}),
+    ("requests.accept", {"chat_id": 1}),
+    ("requests.decline", {"chat_id": 1}),
 ])
 async def test_login_required(world: World, method: str, params: dict[str, Any]) -> None:
     raw = await world.connect()

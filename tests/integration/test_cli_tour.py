@@ -69,8 +69,10 @@ def test_the_readme_tour_works_pasted_in_order(tmp_path):
     phones: dict[str, str] = {}  # profile -> the number its last `register` asked a code for
     in_app: dict[str, str | None] = {}  # profile -> the code another device received, if read
     follower: Follower | None = None
-    # The real default: people who never wrote to the adder are invited, not added.
-    with ServerProcess(tmp_path / "data", env={"PIGEON_DEFAULT_WHO_CAN_ADD": "contacts"}) as srv:
+    # The real defaults: people who never wrote to the adder are invited, not added; a
+    # stranger's first message is a request.
+    real = {"PIGEON_DEFAULT_WHO_CAN_ADD": "contacts", "PIGEON_DEFAULT_WHO_CAN_MESSAGE": "contacts"}
+    with ServerProcess(tmp_path / "data", env=real) as srv:
         try:
             for command, expected in steps:
                 stdin = None
@@ -81,6 +83,8 @@ def test_the_readme_tour_works_pasted_in_order(tmp_path):
                     stdin, words = " ".join(words[1:cut]) + "\n", words[cut + 1:]
                 assert words[0] == "pigeon", command
                 words = [srv.url if w == TOUR_SERVER else w for w in words[1:]]
+                if words[0] == "admin":  # the operator listener is on a port of its own
+                    words += ["--operator", srv.operator_url]
                 profile = words[words.index("--profile") + 1] if "--profile" in words else "-"
                 if "register" in words:
                     phones[profile] = words[-1]

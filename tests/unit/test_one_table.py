@@ -27,8 +27,11 @@ def test_every_method_has_its_facts() -> None:
 def test_method_sets_are_what_they_were() -> None:
     assert guard.BULK_METHODS == {
         "messages.history", "updates.get_difference", "chats.list", "chats.members",
-        "users.get", "sessions.list", "updates.get_stream_difference"}
-    assert guard.PAGED_METHODS == {"chats.list", "chats.members"}
+        "users.get", "sessions.list", "updates.get_stream_difference",
+        # issue 11: the listings of blocks, contacts and message requests
+        "users.blocked", "contacts.list", "requests.list"}
+    assert guard.PAGED_METHODS == {"chats.list", "chats.members", "users.blocked",
+                                   "contacts.list", "requests.list"}
     assert guard.EXPENSIVE_UNAUTHENTICATED == {"auth.send_code", "auth.sign_in"}
     assert guard.SLOTLESS == {"auth.challenge"}
     assert client.NOT_RETRIED == {"auth.send_code", "auth.sign_in", "chats.create_group"}
@@ -47,7 +50,8 @@ def test_error_sets_are_what_they_were() -> None:
     assert connection._HARMLESS == {
         "CODE_INVALID", "SIGN_UP_REQUIRED", "USERNAME_TAKEN", "USER_NOT_FOUND",
         "MESSAGE_NOT_FOUND", "NOT_A_MEMBER", "ALREADY_MEMBER", "SESSION_NOT_FOUND",
-        "PEER_IS_SELF", "OVERLOADED", "POW_REQUIRED", "TOO_MANY_CONNECTIONS"}
+        "PEER_IS_SELF", "OVERLOADED", "POW_REQUIRED", "TOO_MANY_CONNECTIONS",
+        "REQUEST_NOT_FOUND"}  # issue 11: answering a request twice (two devices) is normal
     # The siege's old rule: these codes, or any code of a door-refusal class.
     door = (errors.ProtocolError, errors.UnknownMethod, errors.RateLimited, errors.Unavailable,
             errors.ProofOfWorkRequired)

@@ -27,10 +27,12 @@ from .args import BadServerUrl, server_url
 from .context import (
     EXIT_FAILED, EXIT_USAGE, Ctx, os_error, resolve_chat, run, session, warn,
 )
+from .admin import admin
 from .groups import group, sessions
 from .names import Names
 from .output import duration, echo, message_json, message_line, plural, visible, when, who
 from .receive import receive
+from .safety import block, blocked, contacts, report, requests, unblock
 from .serve import serve
 from .shield import shield
 from .siege import siege
@@ -269,6 +271,9 @@ cli.add_command(sessions)
 cli.add_command(shield)
 
 cli.add_command(siege)
+cli.add_command(admin)
+for _command in (block, unblock, blocked, report, contacts, requests):
+    cli.add_command(_command)
 
 
 def main() -> None:

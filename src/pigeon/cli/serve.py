@@ -55,7 +55,8 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--config", type=click.Path(path_type=Path, exists=True), default=None,
               help="TOML file with any of these settings, plus: code_ttl, code_attempts, "
                    "code_rate_phone, code_rate_address ('5/1h burst 3'), max_group_members, "
-                   "default_who_can_add, max_groups_joined, max_groups_created_per_day, "
+                   "default_who_can_add, default_who_can_message, max_groups_joined, "
+                   "max_groups_created_per_day, "
                    "max_pending_invitations, "
                    "max_connections, max_connections_per_account, max_connections_per_session, "
                    "outbox_frames, outbox_bytes, outbox_bytes_account, slow_consumer_seconds, "

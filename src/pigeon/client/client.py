@@ -39,6 +39,7 @@ from pigeon.protocol.updates import NewMessage, UnknownUpdate
 from pigeon.protocol.pow import format_ticket, solve
 
 from .features import Account, Auth, Chats, Messages, Sessions
+from .safety import Contacts, Requests, Safety
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, CallPacer, backoff
@@ -96,6 +97,9 @@ class Client:
         self.chats = Chats(self)
         self.messages = Messages(self)
         self.sessions = Sessions(self)
+        self.safety = Safety(self)
+        self.contacts = Contacts(self)
+        self.requests = Requests(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()

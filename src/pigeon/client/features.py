@@ -13,7 +13,7 @@ from pigeon.protocol import methods as m
 from pigeon.protocol.errors import ProofOfWorkRequired, Unauthorized, Unavailable
 from pigeon.protocol.types import (
     Affected, Authorization, Chat, Dialog, Invitation, Me, Member, Message, PowChallenge,
-    PowSolution, ReadResult, SentCode, SentMessage, SessionInfo, User, WhoCanAdd,
+    PowSolution, ReadResult, SentCode, SentMessage, SessionInfo, User, WhoCanAdd, WhoCanMessage,
 )
 from pigeon.protocol.pow import solve
 
@@ -108,6 +108,12 @@ class Account(_Feature):
         """Who may add you to groups without asking: "everyone", "contacts" (people who wrote
         to you) or "nobody"; the others send an invitation, or are refused."""
         return await self._call("account.set_privacy", m.SetPrivacy(who_can_add=who))
+
+    async def set_who_can_message(self, who: WhoCanMessage) -> Me:
+        """Whose first private message reaches you directly: "everyone", "contacts" (people
+        you know: contacts, people you wrote to, found or share a group with; strangers'
+        arrive as message requests) or "nobody" (strangers are refused)."""
+        return await self._call("account.set_privacy", m.SetPrivacy(who_can_message=who))
 
     async def resolve_username(self, username: str) -> User:
         return await self._call("users.resolve_username", m.ResolveUsername(username=username))

@@ -9,7 +9,9 @@ audience some other way must agree with it (the contract suite and tests/unit/do
 ===========================  ==================================================================
 update                       audience
 ===========================  ==================================================================
-new message                  every member, the sender too (:func:`new_message`)
+new message                  every member, the sender too (:func:`new_message`); in a private
+                             chat whose other side blocked the sender or has not accepted
+                             their request, the sender only (:func:`withheld`)
 edit                         the members who could see the message (:func:`edit`): someone
                              who joined after it never saw it, and the edit would hand them
                              its text
@@ -88,6 +90,12 @@ def delete_for_everyone(message_ids: Iterable[int], deleter_id: int) -> Audience
     """Only members who could see any of them hear of it (newcomers never saw them); the
     deleter always does, so that their other devices follow."""
     return SawMessage(max(message_ids), also=(deleter_id,))
+
+
+def withheld(author_id: int) -> Audience:
+    """A private message, or its edit, kept from the other side (pigeon.domain.blocks,
+    pigeon.domain.requests): only the author's own devices hear of it."""
+    return Only((author_id,))
 
 
 def only(*user_ids: int) -> Audience:

@@ -10,11 +10,12 @@
     │                                USERNAME_INVALID, TEXT_INVALID, TITLE_INVALID, NAME_INVALID,
     │                                DEVICE_INVALID
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
-    │                                SIGN_UP_REQUIRED
+    │                                SIGN_UP_REQUIRED, ACCOUNT_DISABLED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
     │                                USER_PRIVACY_RESTRICTED
     ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
-    │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND
+    │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND,
+    │                                REQUEST_NOT_FOUND
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
     │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
@@ -137,6 +138,7 @@ ERROR_CODES: dict[str, Code] = {
     "CODE_INVALID": Code(Unauthorized, harmless=True),
     "CODE_EXPIRED": Code(Unauthorized),
     "SIGN_UP_REQUIRED": Code(Unauthorized, harmless=True),
+    "ACCOUNT_DISABLED": Code(Unauthorized),
     "FORBIDDEN": Code(Forbidden),
     "NOT_A_MEMBER": Code(Forbidden, harmless=True),
     "NOT_ADMIN": Code(Forbidden),
@@ -149,6 +151,7 @@ ERROR_CODES: dict[str, Code] = {
     "SESSION_NOT_FOUND": Code(NotFound, harmless=True),
     "INVITATION_NOT_FOUND": Code(NotFound),
     "STREAM_NOT_FOUND": Code(NotFound),
+    "REQUEST_NOT_FOUND": Code(NotFound, harmless=True),
     "CONFLICT": Code(Conflict),
     "USERNAME_TAKEN": Code(Conflict, harmless=True),
     "GROUP_FULL": Code(Conflict),

@@ -23,4 +23,6 @@ MAX_DIALOG_PAGE = 100                # dialogs in one chats.list page
 MAX_OFFSET = MAX_GROUP_MEMBERS       # a paging offset (chats.members)
 MAX_DATE = 2.0**40                   # a date given as a cursor, in seconds (year 36812)
 USERNAME_MIN, USERNAME_MAX = 5, 32
+MAX_REASON_CHARS = 200               # an abuse report's reason
+MAX_SAFETY_PAGE = 100                # contacts, blocked users, message requests in one page
 MAX_REQUEST_ID = 2**53               # fits a JavaScript number, should a web client come

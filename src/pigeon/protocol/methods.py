@@ -16,6 +16,7 @@ from .types import (
     Authorization,
     Chat,
     Code,
+    Contact,
     Date,
     Dialog,
     IdList,
@@ -23,6 +24,7 @@ from .types import (
     Me,
     Member,
     Message,
+    MessageRequest,
     Name,
     Offset,
     Ok,
@@ -43,6 +45,7 @@ from .types import (
     User,
     Username,
     WhoCanAdd,
+    WhoCanMessage,
 )
 from .streams import Seq, StreamDifference, StreamName
 from .updates import Difference
@@ -94,6 +97,7 @@ class SetPrivacy(Params):
 
     phone_discoverable: bool | None = None
     who_can_add: WhoCanAdd | None = None
+    who_can_message: WhoCanMessage | None = None
 
 
 # -- users ----------------------------------------------------------------------------------
@@ -234,6 +238,62 @@ class SetTyping(Params):
     chat_id: ID
 
 
+# -- safety: blocks, reports, contacts, message requests (issue 11) ---------------------------
+SafetyPage = Annotated[int, Meta(ge=1, le=limits.MAX_SAFETY_PAGE)]
+Reason = Annotated[str, Meta(max_length=limits.MAX_REASON_CHARS)]
+
+
+class Block(Params):
+    user_id: ID
+
+
+class Unblock(Params):
+    user_id: ID
+
+
+class SafetyListing(Params):
+    """One page of a listing that grows with what the account keeps (blocks, contacts,
+    requests): ``offset`` to page on, at most ``limit`` (100) a page."""
+
+    offset: Offset = 0
+    limit: SafetyPage = limits.MAX_SAFETY_PAGE
+
+
+class ListBlocked(SafetyListing):
+    pass
+
+
+class ReportMessage(Params):
+    chat_id: ID
+    message_id: ID
+    reason: Reason = ""
+
+
+class AddContact(Params):
+    user_id: ID
+    name: Name = ""
+
+
+class RemoveContact(Params):
+    user_id: ID
+
+
+class ListContacts(SafetyListing):
+    pass
+
+
+class ListRequests(SafetyListing):
+    pass
+
+
+class AcceptRequest(Params):
+    chat_id: ID
+
+
+class DeclineRequest(Params):
+    chat_id: ID
+
+
 # -- updates --------------------------------------------------------------------------------
 class GetState(Params):
     pass
@@ -319,6 +379,16 @@ METHODS: dict[str, Method] = {
     "messages.history": Method(History, list[Message], work="bulk"),
     "messages.read": Method(ReadHistory, ReadResult),
     "messages.typing": Method(SetTyping, Ok),
+    "users.block": Method(Block, Ok),
+    "users.unblock": Method(Unblock, Ok),
+    "users.blocked": Method(ListBlocked, list[User], work="bulk", paged=True),
+    "messages.report": Method(ReportMessage, Ok),
+    "contacts.add": Method(AddContact, Contact),
+    "contacts.remove": Method(RemoveContact, Ok),
+    "contacts.list": Method(ListContacts, list[Contact], work="bulk", paged=True),
+    "requests.list": Method(ListRequests, list[MessageRequest], work="bulk", paged=True),
+    "requests.accept": Method(AcceptRequest, Chat),
+    "requests.decline": Method(DeclineRequest, Ok),
     "updates.get_state": Method(GetState, State),
     "updates.get_difference": Method(GetDifference, Difference, work="bulk"),
     "updates.get_stream_difference": Method(GetStreamDifference, StreamDifference,

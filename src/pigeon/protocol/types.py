@@ -34,16 +34,20 @@ Role = Literal["owner", "admin", "member"]
 ChatKind = Literal["private", "group", "supergroup"]
 # Who may add you to a group without asking (docs/protocol.md, "Groups and consent").
 WhoCanAdd = Literal["everyone", "contacts", "nobody"]
+# Whose first private message reaches you directly; the others' arrive as a message request
+# ("contacts") or are refused ("nobody"): docs/protocol.md, "Blocks, requests and contacts".
+WhoCanMessage = Literal["everyone", "contacts", "nobody"]
 UNKNOWN = versions.UNKNOWN
 if TYPE_CHECKING:
     # The same, as a reader sees them: one of the values above, or UNKNOWN.
     SeenRole = Role | Literal["unknown"]
     SeenChatKind = ChatKind | Literal["unknown"]
     SeenWhoCanAdd = WhoCanAdd | Literal["unknown"]
+    SeenWhoCanMessage = WhoCanMessage | Literal["unknown"]
 else:
     # On the wire, any string: a Literal would make msgspec fail the frame on a new value.
     # OpenEnums.__post_init__ keeps the promise made to the type checker above.
-    SeenRole = SeenChatKind = SeenWhoCanAdd = str
+    SeenRole = SeenChatKind = SeenWhoCanAdd = SeenWhoCanMessage = str
 
 
 class Struct(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
@@ -73,12 +77,13 @@ class User(Struct):
 
 
 class Me(OpenEnums):
-    open_fields = {"who_can_add": "WhoCanAdd"}
+    open_fields = {"who_can_add": "WhoCanAdd", "who_can_message": "WhoCanMessage"}
 
     user: User
     phone: str
     phone_discoverable: bool = False
     who_can_add: SeenWhoCanAdd = "contacts"
+    who_can_message: SeenWhoCanMessage = "contacts"
 
 
 class State(Struct):
@@ -152,6 +157,24 @@ class Invitation(Struct):
     chat: Chat
     inviter: User
     date: float
+
+
+class Contact(Struct):
+    """Someone in the caller's contacts, with the name the caller gave them ("" for none)."""
+
+    user: User
+    name: str = ""
+    date: float = 0.0
+
+
+class MessageRequest(Struct):
+    """A private chat whose other side wrote first and is a stranger to the caller: it stays
+    out of the chats list until accepted (``requests.accept``)."""
+
+    chat: Chat
+    peer: User
+    last_message: Message | None = None
+    date: float = 0.0
 
 
 class Member(OpenEnums):

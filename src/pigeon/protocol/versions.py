@@ -50,6 +50,7 @@ ENUMS: dict[str, dict[str, int]] = {
     "ChatKind": {"private": 1, "group": 1, "supergroup": 2},
     "Role": {"owner": 1, "admin": 1, "member": 1},
     "WhoCanAdd": {"everyone": 1, "contacts": 1, "nobody": 1},
+    "WhoCanMessage": {"everyone": 1, "contacts": 1, "nobody": 1},
 }
 
 #: what a connection older than a value's version gets instead of it, per (enum, value)

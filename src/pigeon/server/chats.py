@@ -28,8 +28,9 @@ def group_policy(settings: Settings) -> GroupPolicy:
 
 
 async def open_private(caller: Caller, p: m.OpenPrivate) -> Chat:
-    return await caller.services.store.open_private(caller.user_id, p.user_id,
-                                                    caller.services.clock())
+    s = caller.services
+    return await s.store.open_private(caller.user_id, p.user_id, s.clock(),
+                                      s.settings.default_who_can_message)
 
 
 async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:

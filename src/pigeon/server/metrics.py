@@ -41,6 +41,8 @@ class Metrics:
         self.codes_sent = Counter("pigeon_login_codes_sent", "Login codes sent", registry=r)
         self.codes_in_app = Counter("pigeon_login_codes_in_app",
                                     "Login codes delivered to logged-in devices", registry=r)
+        self.reports = Counter("pigeon_abuse_reports", "Abuse reports filed (pigeon admin "
+                               "reports lists them)", registry=r)
         self._request_children: dict[tuple[str, str], Any] = {}
         self._seconds_children: dict[str, Any] = {}
 

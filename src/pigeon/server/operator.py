@@ -1,4 +1,5 @@
-"""The operator listener: /metrics, /shield and a detailed /healthz, away from the public port.
+"""The operator listener: /metrics, /shield, a detailed /healthz and the operator's tools
+(/admin/...: admin.py), away from the public port.
 
 On the public port these cost an attacker nothing and us a lot (eight keep-alive connections
 scraping /metrics took 81% of a core), and /shield tells him how the defence is tuned (issue
@@ -20,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pigeon import __version__
 
+from .admin import add_admin_routes
 from .services import Services
 from .settings import is_loopback, split_listen
 
@@ -70,6 +72,7 @@ def build_operator_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/shield", _shield)
+    add_admin_routes(app)
     return app
 
 

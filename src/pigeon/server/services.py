@@ -25,10 +25,13 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 
+SECRET_FILE = "secret.key"  # the login-code key, in the data directory
+
+
 def load_or_create_secret(data: Path) -> bytes:
     """The server's HMAC key for login codes, kept beside (not inside) the database, so that
     a leaked database alone does not let anyone test 6-digit codes offline."""
-    path = data / "secret.key"
+    path = data / SECRET_FILE
     if path.exists():
         return path.read_bytes()
     data.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 
+from pigeon.domain.admin import check_enabled
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError, Unauthorized
 from pigeon.protocol.types import (
@@ -98,6 +99,8 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     user = await store.user_by_phone(phone)
     if user is not None:
         services.shield.check_account(user.id)  # an account refused for abuse stays refused
+        # Before the code is spent; the store checks again when it creates the session.
+        check_enabled(await store.is_disabled(user.id))
     name = ""
     if user is None:
         if p.name is None:

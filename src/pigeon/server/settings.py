@@ -13,6 +13,7 @@ from typing import Any
 from pigeon.protocol import limits
 from pigeon.shield.ratelimit import Rate
 from pigeon.domain.groups import WHO_CAN_ADD
+from pigeon.domain.requests import WHO_CAN_MESSAGE
 
 from .edge import parse_networks
 
@@ -53,6 +54,9 @@ class Settings:
     device_inbox_purge_every: float = 3600.0
     default_who_can_add: str = "contacts"   # for accounts that never chose: everyone,
                                             # contacts (who wrote to them) or nobody
+    default_who_can_message: str = "contacts"  # for accounts that never chose: everyone,
+                                            # contacts (strangers' first messages are requests)
+                                            # or nobody (strangers are refused)
     max_groups_joined: int = 500            # groups one account may be in
     max_groups_created_per_day: int = 50    # groups one account may create in 24 hours
     max_pending_invitations: int = 100      # group invitations waiting for one account
@@ -180,6 +184,10 @@ class Settings:
         if self.default_who_can_add not in WHO_CAN_ADD:
             raise SettingsError(f"default_who_can_add must be one of {', '.join(WHO_CAN_ADD)}, "
                                 f"not {self.default_who_can_add!r}")
+        if self.default_who_can_message not in WHO_CAN_MESSAGE:
+            raise SettingsError("default_who_can_message must be one of "
+                                f"{', '.join(WHO_CAN_MESSAGE)}, not "
+                                f"{self.default_who_can_message!r}")
         if not 1 <= self.max_group_members <= limits.MAX_GROUP_MEMBERS:
             raise SettingsError(f"max_group_members must be 1 to {limits.MAX_GROUP_MEMBERS}")
         if not 1 <= self.max_supergroup_members <= limits.MAX_GROUP_MEMBERS:

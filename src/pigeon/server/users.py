@@ -30,10 +30,13 @@ def public_user(user: UserRecord, self_id: int | None = None) -> User:
 
 async def _me(caller: Caller, user: UserRecord) -> Me:
     services = caller.services
-    chosen = await services.store.get_who_can_add(user.id)
+    settings = services.settings
+    adding = await services.store.get_who_can_add(user.id) or settings.default_who_can_add
+    messaging = (await services.store.get_who_can_message(user.id)
+                 or settings.default_who_can_message)
     return Me(user=public_user(user, user.id), phone=user.phone,
               phone_discoverable=user.phone_discoverable,
-              who_can_add=chosen or services.settings.default_who_can_add)  # type: ignore[arg-type]
+              who_can_add=adding, who_can_message=messaging)
 
 
 async def get_me(caller: Caller, p: m.GetMe) -> Me:
@@ -56,6 +59,8 @@ async def set_privacy(caller: Caller, p: m.SetPrivacy) -> Me:
     store = caller.services.store
     if p.who_can_add is not None:
         await store.set_who_can_add(caller.user_id, p.who_can_add)
+    if p.who_can_message is not None:
+        await store.set_who_can_message(caller.user_id, p.who_can_message)
     user = await store.update_user(caller.user_id, phone_discoverable=p.phone_discoverable)
     return await _me(caller, user)
 

@@ -26,9 +26,6 @@ from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
 
-# The service account that delivers login codes in the app. Its "phone" is no phone number,
-# so nobody can ask for a code to log in as it.
-SERVICE_PHONE = "service:pigeon"
 SERVICE_NAME = "Pigeon"
 
 
@@ -110,6 +107,30 @@ class MemberRecord(NamedTuple):
 class InvitationRecord(NamedTuple):
     chat: Chat
     inviter: UserRecord
+    date: float
+
+
+class ContactRecord(NamedTuple):
+    user: UserRecord
+    name: str
+    date: float
+
+
+class RequestRecord(NamedTuple):
+    chat: Chat
+    peer: UserRecord
+    last_message: Message | None
+    date: float
+
+
+class ReportRecord(NamedTuple):
+    id: int
+    reporter_id: int
+    chat_id: int
+    message_id: int
+    sender_id: int
+    text: str
+    reason: str
     date: float
 
 
@@ -221,7 +242,11 @@ class Store(abc.ABC):
 
     # -- chats ------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def open_private(self, user_id: int, peer_id: int, now: float) -> Chat: ...
+    async def open_private(self, user_id: int, peer_id: int, now: float,
+                           default_who_can_message: str | None = None) -> Chat:
+        """The private chat of the two. With ``default_who_can_message`` (the server's
+        setting) a new chat is a message request for the peer, or refused
+        (Forbidden(USER_PRIVACY_RESTRICTED)), when the opener is a stranger to them."""
 
     @abc.abstractmethod
     async def create_group(
@@ -295,7 +320,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def member_ids(self, user_id: int, chat_id: int, limit: int) -> list[int]:
-        """Other members of a chat the user is in (for ephemeral notices)."""
+        """Other members of a chat the user is in (for ephemeral notices), but not those who
+        blocked the user, nor a message request's recipient before they accept it."""
 
     # -- messages ---------------------------------------------------------------------------
     @abc.abstractmethod
@@ -395,3 +421,72 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_device_inboxes(self, before: float, limit: int) -> int:
         """Delete at most ``limit`` device inbox items created before ``before``."""
+
+    # -- safety: blocks, reports, contacts, message requests (issue 11) ----------------------
+    @abc.abstractmethod
+    async def block(self, user_id: int, peer_id: int, now: float) -> None:
+        """From now on ``peer_id``'s private messages and group additions do not reach
+        ``user_id``, and ``peer_id`` is not told (pigeon.domain.blocks)."""
+
+    @abc.abstractmethod
+    async def unblock(self, user_id: int, peer_id: int) -> None: ...
+
+    @abc.abstractmethod
+    async def blocked(self, user_id: int, offset: int, limit: int) -> list[UserRecord]: ...
+
+    @abc.abstractmethod
+    async def report(self, reporter_id: int, chat_id: int, message_id: int, reason: str,
+                     now: float) -> None:
+        """Record a report of a message the reporter can see (a copy of its text)."""
+
+    @abc.abstractmethod
+    async def add_contact(self, user_id: int, peer_id: int, name: str,
+                          now: float) -> ContactRecord:
+        """Add (or rename) a contact the user may see; USER_NOT_FOUND for the others."""
+
+    @abc.abstractmethod
+    async def remove_contact(self, user_id: int, peer_id: int) -> None: ...
+
+    @abc.abstractmethod
+    async def contacts(self, user_id: int, offset: int, limit: int) -> list[ContactRecord]: ...
+
+    @abc.abstractmethod
+    async def message_requests(self, user_id: int, offset: int,
+                               limit: int) -> list[RequestRecord]: ...
+
+    @abc.abstractmethod
+    async def accept_request(self, user_id: int, chat_id: int) -> tuple[Chat, list[Push]]:
+        """The chat joins the user's list; pushes its latest messages to their devices."""
+
+    @abc.abstractmethod
+    async def decline_request(self, user_id: int, chat_id: int) -> None: ...
+
+    @abc.abstractmethod
+    async def get_who_can_message(self, user_id: int) -> str | None: ...
+
+    @abc.abstractmethod
+    async def set_who_can_message(self, user_id: int, value: str) -> None: ...
+
+    # -- the operator (reached from the operator listener only) ------------------------------
+    @abc.abstractmethod
+    async def reports(self, after_id: int, limit: int) -> list[ReportRecord]: ...
+
+    @abc.abstractmethod
+    async def find_users(self, query: str, limit: int) -> list[tuple[UserRecord, bool, int]]:
+        """Accounts matching by id, phone, @username or name: (user, disabled, sessions)."""
+
+    @abc.abstractmethod
+    async def set_disabled(self, user_id: int, disabled: bool) -> list[int]:
+        """Returns the ids of the sessions that disabling ended."""
+
+    @abc.abstractmethod
+    async def delete_user(self, user_id: int) -> list[int]:
+        """Returns the ids of the sessions that ended."""
+
+    @abc.abstractmethod
+    async def is_disabled(self, user_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def backup(self, target: str) -> None:
+        """A consistent copy of the whole database into the new file ``target``, taken while
+        the store goes on serving."""

@@ -192,6 +192,47 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     ALTER TABLE members ADD COLUMN stream_from INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: safety (issue 11): blocks, abuse reports, contacts, message requests, and accounts an
+    # operator disabled or deleted. ``message_requests`` holds, per private chat, the state
+    # of the request its other side made to ``user_id``: pending, accepted or declined; a
+    # private chat without a row was never a request (those made before this migration).
+    """
+    ALTER TABLE users ADD COLUMN who_can_message TEXT;
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE blocks (
+        user_id INTEGER NOT NULL,
+        peer_id INTEGER NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (user_id, peer_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE contacts (
+        user_id INTEGER NOT NULL,
+        peer_id INTEGER NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        PRIMARY KEY (user_id, peer_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE message_requests (
+        user_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        peer_id INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (user_id, chat_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        reporter_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,
+        sender_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        UNIQUE (reporter_id, chat_id, message_id)
+    );
+    CREATE INDEX reports_by_reporter ON reports(reporter_id, created);
+    """,
 ]
 
 

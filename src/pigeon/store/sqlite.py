@@ -10,6 +10,7 @@ functions on a reader thread. Their SQL lives in one module per concern (:mod:`.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
 from .base import (
-    DIALOG_PAGE_BYTES, InvitationRecord, LoginCode, MemberRecord, Push, SessionRecord, Store,
-    StoreStats, StreamPage, UserRecord,
+    DIALOG_PAGE_BYTES, ContactRecord, InvitationRecord, LoginCode, MemberRecord, Push,
+    ReportRecord, RequestRecord, SessionRecord, Store, StoreStats, StreamPage, UserRecord,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -30,7 +31,15 @@ from .sqlite_people import (
     _q_invitations, _q_visible_users, _q_who_can_add, _tx_accept_invitation,
     _tx_decline_invitation, _tx_remember_discovery, _tx_set_who_can_add,
 )
+from .sqlite_admin import (
+    _q_disabled, _q_find_users, _q_reports, _tx_delete_user, _tx_set_disabled, backup,
+)
 from .sqlite_dialogs import _q_dialogs
+from .sqlite_requests import _q_requests, _tx_accept_request, _tx_decline_request
+from .sqlite_safety import (
+    _q_blocked, _q_contacts, _q_who_can_message, _tx_add_contact, _tx_block,
+    _tx_remove_contact, _tx_report, _tx_set_who_can_message, _tx_unblock,
+)
 from .sqlite_groups import (
     _q_get_chat, _q_member_ids, _q_members, _tx_add_members, _tx_create_group, _tx_open_private,
     _tx_remove_member, _tx_set_role, _tx_set_title,
@@ -129,8 +138,10 @@ class SqliteStore(Store):
         return await self.engine.write(_tx_delete_sessions, user_id, only, keep)
 
     # -- chats ------------------------------------------------------------------------------
-    async def open_private(self, user_id: int, peer_id: int, now: float) -> Chat:
-        return await self.engine.write(_tx_open_private, user_id, peer_id, now)
+    async def open_private(self, user_id: int, peer_id: int, now: float,
+                           default_who_can_message: str | None = None) -> Chat:
+        return await self.engine.write(_tx_open_private, user_id, peer_id, now,
+                                       default_who_can_message)
 
     async def create_group(self, owner_id: int, title: str, member_ids: list[int], now: float,
                            max_members: int, policy: GroupPolicy | None = None,
@@ -247,3 +258,63 @@ class SqliteStore(Store):
 
     async def purge_device_inboxes(self, before: float, limit: int) -> int:
         return await self.engine.write(_tx_purge_devices, before, limit)
+
+    # -- safety -----------------------------------------------------------------------------
+    async def block(self, user_id: int, peer_id: int, now: float) -> None:
+        await self.engine.write(_tx_block, user_id, peer_id, now)
+
+    async def unblock(self, user_id: int, peer_id: int) -> None:
+        await self.engine.write(_tx_unblock, user_id, peer_id)
+
+    async def blocked(self, user_id: int, offset: int, limit: int) -> list[UserRecord]:
+        return await self.engine.read(_q_blocked, user_id, offset, limit)
+
+    async def report(self, reporter_id: int, chat_id: int, message_id: int, reason: str,
+                     now: float) -> None:
+        await self.engine.write(_tx_report, reporter_id, chat_id, message_id, reason, now)
+
+    async def add_contact(self, user_id: int, peer_id: int, name: str,
+                          now: float) -> ContactRecord:
+        return await self.engine.write(_tx_add_contact, user_id, peer_id, name, now)
+
+    async def remove_contact(self, user_id: int, peer_id: int) -> None:
+        await self.engine.write(_tx_remove_contact, user_id, peer_id)
+
+    async def contacts(self, user_id: int, offset: int, limit: int) -> list[ContactRecord]:
+        return await self.engine.read(_q_contacts, user_id, offset, limit)
+
+    async def message_requests(self, user_id: int, offset: int,
+                               limit: int) -> list[RequestRecord]:
+        return await self.engine.read(_q_requests, user_id, offset, limit)
+
+    async def accept_request(self, user_id: int, chat_id: int) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_accept_request, user_id, chat_id)
+
+    async def decline_request(self, user_id: int, chat_id: int) -> None:
+        await self.engine.write(_tx_decline_request, user_id, chat_id)
+
+    async def get_who_can_message(self, user_id: int) -> str | None:
+        return await self.engine.read(_q_who_can_message, user_id)
+
+    async def set_who_can_message(self, user_id: int, value: str) -> None:
+        await self.engine.write(_tx_set_who_can_message, user_id, value)
+
+    # -- the operator -----------------------------------------------------------------------
+    async def reports(self, after_id: int, limit: int) -> list[ReportRecord]:
+        return await self.engine.read(_q_reports, after_id, limit)
+
+    async def find_users(self, query: str, limit: int) -> list[tuple[UserRecord, bool, int]]:
+        return await self.engine.read(_q_find_users, query, limit)
+
+    async def set_disabled(self, user_id: int, disabled: bool) -> list[int]:
+        return await self.engine.write(_tx_set_disabled, user_id, disabled)
+
+    async def delete_user(self, user_id: int) -> list[int]:
+        return await self.engine.write(_tx_delete_user, user_id)
+
+    async def is_disabled(self, user_id: int) -> bool:
+        return await self.engine.read(_q_disabled, user_id)
+
+    async def backup(self, target: str) -> None:
+        # Its own thread and connection: a long copy holds no reader of the pool.
+        await asyncio.to_thread(backup, self.engine.path, Path(target))

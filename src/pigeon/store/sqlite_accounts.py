@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from pigeon.domain import admin
 from pigeon.protocol.errors import Conflict, NotFound
 from pigeon.domain.streams import device_stream
 
@@ -104,6 +105,10 @@ def _tx_create_session(
     conn: sqlite3.Connection, user_id: int, token_hash: bytes, device: str, address: str,
     now: float,
 ) -> SessionRecord:
+    # In the same transaction as the insert: an account disabled while its sign-in was on
+    # the way gets no session (the writer is alone, so nothing comes between).
+    disabled = conn.execute("SELECT disabled FROM users WHERE id = ?", (user_id,)).fetchone()
+    admin.check_enabled(bool(disabled and disabled[0]))
     row = conn.execute(
         "INSERT INTO sessions (user_id, token_hash, device, address, created, last_active) "
         f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {SESSION_COLS}",

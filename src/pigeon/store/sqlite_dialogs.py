@@ -22,14 +22,18 @@ def _q_dialogs(
     """One page of dialogs by (date, chat id) descending (:func:`paging.dialog_date` and
     :func:`paging.dialog_follows`, which the query computes so as to read only one page of
     chats). The cost of a page is bounded by ``limit`` and its size by ``max_bytes``, whatever
-    the number of chats (issue 7, finding 7: 6,000 groups listed at once stalled others)."""
+    the number of chats (issue 7, finding 7: 6,000 groups listed at once stalled others).
+    Message requests not accepted (:func:`pigeon.domain.requests.in_chat_list`) are left out:
+    strangers cannot fill the list."""
     after_date, after_id = before if before is not None else (float("inf"), 0)
     rows = conn.execute(
         "SELECT * FROM (SELECT m.chat_id, m.history_from, m.read_inbox_max_id, "
         "m.read_outbox_max_id, MAX(m.joined, COALESCE(msg.date, 0)) AS top "
         "FROM members m JOIN chats c ON c.id = m.chat_id "
         "LEFT JOIN messages msg ON msg.chat_id = c.id AND msg.id = c.last_message_id "
-        "WHERE m.user_id = ?) WHERE top < ? OR (top = ? AND chat_id < ?) "
+        "WHERE m.user_id = ? AND NOT EXISTS (SELECT 1 FROM message_requests r "
+        "WHERE r.user_id = m.user_id AND r.chat_id = m.chat_id AND r.state != 'accepted')) "
+        "WHERE top < ? OR (top = ? AND chat_id < ?) "
         "ORDER BY top DESC, chat_id DESC LIMIT ?",
         (user_id, after_date, after_date, after_id if before is not None else 0, limit),
     ).fetchall()

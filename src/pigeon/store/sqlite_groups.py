@@ -18,13 +18,14 @@ from pigeon.protocol.types import Chat, Role
 
 from .base import MemberRecord, Push
 from .sqlite_log import announce, pts_in
+from .sqlite_safety import gate_new_private
 from .sqlite_service import service_user_id
 from .sqlite_people import (
     check_created_quota,
     check_joined_quota,
     forget_invitations,
     invite,
-    sort_newcomers,
+    sort_unblocked_newcomers,
 )
 from .sqlite_rows import (
     USER_COLS,
@@ -42,7 +43,11 @@ from .sqlite_rows import (
 )
 
 
-def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: float) -> Chat:
+def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: float,
+                     default_who_can_message: str | None = None) -> Chat:
+    """The private chat of the two, created on first use. With ``default_who_can_message``
+    (the server passes its setting) a new chat is a message request for the peer when the
+    opener is a stranger to them, or refused (:mod:`pigeon.domain.requests`)."""
     existing_users(conn, [peer_id])
     rules.check_service_rules(to_service_chat=peer_id == service_user_id(conn),
                               forwards_from_service_chat=False)
@@ -59,6 +64,8 @@ def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: 
             "INSERT INTO private_chats (user_a, user_b, chat_id) VALUES (?, ?, ?)", (a, b, chat_id)
         )
         insert_members(conn, chat_id, list(pair), "member", now, 0)
+        if default_who_can_message is not None and peer_id != user_id:
+            gate_new_private(conn, user_id, peer_id, chat_id, now, default_who_can_message)
     else:
         chat_id = row[0]
     return chat_view(conn, chat_id, user_id)
@@ -69,7 +76,8 @@ def _tx_create_group(
     max_members: int, policy: GroupPolicy | None = None, large: bool = False,
 ) -> tuple[Chat, list[Push]]:
     kind = groups.group_kind(large)
-    added, invited = sort_newcomers(conn, owner_id, groups.founders(owner_id, named), policy)
+    added, invited, refusing = sort_unblocked_newcomers(
+        conn, owner_id, groups.founders(owner_id, named), policy)
     groups.check_capacity(1, len(added), groups.member_limit(kind, max_members, policy))
     check_created_quota(conn, owner_id, now, policy)
     check_joined_quota(conn, [owner_id, *added], policy)
@@ -81,7 +89,8 @@ def _tx_create_group(
     insert_members(conn, chat_id, added, "member", now, 0)
     pushes = announce(conn, chat_id, affected=[owner_id, *added], now=now)
     invited, invitations = invite(conn, chat_id, owner_id, invited, now, policy)
-    view = msgspec.structs.replace(chat_view(conn, chat_id, owner_id), invited=invited)
+    view = msgspec.structs.replace(chat_view(conn, chat_id, owner_id),
+                                   invited=invited + refusing)
     return view, pushes + invitations
 
 
@@ -93,7 +102,7 @@ def _tx_add_members(
     membership.may_manage(actor)
     existing_users(conn, user_ids)
     new = groups.newcomers(user_ids, set(member_ids(conn, chat_id)))
-    added, invited = sort_newcomers(conn, actor_id, new, policy)
+    added, invited, refusing = sort_unblocked_newcomers(conn, actor_id, new, policy)
     chat = chat_row(conn, chat_id)
     groups.check_capacity(chat.member_count, len(added),
                           groups.member_limit(chat.kind, max_members, policy))
@@ -105,6 +114,7 @@ def _tx_add_members(
         forget_invitations(conn, chat_id, added)
         pushes = announce(conn, chat_id, affected=added, now=now)
     invited, invitations = invite(conn, chat_id, actor_id, invited, now, policy)
+    invited += refusing
     if not added and not invited:
         raise groups.already_members(invited_too=True)
     view = msgspec.structs.replace(chat_view(conn, chat_id, actor_id), invited=invited)
@@ -181,8 +191,13 @@ def _q_members(
 
 def _q_member_ids(conn: sqlite3.Connection, user_id: int, chat_id: int, limit: int) -> list[int]:
     standing(conn, user_id, chat_id)
+    # Those who blocked the user, and a request's recipient until accepted, are not told of
+    # them (pigeon.domain.blocks.silenced, pigeon.domain.requests.delivered).
     rows = conn.execute(
-        "SELECT user_id FROM members WHERE chat_id = ? AND user_id != ? LIMIT ?",
-        (chat_id, user_id, limit),
+        "SELECT m.user_id FROM members m WHERE m.chat_id = ? AND m.user_id != ? "
+        "AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.peer_id = ?) "
+        "AND NOT EXISTS (SELECT 1 FROM message_requests r WHERE r.user_id = m.user_id "
+        "AND r.chat_id = m.chat_id AND r.state != 'accepted') LIMIT ?",
+        (chat_id, user_id, user_id, limit),
     )
     return [r[0] for r in rows]

@@ -22,6 +22,7 @@ from pigeon.protocol.types import FwdFrom, Message
 from .base import Push
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_people import note_private_send
+from .sqlite_safety import hide, private_gate
 from .sqlite_service import is_service_chat
 from .sqlite_rows import (
     MSG_COLS,
@@ -55,8 +56,10 @@ def _tx_send_message(
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and is_service_chat(conn, chat_id),
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
+    withheld = None
     if makes_contact(sender.kind):
         note_private_send(conn, sender_id, chat_id)
+        withheld = private_gate(conn, sender_id, chat_id)
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
     message_id = sender.last_message_id + 1  # the writer is alone: read-then-write is atomic
@@ -71,8 +74,10 @@ def _tx_send_message(
     _set_read_mark(conn, chat_id, sender_id, reading.mark)
     new = Message(chat_id=chat_id, id=message_id, sender_id=sender_id, date=now, text=text,
                   reply_to=reply_to, fwd_from=fwd_from)
-    pushes = [push_message(conn, up.NewMessage(pts=0, message=new), audience.new_message(),
-                           sender.kind, now)]
+    if withheld is not None and not withheld.shown:
+        hide(conn, withheld.recipient_id, chat_id, [message_id])
+    told = audience.new_message() if withheld is None else audience.withheld(sender_id)
+    pushes = [push_message(conn, up.NewMessage(pts=0, message=new), told, sender.kind, now)]
     pushes += _tell_authors(conn, sender_id, chat_id, reading, sender.kind)
     sender_pts = pts_in(pushes[:1], sender_id)
     conn.execute(
@@ -105,8 +110,10 @@ def _tx_edit_message(
         (text, now, edit_seq, chat_id, message_id),
     )
     edited = msgspec.structs.replace(edited, text=text, edit_date=now)
-    push = push_message(conn, up.EditMessage(pts=0, message=edited), audience.edit(message_id),
-                        editor.kind, now)
+    told = audience.edit(message_id)
+    if editor.kind == "private" and private_gate(conn, user_id, chat_id) is not None:
+        told = audience.withheld(user_id)  # an edit must not bring back what was kept
+    push = push_message(conn, up.EditMessage(pts=0, message=edited), told, editor.kind, now)
     return edited, [push]
 
 

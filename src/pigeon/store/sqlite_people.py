@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from pigeon.domain import audience, groups, membership, people, views
+from pigeon.domain import audience, blocks, groups, membership, people, views
 from pigeon.domain.groups import GroupPolicy
 from pigeon.protocol import updates as up
 from pigeon.protocol.types import Chat
@@ -20,6 +20,7 @@ from .base import InvitationRecord, Push, UserRecord
 from .sqlite_log import announce, push_stored
 from .sqlite_rows import (
     USER_COLS,
+    blocked_by,
     chat_row,
     chat_view,
     chunks,
@@ -101,6 +102,18 @@ def sort_newcomers(
     sees = visible(conn, adder_id, [u for u in user_ids
                                     if groups.needs_sight(settings[u], u in contacts)])
     return groups.sort_newcomers(user_ids, settings, contacts, sees)
+
+
+def sort_unblocked_newcomers(
+    conn: sqlite3.Connection, adder_id: int, user_ids: list[int], policy: GroupPolicy | None
+) -> tuple[list[int], list[int], list[int]]:
+    """:func:`sort_newcomers` for those who did not block the adder; returns (added,
+    invited, blocked the adder). The last answer to the adder as invited, and nothing is
+    stored for them (:mod:`pigeon.domain.blocks`)."""
+    askable, refusing = blocks.split_blocked(user_ids, blocked_by(conn, adder_id, user_ids))
+    existing_users(conn, refusing)
+    added, invited = sort_newcomers(conn, adder_id, askable, policy)
+    return added, invited, refusing
 
 
 def check_joined_quota(conn: sqlite3.Connection, user_ids: list[int],

@@ -160,6 +160,16 @@ def existing_users(conn: sqlite3.Connection, user_ids: list[int]) -> None:
     people.require_known(user_ids, found)
 
 
+def blocked_by(conn: sqlite3.Connection, sender_id: int, user_ids: list[int]) -> set[int]:
+    """Those among ``user_ids`` who blocked ``sender_id``."""
+    found: set[int] = set()
+    for chunk in chunks(user_ids):
+        found.update(r[0] for r in conn.execute(
+            f"SELECT user_id FROM blocks WHERE peer_id = ? AND user_id IN ({marks(chunk)})",
+            (sender_id, *chunk)))
+    return found
+
+
 def unread_count(conn: sqlite3.Connection, user_id: int, chat_id: int, after: int) -> int:
     """How many messages count as unread (:func:`pigeon.domain.messages.counts_as_unread`,
     counted here without loading them)."""

@@ -2,7 +2,7 @@
 login codes to an account's logged-in devices, as Telegram's service notifications do.
 
 The service account is created on first use. Its phone is not a phone number
-(:data:`~pigeon.store.base.SERVICE_PHONE`), so nobody can ask for a code to log in as it; the
+(:data:`~pigeon.domain.admin.SERVICE_PHONE`), so nobody can ask for a code to log in as it; the
 chats it writes in are listed in ``service_chats``, where nobody else may write, and nobody
 may open a chat with it. It reads nothing, so its own update log is never written.
 """
@@ -14,7 +14,9 @@ import sqlite3
 from pigeon.protocol import updates as up
 from pigeon.protocol.types import Message
 
-from .base import SERVICE_NAME, SERVICE_PHONE, Push
+from pigeon.domain.admin import SERVICE_PHONE
+
+from .base import SERVICE_NAME, Push
 from .sqlite_log import bump, log_updates
 from .sqlite_people import note_private_send
 from .sqlite_rows import NEW, insert_members
