@@ -60,3 +60,19 @@ def _valid_host(host: str, *, bracketed: bool) -> bool:
         except ValueError:
             return False
     return bool(_HOSTNAME.fullmatch(host)) and len(host) <= 253
+
+
+class BadMessageId(ValueError):
+    """The message says what a message id looks like."""
+
+
+MAX_MESSAGE_ID = 2**62  # as the protocol bounds ids (types.ID)
+
+
+def message_id(raw: str) -> int:
+    """A message id as the CLI prints it (``#12``) or bare (``12``): 1 to 2**62."""
+    digits = raw.strip().removeprefix("#")
+    # "²" and "١" are digits to isdigit but not ids anyone meant; int() accepts "1_0".
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_MESSAGE_ID:
+        raise BadMessageId(f"{raw!r} is not a message id: write it as printed, like #12 or 12")
+    return int(digits)

@@ -22,8 +22,10 @@ import click
 from pigeon.client import Client, Profile, ServerUnreachable
 from pigeon.client.link import ConnectionLost
 from pigeon.client.profile import resolve_profile
-from pigeon.protocol.errors import PigeonError, Unauthorized
+from pigeon.protocol import limits
+from pigeon.protocol.errors import InvalidArgument, PigeonError, Unauthorized
 
+from .args import BadMessageId, message_id
 from .output import visible
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
@@ -138,3 +140,31 @@ async def resolve_user(client: Client, ref: str) -> int:
     if not (raw.isascii() and raw.isdigit()):
         raise click.UsageError(f"{ref!r} is neither @username nor user:ID")
     return int(raw)
+
+
+def message_text(text: str) -> str:
+    """A message's TEXT argument: ``-`` reads it from standard input; too long is refused in
+    words before anything is sent (issue 11, bug 8: a raw validator message)."""
+    if text == "-":
+        text = sys.stdin.read().rstrip("\n")
+    if len(text) > limits.MAX_TEXT_CHARS:
+        raise InvalidArgument(f"a message can be at most {limits.MAX_TEXT_CHARS:,} characters; "
+                              f"this one has {len(text):,}")
+    return text
+
+
+class MessageIdType(click.ParamType):
+    """MSG_ID on the command line: ``#12`` as the CLI prints it, or ``12``."""
+
+    name = "MSG_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return message_id(str(value))
+        except BadMessageId as exc:
+            self.fail(str(exc), param, ctx)
+
+
+MESSAGE_ID = MessageIdType()

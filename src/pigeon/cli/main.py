@@ -20,13 +20,14 @@ from pigeon.client.profile import (
     PROFILE_FILE, is_profile_name, list_profiles,
 )
 from pigeon.protocol import limits
-from pigeon.protocol.errors import InvalidArgument, Unauthorized
+from pigeon.protocol.errors import Unauthorized
 from pigeon.protocol.types import Dialog, User
 
 from .args import BadServerUrl, server_url
 from .context import (
-    EXIT_FAILED, EXIT_USAGE, Ctx, os_error, resolve_chat, run, session, warn,
+    EXIT_FAILED, EXIT_USAGE, Ctx, message_text, os_error, resolve_chat, run, session, warn,
 )
+from . import account, messages
 from .groups import group, sessions
 from .names import Names
 from .output import duration, echo, message_json, message_line, plural, visible, when, who
@@ -190,11 +191,7 @@ async def username_release(ctx: Ctx) -> None:
 @run
 async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
     """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk."""
-    if text == "-":
-        text = sys.stdin.read().rstrip("\n")
-    if len(text) > limits.MAX_TEXT_CHARS:  # say it in words, before sending (bug 8)
-        raise InvalidArgument(f"a message can be at most {limits.MAX_TEXT_CHARS:,} characters; "
-                              f"this one has {len(text):,}")
+    text = message_text(text)
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
         # Marked in the profile so that `receive` on this device does not show it back.
@@ -269,6 +266,8 @@ cli.add_command(sessions)
 cli.add_command(shield)
 
 cli.add_command(siege)
+for command in (*messages.COMMANDS, *account.COMMANDS):
+    cli.add_command(command)
 
 
 def main() -> None:
