@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -101,3 +102,9 @@ class Follower:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def received_texts(output: str) -> list[str]:
+    """The texts of the messages in ``receive --json`` output; the other lines (edits,
+    deletions, read receipts...: objects with a ``"type"``) left out."""
+    return [obj["text"] for obj in map(json.loads, output.splitlines()) if "type" not in obj]

@@ -28,6 +28,7 @@ from .context import (
     EXIT_FAILED, EXIT_USAGE, Ctx, message_text, os_error, resolve_chat, run, session, warn,
 )
 from . import account, messages
+from .events import quoted
 from .groups import group, sessions
 from .names import Names
 from .output import duration, echo, message_json, message_line, plural, visible, when, who
@@ -252,9 +253,15 @@ async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: 
         chat_id = await resolve_chat(client, chat)
         messages = await client.messages.history(chat_id, before_id=before, limit=limit)
         names = Names(client)
+        texts = {msg.id: msg.text for msg in messages}  # what replies on this page answer
         for msg in reversed(messages):
             sender = await names.get(msg.sender_id)
-            echo(message_json(msg, sender) if as_json else message_line(msg, sender))
+            if as_json:
+                echo(message_json(msg, sender))
+            else:
+                answered = texts.get(msg.reply_to or 0)
+                echo(message_line(msg, sender, quote=None if answered is None else
+                                  quoted(answered)))
         if mark_read and messages:
             await client.messages.read(chat_id, messages[0].id)
 
