@@ -14,6 +14,7 @@ from typing import Any
 from pigeon.protocol.types import Chat, Message, User
 from pigeon.protocol.updates import ChatUpdate, DeleteMessages, ReadOutbox, Typing
 
+from .chat_settings import muted, pinned
 from .output import json_line, message_json, message_line, plural, visible, who
 
 QUOTE_CHARS = 40  # of the message a reply answers, shown beside it
@@ -65,11 +66,20 @@ def membership(update: ChatUpdate, as_json: bool) -> str:
                                 "role": chat.role}
         if chat.invited_by:
             body["invited_by"] = chat.invited_by
+        if chat.role is not None:
+            body["pinned"] = chat.pinned_message_id or None
+        if chat.muted_until is not None:  # None: this update does not say (see Chat)
+            body["muted_until"] = chat.muted_until or None
         return json_line(body)
-    return f"[chat:{chat.id}] {_standing(chat)}"
+    settings = ""
+    if chat.role is not None:
+        settings = pinned(chat) + (muted(chat) or (" [not muted]" if chat.muted_until == 0 else ""))
+    return f"[chat:{chat.id}] {_standing(chat)}{settings}"
 
 
 def _standing(chat: Chat) -> str:
+    if chat.kind == "private":
+        return "private chat" if chat.role is not None else "no longer yours"
     title = f"'{visible(chat.title)}'"
     if chat.invited_by:
         return (f"you are invited to {title} by user {chat.invited_by} (pigeon group accept "

@@ -27,7 +27,8 @@ from .args import BadServerUrl, server_url
 from .context import (
     EXIT_FAILED, EXIT_USAGE, Ctx, message_text, os_error, resolve_chat, run, session, warn,
 )
-from . import account, messages
+from . import account, chat_settings, messages
+from .chat_settings import muted, pinned
 from .events import quoted
 from .groups import group, sessions
 from .names import Names
@@ -235,7 +236,7 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
                  f"you: {chat.role})")
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
     unread = f" [{d.unread_count} unread]" if d.unread_count else ""
-    echo(f"chat:{chat.id}  {title}{unread}{last}")
+    echo(f"chat:{chat.id}  {title}{unread}{muted(chat)}{pinned(chat)}{last}")
 
 
 @cli.command()
@@ -273,7 +274,7 @@ cli.add_command(sessions)
 cli.add_command(shield)
 
 cli.add_command(siege)
-for command in (*messages.COMMANDS, *account.COMMANDS):
+for command in (*messages.COMMANDS, *account.COMMANDS, *chat_settings.COMMANDS):
     cli.add_command(command)
 
 

@@ -169,6 +169,11 @@ MIGRATIONS: list[str] = [
         chat_id INTEGER PRIMARY KEY
     );
     """,
+    # 6: mute (each member's own, synced to their devices) and the pinned message (the chat's)
+    """
+    ALTER TABLE members ADD COLUMN muted_until REAL NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN pinned_message_id INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

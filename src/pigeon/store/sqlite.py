@@ -30,6 +30,7 @@ from .sqlite_people import (
     _q_invitations, _q_visible_users, _q_who_can_add, _tx_accept_invitation,
     _tx_decline_invitation, _tx_remember_discovery, _tx_set_who_can_add,
 )
+from .sqlite_chat_settings import _tx_mute_chat, _tx_pin_message
 from .sqlite_dialogs import _q_dialogs
 from .sqlite_groups import (
     _q_get_chat, _q_member_ids, _q_members, _tx_add_members, _tx_create_group, _tx_open_private,
@@ -157,6 +158,14 @@ class SqliteStore(Store):
     async def set_title(self, actor_id: int, chat_id: int, title: str,
                         now: float) -> tuple[Chat, list[Push]]:
         return await self.engine.write(_tx_set_title, actor_id, chat_id, title)
+
+    async def mute_chat(self, user_id: int, chat_id: int, until: float,
+                        now: float) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_mute_chat, user_id, chat_id, until, now)
+
+    async def pin_message(self, actor_id: int, chat_id: int, message_id: int | None,
+                          now: float) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_pin_message, actor_id, chat_id, message_id)
 
     async def get_chat(self, user_id: int, chat_id: int) -> Chat:
         return await self.engine.read(_q_get_chat, user_id, chat_id)

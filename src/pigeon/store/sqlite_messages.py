@@ -18,6 +18,7 @@ from pigeon.protocol import updates as up
 from pigeon.protocol.types import FwdFrom, Message
 
 from .base import Push
+from .sqlite_chat_settings import unpin_deleted
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_people import note_private_send
 from .sqlite_service import is_service_chat
@@ -119,6 +120,8 @@ def _tx_delete_messages(
         )
         update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=ids, for_everyone=True)
         push = push_stored(conn, chat_id, update, audience.delete_for_everyone(ids, user_id))
+        pushes = [push, *unpin_deleted(conn, chat_id, ids)]
+        return pts_in(pushes, user_id), len(ids), pushes
     else:
         conn.executemany(
             "INSERT OR IGNORE INTO hidden_messages (user_id, chat_id, message_id) VALUES (?, ?, ?)",
