@@ -127,6 +127,11 @@ async def resolve_chat(client: Client, ref: str) -> int:
     """``@username`` or ``user:ID`` (a private chat with them), ``chat:ID`` or a bare id."""
     if ref.startswith(("@", "user:")):
         return (await client.chats.open_private(await resolve_user(client, ref))).id
+    return chat_id_of(ref)
+
+
+def chat_id_of(ref: str) -> int:
+    """``chat:ID`` or a bare id, read without asking the server."""
     raw = ref.removeprefix("chat:")
     if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
         raise click.UsageError(f"{ref!r} is neither @username, user:ID nor chat:ID")

@@ -34,6 +34,7 @@ from .groups import group, sessions
 from .names import Names
 from .output import duration, echo, message_json, message_line, plural, visible, when, who
 from .receive import receive
+from .search import keep, search
 from .serve import serve
 from .shield import shield
 from .siege import siege
@@ -207,6 +208,7 @@ async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
                 client.profile.end_send(mark, pts)
             except OSError as exc:  # the message is sent: a profile that cannot be written
                 warn(f"the profile was not saved: {os_error(exc)}")  # must not say otherwise
+        await keep(ctx, [(sent.message, None)])
         echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
 
 
@@ -255,8 +257,9 @@ async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: 
         messages = await client.messages.history(chat_id, before_id=before, limit=limit)
         names = Names(client)
         texts = {msg.id: msg.text for msg in messages}  # what replies on this page answer
-        for msg in reversed(messages):
-            sender = await names.get(msg.sender_id)
+        shown = [(msg, await names.get(msg.sender_id)) for msg in reversed(messages)]
+        await keep(ctx, shown)
+        for msg, sender in shown:
             if as_json:
                 echo(message_json(msg, sender))
             else:
@@ -269,6 +272,7 @@ async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: 
 
 
 cli.add_command(receive)
+cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)
 cli.add_command(shield)

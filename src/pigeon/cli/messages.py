@@ -9,6 +9,7 @@ from pigeon.protocol import limits
 
 from .context import MESSAGE_ID, Ctx, message_text, resolve_chat, run, session
 from .output import echo, plural
+from .search import keep
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -25,6 +26,7 @@ async def edit(ctx: Ctx, chat: str, msg_id: int, text: str) -> None:
     text = message_text(text)
     async with session(ctx) as client:
         message = await client.messages.edit(await resolve_chat(client, chat), msg_id, text)
+    await keep(ctx, [(message, None)])
     echo(f"edited chat:{message.chat_id} #{message.id}")
 
 
@@ -46,6 +48,7 @@ async def delete(ctx: Ctx, chat: str, msg_ids: tuple[int, ...], for_everyone: bo
             result = await client.messages.delete(
                 chat_id, ids[start:start + limits.MAX_IDS_PER_CALL], for_everyone)
             deleted += result.count
+    await keep(ctx, chat_id=chat_id, forget=ids)
     scope = " for everyone" if for_everyone else ""
     echo(f"deleted {plural(deleted, 'message')} in chat:{chat_id}{scope}")
 
@@ -61,6 +64,7 @@ async def forward(ctx: Ctx, chat: str, msg_id: int, to: str) -> None:
     async with session(ctx) as client:
         from_id = await resolve_chat(client, chat)
         sent = await client.messages.forward(from_id, msg_id, await resolve_chat(client, to))
+    await keep(ctx, [(sent.message, None)])
     echo(f"forwarded chat:{from_id} #{msg_id} as chat:{sent.message.chat_id} #{sent.message.id}")
 
 

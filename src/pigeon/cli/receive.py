@@ -22,11 +22,14 @@ from pigeon.protocol.updates import (
     ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
 )
 
+from pigeon.protocol.types import Message, User
+
 from . import events
 from .args import MAX_MESSAGE_ID
 from .context import Ctx, run, session
 from .names import Names
 from .output import echo
+from .search import Kept
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -36,8 +39,10 @@ QUOTES_KEPT = 10_000  # texts of printed messages kept, for the replies that fol
 class Printer:
     """Prints updates, remembering per chat the last message printed, to mark as read."""
 
-    def __init__(self, client: Client, as_json: bool) -> None:
+    def __init__(self, client: Client, as_json: bool, kept: Kept) -> None:
         self.client = client
+        self.kept = kept
+        self.to_keep: list[tuple[Message, User | None]] = []  # for the archive, in a batch
         self.names = Names(client)
         self.as_json = as_json
         self.printed = 0
@@ -59,6 +64,8 @@ class Printer:
         if isinstance(update, (NewMessage, EditMessage)):
             return await self._message(update)
         if isinstance(update, DeleteMessages):
+            await self.keep()  # what is about to be forgotten may still wait to be kept
+            await self.kept.forget(update.chat_id, update.message_ids)
             return events.deletion(update, self.as_json)
         if isinstance(update, ReadOutbox):
             return events.read_receipt(update, self.as_json)
@@ -71,8 +78,9 @@ class Printer:
     async def _message(self, update: NewMessage | EditMessage) -> str | None:
         msg, edited = update.message, isinstance(update, EditMessage)
         if msg.deleted or (not edited and await self._sent_here(update)):
-            return None
+            return None  # (`pigeon send` kept its own message)
         sender = await self.names.get(msg.sender_id)
+        self.to_keep.append((msg, sender))
         quote = None
         if msg.reply_to and not self.as_json:
             quote = await self._quote(msg.chat_id, msg.reply_to)
@@ -86,6 +94,8 @@ class Printer:
     async def _quote(self, chat_id: int, message_id: int) -> str | None:
         """What the reply answers: printed just before, or asked of the server."""
         text = self.texts.get((chat_id, message_id))
+        if text is None:
+            text = await self.kept.text(chat_id, message_id)
         if text is None:
             try:
                 page = await self.client.messages.history(
@@ -109,6 +119,12 @@ class Printer:
             await asyncio.sleep(0.05)
         return here
 
+    async def keep(self) -> None:
+        """Keep what was printed in the archive that `pigeon search` searches."""
+        if self.to_keep:
+            batch, self.to_keep = self.to_keep, []
+            await self.kept.keep(batch)
+
     async def mark_read(self) -> None:
         """Mark what was printed as read, chat by chat."""
         for chat_id, max_id in list(self.unread.items()):
@@ -129,29 +145,36 @@ class Printer:
 async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> None:
     """Print the messages that arrived since the last `receive` on this profile (but not
     those sent from it), and on lines of their own: edits, deletions, read receipts, typing
-    (with --follow) and changes to your groups; replies show what they answer. On a terminal an empty receive says so; piped, or with --json, it
-    prints nothing."""
-    async with session(ctx, track_updates=True) as client:
-        printer = Printer(client, as_json)
-        await client.sync()  # everything since the last `receive` on this profile
-        # The profile is saved after printing: a crash repeats a line rather than losing one.
-        for update in client.take_updates():
-            await printer.show(update)
-        if mark_read:
-            await printer.mark_read()
-        client.save()
-        if printer.printed == 0 and not as_json and sys.stdout.isatty():
-            echo("no new messages" + ("; waiting for more (Ctrl-C to stop)" if follow else ""))
-        if follow:
-            shown = client.profile.pts
-            try:
-                async for update in client.updates():
-                    await printer.show(update)
-                    if mark_read:
-                        await printer.mark_read()
-                    if update.pts:
-                        shown = update.pts
-                        client.profile.save(pts=shown)
-            finally:
-                # Closing saves the profile: only as far as what was printed.
-                client.profile.pts = min(client.profile.pts, shown)
+    (with --follow) and changes to your groups; replies show what they answer. On a terminal
+    an empty receive says so; piped, or with --json, it prints nothing. What it shows is
+    kept on this device for `pigeon search`."""
+    kept = Kept(ctx.profile_dir)
+    try:
+        async with session(ctx, track_updates=True) as client:
+            printer = Printer(client, as_json, kept)
+            await client.sync()  # everything since the last `receive` on this profile
+            # The profile is saved after printing: a crash repeats a line, never loses one.
+            for update in client.take_updates():
+                await printer.show(update)
+            await printer.keep()
+            if mark_read:
+                await printer.mark_read()
+            client.save()
+            if printer.printed == 0 and not as_json and sys.stdout.isatty():
+                echo("no new messages" + ("; waiting for more (Ctrl-C to stop)" if follow else ""))
+            if follow:
+                shown = client.profile.pts
+                try:
+                    async for update in client.updates():
+                        await printer.show(update)
+                        await printer.keep()
+                        if mark_read:
+                            await printer.mark_read()
+                        if update.pts:
+                            shown = update.pts
+                            client.profile.save(pts=shown)
+                finally:
+                    # Closing saves the profile: only as far as what was printed.
+                    client.profile.pts = min(client.profile.pts, shown)
+    finally:
+        kept.close()
