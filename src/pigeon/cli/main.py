@@ -29,10 +29,9 @@ from .context import (
 )
 from . import account, chat_settings, messages
 from .chat_settings import muted, pinned
-from .events import quoted
 from .groups import group, sessions
 from .names import Names
-from .output import duration, echo, message_json, message_line, plural, visible, when, who
+from .output import duration, echo, plural, visible, when, who
 from .receive import receive
 from .search import keep, search
 from .serve import serve
@@ -239,36 +238,6 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
     unread = f" [{d.unread_count} unread]" if d.unread_count else ""
     echo(f"chat:{chat.id}  {title}{unread}{muted(chat)}{pinned(chat)}{last}")
-
-
-@cli.command()
-@click.argument("chat")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100))
-@click.option("--before", type=int, default=None, help="Page back from this message id.")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--mark-read/--no-mark-read", default=True, show_default=True)
-@pass_ctx
-@run
-async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: bool,
-                  mark_read: bool) -> None:
-    """Show the messages of CHAT (@username or chat:ID), oldest first."""
-    async with session(ctx) as client:
-        chat_id = await resolve_chat(client, chat)
-        messages = await client.messages.history(chat_id, before_id=before, limit=limit)
-        names = Names(client)
-        texts = {msg.id: msg.text for msg in messages}  # what replies on this page answer
-        shown = [(msg, await names.get(msg.sender_id)) for msg in reversed(messages)]
-        await keep(ctx, shown)
-        for msg, sender in shown:
-            if as_json:
-                echo(message_json(msg, sender))
-            else:
-                answered = texts.get(msg.reply_to or 0)
-                echo(message_line(msg, sender, quote=None if answered is None else
-                                  quoted(answered)))
-        if mark_read and messages:
-            await client.messages.read(chat_id, messages[0].id)
-
 
 
 cli.add_command(receive)

@@ -1,5 +1,5 @@
-"""``pigeon edit``, ``delete``, ``forward``, ``read`` and ``typing``: what one does to messages
-once they are sent (issue 11, "Verbs the protocol has and the CLI lacks")."""
+"""``pigeon history``, and ``edit``, ``delete``, ``forward``, ``read`` and ``typing``: what one
+does to messages once they are sent (issue 11, "Verbs the protocol has and the CLI lacks")."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import click
 from pigeon.protocol import limits
 
 from .context import MESSAGE_ID, Ctx, message_text, resolve_chat, run, session
-from .output import echo, plural
+from .events import quoted
+from .names import Names
+from .output import echo, message_json, message_line, plural
 from .search import keep
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -97,4 +99,33 @@ async def typing(ctx: Ctx, chat: str) -> None:
     echo(f"typing in chat:{chat_id}")
 
 
-COMMANDS = (edit, delete, forward, read, typing)
+@click.command()
+@click.argument("chat")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100))
+@click.option("--before", type=int, default=None, help="Page back from this message id.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--mark-read/--no-mark-read", default=True, show_default=True)
+@pass_ctx
+@run
+async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: bool,
+                  mark_read: bool) -> None:
+    """Show the messages of CHAT (@username or chat:ID), oldest first."""
+    async with session(ctx) as client:
+        chat_id = await resolve_chat(client, chat)
+        messages = await client.messages.history(chat_id, before_id=before, limit=limit)
+        names = Names(client)
+        texts = {msg.id: msg.text for msg in messages}  # what replies on this page answer
+        shown = [(msg, await names.get(msg.sender_id)) for msg in reversed(messages)]
+        await keep(ctx, shown)
+        for msg, sender in shown:
+            if as_json:
+                echo(message_json(msg, sender))
+            else:
+                answered = texts.get(msg.reply_to or 0)
+                echo(message_line(msg, sender, quote=None if answered is None else
+                                  quoted(answered)))
+        if mark_read and messages:
+            await client.messages.read(chat_id, messages[0].id)
+
+
+COMMANDS = (history, edit, delete, forward, read, typing)

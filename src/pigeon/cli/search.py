@@ -21,6 +21,7 @@ from pigeon.client.archive import ARCHIVE_FILE, MAX_RESULTS, Archive, Found
 from pigeon.protocol.types import Message, User
 
 from .context import Ctx, chat_id_of, os_error, resolve_chat, run, session, warn
+from .events import quoted
 from .output import echo, message_json, message_line, visible
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -97,20 +98,35 @@ async def search(ctx: Ctx, text: str, chat: str | None, limit: int, as_json: boo
             chat_id = chat_id_of(chat)
     me = ctx.profile().user_id
     found: list[Found] = []
+    answered: dict[tuple[int, int], str] = {}
     if (ctx.profile_dir / ARCHIVE_FILE).exists():  # searching creates nothing
         try:
-            found = await asyncio.to_thread(_search, ctx.profile_dir, text, chat_id, limit)
+            found, answered = await asyncio.to_thread(_search, ctx.profile_dir, text, chat_id,
+                                                      limit)
         except sqlite3.Error as exc:
             raise click.ClickException(
                 f"the local message archive cannot be read: {visible(str(exc))}") from None
     for message, sender in found:
         if sender is None and message.sender_id == me:
             sender = User(id=me, name="you")  # this device's own sends are kept nameless
-        echo(message_json(message, sender) if as_json else message_line(message, sender))
+        if as_json:
+            echo(message_json(message, sender))
+            continue
+        quote = answered.get((message.chat_id, message.reply_to or 0))
+        echo(message_line(message, sender, quote=None if quote is None else quoted(quote)))
     if not found and not as_json and sys.stdout.isatty():
         echo("no messages found on this device")
 
 
-def _search(directory: Path, text: str, chat_id: int | None, limit: int) -> list[Found]:
+def _search(directory: Path, text: str, chat_id: int | None,
+            limit: int) -> tuple[list[Found], dict[tuple[int, int], str]]:
+    """What was found, and the texts its replies answer (those this device has)."""
     with Archive(directory) as archive:
-        return archive.search(text, chat_id, limit)
+        found = archive.search(text, chat_id, limit)
+        answered = {}
+        for message, _ in found:
+            if message.reply_to:
+                text_of = archive.text(message.chat_id, message.reply_to)
+                if text_of is not None:
+                    answered[(message.chat_id, message.reply_to)] = text_of
+        return found, answered
