@@ -38,6 +38,12 @@ def sign_up(server, profile: Path | str, phone: str, name: str,  # type: ignore[
         ok(profile, "username", "set", username)
 
 
+def second_device(server, profile: Path | str, number: str) -> None:  # type: ignore[no-untyped-def]
+    """Log ``profile`` in as another device of the account of ``number`` (code by SMS)."""
+    ok(profile, "register", "--sms", "--server", server.url, number)
+    ok(profile, "verify", server.code_for(number))
+
+
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     """The single line a failed command printed on stderr (and it printed nothing else)."""
     lines = result.stderr.splitlines()

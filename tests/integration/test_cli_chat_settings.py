@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from cli_support import ok, one_error_line, pigeon, sign_up
+from cli_support import ok, one_error_line, pigeon, second_device, sign_up
 
 
 def chat_line(profile, chat: str) -> str:  # type: ignore[no-untyped-def]
@@ -17,8 +17,7 @@ def test_mute_reaches_every_device_of_its_user_only(server, phone, tmp_path):
     sign_up(server, alice, phone(), "Alice", "alice_m")
     number = phone()
     sign_up(server, bob, number, "Bob", "bob_m")
-    ok(laptop, "register", "--sms", "--server", server.url, number)
-    ok(laptop, "verify", server.code_for(number))
+    second_device(server, laptop, number)
     chat = ok(alice, "send", "--to", "@bob_m", "hi").split()[1]
     ok(laptop, "receive")
     assert ok(bob, "mute", chat, "--for", "8h").startswith(f"muted {chat} until ")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from cli_support import Follower, ok, sign_up
+from cli_support import Follower, ok, second_device, sign_up
 
 MESSAGE_FIELDS = {"chat", "id", "sender", "sender_name", "sender_username", "text", "date"}
 
@@ -16,8 +16,7 @@ def test_receive_shows_every_kind_of_update(server, phone, tmp_path):
     sign_up(server, alice, phone(), "Alice", "alice_ev")
     number = phone()
     sign_up(server, bob, number, "Bob", "bob_ev")
-    ok(laptop, "register", "--sms", "--server", server.url, number)
-    ok(laptop, "verify", server.code_for(number))
+    second_device(server, laptop, number)
     chat = ok(alice, "send", "--to", "@bob_ev", "hello\x1b[2J bob").split()[1]
     with Follower(bob) as follower:
         follower.wait_for("hello")

@@ -7,7 +7,7 @@ import json
 import stat
 from concurrent.futures import ThreadPoolExecutor
 
-from cli_support import Follower, ok, pigeon, sign_up
+from cli_support import Follower, ok, pigeon, second_device, sign_up
 
 
 def found(profile, *args: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -19,8 +19,7 @@ def test_search_finds_what_this_device_has_and_follows_edits(server, phone, tmp_
     sign_up(server, alice, phone(), "Alice", "alice_s")
     number = phone()
     sign_up(server, bob, number, "Bob", "bob_s")
-    ok(laptop, "register", "--sms", "--server", server.url, number)
-    ok(laptop, "verify", server.code_for(number))
+    second_device(server, laptop, number)
     assert ok(bob, "search", "fox") == ""  # nothing kept yet, and nothing made
     assert not (bob / "messages.db").exists()
     chat = ok(alice, "send", "--to", "@bob_s", "The quick brown Fox").split()[1]

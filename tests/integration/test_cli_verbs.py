@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from cli_support import ok, one_error_line, pigeon, sign_up
+from cli_support import ok, one_error_line, pigeon, second_device, sign_up
 
 
 def history_texts(profile, chat: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -114,8 +114,7 @@ def test_profile_name_privacy_and_logout(server, phone, tmp_path):
     alice, laptop = tmp_path / "alice", tmp_path / "laptop"
     number = phone()
     sign_up(server, alice, number, "Alice", "alice_p")
-    ok(laptop, "register", "--sms", "--server", server.url, number)
-    ok(laptop, "verify", server.code_for(number))
+    second_device(server, laptop, number)
     assert ok(alice, "profile", "name", "Alice Liddell").strip() == \
         "your name is now Alice Liddell"
     assert ok(laptop, "whoami").startswith("Alice Liddell (@alice_p)")
