@@ -35,6 +35,7 @@ def test_edit_delete_and_forward(server, phone, tmp_path):
     out = ok(bob, "forward", chat, "#1", "--to", group)
     assert out.strip() == f"forwarded {chat} #1 as {group} #2"
     assert "[forwarded]: hello" in ok(alice, "history", group)
+    assert "[forwarded]" not in ok(bob, "receive")  # made here: not shown back (bug 8)
 
     # Deleted for oneself: gone for Bob only; for everyone: gone for both.
     assert ok(bob, "delete", chat, "2").strip() == f"deleted 1 message in {chat}"

@@ -24,6 +24,7 @@ from pigeon.client.link import ConnectionLost
 from pigeon.client.profile import resolve_profile
 from pigeon.protocol import limits
 from pigeon.protocol.errors import InvalidArgument, PigeonError, Unauthorized
+from pigeon.protocol.types import SentMessage
 
 from .args import BadMessageId, message_id
 from .output import visible
@@ -145,6 +146,23 @@ async def resolve_user(client: Client, ref: str) -> int:
     if not (raw.isascii() and raw.isdigit()):
         raise click.UsageError(f"{ref!r} is neither @username nor user:ID")
     return int(raw)
+
+
+async def sent_from_here(client: Client, chat_id: int,
+                         send: Callable[[], Awaitable[SentMessage]]) -> SentMessage:
+    """Run ``send`` (a send or a forward to ``chat_id``) marked in the profile, so that
+    `receive` on this device does not show the message back (issue 11, bug 8)."""
+    mark = client.profile.begin_send(chat_id)
+    pts = None
+    try:
+        sent = await send()
+        pts = sent.pts
+    finally:
+        try:
+            client.profile.end_send(mark, pts)
+        except OSError as exc:  # the message is sent: a profile that cannot be written
+            warn(f"the profile was not saved: {os_error(exc)}")  # must not say otherwise
+    return sent
 
 
 def message_text(text: str) -> str:

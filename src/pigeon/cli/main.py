@@ -25,7 +25,8 @@ from pigeon.protocol.types import Dialog, User
 
 from .args import BadServerUrl, server_url
 from .context import (
-    EXIT_FAILED, EXIT_USAGE, Ctx, message_text, os_error, resolve_chat, run, session, warn,
+    EXIT_FAILED, EXIT_USAGE, MESSAGE_ID, Ctx, message_text, resolve_chat, run, sent_from_here,
+    session, warn,
 )
 from . import account, chat_settings, messages
 from .chat_settings import muted, pinned
@@ -187,7 +188,7 @@ async def username_release(ctx: Ctx) -> None:
 
 @cli.command()
 @click.option("--to", "to", required=True, help="@username, user:ID or chat:ID")
-@click.option("--reply-to", type=int, default=None, help="Message id this answers.")
+@click.option("--reply-to", type=MESSAGE_ID, default=None, help="Message id this answers.")
 @click.argument("text")
 @pass_ctx
 @run
@@ -196,17 +197,8 @@ async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
     text = message_text(text)
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
-        # Marked in the profile so that `receive` on this device does not show it back.
-        mark = client.profile.begin_send(chat_id)
-        pts = None
-        try:
-            sent = await client.messages.send(chat_id, text, reply_to=reply_to)
-            pts = sent.pts
-        finally:
-            try:
-                client.profile.end_send(mark, pts)
-            except OSError as exc:  # the message is sent: a profile that cannot be written
-                warn(f"the profile was not saved: {os_error(exc)}")  # must not say otherwise
+        sent = await sent_from_here(client, chat_id, lambda: client.messages.send(
+            chat_id, text, reply_to=reply_to))
         await keep(ctx, [(sent.message, None)])
         echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
 

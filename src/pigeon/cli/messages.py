@@ -7,7 +7,9 @@ import click
 
 from pigeon.protocol import limits
 
-from .context import MESSAGE_ID, Ctx, message_text, resolve_chat, run, session
+from .context import (
+    MESSAGE_ID, Ctx, message_text, resolve_chat, run, sent_from_here, session,
+)
 from .events import quoted
 from .names import Names
 from .output import echo, message_json, message_line, plural
@@ -64,8 +66,9 @@ async def delete(ctx: Ctx, chat: str, msg_ids: tuple[int, ...], for_everyone: bo
 async def forward(ctx: Ctx, chat: str, msg_id: int, to: str) -> None:
     """Forward message MSG_ID of CHAT to another chat (--to); it shows who wrote it first."""
     async with session(ctx) as client:
-        from_id = await resolve_chat(client, chat)
-        sent = await client.messages.forward(from_id, msg_id, await resolve_chat(client, to))
+        from_id, to_id = await resolve_chat(client, chat), await resolve_chat(client, to)
+        sent = await sent_from_here(client, to_id, lambda: client.messages.forward(
+            from_id, msg_id, to_id))
     await keep(ctx, [(sent.message, None)])
     echo(f"forwarded chat:{from_id} #{msg_id} as chat:{sent.message.chat_id} #{sent.message.id}")
 
