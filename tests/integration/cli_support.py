@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +36,12 @@ def sign_up(server, profile: Path | str, phone: str, name: str,  # type: ignore[
     ok(profile, "verify", server.code_for(phone), "--name", name)
     if username is not None:
         ok(profile, "username", "set", username)
+
+
+def second_device(server, profile: Path | str, number: str) -> None:  # type: ignore[no-untyped-def]
+    """Log ``profile`` in as another device of the account of ``number`` (code by SMS)."""
+    ok(profile, "register", "--sms", "--server", server.url, number)
+    ok(profile, "verify", server.code_for(number))
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -101,3 +108,9 @@ class Follower:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def received_texts(output: str) -> list[str]:
+    """The texts of the messages in ``receive --json`` output; the other lines (edits,
+    deletions, read receipts...: objects with a ``"type"``) left out."""
+    return [obj["text"] for obj in map(json.loads, output.splitlines()) if "type" not in obj]

@@ -8,7 +8,7 @@ import pty
 import subprocess
 import sys
 
-from cli_support import TIMEOUT, ok, sign_up
+from cli_support import TIMEOUT, ok, received_texts, second_device, sign_up
 
 
 def unread(profile, chat: str) -> str:  # type: ignore[no-untyped-def]
@@ -22,8 +22,7 @@ def test_receive_marks_what_it_printed_as_read(server, phone, tmp_path):
     sign_up(server, alice, phone(), "Alice", "alice_r")
     number = phone()
     sign_up(server, bob, number, "Bob", "bob_r")
-    ok(laptop, "register", "--sms", "--server", server.url, number)
-    ok(laptop, "verify", server.code_for(number))
+    second_device(server, laptop, number)
     chat = ok(alice, "send", "--to", "@bob_r", "one").split()[1]
     ok(alice, "send", "--to", "@bob_r", "two")
     assert unread(bob, chat) == "2 unread"
@@ -42,14 +41,13 @@ def test_own_sends_from_this_device_are_not_shown_back(server, phone, tmp_path):
     sign_up(server, alice, phone(), "Alice", "alice_o")
     number = phone()
     sign_up(server, bob, number, "Bob", "bob_o")
-    ok(laptop, "register", "--sms", "--server", server.url, number)
-    ok(laptop, "verify", server.code_for(number))
+    second_device(server, laptop, number)
     ok(bob, "send", "--to", "@alice_o", "from bob's phone")
     ok(alice, "send", "--to", "@bob_o", "from alice")
-    assert [json.loads(x)["text"] for x in ok(bob, "receive", "--json").splitlines()] == [
-        "from alice"]
+    # (Alice answering tells Bob she read his message: a line of its own, typed "read".)
+    assert received_texts(ok(bob, "receive", "--json")) == ["from alice"]
     # The account's other device shows both: the send was not made there.
-    assert [json.loads(x)["text"] for x in ok(laptop, "receive", "--json").splitlines()] == [
+    assert received_texts(ok(laptop, "receive", "--json")) == [
         "from bob's phone", "from alice"]
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pigeon.cli.args import BadServerUrl, server_url
+from pigeon.cli.args import BadMessageId, BadServerUrl, message_id, server_url
 from pigeon.cli.output import duration, plural
 from pigeon.client.client import ws_url
 from pigeon.server.settings import SettingsError, split_listen
@@ -77,3 +77,15 @@ def test_durations_in_words(seconds, words):
 def test_plural():
     assert (plural(1, "member"), plural(2, "member"), plural(0, "member")) == (
         "1 member", "2 members", "0 members")
+
+
+@given(st.integers(min_value=1, max_value=2**62), st.booleans())
+def test_a_message_id_reads_as_printed_or_bare(number, hashed):
+    assert message_id(f"#{number}" if hashed else str(number)) == number
+
+
+@pytest.mark.parametrize("raw", ["", "#", "0", "#0", "-1", "x1", "1x", "1.0", "1_0", "²", "١",
+                                 "##1", str(2**62 + 1), "99999999999999999999999"])
+def test_anything_else_is_not_a_message_id(raw):
+    with pytest.raises(BadMessageId, match="not a message id"):
+        message_id(raw)

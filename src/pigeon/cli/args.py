@@ -60,3 +60,42 @@ def _valid_host(host: str, *, bracketed: bool) -> bool:
         except ValueError:
             return False
     return bool(_HOSTNAME.fullmatch(host)) and len(host) <= 253
+
+
+class BadMessageId(ValueError):
+    """The message says what a message id looks like."""
+
+
+MAX_MESSAGE_ID = 2**62  # as the protocol bounds ids (types.ID)
+
+
+def message_id(raw: str) -> int:
+    """A message id as the CLI prints it (``#12``) or bare (``12``): 1 to 2**62."""
+    digits = raw.strip().removeprefix("#")
+    # "²" and "١" are digits to isdigit but not ids anyone meant; int() accepts "1_0".
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_MESSAGE_ID:
+        raise BadMessageId(f"{raw!r} is not a message id: write it as printed, like #12 or 12")
+    return int(digits)
+
+
+class BadSpan(ValueError):
+    """The message says what a span of time looks like."""
+
+
+SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_SPAN = 366 * 86400  # longer than a year: mute for ever instead
+_SPAN = re.compile(r"(\d{1,6})([smhdw])")
+
+
+def span(raw: str) -> int:
+    """``90s``, ``30m``, ``8h``, ``2d`` or ``1w`` (and sums such as ``1h30m``) in seconds:
+    at least a second, at most a year."""
+    text = raw.strip().lower()
+    parts = _SPAN.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise BadSpan(f"{raw!r} is not a span of time: write it like 30m, 8h, 2d or 1h30m")
+    seconds = sum(int(n) * SPAN_UNITS[u] for n, u in parts)
+    if not 1 <= seconds <= MAX_SPAN:
+        raise BadSpan(f"{raw!r} is not between a second and a year (leave --for out to mute "
+                      "for ever)")
+    return seconds

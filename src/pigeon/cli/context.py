@@ -22,8 +22,11 @@ import click
 from pigeon.client import Client, Profile, ServerUnreachable
 from pigeon.client.link import ConnectionLost
 from pigeon.client.profile import resolve_profile
-from pigeon.protocol.errors import PigeonError, Unauthorized
+from pigeon.protocol import limits
+from pigeon.protocol.errors import InvalidArgument, PigeonError, Unauthorized
+from pigeon.protocol.types import SentMessage
 
+from .args import BadMessageId, message_id
 from .output import visible
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
@@ -125,6 +128,11 @@ async def resolve_chat(client: Client, ref: str) -> int:
     """``@username`` or ``user:ID`` (a private chat with them), ``chat:ID`` or a bare id."""
     if ref.startswith(("@", "user:")):
         return (await client.chats.open_private(await resolve_user(client, ref))).id
+    return chat_id_of(ref)
+
+
+def chat_id_of(ref: str) -> int:
+    """``chat:ID`` or a bare id, read without asking the server."""
     raw = ref.removeprefix("chat:")
     if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
         raise click.UsageError(f"{ref!r} is neither @username, user:ID nor chat:ID")
@@ -138,3 +146,48 @@ async def resolve_user(client: Client, ref: str) -> int:
     if not (raw.isascii() and raw.isdigit()):
         raise click.UsageError(f"{ref!r} is neither @username nor user:ID")
     return int(raw)
+
+
+async def sent_from_here(client: Client, chat_id: int,
+                         send: Callable[[], Awaitable[SentMessage]]) -> SentMessage:
+    """Run ``send`` (a send or a forward to ``chat_id``) marked in the profile, so that
+    `receive` on this device does not show the message back (issue 11, bug 8)."""
+    mark = client.profile.begin_send(chat_id)
+    pts = None
+    try:
+        sent = await send()
+        pts = sent.pts
+    finally:
+        try:
+            client.profile.end_send(mark, pts)
+        except OSError as exc:  # the message is sent: a profile that cannot be written
+            warn(f"the profile was not saved: {os_error(exc)}")  # must not say otherwise
+    return sent
+
+
+def message_text(text: str) -> str:
+    """A message's TEXT argument: ``-`` reads it from standard input; too long is refused in
+    words before anything is sent (issue 11, bug 8: a raw validator message)."""
+    if text == "-":
+        text = sys.stdin.read().rstrip("\n")
+    if len(text) > limits.MAX_TEXT_CHARS:
+        raise InvalidArgument(f"a message can be at most {limits.MAX_TEXT_CHARS:,} characters; "
+                              f"this one has {len(text):,}")
+    return text
+
+
+class MessageIdType(click.ParamType):
+    """MSG_ID on the command line: ``#12`` as the CLI prints it, or ``12``."""
+
+    name = "MSG_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return message_id(str(value))
+        except BadMessageId as exc:
+            self.fail(str(exc), param, ctx)
+
+
+MESSAGE_ID = MessageIdType()

@@ -79,6 +79,64 @@ async def group_leave(ctx: Ctx, chat: str) -> None:
     echo(f"left chat:{chat_id}")
 
 
+@group.command("rename")
+@click.argument("chat")
+@click.argument("title")
+@pass_ctx
+@run
+async def group_rename(ctx: Ctx, chat: str, title: str) -> None:
+    """Rename CHAT to TITLE (its admins may)."""
+    async with session(ctx) as client:
+        renamed = await client.chats.set_title(await resolve_chat(client, chat), title)
+    echo(f"chat:{renamed.id} is now '{visible(renamed.title)}'")
+
+
+@group.command("members")
+@click.argument("chat")
+@pass_ctx
+@run
+async def group_members(ctx: Ctx, chat: str) -> None:
+    """List the members of CHAT with their roles (all of them, a page at a time)."""
+    async with session(ctx) as client:
+        chat_id = await resolve_chat(client, chat)
+        offset = 0
+        while page := await client.chats.members(chat_id, offset, MEMBERS_PAGE):
+            for member in page:
+                echo(f"user:{member.user.id}  {who(member.user, member.user.id)}  {member.role}")
+            offset += len(page)
+
+
+MEMBERS_PAGE = 100
+
+
+@group.command("promote")
+@click.argument("chat")
+@click.argument("member")
+@pass_ctx
+@run
+async def group_promote(ctx: Ctx, chat: str, member: str) -> None:
+    """Make MEMBER (@username or user:ID) an admin of CHAT (its owner may)."""
+    await _set_role(ctx, chat, member, "admin")
+
+
+@group.command("demote")
+@click.argument("chat")
+@click.argument("member")
+@pass_ctx
+@run
+async def group_demote(ctx: Ctx, chat: str, member: str) -> None:
+    """Make admin MEMBER (@username or user:ID) of CHAT a plain member again (its owner may)."""
+    await _set_role(ctx, chat, member, "member")
+
+
+async def _set_role(ctx: Ctx, chat: str, member: str, role: str) -> None:
+    async with session(ctx) as client:
+        chat_id = await resolve_chat(client, chat)
+        await client.chats.set_role(chat_id, await resolve_user(client, member), role)
+    echo(f"{visible(member)} is now {'an admin' if role == 'admin' else 'a member'} of "
+         f"chat:{chat_id}")
+
+
 @group.command("invites")
 @pass_ctx
 @run

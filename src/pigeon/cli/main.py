@@ -20,19 +20,23 @@ from pigeon.client.profile import (
     PROFILE_FILE, is_profile_name, list_profiles,
 )
 from pigeon.protocol import limits
-from pigeon.protocol.errors import InvalidArgument, Unauthorized
+from pigeon.protocol.errors import Unauthorized
 from pigeon.protocol.types import Dialog, User
 
 from .args import BadServerUrl, server_url
 from .context import (
-    EXIT_FAILED, EXIT_USAGE, Ctx, os_error, resolve_chat, run, session, warn,
+    EXIT_FAILED, EXIT_USAGE, MESSAGE_ID, Ctx, message_text, resolve_chat, run, sent_from_here,
+    session, warn,
 )
 from .admin import admin
+from . import account, chat_settings, messages
+from .chat_settings import muted, pinned
 from .groups import group, sessions
 from .names import Names
-from .output import duration, echo, message_json, message_line, plural, visible, when, who
+from .output import duration, echo, plural, visible, when, who
 from .receive import receive
 from .safety import block, blocked, contacts, report, requests, unblock
+from .search import keep, search
 from .serve import serve
 from .shield import shield
 from .siege import siege
@@ -186,30 +190,18 @@ async def username_release(ctx: Ctx) -> None:
 
 @cli.command()
 @click.option("--to", "to", required=True, help="@username, user:ID or chat:ID")
-@click.option("--reply-to", type=int, default=None, help="Message id this answers.")
+@click.option("--reply-to", type=MESSAGE_ID, default=None, help="Message id this answers.")
 @click.argument("text")
 @pass_ctx
 @run
 async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
     """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk."""
-    if text == "-":
-        text = sys.stdin.read().rstrip("\n")
-    if len(text) > limits.MAX_TEXT_CHARS:  # say it in words, before sending (bug 8)
-        raise InvalidArgument(f"a message can be at most {limits.MAX_TEXT_CHARS:,} characters; "
-                              f"this one has {len(text):,}")
+    text = message_text(text)
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
-        # Marked in the profile so that `receive` on this device does not show it back.
-        mark = client.profile.begin_send(chat_id)
-        pts = None
-        try:
-            sent = await client.messages.send(chat_id, text, reply_to=reply_to)
-            pts = sent.pts
-        finally:
-            try:
-                client.profile.end_send(mark, pts)
-            except OSError as exc:  # the message is sent: a profile that cannot be written
-                warn(f"the profile was not saved: {os_error(exc)}")  # must not say otherwise
+        sent = await sent_from_here(client, chat_id, lambda: client.messages.send(
+            chat_id, text, reply_to=reply_to))
+        await keep(ctx, [(sent.message, None)])
         echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
 
 
@@ -239,41 +231,20 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
                  f"you: {chat.role})")
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
     unread = f" [{d.unread_count} unread]" if d.unread_count else ""
-    echo(f"chat:{chat.id}  {title}{unread}{last}")
-
-
-@cli.command()
-@click.argument("chat")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100))
-@click.option("--before", type=int, default=None, help="Page back from this message id.")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--mark-read/--no-mark-read", default=True, show_default=True)
-@pass_ctx
-@run
-async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: bool,
-                  mark_read: bool) -> None:
-    """Show the messages of CHAT (@username or chat:ID), oldest first."""
-    async with session(ctx) as client:
-        chat_id = await resolve_chat(client, chat)
-        messages = await client.messages.history(chat_id, before_id=before, limit=limit)
-        names = Names(client)
-        for msg in reversed(messages):
-            sender = await names.get(msg.sender_id)
-            echo(message_json(msg, sender) if as_json else message_line(msg, sender))
-        if mark_read and messages:
-            await client.messages.read(chat_id, messages[0].id)
-
+    echo(f"chat:{chat.id}  {title}{unread}{muted(chat)}{pinned(chat)}{last}")
 
 
 cli.add_command(receive)
+cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)
 cli.add_command(shield)
 
 cli.add_command(siege)
 cli.add_command(admin)
-for _command in (block, unblock, blocked, report, contacts, requests):
-    cli.add_command(_command)
+for command in (block, unblock, blocked, report, contacts, requests, *messages.COMMANDS,
+                *account.COMMANDS, *chat_settings.COMMANDS):
+    cli.add_command(command)
 
 
 def main() -> None:

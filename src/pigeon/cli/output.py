@@ -93,8 +93,10 @@ def message_json(msg: Message, sender: User | None, **extra: Any) -> str:
     return json_line(body)
 
 
-def message_line(msg: Message, sender: User | None, prefix: str = "") -> str:
-    reply = f" (reply to #{msg.reply_to})" if msg.reply_to else ""
+def message_line(msg: Message, sender: User | None, prefix: str = "",
+                 quote: str | None = None) -> str:
+    """``quote``: what a reply answers, made visible (events.quoted), shown beside its id."""
+    reply = f" (reply to #{msg.reply_to}{': ' + quote if quote else ''})" if msg.reply_to else ""
     fwd = " [forwarded]" if msg.fwd_from else ""
     edited = " [edited]" if msg.edit_date else ""
     return (f"{prefix}[chat:{msg.chat_id} #{msg.id}] {when(msg.date)} {who(sender, msg.sender_id)}"

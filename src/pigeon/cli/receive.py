@@ -18,40 +18,94 @@ import click
 
 from pigeon.client import Client
 from pigeon.protocol.errors import Forbidden, NotFound
-from pigeon.protocol.updates import EditMessage, NewMessage
+from pigeon.protocol.updates import (
+    ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
+)
 
+from pigeon.protocol.types import Message, User
+
+from . import events
+from .args import MAX_MESSAGE_ID
 from .context import Ctx, run, session
 from .names import Names
-from .output import echo, message_json, message_line
+from .output import echo
+from .search import Kept
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
+QUOTES_KEPT = 10_000  # texts of printed messages kept, for the replies that follow them
 
 
 class Printer:
-    """Prints messages, remembering per chat the last one printed, to mark as read."""
+    """Prints updates, remembering per chat the last message printed, to mark as read."""
 
-    def __init__(self, client: Client, as_json: bool) -> None:
+    def __init__(self, client: Client, as_json: bool, kept: Kept) -> None:
         self.client = client
+        self.kept = kept
+        self.to_keep: list[tuple[Message, User | None]] = []  # for the archive, in a batch
         self.names = Names(client)
         self.as_json = as_json
         self.printed = 0
         self.unread: dict[int, int] = {}  # chat -> highest message id printed, not yet marked
+        self.texts: dict[tuple[int, int], str] = {}  # (chat, id) -> text, of what was printed
 
     async def show(self, update: Any) -> None:
-        if not isinstance(update, (NewMessage, EditMessage)) or update.message.deleted:
+        line = await self._line(update)
+        if line is None:
             return
-        msg, edited = update.message, isinstance(update, EditMessage)
-        if not edited and await self._sent_here(update):
-            return
-        sender = await self.names.get(msg.sender_id)
-        if self.as_json:
-            echo(message_json(msg, sender, **({"edited": True} if edited else {})))
-        else:
-            echo(message_line(msg, sender))
+        echo(line)
         sys.stdout.flush()
         self.printed += 1
+
+    async def _line(self, update: Any) -> str | None:
+        """The line ``update`` prints as, or None for those not shown: deleted messages,
+        this device's own sends, its own read marks (``read_inbox``: what `receive` itself
+        did) and types a later server may send."""
+        if isinstance(update, (NewMessage, EditMessage)):
+            return await self._message(update)
+        if isinstance(update, DeleteMessages):
+            await self.keep()  # what is about to be forgotten may still wait to be kept
+            await self.kept.forget(update.chat_id, update.message_ids)
+            return events.deletion(update, self.as_json)
+        if isinstance(update, ReadOutbox):
+            return events.read_receipt(update, self.as_json)
+        if isinstance(update, Typing):
+            return events.typing(update, await self.names.get(update.user_id), self.as_json)
+        if isinstance(update, ChatUpdate):
+            return events.membership(update, self.as_json)
+        return None
+
+    async def _message(self, update: NewMessage | EditMessage) -> str | None:
+        msg, edited = update.message, isinstance(update, EditMessage)
+        if msg.deleted or (not edited and await self._sent_here(update)):
+            return None  # (`pigeon send` kept its own message)
+        sender = await self.names.get(msg.sender_id)
+        self.to_keep.append((msg, sender))
+        quote = None
+        if msg.reply_to and not self.as_json:
+            quote = await self._quote(msg.chat_id, msg.reply_to)
+        if len(self.texts) >= QUOTES_KEPT:
+            self.texts.clear()
+        self.texts[(msg.chat_id, msg.id)] = msg.text
         self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
+        return events.message_event(msg, sender, edited=edited, quote=quote,
+                                    as_json=self.as_json)
+
+    async def _quote(self, chat_id: int, message_id: int) -> str | None:
+        """What the reply answers: printed just before, or asked of the server."""
+        text = self.texts.get((chat_id, message_id))
+        if text is None:
+            text = await self.kept.text(chat_id, message_id)
+        if text is None:
+            try:
+                page = await self.client.messages.history(
+                    chat_id, before_id=min(message_id + 1, MAX_MESSAGE_ID), limit=1)
+            except (Forbidden, NotFound):
+                return None
+            if not page or page[0].id != message_id or page[0].deleted:
+                return None
+            text = page[0].text
+        return events.quoted(text)
 
     async def _sent_here(self, update: NewMessage) -> bool:
         """Whether ``pigeon send`` on this profile sent it. A send still in flight has not
@@ -64,6 +118,12 @@ class Printer:
                 return False
             await asyncio.sleep(0.05)
         return here
+
+    async def keep(self) -> None:
+        """Keep what was printed in the archive that `pigeon search` searches."""
+        if self.to_keep:
+            batch, self.to_keep = self.to_keep, []
+            await self.kept.keep(batch)
 
     async def mark_read(self) -> None:
         """Mark what was printed as read, chat by chat."""
@@ -84,29 +144,37 @@ class Printer:
 @run
 async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> None:
     """Print the messages that arrived since the last `receive` on this profile (but not
-    those sent from it). On a terminal an empty receive says so; piped, or with --json, it
-    prints nothing."""
-    async with session(ctx, track_updates=True) as client:
-        printer = Printer(client, as_json)
-        await client.sync()  # everything since the last `receive` on this profile
-        # The profile is saved after printing: a crash repeats a line rather than losing one.
-        for update in client.take_updates():
-            await printer.show(update)
-        if mark_read:
-            await printer.mark_read()
-        client.save()
-        if printer.printed == 0 and not as_json and sys.stdout.isatty():
-            echo("no new messages" + ("; waiting for more (Ctrl-C to stop)" if follow else ""))
-        if follow:
-            shown = client.profile.pts
-            try:
-                async for update in client.updates():
-                    await printer.show(update)
-                    if mark_read:
-                        await printer.mark_read()
-                    if update.pts:
-                        shown = update.pts
-                        client.profile.save(pts=shown)
-            finally:
-                # Closing saves the profile: only as far as what was printed.
-                client.profile.pts = min(client.profile.pts, shown)
+    those sent from it), and on lines of their own: edits, deletions, read receipts, typing
+    (with --follow) and changes to your groups; replies show what they answer. On a terminal
+    an empty receive says so; piped, or with --json, it prints nothing. What it shows is
+    kept on this device for `pigeon search`."""
+    kept = Kept(ctx.profile_dir)
+    try:
+        async with session(ctx, track_updates=True) as client:
+            printer = Printer(client, as_json, kept)
+            await client.sync()  # everything since the last `receive` on this profile
+            # The profile is saved after printing: a crash repeats a line, never loses one.
+            for update in client.take_updates():
+                await printer.show(update)
+            await printer.keep()
+            if mark_read:
+                await printer.mark_read()
+            client.save()
+            if printer.printed == 0 and not as_json and sys.stdout.isatty():
+                echo("no new messages" + ("; waiting for more (Ctrl-C to stop)" if follow else ""))
+            if follow:
+                shown = client.profile.pts
+                try:
+                    async for update in client.updates():
+                        await printer.show(update)
+                        await printer.keep()
+                        if mark_read:
+                            await printer.mark_read()
+                        if update.pts:
+                            shown = update.pts
+                            client.profile.save(pts=shown)
+                finally:
+                    # Closing saves the profile: only as far as what was printed.
+                    client.profile.pts = min(client.profile.pts, shown)
+    finally:
+        kept.close()

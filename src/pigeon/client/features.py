@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from pigeon.protocol import limits
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import ProofOfWorkRequired, Unauthorized, Unavailable
 from pigeon.protocol.types import (
@@ -194,6 +195,22 @@ class Chats(_Feature):
 
     async def get(self, chat_id: int) -> Chat:
         return await self._call("chats.get", m.GetChat(chat_id=chat_id))
+
+    async def mute(self, chat_id: int, until: float = limits.MAX_DATE) -> Chat:
+        """Mute the chat on all your devices until ``until`` (seconds since the epoch; by
+        default for ever). Nobody else is told."""
+        return await self._call("chats.mute", m.MuteChat(chat_id=chat_id, until=until))
+
+    async def unmute(self, chat_id: int) -> Chat:
+        return await self._call("chats.mute", m.MuteChat(chat_id=chat_id, until=0.0))
+
+    async def pin(self, chat_id: int, message_id: int) -> Chat:
+        """Pin a message for every member (in a group: its owner and admins may)."""
+        return await self._call("chats.pin", m.PinMessage(chat_id=chat_id,
+                                                          message_id=message_id))
+
+    async def unpin(self, chat_id: int) -> Chat:
+        return await self._call("chats.pin", m.PinMessage(chat_id=chat_id))
 
     async def members(self, chat_id: int, offset: int = 0, limit: int = 100) -> list[Member]:
         return await self._call("chats.members",

@@ -39,6 +39,7 @@ class ChatRow(NamedTuple):
     title: str
     member_count: int
     last_message_id: int
+    pinned_message_id: int = 0
 
 
 class Departure(NamedTuple):

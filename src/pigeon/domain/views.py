@@ -14,10 +14,14 @@ from pigeon.protocol.types import Chat, Role
 from .records import ChatRow
 
 
-def chat_view(chat: ChatRow, role: Role | None, peer_id: int | None = None) -> Chat:
+def chat_view(chat: ChatRow, role: Role | None, peer_id: int | None = None,
+              muted_until: float | None = None) -> Chat:
+    """``muted_until``: the viewer's own mute, in views made for them alone (None: unsaid)."""
     return Chat(id=chat.id, kind=chat.kind, title=chat.title,
                 member_count=chat.member_count, peer_id=peer_id, role=role,
-                last_message_id=chat.last_message_id)
+                last_message_id=chat.last_message_id,
+                pinned_message_id=chat.pinned_message_id if role is not None else 0,
+                muted_until=muted_until if role is not None else None)
 
 
 def private_peer(viewer_id: int, member_ids: Iterable[int]) -> int:

@@ -184,6 +184,21 @@ class ListMembers(Params):
     limit: Annotated[int, Meta(ge=1, le=limits.MAX_HISTORY_PAGE)] = 100
 
 
+class MuteChat(Params):
+    """Mute the chat for the caller until ``until`` (seconds since the epoch; the protocol's
+    largest date is for ever); 0, or any time already past, unmutes it."""
+
+    chat_id: ID
+    until: Date = 0.0
+
+
+class PinMessage(Params):
+    """Pin ``message_id`` in the chat for every member; None unpins."""
+
+    chat_id: ID
+    message_id: ID | None = None
+
+
 class ListInvitations(Params):
     pass
 
@@ -369,6 +384,8 @@ METHODS: dict[str, Method] = {
     "chats.list": Method(ListChats, list[Dialog], work="bulk", paged=True),
     "chats.get": Method(GetChat, Chat),
     "chats.members": Method(ListMembers, list[Member], work="bulk", paged=True),
+    "chats.mute": Method(MuteChat, Chat),
+    "chats.pin": Method(PinMessage, Chat),
     "chats.invitations": Method(ListInvitations, list[Invitation]),
     "chats.accept_invite": Method(AcceptInvite, Chat),
     "chats.decline_invite": Method(DeclineInvite, Ok),

@@ -140,6 +140,10 @@ class Chat(OpenEnums):
     invited_by: int | None = None   # set when the caller is invited (not yet a member)
     invited: list[int] = []         # answers to create_group/add_members: who was invited
                                     # rather than added (they must accept)
+    pinned_message_id: int = 0      # the chat's pinned message, the same for every member
+    # Until when the caller muted the chat (0: not muted). Per person, so the views of a chat
+    # announced to all its members leave it out (None): a reader keeps what it knew.
+    muted_until: float | None = None
 
 
 class Dialog(Struct):

@@ -123,6 +123,23 @@ async def list_members(caller: Caller, p: m.ListMembers) -> list[Member]:
     return [Member(user=public_user(r.user, me), role=r.role) for r in rows]
 
 
+async def mute(caller: Caller, p: m.MuteChat) -> Chat:
+    s = caller.services
+    fanout = reserve(caller, p.chat_id, 1)  # the caller's own devices only
+    chat, pushes = await s.store.mute_chat(caller.user_id, p.chat_id, p.until, s.clock())
+    fanout.deliver(pushes)
+    return chat
+
+
+async def pin(caller: Caller, p: m.PinMessage) -> Chat:
+    s = caller.services
+    fanout = reserve(caller, p.chat_id)  # every member is told
+    chat, pushes = await s.store.pin_message(caller.user_id, p.chat_id, p.message_id,
+                                             s.clock())
+    fanout.deliver(pushes, chat_size=chat.member_count)
+    return chat
+
+
 async def typing(caller: Caller, p: m.SetTyping) -> Ok:
     # Typing notices are pushed to whoever is online and never stored; in a huge group only
     # the first members get them, which is what such a group wants anyway.
@@ -146,5 +163,7 @@ HANDLERS = {
     "chats.invitations": invitations,
     "chats.accept_invite": accept_invite,
     "chats.decline_invite": decline_invite,
+    "chats.mute": mute,
+    "chats.pin": pin,
     "messages.typing": typing,
 }

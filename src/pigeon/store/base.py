@@ -301,6 +301,18 @@ class Store(abc.ABC):
     ) -> tuple[Chat, list[Push]]: ...
 
     @abc.abstractmethod
+    async def mute_chat(
+        self, user_id: int, chat_id: int, until: float, now: float
+    ) -> tuple[Chat, list[Push]]:
+        """The member's own mute (domain.chat_settings), told to their devices only."""
+
+    @abc.abstractmethod
+    async def pin_message(
+        self, actor_id: int, chat_id: int, message_id: int | None, now: float
+    ) -> tuple[Chat, list[Push]]:
+        """The chat's pinned message (None: unpin), told to every member."""
+
+    @abc.abstractmethod
     async def get_chat(self, user_id: int, chat_id: int) -> Chat:
         """Forbidden(NOT_A_MEMBER), alike for a chat that does not exist and one the user is
         not in, so that chat ids cannot be probed (issue 7, finding 18)."""

@@ -233,6 +233,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX reports_by_reporter ON reports(reporter_id, created);
     """,
+    # 8: mute (each member's own, synced to their devices) and the pinned message (the chat's)
+    """
+    ALTER TABLE members ADD COLUMN muted_until REAL NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN pinned_message_id INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

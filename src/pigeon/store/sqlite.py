@@ -34,6 +34,7 @@ from .sqlite_people import (
 from .sqlite_admin import (
     _q_disabled, _q_find_users, _q_reports, _tx_delete_user, _tx_set_disabled, backup,
 )
+from .sqlite_chat_settings import _tx_mute_chat, _tx_pin_message
 from .sqlite_dialogs import _q_dialogs
 from .sqlite_requests import _q_requests, _tx_accept_request, _tx_decline_request
 from .sqlite_safety import (
@@ -177,6 +178,14 @@ class SqliteStore(Store):
     async def set_title(self, actor_id: int, chat_id: int, title: str,
                         now: float) -> tuple[Chat, list[Push]]:
         return await self.engine.write(_tx_set_title, actor_id, chat_id, title, now)
+
+    async def mute_chat(self, user_id: int, chat_id: int, until: float,
+                        now: float) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_mute_chat, user_id, chat_id, until, now)
+
+    async def pin_message(self, actor_id: int, chat_id: int, message_id: int | None,
+                          now: float) -> tuple[Chat, list[Push]]:
+        return await self.engine.write(_tx_pin_message, actor_id, chat_id, message_id, now)
 
     async def get_chat(self, user_id: int, chat_id: int) -> Chat:
         return await self.engine.read(_q_get_chat, user_id, chat_id)

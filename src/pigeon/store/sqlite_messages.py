@@ -20,6 +20,7 @@ from pigeon.domain.records import Standing
 from pigeon.protocol.types import FwdFrom, Message
 
 from .base import Push
+from .sqlite_chat_settings import unpin_deleted
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_people import note_private_send
 from .sqlite_safety import hide, private_gate
@@ -133,8 +134,11 @@ def _tx_delete_messages(
             [(chat_id, i) for i in ids],
         )
         update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=ids, for_everyone=True)
+        now = time.time()
         push = push_stored(conn, chat_id, update, audience.delete_for_everyone(ids, user_id),
-                           actor.kind, time.time())
+                           actor.kind, now)
+        pushes = [push, *unpin_deleted(conn, chat_id, ids, now)]
+        return pts_in(pushes, user_id), len(ids), pushes
     else:
         conn.executemany(
             "INSERT OR IGNORE INTO hidden_messages (user_id, chat_id, message_id) VALUES (?, ?, ?)",

@@ -76,7 +76,8 @@ def standing(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Standing:
 
 def chat_row(conn: sqlite3.Connection, chat_id: int) -> ChatRow:
     row = conn.execute(
-        "SELECT id, kind, title, member_count, last_message_id FROM chats WHERE id = ?",
+        "SELECT id, kind, title, member_count, last_message_id, pinned_message_id FROM chats "
+        "WHERE id = ?",
         (chat_id,),
     ).fetchone()
     if row is None:
@@ -123,17 +124,18 @@ def member_ids(conn: sqlite3.Connection, chat_id: int) -> list[int]:
 def chat_view(conn: sqlite3.Connection, chat_id: int, user_id: int) -> Chat:
     """The chat as ``user_id`` sees it (with no role if they are not a member)."""
     row = conn.execute(
-        "SELECT c.id, c.kind, c.title, c.member_count, c.last_message_id, m.role FROM chats c "
+        "SELECT c.id, c.kind, c.title, c.member_count, c.last_message_id, c.pinned_message_id, "
+        "m.role, m.muted_until FROM chats c "
         "LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
         (user_id, chat_id),
     ).fetchone()
     if row is None:
         raise membership.not_a_member(chat_id)
-    chat = ChatRow(*row[:5])
+    chat = ChatRow(*row[:6])
     peer = None
     if chat.kind == "private":
         peer = views.private_peer(user_id, member_ids(conn, chat_id))
-    return views.chat_view(chat, row[5], peer)
+    return views.chat_view(chat, row[6], peer, row[7])
 
 
 def message(conn: sqlite3.Connection, chat_id: int, message_id: int) -> Message | None:
