@@ -99,7 +99,8 @@ class Store(abc.ABC):
     async def save_login_code(self, code: LoginCode) -> None: ...
 
     @abc.abstractmethod
-    async def take_code_attempt(self, code_id: str, now: float, max_attempts: int) -> LoginCode | None:
+    async def take_code_attempt(self, code_id: str, now: float,
+                                max_attempts: int) -> LoginCode | None:
         """Count one attempt and return the code, or None if missing, expired or used up."""
 
     @abc.abstractmethod

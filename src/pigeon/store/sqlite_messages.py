@@ -79,7 +79,8 @@ def _tx_send_message(
     return new, sender_pts, pushes
 
 
-def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int) -> Message:
+def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int,
+                   message_id: int) -> Message:
     history_from = standing(conn, user_id, chat_id).history_from
     return rules.seen_message(message(conn, chat_id, message_id), history_from, chat_id,
                               message_id)
