@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lock bench
+.PHONY: serve test check lock bench
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
+
+# Lint (ruff: pyflakes, pycodestyle, bugbear) and types (mypy, strict on protocol/, store/ and
+# domain/); both read their settings from pyproject.toml. CI runs this before `make test`.
+check: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/send_throughput.py

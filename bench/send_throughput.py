@@ -7,8 +7,10 @@ in this process beside it, N senders that each message an online peer. A message
 when the peer has received it: sent, committed durably (group commit, fsync), acknowledged,
 pushed. Phase 1 finds the saturated rate (each sender keeps --window sends in flight);
 phase 2 sends at half that rate, evenly paced, and reports p50/p99 latency from the call to
-the peer's receipt. Not a test: figures vary with the machine and its neighbours; run it a
-few times and compare.
+the peer's receipt. Phase 1 also reports the CPU time the server process and this process
+(the clients) spent per delivered message, which moves far less than the rate when other work
+shares the machine's cores. Not a test: figures vary with the machine and its neighbours; run
+it a few times, alternating the versions compared, and compare medians.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -91,6 +95,12 @@ async def paced(users, chats, rate: float, seconds: float, arrivals: dict[str, f
     return latencies, lost, len(sent_at) / seconds
 
 
+def _cpu_seconds(server: ServerProcess) -> float:
+    assert server.proc is not None
+    times = psutil.Process(server.proc.pid).cpu_times()
+    return times.user + times.system
+
+
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
@@ -127,9 +137,17 @@ async def measure(args: argparse.Namespace) -> None:
         readers = [asyncio.create_task(receiver(users[2 * i + 1], arrivals))
                    for i in range(args.pairs)]
         await saturate(users, chats, 2, 1.0, arrivals)  # warm up
+        server_cpu, bench_cpu = _cpu_seconds(server), time.process_time()
+        before = len(arrivals)
         rate = await saturate(users, chats, args.window, args.seconds, arrivals)
+        delivered = len(arrivals) - before
+        server_cpu = _cpu_seconds(server) - server_cpu
+        bench_cpu = time.process_time() - bench_cpu
         print(f"saturated: {rate:,.0f} durable messages/s end to end "
               f"({args.pairs} pairs, window {args.window}, {args.seconds:.0f} s)")
+        # CPU per message moves less than the rate when neighbours share the machine's cores
+        print(f"CPU per message: server {server_cpu / delivered * 1e6:.0f} us, "
+              f"this process (the clients) {bench_cpu / delivered * 1e6:.0f} us")
         latencies, lost, offered = await paced(users, chats, rate / 2, args.seconds, arrivals)
         print(f"at half that rate ({offered:,.0f}/s offered): p50 {pct(latencies, 0.50):.1f} ms, "
               f"p99 {pct(latencies, 0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms, "

@@ -30,7 +30,8 @@ async def test_open_private_is_idempotent_and_symmetric(store: Store) -> None:
     other = await store.open_private(a, c, T0)
     assert first.id == again.id == mirrored.id
     assert other.id != first.id
-    assert (first.kind, first.peer_id, first.member_count, first.role) == ("private", b, 2, "member")
+    assert (first.kind, first.peer_id, first.member_count, first.role) == \
+        ("private", b, 2, "member")
     assert mirrored.peer_id == a
     assert await store.get_chat(b, first.id) == mirrored
 

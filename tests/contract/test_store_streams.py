@@ -47,10 +47,11 @@ async def test_concurrent_writers_get_gap_free_increasing_positions(store: Store
     ranges = await asyncio.gather(*(store.append_stream(name, bodies, T0)
                                     for name, bodies in plans))
     for name in names:
-        mine = [(r, bodies) for (n, bodies), r in zip(plans, ranges) if n == name]
+        mine = [(r, bodies) for (n, bodies), r in zip(plans, ranges, strict=True) if n == name]
         seqs = sorted(seq for r, _ in mine for seq in r)
         assert seqs == list(range(1, len(seqs) + 1))  # no gap, no position given twice
-        expected = sorted((seq, body) for r, bodies in mine for seq, body in zip(r, bodies))
+        expected = sorted((seq, body) for r, bodies in mine
+                          for seq, body in zip(r, bodies, strict=True))
         assert await all_items(store, name) == expected  # each writer's items, in its order
         for r, _ in mine:
             assert list(r) == list(range(r[0], r[0] + len(r)))  # one writer's run is contiguous

@@ -106,7 +106,7 @@ async def test_backup_under_load_restores_every_acknowledged_message(
             for device in devices:
                 await device.connect()  # every session survived
             by_chat: dict[int, set[tuple[int, str]]] = {}
-            for device, chat in zip(devices, chats):
+            for device, chat in zip(devices, chats, strict=True):
                 shown: set[tuple[int, str]] = set()
                 before_id = None
                 while page := await device.messages.history(chat, before_id=before_id,
@@ -122,7 +122,7 @@ async def test_backup_under_load_restores_every_acknowledged_message(
                 difference = await device.call("updates.get_difference",
                                                m.GetDifference(pts=state.pts - 1))
                 assert [u.pts for u in difference.updates] == [state.pts]
-            for name, person in zip(usernames, people):  # every username too
+            for name, person in zip(usernames, people, strict=True):  # every username too
                 assert (await devices[0].account.resolve_username(name)).id == \
                     person.profile.user_id
         finally:

@@ -32,12 +32,14 @@ COMPUTED = r'pigeon_requests_total\{method="updates.get_difference",outcome="ok"
 
 
 async def _metrics(server: ServerProcess) -> str:
-    async with aiohttp.ClientSession() as http, http.get(f"{server.operator_url}/metrics") as response:
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{server.operator_url}/metrics") as response:
         return await response.text()
 
 
 async def _connections(server: ServerProcess) -> int:
-    async with aiohttp.ClientSession() as http, http.get(f"{server.operator_url}/healthz") as response:
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{server.operator_url}/healthz") as response:
         return int((await response.json())["connections"])
 
 

@@ -81,7 +81,8 @@ async def test_one_answer_for_no_such_chat_and_not_yours(server, phone) -> None:
             return refused.value.code, refused.value.message.replace(str(chat_id), "N")
 
         for existing in (theirs, group):
-            for (method, p_missing), (_, p_existing) in zip(calls(missing), calls(existing)):
+            for (method, p_missing), (_, p_existing) in zip(calls(missing), calls(existing),
+                                                               strict=True):
                 assert await answer(method, p_missing, missing) == \
                     await answer(method, p_existing, existing), method
     finally:

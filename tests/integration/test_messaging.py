@@ -6,7 +6,14 @@ import pytest
 
 from pigeon.client import Client, Profile
 from pigeon.protocol.errors import Forbidden, Unauthorized
-from pigeon.protocol.updates import ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing
+from pigeon.protocol.updates import (
+    ChatUpdate,
+    DeleteMessages,
+    EditMessage,
+    NewMessage,
+    ReadOutbox,
+    Typing,
+)
 from pigeon.testing import login
 
 

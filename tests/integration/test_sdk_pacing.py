@@ -33,7 +33,8 @@ DEFAULT_LIMITS = {
 
 
 async def _shield(server: ServerProcess) -> dict:
-    async with aiohttp.ClientSession() as http, http.get(f"{server.operator_url}/shield") as response:
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{server.operator_url}/shield") as response:
         return await response.json()
 
 

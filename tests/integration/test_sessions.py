@@ -32,7 +32,8 @@ def server(tmp_path) -> Iterator[ServerProcess]:
 
 
 async def connections(server: ServerProcess) -> int:
-    async with aiohttp.ClientSession() as http, http.get(f"{server.operator_url}/healthz") as response:
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{server.operator_url}/healthz") as response:
         return int((await response.json())["connections"])
 
 

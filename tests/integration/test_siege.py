@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 PHASES = ("baseline", "attack", "recovery", "all")
 
 
-def siege(tmp_path: Path, *args: str, timeout: float = 40.0) -> tuple[subprocess.CompletedProcess[str], float]:
+def siege(tmp_path: Path, *args: str,
+          timeout: float = 40.0) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
     # cwd and TMPDIR in tmp_path: every process the siege starts can be found afterwards.
     proc = subprocess.run(

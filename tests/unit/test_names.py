@@ -3,7 +3,6 @@ invisible character are refused with a typed error; whatever is accepted shows a
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from pigeon.protocol.errors import InvalidArgument
 from pigeon.server.chats import validate_title

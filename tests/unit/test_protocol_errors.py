@@ -26,7 +26,8 @@ def test_error_from_wire_maps_every_code_to_its_class(code: str) -> None:
     assert str(error) == f"{code}: what happened"
 
 
-@given(code=st.text(min_size=1, max_size=30).filter(lambda c: c not in CODES), message=st.text(max_size=30))
+@given(code=st.text(min_size=1, max_size=30).filter(lambda c: c not in CODES),
+       message=st.text(max_size=30))
 def test_unknown_codes_become_the_base_class(code: str, message: str) -> None:
     """A newer server's code reaches an older SDK as a PigeonError, code intact."""
     error = error_from_wire(code, message)

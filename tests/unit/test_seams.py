@@ -40,7 +40,8 @@ def backend_imports(source: str) -> list[str]:
 
 def test_the_checker_sees_every_route_to_a_backend() -> None:
     assert backend_imports("from pigeon.store import SqliteStore") == ["pigeon.store.SqliteStore"]
-    assert backend_imports("from pigeon.store.sqlite_log import push") == ["pigeon.store.sqlite_log"]
+    assert backend_imports("from pigeon.store.sqlite_log import push") == [
+        "pigeon.store.sqlite_log"]
     assert backend_imports("import sqlite3") == ["sqlite3"]
     assert backend_imports("import pigeon.store\npigeon.store.SqliteStore()") == ["SqliteStore"]
     assert backend_imports("from pigeon.store import Store") == []

@@ -3,6 +3,7 @@ pushed updates are split across frames, a result that would not fit becomes a ty
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import msgspec
@@ -65,7 +66,7 @@ def test_pushed_updates_split_into_frames_that_fit_and_keep_their_order(version,
         received += got
     assert received == updates
     # As few frames as the greedy cut gives: no two neighbours would have fit together.
-    for first, second in zip(frames, frames[1:]):
+    for first, second in itertools.pairwise(frames):
         assert len(first) + len(second) > limits.MAX_SERVER_FRAME_BYTES - 1024
 
 

@@ -28,8 +28,8 @@ async def group_create(ctx: Ctx, title: str, members: tuple[str, ...], large: bo
     async with session(ctx) as client:
         ids = [await resolve_user(client, ref) for ref in members]
         chat = await client.chats.create_group(title, ids, large=large)
-    echo(f"created chat:{chat.id} '{visible(chat.title)}' with {plural(chat.member_count, 'member')}"
-         f"{_invited(chat.invited)}")
+    size = plural(chat.member_count, 'member')
+    echo(f"created chat:{chat.id} '{visible(chat.title)}' with {size}{_invited(chat.invited)}")
 
 
 def _invited(user_ids: list[int]) -> str:

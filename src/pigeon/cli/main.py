@@ -50,7 +50,8 @@ def _server_option(_ctx: click.Context, _param: click.Parameter, value: str) -> 
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--profile", "profile_ref", envvar="PIGEON_PROFILE", default=None, metavar="NAME|PATH",
+@click.option("--profile", "profile_ref", envvar="PIGEON_PROFILE", default=None,
+              metavar="NAME|PATH",
               help="This device's session and sync state: a NAME is kept in "
                    "~/.config/pigeon/profiles/NAME ($XDG_CONFIG_HOME is honoured), a PATH (with "
                    "a slash) is that directory; default: ~/.config/pigeon. `pigeon profiles` "

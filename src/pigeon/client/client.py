@@ -110,6 +110,7 @@ class Client:
         # stream -> seq -> item that came before its turn
         self._early: dict[str, dict[int, StreamItem]] = {}
         self._heads: dict[str, int] = {}      # other streams followed: their last known head
+        self._own: tuple[int | None, str] = (None, "")  # (user id, its stream's name)
         self.skipped_updates = 0
         self._gap_task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
@@ -362,7 +363,12 @@ class Client:
     # Each stream the device follows has one position: the last seq it applied. The user's
     # own stream keeps it in profile.pts (as before streams), the others in profile.streams.
     def _own_stream(self) -> str:
-        return user_stream(self.profile.user_id or 0)
+        # Asked several times per update: the name is built again only when the user changes.
+        user_id, name = self._own
+        if user_id != self.profile.user_id or not name:
+            self._own = (self.profile.user_id, user_stream(self.profile.user_id or 0))
+            name = self._own[1]
+        return name
 
     def _position(self, stream: str) -> int:
         if stream == self._own_stream():

@@ -211,7 +211,8 @@ class Link:
             pass
         finally:
             self.closed.set()
-            lost = failure if not isinstance(failure, ProtocolError) else ConnectionLost(str(failure))
+            lost = (ConnectionLost(str(failure)) if isinstance(failure, ProtocolError)
+                    else failure)
             if not self._welcomed.done():
                 self._welcomed.set_exception(lost)
             for fut in self._calls.values():

@@ -4,8 +4,9 @@ A member sees the messages of a chat that came after they joined (``history_from
 not deleted; what they deleted for themselves is gone from their history too. One can only
 answer, edit, forward or delete what one sees; a forward names the first origin. Only the
 author edits a message. Deleting for everyone: in a private chat either side may retract any
-message; in a group, one's own, or anyone's for the owner and admins. Sending reads everything before it, as every messenger
-does; whoever reads tells the authors of what they read (a ReadOutbox each).
+message; in a group, one's own, or anyone's for the owner and admins. Sending reads everything
+before it, as every messenger does; whoever reads tells the authors of what they read (a
+ReadOutbox each).
 """
 
 from __future__ import annotations

@@ -260,8 +260,10 @@ class ServerProtocol:
             frame = Items(items=batch) if as_items else Updates(updates=batch)  # type: ignore[arg-type]
             frames.append(encode(frame))
 
+        held = self.version < versions.newest_shape()  # asked once per push, not per update
         for update in updates:
-            update = self.hold_back(update)
+            if held:
+                update = hold_back(update, self.version)
             wire: Any = Item(stream=stream, seq=update.pts, body=msgspec.Raw(
                 _encoder.encode(update))) if as_items else update
             raw = _encoder.encode(wire)

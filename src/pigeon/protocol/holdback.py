@@ -42,7 +42,7 @@ def hold_back(value: Any, version: int) -> Any:
 def _walk(value: Any, version: int) -> Any:
     if isinstance(value, list):
         walked = [_walk(v, version) for v in value]
-        return value if all(a is b for a, b in zip(walked, value)) else walked
+        return value if all(a is b for a, b in zip(walked, value, strict=True)) else walked
     if not isinstance(value, msgspec.Struct):
         return value
     if isinstance(value, Update):

@@ -85,7 +85,8 @@ class Metrics:
         def read() -> Iterator[object]:
             status = shield.status()
             adm = status["admission"]
-            g = GaugeMetricFamily("pigeon_shield_connections", "Admitted connections", labels=["pool"])
+            g = GaugeMetricFamily("pigeon_shield_connections", "Admitted connections",
+                                  labels=["pool"])
             g.add_metric(["all"], adm.get("open", 0))
             g.add_metric(["unauthenticated"], adm.get("unauthenticated", 0))
             yield g
@@ -100,7 +101,8 @@ class Metrics:
             evicted.add_metric([], adm.get("evicted", 0))
             yield evicted
             classes = status["classes"]
-            shed = CounterMetricFamily("pigeon_shield_shed", "Calls shed by class", labels=["class"])
+            shed = CounterMetricFamily("pigeon_shield_shed", "Calls shed by class",
+                                       labels=["class"])
             delay = GaugeMetricFamily("pigeon_shield_queue_delay_seconds",
                                       "Last queue delay by class", labels=["class"])
             admitted = CounterMetricFamily("pigeon_shield_admitted", "Calls admitted by class",

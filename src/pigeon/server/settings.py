@@ -174,7 +174,8 @@ class Settings:
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
                      "code_rate_global", "code_rate_app", "code_rate_app_phone",
                      "frame_rate", "frame_rate_unauthenticated",
-                     "accept_rate_overloaded", "accept_rate_unknown", "rate_session", "rate_account",
+                     "accept_rate_overloaded", "accept_rate_unknown", "rate_session",
+                     "rate_account",
                      "rate_send", "rate_address", "rate_prefix", "http_rate", "ban_door_rate",
                      "rate_fanout"):
             try:

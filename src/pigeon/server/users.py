@@ -8,7 +8,7 @@ from pigeon.domain.text import (
     validate_username,
 )
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import InvalidArgument, NotFound
+from pigeon.protocol.errors import NotFound
 from pigeon.protocol.types import Me, User
 from pigeon.store import UserRecord
 

@@ -49,7 +49,10 @@ class FanoutBudget:
         its next writes wait out) and remember the chat's size for the next reservation."""
         if not self.enabled:
             return
-        self.per_account_fanout.charge(str(user_id), recipients - taken)
+        # A reservation that was right (every private message after the first) is settled
+        # already: charging nothing would only cost a lookup on every send.
+        if recipients != taken:
+            self.per_account_fanout.charge(str(user_id), recipients - taken)
         if chat_id is not None and chat_size is not None:
             self.remember_chat_size(chat_id, chat_size)
 

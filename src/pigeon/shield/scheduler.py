@@ -79,6 +79,8 @@ DEFAULT_BUDGETS: dict[WorkClass, int] = {
 # unproven strangers go at once, proven newcomers and bulk work an interval later.
 _SHED_RANK = {WorkClass.UNAUTHENTICATED: 0, WorkClass.PROVEN: 1, WorkClass.BULK: 1,
               WorkClass.INTERACTIVE: 2}
+# The classes above each one, highest first: read on every call, so not rebuilt from the enum.
+_HIGHER = {wc: tuple(h for h in WorkClass if h < wc) for wc in WorkClass}
 
 SHED_REASONS = ("codel", "queue_full", "priority")
 
@@ -355,9 +357,7 @@ class Scheduler:
     # -- shedding ----------------------------------------------------------------------------
     def _shed_by_priority(self, work_class: WorkClass, now: float) -> bool:
         rank_from_bottom = _SHED_RANK[work_class]
-        for higher in WorkClass:
-            if higher >= work_class:
-                break
+        for higher in _HIGHER[work_class]:
             state = self._classes[higher]
             if state.dropping:
                 # One class below is shed at once; one more each interval it keeps dropping.

@@ -169,7 +169,7 @@ async def main() -> None:
         task.cancel()
     _emit({"done": True, **devices.counts(),
            "times": [[d, b, s] for d, b, s in zip(devices.dropped, devices.back,
-                                                   devices.synced)]})
+                                                   devices.synced, strict=True)]})
 
 
 def run() -> None:

@@ -70,8 +70,8 @@ def _table(header: list[str], rows: list[list[str]], lead: int = 1,
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        out = [c.ljust(w) for c, w in zip(cells[:lead], widths[:lead])]
-        out += [c.rjust(w) for c, w in zip(cells[lead:], widths[lead:])]
+        out = [c.ljust(w) for c, w in zip(cells[:lead], widths[:lead], strict=False)]
+        out += [c.rjust(w) for c, w in zip(cells[lead:], widths[lead:], strict=False)]
         return "  ".join(out).rstrip()
 
     lines = []

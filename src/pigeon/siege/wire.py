@@ -25,7 +25,8 @@ class WireError(Exception):
     """The server's bytes are not what RFC 6455 allows."""
 
 
-def handshake_request(host: str, port: int, path: str = "/v1/ws", key: bytes | None = None) -> bytes:
+def handshake_request(host: str, port: int, path: str = "/v1/ws",
+                      key: bytes | None = None) -> bytes:
     key = key or os.urandom(16)
     return (f"GET {path} HTTP/1.1\r\n"
             f"Host: {host}:{port}\r\n"

@@ -159,7 +159,8 @@ class Store(abc.ABC):
     async def save_login_code(self, code: LoginCode) -> None: ...
 
     @abc.abstractmethod
-    async def take_code_attempt(self, code_id: str, now: float, max_attempts: int) -> LoginCode | None:
+    async def take_code_attempt(self, code_id: str, now: float,
+                                max_attempts: int) -> LoginCode | None:
         """Count one attempt and return the code, or None if missing, expired or used up."""
 
     @abc.abstractmethod
@@ -255,8 +256,8 @@ class Store(abc.ABC):
     ) -> tuple[Chat, list[Push]]:
         """``large``: a very large group (kind ``supergroup``) whose updates are written once,
         on its own stream; it holds ``policy.max_supergroup_members`` (``max_members``
-        without a policy). With a ``policy``, each person is added, invited or refused by their privacy
-        setting (Forbidden(USER_PRIVACY_RESTRICTED), NotFound(USER_NOT_FOUND) for people the
+        without a policy). With a ``policy``, each person is added, invited or refused by their
+        privacy setting (Forbidden(USER_PRIVACY_RESTRICTED), NotFound(USER_NOT_FOUND) for people the
         owner cannot see) and quotas hold (Conflict(QUOTA_EXCEEDED)); ``chat.invited`` lists
         who was invited. Without one, everyone named is added (the store's own tests)."""
 

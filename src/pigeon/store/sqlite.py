@@ -25,7 +25,9 @@ from .base import (
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
-    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users, _tx_consume_code, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec, _tx_save_code, _tx_take_attempt, _tx_update_user,
+    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users,
+    _tx_consume_code, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec,
+    _tx_save_code, _tx_take_attempt, _tx_update_user,
 )
 from .sqlite_people import (
     _q_invitations, _q_visible_users, _q_who_can_add, _tx_accept_invitation,
@@ -76,7 +78,8 @@ class SqliteStore(Store):
     async def save_login_code(self, code: LoginCode) -> None:
         await self.engine.write(_tx_save_code, code)
 
-    async def take_code_attempt(self, code_id: str, now: float, max_attempts: int) -> LoginCode | None:
+    async def take_code_attempt(self, code_id: str, now: float,
+                                max_attempts: int) -> LoginCode | None:
         return await self.engine.write(_tx_take_attempt, code_id, now, max_attempts)
 
     async def delete_login_code(self, code_id: str) -> None:
@@ -111,13 +114,15 @@ class SqliteStore(Store):
         await self.engine.write(_tx_set_who_can_add, user_id, value)
 
     async def update_user(self, user_id: int, *, name: str | None = None,
-                          username: Any = ..., phone_discoverable: bool | None = None) -> UserRecord:
+                          username: Any = ...,
+                          phone_discoverable: bool | None = None) -> UserRecord:
         return await self.engine.write(_tx_update_user, user_id, name, username, phone_discoverable)
 
     # -- sessions ---------------------------------------------------------------------------
     async def create_session(self, user_id: int, token_hash: bytes, device: str, address: str,
                              now: float) -> SessionRecord:
-        return await self.engine.write(_tx_create_session, user_id, token_hash, device, address, now)
+        return await self.engine.write(_tx_create_session, user_id, token_hash, device, address,
+                                       now)
 
     async def session_by_token(self, token_hash: bytes) -> SessionRecord | None:
         return await self.engine.read(_q_session_by_token, token_hash)

@@ -76,7 +76,8 @@ def _tx_update_user(
             raise Conflict(f"@{username} is taken", code="USERNAME_TAKEN") from None
     if phone_discoverable is not None:
         conn.execute(
-            "UPDATE users SET phone_discoverable = ? WHERE id = ?", (int(phone_discoverable), user_id)
+            "UPDATE users SET phone_discoverable = ? WHERE id = ?",
+            (int(phone_discoverable), user_id),
         )
     row = conn.execute(f"SELECT {USER_COLS} FROM users WHERE id = ?", (user_id,)).fetchone()
     if row is None:

@@ -88,7 +88,8 @@ def _tx_send_message(
     return new, sender_pts, pushes
 
 
-def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int) -> Message:
+def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int,
+                   message_id: int) -> Message:
     return _seen(conn, standing(conn, user_id, chat_id), chat_id, message_id)
 
 

@@ -45,7 +45,8 @@ def append(conn: sqlite3.Connection, stream: str, rows: list[ItemRow], now: floa
     conn.executemany(
         "INSERT INTO stream_items (stream, seq, kind, ref, body, created) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        [(stream, seq, kind, ref, body, now) for seq, (kind, ref, body) in zip(seqs, rows)])
+        [(stream, seq, kind, ref, body, now)
+         for seq, (kind, ref, body) in zip(seqs, rows, strict=True)])
     return seqs
 
 

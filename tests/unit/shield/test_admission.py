@@ -60,7 +60,7 @@ def test_total_cap_refuses_rather_than_evicting_logged_in_users():
 def test_full_unauthenticated_pool_evicts_a_random_idle_connection():
     adm = Admission(max_unauthenticated=3, max_per_address=10, rng=random.Random(7))
     old = [adm.admit("203.0.113.1").ticket for _ in range(3)]
-    for t, name in zip(old, "abc"):
+    for t, name in zip(old, "abc", strict=True):
         t.handle = name
     d = adm.admit("198.51.100.9")
     assert d.admitted and d.reason is None

@@ -19,7 +19,7 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
-I, B, U = WorkClass.INTERACTIVE, WorkClass.BULK, WorkClass.UNAUTHENTICATED
+I, B, U = WorkClass.INTERACTIVE, WorkClass.BULK, WorkClass.UNAUTHENTICATED  # noqa: E741 - initials
 P = WorkClass.PROVEN
 
 
