@@ -7,7 +7,7 @@ from typing import Any
 
 from pigeon.protocol.methods import METHODS
 
-from . import chats, messages, sessions, streams, users
+from . import chats, keys, messages, sessions, streams, users
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
@@ -17,6 +17,7 @@ HANDLERS: dict[str, Handler] = {
     **chats.HANDLERS,
     **messages.HANDLERS,
     **streams.HANDLERS,
+    **keys.HANDLERS,
 }
 
 _missing = set(METHODS) - set(HANDLERS)

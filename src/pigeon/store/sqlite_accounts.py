@@ -10,6 +10,7 @@ from pigeon.domain.streams import device_stream
 
 from .base import LoginCode, SessionRecord, UserRecord
 from .sqlite_rows import IN_CHUNK, SESSION_COLS, USER_COLS, session_row, user_row
+from .sqlite_keys import forget as forget_keys
 from .sqlite_streams import drop
 
 
@@ -151,4 +152,5 @@ def _tx_delete_sessions(
     ended = sorted(r[0] for r in rows)
     # A device inbox is for that device alone: nobody will ever read it again.
     drop(conn, [device_stream(sid) for sid in ended])
+    forget_keys(conn, ended)
     return ended
