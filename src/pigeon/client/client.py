@@ -1,7 +1,8 @@
 """The asyncio SDK's core: connection life cycle, calls, ordered updates and gap recovery.
 
 Feature calls live in their own modules and hang off the client as namespaces:
-``client.auth``, ``client.account``, ``client.chats``, ``client.messages``, ``client.sessions``.
+``client.auth``, ``client.account``, ``client.chats``, ``client.messages``, ``client.sessions``,
+``client.devices`` (end-to-end keys and envelopes).
 
 Guarantees to the application:
 
@@ -34,10 +35,11 @@ from pigeon.protocol import methods as m
 from pigeon.protocol.errors import NotFound, PigeonError, RateLimited, Unauthorized, Unavailable
 from pigeon.protocol.streams import StreamItem, read_item, user_stream
 from pigeon.protocol.types import State
-from pigeon.protocol.updates import NewMessage, UnknownUpdate
+from pigeon.protocol.updates import KeysLow, NewMessage, UnknownUpdate
 
 from pigeon.protocol.pow import format_ticket, solve
 
+from .devices import Devices
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
@@ -96,6 +98,7 @@ class Client:
         self.chats = Chats(self)
         self.messages = Messages(self)
         self.sessions = Sessions(self)
+        self.devices = Devices(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()
@@ -428,6 +431,8 @@ class Client:
             else:
                 log.debug("skipped an update of a type this SDK does not know: %r", body.type)
             return
+        if isinstance(body, KeysLow):
+            self.devices.top_up_soon()
         if item.seq and body.pts != item.seq and item.stream == self._own_stream():
             body = msgspec.structs.replace(body, pts=item.seq)  # pts is the position there
         self._queue.put_nowait(body)

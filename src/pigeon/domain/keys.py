@@ -11,6 +11,9 @@ from pigeon.protocol.errors import Conflict, InvalidArgument, NotFound
 
 #: one-time keys the server holds per device, at most
 MAX_STORED_ONE_TIME_KEYS = 100
+#: how many one-time keys a device is asked to keep published (vodozemac's account keeps
+#: the private halves of its 50 newest: more would be handed out but unreadable)
+WANTED_ONE_TIME_KEYS = 50
 #: below this many, a device is told to upload more (``KeyCounts.low``, a ``keys_low`` push)
 LOW_ONE_TIME_KEYS = 20
 

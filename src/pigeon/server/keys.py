@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 
-import vodozemac
-
+from pigeon.crypto import signatures
 from pigeon.domain import keys as rules
 from pigeon.domain.streams import device_stream
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.keys import (
     ClaimedKey,
     DeviceKeys,
@@ -30,20 +28,9 @@ from pigeon.protocol.updates import KeysLow
 from .services import Caller
 
 
-def _verify(ed25519: str, signed: list[tuple[bytes, str]]) -> None:
-    """KEY_SIGNATURE_INVALID unless each (message, signature) verifies with ``ed25519``."""
-    try:
-        key = vodozemac.Ed25519PublicKey.from_base64(ed25519)
-        for message, signature in signed:
-            key.verify_signature(message, vodozemac.Ed25519Signature.from_base64(signature))
-    except (vodozemac.KeyException, vodozemac.SignatureException) as exc:
-        raise InvalidArgument(f"a key or signature does not verify: {exc}",
-                              code="KEY_SIGNATURE_INVALID") from None
-
-
 def _counts(held: rules.Held) -> KeyCounts:
     return KeyCounts(one_time_keys=held.one_time_keys, low=rules.LOW_ONE_TIME_KEYS,
-                     wanted=rules.MAX_STORED_ONE_TIME_KEYS, fallback=held.fallback,
+                     wanted=rules.WANTED_ONE_TIME_KEYS, fallback=held.fallback,
                      identity=held.identity is not None)
 
 
@@ -66,7 +53,7 @@ async def upload(caller: Caller, p: m.UploadKeys) -> KeyCounts:
     if p.fallback_key is not None:
         k = p.fallback_key
         signed.append((key_signed(device, "fallback", k.key_id, k.key), k.signature))
-    await asyncio.to_thread(_verify, ed25519, signed)
+    await asyncio.to_thread(signatures.verify, ed25519, signed)
     return _counts(await store.upload_keys(user_id, device, ed25519, p.identity,
                                            list(p.one_time_keys), p.fallback_key))
 
