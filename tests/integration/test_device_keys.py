@@ -81,6 +81,22 @@ async def test_marker_reaches_both_of_bobs_devices_and_never_the_server_in_clear
             await client.close()
 
 
+async def test_a_passphrase_given_to_the_client_publishes_keys_at_sign_in(server, phone):
+    pa = phone()
+    client = Client(server.url, passphrase=PASSPHRASE)
+    await client.connect()
+    try:
+        await client.auth.send_code(pa, sms=True)
+        code = await asyncio.to_thread(server.code_for, pa)
+        await client.auth.sign_in(code, name="Ann")
+        assert client.devices.is_open
+        counts = await client.call("keys.upload", m.UploadKeys())
+        assert counts.identity and counts.fallback
+        assert counts.one_time_keys == rules.WANTED_ONE_TIME_KEYS
+    finally:
+        await client.close()
+
+
 async def test_wrong_passphrase_and_reopening(server, phone, tmp_path):
     alice = await login(server, phone(), "Alice", profile=tmp_path / "a")
     try:

@@ -70,10 +70,12 @@ class Client:
                  connect_timeout: float = 10.0, track_updates: bool = True,
                  local_address: str | None = None,
                  versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None,
+                 passphrase: bytes | str | None = None) -> None:
         """``transport``: how to open the WebSocket (default: aiohttp over the network). Tests
         pass one from :class:`pigeon.testing.StandInServer` to drive the SDK against a
-        stand-in server in memory."""
+        stand-in server in memory. ``passphrase``: the one this device's end-to-end keys are
+        stored under; given, signing in makes and publishes them (``client.devices``)."""
         if not isinstance(profile, Profile):
             # A bare name is a profile made by `pigeon --profile NAME` (profile.py).
             profile = Profile.load(resolve_profile(profile) if profile is not None else None)
@@ -98,7 +100,7 @@ class Client:
         self.chats = Chats(self)
         self.messages = Messages(self)
         self.sessions = Sessions(self)
-        self.devices = Devices(self)
+        self.devices = Devices(self, passphrase)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()

@@ -61,8 +61,10 @@ class DeviceMessage(msgspec.Struct, frozen=True):
 
 
 class Devices:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, passphrase: bytes | str | None = None) -> None:
         self._client = client
+        # Kept in memory only, so that signing in opens the new device's keys by itself.
+        self._passphrase = passphrase
         self._device: OlmDevice | None = None
         self._vault: Vault | None = None
         self._identities: dict[int, IdentityKeys] = {}  # device id -> verified identity
@@ -88,6 +90,7 @@ class Devices:
         profile = self._client.profile
         if profile.user_id is None or profile.session_id is None:
             raise RuntimeError("log in before opening the device's keys")
+        self._passphrase = passphrase
         secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
         path = profile.directory / VAULT_FILE if profile.directory is not None else None
         vault, data = await Vault.open(path, secret, write_private)
@@ -99,6 +102,13 @@ class Devices:
         self._vault, self._device = vault, device
         await self._save()
         return await self.publish()
+
+    async def signed_in(self) -> None:
+        """A sign-in made this client a new device: with a passphrase known, its keys are
+        made and published now (an upload at login), without the application asking."""
+        self._device = None
+        if self._passphrase is not None:
+            await self.open(self._passphrase)
 
     async def _save(self) -> None:
         assert self._vault is not None and self._device is not None
