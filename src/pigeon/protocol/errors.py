@@ -8,15 +8,18 @@
     ├── UnknownMethod                UNKNOWN_METHOD
     ├── InvalidArgument              INVALID_ARGUMENT, PHONE_INVALID, PHONE_NOT_SUPPORTED,
     │                                USERNAME_INVALID, TEXT_INVALID, TITLE_INVALID, NAME_INVALID,
-    │                                DEVICE_INVALID
+    │                                DEVICE_INVALID, KEY_SIGNATURE_INVALID,
+    │                                IDENTITY_KEYS_MISSING, TOO_MANY_KEYS
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
     │                                USER_PRIVACY_RESTRICTED
     ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
-    │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND
+    │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND,
+    │                                DEVICE_NOT_FOUND
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
-    │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED
+    │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED,
+    │                                IDENTITY_KEYS_CHANGED
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
     ├── RateLimited                  RATE_LIMITED, BANNED, TOO_MANY_CONNECTIONS
     │                                (retryable: .retry_after seconds)
