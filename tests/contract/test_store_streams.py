@@ -225,3 +225,16 @@ async def test_membership_changes_are_one_item_plus_the_people_concerned(store: 
     _, pushes = await store.remove_member(owner, chat.id, owner, T0)  # the owner leaves
     told = {uid: p.update.chat.role for p in pushes for uid, _ in p.targets}
     assert told == {owner: None, bob: "owner"}  # the heir is the longest-standing member
+
+
+async def test_an_inbox_read_after_its_items_were_acknowledged_ends_at_its_head(
+        store: Store) -> None:
+    """Issue 9: a device reading its inbox again from 0 after acknowledging everything got
+    an empty page with ``more`` forever."""
+    await store.append_stream("device:4", [b"a", b"b", b"c"], T0)
+    assert await store.ack_stream("device:4", 3) == 3
+    page = await store.stream_items("device:4", 0, 10)
+    assert (page.items, page.seq, page.more) == ([], 3, False)
+    await store.append_stream("device:4", [b"d"], T0)
+    page = await store.stream_items("device:4", 0, 10)
+    assert ([seq for seq, _ in page.items], page.seq, page.more) == ([4], 4, False)

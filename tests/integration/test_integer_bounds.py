@@ -62,6 +62,8 @@ def _values(info: Any) -> st.SearchStrategy[Any]:
         return st.booleans()
     if isinstance(info, t.StrType):
         return st.sampled_from(STRINGS)
+    if isinstance(info, t.BytesType):
+        return st.sampled_from([b"", b"x", b"\x00" * 64])
     if isinstance(info, t.LiteralType):
         return st.sampled_from(list(info.values))
     if isinstance(info, t.NoneType):
@@ -107,6 +109,8 @@ def _valid(info: Any) -> Any:
         return False
     if isinstance(info, t.StrType):
         return "x"
+    if isinstance(info, t.BytesType):
+        return b"x"
     if isinstance(info, t.LiteralType):
         return info.values[-1]
     if isinstance(info, t.UnionType):

@@ -16,7 +16,7 @@ def test_every_method_has_its_facts() -> None:
     for name, method in METHODS.items():
         assert isinstance(method, Method), name
         assert method.work in ("interactive", "bulk"), name
-        for fact in ("auth", "paged", "slotless", "expensive", "retried"):
+        for fact in ("auth", "paged", "slotless", "expensive", "retried", "sends"):
             assert isinstance(getattr(method, fact), bool), (name, fact)
         # Proof of work guards only what anyone may call before login.
         assert not method.expensive or not method.auth, name
@@ -27,14 +27,17 @@ def test_every_method_has_its_facts() -> None:
 def test_method_sets_are_what_they_were() -> None:
     assert guard.BULK_METHODS == {
         "messages.history", "updates.get_difference", "chats.list", "chats.members",
-        "users.get", "sessions.list", "updates.get_stream_difference",
+        "users.get", "sessions.list", "updates.get_stream_difference", "keys.query",
         # issue 11: the listings of blocks, contacts and message requests
         "users.blocked", "contacts.list", "requests.list"}
     assert guard.PAGED_METHODS == {"chats.list", "chats.members", "users.blocked",
                                    "contacts.list", "requests.list"}
     assert guard.EXPENSIVE_UNAUTHENTICATED == {"auth.send_code", "auth.sign_in"}
     assert guard.SLOTLESS == {"auth.challenge"}
-    assert client.NOT_RETRIED == {"auth.send_code", "auth.sign_in", "chats.create_group"}
+    assert client.NOT_RETRIED == {"auth.send_code", "auth.sign_in", "chats.create_group",
+                                  "envelopes.send"}
+    # Counted in the per-account send rate too (the shield's limits on what reaches others).
+    assert guard.SENDING_METHODS == {"messages.send", "messages.forward", "envelopes.send"}
 
 
 def test_every_error_code_has_its_facts() -> None:

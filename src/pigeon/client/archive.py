@@ -149,6 +149,10 @@ class Archive:
         """The newest ``limit`` messages (at most :data:`MAX_RESULTS`) whose text has every
         word of ``query`` (as a word or the start of one; case and accents do not matter),
         in ``chat_id`` or in any chat; newest first."""
+        # A command line's bytes that are not UTF-8 arrive as lone surrogates, which SQLite
+        # cannot take; no stored text has them (the protocol carries UTF-8), so they match as
+        # a character nothing contains.
+        query = query.encode("utf-8", "replace").decode("utf-8")
         expression = match_expression(query)
         if expression is None:
             return []

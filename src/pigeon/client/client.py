@@ -1,7 +1,8 @@
 """The asyncio SDK's core: connection life cycle, calls, ordered updates and gap recovery.
 
 Feature calls live in their own modules and hang off the client as namespaces:
-``client.auth``, ``client.account``, ``client.chats``, ``client.messages``, ``client.sessions``.
+``client.auth``, ``client.account``, ``client.chats``, ``client.messages``, ``client.sessions``,
+``client.devices`` (end-to-end keys and envelopes).
 
 Guarantees to the application:
 
@@ -34,10 +35,11 @@ from pigeon.protocol import methods as m
 from pigeon.protocol.errors import NotFound, PigeonError, RateLimited, Unauthorized, Unavailable
 from pigeon.protocol.streams import StreamItem, read_item, user_stream
 from pigeon.protocol.types import State
-from pigeon.protocol.updates import NewMessage, UnknownUpdate
+from pigeon.protocol.updates import KeysLow, NewMessage, UnknownUpdate
 
 from pigeon.protocol.pow import format_ticket, solve
 
+from .devices import Devices
 from .features import Account, Auth, Chats, Messages, Sessions
 from .safety import Contacts, Requests, Safety
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
@@ -69,10 +71,12 @@ class Client:
                  connect_timeout: float = 10.0, track_updates: bool = True,
                  local_address: str | None = None,
                  versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None,
+                 passphrase: bytes | str | None = None) -> None:
         """``transport``: how to open the WebSocket (default: aiohttp over the network). Tests
         pass one from :class:`pigeon.testing.StandInServer` to drive the SDK against a
-        stand-in server in memory."""
+        stand-in server in memory. ``passphrase``: the one this device's end-to-end keys are
+        stored under; given, signing in makes and publishes them (``client.devices``)."""
         if not isinstance(profile, Profile):
             # A bare name is a profile made by `pigeon --profile NAME` (profile.py).
             profile = Profile.load(resolve_profile(profile) if profile is not None else None)
@@ -100,6 +104,7 @@ class Client:
         self.safety = Safety(self)
         self.contacts = Contacts(self)
         self.requests = Requests(self)
+        self.devices = Devices(self, passphrase)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()
@@ -438,6 +443,8 @@ class Client:
             else:
                 log.debug("skipped an update of a type this SDK does not know: %r", body.type)
             return
+        if isinstance(body, KeysLow):
+            self.devices.top_up_soon()
         if item.seq and body.pts != item.seq and item.stream == self._own_stream():
             body = msgspec.structs.replace(body, pts=item.seq)  # pts is the position there
         self._queue.put_nowait(body)

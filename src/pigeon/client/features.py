@@ -84,6 +84,7 @@ class Auth(_Feature):
         # A new device starts from now: history is fetched, not replayed as updates.
         self._client._start_from(auth.state)  # noqa: SLF001
         profile.save()
+        await self._client.devices.signed_in()
         return auth
 
     async def log_out(self) -> None:

@@ -177,12 +177,16 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
+    write_private(path, json.dumps(data, indent=2).encode())
+
+
+def write_private(path: Path, data: bytes) -> None:
     """Write ``path`` atomically through a temporary file of this write's own (mkstemp makes
     it 0600), so that concurrent writers never rename each other's file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

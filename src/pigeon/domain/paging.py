@@ -98,5 +98,7 @@ def stream_page(rows: Iterable[tuple[int, Any]], after: int, head: int, limit: i
     ``more``, else the head: nothing after it is for this reader) and ``more``."""
     got = page(rows, limit, max_bytes)
     last = got[-1][0] if got else after
-    more = last < head
+    # No row at all after ``after``: the items up to the head were deleted (a device inbox
+    # acknowledged or purged), so nothing remains and the reader moves on to the head.
+    more = bool(got) and last < head
     return got, last if more else max(head, after), more

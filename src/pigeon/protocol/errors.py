@@ -8,16 +8,18 @@
     ├── UnknownMethod                UNKNOWN_METHOD
     ├── InvalidArgument              INVALID_ARGUMENT, PHONE_INVALID, PHONE_NOT_SUPPORTED,
     │                                USERNAME_INVALID, TEXT_INVALID, TITLE_INVALID, NAME_INVALID,
-    │                                DEVICE_INVALID
+    │                                DEVICE_INVALID, KEY_SIGNATURE_INVALID,
+    │                                IDENTITY_KEYS_MISSING, TOO_MANY_KEYS
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED, ACCOUNT_DISABLED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
     │                                USER_PRIVACY_RESTRICTED
     ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
     │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND,
-    │                                REQUEST_NOT_FOUND
+    │                                REQUEST_NOT_FOUND, DEVICE_NOT_FOUND
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
-    │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED
+    │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED,
+    │                                IDENTITY_KEYS_CHANGED
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
     ├── RateLimited                  RATE_LIMITED, BANNED, TOO_MANY_CONNECTIONS
     │                                (retryable: .retry_after seconds)
@@ -133,6 +135,9 @@ ERROR_CODES: dict[str, Code] = {
     "TITLE_INVALID": Code(InvalidArgument),
     "NAME_INVALID": Code(InvalidArgument),
     "DEVICE_INVALID": Code(InvalidArgument),
+    "KEY_SIGNATURE_INVALID": Code(InvalidArgument),
+    "IDENTITY_KEYS_MISSING": Code(InvalidArgument),
+    "TOO_MANY_KEYS": Code(InvalidArgument),
     "AUTH_REQUIRED": Code(Unauthorized, not_run=True),
     "SESSION_INVALID": Code(Unauthorized, not_run=True),
     "CODE_INVALID": Code(Unauthorized, harmless=True),
@@ -152,6 +157,7 @@ ERROR_CODES: dict[str, Code] = {
     "INVITATION_NOT_FOUND": Code(NotFound),
     "STREAM_NOT_FOUND": Code(NotFound),
     "REQUEST_NOT_FOUND": Code(NotFound, harmless=True),
+    "DEVICE_NOT_FOUND": Code(NotFound),
     "CONFLICT": Code(Conflict),
     "USERNAME_TAKEN": Code(Conflict, harmless=True),
     "GROUP_FULL": Code(Conflict),
@@ -159,6 +165,7 @@ ERROR_CODES: dict[str, Code] = {
     "ALREADY_MEMBER": Code(Conflict, harmless=True),
     "PEER_IS_SELF": Code(Conflict, harmless=True),
     "QUOTA_EXCEEDED": Code(Conflict),
+    "IDENTITY_KEYS_CHANGED": Code(Conflict),
     "POW_REQUIRED": Code(ProofOfWorkRequired, harmless=True, not_run=True),
     "POW_INVALID": Code(ProofOfWorkRequired, not_run=True),
     "RATE_LIMITED": Code(RateLimited, not_run=True),

@@ -47,6 +47,18 @@ from .types import (
     WhoCanAdd,
     WhoCanMessage,
 )
+from .keys import (
+    MAX_DEVICES_PER_CALL,
+    MAX_ENVELOPES_PER_CALL,
+    MAX_KEYS_PER_UPLOAD,
+    MAX_USERS_PER_QUERY,
+    ClaimedKey,
+    DeviceKeys,
+    Envelope,
+    IdentityKeys,
+    KeyCounts,
+    SignedKey,
+)
 from .streams import Seq, StreamDifference, StreamName
 from .updates import Difference
 
@@ -335,6 +347,35 @@ class AckStream(Params):
     seq: Seq
 
 
+# -- device keys and envelopes (version 2; pigeon.protocol.keys) ------------------------------
+class UploadKeys(Params):
+    """Publish the caller's device keys: its identity keys (once; the same again is a no-op),
+    new one-time keys, a new fallback key. Each left out stays as it is; nothing at all asks
+    for the counts."""
+
+    identity: IdentityKeys | None = None
+    one_time_keys: Annotated[list[SignedKey], Meta(max_length=MAX_KEYS_PER_UPLOAD)] = []
+    fallback_key: SignedKey | None = None
+
+
+class QueryKeys(Params):
+    """The devices of these users (that the caller may see) with their identity keys."""
+
+    user_ids: Annotated[list[ID], Meta(min_length=1, max_length=MAX_USERS_PER_QUERY)]
+
+
+class ClaimKeys(Params):
+    """One key of each of these devices to start an Olm session with."""
+
+    device_ids: Annotated[list[ID], Meta(min_length=1, max_length=MAX_DEVICES_PER_CALL)]
+
+
+class SendEnvelopes(Params):
+    """Opaque ciphertext for each of these devices, into their inboxes (``device:<id>``)."""
+
+    envelopes: Annotated[list[Envelope], Meta(min_length=1, max_length=MAX_ENVELOPES_PER_CALL)]
+
+
 Work = Literal["interactive", "bulk"]
 
 
@@ -355,6 +396,9 @@ class Method(NamedTuple):
     # The SDK may resend it after a lost connection; False for calls that must not run twice
     # behind the user's back (a second code SMS, a second group).
     retried: bool = True
+    # It sends something to other people (a message, envelopes for their devices): it is
+    # counted in the per-account send rate as well as the call rate.
+    sends: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -389,8 +433,8 @@ METHODS: dict[str, Method] = {
     "chats.invitations": Method(ListInvitations, list[Invitation]),
     "chats.accept_invite": Method(AcceptInvite, Chat),
     "chats.decline_invite": Method(DeclineInvite, Ok),
-    "messages.send": Method(SendMessage, SentMessage),
-    "messages.forward": Method(ForwardMessage, SentMessage),
+    "messages.send": Method(SendMessage, SentMessage, sends=True),
+    "messages.forward": Method(ForwardMessage, SentMessage, sends=True),
     "messages.edit": Method(EditMessageText, Message),
     "messages.delete": Method(DeleteMessages, Affected),
     "messages.history": Method(History, list[Message], work="bulk"),
@@ -411,6 +455,11 @@ METHODS: dict[str, Method] = {
     "updates.get_stream_difference": Method(GetStreamDifference, StreamDifference,
                                             work="bulk"),
     "updates.ack_stream": Method(AckStream, Affected),
+    "keys.upload": Method(UploadKeys, KeyCounts),
+    "keys.query": Method(QueryKeys, list[DeviceKeys], work="bulk"),
+    "keys.claim": Method(ClaimKeys, list[ClaimedKey]),
+    # Not resent behind the caller's back: a second copy would reach each device twice.
+    "envelopes.send": Method(SendEnvelopes, Affected, retried=False, sends=True),
 }
 
 METHOD_OF: dict[type[Params], str] = {m.params: name for name, m in METHODS.items()}
@@ -420,4 +469,5 @@ BULK_METHODS = frozenset(name for name, m in METHODS.items() if m.work == "bulk"
 PAGED_METHODS = frozenset(name for name, m in METHODS.items() if m.paged)
 SLOTLESS_METHODS = frozenset(name for name, m in METHODS.items() if m.slotless)
 EXPENSIVE_METHODS = frozenset(name for name, m in METHODS.items() if m.expensive)
+SENDING_METHODS = frozenset(name for name, m in METHODS.items() if m.sends)
 NOT_RETRIED_METHODS = frozenset(name for name, m in METHODS.items() if not m.retried)

@@ -64,9 +64,28 @@ class Typing(Update, tag="typing"):
     user_id: int
 
 
-# Every update type this code knows (version 1's seven so far; versions.UPDATE_SINCE says
-# which version brought each). Tests teach a process more at run time with :func:`register`.
-AnyUpdate = NewMessage | EditMessage | DeleteMessages | ReadInbox | ReadOutbox | ChatUpdate | Typing
+class Envelope(Update, tag="envelope"):
+    """Version 2, on a device inbox only (``device:<id>``): opaque bytes another device sent
+    this one (``envelopes.send``). The server never reads ``ciphertext``; ``type`` is the
+    sender's (Olm: 0 pre-key, 1 normal)."""
+
+    sender_id: int
+    sender_device: int
+    type: int
+    ciphertext: bytes
+
+
+class KeysLow(Update, tag="keys_low"):
+    """Version 2, ephemeral (``pts`` 0) on a device inbox: the server holds only
+    ``one_time_keys`` of this device's one-time keys; upload more (``keys.upload``)."""
+
+    one_time_keys: int
+
+
+# Every update type this code knows (versions.UPDATE_SINCE says which version brought each).
+# Tests teach a process more at run time with :func:`register`.
+AnyUpdate = (NewMessage | EditMessage | DeleteMessages | ReadInbox | ReadOutbox | ChatUpdate
+             | Typing | Envelope | KeysLow)
 
 
 class Difference(Struct):

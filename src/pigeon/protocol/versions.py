@@ -34,12 +34,17 @@ FRAME_SINCE: dict[str, int] = {
 METHOD_SINCE: dict[str, int] = {
     "updates.get_stream_difference": 2,
     "updates.ack_stream": 2,
+    "keys.upload": 2,
+    "keys.query": 2,
+    "keys.claim": 2,
+    "envelopes.send": 2,
 }
 
 #: update types (tag ``u``) and the version that brought each
 UPDATE_SINCE: dict[str, int] = {
     "new_message": 1, "edit_message": 1, "delete_messages": 1, "read_inbox": 1,
     "read_outbox": 1, "chat": 1, "typing": 1,
+    "envelope": 2, "keys_low": 2,  # device inboxes only, which a version-1 device never reads
 }
 
 #: the values of each open enum (the strings that server → client fields carry) and the

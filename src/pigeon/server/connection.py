@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
+from pigeon.domain.streams import device_stream
 from pigeon.protocol.errors import (
     HARMLESS_CODES, PigeonError, RateLimited, Unauthorized, Unavailable,
 )
@@ -295,6 +296,8 @@ class Connection:
         quota.admit(self, user_id, session_id)
         self.user_id, self.session_id = user_id, session_id
         self.services.bus.attach(self)
+        if self.reads_streams:  # its inbox: envelopes for it are pushed as they arrive
+            self.services.bus.subscribe(self, device_stream(session_id))
         quota.join(self, self._out_bytes)
         if not self._frames_authenticated:
             # The authenticated budget at once (issue 7, finding 12): the anonymous burst

@@ -7,7 +7,7 @@ from typing import Any
 
 from pigeon.protocol.methods import METHODS
 
-from . import chats, messages, safety, sessions, streams, users
+from . import chats, keys, messages, safety, sessions, streams, users
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
@@ -18,6 +18,7 @@ HANDLERS: dict[str, Handler] = {
     **messages.HANDLERS,
     **streams.HANDLERS,
     **safety.HANDLERS,
+    **keys.HANDLERS,
 }
 
 _missing = set(METHODS) - set(HANDLERS)

@@ -55,6 +55,7 @@ BULK_METHODS = methods.BULK_METHODS
 PAGED_METHODS = methods.PAGED_METHODS
 EXPENSIVE_UNAUTHENTICATED = methods.EXPENSIVE_METHODS
 SLOTLESS = methods.SLOTLESS_METHODS
+SENDING_METHODS = methods.SENDING_METHODS
 
 
 class Shield(AcceptGate, FanoutBudget):
@@ -237,7 +238,7 @@ class Shield(AcceptGate, FanoutBudget):
         else:
             wait = (self.per_session.take(str(session_id), cost)
                     or self.per_account.take(str(user_id), cost))
-            if not wait and method in ("messages.send", "messages.forward"):
+            if not wait and method in SENDING_METHODS:
                 wait = self.per_account_send.take(str(user_id))
         if wait:
             self._refuse("rate")

@@ -21,6 +21,9 @@ import msgspec
 
 from pigeon.domain.groups import GroupPolicy
 from pigeon.domain.streams import chat_of, chat_stream
+from pigeon.domain.keys import Held
+from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope, IdentityKeys, SignedKey
+from pigeon.protocol.updates import Envelope as EnvelopeItem
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
@@ -503,3 +506,44 @@ class Store(abc.ABC):
     async def backup(self, target: str) -> None:
         """A consistent copy of the whole database into the new file ``target``, taken while
         the store goes on serving."""
+
+    # -- device keys and envelopes (issue 9; pigeon.domain.keys) --------------------------------
+    @abc.abstractmethod
+    async def device_identity(self, session_id: int) -> tuple[str, str] | None:
+        """The identity keys (curve25519, ed25519) the device of ``session_id`` published."""
+
+    @abc.abstractmethod
+    async def upload_keys(
+        self, user_id: int, session_id: int, verified_with: str,
+        identity: IdentityKeys | None, one_time_keys: list[SignedKey],
+        fallback: SignedKey | None,
+    ) -> Held:
+        """Store a device's public keys, whose signatures the caller checked with the Ed25519
+        key ``verified_with``; returns what is held now. Conflict(IDENTITY_KEYS_CHANGED) for
+        other identity keys than the device's, InvalidArgument past the bounds of
+        :mod:`pigeon.domain.keys`, Unauthorized(SESSION_INVALID) once the session ended."""
+
+    @abc.abstractmethod
+    async def keys_held(self, session_id: int) -> Held: ...
+
+    @abc.abstractmethod
+    async def query_keys(self, user_ids: list[int]) -> list[DeviceKeys]:
+        """The devices of these users that published identity keys (the caller filters the
+        users by who may see whom)."""
+
+    @abc.abstractmethod
+    async def claim_keys(
+        self, viewer_id: int, caller_session: int, session_ids: list[int]
+    ) -> list[tuple[ClaimedKey, int]]:
+        """A key of each of these devices whose owner ``viewer_id`` may see
+        (:func:`pigeon.domain.people.may_see`), the caller's own device aside: a one-time key
+        handed out to this claim alone, else the fallback key; each with the one-time keys
+        its device has left. Other devices are left out."""
+
+    @abc.abstractmethod
+    async def send_envelopes(
+        self, sender_id: int, sender_session: int, envelopes: list[Envelope], now: float
+    ) -> list[tuple[int, EnvelopeItem]]:
+        """Each envelope into its device's inbox, in one transaction; NotFound
+        (DEVICE_NOT_FOUND) if one is not a device the sender may reach
+        (:func:`pigeon.domain.keys.may_send_envelope`). Returns (device, item) pairs."""

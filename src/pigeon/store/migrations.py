@@ -238,6 +238,28 @@ MIGRATIONS: list[str] = [
     ALTER TABLE members ADD COLUMN muted_until REAL NOT NULL DEFAULT 0;
     ALTER TABLE chats ADD COLUMN pinned_message_id INTEGER NOT NULL DEFAULT 0;
     """,
+    # 9: device keys (issue 9): public keys only, as each device (session) published them.
+    # Ending a session deletes its rows in the same transaction (sqlite_keys.forget).
+    """
+    CREATE TABLE device_keys (
+        session_id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        curve25519 TEXT NOT NULL,
+        ed25519 TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        fallback_id TEXT,
+        fallback_key TEXT,
+        fallback_signature TEXT
+    );
+    CREATE INDEX device_keys_user ON device_keys (user_id);
+    CREATE TABLE one_time_keys (
+        session_id INTEGER NOT NULL,
+        key_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        PRIMARY KEY (session_id, key_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pigeon.domain.groups import GroupPolicy
+from pigeon.domain.keys import Held
+from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope, IdentityKeys, SignedKey
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
@@ -51,6 +53,9 @@ from .sqlite_log import _q_difference, _q_state
 from .sqlite_messages import (
     _q_get_message, _q_history, _tx_delete_messages, _tx_edit_message, _tx_read_history,
     _tx_send_message,
+)
+from .sqlite_keys import (
+    _q_held, _q_identity, _q_query, _tx_claim, _tx_send_envelopes, _tx_upload,
 )
 from .sqlite_service import _q_service_user_id, _tx_send_service_message
 from .sqlite_streams import (
@@ -332,3 +337,28 @@ class SqliteStore(Store):
     async def backup(self, target: str) -> None:
         # Its own thread and connection: a long copy holds no reader of the pool.
         await asyncio.to_thread(backup, self.engine.path, Path(target))
+
+    # -- device keys and envelopes ------------------------------------------------------------
+    async def device_identity(self, session_id: int) -> tuple[str, str] | None:
+        return await self.engine.read(_q_identity, session_id)
+
+    async def upload_keys(self, user_id: int, session_id: int, verified_with: str,
+                          identity: IdentityKeys | None, one_time_keys: list[SignedKey],
+                          fallback: SignedKey | None) -> Held:
+        return await self.engine.write(_tx_upload, user_id, session_id, verified_with,
+                                       identity, one_time_keys, fallback)
+
+    async def keys_held(self, session_id: int) -> Held:
+        return await self.engine.read(_q_held, session_id)
+
+    async def query_keys(self, user_ids: list[int]) -> list[DeviceKeys]:
+        return await self.engine.read(_q_query, user_ids)
+
+    async def claim_keys(self, viewer_id: int, caller_session: int,
+                         session_ids: list[int]) -> list[tuple[ClaimedKey, int]]:
+        return await self.engine.write(_tx_claim, viewer_id, caller_session, session_ids)
+
+    async def send_envelopes(self, sender_id: int, sender_session: int,
+                             envelopes: list[Envelope], now: float) -> list[tuple[int, Any]]:
+        return await self.engine.write(_tx_send_envelopes, sender_id, sender_session,
+                                       envelopes, now)

@@ -11,6 +11,7 @@ from pigeon.domain.streams import device_stream
 
 from .base import LoginCode, SessionRecord, UserRecord
 from .sqlite_rows import IN_CHUNK, SESSION_COLS, USER_COLS, session_row, user_row
+from .sqlite_keys import forget as forget_keys
 from .sqlite_streams import drop
 
 
@@ -154,7 +155,14 @@ def _tx_delete_sessions(
             "DELETE FROM sessions WHERE user_id = ? AND id != ? RETURNING id",
             (user_id, keep if keep is not None else -1),
         ).fetchall()
-    ended = sorted(r[0] for r in rows)
+    return sessions_ended(conn, [r[0] for r in rows])
+
+
+def sessions_ended(conn: sqlite3.Connection, session_ids: list[int]) -> list[int]:
+    """What goes with sessions just deleted, in the same transaction, however they ended (a
+    device logged out, terminated, or its account disabled or deleted by the operator)."""
+    ended = sorted(session_ids)
     # A device inbox is for that device alone: nobody will ever read it again.
     drop(conn, [device_stream(sid) for sid in ended])
+    forget_keys(conn, ended)
     return ended

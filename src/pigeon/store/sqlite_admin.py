@@ -12,6 +12,7 @@ from pigeon.domain import admin
 
 from .base import ReportRecord, UserRecord
 from .migrations import migrate
+from .sqlite_accounts import sessions_ended
 from .sqlite_rows import USER_COLS, user_row
 
 
@@ -37,8 +38,8 @@ def _q_find_users(conn: sqlite3.Connection, query: str,
 
 
 def _end_sessions(conn: sqlite3.Connection, user_id: int) -> list[int]:
-    return [r[0] for r in conn.execute("DELETE FROM sessions WHERE user_id = ? RETURNING id",
-                                       (user_id,))]
+    return sessions_ended(conn, [r[0] for r in conn.execute(
+        "DELETE FROM sessions WHERE user_id = ? RETURNING id", (user_id,))])
 
 
 def _existing(conn: sqlite3.Connection, user_id: int) -> None:

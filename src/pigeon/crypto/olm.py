@@ -1,0 +1,190 @@
+"""One device's Olm machine (vodozemac): its account, its sessions with other devices, and
+what it signs and publishes. No I/O: the SDK (:mod:`pigeon.client.devices`) moves the bytes
+and keeps the state in a :class:`pigeon.crypto.vault.Vault`.
+
+What an envelope's ciphertext decrypts to is a :class:`Payload` naming the sender's and the
+recipient's Ed25519 keys (as Matrix's Olm payloads do): Olm authenticates the sender's
+Curve25519 key only, so this binds a message to the device identity people verify, and a
+copy re-sent to another device does not decrypt as meant for it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import vodozemac
+
+from pigeon.protocol.keys import (
+    ClaimedKey,
+    IdentityKeys,
+    SignedKey,
+    identity_signed,
+    key_signed,
+)
+
+from .signatures import sign, verify
+
+#: how many Olm sessions with one peer device are kept (newest first): a peer may start a
+#: new one (both started at once, a lost state) while messages of the older still arrive
+MAX_SESSIONS_PER_PEER = 4
+
+
+class CannotDecrypt(Exception):
+    """An envelope this device cannot read; the message says why."""
+
+
+class DeviceState(msgspec.Struct):
+    """What the vault holds: vodozemac's own pickles (themselves encrypted with the vault's
+    pickle key) and whose device this is."""
+
+    user_id: int
+    device_id: int
+    account: str
+    sessions: dict[str, list[str]] = {}  # peer Curve25519 key -> session pickles
+
+
+class Payload(msgspec.Struct):
+    sender_ed25519: str
+    recipient_ed25519: str
+    body: bytes
+
+
+_payload_decoder = msgspec.msgpack.Decoder(Payload)
+_state_decoder = msgspec.msgpack.Decoder(DeviceState)
+
+
+def verified_identity(user_id: int, device_id: int, identity: IdentityKeys) -> IdentityKeys:
+    """``identity`` if its owner device signed it; KEY_SIGNATURE_INVALID otherwise (a server
+    that swapped a key in)."""
+    verify(identity.ed25519, [(identity_signed(user_id, device_id, identity.curve25519,
+                                               identity.ed25519), identity.signature)])
+    return identity
+
+
+class OlmDevice:
+    def __init__(self, user_id: int, device_id: int, account: vodozemac.Account,
+                 sessions: dict[str, list[vodozemac.Session]] | None = None) -> None:
+        self.user_id, self.device_id = user_id, device_id
+        self.account = account
+        self.sessions = sessions or {}
+
+    @classmethod
+    def new(cls, user_id: int, device_id: int) -> OlmDevice:
+        return cls(user_id, device_id, vodozemac.Account())
+
+    @classmethod
+    def load(cls, data: bytes, pickle_key: bytes) -> OlmDevice:
+        state = _state_decoder.decode(data)
+        return cls(state.user_id, state.device_id,
+                   vodozemac.Account.from_pickle(state.account, pickle_key),
+                   {peer: [vodozemac.Session.from_pickle(p, pickle_key) for p in pickles]
+                    for peer, pickles in state.sessions.items()})
+
+    def dump(self, pickle_key: bytes) -> bytes:
+        return msgspec.msgpack.encode(DeviceState(
+            self.user_id, self.device_id, self.account.pickle(pickle_key),
+            {peer: [s.pickle(pickle_key) for s in sessions]
+             for peer, sessions in self.sessions.items()}))
+
+    # -- what it publishes ----------------------------------------------------------------
+    @property
+    def ed25519(self) -> str:
+        return self.account.ed25519_key.to_base64()
+
+    def identity(self) -> IdentityKeys:
+        curve = self.account.curve25519_key.to_base64()
+        return IdentityKeys(curve25519=curve, ed25519=self.ed25519, signature=sign(
+            self.account, identity_signed(self.user_id, self.device_id, curve, self.ed25519)))
+
+    def _signed(self, purpose: str, key_id: str, key: vodozemac.Curve25519PublicKey) -> SignedKey:
+        text = key.to_base64()
+        return SignedKey(key_id=key_id, key=text, signature=sign(
+            self.account, key_signed(self.device_id, purpose, key_id, text)))
+
+    def new_one_time_keys(self, count: int) -> list[SignedKey]:
+        """``count`` more one-time keys, with those generated but not yet published."""
+        if count > 0:
+            self.account.generate_one_time_keys(count)
+        return [self._signed("otk", key_id, key)
+                for key_id, key in self.account.one_time_keys.items()]
+
+    def new_fallback_key(self) -> SignedKey:
+        self.account.generate_fallback_key()
+        ((key_id, key),) = self.account.fallback_key.items()
+        return self._signed("fallback", key_id, key)
+
+    def mark_published(self) -> None:
+        self.account.mark_keys_as_published()
+
+    # -- sessions ---------------------------------------------------------------------------
+    def has_session(self, curve25519: str) -> bool:
+        return bool(self.sessions.get(curve25519))
+
+    def start_session(self, claimed: ClaimedKey) -> None:
+        """An outbound session with the claimed device, once its signatures check out."""
+        identity = verified_identity(claimed.user_id, claimed.device_id, claimed.identity)
+        key = claimed.key
+        verify(identity.ed25519, [(key_signed(claimed.device_id,
+                                              "fallback" if claimed.fallback else "otk",
+                                              key.key_id, key.key), key.signature)])
+        session = self.account.create_outbound_session(
+            vodozemac.Curve25519PublicKey.from_base64(identity.curve25519),
+            vodozemac.Curve25519PublicKey.from_base64(key.key))
+        self._keep(identity.curve25519, session)
+
+    def _keep(self, curve25519: str, session: vodozemac.Session) -> None:
+        kept = self.sessions.setdefault(curve25519, [])
+        kept.insert(0, session)
+        del kept[MAX_SESSIONS_PER_PEER:]
+
+    def encrypt(self, recipient: IdentityKeys, body: bytes) -> tuple[int, bytes]:
+        """(message type, ciphertext) for ``recipient``, over the newest session with it."""
+        payload = msgspec.msgpack.encode(Payload(self.ed25519, recipient.ed25519, body))
+        session = self.sessions[recipient.curve25519][0]
+        return session.encrypt(payload).to_parts()
+
+    def decrypt(self, sender: IdentityKeys, kind: int, ciphertext: bytes) -> bytes:
+        """The body a device with identity ``sender`` sent; CannotDecrypt if it is not an
+        Olm message for one of our sessions with it (or a new one it starts), was already
+        read, or was altered."""
+        try:
+            message = vodozemac.AnyOlmMessage.from_parts(kind, ciphertext)
+        except Exception as exc:  # vodozemac raises its own per kind; all mean "not Olm"
+            raise CannotDecrypt(f"not an Olm message: {exc}") from None
+        plaintext = self._open(sender.curve25519, kind, message)
+        try:
+            payload = _payload_decoder.decode(plaintext)
+        except msgspec.DecodeError:
+            raise CannotDecrypt("the decrypted payload is malformed") from None
+        if payload.sender_ed25519 != sender.ed25519 or payload.recipient_ed25519 != self.ed25519:
+            raise CannotDecrypt("the payload names other devices than its envelope")
+        return payload.body
+
+    def _open(self, curve25519: str, kind: int, message: vodozemac.AnyOlmMessage) -> bytes:
+        sessions = self.sessions.get(curve25519, [])
+        if kind == 0:
+            pre_key = message.to_pre_key()
+            for session in sessions:
+                if session.session_matches(pre_key):
+                    return self._decrypt(session, message)
+            try:
+                session, plaintext = self.account.create_inbound_session(
+                    vodozemac.Curve25519PublicKey.from_base64(curve25519), pre_key)
+            except vodozemac.SessionCreationException as exc:
+                raise CannotDecrypt(f"cannot start a session from it: {exc}") from None
+            self._keep(curve25519, session)
+            return plaintext
+        for session in sessions:
+            try:
+                return session.decrypt(message)
+            except vodozemac.OlmDecryptionException:
+                continue
+        raise CannotDecrypt("no session with the sending device decrypts it (replayed, "
+                            "altered, or its session is lost)")
+
+    @staticmethod
+    def _decrypt(session: vodozemac.Session, message: vodozemac.AnyOlmMessage) -> bytes:
+        try:
+            return session.decrypt(message)
+        except vodozemac.OlmDecryptionException as exc:
+            raise CannotDecrypt(str(exc)) from None
+
