@@ -160,3 +160,48 @@ def test_a_hole_of_unknown_updates_is_filled_and_skipped():
 
     seen, position, skipped, differences = asyncio.run(run())
     assert (seen, position, skipped) == ([1, 4], 4, 2) and differences >= 1
+
+
+CHAT_STREAM = "chat:9"
+
+
+def chat_item(stream: str, seq: int) -> Item:
+    chat_id = 9 if stream == CHAT_STREAM else 1
+    return item(stream, seq, NewMessage(pts=seq, message=Message(
+        chat_id=chat_id, id=seq, sender_id=2, date=0.0, text=f"{stream} {seq}")))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(own=st.integers(1, 15), chat=st.integers(1, 15), data=st.data())
+def test_two_streams_interleaved_each_in_order_once(own, chat, data, monkeypatch):
+    """Items of two streams, shuffled, repeated and cut into frames anywhere: each stream's
+    arrive in order, once, whether the next one came (delivered at once) or waited for a
+    hole before it to fill (held back), however the other stream fares meanwhile."""
+    monkeypatch.setattr(client_module, "GAP_WAIT", 60.0)  # no sync: pushes alone fill holes
+    log = ([chat_item(STREAM, seq) for seq in range(1, own + 1)]
+           + [chat_item(CHAT_STREAM, seq) for seq in range(1, chat + 1)])
+    pushed = data.draw(st.permutations(log)) + data.draw(st.lists(st.sampled_from(log),
+                                                                  max_size=5))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(pushed)), max_size=6)))
+
+    async def run() -> list[tuple[int, int]]:
+        server = StandInServer()
+        client = await connect(server, Profile(user_id=5))
+        for start, end in zip([0, *cuts], [*cuts, len(pushed)], strict=True):
+            if end > start:
+                await server.push_items(pushed[start:end])
+        seen: list[tuple[int, int]] = []
+        async with asyncio.timeout(5):
+            while len(seen) < own + chat:
+                seen += [(u.message.chat_id, u.pts) for u in client.take_updates()]
+                await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)  # a repeat arriving late must not be delivered again
+        seen += [(u.message.chat_id, u.pts) for u in client.take_updates()]
+        await client.close()
+        await server.close()
+        return seen
+
+    seen = asyncio.run(run())
+    assert [seq for chat_id, seq in seen if chat_id == 1] == list(range(1, own + 1))
+    assert [seq for chat_id, seq in seen if chat_id == 9] == list(range(1, chat + 1))

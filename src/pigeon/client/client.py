@@ -412,11 +412,22 @@ class Client:
         self._accept_items([StreamItem(own, update.pts, update) for update in updates])
 
     def _accept_items(self, items: list[StreamItem]) -> None:
+        early = self._early
         for item in items:
-            if item.seq == 0:
+            seq = item.seq
+            if seq == 0:
                 self._deliver(item)  # ephemeral: no position
-            elif item.seq > self._position(item.stream):
-                self._early.setdefault(item.stream, {})[item.seq] = item
+                continue
+            position = self._position(item.stream)
+            if seq == position + 1 and item.stream not in early:
+                # The next one, and none of its stream waits: the usual case, delivered
+                # without the detour through _early (a dict per stream, a drain per batch).
+                self._set_position(item.stream, seq)
+                self._deliver(item)
+            elif seq > position:
+                early.setdefault(item.stream, {})[seq] = item
+        if not early:
+            return
         self._drain_in_order()
         if self._early and (self._gap_task is None or self._gap_task.done()):
             self._gap_task = asyncio.create_task(self._fill_gap_later())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -22,7 +23,8 @@ class Rate:
     seconds: float
     burst: float
 
-    @property
+    # Cached: every bucket's take asks for it, several times per message on each side.
+    @cached_property
     def per_second(self) -> float:
         return self.count / self.seconds
 

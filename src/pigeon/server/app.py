@@ -75,7 +75,9 @@ async def _ws(request: web.Request) -> web.StreamResponse:
                     await conn.receive(msg.data.encode("utf-8", "surrogatepass"))
                 else:
                     break
-                if conn.user_id is not None or conn.protocol.version:
+                # Once: rescheduling on every frame cost a timer handle per message.
+                if deadline.when() is not None and (conn.user_id is not None
+                                                    or conn.protocol.version):
                     deadline.reschedule(None)
                 if conn.close_code is not None:
                     break

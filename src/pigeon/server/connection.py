@@ -95,6 +95,7 @@ class Connection:
         self.refusals = 0
         self.sink_id = next(_sink_ids)
         self._device = DeviceLink(self)
+        self._callers: dict[bool, Caller] = {}
         # Solved work this connection brought (a ticket at accept): it covers its first
         # expensive calls (Shield.prove).
         self.credit = getattr(guard, "credit", None)
@@ -286,7 +287,13 @@ class Connection:
 
     # -- identity ---------------------------------------------------------------------------
     def _caller(self, proven: bool = False) -> Caller:
-        return Caller(self.services, self._device, self.address, self.protocol.version, proven)
+        # Frozen, and the same for every call of this connection once its version is
+        # negotiated: built once per kind (proven or not), not once per call.
+        caller = self._callers.get(proven)
+        if caller is None or caller.version != self.protocol.version:
+            caller = self._callers[proven] = Caller(self.services, self._device, self.address,
+                                                    self.protocol.version, proven)
+        return caller
 
     def login(self, user_id: int, session_id: int) -> None:
         """Log this connection in; TOO_MANY_CONNECTIONS if the account has no room for it.
