@@ -151,6 +151,17 @@ class Client:
         self._supervisor = asyncio.create_task(self._supervise())
         return self
 
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open now (the SDK repairs drops in the background)."""
+        return self._link is not None and not self._link.closed.is_set()
+
+    @property
+    def reconnect_wait(self) -> float:
+        """Seconds before this client may reconnect, as the server asked (a going-away
+        notice's pick, a refusal's ``retry_after``); 0 when it asked nothing."""
+        return max(0.0, self._reconnect_after - asyncio.get_running_loop().time())
+
     def _tls(self) -> ssl.SSLContext | bool:
         """The system's trust store, or the profile's own CA file (a self-signed server)."""
         if self.profile.ca_file is None:
@@ -254,8 +265,17 @@ class Client:
         self._reconnect_after = asyncio.get_running_loop().time() + wait
         self.pacer.pause(wait)
 
+    def _come_back_later(self, error: PigeonError) -> None:
+        """A going-away notice (or a refusal with a spread): this device picks its own moment
+        in the window, so that a restart's devices return spread over it, not as one wave."""
+        spread = min(error.retry_spread or 0.0, limits.MAX_RETRY_SECONDS)
+        wait = min(error.retry_after or 0.0, limits.MAX_RETRY_SECONDS) + random.uniform(0, spread)
+        self._reconnect_after = asyncio.get_running_loop().time() + wait
+
     def _on_error(self, error: PigeonError) -> None:
-        if isinstance(error, RateLimited):
+        if error.retry_spread is not None:
+            self._come_back_later(error)
+        elif isinstance(error, RateLimited):
             # The connection is closed for rate (or replaced, or banned): come back when
             # the server said, not at once with every pending call.
             self._wait_before_reconnect(error)

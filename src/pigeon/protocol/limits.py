@@ -23,4 +23,6 @@ MAX_DIALOG_PAGE = 100                # dialogs in one chats.list page
 MAX_OFFSET = MAX_GROUP_MEMBERS       # a paging offset (chats.members)
 MAX_DATE = 2.0**40                   # a date given as a cursor, in seconds (year 36812)
 USERNAME_MIN, USERNAME_MAX = 5, 32
+#: the longest wait a server may ask of a client (retry_after, retry_spread): an hour
+MAX_RETRY_SECONDS = 3600.0
 MAX_REQUEST_ID = 2**53               # fits a JavaScript number, should a web client come
