@@ -41,7 +41,7 @@ from pigeon.protocol.pow import format_ticket, solve
 from .features import Account, Auth, Chats, Messages, Sessions
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
-from .throttle import AdaptiveThrottle, CallPacer, backoff
+from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
 
 log = logging.getLogger("pigeon.client")
 
@@ -268,8 +268,7 @@ class Client:
     def _come_back_later(self, error: PigeonError) -> None:
         """A going-away notice (or a refusal with a spread): this device picks its own moment
         in the window, so that a restart's devices return spread over it, not as one wave."""
-        spread = min(error.retry_spread or 0.0, limits.MAX_RETRY_SECONDS)
-        wait = min(error.retry_after or 0.0, limits.MAX_RETRY_SECONDS) + random.uniform(0, spread)
+        wait = notice_wait(error.retry_after, error.retry_spread)
         self._reconnect_after = asyncio.get_running_loop().time() + wait
 
     def _on_error(self, error: PigeonError) -> None:
