@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from pigeon.client import Client
 from pigeon.client.profile import Profile
 from pigeon.protocol import limits
+from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError, Unavailable
 from pigeon.protocol.frames import ClientProtocol, ErrorReceived, ServerProtocol
+from pigeon.protocol.types import User
 from pigeon.testing import StandInServer
 
 seconds = st.floats(min_value=0, max_value=limits.MAX_RETRY_SECONDS, allow_nan=False)
@@ -77,3 +79,25 @@ async def test_each_client_picks_its_own_moment_in_the_window() -> None:
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_a_device_with_a_call_waiting_comes_back_at_the_window_start() -> None:
+    """The people chatting are served first: a client whose app waits on a call reconnects
+    when the window opens; an idle one keeps its own pick, here far in the window."""
+    me = User(id=7, name="Ada")
+    stand_in = StandInServer(lambda method, params: [me], user=me)
+    busy, idle = [await Client("ws://stand-in", Profile(), transport=stand_in.transport,
+                               max_backoff=0.05).connect() for _ in range(2)]
+    try:
+        await stand_in.send(ServerProtocol.error(None, Unavailable(
+            "restarting", code="SHUTTING_DOWN", retry_after=0.0, retry_spread=1000.0)))
+        await stand_in.drop()
+        await asyncio.wait_for(_all_dropped([busy, idle]), 10)
+        answer = await asyncio.wait_for(busy.call("users.get", m.GetUsers(ids=[7])), 10)
+        assert answer == [me] and busy.reconnects == 1
+        # The idle one has not come back, and will not for a while yet (its pick: at most
+        # 1 in 10,000 lands within the first 0.1 s of 1,000).
+        assert idle.reconnects == 0 and not idle.connected and idle.reconnect_wait > 0.1
+    finally:
+        await busy.close()
+        await idle.close()

@@ -113,6 +113,11 @@ class Client:
         self.throttle = AdaptiveThrottle()
         self.pacer = CallPacer()
         self._reconnect_after = 0.0  # monotonic time before which the server asked us to wait
+        # ... and, of a going-away notice, the start of its window: a device whose app is
+        # waiting on a call comes back then, one with nothing to do at its own pick in it
+        # (the people chatting are served first; the idle herd spreads out behind them).
+        self._window_opens = 0.0
+        self._call_waiting = asyncio.Event()
         self.max_overload_retries = 8
         self.max_rate_wait = 60.0
 
@@ -206,6 +211,7 @@ class Client:
             refused.retryable_connect = True
             raise refused
         self._link = link
+        self._call_waiting.clear()
         welcome = link.welcome
         assert welcome is not None
         self.version = welcome.version
@@ -228,10 +234,12 @@ class Client:
                 # Full jitter (AWS architecture blog): spreads a reconnect storm after a server
                 # restart over the whole window instead of synchronised waves.
                 delay = backoff(attempt, cap=self.max_backoff)
-                # ... but never sooner than the server asked (retry_after of a refusal).
-                delay = max(delay, self._reconnect_after - asyncio.get_running_loop().time())
+                # ... but never sooner than the server asked (retry_after of a refusal, a
+                # going-away notice's pick; its window's start if a call is waiting).
+                now = asyncio.get_running_loop().time()
                 attempt += 1
-                await asyncio.sleep(delay)
+                await self._sleep_unless_wanted(max(delay, self._reconnect_after - now),
+                                                max(delay, self._window_opens - now))
                 try:
                     await self._open()
                 except Unauthorized as exc:
@@ -255,6 +263,17 @@ class Client:
                     attempt = 0
                 break
 
+    async def _sleep_unless_wanted(self, patient: float, eager: float) -> None:
+        """Sleep ``patient`` seconds, or only ``eager`` ones if a call is (or starts) waiting."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if not self._call_waiting.is_set():
+            try:
+                await asyncio.wait_for(self._call_waiting.wait(), patient)
+            except TimeoutError:
+                return
+        await asyncio.sleep(max(0.0, min(patient, eager) - (loop.time() - started)))
+
     def _fail_waiters(self) -> None:
         self._connected.set()  # wake callers; they see the link is closed and raise
         self._queue.put_nowait(None)  # and a reader of updates(), which raises the same
@@ -262,14 +281,15 @@ class Client:
     def _wait_before_reconnect(self, error: PigeonError) -> None:
         # Jittered, so that devices refused together do not all come back in one wave.
         wait = (error.retry_after or 1.0) * random.uniform(1.0, 1.2)
-        self._reconnect_after = asyncio.get_running_loop().time() + wait
+        self._reconnect_after = self._window_opens = asyncio.get_running_loop().time() + wait
         self.pacer.pause(wait)
 
     def _come_back_later(self, error: PigeonError) -> None:
         """A going-away notice (or a refusal with a spread): this device picks its own moment
         in the window, so that a restart's devices return spread over it, not as one wave."""
-        wait = notice_wait(error.retry_after, error.retry_spread)
-        self._reconnect_after = asyncio.get_running_loop().time() + wait
+        now = asyncio.get_running_loop().time()
+        self._reconnect_after = now + notice_wait(error.retry_after, error.retry_spread)
+        self._window_opens = now + notice_wait(error.retry_after, 0.0)
 
     def _on_error(self, error: PigeonError) -> None:
         if error.retry_spread is not None:
@@ -297,6 +317,8 @@ class Client:
         while True:
             if self._fatal is not None:
                 raise self._fatal
+            if not self._connected.is_set():
+                self._call_waiting.set()  # someone waits: come back early in a notice's window
             await self._connected.wait()
             link = self._link
             if link is None or link.closed.is_set():
@@ -305,6 +327,7 @@ class Client:
                 if self._closing or not self.reconnect or self._supervisor is None \
                         or self._supervisor.done():
                     raise ServerUnreachable("not connected to the server")
+                self._call_waiting.set()
                 await asyncio.sleep(0.05)
                 continue
             if not self.throttle.allow():

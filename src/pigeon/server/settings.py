@@ -72,8 +72,8 @@ class Settings:
     # A planned stop (SIGTERM) tells every device to come back after restart_downtime plus a
     # delay it picks at random in a window long enough for the server to take them back at
     # restart_reconnect_rate a second, at most restart_window_max (docs/shield.md, issue 13).
-    restart_downtime: float = 2.0
-    restart_reconnect_rate: float = 500.0
+    restart_downtime: float = 5.0
+    restart_reconnect_rate: float = 250.0
     restart_window_max: float = 60.0
     # -- the shield (docs/shield.md) --
     shield: bool = True                     # False only to measure what it prevents

@@ -13,6 +13,8 @@ speak the wire protocol directly (:class:`.rawws.Rpc`) with the SDK's reconnect 
 
 The legitimate users that chat during the storm are real SDK clients (:mod:`.legit`).
 
+With ``"sdk": true`` in the plan the devices are SDK clients instead (:mod:`.sdk_devices`).
+
 Run as ``python -m pigeon.siege.devices``: a plan as one JSON line on stdin; then stdin
 closing (or a line ``stop``) ends it. On stdout, one JSON line when every device is
 connected and synced (``all_ready``), one a second with cumulative counts, and a last one
@@ -153,7 +155,11 @@ async def _watch_stdin(devices: Devices) -> None:
 async def main() -> None:
     plan = json.loads(sys.stdin.readline())
     raise_fd_limit(len(plan["devices"]) + 1024)
-    devices = Devices(plan["host"], plan["port"], plan["devices"])
+    kind = Devices
+    if plan.get("sdk"):
+        from .sdk_devices import SdkDevices  # imports the SDK, which the wire devices do not need
+        kind = SdkDevices
+    devices = kind(plan["host"], plan["port"], plan["devices"])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, devices.stop.set)

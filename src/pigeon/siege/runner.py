@@ -304,7 +304,8 @@ async def _start_devices(cfg: SiegeConfig, target: Target, fixture: Fixture, lab
     n = len(fixture.idle)
     progress(f"[{label}] connecting {n} idle devices", False)
     pool = await DevicePool.start(target.host, target.port, fixture.idle, len(fixture.users),
-                                  target.bind, max_seconds=cfg.duration + 600.0)
+                                  target.bind, max_seconds=cfg.duration + 600.0,
+                                  sdk=cfg.sdk_devices)
     deadline = time.time() + 120.0 + n * 0.02
     while not pool.ready.is_set() and time.time() < deadline and pool.proc.returncode is None:
         with contextlib.suppress(TimeoutError):
