@@ -88,9 +88,11 @@ class Target:
     def source(self, address: str) -> str | None:
         return address if self.bind else None
 
-    async def restart(self) -> None:
+    async def restart(self, kill: bool = False) -> None:
+        """SIGTERM (a planned restart: the server warns its devices), or with ``kill`` an
+        outage (kill -9: nobody is told)."""
         assert self.server is not None
-        await asyncio.to_thread(self.server.stop)
+        await asyncio.to_thread(self.server.kill if kill else self.server.stop)
         await asyncio.to_thread(self.server.start)
 
 
@@ -269,7 +271,8 @@ async def run_once(cfg: SiegeConfig, target: Target, fixture: Fixture, label: st
             restart, listening, sdk = storm.result()
             final = await pool.stop() if pool is not None else None
             reconnect = {**storm_summary(restart, listening, sdk, final),
-                         "restart_at_s": round(restart - t0, 2)}
+                         "restart_at_s": round(restart - t0, 2), "restart": cfg.restart,
+                         "idle_devices_on": "sdk" if cfg.sdk_devices else "wire"}
     finally:
         if joining is not None and not joining.done():
             joining.cancel()
@@ -329,7 +332,7 @@ async def _storm(cfg: SiegeConfig, target: Target, legit: Legit, pool: DevicePoo
     began = time.time()
     window[0] = began - t0
     window[1] = began - t0 + cfg.reconnect_timeout  # until known
-    await target.restart()
+    await target.restart(kill=cfg.restart == "kill")
     listening = time.time()
     deadline = began + cfg.reconnect_timeout
     sdk = asyncio.create_task(track_sdk(list(clients), base, deadline))
