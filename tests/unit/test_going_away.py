@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pigeon.client import Client
+from pigeon.client.link import ServerUnreachable
 from pigeon.client.profile import Profile
 from pigeon.protocol import limits
 from pigeon.protocol import methods as m
@@ -101,3 +102,29 @@ async def test_a_device_with_a_call_waiting_comes_back_at_the_window_start() -> 
     finally:
         await busy.close()
         await idle.close()
+
+
+async def test_a_waiting_call_caps_the_backoff_through_a_downtime() -> None:
+    """After ten refused reconnects the backoff would reach 0.2 s x 2^10 (capped at
+    max_backoff, here 1,000 s); a client whose app waits on a call keeps within
+    ``waiting_backoff`` instead, so it is back soon after the server."""
+    me = User(id=7, name="Ada")
+    stand_in = StandInServer(lambda method, params: [me], user=me)
+    refusals = 0
+
+    async def transport(url: str):  # type: ignore[no-untyped-def]
+        nonlocal refusals
+        if refusals < 10 and len(stand_in.connections) >= 1:
+            refusals += 1
+            raise ServerUnreachable("nothing listens (a restart)")
+        return await stand_in.transport(url)
+
+    client = await Client("ws://stand-in", Profile(), transport=transport,
+                          max_backoff=1000.0).connect()
+    client.waiting_backoff = 0.05
+    try:
+        await stand_in.drop()
+        answer = await asyncio.wait_for(client.call("users.get", m.GetUsers(ids=[7])), 10)
+        assert answer == [me] and refusals == 10 and client.reconnects == 1
+    finally:
+        await client.close()

@@ -49,6 +49,7 @@ log = logging.getLogger("pigeon.client")
 NOT_RETRIED = m.NOT_RETRIED_METHODS
 GAP_WAIT = 0.5  # seconds an out-of-order update waits for the ones before it
 HANDSHAKE = 3.0  # seconds for the first connect's handshakes; doubled on each retry
+WAITING_BACKOFF_CAP = 2.0  # seconds: the reconnect backoff's cap while a call is waiting
 
 
 def ws_url(server: str) -> str:
@@ -119,6 +120,7 @@ class Client:
         self._window_opens = 0.0
         self._call_waiting = asyncio.Event()
         self.max_overload_retries = 8
+        self.waiting_backoff = WAITING_BACKOFF_CAP  # the reconnect backoff's cap, calls waiting
         self.max_rate_wait = 60.0
 
     # -- life cycle -------------------------------------------------------------------------
@@ -236,10 +238,14 @@ class Client:
                 delay = backoff(attempt, cap=self.max_backoff)
                 # ... but never sooner than the server asked (retry_after of a refusal, a
                 # going-away notice's pick; its window's start if a call is waiting).
+                # A device whose app waits on a call backs off within a shorter cap: after a
+                # downtime of refused connects it would otherwise sleep up to 30 s past the
+                # server's return with its user's sends waiting (issue 13).
+                hurry = backoff(attempt, cap=min(self.max_backoff, self.waiting_backoff))
                 now = asyncio.get_running_loop().time()
                 attempt += 1
                 await self._sleep_unless_wanted(max(delay, self._reconnect_after - now),
-                                                max(delay, self._window_opens - now))
+                                                max(hurry, self._window_opens - now))
                 try:
                     await self._open()
                 except Unauthorized as exc:
