@@ -188,3 +188,17 @@ def test_pure_parts() -> None:
     assert parser.feed(frame[10:]) == [(2, b"x" * 70_000)]
     assert is_refusal("RATE_LIMITED") and is_refusal("MALFORMED_FRAME")
     assert not is_refusal("CODE_INVALID") and not is_refusal("PHONE_INVALID")
+
+
+def test_reconnect_storm_with_every_device_on_the_sdk(tmp_path: Path) -> None:
+    out = tmp_path / "siege.json"
+    proc, _ = siege(tmp_path, "--mode", "reconnect", "--duration", "6", "--users", "4",
+                    "--rate", "10", "--clients", "60", "--sdk-devices", "--json", str(out),
+                    timeout=90.0)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["parameters"]["sdk_devices"] is True
+    storm = doc["runs"][0]["reconnect"]
+    assert storm["clients"] == 60 and storm["wire_devices"] == 56
+    assert storm["synced"] == 60 and storm["all_synced_s"] is not None, storm
+    assert not leftovers(tmp_path)

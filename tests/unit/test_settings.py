@@ -30,6 +30,8 @@ def test_refuses_public_address_without_tls():
     {"pow_priority_bits": 65}, {"probation_wait": 0},
     {"max_supergroup_members": 0}, {"max_supergroup_members": 200_001},
     {"device_inbox_retention": 0}, {"device_inbox_purge_every": -1},
+    {"restart_downtime": -1}, {"restart_downtime": 3601}, {"restart_window_max": 3601},
+    {"restart_reconnect_rate": 0},
 ])
 def test_bad_settings_are_refused_with_a_reason(bad):
     with pytest.raises(SettingsError):
@@ -75,3 +77,10 @@ def test_trusted_proxies_as_a_toml_list(tmp_path):
     s = load_settings(config, {}, environ={})
     assert (s.trusted_proxies, s.proxy_protocol, s.operator_enabled) == (
         "10.0.0.1/32,fd00::/8", True, False)
+
+
+@pytest.mark.parametrize(("connections", "window"), [(0, 0.0), (1, 0.004), (10_000, 40.0),
+                                                     (100_000, 60.0)])
+def test_the_restart_window_fits_the_reconnect_rate_up_to_its_cap(connections, window):
+    """A planned restart spreads its devices' returns over connections / rate seconds."""
+    assert load_settings(None, {}, environ={}).restart_window(connections) == window

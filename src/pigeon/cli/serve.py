@@ -60,7 +60,8 @@ from pigeon.server.settings import SettingsError, load_settings
                    "max_pending_invitations, "
                    "max_connections, max_connections_per_account, max_connections_per_session, "
                    "outbox_frames, outbox_bytes, outbox_bytes_account, slow_consumer_seconds, "
-                   "bulk_calls_per_account, server_name, and the shield's limits "
+                   "bulk_calls_per_account, server_name, restart_downtime, restart_reconnect_rate, "
+                   "restart_window_max (the going-away notice on SIGTERM), and the shield's limits "
                    "(docs/shield.md) [env PIGEON_CONFIG]. "
                    "Flags beat environment beat file.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),

@@ -95,6 +95,15 @@ class _Status:
               help="A legitimate send succeeds if acknowledged within this many seconds.")
 @click.option("--reconnect-timeout", default=90.0, show_default=True, type=float,
               help="Reconnect mode: stop waiting for the storm to settle after this.")
+@click.option("--restart", type=click.Choice(["term", "kill"]), default="term",
+              show_default=True,
+              help="Reconnect mode: how the server goes down. term: a planned restart "
+                   "(SIGTERM; the server tells its devices when to come back); kill: an "
+                   "outage (kill -9; nobody is told).")
+@click.option("--sdk-devices", is_flag=True,
+              help="Reconnect mode: the idle devices are SDK clients too (default: the wire "
+                   "protocol with the SDK's reconnect policy, lighter on this machine), so the "
+                   "SDK's own backoff is what is measured.")
 @click.option("--max-sockets", default=8000, show_default=True, type=int,
               help="Refuse attacks needing more attacker sockets at once than this.")
 @click.option("--seed", default=1, show_default=True, type=int)

@@ -44,7 +44,7 @@ from .features import Account, Auth, Chats, Messages, Sessions
 from .safety import Contacts, Requests, Safety
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
-from .throttle import AdaptiveThrottle, CallPacer, backoff
+from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
 
 log = logging.getLogger("pigeon.client")
 
@@ -52,6 +52,7 @@ log = logging.getLogger("pigeon.client")
 NOT_RETRIED = m.NOT_RETRIED_METHODS
 GAP_WAIT = 0.5  # seconds an out-of-order update waits for the ones before it
 HANDSHAKE = 3.0  # seconds for the first connect's handshakes; doubled on each retry
+WAITING_BACKOFF_CAP = 2.0  # seconds: the reconnect backoff's cap while a call is waiting
 
 
 def ws_url(server: str) -> str:
@@ -123,7 +124,13 @@ class Client:
         self.throttle = AdaptiveThrottle()
         self.pacer = CallPacer()
         self._reconnect_after = 0.0  # monotonic time before which the server asked us to wait
+        # ... and, of a going-away notice, the start of its window: a device whose app is
+        # waiting on a call comes back then, one with nothing to do at its own pick in it
+        # (the people chatting are served first; the idle herd spreads out behind them).
+        self._window_opens = 0.0
+        self._call_waiting = asyncio.Event()
         self.max_overload_retries = 8
+        self.waiting_backoff = WAITING_BACKOFF_CAP  # the reconnect backoff's cap, calls waiting
         self.max_rate_wait = 60.0
 
     # -- life cycle -------------------------------------------------------------------------
@@ -160,6 +167,17 @@ class Client:
             raise
         self._supervisor = asyncio.create_task(self._supervise())
         return self
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open now (the SDK repairs drops in the background)."""
+        return self._link is not None and not self._link.closed.is_set()
+
+    @property
+    def reconnect_wait(self) -> float:
+        """Seconds before this client may reconnect, as the server asked (a going-away
+        notice's pick, a refusal's ``retry_after``); 0 when it asked nothing."""
+        return max(0.0, self._reconnect_after - asyncio.get_running_loop().time())
 
     def _tls(self) -> ssl.SSLContext | bool:
         """The system's trust store, or the profile's own CA file (a self-signed server)."""
@@ -205,6 +223,7 @@ class Client:
             refused.retryable_connect = True
             raise refused
         self._link = link
+        self._call_waiting.clear()
         welcome = link.welcome
         assert welcome is not None
         self.version = welcome.version
@@ -227,10 +246,16 @@ class Client:
                 # Full jitter (AWS architecture blog): spreads a reconnect storm after a server
                 # restart over the whole window instead of synchronised waves.
                 delay = backoff(attempt, cap=self.max_backoff)
-                # ... but never sooner than the server asked (retry_after of a refusal).
-                delay = max(delay, self._reconnect_after - asyncio.get_running_loop().time())
+                # ... but never sooner than the server asked (retry_after of a refusal, a
+                # going-away notice's pick; its window's start if a call is waiting).
+                # A device whose app waits on a call backs off within a shorter cap: after a
+                # downtime of refused connects it would otherwise sleep up to 30 s past the
+                # server's return with its user's sends waiting (issue 13).
+                hurry = backoff(attempt, cap=min(self.max_backoff, self.waiting_backoff))
+                now = asyncio.get_running_loop().time()
                 attempt += 1
-                await asyncio.sleep(delay)
+                await self._sleep_unless_wanted(max(delay, self._reconnect_after - now),
+                                                max(hurry, self._window_opens - now))
                 try:
                     await self._open()
                 except Unauthorized as exc:
@@ -254,6 +279,17 @@ class Client:
                     attempt = 0
                 break
 
+    async def _sleep_unless_wanted(self, patient: float, eager: float) -> None:
+        """Sleep ``patient`` seconds, or only ``eager`` ones if a call is (or starts) waiting."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if not self._call_waiting.is_set():
+            try:
+                await asyncio.wait_for(self._call_waiting.wait(), patient)
+            except TimeoutError:
+                return
+        await asyncio.sleep(max(0.0, min(patient, eager) - (loop.time() - started)))
+
     def _fail_waiters(self) -> None:
         self._connected.set()  # wake callers; they see the link is closed and raise
         self._queue.put_nowait(None)  # and a reader of updates(), which raises the same
@@ -261,11 +297,20 @@ class Client:
     def _wait_before_reconnect(self, error: PigeonError) -> None:
         # Jittered, so that devices refused together do not all come back in one wave.
         wait = (error.retry_after or 1.0) * random.uniform(1.0, 1.2)
-        self._reconnect_after = asyncio.get_running_loop().time() + wait
+        self._reconnect_after = self._window_opens = asyncio.get_running_loop().time() + wait
         self.pacer.pause(wait)
 
+    def _come_back_later(self, error: PigeonError) -> None:
+        """A going-away notice (or a refusal with a spread): this device picks its own moment
+        in the window, so that a restart's devices return spread over it, not as one wave."""
+        now = asyncio.get_running_loop().time()
+        self._reconnect_after = now + notice_wait(error.retry_after, error.retry_spread)
+        self._window_opens = now + notice_wait(error.retry_after, 0.0)
+
     def _on_error(self, error: PigeonError) -> None:
-        if isinstance(error, RateLimited):
+        if error.retry_spread is not None:
+            self._come_back_later(error)
+        elif isinstance(error, RateLimited):
             # The connection is closed for rate (or replaced, or banned): come back when
             # the server said, not at once with every pending call.
             self._wait_before_reconnect(error)
@@ -288,6 +333,8 @@ class Client:
         while True:
             if self._fatal is not None:
                 raise self._fatal
+            if not self._connected.is_set():
+                self._call_waiting.set()  # someone waits: come back early in a notice's window
             await self._connected.wait()
             link = self._link
             if link is None or link.closed.is_set():
@@ -296,6 +343,7 @@ class Client:
                 if self._closing or not self.reconnect or self._supervisor is None \
                         or self._supervisor.done():
                     raise ServerUnreachable("not connected to the server")
+                self._call_waiting.set()
                 await asyncio.sleep(0.05)
                 continue
             if not self.throttle.allow():

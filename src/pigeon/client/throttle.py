@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from pigeon.protocol import limits
 from pigeon.protocol.types import Budget
 from pigeon.protocol.buckets import Rate, TokenBucket
 
@@ -66,6 +67,15 @@ def backoff(attempt: int, base: float = 0.2, cap: float = 30.0,
             rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
     return (rng or random).uniform(0, min(cap, base * 2**attempt))
+
+
+def notice_wait(retry_after: float | None, retry_spread: float | None,
+                rng: random.Random | None = None) -> float:
+    """How long a going-away notice asks a device to stay away: ``retry_after`` plus its own
+    pick in [0, ``retry_spread``], each at most ``MAX_RETRY_SECONDS`` (issue 13). Each device
+    picking its own moment is what turns a restart's herd into a steady stream."""
+    after = min(retry_after or 0.0, limits.MAX_RETRY_SECONDS)
+    return after + (rng or random).uniform(0, min(retry_spread or 0.0, limits.MAX_RETRY_SECONDS))
 
 
 # Methods the server also counts against the account's send budget (rate_send).

@@ -2,7 +2,7 @@
 
 ::
 
-    PigeonError                      base; .code, .message, .retry_after
+    PigeonError                      base; .code, .message, .retry_after, .retry_spread
     ├── ProtocolError                the peer broke the wire protocol; the connection may close
     │     MALFORMED_FRAME, FRAME_TOO_LARGE, UNSUPPORTED_VERSION, HELLO_REQUIRED
     ├── UnknownMethod                UNKNOWN_METHOD
@@ -25,7 +25,8 @@
     │                                (retryable: .retry_after seconds)
     ├── ResultTooLarge               RESULT_TOO_LARGE (the answer would not fit in a frame)
     └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED
-                                     (retryable; OVERLOADED carries .retry_after)
+                                     (retryable; OVERLOADED carries .retry_after; SHUTTING_DOWN,
+                                     the going-away notice, .retry_after and .retry_spread)
 
 The SDK raises the same classes that the server raised, rebuilt from the code by
 :func:`error_from_wire`; ``docs/protocol.md`` lists every code.
@@ -43,13 +44,17 @@ class PigeonError(Exception):
     retryable: bool = False
 
     def __init__(
-        self, message: str = "", *, code: str | None = None, retry_after: float | None = None
+        self, message: str = "", *, code: str | None = None, retry_after: float | None = None,
+        retry_spread: float | None = None,
     ) -> None:
         if code is not None:  # first: a message left out defaults to this code, not the class's
             self.code = code
         super().__init__(message or self.code)
         self.message = message or self.code
         self.retry_after = retry_after
+        # Come back after retry_after plus a delay picked at random in [0, retry_spread]: a
+        # going-away notice spreads a restart's reconnects over this window (issue 13).
+        self.retry_spread = retry_spread
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -185,7 +190,8 @@ HARMLESS_CODES = frozenset(code for code, c in ERROR_CODES.items() if c.harmless
 NOT_RUN_CODES = frozenset(code for code, c in ERROR_CODES.items() if c.not_run)
 
 
-def error_from_wire(code: str, message: str, retry_after: float | None = None) -> PigeonError:
+def error_from_wire(code: str, message: str, retry_after: float | None = None,
+                    retry_spread: float | None = None) -> PigeonError:
     """Rebuild the exception that the peer described; unknown codes become PigeonError."""
     cls = CODES.get(code, PigeonError)
-    return cls(message, code=code, retry_after=retry_after)
+    return cls(message, code=code, retry_after=retry_after, retry_spread=retry_spread)

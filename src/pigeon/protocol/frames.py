@@ -70,6 +70,10 @@ class Error(Frame, tag="error"):
     id: int | None = None  # None: about the connection, not one call
     message: str = ""
     retry_after: float | None = None
+    # The going-away notice (code SHUTTING_DOWN, id None) and other refusals that would
+    # otherwise bring every client back at once: come back after retry_after plus a delay
+    # picked uniformly in [0, retry_spread]. Older readers ignore the field (issue 13).
+    retry_spread: Annotated[float, Meta(ge=0, le=limits.MAX_RETRY_SECONDS)] | None = None
 
 
 class Updates(Frame, tag="updates"):
@@ -231,7 +235,7 @@ class ServerProtocol:
     @staticmethod
     def error(request_id: int | None, error: PigeonError) -> bytes:
         return encode(Error(id=request_id, code=error.code, message=error.message,
-                            retry_after=error.retry_after))
+                            retry_after=error.retry_after, retry_spread=error.retry_spread))
 
     @staticmethod
     def updates(updates: list[Any]) -> bytes:
@@ -393,8 +397,8 @@ class ClientProtocol:
         if isinstance(frame, Error):
             if frame.id is not None:
                 self._pending.pop(frame.id, None)
-            return ErrorReceived(frame.id, error_from_wire(frame.code, frame.message,
-                                                           frame.retry_after))
+            return ErrorReceived(frame.id, error_from_wire(
+                frame.code, frame.message, frame.retry_after, frame.retry_spread))
         self.version = frame.version
         return WelcomeReceived(frame)
 

@@ -25,4 +25,6 @@ MAX_DATE = 2.0**40                   # a date given as a cursor, in seconds (yea
 USERNAME_MIN, USERNAME_MAX = 5, 32
 MAX_REASON_CHARS = 200               # an abuse report's reason
 MAX_SAFETY_PAGE = 100                # contacts, blocked users, message requests in one page
+#: the longest wait a server may ask of a client (retry_after, retry_spread): an hour
+MAX_RETRY_SECONDS = 3600.0
 MAX_REQUEST_ID = 2**53               # fits a JavaScript number, should a web client come

@@ -248,8 +248,9 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
         conns = list(services.connections)
         with suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)
+        window = settings.restart_window(len(conns))
         for conn in conns:
-            conn.shutting_down()
+            conn.shutting_down(settings.restart_downtime, window)
         await runner.cleanup()
         if operator is not None:
             await operator.cleanup()

@@ -462,9 +462,12 @@ class Connection:
             self._out_ready.set()
             self._wakeup.set()
 
-    def shutting_down(self) -> None:
-        self._send(self.protocol.error(None, Unavailable("the server is restarting",
-                                                         code="SHUTTING_DOWN")))
+    def shutting_down(self, downtime: float = 0.0, window: float = 0.0) -> None:
+        """The going-away notice: come back after ``downtime`` plus a delay picked at random
+        within ``window``, so that a planned restart makes no herd (issue 13)."""
+        self._send(self.protocol.error(None, Unavailable(
+            f"the server is restarting; reconnect in {downtime:g} s plus a random delay of up "
+            f"to {window:g} s", code="SHUTTING_DOWN", retry_after=downtime, retry_spread=window)))
         self.close(CLOSE_GOING_AWAY, "SHUTTING_DOWN")
 
     async def drain(self) -> None:

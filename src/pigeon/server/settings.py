@@ -73,6 +73,12 @@ class Settings:
                                             # refused (TOO_MANY_CONNECTIONS)
     max_connections_per_session: int = 16   # ... of one session; a newer one closes the oldest
                                             # (a CLI profile: a follower plus commands at once)
+    # A planned stop (SIGTERM) tells every device to come back after restart_downtime plus a
+    # delay it picks at random in a window long enough for the server to take them back at
+    # restart_reconnect_rate a second, at most restart_window_max (docs/shield.md, issue 13).
+    restart_downtime: float = 5.0
+    restart_reconnect_rate: float = 250.0
+    restart_window_max: float = 60.0
     # -- the shield (docs/shield.md) --
     shield: bool = True                     # False only to measure what it prevents
     max_per_address: int = 64               # unauthenticated connections from one address
@@ -159,6 +165,11 @@ class Settings:
                 raise SettingsError(f"{name} must be at least 1")
         if self.slow_consumer_seconds <= 0:
             raise SettingsError("slow_consumer_seconds must be positive")
+        if not (0 <= self.restart_downtime <= limits.MAX_RETRY_SECONDS
+                and 0 <= self.restart_window_max <= limits.MAX_RETRY_SECONDS
+                and self.restart_reconnect_rate > 0):
+            raise SettingsError(f"need 0 <= restart_downtime, restart_window_max <= "
+                                f"{limits.MAX_RETRY_SECONDS:.0f} and restart_reconnect_rate > 0")
         if self.code_sender not in ("console", "webhook"):
             raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
         if self.code_sender == "webhook" and not self.code_webhook_url:
@@ -202,6 +213,10 @@ class Settings:
     @property
     def operator_enabled(self) -> bool:
         return self.operator_listen.strip().lower() not in ("", "off", "none")
+
+    def restart_window(self, connections: int) -> float:
+        """The window a going-away notice spreads ``connections`` devices' returns over."""
+        return round(min(self.restart_window_max, connections / self.restart_reconnect_rate), 3)
 
     def _validate_edge(self) -> None:
         try:

@@ -52,6 +52,8 @@ class SiegeConfig:
     newcomer_timeout: float = 10.0   # a newcomer succeeds if logged in within this
     timeout: float = 5.0             # a legitimate send succeeds if acknowledged within this
     reconnect_timeout: float = 90.0  # reconnect mode: give up waiting for the storm after this
+    sdk_devices: bool = False        # reconnect mode: the idle devices are SDK clients too
+    restart: str = "term"            # reconnect mode: term (planned, warned) or kill (outage)
     max_sockets: int = 8_000         # attacker sockets at once, all modes together
     seed: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +73,11 @@ class SiegeConfig:
         _bound("--logins", self.logins, 0.0, 100.0)
         _bound("--newcomers", self.newcomers, 0, 1000)
         _bound("--newcomer-timeout", self.newcomer_timeout, 1.0, 60.0)
+        if self.restart not in ("term", "kill"):
+            raise SiegeError(f"--restart must be term or kill, not {self.restart!r}")
+        if self.sdk_devices and self.mode != "reconnect":
+            raise SiegeError("--sdk-devices is for reconnect mode, whose idle devices it makes "
+                             "SDK clients")
         if self.newcomers and self.mode == "reconnect":
             raise SiegeError("--newcomers sign up during an attack; reconnect mode has none")
         _bound("--timeout", self.timeout, 0.1, 60.0)

@@ -6,11 +6,14 @@ look like slowloris to the shield, which evicts them, and they retry). So the id
 speak the wire protocol directly (:class:`.rawws.Rpc`) with the SDK's reconnect policy:
 
 * on a drop, retry with exponential backoff and full jitter (the SDK's own ``backoff``:
-  uniform in [0, min(30 s, 0.2 s * 2^attempt)]);
+  uniform in [0, min(30 s, 0.2 s * 2^attempt)]), but not before a going-away notice said
+  (``retry_after`` plus a random pick within ``retry_spread``, as the SDK does);
 * once back (``hello`` with the session token answered by ``welcome``), ``sync``:
   ``updates.get_difference`` from the last pts until ``more`` is false, as ``Client.sync``.
 
 The legitimate users that chat during the storm are real SDK clients (:mod:`.legit`).
+
+With ``"sdk": true`` in the plan the devices are SDK clients instead (:mod:`.sdk_devices`).
 
 Run as ``python -m pigeon.siege.devices``: a plan as one JSON line on stdin; then stdin
 closing (or a line ``stop``) ends it. On stdout, one JSON line when every device is
@@ -31,7 +34,7 @@ from typing import Any
 from .addresses import raise_fd_limit
 from .rawws import CallFailed, Closed, Refused, Rpc
 
-from pigeon.client.throttle import backoff  # the SDK's own reconnect policy
+from pigeon.client.throttle import backoff, notice_wait  # the SDK's own reconnect policy
 
 
 class Devices:
@@ -118,6 +121,7 @@ class Devices:
             if not first:
                 self.dropped[i] = time.time()
                 self.back[i] = self.synced[i] = None
+            await asyncio.sleep(_notice_wait(rpc.farewell))
 
     def counts(self) -> dict[str, Any]:
         return {"connected": self.connected, "ready": self.ready, "gave_up": self.gave_up,
@@ -125,6 +129,13 @@ class Devices:
                 "back": sum(b is not None for b in self.back),
                 "synced": sum(s is not None for s in self.synced),
                 "failures": dict(self.failures)}
+
+
+def _notice_wait(farewell: dict[str, Any] | None) -> float:
+    """How long a going-away notice asked this device to stay away (0: none came)."""
+    if farewell is None or farewell.get("retry_spread") is None:
+        return 0.0
+    return notice_wait(float(farewell.get("retry_after") or 0.0), float(farewell["retry_spread"]))
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -144,7 +155,11 @@ async def _watch_stdin(devices: Devices) -> None:
 async def main() -> None:
     plan = json.loads(sys.stdin.readline())
     raise_fd_limit(len(plan["devices"]) + 1024)
-    devices = Devices(plan["host"], plan["port"], plan["devices"])
+    kind = Devices
+    if plan.get("sdk"):
+        from .sdk_devices import SdkDevices  # imports the SDK, which the wire devices do not need
+        kind = SdkDevices
+    devices = kind(plan["host"], plan["port"], plan["devices"])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, devices.stop.set)

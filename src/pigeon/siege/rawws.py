@@ -111,6 +111,9 @@ class Rpc:
         self._calls: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.done = asyncio.Event()
+        #: the error frame about the connection (no id) after the welcome: a going-away
+        #: notice, a ban, a replacement
+        self.farewell: dict[str, Any] | None = None
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -145,6 +148,8 @@ class Rpc:
                     self.welcome.set_result(frame)
                 elif kind == "error" and not self.welcome.done():
                     self.welcome.set_exception(_failure(frame))
+                elif kind == "error":
+                    self.farewell = frame
         finally:
             self.done.set()
             if not self.welcome.done():

@@ -136,7 +136,9 @@ def reconnect_lines(run: dict[str, Any]) -> list[str]:
 
     lines = [
         (f"[{run['label']}] reconnect storm: {r['clients']} devices ({r['sdk_clients']} SDK "
-         f"clients chatting, {r['wire_devices']} idle on the wire protocol); restart at "
+         f"clients chatting, {r['wire_devices']} idle on the "
+         f"{'SDK' if r.get('idle_devices_on') == 'sdk' else 'wire protocol'}); "
+         f"{'outage (kill -9)' if r.get('restart') == 'kill' else 'restart (SIGTERM)'} at "
          f"{s(r['restart_at_s'])}, server listening again {s(r['server_back_s'])} later"),
         (f"[{run['label']}]   back: {r['reconnected']}/{r['clients']} (all within "
          f"{s(r['all_back_s'])}); synced: {r['synced']}/{r['clients']} (all within "

@@ -5,7 +5,7 @@ Two kinds of device go through the storm together:
 * the chatting users, SDK clients in this process: back when ``client.reconnects`` moves,
   synced when a ``client.sync()`` started after that returns;
 * the idle devices, in a process of their own (:mod:`.devices`), on the wire protocol with
-  the SDK's reconnect policy.
+  the SDK's reconnect policy, or with ``--sdk-devices`` SDK clients too (:mod:`.sdk_devices`).
 """
 
 from __future__ import annotations
@@ -25,17 +25,29 @@ from .setup import Account
 from .stats import percentile
 
 
-class _ReconnectFailures(logging.Handler):
+class ReconnectFailures(logging.Handler):
     """Counts the SDK's failed reconnect attempts by reason (it logs each at debug)."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.counts: Counter[str] = Counter()
+        self._level = logging.NOTSET
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "reconnect failed: %s" and record.args:
             exc = record.args[0] if isinstance(record.args, tuple) else record.args
             self.counts[getattr(exc, "code", None) or type(exc).__name__] += 1
+
+    def attach(self) -> None:
+        sdk_log = logging.getLogger("pigeon.client")
+        self._level = sdk_log.level
+        sdk_log.addHandler(self)
+        sdk_log.setLevel(logging.DEBUG)
+
+    def detach(self) -> None:
+        sdk_log = logging.getLogger("pigeon.client")
+        sdk_log.removeHandler(self)
+        sdk_log.setLevel(self._level)
 
 
 class SdkTimes:
@@ -50,11 +62,8 @@ async def track_sdk(clients: list[Client], base: list[int], deadline: float) -> 
     """Wait until every client has reconnected (``reconnects`` past ``base``) and finished
     a ``sync()`` (time.time() of each), or until ``deadline``."""
     times = SdkTimes(len(clients))
-    failures = _ReconnectFailures()
-    sdk_log = logging.getLogger("pigeon.client")
-    level = sdk_log.level
-    sdk_log.addHandler(failures)
-    sdk_log.setLevel(logging.DEBUG)
+    failures = ReconnectFailures()
+    failures.attach()
     syncing: dict[int, asyncio.Task[int]] = {}
     waiting = set(range(len(clients)))
     try:
@@ -77,8 +86,7 @@ async def track_sdk(clients: list[Client], base: list[int], deadline: float) -> 
     finally:
         for task in syncing.values():
             task.cancel()
-        sdk_log.removeHandler(failures)
-        sdk_log.setLevel(level)
+        failures.detach()
     times.failures = failures.counts
     return times
 
@@ -96,8 +104,8 @@ class DevicePool:
 
     @classmethod
     async def start(cls, host: str, port: int, accounts: list[Account], first_index: int,
-                    bind: bool, max_seconds: float) -> DevicePool:
-        devices = [{"token": a.token,
+                    bind: bool, max_seconds: float, sdk: bool = False) -> DevicePool:
+        devices = [{"token": a.token, "user_id": a.user_id,
                     "address": legit_address(first_index + i) if bind else None}
                    for i, a in enumerate(accounts)]
         proc = await asyncio.create_subprocess_exec(
@@ -106,7 +114,7 @@ class DevicePool:
             limit=1 << 24)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({"host": host, "port": port, "devices": devices,
-                                     "max_seconds": max_seconds}).encode() + b"\n")
+                                     "max_seconds": max_seconds, "sdk": sdk}).encode() + b"\n")
         await proc.stdin.drain()  # stdin stays open: closing it stops the process
         return cls(proc, len(accounts))
 

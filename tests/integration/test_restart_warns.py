@@ -1,0 +1,64 @@
+"""A planned restart warns (issue 13): on SIGTERM every connected device is told to come back
+after ``restart_downtime`` plus a delay it picks within a window sized for the server's
+reconnect rate, and the SDK obeys it instead of coming straight back with the herd."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pigeon.client import Client
+from pigeon.testing import ServerProcess, login
+
+from raw_support import Raw
+
+# Taken back at 0.05 devices a second, each connection widens the window by 20 s (two make
+# 40 s). A downtime of 300 s is far longer than the test: nothing here depends on how fast
+# the machine is.
+SLOW_RETURN = {"PIGEON_RESTART_DOWNTIME": "300", "PIGEON_RESTART_RECONNECT_RATE": "0.05",
+               "PIGEON_RESTART_WINDOW_MAX": "600"}
+
+
+async def _closed(client: Client) -> None:
+    while client.connected:
+        await asyncio.sleep(0.05)
+
+
+async def test_sigterm_sends_a_going_away_notice_that_the_sdk_obeys(tmp_path):
+    with ServerProcess(tmp_path / "data", env=SLOW_RETURN) as server:
+        alice = await login(server, "+12025550177", "Alice")
+        raw = await Raw.open(server)
+        try:
+            welcome = await raw.hello(alice.profile.token)
+            assert welcome["t"] == "welcome"
+            assert alice.reconnect_wait == 0.0
+            assert await asyncio.to_thread(server.stop) == 0
+            await asyncio.wait_for(raw.closed.wait(), 30)
+            await asyncio.wait_for(_closed(alice), 30)
+            notice = raw.fatal
+            assert notice is not None and notice["code"] == "SHUTTING_DOWN"
+            # Two connections at 0.05 a second: a 40 s window, after the 300 s downtime.
+            assert notice["retry_after"] == 300.0
+            assert notice["retry_spread"] == 40.0
+            # The SDK picked its own moment in [300, 340] s and has not come back.
+            assert 250.0 < alice.reconnect_wait <= 340.0
+            assert alice.reconnects == 0
+        finally:
+            await raw.ws.close()
+            await raw.http.close()
+            await alice.close()
+
+
+async def test_the_window_is_capped(tmp_path):
+    env = {**SLOW_RETURN, "PIGEON_RESTART_WINDOW_MAX": "7"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        alice = await login(server, "+12025550177", "Alice")
+        raw = await Raw.open(server)
+        try:
+            assert (await raw.hello(alice.profile.token))["t"] == "welcome"
+            assert await asyncio.to_thread(server.stop) == 0
+            await asyncio.wait_for(raw.closed.wait(), 30)
+            assert raw.fatal is not None and raw.fatal["retry_spread"] == 7.0
+        finally:
+            await raw.ws.close()
+            await raw.http.close()
+            await alice.close()
