@@ -1,0 +1,2 @@
+"""Media on the server: files stored by content (:mod:`.blobs`), uploads, downloads and
+sticker sets built on them."""
