@@ -46,6 +46,10 @@ from pigeon.server.settings import SettingsError, load_settings
                    "[env PIGEON_CODE_SENDER; default console].")
 @click.option("--code-webhook-url", default=None,
               help="URL the webhook code sender POSTs to [env PIGEON_CODE_WEBHOOK_URL].")
+@click.option("--bus", default=None, metavar="URL",
+              help="Fan-out between processes and nodes: 'local' (this process only) or "
+                   "nats://HOST:PORT, comma-separated for a cluster [env PIGEON_BUS; "
+                   "default local].")
 @click.option("--no-shield", "shield", flag_value=False, default=None,
               help="Switch the shield off (only to measure what it prevents, e.g. with "
                    "`pigeon siege --compare`) [env PIGEON_SHIELD=0].")

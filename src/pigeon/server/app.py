@@ -187,6 +187,8 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
                         codes=make_sender(settings.code_sender, settings.code_webhook_url),
                         metrics=metrics, secret=shield.state.secret, shield=shield)
     metrics.add_shield(shield)
+    metrics.add_bus(services.bus)
+    await services.bus.start()
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
     app = build_app(services)
@@ -255,6 +257,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
         if operator is not None:
             await operator.cleanup()
         await shield.stop()
+        await services.bus.close()
         await store.close()
         await services.codes.close()
         print("pigeon stopped cleanly", file=sys.stderr, flush=True)

@@ -25,7 +25,11 @@ def make_store(settings: Settings) -> Store:
 
 
 def make_bus(settings: Settings) -> Bus:
-    return LocalBus()
+    if settings.bus == "local":
+        return LocalBus()
+    from pigeon.bus.nats import NatsBus
+
+    return NatsBus(settings.bus, settings.bus_prefix)
 
 
 def make_shield_state(settings: Settings) -> ShieldState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -52,6 +53,11 @@ class Settings:
     # after this many seconds are deleted; the purge runs every device_inbox_purge_every.
     device_inbox_retention: float = 30 * 86400.0
     device_inbox_purge_every: float = 3600.0
+    # Fan-out across processes and nodes: "local" (this process only) or the NATS servers'
+    # URLs, comma-separated (nats://host:4222); subjects start with bus_prefix, so that two
+    # deployments may share a NATS cluster (docs/operations.md, "Many processes").
+    bus: str = "local"
+    bus_prefix: str = "pigeon"
     default_who_can_add: str = "contacts"   # for accounts that never chose: everyone,
                                             # contacts (who wrote to them) or nobody
     default_who_can_message: str = "contacts"  # for accounts that never chose: everyone,
@@ -170,6 +176,11 @@ class Settings:
                 and self.restart_reconnect_rate > 0):
             raise SettingsError(f"need 0 <= restart_downtime, restart_window_max <= "
                                 f"{limits.MAX_RETRY_SECONDS:.0f} and restart_reconnect_rate > 0")
+        if self.bus != "local" and not all(
+                url.strip().startswith(("nats://", "tls://")) for url in self.bus.split(",")):
+            raise SettingsError(f"bus must be local or nats://HOST:PORT, not {self.bus!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.bus_prefix):
+            raise SettingsError("bus_prefix must be 1-32 letters, digits, _ or -")
         if self.code_sender not in ("console", "webhook"):
             raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
         if self.code_sender == "webhook" and not self.code_webhook_url:
