@@ -12,6 +12,7 @@ import signal
 import ssl
 import sys
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
@@ -31,6 +32,9 @@ from .operator import start_operator
 from .services import Services
 from .settings import Settings
 from .streams import purge_device_inboxes
+
+if TYPE_CHECKING:
+    from .workers import Worker
 
 log = logging.getLogger("pigeon.server")
 
@@ -156,10 +160,15 @@ def build_app(services: Services) -> web.Application:
     return app
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, ready: asyncio.Event | None = None, *,
+                worker: Worker | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, answer every call in flight, commit
-    everything queued, and close."""
+    everything queued, and close. A ``worker`` of ``pigeon serve --workers N`` shares its
+    port with the others, and its supervisor holds the data directory (workers.py)."""
     private_umask()  # before anything is written: the database, its WAL, secret.key
+    if worker is not None:
+        await _serve(settings, ready, reuse_port=True)
+        return
     prepare_data_dir(settings.data, allow_shared=settings.allow_shared_data_dir)
     lock = lock_data_dir(settings.data)  # before the database: one server per directory
     try:
@@ -177,7 +186,8 @@ def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
+async def _serve(settings: Settings, ready: asyncio.Event | None, *,
+                 reuse_port: bool = False) -> None:
     store = make_store(settings)
     await store.open()
     metrics = Metrics()
@@ -219,7 +229,8 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
     try:
         listener = await loop.create_server(
             lambda: GuardedProtocol(handler_factory(), shield, guards, edge),
-            settings.host, settings.port, ssl=tls, backlog=4096, reuse_address=True)
+            settings.host, settings.port, ssl=tls, backlog=4096, reuse_address=True,
+            reuse_port=reuse_port or None)
     except OSError as exc:  # issue 11, bug 6: a busy port was a traceback
         await runner.cleanup()
         if operator is not None:

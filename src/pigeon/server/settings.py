@@ -19,6 +19,10 @@ from pigeon.domain.requests import WHO_CAN_MESSAGE
 from .edge import parse_networks
 
 
+#: worker processes of one `pigeon serve`, at most
+MAX_WORKERS = 64
+
+
 class SettingsError(ValueError):
     """A setting has a value the server cannot run with; the message says which and why."""
 
@@ -28,6 +32,10 @@ class Settings:
     data: Path = Path("pigeon-data")
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
+    # 0: one process. N: N worker processes on the listening port (SO_REUSEPORT) under one
+    # supervisor that restarts any that dies (server/workers.py); more than one needs a store
+    # and a bus that processes share.
+    workers: int = 0
     operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none
     operator_token: str | None = None       # bearer token the operator listener requires
     tls_cert: Path | None = None
@@ -151,6 +159,11 @@ class Settings:
         return split_listen(self.listen)[1]
 
     @property
+    def shared_store(self) -> str | None:
+        """The store's URL when several processes can share it; None for embedded SQLite."""
+        return None
+
+    @property
     def db_path(self) -> Path:
         return self.data / "pigeon.db"
 
@@ -181,6 +194,17 @@ class Settings:
             raise SettingsError(f"bus must be local or nats://HOST:PORT, not {self.bus!r}")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.bus_prefix):
             raise SettingsError("bus_prefix must be 1-32 letters, digits, _ or -")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise SettingsError(f"workers must be 0 (one process) to {MAX_WORKERS}")
+        if self.workers > 1 and self.bus == "local":
+            raise SettingsError(
+                f"--workers {self.workers} needs a bus that processes share (--bus nats://"
+                "HOST:PORT): with the local bus a message written by one worker would never "
+                "reach devices connected to another")
+        if self.workers > 1 and self.shared_store is None:
+            raise SettingsError(
+                f"--workers {self.workers} needs a store that processes share (PostgreSQL): "
+                "the embedded SQLite database has one writer")
         if self.code_sender not in ("console", "webhook"):
             raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
         if self.code_sender == "webhook" and not self.code_webhook_url:
