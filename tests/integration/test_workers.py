@@ -3,7 +3,6 @@ SIGTERM on, and whose workers do not outlive it."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import sys
