@@ -30,6 +30,7 @@ from .metrics import Metrics
 from .operator import start_operator
 from .services import Services
 from .settings import Settings
+from .sticker_web import StickerWeb
 from .streams import purge_device_inboxes
 
 log = logging.getLogger("pigeon.server")
@@ -153,6 +154,7 @@ def build_app(services: Services) -> web.Application:
     app["edge"] = Edge(services.settings.trusted_proxies, services.settings.proxy_protocol)
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/healthz", _healthz)
+    StickerWeb(services).routes(app)
     return app
 
 
