@@ -42,7 +42,7 @@ class SetRow(NamedTuple):
     id: int
     author_id: int
     published: bool
-    count: int
+    size: int
 
 
 def set_name(raw: str) -> str:
@@ -119,7 +119,7 @@ def check_new_set(name_taken: bool, name: str, sets_authored: int) -> None:
 
 
 def check_room(row: SetRow) -> None:
-    if row.count >= MAX_STICKERS_PER_SET:
+    if row.size >= MAX_STICKERS_PER_SET:
         raise InvalidArgument(f"a sticker set holds at most {MAX_STICKERS_PER_SET} stickers",
                               code="TOO_MANY_STICKERS")
 
@@ -132,13 +132,13 @@ def check_unpublished(row: SetRow, what: str) -> None:
 
 
 def check_position(row: SetRow, index: int) -> None:
-    if not 1 <= index <= row.count:
-        raise NotFound(f"the set has no sticker {index} (it has {row.count})",
+    if not 1 <= index <= row.size:
+        raise NotFound(f"the set has no sticker {index} (it has {row.size})",
                        code="STICKER_NOT_FOUND")
 
 
 def check_publishable(row: SetRow) -> None:
-    if row.count == 0:
+    if row.size == 0:
         raise NotFound("add a sticker before publishing the set", code="STICKER_NOT_FOUND")
 
 

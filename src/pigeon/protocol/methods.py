@@ -68,7 +68,7 @@ from .stickers import (
     Query,
     SearchLimit,
     SetName,
-    SetTitle,
+    StickerTitle,
     StickerSet,
     StickerSetInfo,
 )
@@ -393,7 +393,7 @@ class SendEnvelopes(Params):
 # Adding a sticker takes an image, too big for a frame: HTTP POST /v1/stickers/<name>.
 class CreateStickerSet(Params):
     name: SetName
-    title: SetTitle
+    title: StickerTitle
     licence: Licence = ""
 
 

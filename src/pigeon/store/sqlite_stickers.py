@@ -83,7 +83,7 @@ def _tx_add(conn: sqlite3.Connection, author_id: int, name: str,
     rules.check_room(row)
     conn.execute(
         f"INSERT INTO stickers (set_id, {_STICKER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (row.id, row.count + 1, _emoji_text(sticker.emoji), sticker.file_id, sticker.width,
+        (row.id, row.size + 1, _emoji_text(sticker.emoji), sticker.file_id, sticker.width,
          sticker.height, int(sticker.animated), sticker.size))
     return _whole(conn, row.id, author_id)
 

@@ -1,0 +1,118 @@
+"""The SDK's sticker calls (issue 10): an artist's set, and everyone's installed sets.
+
+Adding a sticker sends its source image by HTTP (``POST /v1/stickers/<name>``) with this
+device's session token; every other call goes over the WebSocket. The installed list is
+kept in :attr:`Stickers.installed`: the server's answer to an install or uninstall, and every
+``stickers_installed`` update, which the server sends to all of the user's devices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from pigeon.protocol import methods as m
+from pigeon.protocol.errors import PigeonError, Unauthorized, error_from_wire
+from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
+from pigeon.protocol.types import SentMessage
+from pigeon.protocol.updates import StickersInstalled
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+def http_base(ws: str) -> str:
+    """The server's HTTP root from its WebSocket URL (``ws://h:p/v1/ws`` -> ``http://h:p``)."""
+    url = ws.removesuffix("/v1/ws")
+    if url.startswith("wss://"):
+        return "https://" + url[6:]
+    return "http://" + url.removeprefix("ws://")
+
+
+class Stickers:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        #: the user's installed sets, by name, newest last (None: not known yet)
+        self.installed: list[str] | None = None
+
+    async def _call(self, method: str, params: m.Params):  # type: ignore[no-untyped-def]
+        return await self._client.call(method, params)
+
+    def seen(self, update: StickersInstalled) -> None:
+        """Another device (or this one) changed the installed list."""
+        self.installed = list(update.names)
+
+    # -- an artist's set --------------------------------------------------------------------
+    async def create(self, name: str, title: str, licence: str = "") -> StickerSet:
+        return await self._call("stickers.create_set", m.CreateStickerSet(
+            name=name, title=title, licence=licence))
+
+    async def add(self, name: str, image: bytes | Path, emoji: list[str]) -> StickerSet:
+        """Add a sticker made of ``image`` (PNG, WebP, JPEG, GIF; the server normalises it)."""
+        data = image if isinstance(image, bytes) else image.read_bytes()
+        client = self._client
+        token = client.profile.token
+        if token is None:
+            raise Unauthorized("log in first", code="AUTH_REQUIRED")
+        session = client.http_session()
+        url = f"{http_base(client.url)}/v1/stickers/{name}"
+        async with session.post(url, data=data, params=[("emoji", e) for e in emoji],
+                                headers={"Authorization": f"Bearer {token}",
+                                         "Content-Type": "application/octet-stream"}) as resp:
+            body = await resp.read()
+        if resp.status == 200:
+            return msgspec.json.decode(body, type=StickerSet)
+        raise _http_error(resp.status, body)
+
+    async def remove(self, name: str, index: int) -> StickerSet:
+        return await self._call("stickers.remove", m.RemoveSticker(name=name, index=index))
+
+    async def move(self, name: str, index: int, to: int) -> StickerSet:
+        return await self._call("stickers.move", m.MoveSticker(name=name, index=index, to=to))
+
+    async def publish(self, name: str) -> StickerSet:
+        return await self._call("stickers.publish", m.PublishStickerSet(name=name))
+
+    # -- everyone's -------------------------------------------------------------------------
+    async def search(self, query: str, limit: int = 20) -> list[StickerSetInfo]:
+        return await self._call("stickers.search", m.SearchStickerSets(query=query,
+                                                                        limit=limit))
+
+    async def get(self, name: str) -> StickerSet:
+        return await self._call("stickers.get_set", m.GetStickerSet(name=name))
+
+    async def install(self, name: str) -> Installed:
+        return self._keep(await self._call("stickers.install", m.InstallStickerSet(name=name)))
+
+    async def uninstall(self, name: str) -> Installed:
+        return self._keep(await self._call("stickers.uninstall",
+                                           m.UninstallStickerSet(name=name)))
+
+    async def list_installed(self) -> Installed:
+        return self._keep(await self._call("stickers.installed", m.ListInstalled()))
+
+    def _keep(self, installed: Installed) -> Installed:
+        self.installed = list(installed.names)
+        return installed
+
+    async def by_emoji(self, emoji: str, limit: int = 20) -> list[FoundSticker]:
+        return await self._call("stickers.by_emoji", m.FindStickers(emoji=emoji, limit=limit))
+
+    async def send(self, chat_id: int, name: str, index: int, *, reply_to: int | None = None,
+                   random_id: int | None = None) -> SentMessage:
+        from .features import new_random_id
+
+        return await self._call("messages.send_sticker", m.SendSticker(
+            chat_id=chat_id, name=name, index=index, reply_to=reply_to,
+            random_id=new_random_id() if random_id is None else random_id))
+
+
+def _http_error(status: int, body: bytes) -> PigeonError:
+    try:
+        fields = msgspec.json.decode(body)
+        return error_from_wire(str(fields["code"]), str(fields["message"]),
+                               fields.get("retry_after"))
+    except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
+        return PigeonError(f"the server answered HTTP {status}", code="INTERNAL")
