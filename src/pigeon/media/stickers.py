@@ -111,14 +111,16 @@ def _normalise(img: Image.Image) -> Normalised:
     durations: list[int] = []
     for frame in ImageSequence.Iterator(img):
         frame.load()
+        # A frame without a duration shows for 100 ms, as browsers show it; none shorter
+        # than 10 ms, so that a thousand 0 ms frames cannot pass for a short animation.
         durations.append(max(10, int(frame.info.get("duration", 100) or 100)))
+        total = sum(durations)
+        if total > MAX_ANIMATION_MS:  # before resizing the rest: refused work is cheap
+            raise _invalid(f"an animation of over {total / 1000:.1f} s; a sticker lasts at "
+                           f"most {MAX_ANIMATION_MS / 1000:.0f} s")
         pictures.append(_rgba(frame).resize(size, Image.Resampling.LANCZOS))
-    total = sum(durations)
-    if total > MAX_ANIMATION_MS:
-        raise _invalid(f"an animation of {total / 1000:.1f} s; a sticker lasts at most "
-                       f"{MAX_ANIMATION_MS / 1000:.0f} s")
     data = _fit(lambda q: _animated_webp(pictures, durations, q))
-    return Normalised(data, *size, True, len(pictures), total, source_format)
+    return Normalised(data, *size, True, len(pictures), sum(durations), source_format)
 
 
 def _rgba(img: Image.Image) -> Image.Image:
