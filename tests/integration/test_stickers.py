@@ -14,7 +14,7 @@ from sticker_images import jpeg, png
 from pigeon.client import Client
 from pigeon.protocol.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unauthorized
 from pigeon.protocol.updates import NewMessage, StickersInstalled
-from pigeon.testing import login
+from pigeon.testing import ServerProcess, login
 
 
 async def next_of(client: Client, kind: type, timeout: float = 5.0):  # type: ignore[no-untyped-def]
@@ -193,3 +193,18 @@ async def test_bad_input_is_refused_with_a_typed_error_and_nothing_is_added(shar
         await Client(server.url, fan.profile.directory / "nowhere").stickers.add(
             "frogs", png(), ["🐸"])
     assert (await artist.stickers.get("frogs")).stickers == []
+
+
+async def test_a_page_of_stickers_loads_within_its_own_budget_not_the_http_one(phone, tmp_path):
+    """A set's page shows up to 120 images at once: with the real ``http_rate`` (burst 20)
+    they would be refused; sticker files have a budget of their own."""
+    with ServerProcess(tmp_path / "data", env={"PIGEON_HTTP_RATE": "5/1s burst 20"}) as server:
+        artist = await login(server, phone(), "Ada", profile=tmp_path / "ada")
+        try:
+            await artist.stickers.create("many", "Many")
+            whole = await artist.stickers.add("many", png(), ["🦉"])
+        finally:
+            await artist.close()
+        url = f"{server.url}/stickers/files/{whole.stickers[0].file_id}.webp"
+        statuses = await asyncio.gather(*(asyncio.to_thread(http, url) for _ in range(40)))
+        assert [s for s, _, _ in statuses] == [200] * 40

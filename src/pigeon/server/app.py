@@ -136,7 +136,8 @@ async def _client_address(request: web.Request, handler: Handler) -> web.StreamR
     upgrade = request.path == "/v1/ws" and request.headers.get("Upgrade", "").lower() == "websocket"
     if not upgrade:
         services: Services = request.app["services"]
-        wait = services.shield.check_http(address)
+        wait = services.shield.check_http(address,
+                                          sticker_file=request.path.startswith("/stickers/files/"))
         if wait:
             response = web.json_response(
                 {"code": "RATE_LIMITED", "message": "too many HTTP requests; slow down",
