@@ -66,6 +66,13 @@ class StickerWeb:
             raise errors.Unauthorized("send the session token: Authorization: Bearer TOKEN",
                                       code="AUTH_REQUIRED")
         _, user = await authenticate(self.services, token)
+        guard = request.app["guards"].get(request.transport)
+        if guard is not None:
+            # Logged in, as a WebSocket is by its hello: the accept-level hello deadline
+            # (5 s, against slowloris) no longer applies, or a 5 MiB upload on a slow link,
+            # or the next upload on this kept-alive connection, would be cut off.
+            guard.greeted = True
+            guard.promote()
         name = rules.set_name(request.match_info["name"])
         emoji = rules.emoji_list(request.query.getall("emoji", []))
         # Refused before reading or decoding anything: someone else's set, a full one.
