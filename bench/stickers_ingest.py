@@ -1,7 +1,7 @@
 """Stickers ingested per second: source images sent to a real server over HTTP, normalised
 to 512 px WebP, stored by content and added to a set (issue 10).
 
-    python bench/stickers_ingest.py [--stickers 60] [--uploaders 4] [--kind png|jpeg|gif]
+    python bench/stickers_ingest.py [--stickers 60] [--uploaders 4] [--kind png|jpeg|gif|photo]
 
 Starts a real server (SQLite in a temporary directory), has one artist make sets (a set holds
 120 stickers at most) and --uploaders concurrent uploads add --stickers distinct images (each
@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from sticker_images import animation, jpeg, png  # noqa: E402
+from PIL import Image  # noqa: E402
+from sticker_images import animation, jpeg, png, save  # noqa: E402
 
 from pigeon.media.stickers import normalise  # noqa: E402
 from pigeon.testing import ServerProcess, login  # noqa: E402
@@ -34,6 +35,9 @@ def source(kind: str, n: int) -> bytes:
     colour = (n * 37 % 256, n * 91 % 256, 120)
     if kind == "jpeg":
         return jpeg(800 + n % 7, 600)
+    if kind == "photo":  # a camera-sized, hard-to-compress picture
+        noise = Image.effect_noise((1600, 1200), 40 + n % 20).convert("RGB")
+        return save(noise, "JPEG", quality=85)
     if kind == "gif":
         return animation("GIF", frames=4, side=200 + n % 5)
     return png(800 + n % 7, 600, colour=colour)
@@ -83,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stickers", type=int, default=60)
     parser.add_argument("--uploaders", type=int, default=4)
-    parser.add_argument("--kind", choices=("png", "jpeg", "gif"), default="png")
+    parser.add_argument("--kind", choices=("png", "jpeg", "gif", "photo"), default="png")
     args = parser.parse_args()
     asyncio.run(run(args.stickers, args.uploaders, args.kind))
 

@@ -8,8 +8,10 @@ kept in :attr:`Stickers.installed`: the server's answer to an install or uninsta
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
 
 import msgspec
 
@@ -18,6 +20,8 @@ from pigeon.protocol.errors import PigeonError, Unauthorized, error_from_wire
 from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
 from pigeon.protocol.types import SentMessage
 from pigeon.protocol.updates import StickersInstalled
+
+from .features import new_random_id
 
 if TYPE_CHECKING:
     from .client import Client
@@ -37,7 +41,7 @@ class Stickers:
         #: the user's installed sets, by name, newest last (None: not known yet)
         self.installed: list[str] | None = None
 
-    async def _call(self, method: str, params: m.Params):  # type: ignore[no-untyped-def]
+    async def _call(self, method: str, params: m.Params) -> Any:
         return await self._client.call(method, params)
 
     def seen(self, update: StickersInstalled) -> None:
@@ -46,18 +50,18 @@ class Stickers:
 
     # -- an artist's set --------------------------------------------------------------------
     async def create(self, name: str, title: str, licence: str = "") -> StickerSet:
-        return await self._call("stickers.create_set", m.CreateStickerSet(
-            name=name, title=title, licence=licence))
+        return cast(StickerSet, await self._call("stickers.create_set", m.CreateStickerSet(
+            name=name, title=title, licence=licence)))
 
     async def add(self, name: str, image: bytes | Path, emoji: list[str]) -> StickerSet:
         """Add a sticker made of ``image`` (PNG, WebP, JPEG, GIF; the server normalises it)."""
-        data = image if isinstance(image, bytes) else image.read_bytes()
+        data = image if isinstance(image, bytes) else await asyncio.to_thread(image.read_bytes)
         client = self._client
         token = client.profile.token
         if token is None:
             raise Unauthorized("log in first", code="AUTH_REQUIRED")
         session = client.http_session()
-        url = f"{http_base(client.url)}/v1/stickers/{name}"
+        url = f"{http_base(client.url)}/v1/stickers/{quote(name, safe='')}"
         async with session.post(url, data=data, params=[("emoji", e) for e in emoji],
                                 headers={"Authorization": f"Bearer {token}",
                                          "Content-Type": "application/octet-stream"}) as resp:
@@ -67,21 +71,25 @@ class Stickers:
         raise _http_error(resp.status, body)
 
     async def remove(self, name: str, index: int) -> StickerSet:
-        return await self._call("stickers.remove", m.RemoveSticker(name=name, index=index))
+        params = m.RemoveSticker(name=name, index=index)
+        return cast(StickerSet, await self._call("stickers.remove", params))
 
     async def move(self, name: str, index: int, to: int) -> StickerSet:
-        return await self._call("stickers.move", m.MoveSticker(name=name, index=index, to=to))
+        params = m.MoveSticker(name=name, index=index, to=to)
+        return cast(StickerSet, await self._call("stickers.move", params))
 
     async def publish(self, name: str) -> StickerSet:
-        return await self._call("stickers.publish", m.PublishStickerSet(name=name))
+        params = m.PublishStickerSet(name=name)
+        return cast(StickerSet, await self._call("stickers.publish", params))
 
     # -- everyone's -------------------------------------------------------------------------
     async def search(self, query: str, limit: int = 20) -> list[StickerSetInfo]:
-        return await self._call("stickers.search", m.SearchStickerSets(query=query,
-                                                                        limit=limit))
+        params = m.SearchStickerSets(query=query, limit=limit)
+        return cast("list[StickerSetInfo]", await self._call("stickers.search", params))
 
     async def get(self, name: str) -> StickerSet:
-        return await self._call("stickers.get_set", m.GetStickerSet(name=name))
+        params = m.GetStickerSet(name=name)
+        return cast(StickerSet, await self._call("stickers.get_set", params))
 
     async def install(self, name: str) -> Installed:
         return self._keep(await self._call("stickers.install", m.InstallStickerSet(name=name)))
@@ -98,15 +106,14 @@ class Stickers:
         return installed
 
     async def by_emoji(self, emoji: str, limit: int = 20) -> list[FoundSticker]:
-        return await self._call("stickers.by_emoji", m.FindStickers(emoji=emoji, limit=limit))
+        params = m.FindStickers(emoji=emoji, limit=limit)
+        return cast("list[FoundSticker]", await self._call("stickers.by_emoji", params))
 
     async def send(self, chat_id: int, name: str, index: int, *, reply_to: int | None = None,
                    random_id: int | None = None) -> SentMessage:
-        from .features import new_random_id
-
-        return await self._call("messages.send_sticker", m.SendSticker(
+        return cast(SentMessage, await self._call("messages.send_sticker", m.SendSticker(
             chat_id=chat_id, name=name, index=index, reply_to=reply_to,
-            random_id=new_random_id() if random_id is None else random_id))
+            random_id=new_random_id() if random_id is None else random_id)))
 
 
 def _http_error(status: int, body: bytes) -> PigeonError:
