@@ -208,3 +208,25 @@ async def test_a_page_of_stickers_loads_within_its_own_budget_not_the_http_one(p
         url = f"{server.url}/stickers/files/{whole.stickers[0].file_id}.webp"
         statuses = await asyncio.gather(*(asyncio.to_thread(http, url) for _ in range(40)))
         assert [s for s, _, _ in statuses] == [200] * 40
+
+
+async def test_uploads_are_charged_to_the_session_not_the_addresss_http_budget(phone, tmp_path):
+    """An artist adding many stickers spends their session's call budget (an add costs 10
+    calls), not the address's budget for anonymous HTTP (burst 20), and is never banned for
+    the latter; past the session's budget: 429 RATE_LIMITED, nothing added."""
+    env = {"PIGEON_HTTP_RATE": "5/1s burst 20", "PIGEON_RATE_SESSION": "1/1h burst 250"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        artist = await login(server, phone(), "Ada", profile=tmp_path / "ada")
+        try:
+            await artist.stickers.create("busy", "Busy")
+            for _ in range(25):  # more than http_rate's burst
+                whole = await artist.stickers.add("busy", png(16, 16), ["🦉"])
+            assert len(whole.stickers) == 25
+            url = f"{server.url}/v1/stickers/busy?emoji=%F0%9F%A6%89"
+            status, headers, body = await asyncio.to_thread(
+                http, url, data=png(16, 16),
+                headers={"Authorization": f"Bearer {artist.profile.token}"})
+            assert status == 429 and b"RATE_LIMITED" in body and "Retry-After" in headers
+            assert len((await artist.stickers.get("busy")).stickers) == 25
+        finally:
+            await artist.close()

@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from .client import Client
 
 
+#: an upload refused as too fast, or while the server's image workers are busy, is sent
+#: again after the wait the server asks for, this many times, if it asks for at most this long
+UPLOAD_TRIES = 4
+MAX_UPLOAD_WAIT = 30.0
+
+
 def http_base(ws: str) -> str:
     """The server's HTTP root from its WebSocket URL (``ws://h:p/v1/ws`` -> ``http://h:p``)."""
     url = ws.removesuffix("/v1/ws")
@@ -62,13 +68,22 @@ class Stickers:
             raise Unauthorized("log in first", code="AUTH_REQUIRED")
         session = client.http_session()
         url = f"{http_base(client.url)}/v1/stickers/{quote(name, safe='')}"
-        async with session.post(url, data=data, params=[("emoji", e) for e in emoji],
-                                headers={"Authorization": f"Bearer {token}",
-                                         "Content-Type": "application/octet-stream"}) as resp:
-            body = await resp.read()
-        if resp.status == 200:
-            return msgspec.json.decode(body, type=StickerSet)
-        raise _http_error(resp.status, body)
+        headers = {"Authorization": f"Bearer {token}",
+                   "Content-Type": "application/octet-stream"}
+        for attempt in range(UPLOAD_TRIES):
+            async with session.post(url, data=data, params=[("emoji", e) for e in emoji],
+                                    headers=headers) as resp:
+                body = await resp.read()
+            if resp.status == 200:
+                return msgspec.json.decode(body, type=StickerSet)
+            error = _http_error(resp.status, body)
+            # Refused before any work (rate, busy image workers): safe to send again.
+            wait = error.retry_after
+            if (error.code not in ("RATE_LIMITED", "OVERLOADED") or wait is None
+                    or wait > MAX_UPLOAD_WAIT or attempt == UPLOAD_TRIES - 1):
+                raise error
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     async def remove(self, name: str, index: int) -> StickerSet:
         params = m.RemoveSticker(name=name, index=index)

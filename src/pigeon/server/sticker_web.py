@@ -38,6 +38,15 @@ _STATUS: dict[type[errors.PigeonError], int] = {
     errors.Unavailable: 503,
 }
 _IMMUTABLE = "public, max-age=31536000, immutable"
+#: what adding a sticker costs in its session's and account's call budgets: decoding and
+#: encoding an image is the work of many calls
+ADD_COST = 10.0
+
+
+def carries_token(request: web.Request) -> bool:
+    """A sticker upload that brings a session token (charged after the token is checked)."""
+    return (request.method == "POST" and request.path.startswith("/v1/stickers/")
+            and request.headers.get("Authorization", "").startswith("Bearer "))
 
 
 class StickerWeb:
@@ -65,7 +74,17 @@ class StickerWeb:
         if not token:
             raise errors.Unauthorized("send the session token: Authorization: Bearer TOKEN",
                                       code="AUTH_REQUIRED")
-        _, user = await authenticate(self.services, token)
+        shield = self.services.shield
+        address: str = request["client"]
+        try:
+            session, user = await authenticate(self.services, token)
+        except errors.Unauthorized:
+            # A wrong token pays as any anonymous request does (the middleware let it by).
+            if carries_token(request) and (wait := shield.check_http(address)):
+                raise errors.RateLimited("too many HTTP requests; slow down",
+                                         retry_after=round(wait, 2)) from None
+            raise
+        shield.check_rate("stickers.add", address, user.id, session.id, cost=ADD_COST)
         guard = request.app["guards"].get(request.transport)
         if guard is not None:
             # Logged in, as a WebSocket is by its hello: the accept-level hello deadline
