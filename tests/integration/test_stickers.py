@@ -214,7 +214,7 @@ async def test_uploads_are_charged_to_the_session_not_the_addresss_http_budget(p
     """An artist adding many stickers spends their session's call budget (an add costs 10
     calls), not the address's budget for anonymous HTTP (burst 20), and is never banned for
     the latter; past the session's budget: 429 RATE_LIMITED, nothing added."""
-    env = {"PIGEON_HTTP_RATE": "5/1s burst 20", "PIGEON_RATE_SESSION": "1/1h burst 250"}
+    env = {"PIGEON_HTTP_RATE": "5/1s burst 20", "PIGEON_RATE_SESSION": "1/1h burst 300"}
     with ServerProcess(tmp_path / "data", env=env) as server:
         artist = await login(server, phone(), "Ada", profile=tmp_path / "ada")
         try:
@@ -223,10 +223,15 @@ async def test_uploads_are_charged_to_the_session_not_the_addresss_http_budget(p
                 whole = await artist.stickers.add("busy", png(16, 16), ["🦉"])
             assert len(whole.stickers) == 25
             url = f"{server.url}/v1/stickers/busy?emoji=%F0%9F%A6%89"
-            status, headers, body = await asyncio.to_thread(
-                http, url, data=png(16, 16),
-                headers={"Authorization": f"Bearer {artist.profile.token}"})
+            auth = {"Authorization": f"Bearer {artist.profile.token}"}
+            answers = []
+            while len(answers) < 10 and (not answers or answers[-1][0] == 200):
+                answers.append(await asyncio.to_thread(http, url, data=png(16, 16),
+                                                       headers=auth))
+            status, headers, body = answers[-1]  # the budget (300) ran out: refused
             assert status == 429 and b"RATE_LIMITED" in body and "Retry-After" in headers
-            assert len((await artist.stickers.get("busy")).stickers) == 25
+            added = 25 + len(answers) - 1
+            assert 25 < added < 30  # 300 / 10, less the calls of logging in and creating
+            assert len((await artist.stickers.get("busy")).stickers) == added
         finally:
             await artist.close()
