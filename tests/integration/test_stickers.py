@@ -13,7 +13,8 @@ from sticker_images import jpeg, png
 
 from pigeon.client import Client
 from pigeon.protocol.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unauthorized
-from pigeon.protocol.updates import NewMessage, StickersInstalled
+from pigeon.client import Profile
+from pigeon.protocol.updates import DeleteMessages, NewMessage, StickersInstalled
 from pigeon.testing import ServerProcess, login
 
 
@@ -235,3 +236,28 @@ async def test_uploads_are_charged_to_the_session_not_the_addresss_http_budget(p
             assert len((await artist.stickers.get("busy")).stickers) == added
         finally:
             await artist.close()
+
+
+async def test_a_version_1_device_gets_a_placeholder_for_the_installed_list(shared_server,
+                                                                          phone, tmp_path):
+    """``stickers_installed`` is version 2: a version-1 device of the same user gets an empty
+    ``delete_messages`` at its pts instead, so its sync stays gap-free and it moves on."""
+    number = phone()
+    artist = await login(shared_server, phone(), "Ada", profile=tmp_path / "ada")
+    fan = await login(shared_server, number, "Fan", profile=tmp_path / "fan")
+    old = Client(shared_server.url, Profile.load(tmp_path / "old"), versions=(1,))
+    await old.connect()
+    try:
+        await old.auth.send_code(number, sms=True)
+        await old.auth.sign_in(await asyncio.to_thread(shared_server.code_for, number))
+        assert old.version == 1
+        await artist.stickers.create("oldies", "Oldies")
+        await artist.stickers.add("oldies", png(), ["📼"])
+        await artist.stickers.publish("oldies")
+        installed = await fan.stickers.install("oldies")
+        placeholder = await next_of(old, DeleteMessages)
+        assert placeholder.message_ids == [] and placeholder.pts == installed.pts
+        assert old.skipped_updates == 0 and old.profile.pts == installed.pts
+    finally:
+        for client in (artist, fan, old):
+            await client.close()
