@@ -39,6 +39,7 @@ from .safety import block, blocked, contacts, report, requests, unblock
 from .search import keep, search
 from .serve import serve
 from .shield import shield
+from .stickers import send_sticker, stickers
 from .siege import siege
 
 
@@ -192,16 +193,28 @@ async def username_release(ctx: Ctx) -> None:
 @cli.command()
 @click.option("--to", "to", required=True, help="@username, user:ID or chat:ID")
 @click.option("--reply-to", type=MESSAGE_ID, default=None, help="Message id this answers.")
-@click.argument("text")
+@click.option("--sticker", "sticker", default=None, metavar="SET:N",
+              help="Send sticker N (from 1) of the set SET instead of text.")
+@click.option("--sticker-emoji", "sticker_emoji", default=None, metavar="E",
+              help="Send the first sticker with emoji E in your installed sets.")
+@click.argument("text", required=False)
 @pass_ctx
 @run
-async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
-    """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk."""
-    text = message_text(text)
+async def send(ctx: Ctx, to: str, reply_to: int | None, sticker: str | None,
+               sticker_emoji: str | None, text: str | None) -> None:
+    """Send TEXT (`-` reads it from standard input), or a sticker. Returns once the server
+    has it on disk."""
+    if (text is not None) + (sticker is not None) + (sticker_emoji is not None) != 1:
+        raise click.UsageError("give TEXT, --sticker SET:N or --sticker-emoji E (one of them)")
+    body = message_text(text) if text is not None else ""
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
-        sent = await sent_from_here(client, chat_id, lambda: client.messages.send(
-            chat_id, text, reply_to=reply_to))
+        if text is None:
+            sent = await sent_from_here(client, chat_id, lambda: send_sticker(
+                client, chat_id, sticker, sticker_emoji))
+        else:
+            sent = await sent_from_here(client, chat_id, lambda: client.messages.send(
+                chat_id, body, reply_to=reply_to))
         await keep(ctx, [(sent.message, None)])
         echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
 
@@ -240,6 +253,7 @@ cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)
 cli.add_command(shield)
+cli.add_command(stickers)
 
 cli.add_command(siege)
 cli.add_command(admin)

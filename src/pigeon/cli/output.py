@@ -89,6 +89,10 @@ def message_json(msg: Message, sender: User | None, **extra: Any) -> str:
             "text": msg.text, "date": msg.date}
     if msg.reply_to:
         body["reply_to"] = msg.reply_to
+    if msg.sticker is not None:
+        s = msg.sticker
+        body["sticker"] = {"set": s.set, "index": s.index, "emoji": s.emoji,
+                           "file_id": s.file_id}
     body.update(extra)
     return json_line(body)
 
@@ -100,7 +104,13 @@ def message_line(msg: Message, sender: User | None, prefix: str = "",
     fwd = " [forwarded]" if msg.fwd_from else ""
     edited = " [edited]" if msg.edit_date else ""
     return (f"{prefix}[chat:{msg.chat_id} #{msg.id}] {when(msg.date)} {who(sender, msg.sender_id)}"
-            f"{reply}{fwd}{edited}: {visible_body(msg.text)}")
+            f"{reply}{fwd}{edited}: {sticker_text(msg) or visible_body(msg.text)}")
+
+
+def sticker_text(msg: Message) -> str:
+    """``[sticker 😀 cats:3]`` for a sticker message, "" for any other."""
+    s = msg.sticker
+    return "" if s is None else f"[sticker {visible(s.emoji)} {visible(s.set)}:{s.index}]"
 
 
 def echo(line: str) -> None:

@@ -35,13 +35,14 @@ from pigeon.protocol import methods as m
 from pigeon.protocol.errors import NotFound, PigeonError, RateLimited, Unauthorized, Unavailable
 from pigeon.protocol.streams import StreamItem, read_item, user_stream
 from pigeon.protocol.types import State
-from pigeon.protocol.updates import KeysLow, NewMessage, UnknownUpdate
+from pigeon.protocol.updates import KeysLow, NewMessage, StickersInstalled, UnknownUpdate
 
 from pigeon.protocol.pow import format_ticket, solve
 
 from .devices import Devices
 from .features import Account, Auth, Chats, Messages, Sessions
 from .safety import Contacts, Requests, Safety
+from .stickers import Stickers
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
@@ -106,6 +107,7 @@ class Client:
         self.contacts = Contacts(self)
         self.requests = Requests(self)
         self.devices = Devices(self, passphrase)
+        self.stickers = Stickers(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()
@@ -178,6 +180,12 @@ class Client:
         """Seconds before this client may reconnect, as the server asked (a going-away
         notice's pick, a refusal's ``retry_after``); 0 when it asked nothing."""
         return max(0.0, self._reconnect_after - asyncio.get_running_loop().time())
+
+    def http_session(self) -> aiohttp.ClientSession:
+        """The HTTP session beside the WebSocket (sticker uploads), once connected."""
+        if self._http is None:
+            raise ServerUnreachable("not connected over the network")
+        return self._http
 
     def _tls(self) -> ssl.SSLContext | bool:
         """The system's trust store, or the profile's own CA file (a self-signed server)."""
@@ -504,6 +512,8 @@ class Client:
             return
         if isinstance(body, KeysLow):
             self.devices.top_up_soon()
+        elif isinstance(body, StickersInstalled):
+            self.stickers.seen(body)
         if item.seq and body.pts != item.seq and item.stream == self._own_stream():
             body = msgspec.structs.replace(body, pts=item.seq)  # pts is the position there
         self._queue.put_nowait(body)

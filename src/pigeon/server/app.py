@@ -31,6 +31,8 @@ from .metrics import Metrics
 from .operator import start_operator
 from .services import Services
 from .settings import Settings
+from . import sticker_web
+from .sticker_web import StickerWeb
 from .streams import purge_device_inboxes
 
 if TYPE_CHECKING:
@@ -137,9 +139,13 @@ async def _client_address(request: web.Request, handler: Handler) -> web.StreamR
     address = edge.client(peer, request.headers.getall("X-Forwarded-For", ()))
     request["client"] = address
     upgrade = request.path == "/v1/ws" and request.headers.get("Upgrade", "").lower() == "websocket"
-    if not upgrade:
+    # A sticker upload with a session token is charged to its session and account once the
+    # token is checked (server/sticker_web.py), as a call is: an artist adding a set must not
+    # spend the address's budget for anonymous requests (nor be banned for it).
+    if not upgrade and not sticker_web.carries_token(request):
         services: Services = request.app["services"]
-        wait = services.shield.check_http(address)
+        wait = services.shield.check_http(address,
+                                          sticker_file=request.path.startswith("/stickers/files/"))
         if wait:
             response = web.json_response(
                 {"code": "RATE_LIMITED", "message": "too many HTTP requests; slow down",
@@ -157,6 +163,7 @@ def build_app(services: Services) -> web.Application:
     app["edge"] = Edge(services.settings.trusted_proxies, services.settings.proxy_protocol)
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/healthz", _healthz)
+    StickerWeb(services).routes(app)
     return app
 
 

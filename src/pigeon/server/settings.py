@@ -117,6 +117,9 @@ class Settings:
     rate_address: str = "20/1s burst 40"    # unauthenticated calls from one address
     rate_prefix: str = "200/1s burst 400"   # unauthenticated calls from one prefix
     http_rate: str = "5/1s burst 20"        # public HTTP requests (not /v1/ws) from one address
+    # ... but sticker images (/stickers/files/*) count here instead: a set's page loads up
+    # to 120 of them at once, and a browser caches each for good (they never change)
+    sticker_file_rate: str = "100/1s burst 300"
     code_rate_country: str = "20/1m burst 20"     # SMS codes to one country code: the floor
                                                   # of its adaptive budget
     code_rate_global: str = "100/1m burst 100"    # SMS codes in all: the floor likewise
@@ -222,7 +225,8 @@ class Settings:
                      "frame_rate", "frame_rate_unauthenticated",
                      "accept_rate_overloaded", "accept_rate_unknown", "rate_session",
                      "rate_account",
-                     "rate_send", "rate_address", "rate_prefix", "http_rate", "ban_door_rate",
+                     "rate_send", "rate_address", "rate_prefix", "http_rate", "sticker_file_rate",
+                     "ban_door_rate",
                      "rate_fanout"):
             try:
                 Rate.parse(getattr(self, name))

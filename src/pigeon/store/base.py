@@ -25,7 +25,8 @@ from pigeon.domain.keys import Held
 from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope, IdentityKeys, SignedKey
 from pigeon.protocol.updates import Envelope as EnvelopeItem
 from pigeon.protocol.sizes import PAGE_BYTES
-from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
+from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
+from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, MessageSticker, Role, State
 from pigeon.protocol.updates import Difference
 
 
@@ -91,6 +92,18 @@ class StreamPage(NamedTuple):
     items: list[tuple[int, Any]]
     seq: int
     more: bool
+
+
+class NewSticker(NamedTuple):
+    """A sticker to append to a set: its normalised file, already stored, and its emoji
+    (checked by :func:`pigeon.domain.stickers.emoji_list`)."""
+
+    file_id: str
+    emoji: list[str]
+    width: int
+    height: int
+    animated: bool
+    size: int
 
 
 class StoreStats(NamedTuple):
@@ -344,8 +357,10 @@ class Store(abc.ABC):
     async def send_message(
         self, sender_id: int, chat_id: int, random_id: int, text: str, now: float,
         reply_to: int | None = None, fwd_from: FwdFrom | None = None,
+        sticker: MessageSticker | None = None,
     ) -> tuple[Message, int, list[Push]]:
-        """Append a message; returns it, the sender's pts and the pushes. A repeated
+        """Append a message (``sticker``: a sticker message, whose text is ""); returns it,
+        the sender's pts and the pushes. A repeated
         ``random_id`` from the same sender returns the original message and pts, no push."""
 
     @abc.abstractmethod
@@ -547,3 +562,52 @@ class Store(abc.ABC):
         """Each envelope into its device's inbox, in one transaction; NotFound
         (DEVICE_NOT_FOUND) if one is not a device the sender may reach
         (:func:`pigeon.domain.keys.may_send_envelope`). Returns (device, item) pairs."""
+
+    # -- sticker sets (issue 10; pigeon.domain.stickers) ------------------------------------
+    @abc.abstractmethod
+    async def create_sticker_set(self, author_id: int, name: str, title: str, licence: str,
+                                 now: float) -> StickerSet:
+        """A new, empty, unpublished set; Conflict(STICKER_SET_NAME_TAKEN) for a name in
+        use, InvalidArgument(TOO_MANY_STICKER_SETS) past the author's bound."""
+
+    @abc.abstractmethod
+    async def add_sticker(self, author_id: int, name: str, sticker: NewSticker) -> StickerSet:
+        """Append a normalised sticker (its file already stored) to the author's set."""
+
+    @abc.abstractmethod
+    async def remove_sticker(self, author_id: int, name: str, index: int) -> StickerSet: ...
+
+    @abc.abstractmethod
+    async def move_sticker(self, author_id: int, name: str, index: int,
+                           to: int) -> StickerSet: ...
+
+    @abc.abstractmethod
+    async def publish_sticker_set(self, author_id: int, name: str, now: float) -> StickerSet:
+        """Publish (a second time: no change)."""
+
+    @abc.abstractmethod
+    async def search_sticker_sets(self, viewer_id: int, query: str,
+                                  limit: int) -> list[StickerSetInfo]:
+        """Published sets whose name or title holds ``query``, case-insensitive."""
+
+    @abc.abstractmethod
+    async def get_sticker_set(self, viewer_id: int | None, name: str) -> StickerSet:
+        """A set ``viewer_id`` may see (None: anyone; published sets only)."""
+
+    @abc.abstractmethod
+    async def install_sticker_set(self, user_id: int, name: str, install: bool,
+                                  now: float) -> tuple[Installed, list[Push]]:
+        """Install or uninstall; the pushes tell every device of the user's (one
+        ``stickers_installed`` update), none if nothing changed."""
+
+    @abc.abstractmethod
+    async def installed_sticker_sets(self, user_id: int) -> Installed: ...
+
+    @abc.abstractmethod
+    async def find_stickers(self, user_id: int, emoji: str,
+                            limit: int) -> list[FoundSticker]:
+        """Stickers tagged ``emoji`` in the user's installed sets, newest installed first."""
+
+    @abc.abstractmethod
+    async def sticker_file_public(self, file_id: str) -> bool:
+        """Whether some sticker is this file (so anyone may download it)."""

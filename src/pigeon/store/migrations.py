@@ -260,6 +260,41 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, key_id)
     ) WITHOUT ROWID;
     """,
+    # 10: sticker sets (issue 10; pigeon.domain.stickers). A sticker's place is its position
+    # (from 1); emoji are stored between unit separators (\x1f) so that one instr() finds an
+    # emoji exactly. A sticker message keeps its MessageSticker, encoded, on the message row.
+    """
+    CREATE TABLE sticker_sets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        author_id INTEGER NOT NULL,
+        licence TEXT NOT NULL DEFAULT '',
+        published REAL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX sticker_sets_by_author ON sticker_sets (author_id);
+    CREATE TABLE stickers (
+        set_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        file_id TEXT NOT NULL,
+        emoji TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        animated INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (set_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX stickers_by_file ON stickers (file_id);
+    CREATE TABLE installed_stickers (
+        user_id INTEGER NOT NULL,
+        set_id INTEGER NOT NULL,
+        installed REAL NOT NULL,
+        PRIMARY KEY (user_id, set_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX installed_by_set ON installed_stickers (set_id);
+    ALTER TABLE messages ADD COLUMN sticker BLOB;
+    """,
 ]
 
 
