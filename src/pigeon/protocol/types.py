@@ -125,6 +125,8 @@ class Message(Struct):
     fwd_from: FwdFrom | None = None
     edit_date: float | None = None
     deleted: bool = False
+    # A photo or document (issue 10); ``text`` is then its caption, which may be empty.
+    media: Media | None = None
 
 
 class Chat(OpenEnums):
@@ -246,3 +248,7 @@ class Affected(Struct):
 
 class Ok(Struct):
     pass
+
+
+# Last: media.py builds on the bases above (Struct, OpenEnums), and Message refers to it.
+from .media import Media  # noqa: E402

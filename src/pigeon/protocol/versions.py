@@ -56,6 +56,8 @@ ENUMS: dict[str, dict[str, int]] = {
     "Role": {"owner": 1, "admin": 1, "member": 1},
     "WhoCanAdd": {"everyone": 1, "contacts": 1, "nobody": 1},
     "WhoCanMessage": {"everyone": 1, "contacts": 1, "nobody": 1},
+    # Message.media.kind (issue 10); a version-1 reader ignores the whole field
+    "MediaKind": {"photo": 2, "document": 2},
 }
 
 #: what a connection older than a value's version gets instead of it, per (enum, value)

@@ -18,12 +18,19 @@ from pigeon.domain.groups import GroupPolicy
 from pigeon.domain.keys import Held
 from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope, IdentityKeys, SignedKey
 from pigeon.protocol.sizes import PAGE_BYTES
+from pigeon.domain.media import UploadLimits
+from pigeon.protocol.media import Media
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
 from pigeon.protocol.updates import Difference
 
 from .base import (
-    DIALOG_PAGE_BYTES, ContactRecord, InvitationRecord, LoginCode, MemberRecord, Push,
-    ReportRecord, RequestRecord, SessionRecord, Store, StoreStats, StreamPage, UserRecord,
+    DIALOG_PAGE_BYTES, ContactRecord, FileRecord, InvitationRecord, LoginCode, MemberRecord,
+    Push, ReportRecord, RequestRecord, SessionRecord, Store, StoreStats, StreamPage,
+    UploadRecord, UserRecord,
+)
+from .sqlite_media import (
+    _q_expired_uploads, _q_readable_file, _q_upload, _tx_collect_files, _tx_create_upload,
+    _tx_delete_uploads, _tx_finish_upload,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -215,9 +222,11 @@ class SqliteStore(Store):
     # -- messages ---------------------------------------------------------------------------
     async def send_message(self, sender_id: int, chat_id: int, random_id: int, text: str,
                            now: float, reply_to: int | None = None,
-                           fwd_from: FwdFrom | None = None) -> tuple[Message, int, list[Push]]:
+                           fwd_from: FwdFrom | None = None,
+                           media: Media | None = None) -> tuple[Message, int, list[Push]]:
         return await self.engine.write(
-            _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from
+            _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from,
+            media,
         )
 
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message:
@@ -362,3 +371,25 @@ class SqliteStore(Store):
                              envelopes: list[Envelope], now: float) -> list[tuple[int, Any]]:
         return await self.engine.write(_tx_send_envelopes, sender_id, sender_session,
                                        envelopes, now)
+
+    # -- media ------------------------------------------------------------------------------
+    async def create_upload(self, upload: UploadRecord, limits: UploadLimits) -> None:
+        await self.engine.write(_tx_create_upload, upload, limits)
+
+    async def get_upload(self, upload_id: str, user_id: int) -> UploadRecord:
+        return await self.engine.read(_q_upload, upload_id, user_id)
+
+    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
+        await self.engine.write(_tx_finish_upload, upload_id, files)
+
+    async def delete_uploads(self, upload_ids: list[str]) -> None:
+        await self.engine.write(_tx_delete_uploads, upload_ids)
+
+    async def expired_uploads(self, before: float, limit: int) -> list[UploadRecord]:
+        return await self.engine.read(_q_expired_uploads, before, limit)
+
+    async def readable_file(self, user_id: int, file_id: str) -> FileRecord:
+        return await self.engine.read(_q_readable_file, user_id, file_id)
+
+    async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
+        return await self.engine.write(_tx_collect_files, before, limit)

@@ -12,6 +12,7 @@ import msgspec
 from pigeon.domain import membership, people, views
 from pigeon.domain.records import ChatRow, MemberRow, Standing
 from pigeon.protocol import updates as up
+from pigeon.protocol.media import Media
 from pigeon.protocol.types import Chat, FwdFrom, Message, Role
 
 from .base import SessionRecord, UserRecord
@@ -25,9 +26,10 @@ IN_CHUNK = 500  # host parameters per IN (...) list, well under SQLite's limit
 encode = msgspec.msgpack.encode
 update_decoder = up.body_decoder  # every update type this process knows
 fwd_decoder = msgspec.msgpack.Decoder(FwdFrom)
+media_decoder = msgspec.msgpack.Decoder(Media)
 
 USER_COLS = "id, phone, name, username, phone_discoverable, pts"
-MSG_COLS = "chat_id, id, sender_id, date, text, reply_to, fwd, edit_date, deleted"
+MSG_COLS = "chat_id, id, sender_id, date, text, reply_to, fwd, edit_date, deleted, media"
 SESSION_COLS = "id, user_id, device, address, created, last_active"
 MEMBER_COLS = "user_id, role, joined, history_from"
 N_MSG_COLS = MSG_COLS.count(",") + 1
@@ -42,6 +44,7 @@ def message_row(row: Any) -> Message:
         chat_id=row[0], id=row[1], sender_id=row[2], date=row[3], text=row[4],
         reply_to=row[5], fwd_from=fwd_decoder.decode(row[6]) if row[6] else None,
         edit_date=row[7], deleted=bool(row[8]),
+        media=media_decoder.decode(row[9]) if row[9] else None,
     )
 
 
