@@ -64,7 +64,7 @@ async def test_photo_in_a_private_chat_round_trip(server, phone, tmp_path):
         media = await alice.files.upload(photo)
         assert (media.kind, media.mime, media.width, media.height) == (
             "photo", "image/jpeg", 640, 480)
-        assert media.name == "holiday.jpg" and media.thumb
+        assert media.name == "holiday.jpg" and media.thumb and media.size > 0
         chat = await alice.chats.open_private(bob.profile.user_id)
         sent = await alice.messages.send(chat.id, "look", media=media.file_id)
         assert sent.message.media == media and sent.message.text == "look"

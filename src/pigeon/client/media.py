@@ -175,7 +175,7 @@ class Files:
         async with self._session() as http, \
                 http.get(f"media/{file_id}", headers=headers) as response:
             if response.status == 416 and etag:
-                size = have  # the part file was already whole
+                pass  # the part file was already whole: nothing more to fetch
             else:
                 await self._check(response)
                 etag = response.headers.get("ETag", "")
@@ -196,14 +196,13 @@ class Files:
                             progress(len(chunk))
                 finally:
                     await asyncio.to_thread(f.close)
-        digest, got = await asyncio.to_thread(_digest, partial)
+        digest = await asyncio.to_thread(_digest, partial)
         if etag and etag.strip('"') != digest:
             await asyncio.to_thread(partial.unlink)
             raise MediaError("the download does not match the file's SHA-256; try again",
                              code="UNAVAILABLE")
         await asyncio.to_thread(os.replace, partial, out)
         await asyncio.to_thread(tag_file.unlink, missing_ok=True)
-        del size, got
         return out
 
 
@@ -213,10 +212,9 @@ def _read_part(path: Path, offset: int, length: int) -> bytes:
         return f.read(length)
 
 
-def _digest(path: Path) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(READ_BYTES):
             h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    return h.hexdigest()

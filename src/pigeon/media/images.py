@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pigeon.protocol.errors import InvalidArgument
 
@@ -70,7 +70,7 @@ def inspect_photo(path: Path, keep_location: bool, thumb: Path,
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidArgument(f"this image decodes to more than {max_pixels} pixels",
                               code="IMAGE_TOO_LARGE") from None
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise InvalidArgument("this file is not an image Pigeon can read; send it as a "
                               "document", code="MEDIA_TYPE_MISMATCH") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
