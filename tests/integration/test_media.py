@@ -4,9 +4,10 @@ caching headers, and who may read a file: members of the chats it was sent to, n
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import json
 import io
+import json
 import secrets
 
 import aiohttp
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from pigeon.client import Client
-from pigeon.protocol.errors import NotFound
+from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.testing import login
 
 pytestmark = pytest.mark.slow
@@ -163,5 +164,125 @@ async def test_parts_any_order_resume_and_bad_parts(server, phone, tmp_path):
             assert headers["Content-Range"] == f"bytes */{len(data)}"
         status, _, body = await http.request("GET", url, headers={"Authorization": "Bearer x"})
         assert status == 401 and b"SESSION_INVALID" in body
+    finally:
+        await alice.close()
+
+
+def blob_exists(server, digest: str) -> bool:  # type: ignore[no-untyped-def]
+    return (server.data / "media" / digest[:2] / digest[2:4] / digest).exists()
+
+
+async def test_group_members_read_and_removed_members_and_garbage_do_not(tmp_path, phone):
+    from pigeon.testing import ServerProcess
+
+    env = {"PIGEON_MEDIA_FILE_GRACE": "0.001", "PIGEON_MEDIA_COLLECT_EVERY": "0.05"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        owner, member, leaver, outsider = await users(server, phone, tmp_path, "o", "m", "l", "x")
+        try:
+            group = await owner.chats.create_group(
+                "pics", [member.profile.user_id, leaver.profile.user_id])
+            doc = tmp_path / "notes.txt"
+            doc.write_text("group notes\n" * 100)
+            media = await owner.files.upload(doc)
+            assert (media.kind, media.mime) == ("document", "text/plain")
+            sent = await owner.messages.send(group.id, "", media=media.file_id)
+            for reader in (member, leaver):
+                await reader.files.download(media.file_id, tmp_path / f"{id(reader)}.txt")
+            await owner.chats.remove_member(group.id, leaver.profile.user_id)
+            with pytest.raises(NotFound):
+                await leaver.files.download(media.file_id, tmp_path / "gone.txt")
+            with pytest.raises(NotFound):
+                await outsider.files.download(media.file_id, tmp_path / "never.txt")
+            # nobody may send a file they cannot read
+            mine = await outsider.chats.open_private(owner.profile.user_id)
+            with pytest.raises(NotFound):
+                await outsider.messages.send(mine.id, "", media=media.file_id)
+            # deleted for everyone: no message refers to it; the collector removes it
+            digest = hashlib.sha256(doc.read_bytes()).hexdigest()
+            assert blob_exists(server, digest)
+            await owner.messages.delete(group.id, [sent.message.id], for_everyone=True)
+            with pytest.raises(NotFound):
+                await member.files.download(media.file_id, tmp_path / "late.txt")
+            deadline = asyncio.get_running_loop().time() + 20
+            while blob_exists(server, digest):
+                assert asyncio.get_running_loop().time() < deadline, "never collected"
+                await asyncio.sleep(0.05)
+        finally:
+            for c in (owner, member, leaver, outsider):
+                await c.close()
+
+
+async def test_bad_uploads_are_refused_and_leave_nothing(tmp_path, phone):
+    from pigeon.testing import ServerProcess
+
+    env = {"PIGEON_MEDIA_QUOTA_BYTES": "400000", "PIGEON_MEDIA_MAX_UPLOADS": "2",
+           "PIGEON_MEDIA_MAX_FILE_BYTES": "300000"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        (alice,) = await users(server, phone, tmp_path, "alice")
+        http = Http(server, alice)
+        try:
+            corrupt = tmp_path / "broken.png"
+            whole = io.BytesIO()
+            Image.new("RGB", (200, 200), "blue").save(whole, "PNG")
+            corrupt.write_bytes(whole.getvalue()[:300])
+            with pytest.raises(InvalidArgument) as caught:
+                await alice.files.upload(corrupt)
+            assert caught.value.code == "IMAGE_INVALID"
+            bomb = tmp_path / "bomb.png"
+            Image.new("1", (12000, 12000)).save(bomb)
+            with pytest.raises(InvalidArgument) as caught:
+                await alice.files.upload(bomb)
+            assert caught.value.code == "IMAGE_TOO_LARGE"
+            fake = tmp_path / "fake.jpg"
+            fake.write_bytes(b"%PDF-1.4 " + b"0" * 100)
+            with pytest.raises(InvalidArgument) as caught:
+                await alice.files.upload(fake, kind="photo")
+            assert caught.value.code == "MEDIA_TYPE_MISMATCH"
+            status, _, body = await http.request("POST", "/media/uploads",
+                                                 json={"size": 300001})
+            assert status == 413 and b"FILE_TOO_LARGE" in body
+            opened = []
+            for _ in range(2):
+                status, _, body = await http.request("POST", "/media/uploads",
+                                                     json={"size": 150000})
+                assert status == 201, body
+                opened.append(json.loads(body)["upload_id"])
+            status, _, body = await http.request("POST", "/media/uploads", json={"size": 10})
+            assert status == 429 and b"TOO_MANY_UPLOADS" in body
+            status, _, body = await http.request("POST", "/media/uploads",
+                                                 json={"size": 1, "part_size": 1})
+            assert status == 400 and b"part_size" in body
+            assert (await http.request("DELETE", f"/media/uploads/{opened[0]}"))[0] == 204
+            # 150,000 still in flight: 260,000 more is over the 400,000 quota
+            status, _, body = await http.request("POST", "/media/uploads",
+                                                 json={"size": 260000})
+            assert status == 413 and b"QUOTA_EXCEEDED" in body
+            status, _, body = await http.request("GET", f"/media/uploads/{opened[0]}")
+            assert status == 404 and b"UPLOAD_NOT_FOUND" in body
+            # none of the refused files became visible: no blob was stored
+            assert not [p for p in (server.data / "media").rglob("*")
+                        if p.is_file() and "tmp" not in p.parts]
+        finally:
+            await alice.close()
+
+
+async def test_a_secret_chat_file_reaches_the_store_only_as_ciphertext(server, phone, tmp_path):
+    from pigeon.crypto.files import decrypt_file, encrypt_file
+
+    (alice,) = await users(server, phone, tmp_path, "alice")
+    try:
+        marker = b"MARKER-" + secrets.token_hex(8).encode()
+        plain = tmp_path / "secret.txt"
+        plain.write_bytes(marker * 5000)
+        sealed = tmp_path / "secret.bin"
+        key = await asyncio.to_thread(encrypt_file, plain, sealed)
+        media = await alice.files.upload(sealed, kind="document")
+        for blob in (server.data / "media").rglob("*"):
+            if blob.is_file():
+                assert marker not in blob.read_bytes(), blob
+        got = await alice.files.download(media.file_id, tmp_path / "down.bin")
+        assert hashlib.sha256(got.read_bytes()).hexdigest() == key.sha256
+        await asyncio.to_thread(decrypt_file, got, tmp_path / "open.txt", key)
+        assert (tmp_path / "open.txt").read_bytes() == plain.read_bytes()
     finally:
         await alice.close()
