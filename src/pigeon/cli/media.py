@@ -28,20 +28,15 @@ def progress_bar(label: str, total: int | None) -> Iterator[tuple[Callable[[int]
     if not sys.stderr.isatty():
         yield (lambda _n: None), (lambda _t: None)
         return
+    from rich.console import Console  # only on a terminal: a piped run never loads rich
     from rich.progress import (
         BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn,
     )
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(),
-                  console=_stderr_console(), transient=True) as bar:
+                  console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(visible(label), total=total)
         yield (lambda n: bar.advance(task, n)), (lambda t: bar.update(task, total=t))
-
-
-def _stderr_console():  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 @click.command()

@@ -123,13 +123,25 @@ class Files:
             for index in range(status.parts):
                 if index not in held:
                     await self._put_part(http, path, status, index, progress)
-            async with http.post(f"media/uploads/{status.upload_id}/complete") as response:
-                await self._check(response)
-                media = msgspec.json.decode(await response.read(), type=Media)
+            media = await self._complete(http, status.upload_id)
         saved = self._saved()
         saved.pop(key, None)
         await asyncio.to_thread(self._save, saved)
         return media
+
+    async def _complete(self, http: aiohttp.ClientSession, upload_id: str) -> Media:
+        # Completing a large file (assembly, hashing, fsync) may outlast the connection: the
+        # server finishes it anyway, and a repeated complete answers the same file.
+        for attempt in range(PART_ATTEMPTS):
+            try:
+                async with http.post(f"media/uploads/{upload_id}/complete") as response:
+                    await self._check(response)
+                    return msgspec.json.decode(await response.read(), type=Media)
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
+                if attempt == PART_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.5 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     async def _resume(self, http: aiohttp.ClientSession, key: str) -> UploadStatus | None:
         upload_id = self._saved().get(key)
