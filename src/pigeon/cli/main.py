@@ -34,6 +34,7 @@ from .chat_settings import muted, pinned
 from .groups import group, sessions
 from .names import Names
 from .output import duration, echo, plural, visible, when, who
+from .media import download, upload
 from .receive import receive
 from .safety import block, blocked, contacts, report, requests, unblock
 from .search import keep, search
@@ -249,6 +250,8 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
 
 
 cli.add_command(receive)
+cli.add_command(upload)
+cli.add_command(download)
 cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)

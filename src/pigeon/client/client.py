@@ -41,6 +41,7 @@ from pigeon.protocol.pow import format_ticket, solve
 
 from .devices import Devices
 from .features import Account, Auth, Chats, Messages, Sessions
+from .media import Files
 from .safety import Contacts, Requests, Safety
 from .stickers import Stickers
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
@@ -108,6 +109,7 @@ class Client:
         self.requests = Requests(self)
         self.devices = Devices(self, passphrase)
         self.stickers = Stickers(self)
+        self.files = Files(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()

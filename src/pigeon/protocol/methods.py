@@ -72,6 +72,7 @@ from .stickers import (
     StickerSet,
     StickerSetInfo,
 )
+from .media import FileId
 from .streams import Seq, StreamDifference, StreamName
 from .updates import Difference
 
@@ -240,8 +241,9 @@ class DeclineInvite(Params):
 class SendMessage(Params):
     chat_id: ID
     random_id: RandomId
-    text: Text
+    text: Text  # with ``media``, its caption: may then be empty
     reply_to: ID | None = None
+    media: FileId | None = None  # a file uploaded over HTTP (docs/protocol.md, "Media")
 
 
 class ForwardMessage(Params):

@@ -137,6 +137,8 @@ class Message(Struct):
     edit_date: float | None = None
     deleted: bool = False
     sticker: MessageSticker | None = None  # version 2: a sticker message (text "")
+    # A photo or document (issue 10); ``text`` is then its caption, which may be empty.
+    media: Media | None = None
 
 
 class Chat(OpenEnums):
@@ -258,3 +260,7 @@ class Affected(Struct):
 
 class Ok(Struct):
     pass
+
+
+# Last: media.py builds on the bases above (Struct, OpenEnums), and Message refers to it.
+from .media import Media  # noqa: E402

@@ -70,6 +70,9 @@ ENUMS: dict[str, dict[str, int]] = {
     "Role": {"owner": 1, "admin": 1, "member": 1},
     "WhoCanAdd": {"everyone": 1, "contacts": 1, "nobody": 1},
     "WhoCanMessage": {"everyone": 1, "contacts": 1, "nobody": 1},
+    # Message.media.kind (issue 10). Marked 1: a version-1 reader ignores the whole media
+    # field (unknown fields are skipped), so there is nothing to hold back
+    "MediaKind": {"photo": 1, "document": 1},
 }
 
 #: what a connection older than a value's version gets instead of it, per (enum, value)

@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from pigeon import __version__
+from pigeon.media.blobs import DiskBlobStore
 from pigeon.protocol import limits
 from pigeon.shield.guard import Shield
 
@@ -27,6 +28,8 @@ from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from .datadir import lock_data_dir, prepare_data_dir, private_umask
 from .edge import Edge, normalize
+from .media_files import MediaService
+from .media_http import add_routes
 from .metrics import Metrics
 from .operator import start_operator
 from .services import Services
@@ -141,8 +144,11 @@ async def _client_address(request: web.Request, handler: Handler) -> web.StreamR
     upgrade = request.path == "/v1/ws" and request.headers.get("Upgrade", "").lower() == "websocket"
     # A sticker upload with a session token is charged to its session and account once the
     # token is checked (server/sticker_web.py), as a call is: an artist adding a set must not
-    # spend the address's budget for anonymous requests (nor be banned for it).
-    if not upgrade and not sticker_web.carries_token(request):
+    # spend the address's budget for anonymous requests (nor be banned for it). The media API
+    # counts its calls itself (media_http.py): per device once the token is known, per address
+    # for those without one. A 2 GiB upload is hundreds of parts.
+    if (not upgrade and not sticker_web.carries_token(request)
+            and not request.path.startswith("/media/")):
         services: Services = request.app["services"]
         wait = services.shield.check_http(address,
                                           sticker_file=request.path.startswith("/stickers/files/"))
@@ -156,9 +162,11 @@ async def _client_address(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def build_app(services: Services) -> web.Application:
+def build_app(services: Services, media: MediaService | None = None) -> web.Application:
     app = web.Application(client_max_size=limits.MAX_FRAME_BYTES, middlewares=[_client_address])
     app["services"] = services
+    if media is not None:
+        add_routes(app, media)
     app["guards"] = {}
     app["edge"] = Edge(services.settings.trusted_proxies, services.settings.proxy_protocol)
     app.router.add_get("/v1/ws", _ws)
@@ -206,9 +214,10 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     metrics.add_shield(shield)
     metrics.add_bus(services.bus)
     await services.bus.start()
+    media = MediaService(settings, store, DiskBlobStore(settings.data / "media"), services.clock)
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
-    app = build_app(services)
+    app = build_app(services, media)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     tls = None
@@ -248,6 +257,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     await shield.start()
     purge = asyncio.create_task(
         purge_device_inboxes(services, settings.device_inbox_purge_every))
+    collector = asyncio.create_task(media.collect_forever())
     bound = listener.sockets[0].getsockname()
     scheme = "wss" if tls else "ws"
     host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
@@ -265,6 +275,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         log.info("stopping: no new connections; finishing calls in flight")
         listener.close()
         purge.cancel()
+        collector.cancel()
         conns = list(services.connections)
         with suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)

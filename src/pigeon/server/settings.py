@@ -66,6 +66,15 @@ class Settings:
     # deployments may share a NATS cluster (docs/operations.md, "Many processes").
     bus: str = "local"
     bus_prefix: str = "pigeon"
+    # -- media (issue 10; docs/operations.md, "Media") --
+    media_max_file_bytes: int = 2 << 30     # one file (2 GiB)
+    media_quota_bytes: int = 20 << 30       # what one account may store, uploads in flight too
+    media_max_uploads: int = 4              # uploads one account may have open at once
+    media_upload_ttl: float = 86400.0       # seconds before an upload never completed is removed
+    media_file_grace: float = 86400.0       # an uploaded file no message refers to is kept this
+                                            # long (time to send it), then collected
+    media_collect_every: float = 600.0      # how often abandoned uploads and files are collected
+    media_max_pixels: int = 50_000_000      # photos: larger ones are refused (decompression bombs)
     default_who_can_add: str = "contacts"   # for accounts that never chose: everyone,
                                             # contacts (who wrote to them) or nobody
     default_who_can_message: str = "contacts"  # for accounts that never chose: everyone,
@@ -244,6 +253,13 @@ class Settings:
         if not 1 <= self.max_supergroup_members <= limits.MAX_GROUP_MEMBERS:
             raise SettingsError(
                 f"max_supergroup_members must be 1 to {limits.MAX_GROUP_MEMBERS}")
+        for name in ("media_max_file_bytes", "media_quota_bytes", "media_max_uploads",
+                     "media_max_pixels"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1")
+        if min(self.media_upload_ttl, self.media_file_grace, self.media_collect_every) <= 0:
+            raise SettingsError("media_upload_ttl, media_file_grace and media_collect_every "
+                                "must be positive")
         if self.device_inbox_retention <= 0 or self.device_inbox_purge_every <= 0:
             raise SettingsError("device_inbox_retention and device_inbox_purge_every must be "
                                 "positive (seconds)")

@@ -25,6 +25,8 @@ from pigeon.domain.keys import Held
 from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope, IdentityKeys, SignedKey
 from pigeon.protocol.updates import Envelope as EnvelopeItem
 from pigeon.protocol.sizes import PAGE_BYTES
+from pigeon.domain.media import UploadLimits
+from pigeon.protocol.media import Media
 from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, MessageSticker, Role, State
 from pigeon.protocol.updates import Difference
@@ -49,6 +51,40 @@ class SessionRecord(msgspec.Struct, frozen=True):
     address: str
     created: float
     last_active: float
+
+
+class UploadRecord(msgspec.Struct, frozen=True):
+    """An upload in progress (its parts are files in the blob store's scratch directory), or
+    completed (``file_id`` set; kept until it expires, so that a repeated ``complete`` whose
+    answer was lost gets the same file)."""
+
+    id: str
+    user_id: int
+    size: int
+    name: str
+    part_size: int
+    kind: str           # what the client asked for: auto, photo or document
+    keep_location: bool
+    created: float
+    file_id: str | None = None
+
+
+class FileRecord(msgspec.Struct, frozen=True):
+    """A stored file: its bytes are the blob ``digest``; ``parent``: the photo a thumbnail
+    belongs to (it is readable by whoever reads the photo)."""
+
+    id: str
+    owner_id: int
+    digest: str
+    size: int
+    name: str
+    mime: str
+    kind: str
+    created: float
+    width: int = 0
+    height: int = 0
+    thumb: str | None = None
+    parent: str | None = None
 
 
 class LoginCode(msgspec.Struct, frozen=True):
@@ -358,10 +394,12 @@ class Store(abc.ABC):
         self, sender_id: int, chat_id: int, random_id: int, text: str, now: float,
         reply_to: int | None = None, fwd_from: FwdFrom | None = None,
         sticker: MessageSticker | None = None,
+        media: Media | None = None,
     ) -> tuple[Message, int, list[Push]]:
         """Append a message (``sticker``: a sticker message, whose text is ""); returns it,
-        the sender's pts and the pushes. A repeated
-        ``random_id`` from the same sender returns the original message and pts, no push."""
+        the sender's pts and the pushes. A repeated ``random_id`` from the same sender returns
+        the original message and pts, no push. ``media``: the message refers to that file
+        (and its thumbnail) from now on."""
 
     @abc.abstractmethod
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message: ...
@@ -611,3 +649,34 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def sticker_file_public(self, file_id: str) -> bool:
         """Whether some sticker is this file (so anyone may download it)."""
+
+    # -- media (issue 10; domain/media.py holds the rules) -----------------------------------
+    @abc.abstractmethod
+    async def create_upload(self, upload: UploadRecord, limits: UploadLimits) -> None:
+        """Record a new upload, or FILE_TOO_LARGE / TOO_MANY_UPLOADS / QUOTA_EXCEEDED, checked
+        in the same transaction as the account's usage is read."""
+
+    @abc.abstractmethod
+    async def get_upload(self, upload_id: str, user_id: int) -> UploadRecord:
+        """The caller's upload, or UPLOAD_NOT_FOUND (also for someone else's)."""
+
+    @abc.abstractmethod
+    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
+        """Store the files an upload made (the file, then its thumbnail) and mark it done."""
+
+    @abc.abstractmethod
+    async def delete_uploads(self, upload_ids: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def expired_uploads(self, before: float, limit: int) -> list[UploadRecord]:
+        """Uploads created before ``before`` (completed or not): to be cleaned up."""
+
+    @abc.abstractmethod
+    async def readable_file(self, user_id: int, file_id: str) -> FileRecord:
+        """The file if ``user_id`` may read it (domain.media.may_read), else FILE_NOT_FOUND."""
+
+    @abc.abstractmethod
+    async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
+        """Remove up to ``limit`` files no message refers to, created before ``before``, and
+        their thumbnails; returns how many files were looked at (``limit``: call again) and
+        the digests no file uses any more (their blobs may go)."""

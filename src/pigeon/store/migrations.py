@@ -295,6 +295,50 @@ MIGRATIONS: list[str] = [
     CREATE INDEX installed_by_set ON installed_stickers (set_id);
     ALTER TABLE messages ADD COLUMN sticker BLOB;
     """,
+    # 11: media (issue 10). A message's file (msgpack Media, NULL for none); the files, each
+    # a blob of the blob store by digest; which messages refer to which file (a file no
+    # message refers to is collected); uploads in progress (their parts are files on disk).
+    """
+    ALTER TABLE messages ADD COLUMN media BLOB;
+    CREATE TABLE media_files (
+        id TEXT PRIMARY KEY,
+        owner_id INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        mime TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        width INTEGER NOT NULL DEFAULT 0,
+        height INTEGER NOT NULL DEFAULT 0,
+        thumb TEXT,
+        parent TEXT,
+        created REAL NOT NULL
+    );
+    CREATE INDEX media_files_owner ON media_files (owner_id);
+    CREATE INDEX media_files_digest ON media_files (digest);
+    CREATE INDEX media_files_parent ON media_files (parent);
+    CREATE INDEX media_files_created ON media_files (created);
+    CREATE TABLE media_refs (
+        file_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,
+        PRIMARY KEY (file_id, chat_id, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX media_refs_message ON media_refs (chat_id, message_id);
+    CREATE TABLE media_uploads (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        part_size INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        keep_location INTEGER NOT NULL,
+        created REAL NOT NULL,
+        file_id TEXT
+    );
+    CREATE INDEX media_uploads_user ON media_uploads (user_id);
+    CREATE INDEX media_uploads_created ON media_uploads (created);
+    """,
 ]
 
 

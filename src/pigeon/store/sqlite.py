@@ -19,12 +19,19 @@ from pigeon.domain.keys import Held
 from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope, IdentityKeys, SignedKey
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
+from pigeon.domain.media import UploadLimits
+from pigeon.protocol.media import Media
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, MessageSticker, Role, State
 from pigeon.protocol.updates import Difference
 
 from .base import (
-    DIALOG_PAGE_BYTES, ContactRecord, InvitationRecord, LoginCode, MemberRecord, NewSticker, Push,
-    ReportRecord, RequestRecord, SessionRecord, Store, StoreStats, StreamPage, UserRecord,
+    DIALOG_PAGE_BYTES, ContactRecord, FileRecord, InvitationRecord, LoginCode, MemberRecord,
+    NewSticker, Push, ReportRecord, RequestRecord, SessionRecord, Store, StoreStats, StreamPage,
+    UploadRecord, UserRecord,
+)
+from .sqlite_media import (
+    _q_expired_uploads, _q_readable_file, _q_upload, _tx_collect_files, _tx_create_upload,
+    _tx_delete_uploads, _tx_finish_upload,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -222,10 +229,11 @@ class SqliteStore(Store):
                            now: float, reply_to: int | None = None,
                            fwd_from: FwdFrom | None = None,
                            sticker: MessageSticker | None = None,
+                           media: Media | None = None,
                            ) -> tuple[Message, int, list[Push]]:
         return await self.engine.write(
             _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from,
-            sticker,
+            sticker, media,
         )
 
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message:
@@ -409,3 +417,25 @@ class SqliteStore(Store):
 
     async def sticker_file_public(self, file_id: str) -> bool:
         return await self.engine.read(_q_file_public, file_id)
+
+    # -- media ------------------------------------------------------------------------------
+    async def create_upload(self, upload: UploadRecord, limits: UploadLimits) -> None:
+        await self.engine.write(_tx_create_upload, upload, limits)
+
+    async def get_upload(self, upload_id: str, user_id: int) -> UploadRecord:
+        return await self.engine.read(_q_upload, upload_id, user_id)
+
+    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
+        await self.engine.write(_tx_finish_upload, upload_id, files)
+
+    async def delete_uploads(self, upload_ids: list[str]) -> None:
+        await self.engine.write(_tx_delete_uploads, upload_ids)
+
+    async def expired_uploads(self, before: float, limit: int) -> list[UploadRecord]:
+        return await self.engine.read(_q_expired_uploads, before, limit)
+
+    async def readable_file(self, user_id: int, file_id: str) -> FileRecord:
+        return await self.engine.read(_q_readable_file, user_id, file_id)
+
+    async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
+        return await self.engine.write(_tx_collect_files, before, limit)

@@ -12,6 +12,7 @@ import msgspec
 from pigeon.domain import membership, people, views
 from pigeon.domain.records import ChatRow, MemberRow, Standing
 from pigeon.protocol import updates as up
+from pigeon.protocol.media import Media
 from pigeon.protocol.types import Chat, FwdFrom, Message, MessageSticker, Role
 
 from .base import SessionRecord, UserRecord
@@ -26,9 +27,11 @@ encode = msgspec.msgpack.encode
 update_decoder = up.body_decoder  # every update type this process knows
 fwd_decoder = msgspec.msgpack.Decoder(FwdFrom)
 sticker_decoder = msgspec.msgpack.Decoder(MessageSticker)
+media_decoder = msgspec.msgpack.Decoder(Media)
 
 USER_COLS = "id, phone, name, username, phone_discoverable, pts"
-MSG_COLS = "chat_id, id, sender_id, date, text, reply_to, fwd, edit_date, deleted, sticker"
+MSG_COLS = ("chat_id, id, sender_id, date, text, reply_to, fwd, edit_date, deleted, sticker, "
+            "media")
 SESSION_COLS = "id, user_id, device, address, created, last_active"
 MEMBER_COLS = "user_id, role, joined, history_from"
 N_MSG_COLS = MSG_COLS.count(",") + 1
@@ -44,6 +47,7 @@ def message_row(row: Any) -> Message:
         reply_to=row[5], fwd_from=fwd_decoder.decode(row[6]) if row[6] else None,
         edit_date=row[7], deleted=bool(row[8]),
         sticker=sticker_decoder.decode(row[9]) if row[9] else None,
+        media=media_decoder.decode(row[10]) if row[10] else None,
     )
 
 
