@@ -175,7 +175,8 @@ def blob_exists(server, digest: str) -> bool:  # type: ignore[no-untyped-def]
 async def test_group_members_read_and_removed_members_and_garbage_do_not(tmp_path, phone):
     from pigeon.testing import ServerProcess
 
-    env = {"PIGEON_MEDIA_FILE_GRACE": "0.001", "PIGEON_MEDIA_COLLECT_EVERY": "0.05"}
+    # A grace long enough for the upload to be sent (a file never sent is collected after it)
+    env = {"PIGEON_MEDIA_FILE_GRACE": "5", "PIGEON_MEDIA_COLLECT_EVERY": "0.05"}
     with ServerProcess(tmp_path / "data", env=env) as server:
         owner, member, leaver, outsider = await users(server, phone, tmp_path, "o", "m", "l", "x")
         try:

@@ -34,7 +34,12 @@ def _file(row: Any) -> FileRecord:
 
 # -- references, written with the messages ---------------------------------------------------
 def refer(conn: sqlite3.Connection, media: Media, chat_id: int, message_id: int) -> None:
-    """A message refers to ``media``'s file (its thumbnail follows the photo)."""
+    """A message refers to ``media``'s file (its thumbnail follows the photo). Checked again
+    here, in the send's own transaction: the collector may have removed the file since the
+    sender was found allowed to read it."""
+    if conn.execute("SELECT 1 FROM media_files WHERE id = ?",
+                    (media.file_id,)).fetchone() is None:
+        raise rules.no_file(media.file_id)
     conn.execute("INSERT OR IGNORE INTO media_refs (file_id, chat_id, message_id) "
                  "VALUES (?, ?, ?)", (media.file_id, chat_id, message_id))
 
