@@ -16,7 +16,9 @@ losing them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -68,12 +70,24 @@ class Devices:
         self._device: OlmDevice | None = None
         self._vault: Vault | None = None
         self._identities: dict[int, IdentityKeys] = {}  # device id -> verified identity
+        self._owners: dict[int, int] = {}  # device id -> its user
         self._lock = asyncio.Lock()  # one change of the account and sessions at a time
         self.top_ups = 0
 
     @property
     def is_open(self) -> bool:
         return self._device is not None
+
+    @property
+    def vault(self) -> Vault:
+        """The opened vault (its key also seals the secret-chat store)."""
+        if self._vault is None:
+            raise RuntimeError("open this device's keys first: client.devices.open(passphrase)")
+        return self._vault
+
+    @property
+    def device_id(self) -> int:
+        return self._opened().device_id
 
     @property
     def identity(self) -> IdentityKeys:
@@ -161,6 +175,7 @@ class Devices:
                                 device.device_id, device.user_id)
                     continue
                 self._identities[device.device_id] = device.identity
+                self._owners[device.device_id] = device.user_id
                 out.append(device)
         return out
 
@@ -202,7 +217,8 @@ class Devices:
     # -- receiving --------------------------------------------------------------------------
     async def receive(self) -> list[DeviceMessage]:
         """Every envelope waiting in this device's inbox, decrypted (or with the reason it
-        could not be), then acknowledged."""
+        could not be), then acknowledged. (What a device runs is :mod:`.inbox`, which hands
+        each to its handler before acknowledging; this is the bare form.)"""
         stream = device_stream(self._opened().device_id)
         out: list[DeviceMessage] = []
         seq = 0
@@ -210,8 +226,9 @@ class Devices:
             page = await self._client.call("updates.get_stream_difference",
                                            m.GetStreamDifference(stream=stream, seq=seq))
             items = [read_item(item) for item in page.items]
-            out += await self._open_envelopes(
-                [(i.seq, i.body) for i in items if isinstance(i.body, Delivered)])
+            async with self.decrypting([(i.seq, i.body) for i in items
+                                        if isinstance(i.body, Delivered)]) as opened:
+                out += opened
             seq = page.seq
             if not page.more:
                 break
@@ -219,7 +236,13 @@ class Devices:
             await self._client.call("updates.ack_stream", m.AckStream(stream=stream, seq=seq))
         return out
 
-    async def _open_envelopes(self, envelopes: list[tuple[int, Delivered]]) -> list[DeviceMessage]:
+    @contextlib.asynccontextmanager
+    async def decrypting(self, envelopes: list[tuple[int, Delivered]]
+                         ) -> AsyncIterator[list[DeviceMessage]]:
+        """The envelopes decrypted, for the body of the ``async with`` to keep durably; the
+        advanced sessions are saved only after it (a crash in between decrypts them again
+        from the older state, never loses a message whose keys the ratchet dropped). The
+        account and sessions stay locked meanwhile: the body must not send."""
         unknown = sorted({e.sender_id for _, e in envelopes
                           if e.sender_device not in self._identities})
         if unknown:
@@ -228,6 +251,8 @@ class Devices:
         out = []
         async with self._lock:
             device = self._opened()
+            vault = self.vault
+            before = device.dump(vault.pickle_key)
             for seq, envelope in envelopes:
                 sender = self._identities.get(envelope.sender_device)
                 body, error = None, None
@@ -241,10 +266,35 @@ class Devices:
                         error = str(exc)
                 out.append(DeviceMessage(envelope.sender_id, envelope.sender_device, seq,
                                          body, error))
+            try:
+                yield out
+            except BaseException:
+                # Not kept: the sessions go back to before, so that reading again decrypts.
+                self._device = OlmDevice.load(before, vault.pickle_key)
+                raise
             await self._save()
         if started:  # a one-time key of ours was used up
             self.top_up_soon()
-        return out
+
+    def known(self, device_id: int) -> DeviceKeys | None:
+        """The identity of a device met before (queried), to reply to it alone."""
+        identity = self._identities.get(device_id)
+        owner = self._owners.get(device_id)
+        if identity is None or owner is None:
+            return None
+        return DeviceKeys(user_id=owner, device_id=device_id, identity=identity)
+
+    async def renew(self, target: DeviceKeys, body: bytes) -> int:
+        """A fresh Olm session with ``target`` (a one-time key claimed now), ``body`` its
+        first message: a device that could not decrypt what ``target`` sent asks it so to
+        use the new session, which the peer then takes as its newest."""
+        async with self._lock:
+            device = self._opened()
+            for claimed in await self._client.call("keys.claim", m.ClaimKeys(
+                    device_ids=[target.device_id])):
+                device.start_session(claimed)
+            await self._save()
+        return await self.send_to_devices([target], body)
 
 
 def _log_failure(task: asyncio.Task[object]) -> None:
