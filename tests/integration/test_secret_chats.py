@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-import pytest
 
 from pigeon.client import Client
 from pigeon.client.secret import SecretMessage, Undecryptable

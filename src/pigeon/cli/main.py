@@ -30,6 +30,7 @@ from .context import (
 )
 from .admin import admin
 from . import account, chat_settings, messages
+from . import secret as secret_cli
 from .chat_settings import muted, pinned
 from .groups import group, sessions
 from .names import Names
@@ -60,13 +61,20 @@ def _server_option(_ctx: click.Context, _param: click.Parameter, value: str) -> 
               envvar="PIGEON_CA_FILE", default=None,
               help="PEM certificate(s) to trust for the server's TLS, e.g. a self-signed "
                    "server's own; remembered in the profile [env PIGEON_CA_FILE].")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="PIGEON_PASSPHRASE_FILE", default=None, metavar="PATH",
+              help="A file holding the passphrase that this device's end-to-end keys and "
+                   "secret chats are stored under; without it, a terminal asks "
+                   "[env PIGEON_PASSPHRASE_FILE].")
 @click.version_option(package_name="pigeon")
 @click.pass_context
-def cli(click_ctx: click.Context, profile_ref: str | None, ca_file: Path | None) -> None:
+def cli(click_ctx: click.Context, profile_ref: str | None, ca_file: Path | None,
+        passphrase_file: Path | None) -> None:
     """Pigeon: a self-hostable messenger. Start a server with `pigeon serve`."""
     try:
         ctx = Ctx(profile_ref, by_flag=click_ctx.get_parameter_source("profile_ref")
-                  is click.core.ParameterSource.COMMANDLINE, ca_file=ca_file)
+                  is click.core.ParameterSource.COMMANDLINE, ca_file=ca_file,
+                  passphrase_file=passphrase_file)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--profile") from None
     click_ctx.obj = ctx
@@ -190,14 +198,29 @@ async def username_release(ctx: Ctx) -> None:
 
 
 @cli.command()
-@click.option("--to", "to", required=True, help="@username, user:ID or chat:ID")
+@click.option("--to", "to", required=True, help="@username, user:ID or chat:ID (with "
+              "--secret: @username, user:ID or secret:ID)")
 @click.option("--reply-to", type=MESSAGE_ID, default=None, help="Message id this answers.")
+@click.option("--secret", "is_secret", is_flag=True,
+              help="End-to-end encrypted, in the secret chat with the person (started if "
+                   "need be): only their devices and yours can read it.")
+@click.option("--ttl", type=secret_cli.TTL, default=None, metavar="TIMER",
+              help="With --secret: self-destruct this long after it is shown (30s, 5m, 1h, "
+                   "2d; 1 second to 1 week). Default: the chat's timer.")
 @click.argument("text")
 @pass_ctx
 @run
-async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
+async def send(ctx: Ctx, to: str, reply_to: int | None, is_secret: bool, ttl: int | None,
+               text: str) -> None:
     """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk."""
     text = message_text(text)
+    if is_secret or secret_cli.is_secret_ref(to):
+        if reply_to is not None:
+            raise click.UsageError("--reply-to is not for secret chats")
+        await secret_cli.send_secret(ctx, to, text, ttl)
+        return
+    if ttl is not None:
+        raise click.UsageError("--ttl is for secret messages: add --secret")
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
         sent = await sent_from_here(client, chat_id, lambda: client.messages.send(
@@ -236,6 +259,7 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
 
 
 cli.add_command(receive)
+cli.add_command(secret_cli.secret)
 cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)

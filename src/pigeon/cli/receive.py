@@ -17,7 +17,8 @@ from typing import Any
 import click
 
 from pigeon.client import Client
-from pigeon.protocol.errors import Forbidden, NotFound
+from pigeon.client.secret import SecretMessage, Undecryptable
+from pigeon.protocol.errors import Forbidden, NotFound, Unauthorized
 from pigeon.protocol.updates import (
     ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
 )
@@ -26,10 +27,11 @@ from pigeon.protocol.types import Message, User
 
 from . import events
 from .args import MAX_MESSAGE_ID
-from .context import Ctx, run, session
+from .context import Ctx, run, session, warn
 from .names import Names
 from .output import echo
 from .search import Kept
+from .secret import secret_line, undecryptable_line
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -48,6 +50,7 @@ class Printer:
         self.printed = 0
         self.unread: dict[int, int] = {}  # chat -> highest message id printed, not yet marked
         self.texts: dict[tuple[int, int], str] = {}  # (chat, id) -> text, of what was printed
+        self.shown: dict[int, list[str]] = {}  # secret chat -> ids printed, countdown not started
 
     async def show(self, update: Any) -> None:
         line = await self._line(update)
@@ -73,6 +76,13 @@ class Printer:
             return events.typing(update, await self.names.get(update.user_id), self.as_json)
         if isinstance(update, ChatUpdate):
             return events.membership(update, self.as_json)
+        if isinstance(update, SecretMessage):
+            if not update.outgoing:  # its countdown starts once printed
+                self.shown.setdefault(update.chat_id, []).append(update.message_id)
+            return secret_line(update, await self.names.get(update.sender_id), self.as_json)
+        if isinstance(update, Undecryptable):
+            return undecryptable_line(update, await self.names.get(update.sender_id),
+                                      self.as_json)
         return None
 
     async def _message(self, update: NewMessage | EditMessage) -> str | None:
@@ -125,6 +135,12 @@ class Printer:
             batch, self.to_keep = self.to_keep, []
             await self.kept.keep(batch)
 
+    async def mark_shown(self) -> None:
+        """Start the countdowns of the secret messages printed (and tell their senders)."""
+        for chat_id, ids in list(self.shown.items()):
+            del self.shown[chat_id]
+            await self.client.secret.mark_shown(chat_id, ids)
+
     async def mark_read(self) -> None:
         """Mark what was printed as read, chat by chat."""
         for chat_id, max_id in list(self.unread.items()):
@@ -133,6 +149,18 @@ class Printer:
             except (Forbidden, NotFound):
                 pass  # left the chat (or it is gone) since: nothing there to mark
             del self.unread[chat_id]
+
+
+def _passphrase(ctx: Ctx) -> str | None:
+    """The passphrase if this profile has secret chats to read; None (with a warning) when
+    none can be had: plain messages are still printed."""
+    if not ctx.has_secrets():
+        return None
+    try:
+        return ctx.passphrase()
+    except Unauthorized as exc:
+        warn(f"secret messages are not read: {exc.message}")
+        return None
 
 
 @click.command()
@@ -150,13 +178,18 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
     kept on this device for `pigeon search`."""
     kept = Kept(ctx.profile_dir)
     try:
+        passphrase = _passphrase(ctx)
         async with session(ctx, track_updates=True) as client:
             printer = Printer(client, as_json, kept)
             await client.sync()  # everything since the last `receive` on this profile
+            if passphrase is not None:
+                await client.secret.open(passphrase)
+                await client.secret.receive()  # kept here, then acknowledged
             # The profile is saved after printing: a crash repeats a line, never loses one.
             for update in client.take_updates():
                 await printer.show(update)
             await printer.keep()
+            await printer.mark_shown()
             if mark_read:
                 await printer.mark_read()
             client.save()
@@ -164,13 +197,16 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
                 echo("no new messages" + ("; waiting for more (Ctrl-C to stop)" if follow else ""))
             if follow:
                 shown = client.profile.pts
+                if client.secret.is_open:
+                    client.secret.follow()
                 try:
                     async for update in client.updates():
                         await printer.show(update)
                         await printer.keep()
+                        await printer.mark_shown()
                         if mark_read:
                             await printer.mark_read()
-                        if update.pts:
+                        if getattr(update, "pts", 0):
                             shown = update.pts
                             client.profile.save(pts=shown)
                 finally:
