@@ -70,7 +70,7 @@ class Devices:
         self._device: OlmDevice | None = None
         self._vault: Vault | None = None
         self._identities: dict[int, IdentityKeys] = {}  # device id -> verified identity
-        self._owners: dict[int, int] = {}  # device id -> its user
+        self._known: dict[int, DeviceKeys] = {}  # device id -> what the server said of it
         self._lock = asyncio.Lock()  # one change of the account and sessions at a time
         self.top_ups = 0
 
@@ -175,7 +175,7 @@ class Devices:
                                 device.device_id, device.user_id)
                     continue
                 self._identities[device.device_id] = device.identity
-                self._owners[device.device_id] = device.user_id
+                self._known[device.device_id] = device
                 out.append(device)
         return out
 
@@ -253,7 +253,10 @@ class Devices:
             device = self._opened()
             vault = self.vault
             before = device.dump(vault.pickle_key)
+            done = device.inbox_seq
             for seq, envelope in envelopes:
+                if seq <= done:
+                    continue  # kept before; only its acknowledgement was lost
                 sender = self._identities.get(envelope.sender_device)
                 body, error = None, None
                 if sender is None:
@@ -266,6 +269,7 @@ class Devices:
                         error = str(exc)
                 out.append(DeviceMessage(envelope.sender_id, envelope.sender_device, seq,
                                          body, error))
+            device.inbox_seq = max([done, *(seq for seq, _ in envelopes)])
             try:
                 yield out
             except BaseException:
@@ -278,11 +282,7 @@ class Devices:
 
     def known(self, device_id: int) -> DeviceKeys | None:
         """The identity of a device met before (queried), to reply to it alone."""
-        identity = self._identities.get(device_id)
-        owner = self._owners.get(device_id)
-        if identity is None or owner is None:
-            return None
-        return DeviceKeys(user_id=owner, device_id=device_id, identity=identity)
+        return self._known.get(device_id)
 
     async def renew(self, target: DeviceKeys, body: bytes) -> int:
         """A fresh Olm session with ``target`` (a one-time key claimed now), ``body`` its

@@ -44,6 +44,7 @@ from pigeon.protocol.errors import Conflict, Forbidden, InvalidArgument, NotFoun
 
 from .devices import DeviceMessage
 from .inbox import Incoming
+from .link import ConnectionLost
 from .secret_store import FILE, SecretStore, StoredChat, StoredMessage
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ log = logging.getLogger("pigeon.client.secret")
 MIN_TTL, MAX_TTL = 1, 7 * 24 * 3600
 SWEEP_AT_MOST = 60.0  # seconds the expiry timer sleeps at most (a clock that jumps)
 MAX_SECRET_CHAT_ID = 2**63 - 1
+SEND_ATTEMPTS = 5  # a send cut by a lost connection is encrypted and sent again
 
 
 class NoSuchSecretChat(NotFound):
@@ -257,7 +259,17 @@ class Secret:
         users = [chat.peer_id, self._me]
         if self.require_verified is not None:
             await self.require_verified(users)
-        return await self._client.devices.send(users, encode_payload(payload))
+        body = encode_payload(payload)
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                return await self._client.devices.send(users, body)
+            except ConnectionLost:
+                # envelopes.send is not retried by the SDK (a copy sent twice would not
+                # decrypt twice): encrypted afresh, a copy that did arrive is deduplicated
+                # by the message's id on every device.
+                if attempt == SEND_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def history(self, chat_id: int) -> list[SecretMessage]:
         """This device's messages of the chat, oldest first, without those destroyed."""
