@@ -21,9 +21,8 @@ def test_secret_chat_tour(server, phone, tmp_path):
     secret.write_text(PASSPHRASE + "\n")
     env = {"PIGEON_PASSPHRASE_FILE": str(secret)}
     # Bob's device gets its keys by the environment, Alice's by the flag.
-    ok(bob, "receive", env=env)
     assert pigeon(bob, "secret", "list").returncode == 1  # no passphrase, no terminal
-    ok(bob, "secret", "list", env=env)
+    assert "no secret chats" in ok(bob, "secret", "list", env=env)
     flag = ("--passphrase-file", str(secret))
     line = ok(None, "--profile", str(alice), *flag, "secret", "start", "@bob_sc")
     chat = line.split()[2]
@@ -38,23 +37,20 @@ def test_secret_chat_tour(server, phone, tmp_path):
     assert all(obj["secret"] is False for obj in lines if not obj.get("secret"))
     history = ok(bob, "history", "@alice_sc", "--secret", env=env)
     assert "the eagle lands" in history and "self-destructs 30 seconds" in history
-    assert ok(bob, "history", chat, "--json", env=env).count("the eagle lands") == 1
     assert "30 seconds" in ok(bob, "secret", "ttl", "@alice_sc", "30s", env=env)
-    assert "no longer" in ok(bob, "secret", "ttl", chat, "off", env=env)
     assert chat in ok(alice, "secret", "list", env=env)
     with Follower(bob, env=env) as follower:
         ok(alice, "send", "--secret", "--to", chat, "pushed", env=env)
         assert "Alice (@alice_sc): pushed" in follower.wait_for("pushed")
         follower.stop()
+    assert "no longer" in ok(bob, "secret", "ttl", chat, "off", env=env)
     # Bad input: one line, exit 1 (a wrong passphrase) or 2 (a timer out of bounds).
     wrong = tmp_path / "wrong"
     wrong.write_text("not it")
     failed = pigeon(bob, "secret", "list", env={"PIGEON_PASSPHRASE_FILE": str(wrong)})
     assert failed.returncode == 1 and "[WRONG_PASSPHRASE]" in one_error_line(failed)
-    for timer in ("0s", "8d", "1w", "30", "soon"):
-        bad = pigeon(alice, "send", "--secret", "--to", chat, "--ttl", timer, "x", env=env)
-        assert bad.returncode == 2 and "timer" in one_error_line(bad) or \
-            "1 second" in one_error_line(bad), (timer, bad.stderr)
+    bad = pigeon(alice, "send", "--secret", "--to", chat, "--ttl", "8d", "x", env=env)
+    assert bad.returncode == 2 and "between 1 second and 1 week" in one_error_line(bad)
     assert pigeon(alice, "send", "--to", "@bob_sc", "--ttl", "5s", "x").returncode == 2
     none = pigeon(alice, "history", "secret:12345", env=env)
     assert none.returncode == 1 and "[SECRET_CHAT_NOT_FOUND]" in one_error_line(none)

@@ -18,7 +18,9 @@ from pigeon.protocol.streams import read_item
 from pigeon.protocol.updates import Envelope as Delivered
 from pigeon.testing import login
 
-from test_secret_chats import PASSPHRASE, contacts, opened, secret_events
+from test_secret_chats import (  # noqa: F401 (cheap_kdf: a fixture)
+    PASSPHRASE, cheap_kdf, contacts, opened, secret_events,
+)
 
 
 async def pair(server, phone, tmp_path) -> tuple[Client, Client]:  # type: ignore[no-untyped-def]
@@ -43,8 +45,8 @@ async def resend(sender: Client, target: Client, envelope: Delivered, ciphertext
 
 
 async def test_replayed_and_altered_ciphertexts_are_refused_and_reported(
-        server, phone, tmp_path):
-    alice, bob = await pair(server, phone, tmp_path)
+        shared_server, phone, tmp_path):
+    alice, bob = await pair(shared_server, phone, tmp_path)
     try:
         assert bob.profile.user_id is not None
         chat = await alice.secret.start(bob.profile.user_id)
@@ -78,8 +80,8 @@ async def test_replayed_and_altered_ciphertexts_are_refused_and_reported(
         await bob.close()
 
 
-async def test_a_device_that_lost_its_sessions_heals_without_anyone(server, phone, tmp_path):
-    alice, bob = await pair(server, phone, tmp_path)
+async def test_a_device_that_lost_its_sessions_heals_without_anyone(shared_server, phone, tmp_path):
+    alice, bob = await pair(shared_server, phone, tmp_path)
     try:
         assert alice.profile.user_id is not None and bob.profile.user_id is not None
         saved = tmp_path / "old-vault"
@@ -92,7 +94,7 @@ async def test_a_device_that_lost_its_sessions_heals_without_anyone(server, phon
         await bob.close()
     # Bob's device comes back with its keys as before any session: it has none with Alice.
     shutil.copy(saved, tmp_path / "bob" / VAULT_FILE)
-    bob = Client(server.url, tmp_path / "bob")
+    bob = Client(shared_server.url, tmp_path / "bob")
     await bob.connect()
     try:
         await bob.secret.open(PASSPHRASE)
@@ -109,8 +111,8 @@ async def test_a_device_that_lost_its_sessions_heals_without_anyone(server, phon
         await bob.close()
 
 
-async def test_both_start_at_once_and_both_read(server, phone, tmp_path):
-    alice, bob = await pair(server, phone, tmp_path)
+async def test_both_start_at_once_and_both_read(shared_server, phone, tmp_path):
+    alice, bob = await pair(shared_server, phone, tmp_path)
     try:
         assert alice.profile.user_id is not None and bob.profile.user_id is not None
         a_chat, b_chat = await asyncio.gather(alice.secret.start(bob.profile.user_id),
