@@ -65,7 +65,7 @@ async def test_every_device_of_both_reads_it_and_nothing_is_in_the_clear(
                         (chat, marker, 30, device is alice2)]
             assert [m.message_id for m in await device.secret.history(chat)] == [
                 sent.message_id]
-        assert [c.peer_id for c in bob.secret.list()] == [alice.profile.user_id]
+        assert [c.peer_id for c in bob.secret.chats()] == [alice.profile.user_id]
         # Bob answers by user: the same chat.
         await bob.secret.send(None, "reply", user_id=alice.profile.user_id)
         await alice.secret.receive()
@@ -99,7 +99,7 @@ async def test_pushed_while_following_and_a_device_that_joins_later_sees_nothing
         try:
             await late.secret.open(PASSPHRASE)
             await late.secret.receive()
-            assert late.secret.list() == []
+            assert late.secret.chats() == []
             await alice.secret.send(chat, "two")
             await late.secret.receive()
             assert [m.text for m in await late.secret.history(chat)] == ["two"]
@@ -141,7 +141,7 @@ async def test_timers_count_from_shown_and_hold_across_restarts(shared_server, p
         default = await alice.secret.send(chat, "default")
         assert default.ttl == 3600
         await bob.secret.receive()
-        assert bob.secret.list()[0].ttl == 3600
+        assert bob.secret.chats()[0].ttl == 3600
         clock.now += 10_000  # not shown yet: nothing counts down
         assert await bob.secret.sweep() == 0
         assert sorted(await bob.secret.mark_shown(chat)) == sorted(

@@ -164,7 +164,7 @@ async def secret_list(ctx: Ctx, as_json: bool) -> None:
     """List the secret chats on this device."""
     async with secret_session(ctx) as client:
         names = Names(client)
-        chats = client.secret.list()
+        chats = client.secret.chats()
         for chat in chats:
             peer = await names.get(chat.peer_id)
             if as_json:

@@ -25,6 +25,7 @@ cannot be decrypted come to :meth:`Client.updates` as :class:`Undecryptable`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -184,7 +185,7 @@ class Secret:
         self._client.inbox.follow()
 
     # -- chats --------------------------------------------------------------------------------
-    def list(self) -> list[SecretChat]:
+    def chats(self) -> list[SecretChat]:
         return [SecretChat(chat_id=c.chat_id, peer_id=c.peer_id, ttl=c.ttl,
                            messages=sum(m.text is not None for m in c.messages))
                 for c in self._opened().chats()]
@@ -392,11 +393,12 @@ class Secret:
         target = self._client.devices.known(message.sender_device)
         if target is None or not chats:
             return
+        devices = self._client.devices
         for chat in chats:
             body = encode_payload(SecretOpen(chat_id=chat.chat_id, starter=chat.starter,
                                              peer=chat.peer_id if peer == self._me else self._me,
                                              ttl=chat.ttl))
-            message.later(lambda body=body: self._client.devices.send_to_devices([target], body))
+            message.later(functools.partial(devices.send_to_devices, [target], body))
 
     async def _on_undecryptable(self, message: DeviceMessage) -> None:
         self._client.emit(Undecryptable(sender_id=message.sender_id,
