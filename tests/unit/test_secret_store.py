@@ -46,8 +46,8 @@ async def test_sealed_at_rest_reopened_and_swept(tmp_path) -> None:
     again = await open_store(tmp_path)
     (held,) = again.chats()
     assert [m.text for m in held.messages] == ["the-marker"]
-    assert again.start_countdown(held.messages[0], 1000.0)
-    assert not again.start_countdown(held.messages[0], 2000.0)  # counts from the first
+    assert again.start_countdown(held, held.messages[0], 1000.0)
+    assert not again.start_countdown(held, held.messages[0], 2000.0)  # counts from the first
     assert again.next_expiry() == 1030.0
     assert again.sweep(1029.9) == 0 and again.sweep(1030.0) == 1
     await again.commit()
@@ -55,6 +55,44 @@ async def test_sealed_at_rest_reopened_and_swept(tmp_path) -> None:
     (tomb,) = third.chats()[0].messages
     assert tomb.text is None and not third.add_message(third.chats()[0], message(1))
     assert third.next_expiry() is None
+
+
+async def test_changes_are_appended_and_a_torn_tail_is_dropped(tmp_path) -> None:
+    store = await open_store(tmp_path)
+    chat = store.add_chat(StoredChat(chat_id=50, peer_id=2, starter=1, created_at=0))
+    store.add_message(chat, message(1, "first"))
+    await store.commit()
+    size = (tmp_path / FILE).stat().st_size
+    store.add_message(chat, message(2, "second", ttl=60))
+    store.start_countdown(chat, chat.messages[1], 10.0)
+    await store.commit()
+    grown = (tmp_path / FILE).read_bytes()
+    assert len(grown) > size and b"second" not in grown
+    (tmp_path / FILE).write_bytes(grown[:-7])  # the last append cut short by a crash
+    again = await open_store(tmp_path)
+    assert [(m.text, m.expires_at) for m in again.chats()[0].messages] == [
+        ("first", None), ("second", None)]  # the countdown's record was the torn one
+    (tmp_path / FILE).write_bytes(grown)
+    again = await open_store(tmp_path)
+    assert [(m.text, m.expires_at) for m in again.chats()[0].messages] == [
+        ("first", None), ("second", 70.0)]
+
+
+async def test_what_self_destructs_leaves_the_file_at_once(tmp_path) -> None:
+    store = await open_store(tmp_path)
+    chat = store.add_chat(StoredChat(chat_id=50, peer_id=2, starter=1, created_at=0))
+    store.add_message(chat, message(1, "burn-after-reading", ttl=5))
+    store.add_message(chat, message(2, "keep"))
+    await store.commit()
+    store.start_countdown(chat, chat.messages[0], 0.0)
+    await store.commit()
+    before = (tmp_path / FILE).read_bytes()
+    assert store.sweep(5.0) == 1
+    await store.commit()
+    after = (tmp_path / FILE).read_bytes()
+    assert len(after) < len(before)  # rewritten whole: the old records are gone
+    reopened = await open_store(tmp_path)
+    assert [m.text for m in reopened.chats()[0].messages] == [None, "keep"]
 
 
 async def test_one_chat_per_peer_the_lower_id_wins(tmp_path) -> None:

@@ -72,6 +72,10 @@ class Devices:
         self._identities: dict[int, IdentityKeys] = {}  # device id -> verified identity
         self._known: dict[int, DeviceKeys] = {}  # device id -> what the server said of it
         self._lock = asyncio.Lock()  # one change of the account and sessions at a time
+        self._save_lock = asyncio.Lock()  # one write of the vault at a time
+        self._generation = self._saved_generation = 0  # snapshots taken, and written
+        self._pending = b""  # the newest snapshot
+        self._asking: dict[tuple[int, ...], asyncio.Future[list[DeviceKeys]]] = {}
         self.top_ups = 0
 
     @property
@@ -125,8 +129,27 @@ class Devices:
             await self.open(self._passphrase)
 
     async def _save(self) -> None:
+        """Save the state as it is now (the caller holds the lock, or nothing else runs)."""
+        await self._flush(self._snapshot())
+
+    def _snapshot(self) -> int:
+        # Taken under the lock, so always a consistent state: never one in which a
+        # decrypted message's keys are gone but its plaintext is not yet kept.
         assert self._vault is not None and self._device is not None
-        await self._vault.save(self._device.dump(self._vault.pickle_key))
+        self._generation += 1
+        self._pending = self._device.dump(self._vault.pickle_key)
+        return self._generation
+
+    async def _flush(self, generation: int) -> None:
+        """Wait until a snapshot at least as new as ``generation`` is on disk: concurrent
+        sends share one write (group commit), not one fsync each."""
+        async with self._save_lock:
+            if self._saved_generation >= generation:
+                return
+            assert self._vault is not None
+            newest, data = self._generation, self._pending
+            await self._vault.save(data)
+            self._saved_generation = newest
 
     async def publish(self) -> KeyCounts:
         """Publish the identity keys and a fallback key if the server lacks them, and top
@@ -184,8 +207,19 @@ class Devices:
         """``body`` encrypted for every device of these users (this user's other devices
         included when named); returns how many devices it went to."""
         own = self._opened().device_id
-        targets = [d for d in await self.query(user_ids) if d.device_id != own]
+        targets = [d for d in await self.devices_of(user_ids) if d.device_id != own]
         return await self.send_to_devices(targets, body)
+
+    async def devices_of(self, user_ids: list[int]) -> list[DeviceKeys]:
+        """:meth:`query`, one question for concurrent callers: sends that start while the
+        server is being asked for these users' devices share its answer (a burst asks
+        once), and a send that starts after a device joined always reaches it."""
+        key = tuple(sorted(set(user_ids)))
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self.query(list(key)))
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        return await asyncio.shield(asking)
 
     async def send_to_devices(self, targets: list[DeviceKeys], body: bytes) -> int:
         async with self._lock:
@@ -206,7 +240,9 @@ class Devices:
                     kind, ciphertext = device.encrypt(target.identity, body)
                     envelopes.append(Envelope(device_id=target.device_id, type=kind,
                                               ciphertext=ciphertext))
-            await self._save()  # the ratchets moved on: never reuse a message key
+            snapshot = self._snapshot()
+        # The ratchets moved on: on disk before anything leaves, never reuse a message key.
+        await self._flush(snapshot)
         sent = 0
         for start in range(0, len(envelopes), MAX_ENVELOPES_PER_CALL):
             answer: Affected = await self._client.call("envelopes.send", m.SendEnvelopes(

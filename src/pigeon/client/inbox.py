@@ -83,7 +83,9 @@ class Inbox:
         self._failure_handlers: list[FailureHandler] = []
         self._hooks: list[Hook] = []
         self._lock = asyncio.Lock()  # one batch at a time, in order
-        self._done = 0  # the last position processed and acknowledged in this run
+        self._done = 0  # the last position processed (and being acknowledged) in this run
+        self._acked_seq = 0  # ... and the last the server confirmed it deleted
+        self._acking: asyncio.Task[None] | None = None
         self._pushed: dict[int, Delivered] = {}
         self._fetch = False  # a difference is wanted (reconnected, or a push out of order)
         self._task: asyncio.Task[None] | None = None
@@ -135,6 +137,14 @@ class Inbox:
         """Wait until the pushed envelopes known so far are processed (tests, benches)."""
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
+
+    def close(self) -> None:
+        """Stop reading (the client is closing); what was not acknowledged is read again
+        next time."""
+        self.following = False
+        for task in (self._task, self._acking):
+            if task is not None:
+                task.cancel()
 
     def _kick(self) -> None:
         if self._task is None or self._task.done():
@@ -194,14 +204,35 @@ class Inbox:
                 for hook in self._hooks:
                     await hook()
         if reached > self._done:
-            await self._client.call("updates.ack_stream", m.AckStream(stream=self.stream,
-                                                                      seq=reached))
             self._done = reached
+            if self._acking is None or self._acking.done():
+                self._acking = asyncio.create_task(self._ack())
+            await self._acked()
         for action in later:
             try:
                 await action()
             except Exception as exc:  # a reply that failed must not stop the inbox
                 log.warning("a follow-up of an inbox message failed: %s", exc)
+
+    async def _ack(self) -> None:
+        while self._acked_seq < self._done:
+            seq = self._done
+            await self._client.call("updates.ack_stream", m.AckStream(stream=self.stream,
+                                                                      seq=seq))
+            self._acked_seq = seq
+
+    async def _acked(self) -> None:
+        """While following, the next batch is read while the ack of this one travels (the
+        position saved with the Olm sessions already keeps a batch from being read twice);
+        a caller of :meth:`receive` gets its answer once the server deleted them."""
+        task = self._acking
+        if task is None:
+            return
+        if self.following and self._task is not None and \
+                asyncio.current_task() is self._task:
+            task.add_done_callback(_log_ack_failure)
+            return
+        await asyncio.shield(task)
 
     async def _dispatch(self, message: DeviceMessage, later: list[Action]) -> None:
         if message.body is None:
@@ -236,3 +267,9 @@ class Inbox:
         reason = (message.error or "")[:200]
         later.append(lambda: self._client.devices.renew(
             target, encode_payload(Renew(reason=reason))))
+
+
+def _log_ack_failure(task: asyncio.Task[None]) -> None:
+    # Not lost: the next read asks from the last position and skips what was kept.
+    if not task.cancelled() and task.exception() is not None:
+        log.info("acknowledging inbox envelopes failed: %s", task.exception())

@@ -234,7 +234,7 @@ class Secret:
     async def send(self, chat_id: int | None, text: str, *, ttl: int | None = None,
                    user_id: int | None = None) -> SecretMessage:
         """Send ``text`` to secret chat ``chat_id`` (or, with ``user_id``, to the chat with
-        that user, started if need be). Kept in this device's history first."""
+        that user, started if need be), and keep it in this device's history."""
         if not text or len(text) > limits.MAX_TEXT_CHARS:
             raise InvalidArgument(f"a message has 1 to {limits.MAX_TEXT_CHARS} characters",
                                   code="TEXT_INVALID")
@@ -250,10 +250,11 @@ class Secret:
                                sent_at=int(self.clock() * 1000), text=text, ttl=ttl,
                                outgoing=True)
         store.add_message(chat, record)
-        await store.commit()
-        await self._send(chat, SecretText(chat_id=chat.chat_id, peer=chat.peer_id,
-                                          message_id=record.message_id, text=text,
-                                          sent_at=record.sent_at, ttl=ttl))
+        # Kept here and sent at once; it returns when both are done (a crash before that
+        # may lose it from this device's history, never make it read twice elsewhere).
+        await asyncio.gather(store.commit(), self._send(chat, SecretText(
+            chat_id=chat.chat_id, peer=chat.peer_id, message_id=record.message_id, text=text,
+            sent_at=record.sent_at, ttl=ttl)))
         return _message(chat, record)
 
     async def _send(self, chat: StoredChat, payload: Payload) -> int:
@@ -287,7 +288,7 @@ class Secret:
         wanted = None if message_ids is None else set(message_ids)
         shown = [m.message_id for m in chat.messages
                  if not m.outgoing and (wanted is None or m.message_id in wanted)
-                 and store.start_countdown(m, now)]
+                 and store.start_countdown(chat, m, now)]
         if not shown:
             return []
         await store.commit()
@@ -374,7 +375,7 @@ class Secret:
         now = self.clock()
         for record in chat.messages:
             if record.message_id in wanted and record.outgoing == mine:
-                store.start_countdown(record, now)
+                store.start_countdown(chat, record, now)
         self._wake.set()
 
     async def _on_ttl(self, message: Incoming) -> None:

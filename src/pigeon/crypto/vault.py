@@ -64,27 +64,9 @@ class Vault:
         self.pickle_key = key[32:]
 
     def sibling(self, path: Path | None) -> Vault:
-        """Another file sealed under this vault's key: one argon2 run opens a device's
-        keys and its secret history alike."""
+        """Another file sealed under this vault's key (by :meth:`seal` or record by record,
+        :meth:`seal_record`): one argon2 run opens a device's keys and its secret history."""
         return Vault(path, self._salt, self._key, self._write)
-
-    async def load(self) -> bytes | None:
-        """What this vault's file holds (None: no file yet). WrongPassphrase if it was
-        sealed under another key, VaultDamaged if it is not a vault."""
-        sealed = await asyncio.to_thread(_read, self.path)
-        if sealed is None:
-            return None
-        head = len(MAGIC) + SALT_BYTES
-        if not sealed.startswith(MAGIC) or len(sealed) < head + NONCE_BYTES:
-            raise VaultDamaged(f"{self.path} is not a Pigeon vault")
-        if sealed[len(MAGIC):head] != self._salt:
-            raise WrongPassphrase(f"{self.path} was sealed under another passphrase")
-        try:
-            return self._aead.decrypt(sealed[head:head + NONCE_BYTES],
-                                      sealed[head + NONCE_BYTES:], sealed[:head])
-        except InvalidTag:
-            raise WrongPassphrase(f"{self.path} does not open with this passphrase "
-                                  "(or it was altered)") from None
 
     @classmethod
     async def open(cls, path: Path | None, passphrase: bytes,
@@ -105,6 +87,24 @@ class Vault:
             return vault, vault._aead.decrypt(nonce, sealed[head + NONCE_BYTES:], sealed[:head])
         except InvalidTag:
             raise WrongPassphrase("wrong passphrase for this device's keys") from None
+
+    @property
+    def salt(self) -> bytes:
+        return self._salt
+
+    def seal_record(self, data: bytes, context: bytes) -> bytes:
+        """``nonce | AES-GCM(data)`` under this vault's key, ``context`` authenticated: one
+        record of a log that another module keeps (the secret-chat store)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, context)
+
+    def open_record(self, sealed: bytes, context: bytes) -> bytes:
+        """A record :meth:`seal_record` made; WrongPassphrase if it was not (or altered)."""
+        try:
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
+        except InvalidTag:
+            raise WrongPassphrase("a record does not open with this passphrase (or it was "
+                                  "altered)") from None
 
     def seal(self, data: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
