@@ -41,9 +41,15 @@ def test_secret_chat_tour(server, phone, tmp_path):
     assert chat in ok(alice, "secret", "list", env=env)
     with Follower(bob, env=env) as follower:
         ok(alice, "send", "--secret", "--to", chat, "pushed", env=env)
-        assert "Alice (@alice_sc): pushed" in follower.wait_for("pushed")
+        # Alice's send read her inbox first: Bob's new default timer applies.
+        assert "Alice (@alice_sc) [self-destructs 30 seconds after shown]: pushed" in \
+            follower.wait_for("pushed")
         follower.stop()
+    ok(alice, "send", "--secret", "--to", chat, "while away", env=env)
+    # Bob's own send takes that from his inbox; his next receive still prints it.
     assert "no longer" in ok(bob, "secret", "ttl", chat, "off", env=env)
+    ok(bob, "send", "--secret", "--to", "@alice_sc", "ok", env=env)
+    assert "while away" in ok(bob, "receive", env=env)
     # Bad input: one line, exit 1 (a wrong passphrase) or 2 (a timer out of bounds).
     wrong = tmp_path / "wrong"
     wrong.write_text("not it")

@@ -77,9 +77,7 @@ class Printer:
         if isinstance(update, ChatUpdate):
             return events.membership(update, self.as_json)
         if isinstance(update, SecretMessage):
-            if not update.outgoing:  # its countdown starts once printed
-                self.shown.setdefault(update.chat_id, []).append(update.message_id)
-            return secret_line(update, await self.names.get(update.sender_id), self.as_json)
+            return None  # printed from the store: show_secrets
         if isinstance(update, Undecryptable):
             return undecryptable_line(update, await self.names.get(update.sender_id),
                                       self.as_json)
@@ -135,6 +133,21 @@ class Printer:
             batch, self.to_keep = self.to_keep, []
             await self.kept.keep(batch)
 
+    async def show_secrets(self) -> None:
+        """Print the secret messages this device holds and has not printed yet (whichever
+        command read them from the inbox), and remember them as printed."""
+        if not self.client.secret.is_open:
+            return
+        messages = self.client.secret.unreported()
+        for msg in messages:
+            echo(secret_line(msg, await self.names.get(msg.sender_id), self.as_json))
+            sys.stdout.flush()
+            self.printed += 1
+            if not msg.outgoing:  # its countdown starts once printed
+                self.shown.setdefault(msg.chat_id, []).append(msg.message_id)
+        if messages:
+            await self.client.secret.mark_reported(messages)
+
     async def mark_shown(self) -> None:
         """Start the countdowns of the secret messages printed (and tell their senders)."""
         for chat_id, ids in list(self.shown.items()):
@@ -188,6 +201,7 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
             # The profile is saved after printing: a crash repeats a line, never loses one.
             for update in client.take_updates():
                 await printer.show(update)
+            await printer.show_secrets()
             await printer.keep()
             await printer.mark_shown()
             if mark_read:
@@ -202,6 +216,8 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
                 try:
                     async for update in client.updates():
                         await printer.show(update)
+                        if isinstance(update, SecretMessage):
+                            await printer.show_secrets()
                         await printer.keep()
                         await printer.mark_shown()
                         if mark_read:

@@ -20,7 +20,7 @@ from pigeon.client.secret import NoSuchSecretChat, SecretMessage, Undecryptable
 from pigeon.protocol.types import User
 
 from .args import BadTtl, ttl as parse_ttl
-from .context import Ctx, resolve_user, run, session
+from .context import Ctx, resolve_user, run, session, warn
 from .names import Names
 from .output import duration, echo, json_line, visible_body, when, who
 
@@ -51,10 +51,16 @@ TTL, TTL_OR_OFF = TtlType(), TtlType(allow_off=True)
 
 @contextlib.asynccontextmanager
 async def secret_session(ctx: Ctx, track_updates: bool = False) -> AsyncIterator[Client]:
-    """A connected client whose secret chats are open."""
+    """A connected client whose secret chats are open and up to date: what waits in the
+    device's inbox is read first (a chat's timer or id may have changed, a peer's device
+    may have asked for a new session); new messages stay for `receive` to print."""
     passphrase = ctx.passphrase()
     async with session(ctx, track_updates=track_updates) as client:
         await client.secret.open(passphrase)
+        await client.secret.receive()
+        for event in client.take_updates():
+            if isinstance(event, Undecryptable):
+                warn(undecryptable_line(event, None, as_json=False))
         yield client
 
 

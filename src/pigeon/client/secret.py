@@ -279,6 +279,24 @@ class Secret:
         await self.sweep()
         return [_message(chat, m) for m in chat.messages if m.text is not None]
 
+    def unreported(self) -> list[SecretMessage]:
+        """Messages that came in (from the peer, or copies from my other devices) and were
+        not yet reported with :meth:`mark_reported`, oldest first per chat; what `pigeon
+        receive` prints, whichever command took them from the inbox."""
+        return [_message(chat, m) for chat in self._opened().chats()
+                for m in chat.messages
+                if not m.reported and m.text is not None
+                and m.sender_device != self._client.devices.device_id]
+
+    async def mark_reported(self, messages: list[SecretMessage]) -> None:
+        store = self._opened()
+        wanted = {(m.chat_id, m.message_id) for m in messages}
+        for chat in store.chats():
+            for record in chat.messages:
+                if (chat.chat_id, record.message_id) in wanted:
+                    store.mark_reported(chat, record)
+        await store.commit()
+
     async def mark_shown(self, chat_id: int, message_ids: list[str] | None = None) -> list[str]:
         """The chat's messages from the peer (those named, or all) were shown: their
         countdowns start here, and on the sender's devices when the receipt arrives."""

@@ -56,6 +56,9 @@ class StoredMessage(msgspec.Struct, kw_only=True):
     outgoing: bool = False
     shown_at: float | None = None  # seconds, this device's clock: the countdown's start
     expires_at: float | None = None
+    # Handed to the application's reader of new messages (`pigeon receive`): a message a
+    # command such as `send` took from the inbox waits for the next `receive`.
+    reported: bool = False
 
 
 class StoredChat(msgspec.Struct, kw_only=True):
@@ -271,6 +274,11 @@ class SecretStore:
             message.expires_at = now + message.ttl
         self._message_changed(chat, message)
         return True
+
+    def mark_reported(self, chat: StoredChat, message: StoredMessage) -> None:
+        if not message.reported:
+            message.reported = True
+            self._message_changed(chat, message)
 
     def sweep(self, now: float) -> int:
         """Destroy every message whose time is up; returns how many. Their plaintext leaves
