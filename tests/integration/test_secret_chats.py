@@ -70,12 +70,20 @@ async def test_every_device_of_both_reads_it_and_nothing_is_in_the_clear(
         await bob.secret.send(None, "reply", user_id=alice.profile.user_id)
         await alice.secret.receive()
         assert [m.text for m in await alice.secret.history(chat)] == [marker, "reply"]
-        # Neither the server's files nor any profile hold the marker in the clear.
+        # Neither the server's files nor any profile hold the marker in the clear; nor does
+        # a profile hold a key: the vault's, or the device's identity keys.
+        secrets_held = [marker.encode()]
         for client in everyone:
             await client.secret.close()
+            identity = client.devices.identity
+            secrets_held += [client.devices.vault.pickle_key, identity.curve25519.encode(),
+                             identity.ed25519.encode()]
         for path in [*shared_server.data.rglob("*"), *tmp_path.rglob("*")]:
             if path.is_file():
-                assert marker.encode() not in path.read_bytes(), path
+                data = path.read_bytes()
+                assert marker.encode() not in data, path
+                if tmp_path in path.parents:
+                    assert not [s for s in secrets_held if s in data], path
     finally:
         for client in everyone:
             await client.close()

@@ -6,7 +6,7 @@ property-tested parser."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pigeon.cli.args import MAX_TTL, TTL_UNITS, BadTtl, ttl
@@ -15,7 +15,7 @@ from pigeon.client.secret_store import FILE, SecretStore, StoredChat, StoredMess
 from pigeon.crypto import vault as vault_module
 from pigeon.crypto.payloads import SecretOpen, SecretText, UnknownPayload, encode_payload
 from pigeon.crypto.payloads import read_payload
-from pigeon.crypto.vault import Vault, WrongPassphrase
+from pigeon.crypto.vault import Vault, VaultDamaged, WrongPassphrase
 
 
 @pytest.fixture(autouse=True)
@@ -175,3 +175,36 @@ def test_secret_payload_ids_out_of_bounds_are_malformed(chat_id: int, peer: int)
 def test_secret_text_names_its_peer() -> None:
     payload = SecretText(chat_id=1, message_id="ab" * 8, text="x", sent_at=1, peer=4)
     assert read_payload(encode_payload(payload)) == payload
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+async def test_a_damaged_file_is_a_typed_error_or_a_shorter_history(tmp_path, data) -> None:
+    """Whatever happened to the file (cut, bytes flipped, junk appended), opening it gives
+    the history up to the damage, or WrongPassphrase / VaultDamaged: never another error."""
+    path = tmp_path / FILE
+    if not path.exists():
+        store = await open_store(tmp_path)
+        chat = store.add_chat(StoredChat(chat_id=50, peer_id=2, starter=1, created_at=0))
+        for n in range(3):
+            store.add_message(chat, message(n))
+            await store.commit()
+    pristine = path.read_bytes()
+    raw = bytearray(pristine)
+    cut = data.draw(st.integers(0, len(raw)))
+    flips = data.draw(st.lists(st.integers(0, max(0, cut - 1)), max_size=3))
+    damaged = bytearray(raw[:cut])
+    for at in flips:
+        if damaged:
+            damaged[at] ^= 0x40
+    damaged += data.draw(st.binary(max_size=40))
+    path.write_bytes(bytes(damaged))
+    keys, _ = await Vault.open(tmp_path / "device-keys.vault", b"pass", write_private)
+    try:
+        store = await SecretStore.open(keys.sibling(path), 9)
+        assert len([m for c in store.chats() for m in c.messages]) <= 3
+    except (WrongPassphrase, VaultDamaged):
+        pass
+    finally:
+        path.write_bytes(pristine)
