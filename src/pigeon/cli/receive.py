@@ -10,6 +10,7 @@ another device says so and exits 1 instead of waiting for ever (bug 2).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from typing import Any
@@ -31,7 +32,7 @@ from .context import Ctx, run, session, warn
 from .names import Names
 from .output import echo
 from .search import Kept
-from .secret import secret_line, undecryptable_line
+from .secret import keys_in_use, secret_line, undecryptable_line
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -192,7 +193,10 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
     kept = Kept(ctx.profile_dir)
     try:
         passphrase = _passphrase(ctx)
-        async with session(ctx, track_updates=True) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            if passphrase is not None:
+                await stack.enter_async_context(keys_in_use(ctx))
+            client = await stack.enter_async_context(session(ctx, track_updates=True))
             printer = Printer(client, as_json, kept)
             await client.sync()  # everything since the last `receive` on this profile
             if passphrase is not None:

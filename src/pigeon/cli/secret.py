@@ -9,7 +9,11 @@ Chats are named ``secret:ID`` (or by the peer, ``@user``/``user:ID``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
+import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +21,7 @@ import click
 
 from pigeon.client import Client
 from pigeon.client.secret import NoSuchSecretChat, SecretMessage, Undecryptable
+from pigeon.protocol.errors import Conflict
 from pigeon.protocol.types import User
 
 from .args import BadTtl, ttl as parse_ttl
@@ -26,6 +31,8 @@ from .output import duration, echo, json_line, visible_body, when, who
 
 pass_ctx = click.make_pass_decorator(Ctx)
 PREFIX = "secret:"
+E2E_LOCK = "e2e.lock"  # flock'ed by the one process using the profile's end-to-end keys
+E2E_LOCK_WAIT = 10.0  # seconds a command waits for another to let go of them
 
 
 class TtlType(click.ParamType):
@@ -50,12 +57,39 @@ TTL, TTL_OR_OFF = TtlType(), TtlType(allow_off=True)
 
 
 @contextlib.asynccontextmanager
+async def keys_in_use(ctx: Ctx) -> AsyncIterator[None]:
+    """This profile's end-to-end state for this process alone: two processes holding one
+    device's Olm sessions would each save their own and lose the other's ratchet steps
+    (messages that then cannot be decrypted). A second command waits a while for the first,
+    then says who holds it."""
+    ctx.profile_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(ctx.profile_dir / E2E_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + E2E_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise Conflict(
+                        "this profile's secret chats are open in another pigeon process (a "
+                        "`receive --follow`?): stop it, then try again; one process at a "
+                        "time reads and writes a device's end-to-end keys",
+                        code="PROFILE_BUSY") from None
+                await asyncio.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # (releases the lock)
+
+
+@contextlib.asynccontextmanager
 async def secret_session(ctx: Ctx, track_updates: bool = False) -> AsyncIterator[Client]:
     """A connected client whose secret chats are open and up to date: what waits in the
     device's inbox is read first (a chat's timer or id may have changed, a peer's device
     may have asked for a new session); new messages stay for `receive` to print."""
     passphrase = ctx.passphrase()
-    async with session(ctx, track_updates=track_updates) as client:
+    async with keys_in_use(ctx), session(ctx, track_updates=track_updates) as client:
         await client.secret.open(passphrase)
         await client.secret.receive()
         for event in client.take_updates():
