@@ -154,13 +154,20 @@ async def test_kill_9_mid_conversation_loses_no_acknowledged_envelope(server, ph
                 i += 1
 
         task = asyncio.create_task(talk())
-        while len(acked) < 30:
-            await asyncio.sleep(0.01)
+
+        async def until(count: int) -> None:
+            async def wait() -> None:
+                while len(acked) < count:
+                    if task.done():
+                        task.result()  # the sender failed: say why
+                        raise AssertionError("the sender stopped")
+                    await asyncio.sleep(0.01)
+            await asyncio.wait_for(wait(), 60)
+
+        await until(30)
         await asyncio.to_thread(server.kill)
         await asyncio.to_thread(server.restart)
-        before = len(acked)
-        while len(acked) < before + 30 and not task.done():
-            await asyncio.sleep(0.01)
+        await until(len(acked) + 30)
         stop.set()
         await asyncio.wait_for(task, 60)
         await bob.secret.receive()

@@ -199,6 +199,7 @@ class Client:
     async def close(self) -> None:
         await self.secret.close()
         self.inbox.close()
+        self.devices.close()
         self._closing = True
         for task in (self._supervisor, self._gap_task):
             if task is not None:

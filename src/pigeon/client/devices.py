@@ -76,6 +76,7 @@ class Devices:
         self._generation = self._saved_generation = 0  # snapshots taken, and written
         self._pending = b""  # the newest snapshot
         self._asking: dict[tuple[int, ...], asyncio.Future[list[DeviceKeys]]] = {}
+        self._tasks: set[asyncio.Task[KeyCounts]] = set()
         self.top_ups = 0
 
     @property
@@ -180,7 +181,14 @@ class Devices:
         """The server said this device runs low: top up in the background."""
         if self.is_open:
             task = asyncio.create_task(self.publish())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             task.add_done_callback(_log_failure)
+
+    def close(self) -> None:
+        """The client is closing: a top-up under way is dropped (the next opening asks)."""
+        for task in list(self._tasks):
+            task.cancel()
 
     # -- finding devices --------------------------------------------------------------------
     async def query(self, user_ids: list[int]) -> list[DeviceKeys]:

@@ -58,6 +58,8 @@ Hook = Callable[[], Awaitable[None]]
 #: seconds between two renewals asked of one device (a peer sending garbage must not make
 #: this device claim its keys in a loop)
 RENEW_EVERY = 60.0
+#: seconds before a follower tries its inbox again after a failure (a full disk, say)
+RETRY_AFTER = 5.0
 
 
 @dataclass
@@ -161,10 +163,17 @@ class Inbox:
                         await self._drain()
                     elif batch:
                         await self._process(batch, batch[-1][0])
-            except Exception as exc:  # the next push or reconnect tries again
+            except Exception as exc:  # tried again later (or at the next push, reconnect)
                 log.warning("reading this device's inbox failed: %s", exc)
                 self._fetch = False
+                if self.following:
+                    asyncio.get_running_loop().call_later(RETRY_AFTER, self._retry)
                 return
+
+    def _retry(self) -> None:
+        if self.following:
+            self._fetch = True
+            self._kick()
 
     def _in_order(self) -> list[tuple[int, Delivered]] | None:
         """The pushed envelopes that follow the last batch without a hole, or None if a
