@@ -129,7 +129,7 @@ def secret_line(msg: SecretMessage, sender: User | None, as_json: bool) -> str:
                           "sender": msg.sender_id,
                           "sender_name": sender.name if sender else None,
                           "sender_username": sender.username if sender else None,
-                          "text": msg.text, "date": msg.sent_at / 1000, "secret": True,
+                          "text": msg.text, "date": msg.sent_at // 1000, "secret": True,
                           "ttl": msg.ttl})
     fuse = f" [self-destructs {timer(msg.ttl)} after shown]" if msg.ttl else ""
     return (f"[{PREFIX}{msg.chat_id} {msg.message_id[:8]}] {when(msg.sent_at / 1000)} "
