@@ -44,7 +44,13 @@ def test_secret_chat_tour(server, phone, tmp_path):
         # Alice's send read her inbox first: Bob's new default timer applies.
         assert "Alice (@alice_sc) [self-destructs 30 seconds after shown]: pushed" in \
             follower.wait_for("pushed")
+        # Bob writes from another terminal while his follower waits: one process at a
+        # time holds the device's keys, each taking what the other saved.
+        ok(bob, "send", "--secret", "--to", chat, "from the other terminal", env=env)
+        ok(alice, "send", "--secret", "--to", chat, "still read", env=env)
+        assert "still read" in follower.wait_for("still read")
         follower.stop()
+    assert "from the other terminal" in ok(alice, "receive", env=env)
     ok(alice, "send", "--secret", "--to", chat, "while away", env=env)
     # Bob's own send takes that from his inbox; his next receive still prints it.
     assert "no longer" in ok(bob, "secret", "ttl", chat, "off", env=env)

@@ -10,7 +10,6 @@ another device says so and exits 1 instead of waiting for ever (bug 2).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import click
 
 from pigeon.client import Client
-from pigeon.client.secret import SecretMessage, Undecryptable
+from pigeon.client.secret import HistoryReloaded, SecretMessage, Undecryptable
 from pigeon.protocol.errors import Forbidden, NotFound, Unauthorized
 from pigeon.protocol.updates import (
     ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
@@ -32,7 +31,7 @@ from .context import Ctx, run, session, warn
 from .names import Names
 from .output import echo
 from .search import Kept
-from .secret import keys_in_use, secret_line, undecryptable_line
+from .secret import ProfileKeys, secret_line, undecryptable_line
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -139,21 +138,23 @@ class Printer:
         command read them from the inbox), and remember them as printed."""
         if not self.client.secret.is_open:
             return
-        messages = self.client.secret.unreported()
-        for msg in messages:
-            echo(secret_line(msg, await self.names.get(msg.sender_id), self.as_json))
-            sys.stdout.flush()
-            self.printed += 1
-            if not msg.outgoing:  # its countdown starts once printed
-                self.shown.setdefault(msg.chat_id, []).append(msg.message_id)
-        if messages:
-            await self.client.secret.mark_reported(messages)
+        async with self.client.e2e_guard():
+            messages = self.client.secret.unreported()
+            for msg in messages:
+                echo(secret_line(msg, await self.names.get(msg.sender_id), self.as_json))
+                sys.stdout.flush()
+                self.printed += 1
+                if not msg.outgoing:  # its countdown starts once printed
+                    self.shown.setdefault(msg.chat_id, []).append(msg.message_id)
+            if messages:
+                await self.client.secret.mark_reported(messages)
 
     async def mark_shown(self) -> None:
         """Start the countdowns of the secret messages printed (and tell their senders)."""
         for chat_id, ids in list(self.shown.items()):
             del self.shown[chat_id]
-            await self.client.secret.mark_shown(chat_id, ids)
+            async with self.client.e2e_guard():
+                await self.client.secret.mark_shown(chat_id, ids)
 
     async def mark_read(self) -> None:
         """Mark what was printed as read, chat by chat."""
@@ -193,15 +194,15 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
     kept = Kept(ctx.profile_dir)
     try:
         passphrase = _passphrase(ctx)
-        async with contextlib.AsyncExitStack() as stack:
-            if passphrase is not None:
-                await stack.enter_async_context(keys_in_use(ctx))
-            client = await stack.enter_async_context(session(ctx, track_updates=True))
+        keys = ProfileKeys(ctx)
+        async with session(ctx, track_updates=True) as client:
+            keys.client, client.e2e_guard = client, keys.held
             printer = Printer(client, as_json, kept)
             await client.sync()  # everything since the last `receive` on this profile
             if passphrase is not None:
-                await client.secret.open(passphrase)
-                await client.secret.receive()  # kept here, then acknowledged
+                async with keys.held():
+                    await client.secret.open(passphrase)
+                    await client.secret.receive()  # kept here, then acknowledged
             # The profile is saved after printing: a crash repeats a line, never loses one.
             for update in client.take_updates():
                 await printer.show(update)
@@ -220,7 +221,7 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
                 try:
                     async for update in client.updates():
                         await printer.show(update)
-                        if isinstance(update, SecretMessage):
+                        if isinstance(update, SecretMessage | HistoryReloaded):
                             await printer.show_secrets()
                         await printer.keep()
                         await printer.mark_shown()

@@ -56,31 +56,67 @@ class TtlType(click.ParamType):
 TTL, TTL_OR_OFF = TtlType(), TtlType(allow_off=True)
 
 
-@contextlib.asynccontextmanager
-async def keys_in_use(ctx: Ctx) -> AsyncIterator[None]:
-    """This profile's end-to-end state for this process alone: two processes holding one
-    device's Olm sessions would each save their own and lose the other's ratchet steps
-    (messages that then cannot be decrypted). A second command waits a while for the first,
-    then says who holds it."""
-    ctx.profile_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(ctx.profile_dir / E2E_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+class ProfileKeys:
+    """This profile's end-to-end state, for one process at a time: two holding one device's
+    Olm sessions at once would each save their own and lose the other's ratchet steps
+    (messages that then cannot be decrypted). A process takes it (flock on ``e2e.lock``)
+    for a short command, or, following, for each batch it reads and each message it marks,
+    and reloads whatever another process saved meanwhile; so a `send --secret` runs while a
+    `receive --follow` on the same profile waits for messages. One that cannot have it
+    within ``E2E_LOCK_WAIT`` says who holds it. Re-entrant within a process."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self._path = ctx.profile_dir / E2E_LOCK
+        self._fd: int | None = None
+        self._depth = 0
+        self._entering = asyncio.Lock()
+        self.client: Client | None = None
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        # One task takes the lock and reloads while the others of this process wait, then
+        # share it (each is an outermost use: none holds the device's own lock).
+        async with self._entering:
+            if self._depth == 0:
+                await self._acquire()
+                try:
+                    if self.client is not None:  # another process may have written since
+                        await self.client.devices.reload_if_changed()
+                        if self.client.secret.is_open:
+                            await self.client.secret.reload_if_changed()
+                except BaseException:
+                    self._release()
+                    raise
+            self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._release()
+
+    async def _acquire(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + E2E_LOCK_WAIT
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                self._fd = fd
+                return
             except BlockingIOError:
                 if time.monotonic() > deadline:
+                    os.close(fd)
                     raise Conflict(
-                        "this profile's secret chats are open in another pigeon process (a "
-                        "`receive --follow`?): stop it, then try again; one process at a "
-                        "time reads and writes a device's end-to-end keys",
-                        code="PROFILE_BUSY") from None
-                await asyncio.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)  # (releases the lock)
+                        "this profile's secret chats are busy in another pigeon process: "
+                        "try again when it is done; one process at a time reads and writes "
+                        "a device's end-to-end keys", code="PROFILE_BUSY") from None
+                await asyncio.sleep(0.05)
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # (releases the lock)
+            self._fd = None
 
 
 @contextlib.asynccontextmanager
@@ -89,7 +125,9 @@ async def secret_session(ctx: Ctx, track_updates: bool = False) -> AsyncIterator
     device's inbox is read first (a chat's timer or id may have changed, a peer's device
     may have asked for a new session); new messages stay for `receive` to print."""
     passphrase = ctx.passphrase()
-    async with keys_in_use(ctx), session(ctx, track_updates=track_updates) as client:
+    keys = ProfileKeys(ctx)
+    async with keys.held(), session(ctx, track_updates=track_updates) as client:
+        keys.client, client.e2e_guard = client, keys.held
         await client.secret.open(passphrase)
         await client.secret.receive()
         for event in client.take_updates():

@@ -21,10 +21,11 @@ Guarantees to the application:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,11 @@ class Client:
         self.contacts = Contacts(self)
         self.requests = Requests(self)
         self.devices = Devices(self, passphrase)
+        #: held around every use of this device's end-to-end state that starts on its own
+        #: (an inbox batch, a top-up, an expiry sweep): the CLI passes one that keeps other
+        #: processes out and reloads what they saved (cli/secret.py); default: nothing
+        self.e2e_guard: Callable[[], contextlib.AbstractAsyncContextManager[Any]] = \
+            contextlib.nullcontext
         self.inbox = Inbox(self)
         self.secret = Secret(self)
         self._http: aiohttp.ClientSession | None = None

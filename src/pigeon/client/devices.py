@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from pigeon.crypto.olm import CannotDecrypt, OlmDevice, verified_identity
-from pigeon.crypto.vault import Vault
+from pigeon.crypto.vault import Vault, signature
 from pigeon.domain.streams import device_stream
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import InvalidArgument
@@ -75,6 +75,7 @@ class Devices:
         self._save_lock = asyncio.Lock()  # one write of the vault at a time
         self._generation = self._saved_generation = 0  # snapshots taken, and written
         self._pending = b""  # the newest snapshot
+        self._on_disk: tuple[int, int, int] | None = None  # the vault file as last written
         self._asking: dict[tuple[int, ...], asyncio.Future[list[DeviceKeys]]] = {}
         self._tasks: set[asyncio.Task[KeyCounts]] = set()
         self.top_ups = 0
@@ -151,6 +152,26 @@ class Devices:
             newest, data = self._generation, self._pending
             await self._vault.save(data)
             self._saved_generation = newest
+            self._on_disk = await asyncio.to_thread(signature, self._vault.path)
+
+    async def reload_if_changed(self) -> bool:
+        """Take the keys and sessions from disk if another process saved them since this
+        one last did (the CLI lets one process at a time hold them, and each reloads)."""
+        vault = self._vault
+        if vault is None or self._device is None:
+            return False
+        async with self._lock:
+            if await asyncio.to_thread(signature, vault.path) == self._on_disk:
+                return False
+            data = await vault.read()
+            if data is None:
+                return False
+            device = OlmDevice.load(data, vault.pickle_key)
+            if device.device_id != self._device.device_id:
+                return False
+            self._device = device
+            self._on_disk = await asyncio.to_thread(signature, vault.path)
+            return True
 
     async def publish(self) -> KeyCounts:
         """Publish the identity keys and a fallback key if the server lacks them, and top
@@ -180,10 +201,14 @@ class Devices:
     def top_up_soon(self) -> None:
         """The server said this device runs low: top up in the background."""
         if self.is_open:
-            task = asyncio.create_task(self.publish())
+            task = asyncio.create_task(self._top_up())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             task.add_done_callback(_log_failure)
+
+    async def _top_up(self) -> KeyCounts:
+        async with self._client.e2e_guard():
+            return await self.publish()
 
     def close(self) -> None:
         """The client is closing: a top-up under way is dropped (the next opening asks)."""

@@ -114,7 +114,7 @@ class Inbox:
     # -- reading ----------------------------------------------------------------------------
     async def receive(self) -> int:
         """Process everything waiting in this device's inbox; returns how many envelopes."""
-        async with self._lock:
+        async with self._lock, self._client.e2e_guard():
             return await self._drain()
 
     def follow(self) -> None:
@@ -155,7 +155,7 @@ class Inbox:
     async def _run(self) -> None:
         while self._fetch or self._pushed:
             try:
-                async with self._lock:
+                async with self._lock, self._client.e2e_guard():
                     batch = self._in_order()
                     if batch is None:
                         self._fetch = False

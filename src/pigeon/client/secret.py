@@ -51,9 +51,9 @@ from .secret_store import FILE, SecretStore, StoredChat, StoredMessage
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["CannotDecrypt", "NoSecretDevices", "NoSuchSecretChat", "Secret", "SecretChat",
-           "SecretMessage", "Undecryptable", "UnverifiedDevices", "WrongPassphrase",
-           "check_ttl"]
+__all__ = ["CannotDecrypt", "HistoryReloaded", "NoSecretDevices", "NoSuchSecretChat", "Secret",
+           "SecretChat", "SecretMessage", "Undecryptable", "UnverifiedDevices",
+           "WrongPassphrase", "check_ttl"]
 
 log = logging.getLogger("pigeon.client.secret")
 
@@ -98,6 +98,11 @@ class SecretChat(msgspec.Struct, frozen=True, kw_only=True):
     peer_id: int
     ttl: int | None
     messages: int
+
+
+class HistoryReloaded(msgspec.Struct, frozen=True):
+    """Another process using this profile wrote the secret history (it may have taken
+    messages from the inbox): :meth:`Secret.unreported` may hold new ones."""
 
 
 class Undecryptable(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,9 +164,26 @@ class Secret:
         inbox.on(SecretTtl, self._on_ttl)
         inbox.on(Renew, self._on_renew)
         inbox.on_undecryptable(self._on_undecryptable)
-        inbox.before_ack(self._opened().commit)
+        inbox.before_ack(self._commit)
         await self.sweep()
         self._timer = asyncio.create_task(self._expire_on_time())
+
+    async def _commit(self) -> None:
+        await self._opened().commit()
+
+    async def reload_if_changed(self) -> bool:
+        """Take the history from disk if another process wrote it since (see
+        :meth:`Devices.reload_if_changed`); what this one has not committed is kept first."""
+        store = self._opened()
+        await store.commit()
+        if not await store.changed_on_disk():
+            return False
+        devices = self._client.devices
+        directory = self._client.profile.directory
+        vault = devices.vault.sibling(directory / FILE if directory is not None else None)
+        self._store = await SecretStore.open(vault, devices.device_id)
+        self._client.emit(HistoryReloaded())
+        return True
 
     def _opened(self) -> SecretStore:
         if self._store is None:
@@ -338,7 +360,8 @@ class Secret:
             except TimeoutError:
                 pass
             try:
-                await self.sweep()
+                async with self._client.e2e_guard():
+                    await self.sweep()
             except Exception as exc:  # a full disk: try again at the next turn
                 log.warning("destroying expired secret messages failed: %s", exc)
 

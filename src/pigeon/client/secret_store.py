@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 
 from pigeon.client.profile import write_private
-from pigeon.crypto.vault import Vault, VaultDamaged, WrongPassphrase
+from pigeon.crypto.vault import Vault, VaultDamaged, WrongPassphrase, signature
 
 log = logging.getLogger("pigeon.client.secret_store")
 
@@ -117,6 +117,11 @@ class SecretStore:
         self._changed: list[Record] = []
         self._records = records  # in the file now
         self._rewrite = rewrite  # the next commit writes the whole state anew
+        self._on_disk = signature(self._path)  # the file as last read or written
+
+    async def changed_on_disk(self) -> bool:
+        """Whether another process wrote the file since this one read or wrote it."""
+        return await asyncio.to_thread(signature, self._path) != self._on_disk
 
     @property
     def dirty(self) -> bool:
@@ -193,6 +198,7 @@ class SecretStore:
                 self._changed = changed + self._changed
                 self._rewrite |= rewrite
                 raise
+            self._on_disk = await asyncio.to_thread(signature, self._path)
 
     def _seal(self, record: Record) -> bytes:
         sealed = self._vault.seal_record(_encoder.encode(record), self._context)

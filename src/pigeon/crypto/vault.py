@@ -68,6 +68,23 @@ class Vault:
         :meth:`seal_record`): one argon2 run opens a device's keys and its secret history."""
         return Vault(path, self._salt, self._key, self._write)
 
+    async def read(self) -> bytes | None:
+        """What this vault's file holds now (None: no file), with the key already derived:
+        another process may have saved it since. WrongPassphrase / VaultDamaged."""
+        sealed = await asyncio.to_thread(_read, self.path)
+        if sealed is None:
+            return None
+        head = len(MAGIC) + SALT_BYTES
+        if not sealed.startswith(MAGIC) or len(sealed) < head + NONCE_BYTES:
+            raise VaultDamaged(f"{self.path} is not a Pigeon vault")
+        if sealed[len(MAGIC):head] != self._salt:
+            raise WrongPassphrase(f"{self.path} was sealed under another passphrase")
+        try:
+            return self._aead.decrypt(sealed[head:head + NONCE_BYTES],
+                                      sealed[head + NONCE_BYTES:], sealed[:head])
+        except InvalidTag:
+            raise WrongPassphrase(f"{self.path} does not open with this passphrase") from None
+
     @classmethod
     async def open(cls, path: Path | None, passphrase: bytes,
                    write: Writer | None = None) -> tuple[Vault, bytes | None]:
@@ -126,3 +143,15 @@ def _read(path: Path | None) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def signature(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells a file's versions apart (an atomic save is a new inode; an append, a new
+    size): to notice that another process wrote it."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
