@@ -178,3 +178,34 @@ async def test_kill_9_mid_conversation_loses_no_acknowledged_envelope(server, ph
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_two_processes_of_one_device_take_turns(shared_server, phone, tmp_path):
+    """Two programs on one profile (one device) each hold its Olm sessions: the one whose
+    turn it is takes what the other saved (the CLI makes them take turns), so neither
+    reuses a message key the other already spent."""
+    alice, bob = await pair(shared_server, phone, tmp_path)
+    twin = Client(shared_server.url, tmp_path / "alice")  # the same device, another program
+    await twin.connect()
+    try:
+        assert bob.profile.user_id is not None
+        await twin.secret.open(PASSPHRASE)
+        chat = await alice.secret.start(bob.profile.user_id)
+        await alice.secret.send(chat, "from alice")
+        assert await twin.devices.reload_if_changed()
+        assert await twin.secret.reload_if_changed()
+        assert not await twin.devices.reload_if_changed()  # nothing new since
+        await twin.secret.send(chat, "from her twin")
+        assert await alice.devices.reload_if_changed()
+        await alice.secret.reload_if_changed()
+        await alice.secret.send(chat, "alice again")
+        await bob.secret.receive()
+        assert [x.text for x in await bob.secret.history(chat)] == [
+            "from alice", "from her twin", "alice again"]
+        assert bob.inbox.undecryptable == 0
+        assert [x.text for x in await alice.secret.history(chat)] == [
+            "from alice", "from her twin", "alice again"]
+    finally:
+        await twin.close()
+        await alice.close()
+        await bob.close()

@@ -57,6 +57,8 @@ class Devices:
 
 
 class Client:
+    e2e_guard = staticmethod(contextlib.nullcontext)
+
     def __init__(self, waiting: list[tuple[int, Envelope]]) -> None:
         self.devices = Devices()
         self.waiting = waiting
