@@ -60,6 +60,8 @@ class DeviceMessage(msgspec.Struct, frozen=True):
     seq: int
     body: bytes | None
     error: str | None = None
+    #: a copy of an envelope this device already read (sent twice): nothing to read
+    duplicate: bool = False
 
 
 class Devices:
@@ -296,7 +298,8 @@ class Devices:
                                            m.GetStreamDifference(stream=stream, seq=seq))
             items = [read_item(item) for item in page.items]
             async with self.decrypting([(i.seq, i.body) for i in items
-                                        if isinstance(i.body, Delivered)]) as opened:
+                                        if isinstance(i.body, Delivered)],
+                                       page.seq) as opened:
                 out += opened
             seq = page.seq
             if not page.more:
@@ -306,12 +309,13 @@ class Devices:
         return out
 
     @contextlib.asynccontextmanager
-    async def decrypting(self, envelopes: list[tuple[int, Delivered]]
+    async def decrypting(self, envelopes: list[tuple[int, Delivered]], reached: int = 0
                          ) -> AsyncIterator[list[DeviceMessage]]:
         """The envelopes decrypted, for the body of the ``async with`` to keep durably; the
         advanced sessions are saved only after it (a crash in between decrypts them again
         from the older state, never loses a message whose keys the ratchet dropped). The
-        account and sessions stay locked meanwhile: the body must not send."""
+        account and sessions stay locked meanwhile: the body must not send. ``reached``: the
+        inbox position read up to (kept with the sessions: see :attr:`inbox_seq`)."""
         unknown = sorted({e.sender_id for _, e in envelopes
                           if e.sender_device not in self._identities})
         if unknown:
@@ -328,6 +332,11 @@ class Devices:
                     continue  # kept before; only its acknowledgement was lost
                 sender = self._identities.get(envelope.sender_device)
                 body, error = None, None
+                if device.already_read(envelope.ciphertext):
+                    out.append(DeviceMessage(envelope.sender_id, envelope.sender_device, seq,
+                                             None, "a copy of an envelope already read",
+                                             duplicate=True))
+                    continue
                 if sender is None:
                     error = "the sending device is unknown (logged out, or not one you see)"
                 else:
@@ -338,7 +347,7 @@ class Devices:
                         error = str(exc)
                 out.append(DeviceMessage(envelope.sender_id, envelope.sender_device, seq,
                                          body, error))
-            device.inbox_seq = max([done, *(seq for seq, _ in envelopes)])
+            device.inbox_seq = max([done, reached, *(seq for seq, _ in envelopes)])
             try:
                 yield out
             except BaseException:
@@ -348,6 +357,12 @@ class Devices:
             await self._save()
         if started:  # a one-time key of ours was used up
             self.top_up_soon()
+
+    @property
+    def inbox_seq(self) -> int:
+        """The last position of this device's inbox whose envelopes were decrypted and kept
+        (saved with the sessions; the server deleted nothing after it but by retention)."""
+        return self._opened().inbox_seq
 
     def known(self, device_id: int) -> DeviceKeys | None:
         """The identity of a device met before (queried), to reply to it alone."""

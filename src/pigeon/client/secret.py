@@ -154,9 +154,7 @@ class Secret:
             if passphrase is None:
                 raise WrongPassphrase("a passphrase is needed to open this device's keys")
             await devices.open(passphrase)
-        directory = self._client.profile.directory
-        vault = devices.vault.sibling(directory / FILE if directory is not None else None)
-        self._store = await SecretStore.open(vault, devices.device_id)
+        self._store = await self._open_store()
         inbox = self._client.inbox
         inbox.on(SecretOpen, self._on_open)
         inbox.on(SecretText, self._on_text)
@@ -168,6 +166,20 @@ class Secret:
         await self.sweep()
         self._timer = asyncio.create_task(self._expire_on_time())
 
+    async def signed_in(self) -> None:
+        """This client became another device (a new login): it starts a history of its own
+        (a device sees nothing from before it joined), kept in the profile's store file."""
+        if self._store is None or not self._client.devices.is_open:
+            return
+        await self._store.commit()
+        self._store = await self._open_store()
+
+    async def _open_store(self) -> SecretStore:
+        devices = self._client.devices
+        directory = self._client.profile.directory
+        vault = devices.vault.sibling(directory / FILE if directory is not None else None)
+        return await SecretStore.open(vault, devices.device_id)
+
     async def _commit(self) -> None:
         await self._opened().commit()
 
@@ -178,10 +190,7 @@ class Secret:
         await store.commit()
         if not await store.changed_on_disk():
             return False
-        devices = self._client.devices
-        directory = self._client.profile.directory
-        vault = devices.vault.sibling(directory / FILE if directory is not None else None)
-        self._store = await SecretStore.open(vault, devices.device_id)
+        self._store = await self._open_store()
         self._client.emit(HistoryReloaded())
         return True
 
@@ -437,9 +446,10 @@ class Secret:
             return
         devices = self._client.devices
         for chat in chats:
+            # ``peer`` is the other person as this side sees it (as in :meth:`start`):
+            # a peer's device and one of mine read it so alike.
             body = encode_payload(SecretOpen(chat_id=chat.chat_id, starter=chat.starter,
-                                             peer=chat.peer_id if peer == self._me else self._me,
-                                             ttl=chat.ttl))
+                                             peer=chat.peer_id, ttl=chat.ttl))
             message.later(functools.partial(devices.send_to_devices, [target], body))
 
     async def _on_undecryptable(self, message: DeviceMessage) -> None:

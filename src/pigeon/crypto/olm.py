@@ -10,6 +10,8 @@ copy re-sent to another device does not decrypt as meant for it.
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 import vodozemac
 
@@ -26,6 +28,9 @@ from .signatures import sign, verify
 #: how many Olm sessions with one peer device are kept (newest first): a peer may start a
 #: new one (both started at once, a lost state) while messages of the older still arrive
 MAX_SESSIONS_PER_PEER = 4
+#: digests of the last ciphertexts decrypted, kept to tell a copy of one (an envelope sent
+#: twice: a retried call, a server that replays) from a message no session can read
+SEEN_CIPHERTEXTS = 256
 
 
 class CannotDecrypt(Exception):
@@ -44,6 +49,7 @@ class DeviceState(msgspec.Struct):
     # the sessions they advanced, so that one read again (its ack was lost) is skipped,
     # not taken for a replay.
     inbox_seq: int = 0
+    seen: list[bytes] = []  # digests of the ciphertexts decrypted last, oldest first
 
 
 class Payload(msgspec.Struct):
@@ -71,6 +77,7 @@ class OlmDevice:
         self.account = account
         self.sessions = sessions or {}
         self.inbox_seq = 0
+        self.seen: list[bytes] = []
 
     @classmethod
     def new(cls, user_id: int, device_id: int) -> OlmDevice:
@@ -84,13 +91,14 @@ class OlmDevice:
                      {peer: [vodozemac.Session.from_pickle(p, pickle_key) for p in pickles]
                       for peer, pickles in state.sessions.items()})
         device.inbox_seq = state.inbox_seq
+        device.seen = state.seen[-SEEN_CIPHERTEXTS:]
         return device
 
     def dump(self, pickle_key: bytes) -> bytes:
         return msgspec.msgpack.encode(DeviceState(
             self.user_id, self.device_id, self.account.pickle(pickle_key),
             {peer: [s.pickle(pickle_key) for s in sessions]
-             for peer, sessions in self.sessions.items()}, self.inbox_seq))
+             for peer, sessions in self.sessions.items()}, self.inbox_seq, self.seen))
 
     # -- what it publishes ----------------------------------------------------------------
     @property
@@ -149,10 +157,21 @@ class OlmDevice:
         session = self.sessions[recipient.curve25519][0]
         return session.encrypt(payload).to_parts()
 
+    def already_read(self, ciphertext: bytes) -> bool:
+        """Whether this very ciphertext was decrypted here lately (a copy of it is refused
+        by Olm as a replay; it is one of a message that was read)."""
+        return _digest(ciphertext) in self.seen
+
     def decrypt(self, sender: IdentityKeys, kind: int, ciphertext: bytes) -> bytes:
         """The body a device with identity ``sender`` sent; CannotDecrypt if it is not an
         Olm message for one of our sessions with it (or a new one it starts), was already
         read, or was altered."""
+        body = self._decrypt_payload(sender, kind, ciphertext)
+        self.seen.append(_digest(ciphertext))
+        del self.seen[:-SEEN_CIPHERTEXTS]
+        return body
+
+    def _decrypt_payload(self, sender: IdentityKeys, kind: int, ciphertext: bytes) -> bytes:
         try:
             message = vodozemac.AnyOlmMessage.from_parts(kind, ciphertext)
         except Exception as exc:  # vodozemac raises its own per kind; all mean "not Olm"
@@ -195,3 +214,7 @@ class OlmDevice:
         except vodozemac.OlmDecryptionException as exc:
             raise CannotDecrypt(f"cannot decrypt (replayed or altered): {exc}") from None
 
+
+
+def _digest(ciphertext: bytes) -> bytes:
+    return hashlib.sha256(ciphertext).digest()[:16]
