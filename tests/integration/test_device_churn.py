@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from pigeon.client import Client
+from pigeon.client.devices import VAULT_FILE
 from pigeon.client.inbox import InboxGap
+from pigeon.client.secret_store import FILE as SECRET_FILE
 from pigeon.domain.streams import device_stream
 from pigeon.protocol import methods as m
 from pigeon.protocol.keys import Envelope
@@ -130,11 +132,12 @@ async def test_logout_and_login_again_on_a_profile(shared_server, phone, tmp_pat
         await close(alice, bob)
 
 
-@pytest.fixture
-def restartable(tmp_path):  # type: ignore[no-untyped-def]
-    """A server of its own, told to let devices come back at once after a planned stop."""
+@pytest.fixture(scope="module")
+def restartable(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A server the tests stop and start, told to let devices come back at once after a
+    planned stop."""
     env = {"PIGEON_RESTART_DOWNTIME": "0", "PIGEON_RESTART_WINDOW_MAX": "0"}
-    with ServerProcess(tmp_path / "data", env=env) as proc:
+    with ServerProcess(tmp_path_factory.mktemp("restartable") / "data", env=env) as proc:
         yield proc
 
 
@@ -327,11 +330,13 @@ async def test_two_devices_start_a_chat_with_each_other_at_once(shared_server, p
         await close(*everyone)
 
 
-async def test_a_device_that_cannot_decrypt_says_why_and_heals(shared_server, phone, tmp_path):
+async def test_a_device_that_cannot_decrypt_says_why_and_heals(shared_server, phone, tmp_path,
+                                                               monkeypatch):
     """A ciphertext that no session decrypts (here, an altered copy): the device reports
     it, with the reason, to the SDK and to `pigeon receive --json`, asks the sender's
     device for a new session by itself, and reads what comes next."""
     alice = await device(shared_server, phone(), "alice", tmp_path, "Alice")
+    monkeypatch.undo()  # Bob's keys at the real cost: the `pigeon` command opens them too
     bob = await device(shared_server, phone(), "bob", tmp_path, "Bob")
     try:
         await introduce(alice, bob)
@@ -364,5 +369,46 @@ async def test_a_device_that_cannot_decrypt_says_why_and_heals(shared_server, ph
         await ledger.send(alice, bob, "healed", [bob])
         assert await ledger.unreadable([alice, bob]) == {}
         assert not [g for g in bob.events if isinstance(g, InboxGap)]
+    finally:
+        await close(alice, bob)
+
+
+async def test_a_device_back_from_an_old_backup_heals_and_misses_nothing(
+        shared_server, phone, tmp_path):
+    """Bob's device comes back with its keys and history as they were before the chat (a
+    restored backup): it cannot read what Alice sent since, says so, asks her device for a
+    new session, and her device sends again, on it, what Bob's missed, with the chat."""
+    alice = await device(shared_server, phone(), "alice", tmp_path, "Alice")
+    bob = await device(shared_server, phone(), "bob", tmp_path, "Bob")
+    ledger = Ledger()
+    try:
+        await introduce(alice, bob)
+        backup = {name: (tmp_path / "bob" / name).read_bytes()
+                  for name in (VAULT_FILE, SECRET_FILE) if (tmp_path / "bob" / name).exists()}
+        await ledger.send(alice, bob, "before the restore", [bob])
+        assert await ledger.count_unreadable([bob]) == 0
+        await ledger.send(bob, alice, "answered", [alice])  # her next ones are not pre-key
+        assert await ledger.count_unreadable([alice]) == 0
+        chat = alice.client.secret.chat_with(bob.user_id) or 0
+        await alice.client.secret.set_ttl(chat, 3600)
+        assert await ledger.count_unreadable([bob]) == 0
+        await bob.client.close()
+        for name in (VAULT_FILE, SECRET_FILE):
+            (tmp_path / "bob" / name).unlink(missing_ok=True)
+        for name, data in backup.items():
+            (tmp_path / "bob" / name).write_bytes(data)
+        bob.client = Client(shared_server.url, tmp_path / "bob")
+        await bob.client.connect()
+        await bob.client.secret.open(PASSPHRASE)
+        await ledger.send(alice, bob, "after the restore", [bob])
+        await bob.client.secret.receive()  # cannot decrypt: says why, asks for a session
+        bob.collect()
+        (failed,) = bob.undecryptable
+        assert "session" in failed.error
+        await alice.client.secret.receive()  # the Renew: she sends again what he missed
+        assert await ledger.unreadable([bob]) == {}
+        assert bob.client.secret.chats()[0].ttl == 3600  # her renewal's chat was taken
+        await ledger.send(alice, bob, "and on", [bob])
+        assert await ledger.unreadable([alice, bob]) == {}
     finally:
         await close(alice, bob)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -120,7 +121,8 @@ class Devices:
         if device is None or device.device_id != profile.session_id:
             # A new login is a new device, with a new account; the old one's keys went
             # with its session on the server.
-            device = OlmDevice.new(profile.user_id, profile.session_id)
+            device = OlmDevice.new(profile.user_id, profile.session_id,
+                                   int(time.time() * 1000))
         self._vault, self._device = vault, device
         await self._save()
         return await self.publish()
@@ -357,6 +359,11 @@ class Devices:
             await self._save()
         if started:  # a one-time key of ours was used up
             self.top_up_soon()
+
+    @property
+    def created_ms(self) -> int:
+        """When this device's keys were made (ms since the epoch; 0: not known)."""
+        return self._opened().created_ms
 
     @property
     def inbox_seq(self) -> int:

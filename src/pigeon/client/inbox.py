@@ -23,7 +23,8 @@ read. What cannot be decrypted is never dropped silently: each such envelope goe
 ``on_undecryptable`` handlers, and the device heals by itself: it starts a fresh Olm
 session with the sender's device and sends it a :class:`~pigeon.crypto.payloads.Renew`
 (at most once per device per ``RENEW_EVERY`` seconds), after which the sender's messages
-use that session.
+use that session; the Renew says from when this device misses that device's messages
+(``renewal_since``), and the sender sends again those it still holds.
 
 Nor is what the server deleted unread: envelopes left past its retention
 (``device_inbox_retention``) are purged, and the positions they held are missing between
@@ -79,7 +80,8 @@ class InboxGap(msgspec.Struct, frozen=True, kw_only=True):
     count: int
     first: int
     last: int
-    reason: str = "deleted by the server before this device read them (retention)"
+    reason: str = ("gone from the server before this device kept them (past its retention, "
+                   "or read before this device's keys were restored from a copy)")
 
 
 @dataclass
@@ -113,6 +115,10 @@ class Inbox:
         self._task: asyncio.Task[None] | None = None
         self._renewed: dict[int, float] = {}  # device -> when a renewal was last asked
         self.following = False
+        #: ``since(device_id)``: from when (ms, that device's clock) this device misses
+        #: what ``device_id`` sent, said in the Renew so that it sends those again (secret
+        #: chats install it; None: not said)
+        self.renewal_since: Callable[[int], int] | None = None
         self.undecryptable = 0  # envelopes that could not be read, since start
         self.unhandled = 0  # payloads no handler took (unknown variants included)
         self.duplicates = 0  # copies of envelopes already read (refused, not undecryptable)
@@ -274,8 +280,8 @@ class Inbox:
         while last in seen:
             last -= 1
         self.lost += lost
-        log.warning("%d envelopes for this device were deleted by the server unread "
-                    "(positions %d to %d)", lost, first, last)
+        log.warning("%d envelopes for this device were gone from the server before it kept "
+                    "them (positions %d to %d)", lost, first, last)
         self._client.emit(InboxGap(count=lost, first=first, last=last))
 
     async def _ack(self) -> None:
@@ -336,8 +342,9 @@ class Inbox:
             return
         self._renewed[target.device_id] = now
         reason = (message.error or "")[:200]
+        since = None if self.renewal_since is None else self.renewal_since(target.device_id)
         later.append(lambda: self._client.devices.renew(
-            target, encode_payload(Renew(reason=reason))))
+            target, encode_payload(Renew(reason=reason, since=since))))
 
 
 def _log_ack_failure(task: asyncio.Task[None]) -> None:

@@ -50,6 +50,7 @@ class DeviceState(msgspec.Struct):
     # not taken for a replay.
     inbox_seq: int = 0
     seen: list[bytes] = []  # digests of the ciphertexts decrypted last, oldest first
+    created_ms: int = 0  # when this device's account was made (0: not known, older state)
 
 
 class Payload(msgspec.Struct):
@@ -78,10 +79,13 @@ class OlmDevice:
         self.sessions = sessions or {}
         self.inbox_seq = 0
         self.seen: list[bytes] = []
+        self.created_ms = 0
 
     @classmethod
-    def new(cls, user_id: int, device_id: int) -> OlmDevice:
-        return cls(user_id, device_id, vodozemac.Account())
+    def new(cls, user_id: int, device_id: int, created_ms: int = 0) -> OlmDevice:
+        device = cls(user_id, device_id, vodozemac.Account())
+        device.created_ms = created_ms
+        return device
 
     @classmethod
     def load(cls, data: bytes, pickle_key: bytes) -> OlmDevice:
@@ -92,13 +96,15 @@ class OlmDevice:
                       for peer, pickles in state.sessions.items()})
         device.inbox_seq = state.inbox_seq
         device.seen = state.seen[-SEEN_CIPHERTEXTS:]
+        device.created_ms = state.created_ms
         return device
 
     def dump(self, pickle_key: bytes) -> bytes:
         return msgspec.msgpack.encode(DeviceState(
             self.user_id, self.device_id, self.account.pickle(pickle_key),
             {peer: [s.pickle(pickle_key) for s in sessions]
-             for peer, sessions in self.sessions.items()}, self.inbox_seq, self.seen))
+             for peer, sessions in self.sessions.items()}, self.inbox_seq, self.seen,
+            self.created_ms))
 
     # -- what it publishes ----------------------------------------------------------------
     @property
