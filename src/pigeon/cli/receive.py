@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from pigeon.client import Client
+from pigeon.client.inbox import InboxGap
 from pigeon.client.secret import HistoryReloaded, SecretMessage, Undecryptable
 from pigeon.protocol.errors import Forbidden, NotFound, Unauthorized
 from pigeon.protocol.updates import (
@@ -31,7 +32,7 @@ from .context import Ctx, run, session, warn
 from .names import Names
 from .output import echo
 from .search import Kept
-from .secret import ProfileKeys, secret_line, undecryptable_line
+from .secret import ProfileKeys, lost_line, secret_line, undecryptable_line
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -81,6 +82,8 @@ class Printer:
         if isinstance(update, Undecryptable):
             return undecryptable_line(update, await self.names.get(update.sender_id),
                                       self.as_json)
+        if isinstance(update, InboxGap):
+            return lost_line(update, self.as_json)
         return None
 
     async def _message(self, update: NewMessage | EditMessage) -> str | None:
