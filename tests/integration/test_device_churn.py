@@ -17,6 +17,7 @@ from pigeon.client import Client
 from pigeon.client.devices import VAULT_FILE
 from pigeon.client.inbox import InboxGap
 from pigeon.client.secret_store import FILE as SECRET_FILE
+from pigeon.crypto.payloads import Renew, encode_payload
 from pigeon.domain.streams import device_stream
 from pigeon.protocol import methods as m
 from pigeon.protocol.keys import Envelope
@@ -412,3 +413,27 @@ async def test_a_device_back_from_an_old_backup_heals_and_misses_nothing(
         assert await ledger.unreadable([alice, bob]) == {}
     finally:
         await close(alice, bob)
+
+
+async def test_a_renewal_never_brings_a_later_device_what_came_before_it(
+        shared_server, phone, tmp_path):
+    """A device that joined later (or one an attacker logged in) asking for everything
+    since the beginning gets again only what was sent to it."""
+    alice = await device(shared_server, phone(), "alice", tmp_path, "Alice")
+    pb = phone()
+    bob = await device(shared_server, pb, "bob", tmp_path, "Bob")
+    late = None
+    try:
+        await introduce(alice, bob)
+        await alice.client.secret.send(None, "before the new device", user_id=bob.user_id)
+        late = await device(shared_server, pb, "late", tmp_path, "Bob")
+        await alice.client.secret.send(None, "after it", user_id=bob.user_id)
+        await late.client.secret.receive()
+        (alice_device,) = [d for d in await late.client.devices.query([alice.user_id])]
+        await late.client.devices.renew(alice_device, encode_payload(Renew(since=0)))
+        await alice.client.secret.receive()
+        await late.client.secret.receive()
+        assert {m.text for m in await late.client.secret.history(
+            late.client.secret.chat_with(alice.user_id) or 0)} == {"after it"}
+    finally:
+        await close(alice, bob, *([late] if late else []))

@@ -240,12 +240,14 @@ class Devices:
         return out
 
     # -- sending ----------------------------------------------------------------------------
-    async def send(self, user_ids: list[int], body: bytes) -> int:
+    async def send(self, user_ids: list[int], body: bytes, *,
+                   written_ms: int | None = None) -> int:
         """``body`` encrypted for every device of these users (this user's other devices
-        included when named); returns how many devices it went to."""
+        included when named); returns how many devices it went to. ``written_ms``: the
+        time of what it carries, as :meth:`first_sent_ms` remembers it (None: now)."""
         own = self._opened().device_id
         targets = [d for d in await self.devices_of(user_ids) if d.device_id != own]
-        return await self.send_to_devices(targets, body)
+        return await self.send_to_devices(targets, body, written_ms=written_ms)
 
     async def devices_of(self, user_ids: list[int]) -> list[DeviceKeys]:
         """:meth:`query`, one question for concurrent callers: sends that start while the
@@ -258,7 +260,8 @@ class Devices:
             asking.add_done_callback(lambda _: self._asking.pop(key, None))
         return await asyncio.shield(asking)
 
-    async def send_to_devices(self, targets: list[DeviceKeys], body: bytes) -> int:
+    async def send_to_devices(self, targets: list[DeviceKeys], body: bytes, *,
+                              written_ms: int | None = None) -> int:
         async with self._lock:
             device = self._opened()
             missing = [t.device_id for t in targets
@@ -272,8 +275,10 @@ class Devices:
                         log.warning("device %d offered a key that does not verify: skipped",
                                     claimed.device_id)
             envelopes = []
+            now_ms = int(time.time() * 1000) if written_ms is None else written_ms
             for target in targets:
                 if device.has_session(target.identity.curve25519):
+                    device.note_sent(target.device_id, now_ms)
                     kind, ciphertext = device.encrypt(target.identity, body)
                     envelopes.append(Envelope(device_id=target.device_id, type=kind,
                                               ciphertext=ciphertext))
@@ -364,6 +369,11 @@ class Devices:
     def created_ms(self) -> int:
         """When this device's keys were made (ms since the epoch; 0: not known)."""
         return self._opened().created_ms
+
+    def first_sent_ms(self, device_id: int) -> int | None:
+        """The time of the earliest message this device encrypted for ``device_id`` (ms;
+        None: never): nothing from before was for it, nor is sent to it again."""
+        return self._opened().first_sent.get(device_id)
 
     @property
     def inbox_seq(self) -> int:

@@ -296,9 +296,13 @@ class Secret:
         if self.require_verified is not None:
             await self.require_verified(users)
         body = encode_payload(payload)
+        # What a device may be sent again after a renewal starts at the first message it
+        # was sent, by the message's own time.
+        written = (payload.sent_at if isinstance(payload, SecretText)
+                   else int(self.clock() * 1000))
         for attempt in range(SEND_ATTEMPTS):
             try:
-                return await self._client.devices.send(users, body)
+                return await self._client.devices.send(users, body, written_ms=written)
             except ConnectionLost:
                 # envelopes.send is not retried by the SDK (a copy sent twice would not
                 # decrypt twice): encrypted afresh, a copy that did arrive is deduplicated
@@ -464,9 +468,14 @@ class Secret:
             # peer's device and one of mine read it alike.
             bodies = [encode_payload(SecretOpen(chat_id=chat.chat_id, starter=chat.starter,
                                                 peer=chat.peer_id, ttl=chat.ttl))]
-            if payload.since is not None:
+            first = devices.first_sent_ms(target.device_id)
+            if payload.since is not None and first is not None:
+                # Never what was sent before this device first wrote to that one: a device
+                # that joined later (or one an attacker logged in) gets nothing from before,
+                # whatever ``since`` it names.
+                since = max(payload.since, first - 1)
                 missed = [m for m in chat.messages if m.sender_device == own
-                          and m.text is not None and m.sent_at > payload.since]
+                          and m.text is not None and m.sent_at > since]
                 bodies += [encode_payload(SecretText(
                     chat_id=chat.chat_id, peer=chat.peer_id, message_id=m.message_id,
                     text=m.text, sent_at=m.sent_at, ttl=m.ttl))

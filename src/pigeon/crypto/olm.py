@@ -31,6 +31,8 @@ MAX_SESSIONS_PER_PEER = 4
 #: digests of the last ciphertexts decrypted, kept to tell a copy of one (an envelope sent
 #: twice: a retried call, a server that replays) from a message no session can read
 SEEN_CIPHERTEXTS = 256
+#: devices whose first message from this one is remembered (re-sends go no further back)
+MAX_FIRST_SENT = 4096
 
 
 class CannotDecrypt(Exception):
@@ -51,6 +53,8 @@ class DeviceState(msgspec.Struct):
     inbox_seq: int = 0
     seen: list[bytes] = []  # digests of the ciphertexts decrypted last, oldest first
     created_ms: int = 0  # when this device's account was made (0: not known, older state)
+    # device id -> when this device first encrypted for it (ms): what it may send again
+    first_sent: dict[int, int] = {}
 
 
 class Payload(msgspec.Struct):
@@ -80,6 +84,7 @@ class OlmDevice:
         self.inbox_seq = 0
         self.seen: list[bytes] = []
         self.created_ms = 0
+        self.first_sent: dict[int, int] = {}
 
     @classmethod
     def new(cls, user_id: int, device_id: int, created_ms: int = 0) -> OlmDevice:
@@ -97,6 +102,7 @@ class OlmDevice:
         device.inbox_seq = state.inbox_seq
         device.seen = state.seen[-SEEN_CIPHERTEXTS:]
         device.created_ms = state.created_ms
+        device.first_sent = state.first_sent
         return device
 
     def dump(self, pickle_key: bytes) -> bytes:
@@ -104,7 +110,7 @@ class OlmDevice:
             self.user_id, self.device_id, self.account.pickle(pickle_key),
             {peer: [s.pickle(pickle_key) for s in sessions]
              for peer, sessions in self.sessions.items()}, self.inbox_seq, self.seen,
-            self.created_ms))
+            self.created_ms, self.first_sent))
 
     # -- what it publishes ----------------------------------------------------------------
     @property
@@ -156,6 +162,16 @@ class OlmDevice:
         kept = self.sessions.setdefault(curve25519, [])
         kept.insert(0, session)
         del kept[MAX_SESSIONS_PER_PEER:]
+
+    def note_sent(self, device_id: int, now_ms: int) -> None:
+        """Remember the time of the earliest message this device encrypted for
+        ``device_id`` (the newest ``MAX_FIRST_SENT`` devices are kept)."""
+        known = self.first_sent.get(device_id)
+        if known is None or now_ms < known:
+            self.first_sent[device_id] = now_ms
+            if len(self.first_sent) > MAX_FIRST_SENT:
+                oldest = min(self.first_sent, key=self.first_sent.__getitem__)
+                del self.first_sent[oldest]
 
     def encrypt(self, recipient: IdentityKeys, body: bytes) -> tuple[int, bytes]:
         """(message type, ciphertext) for ``recipient``, over the newest session with it."""
