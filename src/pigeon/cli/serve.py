@@ -15,6 +15,10 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Directory for the database and the server key [env PIGEON_DATA; "
                    "default ./pigeon-data].")
+@click.option("--store", default=None, metavar="postgresql://USER@HOST:PORT/DB",
+              help="Keep state in PostgreSQL instead of SQLite in the data directory (for more "
+                   "than one process); the password, if any, from PGPASSWORD or ~/.pgpass "
+                   "[env PIGEON_STORE; default SQLite].")
 @click.option("--allow-shared-data-dir", is_flag=True, default=None,
               help="Start even if group or others can open the data directory (normally a "
                    "refusal: it holds every message) [env PIGEON_ALLOW_SHARED_DATA_DIR].")

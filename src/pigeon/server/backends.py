@@ -3,8 +3,8 @@
 Everything else in the server knows only :class:`~pigeon.store.Store`,
 :class:`~pigeon.bus.Bus` and :class:`~pigeon.shield.state.ShieldState`
 (tests/unit/test_seams.py holds it to that). Today there is one of each: SQLite in the data
-directory, the in-process bus, the shield's state in memory. Issue 12 adds PostgreSQL, NATS
-and a shared shield state here, chosen by settings; nothing else changes.
+directory (or PostgreSQL, with ``--store postgresql://...``), the in-process bus, the
+shield's state in memory. Issue 12 adds NATS and a shared shield state here too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from .settings import Settings
 
 
 def make_store(settings: Settings) -> Store:
-    # Imported here, so that a server started on another backend never loads SQLite's.
+    # Imported here, so that a server never loads a backend it does not use.
+    if settings.store:
+        from pigeon.store.postgres import PostgresStore
+
+        return PostgresStore(settings.store, readers=settings.store_pool - 2)
     from pigeon.store.sqlite import SqliteStore
 
     return SqliteStore(settings.db_path)

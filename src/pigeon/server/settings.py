@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pigeon.protocol import limits
 from pigeon.shield.ratelimit import Rate
@@ -25,6 +26,10 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     data: Path = Path("pigeon-data")
+    # "" (the default): SQLite in `data`. postgresql://USER@HOST:PORT/DB: PostgreSQL, for more
+    # than one process; its password from PGPASSWORD or ~/.pgpass, never on the command line.
+    store: str = ""
+    store_pool: int = 6                     # PostgreSQL connections per process (readers + 2)
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
     operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none
@@ -150,6 +155,7 @@ class Settings:
 
     def validate(self) -> Settings:
         split_listen(self.listen)
+        self._validate_store()
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError("--tls-cert and --tls-key go together")
         if self.tls_cert is None and not self.insecure_no_tls and not is_loopback(self.host):
@@ -217,6 +223,27 @@ class Settings:
     def restart_window(self, connections: int) -> float:
         """The window a going-away notice spreads ``connections`` devices' returns over."""
         return round(min(self.restart_window_max, connections / self.restart_reconnect_rate), 3)
+
+    def _validate_store(self) -> None:
+        if not self.store:
+            return
+        parts = urlsplit(self.store)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise SettingsError("store must be postgresql://USER@HOST:PORT/DB (or unset, for "
+                                f"SQLite in the data directory), not a {parts.scheme or 'bare'}"
+                                " address")
+        try:
+            parts.port  # noqa: B018 - raises on a port out of range
+        except ValueError as exc:
+            raise SettingsError(f"store: {exc}") from None
+        if not parts.hostname or parts.path.strip("/") == "":
+            raise SettingsError("store: postgresql://USER@HOST:PORT/DB needs a host and a "
+                                "database name")
+        if parts.password is not None:
+            raise SettingsError("store: put the password in PGPASSWORD or ~/.pgpass, not in the "
+                                "URL (it would show in the process list and in logs)")
+        if not 3 <= self.store_pool <= 100:
+            raise SettingsError("store_pool must be 3 to 100")
 
     def _validate_edge(self) -> None:
         try:
