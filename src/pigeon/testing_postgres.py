@@ -147,7 +147,8 @@ async def _drop_orphans() -> None:
     """Test databases of processes on this machine that are gone (killed mid-run)."""
     admin = await _admin()
     try:
-        rows = await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'pigeon_test_%'")
+        rows = await admin.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'pigeon_test_%'")
     finally:
         await admin.close()
     for (name,) in rows:

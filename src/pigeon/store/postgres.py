@@ -41,11 +41,13 @@ def redacted(url: str) -> str:
 class PostgresStore(SqliteStore):
     """``postgresql://USER@HOST:PORT/DB``; every operation is inherited (see module doc)."""
 
-    def __init__(self, url: str, max_batch: int = 512, readers: int = 4) -> None:
+    def __init__(self, url: str, max_batch: int = 512, readers: int = 4,
+                 writers: int = 2) -> None:
         if not is_postgres_url(url):
             raise ValueError(f"not a postgresql:// URL: {redacted(url)}")
         self.url = url
-        self.postgres = PostgresEngine(url, max_batch=max_batch, readers=readers)
+        self.postgres = PostgresEngine(url, max_batch=max_batch, readers=readers,
+                                       writers=writers)
         self.engine = self.postgres
 
     def stats(self) -> StoreStats:

@@ -1,10 +1,11 @@
-"""PostgreSQL connections for the store's shared synchronous SQL, and the pool that holds them.
+"""PostgreSQL connections for the store's shared synchronous SQL.
 
 The store's operations are synchronous functions of a connection (see :mod:`.sqlite`); here
 they run on a worker thread against :class:`SyncConnection`, which looks enough like
 ``sqlite3.Connection`` (``execute``, ``executemany``, cursors with ``fetchone``, ``fetchall``,
-``rowcount``, iteration) and hands each statement to asyncpg on the event loop, waiting for
-the answer. The event loop never blocks; the worker thread does, as SQLite's do on disk.
+``rowcount``, iteration) and runs each statement with asyncpg on the thread's own event loop
+(:class:`Worker`). The server's event loop never blocks; the worker thread does, as SQLite's
+do on disk.
 
 Each connection keeps its prepared statements (parse once, bind many times), with how to
 coerce each parameter to the type PostgreSQL inferred (:func:`.postgres_dialect.coercers`).
@@ -46,15 +47,16 @@ def _decode_numeric(text: str) -> int | float:
 class Connection:
     """One PostgreSQL connection with its prepared statements."""
 
-    def __init__(self, raw: asyncpg.Connection) -> None:
+    def __init__(self, raw: asyncpg.Connection, writing: bool) -> None:
         self.raw = raw
+        self.writing = writing  # lock hints become FOR UPDATE (postgres_dialect)
         self.broken = False
         self._statements: dict[str, tuple[Any, list[Any], list[int]]] = {}
 
     async def _prepared(self, sql: str) -> tuple[Any, list[Any], list[int]]:
         entry = self._statements.get(sql)
         if entry is None:
-            stmt = await self.raw.prepare(translate(sql))
+            stmt = await self.raw.prepare(translate(sql, self.writing))
             texts = [i for i, a in enumerate(stmt.get_attributes()) if a.type.name in TEXT_TYPES]
             entry = (stmt, coercers([t.name for t in stmt.get_parameters()]), texts)
             self._statements[sql] = entry
@@ -119,87 +121,81 @@ class Cursor:
         self._next = len(self._rows)
 
 
+class Worker:
+    """A thread's own event loop and its own PostgreSQL connection.
+
+    The store's functions are synchronous and issue many small statements; each one waits on
+    the thread that runs it, through this private loop (``run_until_complete``, ~10 us),
+    never through the server's loop, which only hands over jobs and hears back results,
+    exactly as with SQLite's threads. The connection is opened on first use and again after
+    it failed, so that the store recovers by itself when PostgreSQL comes back.
+    """
+
+    def __init__(self, dsn: str, writing: bool) -> None:
+        self.dsn = dsn
+        self.writing = writing
+        self.loop = asyncio.new_event_loop()
+        self.conn: Connection | None = None
+        self.opened = 0
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def connection(self) -> Connection:
+        if self.conn is not None and (self.conn.broken or self.conn.raw.is_closed()):
+            self.drop()
+        if self.conn is None:
+            self.conn = self.run(connect(self.dsn, self.writing))
+            self.opened += 1
+        return self.conn
+
+    def drop(self) -> None:
+        if self.conn is not None:
+            self.conn.raw.terminate()
+            self.conn = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.run(asyncio.wait_for(self.conn.raw.close(), CONNECT_TIMEOUT))
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+                self.conn.raw.terminate()
+            self.conn = None
+        self.loop.close()
+
+
 class SyncConnection:
-    """The face of a :class:`Connection` that the shared SQL sees, on a worker thread.
+    """The face of a :class:`Connection` that the shared SQL sees, on its worker's thread.
 
     A unique or foreign-key violation is raised as ``sqlite3.IntegrityError``, the one
     storage error the shared SQL catches (a taken @username); every other error goes up as
     asyncpg raised it, to the engine.
     """
 
-    def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
-        self.conn = conn
-        self._loop = loop
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.conn = worker.connection()
 
-    def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
+    def wait(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
-            return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+            return self.worker.run(coro)
         except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
             raise sqlite3.IntegrityError(str(exc)) from exc
 
+    def script(self, sql: str) -> None:
+        self.wait(self.conn.script(sql))
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        rows, count = self._wait(self.conn.run(sql, params))
+        rows, count = self.wait(self.conn.run(sql, params))
         return Cursor(rows, count)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> Cursor:
-        return Cursor([], self._wait(self.conn.run_many(sql, list(seq))))
+        return Cursor([], self.wait(self.conn.run_many(sql, list(seq))))
 
 
-async def connect(dsn: str) -> Connection:
+async def connect(dsn: str, writing: bool = False) -> Connection:
     raw = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT,
                                 statement_cache_size=0)
     await raw.set_type_codec("numeric", schema="pg_catalog", encoder=str,
                              decoder=_decode_numeric, format="text")
-    return Connection(raw)
-
-
-class Pool:
-    """At most ``size`` connections, opened on demand, reused while they work. A connection
-    that failed is closed rather than returned, so that after PostgreSQL restarts the pool
-    fills again with fresh ones."""
-
-    def __init__(self, dsn: str, size: int) -> None:
-        self.dsn = dsn
-        self.size = size
-        self._idle: list[Connection] = []
-        self._slots = asyncio.Semaphore(size)
-        self.opened = 0
-        self.failures = 0
-
-    @property
-    def in_use(self) -> int:
-        return self.size - self._slots._value  # noqa: SLF001 - a gauge, read only
-
-    @property
-    def idle(self) -> int:
-        return len(self._idle)
-
-    async def acquire(self) -> Connection:
-        await self._slots.acquire()
-        try:
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.raw.is_closed():
-                    return conn
-            conn = await connect(self.dsn)
-            self.opened += 1
-            return conn
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def release(self, conn: Connection) -> None:
-        if conn.broken or conn.raw.is_closed():
-            self.failures += 1
-            conn.raw.terminate()
-        else:
-            self._idle.append(conn)
-        self._slots.release()
-
-    async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            try:
-                await asyncio.wait_for(conn.raw.close(), CONNECT_TIMEOUT)
-            except (*CONNECTION_ERRORS, asyncpg.PostgresError):
-                conn.raw.terminate()
+    return Connection(raw, writing)

@@ -7,6 +7,10 @@ The differences between the two dialects are few and mechanical, and they are al
 - placeholders: ``?`` becomes ``$1``, ``$2``... and ``?2`` becomes ``$2``;
 - ``INSERT OR IGNORE`` becomes ``INSERT ... ON CONFLICT DO NOTHING``;
 - SQLite's two-argument scalar ``MAX(a, b)`` / ``MIN(a, b)`` become ``GREATEST`` / ``LEAST``;
+- a read that a write depends on carries a hint, ``/*FOR UPDATE*/`` or ``/*FOR UPDATE OF c*/``
+  (a comment to SQLite, whose one writer needs no lock): in a write transaction it becomes
+  the clause, so that writers in other processes wait for the row instead of reading a value
+  about to change (a chat's last message id, a stream's head); in a read, it stays a comment;
 - in migrations, column types (``INTEGER`` is 64-bit in SQLite: ``BIGINT``; ``REAL``: double
   precision; ``BLOB``: ``BYTEA``), an ``id INTEGER PRIMARY KEY`` that SQLite numbers itself
   becomes an identity column, and ``WITHOUT ROWID`` goes.
@@ -21,20 +25,23 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?(\d*)")
 _OR_IGNORE = re.compile(r"\bINSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
 _SCALAR_MINMAX = re.compile(r"\b(MAX|MIN)\(", re.IGNORECASE)
+_LOCK_HINT = re.compile(r"/\*(FOR UPDATE[^*]*)\*/")
 
 
 @functools.lru_cache(maxsize=4096)
-def translate(sql: str) -> str:
+def translate(sql: str, writing: bool = False) -> str:
     """One statement in SQLite's dialect, in PostgreSQL's (cached: statements are constants
     or built from a few shapes, such as ``IN (?, ?, ?)`` of a chunk's length)."""
     out = _placeholders(sql)
+    if writing:
+        out = _LOCK_HINT.sub(r"\1", out)
     if _OR_IGNORE.search(out):
         out = _OR_IGNORE.sub("INSERT INTO", out)
         returning = _RETURNING.search(out)
@@ -165,7 +172,7 @@ def coercers(type_names: list[str]) -> list[Callable[[Any], Any] | None]:
 TEXT_TYPES = frozenset(("text", "varchar"))
 
 
-def coerce(values: tuple[Any, ...] | list[Any],
+def coerce(values: Sequence[Any],
            how: list[Callable[[Any], Any] | None]) -> list[Any]:
     return [value if fn is None or value is None else fn(value)
             for value, fn in zip(values, how, strict=True)]

@@ -1,7 +1,13 @@
-"""PostgreSQL plumbing: group commit through a pool, snapshot reads, migrations.
+"""PostgreSQL plumbing: group commit on a writer thread, snapshot reads on reader threads.
 
-Writes: callers queue jobs; one writer task takes everything queued (up to ``max_batch``)
-and runs it as ONE transaction on a pooled connection, each job inside its own SAVEPOINT, so
+The shape is SQLite's (:mod:`.sqlite_engine`): the store's operations are synchronous
+functions of a connection, run on threads that own their connection (and, for asyncpg, a
+private event loop: :class:`.postgres_conn.Worker`); the server's loop only queues jobs and
+hears back. These ``readers + 1`` connections are the process's pool; each reconnects by
+itself after a failure.
+
+Writes: callers queue jobs; the writer thread takes everything queued (up to ``max_batch``)
+and runs it as ONE transaction, each job inside its own SAVEPOINT, so
 that a job the domain refuses rolls back alone. Callers hear back only after COMMIT returned:
 an acknowledged write is durable (``synchronous_commit`` as the server has it: on by default).
 
@@ -9,9 +15,15 @@ When a batch fails, one bad caller must not fail the others:
 - a job that failed in PostgreSQL (not a domain refusal: a deadlock, a constraint) is rolled
   back to its savepoint and retried alone, in its own transaction, after the batch;
 - a lost connection before COMMIT was sent means nothing was written: the batch is run once
-  more, job by job, each on a fresh connection; whatever fails then gets ``STORAGE_FAILED``;
+  more, job by job, on a fresh connection; whatever fails then gets ``STORAGE_FAILED``;
 - a connection lost during COMMIT leaves the outcome unknown: every caller of that batch gets
   ``STORAGE_FAILED`` (retryable; sends are idempotent by ``random_id``), none an ack.
+
+Several writers (threads here, processes across workers and nodes) run batches side by side:
+one round trip to PostgreSQL costs far more than the work between two, so one writer would
+leave both cores idle. Jobs go to writers by acting user (:func:`_shard`): one user's writes
+keep their order. Two batches may still lock the same rows in opposite orders; PostgreSQL
+then refuses one job (deadlock), which is rolled back to its savepoint and retried alone.
 
 Per-user ``pts`` is gap-free and strictly increasing across processes because the shared SQL
 numbers updates with ``UPDATE users SET pts = pts + 1 ... RETURNING pts``: the row lock it
@@ -26,6 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,13 +50,14 @@ import asyncpg
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .migrations import MIGRATIONS
-from .postgres_conn import CONNECTION_ERRORS, Connection, Pool, SyncConnection
+from .postgres_conn import CONNECTION_ERRORS, Connection, SyncConnection, Worker, connect
 from .postgres_dialect import translate_ddl
 
 log = logging.getLogger("pigeon.store")
 
 T = TypeVar("T")
 Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]
+Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 _MIGRATION_LOCK = 0x5049_4745_4F4E  # "PIGEON": one process migrates at a time
 
 
@@ -101,48 +116,68 @@ async def migrate(conn: Connection) -> int:
 
 
 class PostgresEngine:
-    def __init__(self, dsn: str, max_batch: int = 512, readers: int = 4) -> None:
+    """``writers`` writer threads (group commit each) and ``readers`` reader threads, each
+    with its own connection: ``writers + readers`` connections per process."""
+
+    def __init__(self, dsn: str, max_batch: int = 512, readers: int = 4,
+                 writers: int = 2) -> None:
         self.dsn = dsn
         self.max_batch = max_batch
+        self.readers = readers
         self.stats = CommitStats()
-        self.pool = Pool(dsn, size=readers + 2)
-        self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
+        self._queues: list[queue.SimpleQueue[Job | None]] = [
+            queue.SimpleQueue() for _ in range(writers)]
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="pigeon-pg-write")
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="pigeon-pg-read")
+        self._threads: list[threading.Thread] = []
+        self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="pigeon-pg-read")
+        self._local = threading.local()
+        self._workers: list[Worker] = []
+        self._workers_lock = threading.Lock()
         self._closed = False
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (a gauge for /metrics)."""
+        with self._workers_lock:
+            workers = list(self._workers)
+        return sum(1 for w in workers if w.conn is not None)
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        conn = await self.pool.acquire()
+        conn = await connect(self.dsn)
         try:
             await migrate(conn)
         finally:
-            self.pool.release(conn)
-        self._writer = asyncio.create_task(self._run_writer(), name="pigeon-pg-writer")
+            await conn.raw.close()
+        for i, jobs in enumerate(self._queues):
+            thread = threading.Thread(target=self._run_writer, args=(jobs, self._worker(True)),
+                                      name=f"pigeon-pg-writer-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _worker(self, writing: bool) -> Worker:
+        worker = Worker(self.dsn, writing)
+        with self._workers_lock:
+            self._workers.append(worker)
+        return worker
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._queue.put_nowait(None)
-        if self._writer is not None:
-            await self._writer
-        await asyncio.to_thread(self._write_thread.shutdown)
-        await asyncio.to_thread(self._readers.shutdown)
-        await self.pool.close()
+        for jobs in self._queues:
+            jobs.put(None)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
+        await asyncio.to_thread(self._reader_pool.shutdown)
+        with self._workers_lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            await asyncio.to_thread(worker.close)
 
     async def ping(self) -> None:
-        """Raises unless PostgreSQL answers (readiness checks)."""
-        conn = await self.pool.acquire()
-        try:
-            await conn.raw.fetchval("SELECT 1")
-        except CONNECTION_ERRORS:
-            conn.broken = True
-            raise
-        finally:
-            self.pool.release(conn)
+        """Raises STORAGE_FAILED unless PostgreSQL answers (readiness checks)."""
+        await self.read(_ping)
 
     # -- writes -----------------------------------------------------------------------------
     def write(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -151,177 +186,175 @@ class PostgresEngine:
         if self._closed:
             raise Unavailable("the store is shutting down", code="SHUTTING_DOWN")
         fut: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put_nowait((fn, args, fut))
+        self._queues[_shard(args, len(self._queues))].put((fn, args, fut))
         return fut
 
-    async def _run_writer(self) -> None:
+    def _run_writer(self, jobs: queue.SimpleQueue[Job | None], worker: Worker) -> None:
         stopping = False
         while not stopping:
-            first = await self._queue.get()
+            first = jobs.get()
             if first is None:
                 break
             batch: list[Job] = [first]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                job = self._queue.get_nowait()
+            while len(batch) < self.max_batch:
+                try:
+                    job = jobs.get_nowait()
+                except queue.Empty:
+                    break
                 if job is None:
                     stopping = True  # finish this batch first: callers wait on it
                     break
                 batch.append(job)
             try:
-                await self._commit_batch(batch)
+                self._commit_batch(worker, batch)
             except BaseException as exc:  # noqa: BLE001 - the writer must outlive any batch
                 log.exception("store writer: batch failed unexpectedly")
-                _settle([(fut, None, storage_failed(exc)) for _, _, fut in batch])
+                self._settle([(fut, None, storage_failed(exc)) for _, _, fut in batch])
 
-    async def _commit_batch(self, batch: list[Job]) -> None:
+    def _settle(self, outcomes: list[Outcome]) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(_settle, outcomes)
+        except RuntimeError:  # the loop is gone (interpreter shutdown): nobody to answer
+            pass
+
+    def _commit_batch(self, writer: Worker, batch: list[Job]) -> None:
         started = time.perf_counter()
         stats = self.stats
         stats.batches += 1
         stats.jobs += len(batch)
         stats.last_batch = len(batch)
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        outcomes: list[Outcome] = []
         retry: list[Job] = []
         try:
-            conn = await self.pool.acquire()
-        except CONNECTION_ERRORS as exc:
-            stats.failed_batches += 1
-            _settle([(fut, None, storage_failed(exc)) for _, _, fut in batch])
-            return
-        try:
-            loop = asyncio.get_running_loop()
-            results = await loop.run_in_executor(
-                self._write_thread, self._run_batch, SyncConnection(conn, loop), batch)
-            for (job, (result, exc)) in zip(batch, results, strict=True):
+            results = self._run_batch(SyncConnection(writer), batch)
+            for job, (result, exc) in zip(batch, results, strict=True):
                 if isinstance(exc, _Retry):
                     retry.append(job)
                 else:
                     outcomes.append((job[2], result, exc))
+        except CONNECTION_ERRORS as exc:  # could not connect: nothing started
+            writer.drop()
+            stats.failed_batches += 1
+            outcomes = [(fut, None, storage_failed(exc)) for _, _, fut in batch]
         except _Lost as lost:
-            conn.broken = True
+            writer.drop()
             stats.failed_batches += 1
             log.error("store: connection lost under a batch of %d: %s", len(batch), lost.cause)
             if lost.committing:
                 outcomes = [(fut, None, storage_failed(lost.cause)) for _, _, fut in batch]
             else:
-                outcomes, retry = [], list(batch)  # nothing was written: each tries again
-        finally:
-            self.pool.release(conn)
-        _settle(outcomes)
+                retry = list(batch)  # nothing was written: each tries again, alone
+        self._settle(outcomes)
         for job in retry:
             stats.retried += 1
-            await self._run_alone(job)
+            self._settle([self._run_alone(writer, job)])
         stats.commit_seconds += time.perf_counter() - started
 
-    def _run_batch(self, sync: SyncConnection,
+    @staticmethod
+    def _run_batch(sync: SyncConnection,
                    batch: list[Job]) -> list[tuple[Any, BaseException | None]]:
-        """On the writer thread: every job of the batch in one transaction."""
-        conn = sync.conn
-        wait = sync._wait  # noqa: SLF001 - same module family
+        """Every job of the batch in one transaction, each in its own savepoint."""
         results: list[tuple[Any, BaseException | None]] = []
         committing = False
         try:
-            wait(conn.script("BEGIN; SAVEPOINT job"))
-            for i, (fn, args, _) in enumerate(batch):
-                if i:
-                    wait(conn.script("SAVEPOINT job"))
+            # One round trip between two jobs: the release of one with the savepoint of the
+            # next (a savepoint of the same name hides the older one until it is released).
+            sync.script("BEGIN; SAVEPOINT job")
+            for fn, args, _ in batch:
                 try:
                     result = fn(sync, *args)
                 except CONNECTION_ERRORS:
                     raise
                 except PigeonError as exc:
-                    wait(conn.script("ROLLBACK TO job; RELEASE job"))
+                    sync.script("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
                     results.append((None, exc))
                 except Exception as exc:  # noqa: BLE001 - that job alone tries again
-                    wait(conn.script("ROLLBACK TO job; RELEASE job"))
+                    sync.script("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
                     results.append((None, _Retry(exc)))
                 else:
-                    wait(conn.script("RELEASE job"))
+                    sync.script("RELEASE job; SAVEPOINT job")
                     results.append((result, None))
             committing = True
-            wait(conn.script("COMMIT"))
+            sync.script("COMMIT")
         except CONNECTION_ERRORS as exc:
             raise _Lost(exc, committing) from exc
         except asyncpg.PostgresError as exc:
             # COMMIT refused (or a savepoint command failed): nothing of the batch stands
             log.error("store: batch of %d rolled back: %s", len(batch), exc)
             try:
-                wait(conn.script("ROLLBACK"))
+                sync.script("ROLLBACK")
             except (*CONNECTION_ERRORS, asyncpg.PostgresError) as again:
                 raise _Lost(again, committing=False) from again
             return [(None, _Retry(exc))] * len(batch)
         return results
 
-    async def _run_alone(self, job: Job) -> None:
+    @staticmethod
+    def _run_alone(writer: Worker, job: Job) -> Outcome:
+        """A job in a transaction of its own, on a working connection."""
         fn, args, fut = job
         try:
-            conn = await self.pool.acquire()
-        except CONNECTION_ERRORS as exc:
-            _settle([(fut, None, storage_failed(exc))])
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            result = await loop.run_in_executor(
-                self._write_thread, self._run_one, SyncConnection(conn, loop), fn, args)
+            sync = SyncConnection(writer)
+            sync.script("BEGIN")
+            try:
+                result = fn(sync, *args)
+            except BaseException:
+                if not sync.conn.raw.is_closed():
+                    sync.script("ROLLBACK")
+                raise
+            sync.script("COMMIT")
         except PigeonError as exc:
-            _settle([(fut, None, exc)])
+            return (fut, None, exc)
         except Exception as exc:  # noqa: BLE001 - goes back to that job's caller
             if isinstance(exc, CONNECTION_ERRORS):
-                conn.broken = True
+                writer.drop()
             log.error("store: a write failed alone too: %s", exc)
-            _settle([(fut, None, _translate(exc))])
-        else:
-            _settle([(fut, result, None)])
-        finally:
-            self.pool.release(conn)
-
-    @staticmethod
-    def _run_one(sync: SyncConnection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        wait = sync._wait  # noqa: SLF001
-        wait(sync.conn.script("BEGIN"))
-        try:
-            result = fn(sync, *args)
-        except BaseException:
-            if not sync.conn.raw.is_closed():
-                wait(sync.conn.script("ROLLBACK"))
-            raise
-        wait(sync.conn.script("COMMIT"))
-        return result
+            return (fut, None, _translate(exc))
+        return (fut, result, None)
 
     # -- reads ------------------------------------------------------------------------------
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None, "store is not open"
-        for attempt in (1, 2):  # a dead idle connection (PostgreSQL restarted) gets one retry
+        return await self._loop.run_in_executor(self._reader_pool, self._read, fn, args)
+
+    def _read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        worker: Worker | None = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self._local.worker = self._worker(False)
+        for attempt in (1, 2):  # a dead connection (PostgreSQL restarted) gets one retry
             try:
-                conn = await self.pool.acquire()
+                sync = SyncConnection(worker)
+                sync.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    return fn(sync, *args)
+                finally:
+                    if not sync.conn.raw.is_closed():
+                        sync.script("ROLLBACK")
             except CONNECTION_ERRORS as exc:
-                raise storage_failed(exc) from exc
-            try:
-                return await self._read_on(conn, fn, args)
-            except CONNECTION_ERRORS as exc:
-                conn.broken = True
+                worker.drop()
                 if attempt == 2:
                     raise storage_failed(exc) from exc
             except PigeonError:
                 raise
             except Exception as exc:
                 raise _translate(exc) from exc
-            finally:
-                self.pool.release(conn)
         raise AssertionError("unreachable")
 
-    async def _read_on(self, conn: Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        loop = asyncio.get_running_loop()
-        await conn.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
-            result = await loop.run_in_executor(
-                self._readers, lambda: fn(SyncConnection(conn, loop), *args))
-        finally:
-            if not conn.raw.is_closed():
-                await conn.script("ROLLBACK")
-        return result
+
+def _shard(args: tuple[Any, ...], writers: int) -> int:
+    """Which writer takes a job: by its first argument, the acting user for nearly every
+    operation, so that one user's writes commit in the order they were made (as with
+    SQLite's single writer) while different users' go through writers side by side."""
+    if writers == 1 or not args or not isinstance(args[0], (int, str)):
+        return 0
+    return hash((args[0],)) % writers  # a tuple mixes the bits: ids alike in parity spread
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _ping(conn: SyncConnection) -> None:
+    conn.execute("SELECT 1")
+
+
+def _settle(outcomes: list[Outcome]) -> None:
     for fut, result, exc in outcomes:
         if fut.done():
             continue
