@@ -3,8 +3,8 @@
 Creating a database, even from a template, costs PostgreSQL most of a second (it copies and
 WAL-logs some 8 MB of catalogs); property tests open a store per example. So a test process
 keeps the databases it created: :func:`lease_database` hands out one that no other test
-holds, emptied (``TRUNCATE ... RESTART IDENTITY``: the same state as a fresh copy, in a few
-milliseconds), :func:`return_database` takes it back, and :func:`drop_leased` drops them all
+holds, emptied (every row deleted, every identity restarted: the same state as a fresh copy, in a
+few milliseconds), :func:`return_database` takes it back, and :func:`drop_leased` drops them all
 when the session ends. Databases left by a test process that died are dropped by the next.
 
 The server is the machine's (``127.0.0.1:5432``, trust auth) unless ``PIGEON_TEST_POSTGRES``
@@ -123,13 +123,17 @@ async def lease_database() -> str:
 
 
 async def return_database(name: str) -> None:
-    """Empty it, and keep it for the next test (the store on it must be closed)."""
+    """Empty it, and keep it for the next test (the store on it must be closed). DELETE,
+    not TRUNCATE: on tables this small it is ten times faster (TRUNCATE makes new files)."""
     conn = await asyncpg.connect(url_for(name), timeout=3)
     try:
         tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
                                   "AND tablename != 'pigeon_schema'")
-        await conn.execute("TRUNCATE " + ", ".join(f'"{t[0]}"' for t in tables)
-                           + " RESTART IDENTITY")
+        sequences = await conn.fetch(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+        await conn.execute("BEGIN; " + "".join(f'DELETE FROM "{t[0]}"; ' for t in tables)
+                           + "".join(f'ALTER SEQUENCE "{q[0]}" RESTART; ' for q in sequences)
+                           + "COMMIT")
     finally:
         await conn.close()
     _free.append(name)

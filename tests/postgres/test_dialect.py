@@ -46,3 +46,11 @@ def test_text_escaping_round_trips_and_leaves_no_nul(value: str) -> None:
     assert unescape_text(escaped) == value
     if "\x00" not in value and "\x01" not in value:
         assert escaped is value  # the common case costs nothing
+
+
+def test_lock_hints_lock_only_in_writes() -> None:
+    sql = "SELECT head FROM streams WHERE name = ? /*FOR UPDATE*/"
+    assert translate(sql, writing=True) == "SELECT head FROM streams WHERE name = $1 FOR UPDATE"
+    assert translate(sql) == "SELECT head FROM streams WHERE name = $1 /*FOR UPDATE*/"
+    assert translate("SELECT 1 LIMIT 1 /*FOR UPDATE SKIP LOCKED*/", writing=True) == (
+        "SELECT 1 LIMIT 1 FOR UPDATE SKIP LOCKED")

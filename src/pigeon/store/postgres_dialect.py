@@ -10,7 +10,8 @@ The differences between the two dialects are few and mechanical, and they are al
 - a read that a write depends on carries a hint, ``/*FOR UPDATE*/`` or ``/*FOR UPDATE OF c*/``
   (a comment to SQLite, whose one writer needs no lock): in a write transaction it becomes
   the clause, so that writers in other processes wait for the row instead of reading a value
-  about to change (a chat's last message id, a stream's head); in a read, it stays a comment;
+  about to change (a chat's last message id, a stream's head; ``SKIP LOCKED`` for a one-time
+  key, which two claimers must never both take); in a read, it stays a comment;
 - in migrations, column types (``INTEGER`` is 64-bit in SQLite: ``BIGINT``; ``REAL``: double
   precision; ``BLOB``: ``BYTEA``), an ``id INTEGER PRIMARY KEY`` that SQLite numbers itself
   becomes an identity column, and ``WITHOUT ROWID`` goes.
