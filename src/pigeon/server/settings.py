@@ -29,7 +29,8 @@ class Settings:
     # "" (the default): SQLite in `data`. postgresql://USER@HOST:PORT/DB: PostgreSQL, for more
     # than one process; its password from PGPASSWORD or ~/.pgpass, never on the command line.
     store: str = ""
-    store_pool: int = 6                     # PostgreSQL connections per process (readers + 2)
+    store_pool: int = 6                     # PostgreSQL connections per process: 2 writers,
+                                            # the rest readers
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
     operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none
