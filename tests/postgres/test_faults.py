@@ -74,11 +74,13 @@ async def test_unreachable_mid_load_fails_typed_and_the_pool_recovers(pg_url: st
             await store.get_state(a.id)
         assert info.value.code == "STORAGE_FAILED" and info.value.retryable
 
+        assert store.stats().connections <= 3  # failed connections were dropped, not kept
         await relay.start()  # the same port: the server is back
         again, _, _ = await store.send_message(a.id, chat.id, 999, "after", 3.0)
         texts = [m.text for m in await store.history(b.id, chat.id, None, 100)]
         assert [m.text for m, _, _ in acked] == [t for t in reversed(texts) if t.startswith("m")]
         assert texts[0] == "after" and again.text == "after"
+        assert store.stats().connections >= 2  # a writer's and a reader's, opened afresh
         # what was acknowledged during the cut is there too, and nothing twice (a send whose
         # COMMIT was cut off may have landed unacknowledged: its caller retries by random_id)
         ok = {o[0].text for o in outcomes[:20] if not isinstance(o, BaseException)}

@@ -22,7 +22,8 @@ def make_store(settings: Settings) -> Store:
     if settings.store:
         from pigeon.store.postgres import PostgresStore
 
-        return PostgresStore(settings.store, readers=settings.store_pool - 2)
+        return PostgresStore(settings.store, writers=settings.store_writers,
+                             readers=settings.store_pool - settings.store_writers)
     from pigeon.store.sqlite import SqliteStore
 
     return SqliteStore(settings.db_path)

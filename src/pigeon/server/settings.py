@@ -29,8 +29,8 @@ class Settings:
     # "" (the default): SQLite in `data`. postgresql://USER@HOST:PORT/DB: PostgreSQL, for more
     # than one process; its password from PGPASSWORD or ~/.pgpass, never on the command line.
     store: str = ""
-    store_pool: int = 6                     # PostgreSQL connections per process: 2 writers,
-                                            # the rest readers
+    store_pool: int = 6                     # PostgreSQL connections per process: writers
+    store_writers: int = 2                  # and readers (the rest); docs/operations.md
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
     operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none
@@ -243,8 +243,8 @@ class Settings:
         if parts.password is not None:
             raise SettingsError("store: put the password in PGPASSWORD or ~/.pgpass, not in the "
                                 "URL (it would show in the process list and in logs)")
-        if not 3 <= self.store_pool <= 100:
-            raise SettingsError("store_pool must be 3 to 100")
+        if not 3 <= self.store_pool <= 100 or not 1 <= self.store_writers < self.store_pool:
+            raise SettingsError("need 3 <= store_pool <= 100 and 1 <= store_writers < store_pool")
 
     def _validate_edge(self) -> None:
         try:
