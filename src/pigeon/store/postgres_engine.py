@@ -250,9 +250,15 @@ class PostgresEngine:
             else:
                 retry = list(batch)  # nothing was written: each tries again, alone
         self._settle(outcomes)
-        for job in retry:
+        for i, job in enumerate(retry):
             stats.retried += 1
-            self._settle([self._run_alone(writer, job)])
+            outcome = self._run_alone(writer, job)
+            self._settle([outcome])
+            if writer.conn is None and outcome[2] is not None:
+                # PostgreSQL is unreachable: the rest would each wait for a connection too
+                cause = outcome[2]
+                self._settle([(fut, None, cause) for _, _, fut in retry[i + 1:]])
+                break
         stats.commit_seconds += time.perf_counter() - started
 
     @staticmethod
