@@ -36,7 +36,9 @@ async def open_postgres(request: pytest.FixtureRequest, directory: Path) -> Stor
 
     await pg.require_postgres()
     name = await pg.lease_database()
-    store = PostgresStore(pg.url_for(name), readers=2)
+    # Two writers, not the default one: every operation then also runs beside another
+    # writer's batches, as it does across processes (lock hints, deadlock retries).
+    store = PostgresStore(pg.url_for(name), readers=2, writers=2)
     close = store.close
 
     async def close_and_drop() -> None:

@@ -30,7 +30,7 @@ class Settings:
     # than one process; its password from PGPASSWORD or ~/.pgpass, never on the command line.
     store: str = ""
     store_pool: int = 6                     # PostgreSQL connections per process: writers
-    store_writers: int = 2                  # and readers (the rest); docs/operations.md
+    store_writers: int = 1                  # and readers (the rest); docs/operations.md
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
     operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none

@@ -42,7 +42,7 @@ class PostgresStore(SqliteStore):
     """``postgresql://USER@HOST:PORT/DB``; every operation is inherited (see module doc)."""
 
     def __init__(self, url: str, max_batch: int = 512, readers: int = 4,
-                 writers: int = 2) -> None:
+                 writers: int = 1) -> None:
         if not is_postgres_url(url):
             raise ValueError(f"not a postgresql:// URL: {redacted(url)}")
         self.url = url

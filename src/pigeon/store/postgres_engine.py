@@ -19,11 +19,12 @@ When a batch fails, one bad caller must not fail the others:
 - a connection lost during COMMIT leaves the outcome unknown: every caller of that batch gets
   ``STORAGE_FAILED`` (retryable; sends are idempotent by ``random_id``), none an ack.
 
-Several writers (threads here, processes across workers and nodes) run batches side by side:
-one round trip to PostgreSQL costs far more than the work between two, so one writer would
-leave both cores idle. Jobs go to writers by acting user (:func:`_shard`): one user's writes
-keep their order. Two batches may still lock the same rows in opposite orders; PostgreSQL
-then refuses one job (deadlock), which is rolled back to its savepoint and retried alone.
+Writers run side by side in several processes (workers, nodes) and, with ``writers`` > 1,
+in one: a round trip to a distant PostgreSQL costs far more than the work between two, and
+more writers hide it (on loopback one is as fast and costs less CPU: the default). Jobs go to
+writers by acting user (:func:`_shard`): one user's writes keep their order. Two batches may
+lock the same rows in opposite orders; PostgreSQL then refuses one job (deadlock), which is
+rolled back to its savepoint and retried alone.
 
 Per-user ``pts`` is gap-free and strictly increasing across processes because the shared SQL
 numbers updates with ``UPDATE users SET pts = pts + 1 ... RETURNING pts``: the row lock it
@@ -120,7 +121,7 @@ class PostgresEngine:
     with its own connection: ``writers + readers`` connections per process."""
 
     def __init__(self, dsn: str, max_batch: int = 512, readers: int = 4,
-                 writers: int = 2) -> None:
+                 writers: int = 1) -> None:
         self.dsn = dsn
         self.max_batch = max_batch
         self.readers = readers
