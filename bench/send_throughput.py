@@ -124,6 +124,9 @@ async def main() -> None:
         if store not in ("sqlite", "postgresql"):
             sys.exit(f"unknown store {store!r}: sqlite or postgresql")
         print(f"== {store} (1 worker)", flush=True)
+        if store == "postgresql" and (reason := await pg.unavailable_reason()):
+            print(f"skipped: {reason}")
+            continue
         database = await pg.create_database() if store == "postgresql" else None
         try:
             async with asyncio.timeout(timeout):
