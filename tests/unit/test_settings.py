@@ -1,6 +1,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pigeon.server.settings import SettingsError, load_settings
 from pigeon.shield.ratelimit import KeyedLimiter, Rate
@@ -93,6 +95,8 @@ def test_the_restart_window_fits_the_reconnect_rate_up_to_its_cap(connections, w
     ("postgresql://u@h:5432", "needs a host and a database"),
     ("postgresql:///db", "needs a host and a database"),
     ("postgresql://u:secret@h:5432/db", "PGPASSWORD"),
+    ("postgresql://u@[::1/db", "Invalid IPv6"),
+    ("postgresql://u@h:x/db", "store: Port"),
 ])
 def test_a_store_that_is_not_a_postgresql_url_is_refused_with_a_reason(store, reason):
     with pytest.raises(SettingsError, match=reason) as info:
@@ -108,3 +112,13 @@ def test_the_store_comes_from_the_flag_or_the_environment():
     for bad in ({"store_pool": 2}, {"store_writers": 0}, {"store_writers": 6}):
         with pytest.raises(SettingsError, match="store_pool"):
             load_settings(None, {"store": url, **bad}, environ={})
+
+
+@given(st.text(max_size=80) | st.builds("postgresql://{}".format, st.text(max_size=40)))
+def test_any_store_value_is_taken_or_refused_with_a_reason(store):
+    try:
+        settings = load_settings(None, {"store": store}, environ={})
+    except SettingsError:
+        return
+    assert settings.store == store
+    assert store == "" or store.startswith(("postgresql://", "postgres://"))

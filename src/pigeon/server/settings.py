@@ -228,7 +228,10 @@ class Settings:
     def _validate_store(self) -> None:
         if not self.store:
             return
-        parts = urlsplit(self.store)
+        try:
+            parts = urlsplit(self.store)
+        except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+            raise SettingsError(f"store: {exc}") from None
         if parts.scheme not in ("postgresql", "postgres"):
             raise SettingsError("store must be postgresql://USER@HOST:PORT/DB (or unset, for "
                                 f"SQLite in the data directory), not a {parts.scheme or 'bare'}"
