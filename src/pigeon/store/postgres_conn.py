@@ -134,7 +134,9 @@ class Worker:
     def __init__(self, dsn: str, writing: bool) -> None:
         self.dsn = dsn
         self.writing = writing
-        self.loop = asyncio.new_event_loop()
+        # asyncio's own loop, whatever the policy: for one statement at a time it costs less
+        # than uvloop here (measured ~40 against ~66 us of CPU per statement)
+        self.loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop()
         self.conn: Connection | None = None
         self.opened = 0
 
