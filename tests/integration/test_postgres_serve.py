@@ -4,6 +4,8 @@ sent and received through it, still there after a kill -9 and a restart."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -70,3 +72,15 @@ async def _texts(url: str) -> list[str]:
         return [r[0] for r in await conn.fetch("SELECT text FROM messages ORDER BY id")]
     finally:
         await conn.close()
+
+
+def test_an_unreachable_store_is_one_error_line_at_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [sys.executable, "-m", "pigeon", "serve", "--data", str(tmp_path / "data"),
+         "--listen", "127.0.0.1:0", "--operator-listen", "off",
+         "--store", "postgresql://pigeon@127.0.0.1:1/pigeon"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot open the store at postgresql://pigeon@127.0.0.1:1/pigeon: "
+        "Connection refused"]

@@ -84,6 +84,7 @@ def serve(config: Path | None, **flags: object) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pigeon.server.app import CannotListen
     from pigeon.server.app import serve as run
+    from pigeon.protocol.errors import Unavailable
     from pigeon.server.datadir import DataDirInUse
 
     from pigeon.runtime import run as run_loop
@@ -94,6 +95,9 @@ def serve(config: Path | None, **flags: object) -> None:
         run_loop(run(settings))
     except (DataDirInUse, CannotListen) as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Unavailable as exc:  # the store cannot be opened (PostgreSQL unreachable)
+        click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     except SettingsError as exc:  # found at start, e.g. a data directory others can read
         click.echo(f"error: {exc}", err=True)

@@ -14,11 +14,12 @@ import asyncio
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pigeon.protocol.errors import InvalidArgument, Unavailable
 
 from .base import StoreStats
+from .postgres_dialect import redacted
 from .postgres_engine import PostgresEngine
 from .sqlite import SqliteStore
 
@@ -27,15 +28,6 @@ SCHEMES = ("postgresql", "postgres")
 
 def is_postgres_url(url: str) -> bool:
     return urlsplit(url).scheme in SCHEMES
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class PostgresStore(SqliteStore):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
+from urllib.parse import urlsplit, urlunsplit
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -177,3 +178,12 @@ def coerce(values: Sequence[Any],
            how: list[Callable[[Any], Any] | None]) -> list[Any]:
     return [value if fn is None or value is None else fn(value)
             for value, fn in zip(values, how, strict=True)]
+
+
+def redacted(url: str) -> str:
+    """A connection URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

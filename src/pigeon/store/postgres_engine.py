@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -52,7 +53,7 @@ from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .migrations import MIGRATIONS
 from .postgres_conn import CONNECTION_ERRORS, Connection, SyncConnection, Worker, connect
-from .postgres_dialect import translate_ddl
+from .postgres_dialect import redacted, translate_ddl
 
 log = logging.getLogger("pigeon.store")
 
@@ -145,11 +146,16 @@ class PostgresEngine:
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        conn = await connect(self.dsn)
         try:
-            await migrate(conn)
-        finally:
-            await conn.raw.close()
+            conn = await connect(self.dsn)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.raw.close()
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else exc
+            raise Unavailable(f"cannot open the store at {redacted(self.dsn)}: {reason}",
+                              code="STORAGE_FAILED") from None
         for i, jobs in enumerate(self._queues):
             thread = threading.Thread(target=self._run_writer, args=(jobs, self._worker(True)),
                                       name=f"pigeon-pg-writer-{i}", daemon=True)
