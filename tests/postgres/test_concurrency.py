@@ -39,9 +39,14 @@ async def test_writers_in_separate_processes_keep_each_users_pts_dense(pg_url: s
         group, _ = await store.create_group(users[0], "G", users[1:], 1.0, 100)
         procs = [await asyncio.create_subprocess_exec(
             sys.executable, str(WRITER), pg_url, str(sender), str(group.id), str(EACH),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
             for sender in users[1:]]
-        outputs = [await p.communicate() for p in procs]
+        for proc in procs:  # every writer has its store open ...
+            assert proc.stdout is not None and proc.stderr is not None
+            if await proc.stdout.readline() != b"ready\n":
+                raise AssertionError((await proc.stderr.read()).decode()[-2000:])
+        outputs = await asyncio.gather(*(p.communicate(b"go\n") for p in procs))  # ... go
         for proc, (out, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err.decode()[-2000:]
             assert out.decode().strip() == str(EACH)
