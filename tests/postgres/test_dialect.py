@@ -54,3 +54,8 @@ def test_lock_hints_lock_only_in_writes() -> None:
     assert translate(sql) == "SELECT head FROM streams WHERE name = $1 /*FOR UPDATE*/"
     assert translate("SELECT 1 LIMIT 1 /*FOR UPDATE SKIP LOCKED*/", writing=True) == (
         "SELECT 1 LIMIT 1 FOR UPDATE SKIP LOCKED")
+
+
+def test_instr_becomes_strpos() -> None:
+    assert translate("SELECT 1 WHERE instr(lower(t), ?) > 0 AND INSTR(e, ?) > 0") == \
+        "SELECT 1 WHERE strpos(lower(t), $1) > 0 AND strpos(e, $2) > 0"

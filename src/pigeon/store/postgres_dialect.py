@@ -35,6 +35,7 @@ _OR_IGNORE = re.compile(r"\bINSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
 _SCALAR_MINMAX = re.compile(r"\b(MAX|MIN)\(", re.IGNORECASE)
 _LOCK_HINT = re.compile(r"/\*(FOR UPDATE[^*]*)\*/")
+_INSTR = re.compile(r"\binstr\(", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -52,6 +53,8 @@ def translate(sql: str, writing: bool = False) -> str:
                    + out[returning.start():])
         else:
             out = out.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
+    # SQLite's instr(haystack, needle) is PostgreSQL's strpos, same argument order
+    out = _INSTR.sub("strpos(", out)
     return _scalar_minmax(out)
 
 
