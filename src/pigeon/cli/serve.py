@@ -53,7 +53,8 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--workers", type=click.IntRange(0, 64), default=None, metavar="N",
               help="Run N server processes on the one port, under a supervisor that restarts "
                    "any that dies; more than one needs PostgreSQL and --bus nats://... "
-                   "[env PIGEON_WORKERS; default 0: one process, no supervisor].")
+                   "[env PIGEON_WORKERS; default: one per core with PostgreSQL and NATS, else "
+                   "one process and no supervisor].")
 @click.option("--bus", default=None, metavar="URL",
               help="Fan-out between processes and nodes: 'local' (this process only) or "
                    "nats://HOST:PORT, comma-separated for a cluster [env PIGEON_BUS; "
@@ -100,10 +101,12 @@ def serve(config: Path | None, **flags: object) -> None:
     # Each refusal at start is one line (issue 11, bug 6): a setting that cannot work is a
     # usage error (2); a directory or a port that another process holds, a failure (1).
     try:
-        if settings.workers:
+        if settings.worker_count:
+            from dataclasses import replace
+
             from pigeon.server.workers import supervise
 
-            sys.exit(supervise(settings))
+            sys.exit(supervise(replace(settings, workers=settings.worker_count)))
         run_loop(run(settings))
     except (DataDirInUse, CannotListen) as exc:
         click.echo(f"error: {exc}", err=True)

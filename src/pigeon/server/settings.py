@@ -38,9 +38,10 @@ class Settings:
     store_writers: int = 1                  # and readers (the rest); docs/operations.md
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
-    # 0: one process. N: N worker processes on the listening port (SO_REUSEPORT) under one
-    # supervisor that restarts any that dies (server/workers.py); more than one needs a store
-    # and a bus that processes share.
+    # N: N worker processes on the listening port (SO_REUSEPORT) under one supervisor that
+    # restarts any that dies (server/workers.py); more than one needs a store and a bus that
+    # processes share. 0: one per core when both are shared (PostgreSQL and NATS), else one
+    # process and no supervisor.
     workers: int = 0
     operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none
     operator_token: str | None = None       # bearer token the operator listener requires
@@ -179,7 +180,18 @@ class Settings:
     @property
     def shared_store(self) -> str | None:
         """The store's URL when several processes can share it; None for embedded SQLite."""
-        return None
+        return self.store or None
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes ``pigeon serve`` runs: ``workers`` if set; otherwise one
+        per core when the store and the bus are shared (PostgreSQL and NATS), else 0 (one
+        process, no supervisor)."""
+        if self.workers:
+            return self.workers
+        if self.shared_store is not None and self.bus != "local":
+            return min(os.cpu_count() or 1, MAX_WORKERS)
+        return 0
 
     @property
     def db_path(self) -> Path:
