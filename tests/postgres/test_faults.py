@@ -73,9 +73,12 @@ async def test_unreachable_mid_load_fails_typed_and_the_pool_recovers(pg_url: st
         with pytest.raises(Unavailable) as info:
             await store.get_state(a.id)
         assert info.value.code == "STORAGE_FAILED" and info.value.retryable
+        with pytest.raises(Unavailable):  # what /healthz asks: not reachable, 503
+            await store.ping()
 
         assert store.stats().connections <= 3  # failed connections were dropped, not kept
         await relay.start()  # the same port: the server is back
+        await store.ping()
         again, _, _ = await store.send_message(a.id, chat.id, 999, "after", 3.0)
         texts = [m.text for m in await store.history(b.id, chat.id, None, 100)]
         assert [m.text for m, _, _ in acked] == [t for t in reversed(texts) if t.startswith("m")]

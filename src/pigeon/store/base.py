@@ -198,6 +198,10 @@ DIALOG_PAGE_BYTES = 128 * 1024
 class Store(abc.ABC):
     """The durable state of one Pigeon deployment."""
 
+    async def ping(self) -> None:
+        """Raise STORAGE_FAILED unless the database answers now (readiness: /healthz)."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Create or migrate the schema, then accept calls."""

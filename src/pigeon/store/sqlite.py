@@ -436,6 +436,9 @@ class SqliteStore(Store):
     async def sticker_file_public(self, file_id: str) -> bool:
         return await self.engine.read(_q_file_public, file_id)
 
+    async def ping(self) -> None:
+        await self.engine.read(_q_ping)
+
     # -- media ------------------------------------------------------------------------------
     async def create_upload(self, upload: UploadRecord, limits: UploadLimits) -> None:
         await self.engine.write(_tx_create_upload, upload, limits)
@@ -457,3 +460,7 @@ class SqliteStore(Store):
 
     async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
         return await self.engine.write(_tx_collect_files, before, limit)
+
+
+def _q_ping(conn: Any) -> None:
+    conn.execute("SELECT 1").fetchone()
