@@ -2,7 +2,8 @@
 
 Feature calls live in their own modules and hang off the client as namespaces:
 ``client.auth``, ``client.account``, ``client.chats``, ``client.messages``, ``client.sessions``,
-``client.devices`` (end-to-end keys and envelopes).
+``client.devices`` (end-to-end keys and envelopes), ``client.secret_groups`` (end-to-end
+encrypted groups).
 
 Guarantees to the application:
 
@@ -40,6 +41,7 @@ from pigeon.protocol.updates import KeysLow, NewMessage, UnknownUpdate
 from pigeon.protocol.pow import format_ticket, solve
 
 from .devices import Devices
+from .secret_groups import SecretGroups
 from .features import Account, Auth, Chats, Messages, Sessions
 from .safety import Contacts, Requests, Safety
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
@@ -106,6 +108,7 @@ class Client:
         self.contacts = Contacts(self)
         self.requests = Requests(self)
         self.devices = Devices(self, passphrase)
+        self.secret_groups = SecretGroups(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()

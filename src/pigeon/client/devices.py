@@ -76,6 +76,18 @@ class Devices:
         return self._device is not None
 
     @property
+    def vault(self) -> Vault:
+        """The opened vault, for other end-to-end state kept under the same key
+        (:meth:`Vault.save_sibling`)."""
+        if self._vault is None:
+            raise RuntimeError("open this device's keys first: client.devices.open(passphrase)")
+        return self._vault
+
+    @property
+    def device_id(self) -> int:
+        return self._opened().device_id
+
+    @property
     def identity(self) -> IdentityKeys:
         return self._opened().identity()
 

@@ -85,6 +85,31 @@ class Vault:
         if self.path is not None and self._write is not None:
             await asyncio.to_thread(self._write, self.path, self.seal(data))
 
+    # -- other files under the same key (one passphrase, one key derivation) ---------------
+    def sibling(self, name: str) -> Path | None:
+        """Where another file sealed under this vault's key lives (None: in memory)."""
+        return None if self.path is None else self.path.with_name(name)
+
+    async def load_sibling(self, name: str) -> bytes | None:
+        """What the file ``name`` beside the vault holds (None: no such file yet);
+        VaultDamaged if it was not sealed under this key or was altered."""
+        sealed = await asyncio.to_thread(_read, self.sibling(name))
+        if sealed is None:
+            return None
+        head = len(MAGIC) + SALT_BYTES
+        if sealed[:head] != MAGIC + self._salt or len(sealed) < head + NONCE_BYTES:
+            raise VaultDamaged(f"{name} was not sealed with this device's key")
+        try:
+            return self._aead.decrypt(sealed[head:head + NONCE_BYTES],
+                                      sealed[head + NONCE_BYTES:], sealed[:head])
+        except InvalidTag:
+            raise VaultDamaged(f"{name} was altered") from None
+
+    async def save_sibling(self, name: str, data: bytes) -> None:
+        path = self.sibling(name)
+        if path is not None and self._write is not None:
+            await asyncio.to_thread(self._write, path, self.seal(data))
+
 
 def _read(path: Path | None) -> bytes | None:
     if path is None:

@@ -9,11 +9,11 @@
     ├── InvalidArgument              INVALID_ARGUMENT, PHONE_INVALID, PHONE_NOT_SUPPORTED,
     │                                USERNAME_INVALID, TEXT_INVALID, TITLE_INVALID, NAME_INVALID,
     │                                DEVICE_INVALID, KEY_SIGNATURE_INVALID,
-    │                                IDENTITY_KEYS_MISSING, TOO_MANY_KEYS
+    │                                IDENTITY_KEYS_MISSING, TOO_MANY_KEYS, CHAT_NOT_ENCRYPTED
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED, ACCOUNT_DISABLED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
-    │                                USER_PRIVACY_RESTRICTED
+    │                                USER_PRIVACY_RESTRICTED, ENCRYPTION_REQUIRED
     ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
     │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND,
     │                                REQUEST_NOT_FOUND, DEVICE_NOT_FOUND
@@ -143,6 +143,7 @@ ERROR_CODES: dict[str, Code] = {
     "KEY_SIGNATURE_INVALID": Code(InvalidArgument),
     "IDENTITY_KEYS_MISSING": Code(InvalidArgument),
     "TOO_MANY_KEYS": Code(InvalidArgument),
+    "CHAT_NOT_ENCRYPTED": Code(InvalidArgument),
     "AUTH_REQUIRED": Code(Unauthorized, not_run=True),
     "SESSION_INVALID": Code(Unauthorized, not_run=True),
     "CODE_INVALID": Code(Unauthorized, harmless=True),
@@ -154,6 +155,7 @@ ERROR_CODES: dict[str, Code] = {
     "NOT_ADMIN": Code(Forbidden),
     "NOT_AUTHOR": Code(Forbidden),
     "USER_PRIVACY_RESTRICTED": Code(Forbidden),
+    "ENCRYPTION_REQUIRED": Code(Forbidden),
     "NOT_FOUND": Code(NotFound),
     "USER_NOT_FOUND": Code(NotFound, harmless=True),
     "CHAT_NOT_FOUND": Code(NotFound),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pigeon.domain.encryption import check_forward
 from pigeon.domain.messages import forward_origin
 from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
@@ -16,10 +17,12 @@ from .services import Caller
 
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     s = caller.services
-    text = validate_text(p.text)
+    # The text is checked in the store's transaction, where the chat's kind is known: an
+    # end-to-end encrypted group takes ciphertext only (domain/encryption.py).
     fanout = reserve(caller, p.chat_id)
     message, pts, pushes = await s.store.send_message(
-        caller.user_id, p.chat_id, p.random_id, text, s.clock(), reply_to=p.reply_to)
+        caller.user_id, p.chat_id, p.random_id, p.text, s.clock(), reply_to=p.reply_to,
+        ciphertext=p.ciphertext)
     # The calling connection learns its pts from this answer, so it is not pushed the same
     # update; other processes on its session (a follower beside `pigeon send`) are.
     fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
@@ -29,6 +32,7 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
 async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     s = caller.services
     original = await s.store.get_message(caller.user_id, p.from_chat_id, p.message_id)
+    check_forward(original.ciphertext is not None, False)
     origin = forward_origin(original)
     fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(

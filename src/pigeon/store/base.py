@@ -255,9 +255,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def create_group(
         self, owner_id: int, title: str, member_ids: list[int], now: float, max_members: int,
-        policy: GroupPolicy | None = None, large: bool = False,
+        policy: GroupPolicy | None = None, large: bool = False, secret: bool = False,
     ) -> tuple[Chat, list[Push]]:
-        """``large``: a very large group (kind ``supergroup``) whose updates are written once,
+        """``secret``: an end-to-end encrypted group (:mod:`pigeon.domain.encryption`).
+        ``large``: a very large group (kind ``supergroup``) whose updates are written once,
         on its own stream; it holds ``policy.max_supergroup_members`` (``max_members``
         without a policy). With a ``policy``, each person is added, invited or refused by their
         privacy setting (Forbidden(USER_PRIVACY_RESTRICTED), NotFound(USER_NOT_FOUND) for people the
@@ -344,8 +345,11 @@ class Store(abc.ABC):
     async def send_message(
         self, sender_id: int, chat_id: int, random_id: int, text: str, now: float,
         reply_to: int | None = None, fwd_from: FwdFrom | None = None,
+        ciphertext: bytes | None = None,
     ) -> tuple[Message, int, list[Push]]:
-        """Append a message; returns it, the sender's pts and the pushes. A repeated
+        """Append a message (in an end-to-end encrypted group: ``ciphertext`` and no
+        ``text``, :func:`pigeon.domain.encryption.message_body`); returns it, the sender's
+        pts and the pushes. A repeated
         ``random_id`` from the same sender returns the original message and pts, no push."""
 
     @abc.abstractmethod

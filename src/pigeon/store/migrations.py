@@ -260,6 +260,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, key_id)
     ) WITHOUT ROWID;
     """,
+    # 10: end-to-end encrypted groups (issue 9): a group's flag, and a message's opaque
+    # ciphertext (its text then stays empty)
+    """
+    ALTER TABLE chats ADD COLUMN secret INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN ciphertext BLOB;
+    """,
 ]
 
 

@@ -156,9 +156,10 @@ class SqliteStore(Store):
 
     async def create_group(self, owner_id: int, title: str, member_ids: list[int], now: float,
                            max_members: int, policy: GroupPolicy | None = None,
-                           large: bool = False) -> tuple[Chat, list[Push]]:
+                           large: bool = False, secret: bool = False
+                           ) -> tuple[Chat, list[Push]]:
         return await self.engine.write(_tx_create_group, owner_id, title, member_ids, now,
-                                       max_members, policy, large)
+                                       max_members, policy, large, secret)
 
     async def add_members(self, actor_id: int, chat_id: int, user_ids: list[int], now: float,
                           max_members: int, policy: GroupPolicy | None = None,
@@ -215,9 +216,11 @@ class SqliteStore(Store):
     # -- messages ---------------------------------------------------------------------------
     async def send_message(self, sender_id: int, chat_id: int, random_id: int, text: str,
                            now: float, reply_to: int | None = None,
-                           fwd_from: FwdFrom | None = None) -> tuple[Message, int, list[Push]]:
+                           fwd_from: FwdFrom | None = None, ciphertext: bytes | None = None,
+                           ) -> tuple[Message, int, list[Push]]:
         return await self.engine.write(
-            _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from
+            _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from,
+            ciphertext,
         )
 
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from pigeon.domain import audience, paging
+from pigeon.domain import audience, encryption, paging
 from pigeon.domain import messages as rules
 from pigeon.domain.people import makes_contact
 from pigeon.protocol import updates as up
@@ -41,7 +41,7 @@ from .sqlite_rows import (
 
 def _tx_send_message(
     conn: sqlite3.Connection, sender_id: int, chat_id: int, random_id: int, text: str,
-    now: float, reply_to: int | None, fwd_from: FwdFrom | None,
+    now: float, reply_to: int | None, fwd_from: FwdFrom | None, ciphertext: bytes | None = None,
 ) -> tuple[Message, int, list[Push]]:
     seen = conn.execute(
         "SELECT chat_id, message_id, pts FROM random_ids WHERE sender_id = ? AND random_id = ?",
@@ -54,6 +54,9 @@ def _tx_send_message(
             raise rules.no_message(seen[0], seen[1])
         return first, seen[2], []
     sender = standing(conn, sender_id, chat_id)
+    if fwd_from is not None:
+        encryption.check_forward(False, sender.secret)
+    text = encryption.message_body(sender.secret, text, ciphertext)
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and is_service_chat(conn, chat_id),
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
@@ -66,15 +69,15 @@ def _tx_send_message(
     message_id = sender.last_message_id + 1  # the writer is alone: read-then-write is atomic
     conn.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
     conn.execute(
-        "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd, ciphertext) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (chat_id, message_id, sender_id, now, text, reply_to,
-         encode(fwd_from) if fwd_from else None),
+         encode(fwd_from) if fwd_from else None, ciphertext),
     )
     reading = rules.read_on_send(sender, message_id)
     _set_read_mark(conn, chat_id, sender_id, reading.mark)
     new = Message(chat_id=chat_id, id=message_id, sender_id=sender_id, date=now, text=text,
-                  reply_to=reply_to, fwd_from=fwd_from)
+                  reply_to=reply_to, fwd_from=fwd_from, ciphertext=ciphertext)
     if withheld is not None and not withheld.shown:
         hide(conn, withheld.recipient_id, chat_id, [message_id])
     told = audience.new_message() if withheld is None else audience.withheld(sender_id)
@@ -102,6 +105,7 @@ def _tx_edit_message(
     conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int, text: str, now: float
 ) -> tuple[Message, list[Push]]:
     editor = standing(conn, user_id, chat_id)
+    encryption.check_plain_edit(editor.secret)
     edited = _seen(conn, editor, chat_id, message_id)
     rules.check_edit(edited, user_id)
     (edit_seq,) = conn.execute(

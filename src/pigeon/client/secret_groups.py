@@ -1,0 +1,362 @@
+"""``client.secret_groups``: end-to-end encrypted groups (issue 9, deliverable 4).
+
+Each sending device has one Megolm outbound session per group (:mod:`pigeon.crypto.megolm`)
+and shares its key over Olm (``client.devices.send_to_devices``) with every device of every
+member, the sender's own other devices included, before the first message that uses it. A
+new session starts when a member joins, leaves or is removed, when a member device is added
+or removed, and after ``policy.max_messages`` messages or ``policy.max_age`` seconds.
+
+The device's inbound sessions, its outbound ones and the messages waiting for a key are
+kept in ``group-keys.vault`` beside the device's keys, sealed under the same passphrase
+(:meth:`pigeon.crypto.vault.Vault.save_sibling`). Nothing is decrypted to disk: history is
+the server's ciphertext, decrypted when read.
+
+Key payloads arrive in the device's inbox. :meth:`SecretGroups.on_room_key` and
+:meth:`SecretGroups.on_key_request` are handlers of the shape ``client.inbox.on(Payload,
+handler)`` takes; until that router is here, :meth:`SecretGroups.receive_keys` reads the
+inbox itself and hands group payloads to them (the others are returned, untouched).
+
+A message whose key has not come is :data:`PENDING`: kept, and decrypted when the key
+arrives (:meth:`SecretGroups.take_resolved`). After the inbox was read, the device asks for
+the keys it still lacks (a RoomKeyRequest to the sending device and to its own other
+devices), once per session; they re-share the key if it is entitled to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from pigeon.crypto import megolm
+from pigeon.crypto.megolm import GroupState, Inbound, Outbound, Pending, RotationPolicy
+from pigeon.crypto.olm import CannotDecrypt
+from pigeon.crypto.payloads import (
+    RoomKey,
+    RoomKeyRequest,
+    encode_payload,
+    read_payload,
+)
+from pigeon.domain.text import validate_text
+from pigeon.protocol.errors import NotFound
+from pigeon.protocol.keys import DeviceKeys
+from pigeon.protocol.types import Chat, Member, Message, SentMessage
+
+from .devices import DeviceMessage
+
+if TYPE_CHECKING:
+    from .client import Client
+
+log = logging.getLogger("pigeon.client.secret_groups")
+
+STATE_FILE = "group-keys.vault"
+MEMBERS_PAGE = 100
+State = Literal["decrypted", "pending", "failed"]
+DECRYPTED: State = "decrypted"
+PENDING: State = "pending"
+FAILED: State = "failed"
+
+
+class GroupMessage(msgspec.Struct, frozen=True):
+    """A message of an end-to-end encrypted group as this device reads it: ``text`` when
+    ``state`` is "decrypted"; "pending" while its key has not come; "failed" with the
+    reason in ``error`` (altered, replayed, or from a session it may not read)."""
+
+    chat_id: int
+    id: int
+    sender_id: int
+    date: float
+    state: State
+    text: str | None = None
+    error: str | None = None
+    reply_to: int | None = None
+
+
+class SecretGroups:
+    def __init__(self, client: Client, policy: RotationPolicy | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self.policy = policy or RotationPolicy()
+        self.clock = clock  # injectable: rotation by age is tested without sleeping
+        self._state: GroupState | None = None
+        self._lock = asyncio.Lock()
+        self._resolved: list[GroupMessage] = []  # pending messages decrypted since taken
+        self._replies: list[tuple[DeviceKeys, RoomKey]] = []
+        self.rotations = 0      # outbound sessions started (tests, bench)
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def _pickle_key(self) -> bytes:
+        return self._client.devices.vault.pickle_key
+
+    async def _opened(self) -> GroupState:
+        devices = self._client.devices
+        if self._state is None or self._state.device_id != devices.device_id:
+            data = await devices.vault.load_sibling(STATE_FILE)
+            state = megolm.load_state(data)
+            if state.device_id != devices.device_id:  # a new login is a new device
+                state = GroupState(device_id=devices.device_id)
+            self._state = state
+        return self._state
+
+    async def _save(self) -> None:
+        assert self._state is not None
+        await self._client.devices.vault.save_sibling(STATE_FILE,
+                                                      megolm.dump_state(self._state))
+
+    # -- creating and sending -----------------------------------------------------------------
+    async def create(self, title: str, member_ids: list[int]) -> Chat:
+        """A new end-to-end encrypted group (its first send shares the key)."""
+        return await self._client.chats.create_group(title, member_ids, secret=True)
+
+    async def send(self, chat_id: int, text: str, *, reply_to: int | None = None,
+                   random_id: int | None = None) -> SentMessage:
+        """``text`` encrypted for the group's member devices (sharing a new session's key
+        first when one is due). The server sees only the ciphertext."""
+        text = validate_text(text)
+        async with self._lock:
+            state = await self._opened()
+            members = await self._members(chat_id)
+            devices = await self._client.devices.query(sorted(members))
+            now = self.clock()
+            out = state.outbound.get(chat_id)
+            due = "first message" if out is None else megolm.rotation_due(
+                out, now, self.policy, members, {d.device_id for d in devices})
+            if due is not None:
+                log.info("new group session for chat %d: %s", chat_id, due)
+                out = await self._rotate(state, chat_id, now, members, devices)
+            assert out is not None
+            sealed = megolm.encrypt(out, self._client.devices.device_id, text, self._pickle_key)
+            # Before it leaves: a ratchet that went back after a crash would reuse an index.
+            await self._save()
+        return await self._client.messages.send(chat_id, "", reply_to=reply_to,
+                                                random_id=random_id, ciphertext=sealed)
+
+    async def _members(self, chat_id: int) -> set[int]:
+        found: set[int] = set()
+        offset = 0
+        while True:
+            page: list[Member] = await self._client.chats.members(chat_id, offset, MEMBERS_PAGE)
+            if not page:
+                return found
+            found.update(member.user.id for member in page)
+            offset += len(page)
+
+    async def _rotate(self, state: GroupState, chat_id: int, now: float, members: set[int],
+                      devices: list[DeviceKeys]) -> Outbound:
+        own_user, own_device = self._user_id, self._client.devices.device_id
+        old = state.outbound.get(chat_id)
+        if old is not None:
+            state.old_outbound = [*state.old_outbound, old][-megolm.MAX_OLD_OUTBOUND:]
+        out, key = megolm.new_outbound(chat_id, now, members, {d.device_id for d in devices},
+                                       self._pickle_key)
+        self._keep_inbound(state, megolm.own_inbound(out, own_user, own_device,
+                                                     self._pickle_key))
+        state.outbound[chat_id] = out
+        await self._save()
+        body = encode_payload(RoomKey(chat_id=chat_id, session_id=out.session_id,
+                                      session_key=key))
+        targets = [d for d in devices if d.device_id != own_device]
+        try:
+            await self._client.devices.send_to_devices(targets, body)
+        except NotFound:
+            # A device logged out between the query and the send (the batch is all or
+            # none): share with those still there; the next send rotates past it.
+            still = {d.device_id for d in await self._client.devices.query(sorted(members))}
+            await self._client.devices.send_to_devices(
+                [d for d in targets if d.device_id in still], body)
+        self.rotations += 1
+        return out
+
+    @property
+    def _user_id(self) -> int:
+        user_id = self._client.profile.user_id
+        if user_id is None:
+            raise RuntimeError("log in first")
+        return user_id
+
+    # -- reading ------------------------------------------------------------------------------
+    async def decrypt(self, messages: list[Message]) -> list[GroupMessage]:
+        """These messages of encrypted groups as this device reads them (a message without
+        ciphertext, one deleted, reads as failed). Those whose key is missing are kept,
+        and their keys asked for."""
+        async with self._lock:
+            state = await self._opened()
+            out = [self._read(state, Pending(chat_id=m.chat_id, message_id=m.id,
+                                             sender_id=m.sender_id, date=m.date,
+                                             ciphertext=m.ciphertext or b""), m.reply_to)
+                   for m in messages]
+            await self._save()
+        await self._ask_for_missing()
+        return out
+
+    def _read(self, state: GroupState, item: Pending, reply_to: int | None = None,
+              keep: bool = True) -> GroupMessage:
+        def result(status: State, text: str | None = None,
+                   error: str | None = None) -> GroupMessage:
+            return GroupMessage(item.chat_id, item.message_id, item.sender_id, item.date,
+                                status, text, error, reply_to)
+        if not item.ciphertext:
+            return result(FAILED, error="not an encrypted message")
+        try:
+            sealed = megolm.read_sealed(item.ciphertext)
+            inbound = state.inbound.get(megolm.inbound_key(item.chat_id, sealed.device_id,
+                                                           sealed.session_id))
+            if inbound is None:
+                raise megolm.KeyTooNew("its key has not arrived yet")
+            read = megolm.decrypt(inbound, sealed, item.chat_id, item.sender_id,
+                                  self._pickle_key)
+            megolm.check_replay(state, read, item.message_id)
+        except megolm.KeyTooNew as exc:
+            if keep and item not in state.pending:
+                state.pending = [*state.pending, item][-megolm.MAX_PENDING:]
+            return result(PENDING, error=str(exc))
+        except CannotDecrypt as exc:
+            return result(FAILED, error=str(exc))
+        return result(DECRYPTED, read.text)
+
+    async def history(self, chat_id: int, before_id: int | None = None,
+                      limit: int = 50) -> list[GroupMessage]:
+        """A page of the group's history (newest first), decrypted on this device."""
+        page = await self._client.messages.history(chat_id, before_id=before_id, limit=limit)
+        return await self.decrypt([m for m in page if not m.deleted])
+
+    def take_resolved(self) -> list[GroupMessage]:
+        """Messages that were pending and were decrypted since the last call, in order."""
+        out, self._resolved = self._resolved, []
+        return out
+
+    def pending(self) -> list[Pending]:
+        return list(self._state.pending) if self._state is not None else []
+
+    # -- keys arriving and asked for ----------------------------------------------------------
+    async def receive_keys(self) -> list[DeviceMessage]:
+        """Read this device's inbox and take the group keys and key requests in it; returns
+        the other messages (for their own handlers). A stopgap until ``client.inbox``."""
+        rest = []
+        for message in await self._client.devices.receive():
+            payload = read_payload(message.body) if message.body is not None else None
+            if isinstance(payload, RoomKey):
+                await self.on_room_key(message, payload)
+            elif isinstance(payload, RoomKeyRequest):
+                await self.on_key_request(message, payload)
+            else:
+                rest.append(message)
+        await self.flush()
+        return rest
+
+    async def flush(self) -> None:
+        """Send the keys re-shared and ask for those still missing (after an inbox read)."""
+        replies, self._replies = self._replies, []
+        for target, key in replies:
+            await self._client.devices.send_to_devices([target], encode_payload(key))
+        await self._ask_for_missing()
+
+    async def on_room_key(self, message: DeviceMessage, payload: RoomKey) -> None:
+        """A group session's key, from the device that sends with it or forwarded by one of
+        this user's own devices; the messages that waited for it are decrypted."""
+        if payload.sender_device in (0, message.sender_device):
+            owner_device, owner_user = message.sender_device, message.sender_id
+        elif message.sender_id == self._user_id and payload.exported and payload.sender_user:
+            owner_device, owner_user = payload.sender_device, payload.sender_user
+        else:
+            log.warning("device %d forwarded a group key it may not: ignored",
+                        message.sender_device)
+            return
+        async with self._lock:
+            state = await self._opened()
+            try:
+                inbound = megolm.inbound_from_key(
+                    payload.chat_id, owner_device, owner_user, payload.session_id,
+                    payload.session_key, payload.exported, self._pickle_key)
+            except CannotDecrypt as exc:
+                log.warning("a group key from device %d is unusable: %s",
+                            message.sender_device, exc)
+                return
+            if not self._keep_inbound(state, inbound):
+                return
+            waiting, state.pending = state.pending, []
+            for item in waiting:
+                read = self._read(state, item)
+                if read.state != PENDING:
+                    self._resolved.append(read)
+            await self._save()
+
+    def _keep_inbound(self, state: GroupState, inbound: Inbound) -> bool:
+        key = megolm.inbound_key(inbound.chat_id, inbound.device_id, inbound.session_id)
+        held = state.inbound.get(key)
+        if held is not None and (held.user_id != inbound.user_id or
+                                 not megolm.better(inbound, held, self._pickle_key)):
+            return False
+        if held is None and len(state.inbound) >= megolm.MAX_INBOUND_SESSIONS:
+            state.inbound.pop(next(iter(state.inbound)))
+        state.inbound[key] = inbound
+        if key in state.requested:
+            state.requested = [k for k in state.requested if k != key]
+        return True
+
+    async def on_key_request(self, message: DeviceMessage, payload: RoomKeyRequest) -> None:
+        """Another device lacks a key: re-share it (exported at the index asked) if this
+        device holds it and the asker is entitled: a member when the session was used, or
+        one of this user's own devices."""
+        own_user, own_device = self._user_id, self._client.devices.device_id
+        async with self._lock:
+            state = await self._opened()
+            inbound = state.inbound.get(megolm.inbound_key(
+                payload.chat_id, payload.sender_device, payload.session_id))
+            if inbound is None:
+                return
+            if payload.sender_device == own_device:
+                out = next((o for o in [*state.outbound.values(), *state.old_outbound]
+                            if o.session_id == payload.session_id
+                            and o.chat_id == payload.chat_id), None)
+                allowed = megolm.entitled(out, message.sender_id, own_user)
+            else:  # forwarding someone else's key: to this user's own devices only
+                allowed = message.sender_id == own_user
+            exported = megolm.export(inbound, payload.index, self._pickle_key) \
+                if allowed else None
+        if exported is None:
+            log.info("device %d asked for a group key it may not have", message.sender_device)
+            return
+        target = next((d for d in await self._client.devices.query([message.sender_id])
+                       if d.device_id == message.sender_device), None)
+        if target is not None:
+            forwarded = payload.sender_device != own_device
+            self._replies.append((target, RoomKey(
+                chat_id=payload.chat_id, session_id=payload.session_id, session_key=exported,
+                exported=True, sender_device=payload.sender_device if forwarded else 0,
+                sender_user=inbound.user_id if forwarded else 0)))
+
+    async def _ask_for_missing(self) -> None:
+        """A RoomKeyRequest, once per session, for the keys pending messages wait for: to
+        the sending device and this user's other devices."""
+        async with self._lock:
+            state = await self._opened()
+            wanted: dict[str, tuple[Pending, megolm.Sealed]] = {}
+            for item in state.pending:
+                try:
+                    sealed = megolm.read_sealed(item.ciphertext)
+                except CannotDecrypt:
+                    continue
+                key = megolm.inbound_key(item.chat_id, sealed.device_id, sealed.session_id)
+                if key not in state.requested and key not in wanted:
+                    wanted[key] = (item, sealed)
+            if not wanted:
+                return
+            state.requested = [*state.requested, *wanted][-megolm.MAX_PENDING:]
+            await self._save()
+        own_user, own_device = self._user_id, self._client.devices.device_id
+        users = sorted({own_user, *(item.sender_id for item, _ in wanted.values())})
+        devices = await self._client.devices.query(users)
+        for item, sealed in wanted.values():
+            index = megolm.message_index(sealed)
+            targets = [d for d in devices if d.device_id != own_device and (
+                d.user_id == own_user or d.device_id == sealed.device_id)]
+            request = RoomKeyRequest(chat_id=item.chat_id, sender_device=sealed.device_id,
+                                     session_id=sealed.session_id, index=index)
+            if targets:
+                await self._client.devices.send_to_devices(targets, encode_payload(request))
