@@ -24,17 +24,21 @@ def check_new_group(secret: bool, large: bool) -> None:
                               "are too many to share keys with", code="INVALID_ARGUMENT")
 
 
-def message_body(secret: bool, text: str, ciphertext: bytes | None) -> str:
-    """The text to store for a new message in a chat that is ``secret`` or not (empty in a
-    secret one, whose body is ``ciphertext`` alone)."""
+def check_text(text: str, ciphertext: bytes | None) -> str:
+    """A new message's text as the server checks it before the store (which knows the chat):
+    that of a plain message, or nothing beside a ciphertext."""
+    return text if ciphertext is not None else validate_text(text)
+
+
+def check_body(secret: bool, text: str, ciphertext: bytes | None) -> None:
+    """A new message in a chat that is ``secret`` or not: ciphertext and no text in a secret
+    one, no ciphertext elsewhere."""
     if secret:
         if ciphertext is None or text:
             raise encryption_required("send it encrypted (ciphertext, no text)")
-        return ""
-    if ciphertext is not None:
+    elif ciphertext is not None:
         raise InvalidArgument("this chat is not end-to-end encrypted: send text, not "
                               "ciphertext", code="CHAT_NOT_ENCRYPTED")
-    return validate_text(text)
 
 
 def check_plain_edit(secret: bool) -> None:

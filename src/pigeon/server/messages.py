@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pigeon.domain.encryption import check_forward
+from pigeon.domain.encryption import check_forward, check_text
 from pigeon.domain.messages import forward_origin
 from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
@@ -17,11 +17,12 @@ from .services import Caller
 
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     s = caller.services
-    # The text is checked in the store's transaction, where the chat's kind is known: an
-    # end-to-end encrypted group takes ciphertext only (domain/encryption.py).
+    # Whether the chat takes text or ciphertext is checked in the store's transaction, where
+    # the chat is known: an end-to-end encrypted group takes ciphertext only.
+    text = check_text(p.text, p.ciphertext)
     fanout = reserve(caller, p.chat_id)
     message, pts, pushes = await s.store.send_message(
-        caller.user_id, p.chat_id, p.random_id, p.text, s.clock(), reply_to=p.reply_to,
+        caller.user_id, p.chat_id, p.random_id, text, s.clock(), reply_to=p.reply_to,
         ciphertext=p.ciphertext)
     # The calling connection learns its pts from this answer, so it is not pushed the same
     # update; other processes on its session (a follower beside `pigeon send`) are.
