@@ -34,6 +34,8 @@ T = TypeVar("T")
 
 
 class Ctx:
+    passphrase_file: Path | None = None  # --passphrase-file: this device's end-to-end keys
+
     def __init__(self, profile_ref: str | None, by_flag: bool, ca_file: Path | None) -> None:
         self.profile_ref = profile_ref
         self.profile_dir = resolve_profile(profile_ref)

@@ -29,7 +29,7 @@ from .context import (
     session, warn,
 )
 from .admin import admin
-from . import account, chat_settings, messages
+from . import account, chat_settings, messages, secret_groups
 from .chat_settings import muted, pinned
 from .groups import group, sessions
 from .names import Names
@@ -60,15 +60,21 @@ def _server_option(_ctx: click.Context, _param: click.Parameter, value: str) -> 
               envvar="PIGEON_CA_FILE", default=None,
               help="PEM certificate(s) to trust for the server's TLS, e.g. a self-signed "
                    "server's own; remembered in the profile [env PIGEON_CA_FILE].")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None,
+              help="The file holding the passphrase of this device's end-to-end keys (else "
+                   "$PIGEON_PASSPHRASE_FILE, else asked on a terminal).")
 @click.version_option(package_name="pigeon")
 @click.pass_context
-def cli(click_ctx: click.Context, profile_ref: str | None, ca_file: Path | None) -> None:
+def cli(click_ctx: click.Context, profile_ref: str | None, ca_file: Path | None,
+        passphrase_file: Path | None) -> None:
     """Pigeon: a self-hostable messenger. Start a server with `pigeon serve`."""
     try:
         ctx = Ctx(profile_ref, by_flag=click_ctx.get_parameter_source("profile_ref")
                   is click.core.ParameterSource.COMMANDLINE, ca_file=ca_file)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--profile") from None
+    ctx.passphrase_file = passphrase_file
     click_ctx.obj = ctx
     if profile_ref and is_profile_name(profile_ref) \
             and not (ctx.profile_dir / PROFILE_FILE).exists() \
@@ -196,13 +202,21 @@ async def username_release(ctx: Ctx) -> None:
 @pass_ctx
 @run
 async def send(ctx: Ctx, to: str, reply_to: int | None, text: str) -> None:
-    """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk."""
+    """Send TEXT (`-` reads it from standard input). Returns once the server has it on disk.
+    In an end-to-end encrypted group it is encrypted on this device (the passphrase of its
+    keys: --passphrase-file)."""
     text = message_text(text)
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
-        sent = await sent_from_here(client, chat_id, lambda: client.messages.send(
-            chat_id, text, reply_to=reply_to))
-        await keep(ctx, [(sent.message, None)])
+        if to.startswith(("@", "user:")) or \
+                not await secret_groups.is_secret_group(client, chat_id):
+            sent = await sent_from_here(client, chat_id, lambda: client.messages.send(
+                chat_id, text, reply_to=reply_to))
+            await keep(ctx, [(sent.message, None)])
+        else:
+            await secret_groups.unlock(ctx, client)
+            sent = await sent_from_here(client, chat_id, lambda: client.secret_groups.send(
+                chat_id, text, reply_to=reply_to))
         echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -19,17 +20,18 @@ import click
 from pigeon.client import Client
 from pigeon.protocol.errors import Forbidden, NotFound
 from pigeon.protocol.updates import (
-    ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
+    ChatUpdate, DeleteMessages, EditMessage, Envelope, NewMessage, ReadOutbox, Typing,
 )
 
 from pigeon.protocol.types import Message, User
 
-from . import events
+from . import events, secret_groups
 from .args import MAX_MESSAGE_ID
 from .context import Ctx, run, session
 from .names import Names
 from .output import echo
 from .search import Kept
+from .secret_groups import secret_event
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -39,8 +41,11 @@ QUOTES_KEPT = 10_000  # texts of printed messages kept, for the replies that fol
 class Printer:
     """Prints updates, remembering per chat the last message printed, to mark as read."""
 
-    def __init__(self, client: Client, as_json: bool, kept: Kept) -> None:
+    def __init__(self, client: Client, as_json: bool, kept: Kept,
+                 unlock: Callable[[], Awaitable[None]] | None = None) -> None:
         self.client = client
+        self._unlock = unlock  # opens the device's keys, for end-to-end encrypted groups
+        self.unlocked = False
         self.kept = kept
         self.to_keep: list[tuple[Message, User | None]] = []  # for the archive, in a batch
         self.names = Names(client)
@@ -73,12 +78,16 @@ class Printer:
             return events.typing(update, await self.names.get(update.user_id), self.as_json)
         if isinstance(update, ChatUpdate):
             return events.membership(update, self.as_json)
+        if isinstance(update, Envelope):
+            await self.keys_arrived()
         return None
 
     async def _message(self, update: NewMessage | EditMessage) -> str | None:
         msg, edited = update.message, isinstance(update, EditMessage)
         if msg.deleted or (not edited and await self._sent_here(update)):
             return None  # (`pigeon send` kept its own message)
+        if msg.ciphertext is not None:
+            return await self._secret(msg)
         sender = await self.names.get(msg.sender_id)
         self.to_keep.append((msg, sender))
         quote = None
@@ -90,6 +99,35 @@ class Printer:
         self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
         return events.message_event(msg, sender, edited=edited, quote=quote,
                                     as_json=self.as_json)
+
+    async def _secret(self, msg: Message) -> str:
+        """A message of an end-to-end encrypted group, decrypted on this device (kept out
+        of the search archive: it must not reach the disk in the clear)."""
+        await self.unlock()
+        [read] = await self.client.secret_groups.decrypt([msg])
+        self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
+        return secret_event(read, await self.names.get(msg.sender_id), self.as_json)
+
+    async def unlock(self) -> None:
+        """Open the device's keys (once) and take the group keys waiting in its inbox."""
+        if self.unlocked or self._unlock is None:
+            return
+        await self._unlock()
+        self.unlocked = True
+        await self.client.secret_groups.receive_keys()
+
+    async def keys_arrived(self) -> None:
+        """Envelopes came to this device: take the keys, print what waited for them."""
+        if not self.unlocked:
+            return
+        await self.client.secret_groups.receive_keys()
+        await self.show_resolved()
+
+    async def show_resolved(self) -> None:
+        for read in self.client.secret_groups.take_resolved():
+            echo(secret_event(read, await self.names.get(read.sender_id), self.as_json))
+            self.printed += 1
+        sys.stdout.flush()
 
     async def _quote(self, chat_id: int, message_id: int) -> str | None:
         """What the reply answers: printed just before, or asked of the server."""
@@ -151,11 +189,15 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
     kept = Kept(ctx.profile_dir)
     try:
         async with session(ctx, track_updates=True) as client:
-            printer = Printer(client, as_json, kept)
+            printer = Printer(client, as_json, kept,
+                              unlock=lambda: secret_groups.unlock(ctx, client))
+            if secret_groups.passphrase_given(ctx):
+                await printer.unlock()
             await client.sync()  # everything since the last `receive` on this profile
             # The profile is saved after printing: a crash repeats a line, never loses one.
             for update in client.take_updates():
                 await printer.show(update)
+            await printer.keys_arrived()  # messages that waited for a key it just got
             await printer.keep()
             if mark_read:
                 await printer.mark_read()

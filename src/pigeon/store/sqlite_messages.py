@@ -135,7 +135,8 @@ def _tx_delete_messages(
     if for_everyone:
         rules.check_delete_for_everyone(actor, user_id, found)
         conn.executemany(
-            "UPDATE messages SET deleted = 1, text = '', fwd = NULL WHERE chat_id = ? AND id = ?",
+            "UPDATE messages SET deleted = 1, text = '', fwd = NULL, ciphertext = NULL "
+            "WHERE chat_id = ? AND id = ?",
             [(chat_id, i) for i in ids],
         )
         update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=ids, for_everyone=True)

@@ -1,0 +1,52 @@
+"""`pigeon group create --secret`, `send --to chat:ID` and `receive` in an end-to-end
+encrypted group, as people type them (issue 9, deliverable 4). The accounts are made with
+the SDK, in this process: each `pigeon` run costs seconds on a loaded machine."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from cli_support import ok, one_error_line, pigeon
+
+from pigeon.testing import login
+
+PASSPHRASE = "correct horse battery staple"
+
+
+async def test_secret_group_from_the_command_line(server, phone, tmp_path) -> None:
+    alice, bob, carol = tmp_path / "alice", tmp_path / "bob", tmp_path / "carol"
+    owner = await login(server, phone(), "Alice", username="alice_sg", profile=alice)
+    for profile, name in ((bob, "bob_sg"), (carol, "carol_sg")):
+        member = await login(server, phone(), name.title(), username=name, profile=profile)
+        chat = await member.chats.open_private(owner.profile.user_id)  # type: ignore[arg-type]
+        await member.messages.send(chat.id, "hi")  # they wrote to Alice: she may add them
+        await member.devices.open(PASSPHRASE)      # keys made and published, in the vault
+        await member.close()
+    await owner.close()
+    secret_file = tmp_path / "pass"
+    secret_file.write_text(PASSPHRASE + "\n")
+    env = {"PIGEON_PASSPHRASE_FILE": str(secret_file)}
+
+    created = ok(alice, "group", "create", "Desk", "--secret", "--member", "@bob_sg",
+                 "--member", "@carol_sg")
+    assert "(end-to-end encrypted)" in created
+    chat = created.split()[1]
+    marker = f"marker-{secrets.token_hex(6)}"
+    # The CLI encrypts by itself in a secret group (the passphrase from the global flag).
+    ok(None, "--profile", str(alice), "--passphrase-file", str(secret_file), "send",
+       "--to", chat, marker)
+    lines = [json.loads(line) for line in ok(bob, "receive", "--json", env=env).splitlines()]
+    [got] = [line for line in lines if line.get("secret")]
+    assert (got["text"], got["sender_username"], got["ttl"]) == (marker, "alice_sg", None)
+    shown = ok(carol, "history", chat, env=env)
+    assert f"[secret] [{chat} #" in shown and marker in shown
+    # A wrong passphrase: one line, exit 1.
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it")
+    result = pigeon(bob, "send", "--to", chat, "x", env={"PIGEON_PASSPHRASE_FILE": str(wrong)})
+    assert result.returncode == 1 and "wrong passphrase" in one_error_line(result)
+    for profile in (alice, bob, carol):
+        for path in profile.rglob("*"):
+            if path.is_file():
+                assert marker.encode() not in path.read_bytes(), path
