@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from cli_support import ok, one_error_line, pigeon
+from cli_support import Follower, ok, one_error_line, pigeon
 
 from pigeon.testing import login
 
@@ -39,6 +39,11 @@ async def test_secret_group_from_the_command_line(server, phone, tmp_path) -> No
     lines = [json.loads(line) for line in ok(bob, "receive", "--json", env=env).splitlines()]
     [got] = [line for line in lines if line.get("secret")]
     assert (got["text"], got["sender_username"], got["ttl"]) == (marker, "alice_sg", None)
+    with Follower(bob, "--json", env=env) as follower:  # decrypts as messages come
+        ok(alice, "send", "--to", chat, f"{marker} again", env=env)
+        line = json.loads(follower.wait_for(f"{marker} again"))
+        assert line["secret"] is True and "state" not in line
+        assert follower.stop() == 130
     shown = ok(carol, "history", chat, env=env)
     assert f"[secret] [{chat} #" in shown and marker in shown
     # A wrong passphrase: one line, exit 1.

@@ -104,9 +104,22 @@ class Printer:
         """A message of an end-to-end encrypted group, decrypted on this device (kept out
         of the search archive: it must not reach the disk in the clear)."""
         await self.unlock()
-        [read] = await self.client.secret_groups.decrypt([msg])
+        groups = self.client.secret_groups
+        [read] = await groups.decrypt([msg])
+        lines = []
+        if read.state == "pending":
+            # Its key may be in the inbox already (the message came first on another
+            # stream): take it before saying the message waits.
+            await groups.receive_keys()
+            for resolved in groups.take_resolved():
+                if (resolved.chat_id, resolved.id) == (msg.chat_id, msg.id):
+                    read = resolved
+                else:
+                    lines.append(secret_event(resolved, await self.names.get(
+                        resolved.sender_id), self.as_json))
         self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
-        return secret_event(read, await self.names.get(msg.sender_id), self.as_json)
+        lines.append(secret_event(read, await self.names.get(msg.sender_id), self.as_json))
+        return "\n".join(lines)
 
     async def unlock(self) -> None:
         """Open the device's keys (once) and take the group keys waiting in its inbox."""
@@ -212,7 +225,8 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
                         await printer.keep()
                         if mark_read:
                             await printer.mark_read()
-                        if update.pts:
+                        if update.pts and not isinstance(update, Envelope):
+                            # (an envelope's pts is its place in the device's inbox)
                             shown = update.pts
                             client.profile.save(pts=shown)
                 finally:
