@@ -58,3 +58,17 @@ async def test_plain_groups_unchanged_and_secret_is_not_large(store: Store) -> N
     assert (sent.text, sent.ciphertext) == ("hi", None)
     with raises(InvalidArgument, "INVALID_ARGUMENT"):
         await store.create_group(a, "L", [b], T0, MAX_MEMBERS, large=True, secret=True)
+
+
+async def test_only_members_send_or_read_ciphertext(store: Store) -> None:
+    a, b, c = await make_users(store, 3)
+    chat, _ = await store.create_group(a, "T", [b], T0, MAX_MEMBERS, secret=True)
+    with raises(Forbidden, "NOT_A_MEMBER"):
+        await store.send_message(c, chat.id, 1, "", T0, ciphertext=SEALED)
+    with raises(Forbidden, "NOT_A_MEMBER"):
+        await store.history(c, chat.id, None, 10)
+    await store.remove_member(a, chat.id, b, T0)
+    with raises(Forbidden, "NOT_A_MEMBER"):
+        await store.send_message(b, chat.id, 2, "", T0, ciphertext=SEALED)
+    after, _, pushes = await store.send_message(a, chat.id, 3, "", T0, ciphertext=SEALED)
+    assert pushed_to(pushes, b) == []  # a removed member is not sent what comes after
