@@ -242,9 +242,12 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
     else:
         # A kind or role from a later protocol version reads "unknown": say so plainly.
         kind = chat.kind if chat.kind in ("group", "supergroup") else "unknown kind"
-        title = (f"{visible(chat.title)} ({kind}, {plural(chat.member_count, 'member')}, "
-                 f"you: {chat.role})")
+        secret = ", end-to-end encrypted" if chat.secret else ""
+        title = (f"{visible(chat.title)} ({kind}{secret}, "
+                 f"{plural(chat.member_count, 'member')}, you: {chat.role})")
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
+    if d.last_message is not None and d.last_message.ciphertext is not None:
+        last = " — [encrypted]"  # `receive` or `history` decrypt it, with the passphrase
     unread = f" [{d.unread_count} unread]" if d.unread_count else ""
     echo(f"chat:{chat.id}  {title}{unread}{muted(chat)}{pinned(chat)}{last}")
 
