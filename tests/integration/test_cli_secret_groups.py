@@ -44,6 +44,7 @@ async def test_secret_group_from_the_command_line(server, phone, tmp_path) -> No
         line = json.loads(follower.wait_for(f"{marker} again"))
         assert line["secret"] is True and "state" not in line
         assert follower.stop() == 130
+    assert "end-to-end encrypted" in ok(carol, "chats")
     shown = ok(carol, "history", chat, env=env)
     assert f"[secret] [{chat} #" in shown and marker in shown
     # A wrong passphrase: one line, exit 1.

@@ -126,6 +126,10 @@ async def test_rotation_by_count_and_time_with_an_injected_clock() -> None:
     await alice.send(CHAT, "m")
     assert alice.rotations == 4
     assert sum(isinstance(p, RoomKey) for p in payloads(net, 22)) == 1
+    del net.devices[22]  # ... and logs it out again
+    await alice.send(CHAT, "m")
+    assert alice.rotations == 5
+    assert sum(isinstance(p, RoomKey) for p in payloads(net, 22)) == 1  # not told again
 
 
 async def test_a_removed_member_cannot_read_after_and_is_not_given_the_key() -> None:
