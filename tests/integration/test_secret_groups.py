@@ -8,7 +8,8 @@ import secrets
 
 import pytest
 
-from pigeon.client import Client
+from pigeon.client import Client, Profile
+from pigeon.crypto.megolm import GroupState
 from pigeon.crypto import vault as vault_module
 from pigeon.protocol.errors import Forbidden, InvalidArgument
 from pigeon.testing import login
@@ -32,6 +33,10 @@ async def texts(client: Client, chat_id: int) -> list[str | None]:
     await client.secret_groups.receive_keys()
     client.secret_groups.take_resolved()
     return [m.text for m in reversed(await client.secret_groups.history(chat_id))]
+
+
+async def _loaded(client: Client) -> GroupState:
+    return await client.secret_groups._opened()  # what the vault file held
 
 
 async def test_three_people_removal_and_re_request(server, phone, tmp_path) -> None:
@@ -87,6 +92,16 @@ async def test_three_people_removal_and_re_request(server, phone, tmp_path) -> N
         await bob2.secret_groups.receive_keys()
         assert [m.text for m in bob2.secret_groups.take_resolved()] == [f"{marker} three"]
         assert await texts(bob2, chat.id) == [f"{marker} {n}" for n in ("one", "two", "three")]
+
+        # A restarted device keeps its keys and what waits for one (sealed in its vault).
+        await carol.close()
+        carol = Client(server.url, Profile.load(tmp_path / "carol"))
+        everyone = (alice, bob, bob2, carol)
+        await carol.connect()
+        await carol.devices.open(PASSPHRASE)
+        assert [p.message_id for p in (await _loaded(carol)).pending] == [after.message.id]
+        [old] = await carol.secret_groups.decrypt([sent.message])
+        assert old.text == f"{marker} one"
 
         # Plain groups are unchanged, and refuse ciphertext.
         plain = await alice.chats.create_group("Plain", [bob.profile.user_id])  # type: ignore[list-item]
