@@ -13,6 +13,7 @@ send to it through ``client.secret_groups``. Prints:
 * later sends (p50 and max of --sends): members and devices looked up, Megolm encrypt, send;
 * a rotation (the session's message budget used up) once Olm sessions exist: a new Megolm
   key shared with every device over the existing sessions;
+* plain sends to a plain group of the same members, for comparison;
 * one member device taking its key from its inbox and decrypting the history page.
 
 The argon2 cost of the device vaults is lowered here (it is paid once per device opening,
@@ -77,6 +78,12 @@ async def main(args: argparse.Namespace) -> None:
         assert sender.secret_groups.rotations == 2
         print(f"send with a rotation (new key over existing Olm sessions): "
               f"{rotated * 1000:.0f} ms")
+
+        plain = await sender.chats.create_group("plain", [m.profile.user_id for m in others])  # type: ignore[misc]
+        baseline = [await timed(sender.messages.send(plain.id, f"p{i}"))
+                    for i in range(args.sends)]
+        print(f"for comparison, plain group sends: p50 "
+              f"{statistics.median(baseline) * 1000:.1f} ms")
 
         reader = devices[-1]
 
