@@ -16,6 +16,7 @@ from pigeon.crypto import megolm
 from pigeon.crypto import vault as vault_module
 from pigeon.crypto.megolm import GroupState, RotationPolicy
 from pigeon.crypto.olm import CannotDecrypt
+from pigeon.crypto.payloads import RoomKey, RoomKeyRequest, encode_payload, read_payload
 from pigeon.crypto.vault import Vault, VaultDamaged
 
 KEY = secrets.token_bytes(32)  # vodozemac's pickle key
@@ -146,3 +147,22 @@ async def test_the_group_state_file_is_sealed_under_the_device_vault(tmp_path, m
     (tmp_path / "group-keys.vault").write_bytes(bytes(data))
     with pytest.raises(VaultDamaged):
         await again.load_sibling("group-keys.vault")
+
+
+def test_group_payloads_round_trip() -> None:
+    for payload in (
+        RoomKey(chat_id=3, session_id="s", session_key="k", exported=True, sender_device=9,
+                sender_user=4),
+        RoomKeyRequest(chat_id=3, sender_device=9, session_id="s", index=12),
+    ):
+        assert read_payload(encode_payload(payload)) == payload
+
+
+@given(st.sampled_from(["group.key", "group.key_request"]),
+       st.dictionaries(st.sampled_from(["chat_id", "session_id", "session_key", "index",
+                                        "sender_device", "sender_user", "exported"]),
+                       st.integers(-2**63, 2**64 - 1) | st.text(max_size=5000) | st.booleans()
+                       | st.none()))
+def test_any_group_payload_is_read_or_malformed_never_raises(tag: str, fields: dict) -> None:
+    read = read_payload(msgspec.msgpack.encode({"p": tag, **fields}))
+    assert isinstance(read, (RoomKey, RoomKeyRequest)) or read.error  # type: ignore[union-attr]
