@@ -36,6 +36,11 @@ async def test_secret_group_from_the_command_line(server, phone, tmp_path) -> No
     # The CLI encrypts by itself in a secret group (the passphrase from the global flag).
     ok(None, "--profile", str(alice), "--passphrase-file", str(secret_file), "send",
        "--to", chat, marker)
+    # A wrong passphrase: one line, exit 1, and nothing is lost: the next receive shows it.
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it")
+    result = pigeon(bob, "receive", "--json", env={"PIGEON_PASSPHRASE_FILE": str(wrong)})
+    assert result.returncode == 1 and "wrong passphrase" in one_error_line(result)
     lines = [json.loads(line) for line in ok(bob, "receive", "--json", env=env).splitlines()]
     [got] = [line for line in lines if line.get("secret")]
     assert (got["text"], got["sender_username"], got["ttl"]) == (marker, "alice_sg", None)
@@ -44,14 +49,13 @@ async def test_secret_group_from_the_command_line(server, phone, tmp_path) -> No
         line = json.loads(follower.wait_for(f"{marker} again"))
         assert line["secret"] is True and "state" not in line
         assert follower.stop() == 130
+    # Without a passphrase, receive says what it cannot read rather than dropping it.
+    locked = [json.loads(line) for line in ok(carol, "receive", "--json").splitlines()
+              if '"secret": true' in line]
+    assert [(m["state"], m["text"]) for m in locked] == [("locked", None)] * 2
     assert "end-to-end encrypted" in ok(carol, "chats")
     shown = ok(carol, "history", chat, env=env)
     assert f"[secret] [{chat} #" in shown and marker in shown
-    # A wrong passphrase: one line, exit 1.
-    wrong = tmp_path / "wrong"
-    wrong.write_text("not it")
-    result = pigeon(bob, "send", "--to", chat, "x", env={"PIGEON_PASSPHRASE_FILE": str(wrong)})
-    assert result.returncode == 1 and "wrong passphrase" in one_error_line(result)
     for profile in (alice, bob, carol):
         for path in profile.rglob("*"):
             if path.is_file():

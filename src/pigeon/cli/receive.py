@@ -42,7 +42,7 @@ class Printer:
     """Prints updates, remembering per chat the last message printed, to mark as read."""
 
     def __init__(self, client: Client, as_json: bool, kept: Kept,
-                 unlock: Callable[[], Awaitable[None]] | None = None) -> None:
+                 unlock: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.client = client
         self._unlock = unlock  # opens the device's keys, for end-to-end encrypted groups
         self.unlocked = False
@@ -103,7 +103,10 @@ class Printer:
     async def _secret(self, msg: Message) -> str:
         """A message of an end-to-end encrypted group, decrypted on this device (kept out
         of the search archive: it must not reach the disk in the clear)."""
-        await self.unlock()
+        if not await self.unlock():
+            self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
+            return secret_groups.locked_event(msg, await self.names.get(msg.sender_id),
+                                              self.as_json)
         groups = self.client.secret_groups
         [read] = await groups.decrypt([msg])
         lines = []
@@ -121,13 +124,17 @@ class Printer:
         lines.append(secret_event(read, await self.names.get(msg.sender_id), self.as_json))
         return "\n".join(lines)
 
-    async def unlock(self) -> None:
-        """Open the device's keys (once) and take the group keys waiting in its inbox."""
+    async def unlock(self) -> bool:
+        """Open the device's keys (once) and take the group keys waiting in its inbox;
+        False when there is no passphrase to open them with."""
         if self.unlocked or self._unlock is None:
-            return
-        await self._unlock()
+            return self.unlocked
+        if not await self._unlock():
+            self._unlock = None  # asked once: the next messages print locked too
+            return False
         self.unlocked = True
         await self.client.secret_groups.receive_keys()
+        return True
 
     async def keys_arrived(self) -> None:
         """Envelopes came to this device: take the keys, print what waited for them."""
@@ -203,7 +210,8 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
     try:
         async with session(ctx, track_updates=True) as client:
             printer = Printer(client, as_json, kept,
-                              unlock=lambda: secret_groups.unlock(ctx, client))
+                              unlock=lambda: secret_groups.unlock(ctx, client,
+                                                                  required=False))
             if secret_groups.passphrase_given(ctx):
                 await printer.unlock()
             await client.sync()  # everything since the last `receive` on this profile

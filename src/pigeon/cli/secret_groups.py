@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from pigeon.client import Client
+from pigeon.client import Client, Profile
 from pigeon.client.secret_groups import GroupMessage
 from pigeon.crypto.vault import VaultDamaged, WrongPassphrase
 from pigeon.protocol.types import Message, User
@@ -34,8 +34,9 @@ def passphrase_given(ctx: Ctx) -> bool:
     return ctx.passphrase_file is not None or bool(os.environ.get(PASSPHRASE_ENV))
 
 
-def passphrase(ctx: Ctx) -> bytes:
-    """The passphrase of this device's keys: from the file given, or asked for."""
+def passphrase(ctx: Ctx) -> bytes | None:
+    """The passphrase of this device's keys: from the file given, or asked for on a
+    terminal; None when there is neither."""
     path = ctx.passphrase_file or (Path(os.environ[PASSPHRASE_ENV])
                                    if os.environ.get(PASSPHRASE_ENV) else None)
     if path is not None:
@@ -43,19 +44,39 @@ def passphrase(ctx: Ctx) -> bytes:
     if sys.stdin.isatty():
         return str(click.prompt("passphrase for this device's keys", hide_input=True,
                                 err=True)).encode()
-    raise click.UsageError("end-to-end encryption needs this device's passphrase: "
-                           f"--passphrase-file PATH or {PASSPHRASE_ENV}")
+    return None
 
 
-async def unlock(ctx: Ctx, client: Client) -> None:
-    """Open this device's keys (made and published on first use)."""
+async def unlock(ctx: Ctx, client: Client, required: bool = True) -> bool:
+    """Open this device's keys (made and published on first use). Without a passphrase:
+    a usage error if ``required``, else False. A wrong one: one line, exit 1, and the
+    profile keeps its place in the updates (nothing was shown)."""
     if client.devices.is_open:
-        return
+        return True
+    secret = passphrase(ctx)
+    if secret is None:
+        if required:
+            raise click.UsageError(NO_PASSPHRASE)
+        return False
     try:
-        await client.devices.open(passphrase(ctx))
+        await client.devices.open(secret)
     except (WrongPassphrase, VaultDamaged) as exc:
+        _keep_place(client)
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    return True
+
+
+NO_PASSPHRASE = ("end-to-end encryption needs this device's passphrase: --passphrase-file "
+                 f"PATH or {PASSPHRASE_ENV}")
+
+
+def _keep_place(client: Client) -> None:
+    """Put the update positions back to what the profile saved: closing the client saves
+    them, and the updates taken since were not shown."""
+    if client.profile.directory is not None:
+        saved = Profile.load(client.profile.directory)
+        client.profile.pts, client.profile.streams = saved.pts, saved.streams
 
 
 async def is_secret_group(client: Client, chat_id: int) -> bool:
@@ -76,7 +97,16 @@ def secret_event(read: GroupMessage, sender: User | None, as_json: bool) -> str:
     return message_line(shown, sender, prefix="[secret] ")
 
 
+def locked_event(msg: Message, sender: User | None, as_json: bool) -> str:
+    """A group message this run cannot decrypt: no passphrase was given."""
+    read = GroupMessage(msg.chat_id, msg.id, msg.sender_id, msg.date, "locked",
+                        error=NO_PASSPHRASE, reply_to=msg.reply_to)
+    return secret_event(read, sender, as_json)
+
+
 def _unreadable(read: GroupMessage) -> str:
+    if read.state == "locked":
+        return "[encrypted: give the passphrase (--passphrase-file) to read it]"
     if read.state == "pending":
         return "[waiting for its key: shown when it arrives]"
     return f"[cannot decrypt: {read.error}]"

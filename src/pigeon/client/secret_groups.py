@@ -55,7 +55,8 @@ log = logging.getLogger("pigeon.client.secret_groups")
 
 STATE_FILE = "group-keys.vault"
 MEMBERS_PAGE = 100
-State = Literal["decrypted", "pending", "failed"]
+#: (and "locked" where an application could not open the device's keys to try)
+State = Literal["decrypted", "pending", "failed", "locked"]
 DECRYPTED: State = "decrypted"
 PENDING: State = "pending"
 FAILED: State = "failed"
