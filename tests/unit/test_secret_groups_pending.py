@@ -12,7 +12,7 @@ from typing import Any
 from pigeon.client.devices import DeviceMessage
 from pigeon.client.secret_groups import SecretGroups
 from pigeon.crypto.megolm import RotationPolicy
-from pigeon.crypto.payloads import RoomKey, RoomKeyRequest, read_payload
+from pigeon.crypto.payloads import Renew, RoomKey, RoomKeyRequest, read_payload
 from pigeon.crypto.vault import Vault
 from pigeon.protocol.keys import DeviceKeys, IdentityKeys
 from pigeon.protocol.types import Member, Message, SentMessage, User
@@ -175,3 +175,18 @@ async def test_forwarded_keys_are_taken_from_own_devices_only() -> None:
                      exported=False, sender_device=11, sender_user=1)
     await bob.on_room_key(mallory, forged)  # a third party claiming Alice's session
     assert [m.state for m in await bob.decrypt(net.messages)] == ["pending"]
+
+
+async def test_a_renewed_olm_session_brings_the_current_group_keys_again() -> None:
+    net = Net()
+    alice, bob = device(net, 1, 11), device(net, 2, 21)
+    device(net, 3, 31)
+    await alice.send(CHAT, "one")
+    net.inboxes[21].clear()  # Bob's device lost what came over its broken Olm session
+    await alice.on_renew(DeviceMessage(2, 21, 1, None), Renew(reason="cannot decrypt"))
+    await alice.on_renew(DeviceMessage(4, 41, 1, None), Renew())  # no member: nothing
+    await alice.flush()
+    [again] = payloads(net, 21)
+    assert isinstance(again, RoomKey) and again.exported
+    await bob.receive_keys()
+    assert [m.text for m in await bob.decrypt(net.messages)] == ["one"]

@@ -11,10 +11,11 @@ kept in ``group-keys.vault`` beside the device's keys, sealed under the same pas
 (:meth:`pigeon.crypto.vault.Vault.save_sibling`). Nothing is decrypted to disk: history is
 the server's ciphertext, decrypted when read.
 
-Key payloads arrive in the device's inbox. :meth:`SecretGroups.on_room_key` and
-:meth:`SecretGroups.on_key_request` are handlers of the shape ``client.inbox.on(Payload,
-handler)`` takes; until that router is here, :meth:`SecretGroups.receive_keys` reads the
-inbox itself and hands group payloads to them (the others are returned, untouched).
+Key payloads arrive in the device's inbox. :meth:`SecretGroups.on_room_key`,
+:meth:`SecretGroups.on_key_request` and :meth:`SecretGroups.on_renew` are handlers of the
+shape ``client.inbox.on(Payload, handler)`` takes (then :meth:`SecretGroups.flush` after a
+batch); until that router is here, :meth:`SecretGroups.receive_keys` reads the inbox itself
+and hands group payloads to them (the others are returned, untouched).
 
 A message whose key has not come is :data:`PENDING`: kept, and decrypted when the key
 arrives (:meth:`SecretGroups.take_resolved`). After the inbox was read, the device asks for
@@ -36,6 +37,7 @@ from pigeon.crypto import megolm
 from pigeon.crypto.megolm import GroupState, Inbound, Outbound, Pending, RotationPolicy
 from pigeon.crypto.olm import CannotDecrypt
 from pigeon.crypto.payloads import (
+    Renew,
     RoomKey,
     RoomKeyRequest,
     encode_payload,
@@ -245,6 +247,9 @@ class SecretGroups:
                 await self.on_room_key(message, payload)
             elif isinstance(payload, RoomKeyRequest):
                 await self.on_key_request(message, payload)
+            elif isinstance(payload, Renew):
+                await self.on_renew(message, payload)
+                rest.append(message)  # the 1:1 layer has its own use for it
             else:
                 rest.append(message)
         await self.flush()
@@ -331,6 +336,30 @@ class SecretGroups:
                 chat_id=payload.chat_id, session_id=payload.session_id, session_key=exported,
                 exported=True, sender_device=payload.sender_device if forwarded else 0,
                 sender_user=inbound.user_id if forwarded else 0)))
+
+    async def on_renew(self, message: DeviceMessage, payload: Renew) -> None:
+        """A device started a fresh Olm session with this one because it could not read
+        something from it: what it missed may have been group keys, so the current session
+        of every group it is a member of is re-shared with it (from its first index)."""
+        own_user = self._user_id
+        async with self._lock:
+            state = await self._opened()
+            keys = []
+            for out in state.outbound.values():
+                inbound = state.inbound.get(megolm.inbound_key(
+                    out.chat_id, self._client.devices.device_id, out.session_id))
+                if inbound is None or not megolm.entitled(out, message.sender_id, own_user):
+                    continue
+                exported = megolm.export(inbound, 0, self._pickle_key)
+                if exported is not None:
+                    keys.append(RoomKey(chat_id=out.chat_id, session_id=out.session_id,
+                                        session_key=exported, exported=True))
+        if not keys:
+            return
+        target = next((d for d in await self._client.devices.query([message.sender_id])
+                       if d.device_id == message.sender_device), None)
+        if target is not None:
+            self._replies += [(target, key) for key in keys]
 
     async def _ask_for_missing(self) -> None:
         """A RoomKeyRequest, once per session, for the keys pending messages wait for: to
