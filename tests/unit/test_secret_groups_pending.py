@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import secrets
 from types import SimpleNamespace
+
+import pytest
 from typing import Any
 
 from pigeon.client.devices import DeviceMessage
@@ -14,6 +16,7 @@ from pigeon.client.secret_groups import SecretGroups
 from pigeon.crypto.megolm import RotationPolicy
 from pigeon.crypto.payloads import Renew, RoomKey, RoomKeyRequest, read_payload
 from pigeon.crypto.vault import Vault
+from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.keys import DeviceKeys, IdentityKeys
 from pigeon.protocol.types import Member, Message, SentMessage, User
 
@@ -190,3 +193,12 @@ async def test_a_renewed_olm_session_brings_the_current_group_keys_again() -> No
     assert isinstance(again, RoomKey) and again.exported
     await bob.receive_keys()
     assert [m.text for m in await bob.decrypt(net.messages)] == ["one"]
+
+
+async def test_text_is_checked_before_it_is_encrypted() -> None:
+    net = Net()
+    alice = device(net, 1, 11)
+    for bad in ("", "   ", "nul\x00", "x" * 4097):
+        with pytest.raises(InvalidArgument):
+            await alice.send(CHAT, bad)
+    assert net.messages == [] and alice.rotations == 0

@@ -44,7 +44,8 @@ from pigeon.crypto.payloads import (
     read_payload,
 )
 from pigeon.domain.text import validate_text
-from pigeon.protocol.errors import NotFound
+from pigeon.protocol import limits
+from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.protocol.keys import DeviceKeys
 from pigeon.protocol.types import Chat, Member, Message, SentMessage
 
@@ -121,6 +122,9 @@ class SecretGroups:
         """``text`` encrypted for the group's member devices (sharing a new session's key
         first when one is due). The server sees only the ciphertext."""
         text = validate_text(text)
+        if len(text) > limits.MAX_TEXT_CHARS:  # the server cannot count what it cannot read
+            raise InvalidArgument(f"a message can be at most {limits.MAX_TEXT_CHARS:,} "
+                                  "characters", code="TEXT_INVALID")
         async with self._lock:
             state = await self._opened()
             members = await self._members(chat_id)
