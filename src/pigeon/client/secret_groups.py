@@ -201,8 +201,8 @@ class SecretGroups:
         await self._ask_for_missing()
         return out
 
-    def _read(self, state: GroupState, item: Pending, reply_to: int | None = None,
-              keep: bool = True) -> GroupMessage:
+    def _read(self, state: GroupState, item: Pending,
+              reply_to: int | None = None) -> GroupMessage:
         def result(status: State, text: str | None = None,
                    error: str | None = None) -> GroupMessage:
             return GroupMessage(item.chat_id, item.message_id, item.sender_id, item.date,
@@ -219,7 +219,7 @@ class SecretGroups:
                                   self._pickle_key)
             megolm.check_replay(state, read, item.message_id)
         except megolm.KeyTooNew as exc:
-            if keep and item not in state.pending:
+            if item not in state.pending:  # kept until its key comes
                 state.pending = [*state.pending, item][-megolm.MAX_PENDING:]
             return result(PENDING, error=str(exc))
         except CannotDecrypt as exc:
