@@ -195,18 +195,18 @@ class SecretGroups:
             state = await self._opened()
             out = [self._read(state, Pending(chat_id=m.chat_id, message_id=m.id,
                                              sender_id=m.sender_id, date=m.date,
-                                             ciphertext=m.ciphertext or b""), m.reply_to)
+                                             ciphertext=m.ciphertext or b"",
+                                             reply_to=m.reply_to))
                    for m in messages]
             await self._save()
         await self._ask_for_missing()
         return out
 
-    def _read(self, state: GroupState, item: Pending,
-              reply_to: int | None = None) -> GroupMessage:
+    def _read(self, state: GroupState, item: Pending) -> GroupMessage:
         def result(status: State, text: str | None = None,
                    error: str | None = None) -> GroupMessage:
             return GroupMessage(item.chat_id, item.message_id, item.sender_id, item.date,
-                                status, text, error, reply_to)
+                                status, text, error, item.reply_to)
         if not item.ciphertext:
             return result(FAILED, error="not an encrypted message")
         try:

@@ -93,6 +93,7 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True):
     sender_id: int
     date: float
     ciphertext: bytes
+    reply_to: int | None = None
 
 
 class KeyTooNew(CannotDecrypt):
