@@ -13,6 +13,7 @@ from typing import Any
 
 from pigeon.client.devices import DeviceMessage
 from pigeon.client.secret_groups import SecretGroups
+from pigeon.client.secret_groups import _Taken as Taken
 from pigeon.crypto.megolm import RotationPolicy
 from pigeon.crypto.payloads import Renew, RoomKey, RoomKeyRequest, read_payload
 from pigeon.crypto.vault import Vault
@@ -173,10 +174,9 @@ async def test_forwarded_keys_are_taken_from_own_devices_only() -> None:
     alice, bob = device(net, 1, 11), device(net, 2, 21)
     await alice.send(CHAT, "one")
     key = payloads(net, 21)[0]
-    mallory = DeviceMessage(3, 31, 1, None)
     forged = RoomKey(chat_id=CHAT, session_id=key.session_id, session_key=key.session_key,
                      exported=False, sender_device=11, sender_user=1)
-    await bob.on_room_key(mallory, forged)  # a third party claiming Alice's session
+    await bob.on_room_key(Taken(3, 31, forged, []))  # a third party claiming Alice's session
     assert [m.state for m in await bob.decrypt(net.messages)] == ["pending"]
 
 
@@ -186,9 +186,11 @@ async def test_a_renewed_olm_session_brings_the_current_group_keys_again() -> No
     device(net, 3, 31)
     await alice.send(CHAT, "one")
     net.inboxes[21].clear()  # Bob's device lost what came over its broken Olm session
-    await alice.on_renew(DeviceMessage(2, 21, 1, None), Renew(reason="cannot decrypt"))
-    await alice.on_renew(DeviceMessage(4, 41, 1, None), Renew())  # no member: nothing
-    await alice.flush()
+    actions: list[Any] = []
+    await alice.on_renew(Taken(2, 21, Renew(reason="cannot decrypt"), actions))
+    await alice.on_renew(Taken(4, 41, Renew(), actions))  # not a member: nothing
+    assert len(actions) == 1 and payloads(net, 21) == []  # sent after the batch's ack
+    await actions[0]()
     [again] = payloads(net, 21)
     assert isinstance(again, RoomKey) and again.exported
     await bob.receive_keys()
@@ -202,3 +204,13 @@ async def test_text_is_checked_before_it_is_encrypted() -> None:
         with pytest.raises(InvalidArgument):
             await alice.send(CHAT, bad)
     assert net.messages == [] and alice.rotations == 0
+
+
+async def test_attach_registers_with_the_inbox_router() -> None:
+    net = Net()
+    alice = device(net, 1, 11)
+    registered: list[Any] = []
+    router = SimpleNamespace(on=lambda kind, handler: registered.append(kind),
+                             before_ack=lambda hook: registered.append(hook))
+    alice.attach(router)  # type: ignore[arg-type]
+    assert registered == [RoomKey, RoomKeyRequest, Renew, alice.save]

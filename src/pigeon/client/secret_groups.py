@@ -13,9 +13,10 @@ the server's ciphertext, decrypted when read.
 
 Key payloads arrive in the device's inbox. :meth:`SecretGroups.on_room_key`,
 :meth:`SecretGroups.on_key_request` and :meth:`SecretGroups.on_renew` are handlers of the
-shape ``client.inbox.on(Payload, handler)`` takes (then :meth:`SecretGroups.flush` after a
-batch); until that router is here, :meth:`SecretGroups.receive_keys` reads the inbox itself
-and hands group payloads to them (the others are returned, untouched).
+shape ``client.inbox.on(Payload, handler)`` takes, and :meth:`SecretGroups.save` is its
+``before_ack`` hook (:meth:`SecretGroups.attach` registers them); until that router is
+here, :meth:`SecretGroups.receive_keys` reads the inbox itself and hands group payloads to
+them (the others are returned, untouched).
 
 A message whose key has not come is :data:`PENDING`: kept, and decrypted when the key
 arrives (:meth:`SecretGroups.take_resolved`). After the inbox was read, the device asks for
@@ -28,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
@@ -80,6 +82,42 @@ class GroupMessage(msgspec.Struct, frozen=True):
     reply_to: int | None = None
 
 
+Action = Callable[[], Awaitable[Any]]
+
+
+class Incoming(Protocol):
+    """What an inbox handler is given (``client.inbox``'s shape): who sent it, the payload,
+    and ``later`` for what to run once the batch is acknowledged (sends: the device's Olm
+    state is busy while handlers run)."""
+
+    sender_id: int
+    sender_device: int
+    payload: Any
+
+    def later(self, action: Action) -> None: ...
+
+
+class Router(Protocol):
+    """``client.inbox``, as far as this module uses it."""
+
+    def on(self, kind: type[Any], handler: Callable[[Any], Awaitable[None]]) -> None: ...
+
+    def before_ack(self, hook: Callable[[], Awaitable[None]]) -> None: ...
+
+
+@dataclass
+class _Taken:
+    """A payload read by :meth:`SecretGroups.receive_keys` (the stopgap router)."""
+
+    sender_id: int
+    sender_device: int
+    payload: Any
+    actions: list[Action]
+
+    def later(self, action: Action) -> None:
+        self.actions.append(action)
+
+
 class SecretGroups:
     def __init__(self, client: Client, policy: RotationPolicy | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -89,7 +127,7 @@ class SecretGroups:
         self._state: GroupState | None = None
         self._lock = asyncio.Lock()
         self._resolved: list[GroupMessage] = []  # pending messages decrypted since taken
-        self._replies: list[tuple[DeviceKeys, RoomKey]] = []
+        self._dirty = False  # handlers took keys not yet written (see save)
         self.rotations = 0      # outbound sessions started (tests, bench)
 
     # -- state --------------------------------------------------------------------------------
@@ -241,34 +279,48 @@ class SecretGroups:
         return list(self._state.pending) if self._state is not None else []
 
     # -- keys arriving and asked for ----------------------------------------------------------
+    def attach(self, inbox: Router) -> None:
+        """Take group payloads from ``client.inbox`` (and save once per batch, before it is
+        acknowledged)."""
+        inbox.on(RoomKey, self.on_room_key)
+        inbox.on(RoomKeyRequest, self.on_key_request)
+        inbox.on(Renew, self.on_renew)
+        inbox.before_ack(self.save)
+
     async def receive_keys(self) -> list[DeviceMessage]:
-        """Read this device's inbox and take the group keys and key requests in it; returns
-        the other messages (for their own handlers). A stopgap until ``client.inbox``."""
+        """Read this device's inbox and take the group payloads in it; returns the other
+        messages (and renewals, which the 1:1 layer also reads). A stopgap until
+        ``client.inbox`` (:meth:`attach`), which acknowledges only after :meth:`save`."""
+        handlers: dict[type, Callable[[Incoming], Awaitable[None]]] = {
+            RoomKey: self.on_room_key, RoomKeyRequest: self.on_key_request,
+            Renew: self.on_renew}
+        actions: list[Action] = []
         rest = []
         for message in await self._client.devices.receive():
             payload = read_payload(message.body) if message.body is not None else None
-            if isinstance(payload, RoomKey):
-                await self.on_room_key(message, payload)
-            elif isinstance(payload, RoomKeyRequest):
-                await self.on_key_request(message, payload)
-            elif isinstance(payload, Renew):
-                await self.on_renew(message, payload)
-                rest.append(message)  # the 1:1 layer has its own use for it
-            else:
+            handler = handlers.get(type(payload))
+            if handler is None or isinstance(payload, Renew):
                 rest.append(message)
-        await self.flush()
+            if handler is not None:
+                await handler(_Taken(message.sender_id, message.sender_device, payload,
+                                     actions))
+        await self.save()
+        for action in actions:
+            await action()
+        await self._ask_for_missing()
         return rest
 
-    async def flush(self) -> None:
-        """Send the keys re-shared and ask for those still missing (after an inbox read)."""
-        replies, self._replies = self._replies, []
-        for target, key in replies:
-            await self._client.devices.send_to_devices([target], encode_payload(key))
-        await self._ask_for_missing()
+    async def save(self) -> None:
+        """Write what the handlers took (the inbox's ``before_ack`` hook: once a batch)."""
+        async with self._lock:
+            if self._dirty:
+                await self._save()
+                self._dirty = False
 
-    async def on_room_key(self, message: DeviceMessage, payload: RoomKey) -> None:
+    async def on_room_key(self, message: Incoming) -> None:
         """A group session's key, from the device that sends with it or forwarded by one of
         this user's own devices; the messages that waited for it are decrypted."""
+        payload: RoomKey = message.payload
         if payload.sender_device in (0, message.sender_device):
             owner_device, owner_user = message.sender_device, message.sender_id
         elif message.sender_id == self._user_id and payload.exported and payload.sender_user:
@@ -294,7 +346,7 @@ class SecretGroups:
                 read = self._read(state, item)
                 if read.state != PENDING:
                     self._resolved.append(read)
-            await self._save()
+            self._dirty = True
 
     def _keep_inbound(self, state: GroupState, inbound: Inbound) -> bool:
         key = megolm.inbound_key(inbound.chat_id, inbound.device_id, inbound.session_id)
@@ -309,10 +361,11 @@ class SecretGroups:
             state.requested = [k for k in state.requested if k != key]
         return True
 
-    async def on_key_request(self, message: DeviceMessage, payload: RoomKeyRequest) -> None:
+    async def on_key_request(self, message: Incoming) -> None:
         """Another device lacks a key: re-share it (exported at the index asked) if this
         device holds it and the asker is entitled: a member when the session was used, or
-        one of this user's own devices."""
+        one of this user's own devices. Sent once the inbox batch is acknowledged."""
+        payload: RoomKeyRequest = message.payload
         own_user, own_device = self._user_id, self._client.devices.device_id
         async with self._lock:
             state = await self._opened()
@@ -332,16 +385,14 @@ class SecretGroups:
         if exported is None:
             log.info("device %d asked for a group key it may not have", message.sender_device)
             return
-        target = next((d for d in await self._client.devices.query([message.sender_id])
-                       if d.device_id == message.sender_device), None)
-        if target is not None:
-            forwarded = payload.sender_device != own_device
-            self._replies.append((target, RoomKey(
-                chat_id=payload.chat_id, session_id=payload.session_id, session_key=exported,
-                exported=True, sender_device=payload.sender_device if forwarded else 0,
-                sender_user=inbound.user_id if forwarded else 0)))
+        forwarded = payload.sender_device != own_device
+        key = RoomKey(chat_id=payload.chat_id, session_id=payload.session_id,
+                      session_key=exported, exported=True,
+                      sender_device=payload.sender_device if forwarded else 0,
+                      sender_user=inbound.user_id if forwarded else 0)
+        message.later(self._reshare(message.sender_id, message.sender_device, [key]))
 
-    async def on_renew(self, message: DeviceMessage, payload: Renew) -> None:
+    async def on_renew(self, message: Incoming) -> None:
         """A device started a fresh Olm session with this one because it could not read
         something from it: what it missed may have been group keys, so the current session
         of every group it is a member of is re-shared with it (from its first index)."""
@@ -358,12 +409,16 @@ class SecretGroups:
                 if exported is not None:
                     keys.append(RoomKey(chat_id=out.chat_id, session_id=out.session_id,
                                         session_key=exported, exported=True))
-        if not keys:
-            return
-        target = next((d for d in await self._client.devices.query([message.sender_id])
-                       if d.device_id == message.sender_device), None)
-        if target is not None:
-            self._replies += [(target, key) for key in keys]
+        if keys:
+            message.later(self._reshare(message.sender_id, message.sender_device, keys))
+
+    def _reshare(self, user_id: int, device_id: int, keys: list[RoomKey]) -> Action:
+        async def send() -> None:
+            targets = [d for d in await self._client.devices.query([user_id])
+                       if d.device_id == device_id]
+            for key in keys if targets else []:
+                await self._client.devices.send_to_devices(targets, encode_payload(key))
+        return send
 
     async def _ask_for_missing(self) -> None:
         """A RoomKeyRequest, once per session, for the keys pending messages wait for: to
