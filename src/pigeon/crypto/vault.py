@@ -86,14 +86,14 @@ class Vault:
             await asyncio.to_thread(self._write, self.path, self.seal(data))
 
     # -- other files under the same key (one passphrase, one key derivation) ---------------
-    def sibling(self, name: str) -> Path | None:
+    def beside(self, name: str) -> Path | None:
         """Where another file sealed under this vault's key lives (None: in memory)."""
         return None if self.path is None else self.path.with_name(name)
 
     async def load_sibling(self, name: str) -> bytes | None:
         """What the file ``name`` beside the vault holds (None: no such file yet);
         VaultDamaged if it was not sealed under this key or was altered."""
-        sealed = await asyncio.to_thread(_read, self.sibling(name))
+        sealed = await asyncio.to_thread(_read, self.beside(name))
         if sealed is None:
             return None
         head = len(MAGIC) + SALT_BYTES
@@ -106,7 +106,7 @@ class Vault:
             raise VaultDamaged(f"{name} was altered") from None
 
     async def save_sibling(self, name: str, data: bytes) -> None:
-        path = self.sibling(name)
+        path = self.beside(name)
         if path is not None and self._write is not None:
             await asyncio.to_thread(self._write, path, self.seal(data))
 
