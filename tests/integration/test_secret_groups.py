@@ -30,7 +30,7 @@ async def contacts(alice: Client, other: Client) -> None:
 
 async def texts(client: Client, chat_id: int) -> list[str | None]:
     """What the device reads of the group's history, oldest first, once its inbox is read."""
-    await client.secret_groups.receive_keys()
+    await client.inbox.receive()
     client.secret_groups.take_resolved()
     return [m.text for m in reversed(await client.secret_groups.history(chat_id))]
 
@@ -65,7 +65,7 @@ async def test_three_people_removal_and_re_request(server, phone, tmp_path) -> N
         [early] = await bob.secret_groups.history(chat.id)
         assert (early.state, early.text) == ("pending", None)
         # ... and is decrypted when the key comes.
-        await bob.secret_groups.receive_keys()
+        await bob.inbox.receive()
         assert [m.text for m in bob.secret_groups.take_resolved()] == [f"{marker} one"]
         for device in (bob2, carol):
             assert await texts(device, chat.id) == [f"{marker} one"]
@@ -79,17 +79,17 @@ async def test_three_people_removal_and_re_request(server, phone, tmp_path) -> N
         assert alice.secret_groups.rotations == 2
         [unread] = await carol.secret_groups.decrypt([after.message])  # say it leaked to her
         assert unread.state == "pending"
-        await alice.secret_groups.receive_keys()   # her request: refused, not entitled
-        await carol.secret_groups.receive_keys()
+        await alice.inbox.receive()   # her request: refused, not entitled
+        await carol.inbox.receive()
         assert carol.secret_groups.take_resolved() == []
 
         # Bob's laptop lost the new key (its envelope dropped): it asks, and gets it again.
         await bob2.devices.receive()
         got = [m.state for m in await bob2.secret_groups.history(chat.id)]
         assert got == ["pending", "decrypted", "decrypted"]
-        await alice.secret_groups.receive_keys()   # re-shares to an entitled device
-        await bob.secret_groups.receive_keys()     # Bob's phone forwards it too (own device)
-        await bob2.secret_groups.receive_keys()
+        await alice.inbox.receive()   # re-shares to an entitled device
+        await bob.inbox.receive()     # Bob's phone forwards it too (own device)
+        await bob2.inbox.receive()
         assert [m.text for m in bob2.secret_groups.take_resolved()] == [f"{marker} three"]
         assert await texts(bob2, chat.id) == [f"{marker} {n}" for n in ("one", "two", "three")]
 

@@ -17,7 +17,7 @@ from pigeon.crypto import vault as vault_module
 from pigeon.crypto.megolm import GroupState, RotationPolicy
 from pigeon.crypto.olm import CannotDecrypt
 from pigeon.crypto.payloads import RoomKey, RoomKeyRequest, encode_payload, read_payload
-from pigeon.crypto.vault import Vault, VaultDamaged
+from pigeon.crypto.vault import Vault, WrongPassphrase
 
 KEY = secrets.token_bytes(32)  # vodozemac's pickle key
 CHAT, ALICE, ALICE_DEVICE, BOB = 7, 1, 11, 2
@@ -131,22 +131,24 @@ async def test_the_group_state_file_is_sealed_under_the_device_vault(tmp_path, m
     monkeypatch.setattr(vault_module, "MEMORY_KIB", 8 * 1024)
     opened, _ = await Vault.open(tmp_path / "device-keys.vault", b"pass", write_private)
     await opened.save(b"device")
-    await opened.save_sibling("group-keys.vault", b"marker-groups")
+    beside = opened.sibling(tmp_path / "group-keys.vault")
+    await beside.save(b"marker-groups")
     assert b"marker-groups" not in (tmp_path / "group-keys.vault").read_bytes()
     again, held = await Vault.open(tmp_path / "device-keys.vault", b"pass", write_private)
-    assert held == b"device" and await again.load_sibling("group-keys.vault") == b"marker-groups"
-    assert await again.load_sibling("absent.vault") is None
+    assert held == b"device"
+    assert await again.sibling(tmp_path / "group-keys.vault").read() == b"marker-groups"
+    assert await again.sibling(tmp_path / "absent.vault").read() is None
     other, _ = await Vault.open(tmp_path / "other" / "device-keys.vault", b"pass")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "group-keys.vault").write_bytes(
         (tmp_path / "group-keys.vault").read_bytes())
-    with pytest.raises(VaultDamaged):  # sealed under another device's key (another salt)
-        await other.load_sibling("group-keys.vault")
+    with pytest.raises(WrongPassphrase):  # sealed under another device's key (another salt)
+        await other.sibling(tmp_path / "other" / "group-keys.vault").read()
     data = bytearray((tmp_path / "group-keys.vault").read_bytes())
     data[-1] ^= 1
     (tmp_path / "group-keys.vault").write_bytes(bytes(data))
-    with pytest.raises(VaultDamaged):
-        await again.load_sibling("group-keys.vault")
+    with pytest.raises(WrongPassphrase):
+        await again.sibling(tmp_path / "group-keys.vault").read()
 
 
 def test_group_payloads_round_trip() -> None:

@@ -12,26 +12,27 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
 
 from pigeon.client import Client
-from pigeon.protocol.errors import Forbidden, NotFound
+from pigeon.client.secret import HistoryReloaded, SecretMessage, Undecryptable
+from pigeon.client.secret_groups import GroupKeysArrived
+from pigeon.protocol.errors import Forbidden, NotFound, Unauthorized
 from pigeon.protocol.updates import (
-    ChatUpdate, DeleteMessages, EditMessage, Envelope, NewMessage, ReadOutbox, Typing,
+    ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
 )
 
 from pigeon.protocol.types import Message, User
 
 from . import events, secret_groups
 from .args import MAX_MESSAGE_ID
-from .context import Ctx, run, session
+from .context import Ctx, run, session, warn
 from .names import Names
 from .output import echo
 from .search import Kept
-from .secret_groups import secret_event
+from .secret import ProfileKeys, secret_line, undecryptable_line
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -41,11 +42,8 @@ QUOTES_KEPT = 10_000  # texts of printed messages kept, for the replies that fol
 class Printer:
     """Prints updates, remembering per chat the last message printed, to mark as read."""
 
-    def __init__(self, client: Client, as_json: bool, kept: Kept,
-                 unlock: Callable[[], Awaitable[bool]] | None = None) -> None:
+    def __init__(self, client: Client, as_json: bool, kept: Kept) -> None:
         self.client = client
-        self._unlock = unlock  # opens the device's keys, for end-to-end encrypted groups
-        self.unlocked = False
         self.kept = kept
         self.to_keep: list[tuple[Message, User | None]] = []  # for the archive, in a batch
         self.names = Names(client)
@@ -53,6 +51,7 @@ class Printer:
         self.printed = 0
         self.unread: dict[int, int] = {}  # chat -> highest message id printed, not yet marked
         self.texts: dict[tuple[int, int], str] = {}  # (chat, id) -> text, of what was printed
+        self.shown: dict[int, list[str]] = {}  # secret chat -> ids printed, countdown not started
 
     async def show(self, update: Any) -> None:
         line = await self._line(update)
@@ -78,8 +77,13 @@ class Printer:
             return events.typing(update, await self.names.get(update.user_id), self.as_json)
         if isinstance(update, ChatUpdate):
             return events.membership(update, self.as_json)
-        if isinstance(update, Envelope):
-            await self.keys_arrived()
+        if isinstance(update, SecretMessage):
+            return None  # printed from the store: show_secrets
+        if isinstance(update, GroupKeysArrived):
+            return await self._resolved()
+        if isinstance(update, Undecryptable):
+            return undecryptable_line(update, await self.names.get(update.sender_id),
+                                      self.as_json)
         return None
 
     async def _message(self, update: NewMessage | EditMessage) -> str | None:
@@ -87,7 +91,7 @@ class Printer:
         if msg.deleted or (not edited and await self._sent_here(update)):
             return None  # (`pigeon send` kept its own message)
         if msg.ciphertext is not None:
-            return await self._secret(msg)
+            return await self._group_message(msg)
         sender = await self.names.get(msg.sender_id)
         self.to_keep.append((msg, sender))
         quote = None
@@ -100,54 +104,37 @@ class Printer:
         return events.message_event(msg, sender, edited=edited, quote=quote,
                                     as_json=self.as_json)
 
-    async def _secret(self, msg: Message) -> str:
+    async def _group_message(self, msg: Message) -> str:
         """A message of an end-to-end encrypted group, decrypted on this device (kept out
-        of the search archive: it must not reach the disk in the clear)."""
-        if not await self.unlock():
-            self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
-            return secret_groups.locked_event(msg, await self.names.get(msg.sender_id),
-                                              self.as_json)
-        groups = self.client.secret_groups
-        [read] = await groups.decrypt([msg])
-        lines = []
-        if read.state == "pending":
-            # Its key may be in the inbox already (the message came first on another
-            # stream): take it before saying the message waits.
-            await groups.receive_keys()
-            for resolved in groups.take_resolved():
-                if (resolved.chat_id, resolved.id) == (msg.chat_id, msg.id):
-                    read = resolved
-                else:
-                    lines.append(secret_event(resolved, await self.names.get(
-                        resolved.sender_id), self.as_json))
+        of the search archive: it must not reach the disk in the clear); without the
+        device's keys open (no passphrase), printed as locked, never dropped."""
         self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
-        lines.append(secret_event(read, await self.names.get(msg.sender_id), self.as_json))
+        sender = await self.names.get(msg.sender_id)
+        if not self.client.devices.is_open:
+            return secret_groups.locked_event(msg, sender, self.as_json)
+        groups = self.client.secret_groups
+        async with self.client.e2e_guard():
+            [read] = await groups.decrypt([msg])
+            if read.state == "pending":
+                # Its key may be in the inbox already (the message came first on another
+                # stream): read the inbox before saying the message waits.
+                await self.client.inbox.receive()
+        lines = []
+        for resolved in groups.take_resolved():
+            if (resolved.chat_id, resolved.id) == (msg.chat_id, msg.id):
+                read = resolved
+            else:
+                lines.append(secret_groups.secret_event(
+                    resolved, await self.names.get(resolved.sender_id), self.as_json))
+        lines.append(secret_groups.secret_event(read, sender, self.as_json))
         return "\n".join(lines)
 
-    async def unlock(self) -> bool:
-        """Open the device's keys (once) and take the group keys waiting in its inbox;
-        False when there is no passphrase to open them with."""
-        if self.unlocked or self._unlock is None:
-            return self.unlocked
-        if not await self._unlock():
-            self._unlock = None  # asked once: the next messages print locked too
-            return False
-        self.unlocked = True
-        await self.client.secret_groups.receive_keys()
-        return True
-
-    async def keys_arrived(self) -> None:
-        """Envelopes came to this device: take the keys, print what waited for them."""
-        if not self.unlocked:
-            return
-        await self.client.secret_groups.receive_keys()
-        await self.show_resolved()
-
-    async def show_resolved(self) -> None:
-        for read in self.client.secret_groups.take_resolved():
-            echo(secret_event(read, await self.names.get(read.sender_id), self.as_json))
-            self.printed += 1
-        sys.stdout.flush()
+    async def _resolved(self) -> str | None:
+        """Group messages that waited for their key, now that it came."""
+        lines = [secret_groups.secret_event(read, await self.names.get(read.sender_id),
+                                            self.as_json)
+                 for read in self.client.secret_groups.take_resolved()]
+        return "\n".join(lines) if lines else None
 
     async def _quote(self, chat_id: int, message_id: int) -> str | None:
         """What the reply answers: printed just before, or asked of the server."""
@@ -183,6 +170,29 @@ class Printer:
             batch, self.to_keep = self.to_keep, []
             await self.kept.keep(batch)
 
+    async def show_secrets(self) -> None:
+        """Print the secret messages this device holds and has not printed yet (whichever
+        command read them from the inbox), and remember them as printed."""
+        if not self.client.secret.is_open:
+            return
+        async with self.client.e2e_guard():
+            messages = self.client.secret.unreported()
+            for msg in messages:
+                echo(secret_line(msg, await self.names.get(msg.sender_id), self.as_json))
+                sys.stdout.flush()
+                self.printed += 1
+                if not msg.outgoing:  # its countdown starts once printed
+                    self.shown.setdefault(msg.chat_id, []).append(msg.message_id)
+            if messages:
+                await self.client.secret.mark_reported(messages)
+
+    async def mark_shown(self) -> None:
+        """Start the countdowns of the secret messages printed (and tell their senders)."""
+        for chat_id, ids in list(self.shown.items()):
+            del self.shown[chat_id]
+            async with self.client.e2e_guard():
+                await self.client.secret.mark_shown(chat_id, ids)
+
     async def mark_read(self) -> None:
         """Mark what was printed as read, chat by chat."""
         for chat_id, max_id in list(self.unread.items()):
@@ -191,6 +201,18 @@ class Printer:
             except (Forbidden, NotFound):
                 pass  # left the chat (or it is gone) since: nothing there to mark
             del self.unread[chat_id]
+
+
+def _passphrase(ctx: Ctx) -> str | None:
+    """The passphrase if this profile has secret chats to read; None (with a warning) when
+    none can be had: plain messages are still printed."""
+    if not ctx.has_secrets():
+        return None
+    try:
+        return ctx.passphrase()
+    except Unauthorized as exc:
+        warn(f"secret messages are not read: {exc.message}")
+        return None
 
 
 @click.command()
@@ -208,18 +230,23 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
     kept on this device for `pigeon search`."""
     kept = Kept(ctx.profile_dir)
     try:
+        passphrase = _passphrase(ctx)
+        keys = ProfileKeys(ctx)
         async with session(ctx, track_updates=True) as client:
-            printer = Printer(client, as_json, kept,
-                              unlock=lambda: secret_groups.unlock(ctx, client,
-                                                                  required=False))
-            if secret_groups.passphrase_given(ctx):
-                await printer.unlock()
+            keys.client, client.e2e_guard = client, keys.held
+            printer = Printer(client, as_json, kept)
             await client.sync()  # everything since the last `receive` on this profile
+            if passphrase is not None:
+                async with keys.held():
+                    await secret_groups.open_keeping_place(client, passphrase)
+                    await client.secret.receive()  # kept here, then acknowledged
             # The profile is saved after printing: a crash repeats a line, never loses one.
             for update in client.take_updates():
                 await printer.show(update)
-            await printer.keys_arrived()  # messages that waited for a key it just got
+            await printer.show_secrets()
+            await printer.show(GroupKeysArrived())  # messages that waited for a key just read
             await printer.keep()
+            await printer.mark_shown()
             if mark_read:
                 await printer.mark_read()
             client.save()
@@ -227,14 +254,18 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
                 echo("no new messages" + ("; waiting for more (Ctrl-C to stop)" if follow else ""))
             if follow:
                 shown = client.profile.pts
+                if client.secret.is_open:
+                    client.secret.follow()  # (the inbox: 1:1 and group payloads alike)
                 try:
                     async for update in client.updates():
                         await printer.show(update)
+                        if isinstance(update, SecretMessage | HistoryReloaded):
+                            await printer.show_secrets()
                         await printer.keep()
+                        await printer.mark_shown()
                         if mark_read:
                             await printer.mark_read()
-                        if update.pts and not isinstance(update, Envelope):
-                            # (an envelope's pts is its place in the device's inbox)
+                        if getattr(update, "pts", 0):
                             shown = update.pts
                             client.profile.save(pts=shown)
                 finally:

@@ -1,82 +1,58 @@
 """What the CLI does for end-to-end encrypted groups (issue 9, deliverable 4): unlock the
-device's keys with the passphrase, send encrypted, and print what was decrypted.
+device's keys, send encrypted, and print what was decrypted.
 
-The passphrase comes from ``--passphrase-file PATH``, else the file named by
-``PIGEON_PASSPHRASE_FILE``, else a prompt on a terminal; a wrong one is a one-line error,
-exit 1. Decrypted text is printed, never written to the profile (the search archive keeps
-no secret message).
+The passphrase is the one secret chats use (``Ctx.passphrase``: ``--passphrase-file``,
+``PIGEON_PASSPHRASE_FILE`` or a prompt on a terminal), and the device's end-to-end state is
+used under the profile's ``e2e.lock`` (:class:`.secret.ProfileKeys`), like ``send --secret``.
+Group keys arrive in the device's inbox, read through ``client.inbox`` with 1:1 secret
+payloads. Decrypted text is printed, never written to the profile (the search archive
+keeps no secret message).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
-import click
-
 from pigeon.client import Client, Profile
+from pigeon.crypto.vault import WrongPassphrase
 from pigeon.client.secret_groups import GroupMessage
-from pigeon.crypto.vault import VaultDamaged, WrongPassphrase
 from pigeon.protocol.types import Message, User
 
-from .context import EXIT_FAILED, Ctx
+from .context import Ctx
 from .output import message_json, message_line
-
-PASSPHRASE_ENV = "PIGEON_PASSPHRASE_FILE"
-
-
-def passphrase_given(ctx: Ctx) -> bool:
-    """Whether the passphrase comes without asking (a file): then `receive` opens the keys
-    every time, so that the device publishes them, takes group keys and answers requests
-    for keys even when no encrypted message is among what it prints."""
-    return ctx.passphrase_file is not None or bool(os.environ.get(PASSPHRASE_ENV))
-
-
-def passphrase(ctx: Ctx) -> bytes | None:
-    """The passphrase of this device's keys: from the file given, or asked for on a
-    terminal; None when there is neither."""
-    path = ctx.passphrase_file or (Path(os.environ[PASSPHRASE_ENV])
-                                   if os.environ.get(PASSPHRASE_ENV) else None)
-    if path is not None:
-        return path.read_bytes().rstrip(b"\r\n")
-    if sys.stdin.isatty():
-        return str(click.prompt("passphrase for this device's keys", hide_input=True,
-                                err=True)).encode()
-    return None
-
-
-async def unlock(ctx: Ctx, client: Client, required: bool = True) -> bool:
-    """Open this device's keys (made and published on first use). Without a passphrase:
-    a usage error if ``required``, else False. A wrong one: one line, exit 1, and the
-    profile keeps its place in the updates (nothing was shown)."""
-    if client.devices.is_open:
-        return True
-    secret = passphrase(ctx)
-    if secret is None:
-        if required:
-            raise click.UsageError(NO_PASSPHRASE)
-        return False
-    try:
-        await client.devices.open(secret)
-    except (WrongPassphrase, VaultDamaged) as exc:
-        _keep_place(client)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
-    return True
-
+from .secret import ProfileKeys
 
 NO_PASSPHRASE = ("end-to-end encryption needs this device's passphrase: --passphrase-file "
-                 f"PATH or {PASSPHRASE_ENV}")
+                 "PATH or PIGEON_PASSPHRASE_FILE")
 
 
-def _keep_place(client: Client) -> None:
-    """Put the update positions back to what the profile saved: closing the client saves
-    them, and the updates taken since were not shown."""
-    if client.profile.directory is not None:
-        saved = Profile.load(client.profile.directory)
-        client.profile.pts, client.profile.streams = saved.pts, saved.streams
+@contextlib.asynccontextmanager
+async def unlocked(ctx: Ctx, client: Client) -> AsyncIterator[None]:
+    """This device's keys open and its inbox read (group keys taken, 1:1 secret messages
+    kept for `receive`), with the profile's end-to-end state held by this process: a
+    wrong passphrase is one line, exit 1; none at all, PASSPHRASE_REQUIRED."""
+    passphrase = ctx.passphrase()
+    keys = ProfileKeys(ctx)
+    async with keys.held():
+        keys.client, client.e2e_guard = client, keys.held
+        await client.secret.open(passphrase)
+        await client.secret.receive()
+        yield
+
+
+async def open_keeping_place(client: Client, passphrase: str) -> None:
+    """Open secret chats and group keys; on a wrong passphrase (one line, exit 1) put the
+    profile's place in the updates back where it was saved: the group messages the
+    connection caught up with were not shown, so the next `receive` must show them."""
+    try:
+        await client.secret.open(passphrase)
+    except WrongPassphrase:
+        if client.profile.directory is not None:
+            saved = Profile.load(client.profile.directory)
+            client.profile.pts, client.profile.streams = saved.pts, saved.streams
+        raise
 
 
 async def is_secret_group(client: Client, chat_id: int) -> bool:

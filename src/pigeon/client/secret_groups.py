@@ -8,15 +8,17 @@ or removed, and after ``policy.max_messages`` messages or ``policy.max_age`` sec
 
 The device's inbound sessions, its outbound ones and the messages waiting for a key are
 kept in ``group-keys.vault`` beside the device's keys, sealed under the same passphrase
-(:meth:`pigeon.crypto.vault.Vault.save_sibling`). Nothing is decrypted to disk: history is
+(:meth:`pigeon.crypto.vault.Vault.sibling`); a process that takes the profile's
+``e2e.lock`` calls :meth:`SecretGroups.reload_if_changed`. Nothing is decrypted to disk: history is
 the server's ciphertext, decrypted when read.
 
 Key payloads arrive in the device's inbox. :meth:`SecretGroups.on_room_key`,
 :meth:`SecretGroups.on_key_request` and :meth:`SecretGroups.on_renew` are handlers of the
 shape ``client.inbox.on(Payload, handler)`` takes, and :meth:`SecretGroups.save` is its
-``before_ack`` hook (:meth:`SecretGroups.attach` registers them); until that router is
-here, :meth:`SecretGroups.receive_keys` reads the inbox itself and hands group payloads to
-them (the others are returned, untouched).
+``before_ack`` hook: :meth:`SecretGroups.attach` registers them on ``client.inbox`` (the
+Client does), so group keys are taken whenever the inbox is read (``client.inbox.receive``
+or following), beside 1:1 secret payloads. Keys that resolve pending messages raise a
+:class:`GroupKeysArrived` event on ``client.updates()``.
 
 A message whose key has not come is :data:`PENDING`: kept, and decrypted when the key
 arrives (:meth:`SecretGroups.take_resolved`). After the inbox was read, the device asks for
@@ -30,7 +32,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
@@ -38,20 +39,18 @@ import msgspec
 from pigeon.crypto import megolm
 from pigeon.crypto.megolm import GroupState, Inbound, Outbound, Pending, RotationPolicy
 from pigeon.crypto.olm import CannotDecrypt
+from pigeon.crypto.vault import Vault, signature
 from pigeon.crypto.payloads import (
     Renew,
     RoomKey,
     RoomKeyRequest,
     encode_payload,
-    read_payload,
 )
 from pigeon.domain.text import validate_text
 from pigeon.protocol import limits
 from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.protocol.keys import DeviceKeys
 from pigeon.protocol.types import Chat, Member, Message, SentMessage
-
-from .devices import DeviceMessage
 
 if TYPE_CHECKING:
     from .client import Client
@@ -65,6 +64,11 @@ State = Literal["decrypted", "pending", "failed", "locked"]
 DECRYPTED: State = "decrypted"
 PENDING: State = "pending"
 FAILED: State = "failed"
+
+
+class GroupKeysArrived(msgspec.Struct, frozen=True):
+    """An event on ``client.updates()``: keys came that pending messages waited for;
+    :meth:`SecretGroups.take_resolved` has them."""
 
 
 class GroupMessage(msgspec.Struct, frozen=True):
@@ -105,19 +109,6 @@ class Router(Protocol):
     def before_ack(self, hook: Callable[[], Awaitable[None]]) -> None: ...
 
 
-@dataclass
-class _Taken:
-    """A payload read by :meth:`SecretGroups.receive_keys` (the stopgap router)."""
-
-    sender_id: int
-    sender_device: int
-    payload: Any
-    actions: list[Action]
-
-    def later(self, action: Action) -> None:
-        self.actions.append(action)
-
-
 class SecretGroups:
     def __init__(self, client: Client, policy: RotationPolicy | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -128,6 +119,7 @@ class SecretGroups:
         self._lock = asyncio.Lock()
         self._resolved: list[GroupMessage] = []  # pending messages decrypted since taken
         self._dirty = False  # handlers took keys not yet written (see save)
+        self._on_disk: tuple[int, int, int] | None = None  # the state file as last seen
         self.rotations = 0      # outbound sessions started (tests, bench)
 
     # -- state --------------------------------------------------------------------------------
@@ -135,10 +127,17 @@ class SecretGroups:
     def _pickle_key(self) -> bytes:
         return self._client.devices.vault.pickle_key
 
+    def _file(self) -> Vault:
+        """``group-keys.vault`` beside the device's keys, sealed under the same key."""
+        vault = self._client.devices.vault
+        return vault.sibling(None if vault.path is None else vault.path.with_name(STATE_FILE))
+
     async def _opened(self) -> GroupState:
         devices = self._client.devices
         if self._state is None or self._state.device_id != devices.device_id:
-            data = await devices.vault.load_sibling(STATE_FILE)
+            file = self._file()
+            data = await file.read()
+            self._on_disk = await asyncio.to_thread(signature, file.path)
             state = megolm.load_state(data)
             if state.device_id != devices.device_id:  # a new login is a new device
                 state = GroupState(device_id=devices.device_id)
@@ -147,8 +146,21 @@ class SecretGroups:
 
     async def _save(self) -> None:
         assert self._state is not None
-        await self._client.devices.vault.save_sibling(STATE_FILE,
-                                                      megolm.dump_state(self._state))
+        file = self._file()
+        await file.save(megolm.dump_state(self._state))
+        self._on_disk = await asyncio.to_thread(signature, file.path)
+
+    async def reload_if_changed(self) -> bool:
+        """Forget the state held in memory if another process (holding the profile's
+        ``e2e.lock`` before this one) saved the file since; it is read again when needed."""
+        if self._state is None or not self._client.devices.is_open:
+            return False
+        async with self._lock:
+            await self.save_now()
+            if await asyncio.to_thread(signature, self._file().path) == self._on_disk:
+                return False
+            self._state = None
+            return True
 
     # -- creating and sending -----------------------------------------------------------------
     async def create(self, title: str, member_ids: list[int]) -> Chat:
@@ -163,21 +175,26 @@ class SecretGroups:
         if len(text) > limits.MAX_TEXT_CHARS:  # the server cannot count what it cannot read
             raise InvalidArgument(f"a message can be at most {limits.MAX_TEXT_CHARS:,} "
                                   "characters", code="TEXT_INVALID")
+        members = await self._members(chat_id)
+        devices = await self._client.devices.query(sorted(members))
+        share: RoomKey | None = None
         async with self._lock:
             state = await self._opened()
-            members = await self._members(chat_id)
-            devices = await self._client.devices.query(sorted(members))
             now = self.clock()
             out = state.outbound.get(chat_id)
             due = "first message" if out is None else megolm.rotation_due(
                 out, now, self.policy, members, {d.device_id for d in devices})
             if due is not None:
                 log.info("new group session for chat %d: %s", chat_id, due)
-                out = await self._rotate(state, chat_id, now, members, devices)
+                out, share = self._rotate(state, chat_id, now, members, devices)
             assert out is not None
             sealed = megolm.encrypt(out, self._client.devices.device_id, text, self._pickle_key)
             # Before it leaves: a ratchet that went back after a crash would reuse an index.
             await self._save()
+        # Shared outside the lock: the inbox's handlers take it while the device's Olm state
+        # is busy, so holding it across an Olm send could deadlock a following client.
+        if share is not None:
+            await self._share(share, members, devices)
         return await self._client.messages.send(chat_id, "", reply_to=reply_to,
                                                 random_id=random_id, ciphertext=sealed)
 
@@ -191,8 +208,9 @@ class SecretGroups:
             found.update(member.user.id for member in page)
             offset += len(page)
 
-    async def _rotate(self, state: GroupState, chat_id: int, now: float, members: set[int],
-                      devices: list[DeviceKeys]) -> Outbound:
+    def _rotate(self, state: GroupState, chat_id: int, now: float, members: set[int],
+                devices: list[DeviceKeys]) -> tuple[Outbound, RoomKey]:
+        """A new outbound session (the caller saves the state) and its key, to share."""
         own_user, own_device = self._user_id, self._client.devices.device_id
         old = state.outbound.get(chat_id)
         if old is not None:
@@ -202,9 +220,12 @@ class SecretGroups:
         self._keep_inbound(state, megolm.own_inbound(out, own_user, own_device,
                                                      self._pickle_key))
         state.outbound[chat_id] = out
-        await self._save()
-        body = encode_payload(RoomKey(chat_id=chat_id, session_id=out.session_id,
-                                      session_key=key))
+        self.rotations += 1
+        return out, RoomKey(chat_id=chat_id, session_id=out.session_id, session_key=key)
+
+    async def _share(self, key: RoomKey, members: set[int], devices: list[DeviceKeys]) -> None:
+        body = encode_payload(key)
+        own_device = self._client.devices.device_id
         targets = [d for d in devices if d.device_id != own_device]
         try:
             await self._client.devices.send_to_devices(targets, body)
@@ -214,8 +235,6 @@ class SecretGroups:
             still = {d.device_id for d in await self._client.devices.query(sorted(members))}
             await self._client.devices.send_to_devices(
                 [d for d in targets if d.device_id in still], body)
-        self.rotations += 1
-        return out
 
     @property
     def _user_id(self) -> int:
@@ -287,35 +306,18 @@ class SecretGroups:
         inbox.on(Renew, self.on_renew)
         inbox.before_ack(self.save)
 
-    async def receive_keys(self) -> list[DeviceMessage]:
-        """Read this device's inbox and take the group payloads in it; returns the other
-        messages (and renewals, which the 1:1 layer also reads). A stopgap until
-        ``client.inbox`` (:meth:`attach`), which acknowledges only after :meth:`save`."""
-        handlers: dict[type, Callable[[Incoming], Awaitable[None]]] = {
-            RoomKey: self.on_room_key, RoomKeyRequest: self.on_key_request,
-            Renew: self.on_renew}
-        actions: list[Action] = []
-        rest = []
-        for message in await self._client.devices.receive():
-            payload = read_payload(message.body) if message.body is not None else None
-            handler = handlers.get(type(payload))
-            if handler is None or isinstance(payload, Renew):
-                rest.append(message)
-            if handler is not None:
-                await handler(_Taken(message.sender_id, message.sender_device, payload,
-                                     actions))
-        await self.save()
-        for action in actions:
-            await action()
-        await self._ask_for_missing()
-        return rest
-
     async def save(self) -> None:
         """Write what the handlers took (the inbox's ``before_ack`` hook: once a batch)."""
         async with self._lock:
-            if self._dirty:
-                await self._save()
-                self._dirty = False
+            await self.save_now()
+        if self._resolved:  # a reader following the updates prints them (GroupKeysArrived)
+            self._client.emit(GroupKeysArrived())
+
+    async def save_now(self) -> None:
+        """(with ``_lock`` held)"""
+        if self._dirty:
+            await self._save()
+            self._dirty = False
 
     async def on_room_key(self, message: Incoming) -> None:
         """A group session's key, from the device that sends with it or forwarded by one of
