@@ -88,7 +88,7 @@ async def main(args: argparse.Namespace) -> None:
         reader = devices[-1]
 
         async def read() -> None:
-            await reader.secret_groups.receive_keys()
+            await reader.inbox.receive()
             page = await reader.secret_groups.history(group.id, limit=50)
             assert all(m.state == "decrypted" for m in page), page
 

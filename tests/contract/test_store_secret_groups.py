@@ -7,6 +7,8 @@ from contract_support import MAX_MEMBERS, T0, full_difference, make_users, pushe
 from pigeon.domain.messages import forward_origin
 from pigeon.protocol import updates as up
 from pigeon.protocol.errors import Forbidden, InvalidArgument
+from pigeon.protocol.media import Media
+from pigeon.protocol.types import MessageSticker
 from pigeon.store import Store
 
 SEALED = b"\x83\xa1v\x01opaque megolm bytes"
@@ -72,3 +74,17 @@ async def test_only_members_send_or_read_ciphertext(store: Store) -> None:
         await store.send_message(b, chat.id, 2, "", T0, ciphertext=SEALED)
     after, _, pushes = await store.send_message(a, chat.id, 3, "", T0, ciphertext=SEALED)
     assert pushed_to(pushes, b) == []  # a removed member is not sent what comes after
+
+
+async def test_secret_group_refuses_stickers_and_files_even_beside_ciphertext(
+        store: Store) -> None:
+    a, b = await make_users(store, 2)
+    chat, _ = await store.create_group(a, "T", [b], T0, MAX_MEMBERS, secret=True)
+    sticker = MessageSticker(set="owls", index=1, emoji="x", file_id="f" * 64)
+    media = Media(kind="document", file_id="m" * 32, name="a.txt", size=1, mime="text/plain")
+    for extra in ({"sticker": sticker}, {"media": media}):
+        for random_id, ciphertext in ((1, None), (2, SEALED)):
+            with raises(Forbidden, "ENCRYPTION_REQUIRED"):  # the server holds them in clear
+                await store.send_message(a, chat.id, random_id, "", T0, ciphertext=ciphertext,
+                                         **extra)  # type: ignore[arg-type]
+    assert await store.history(b, chat.id, None, 10) == []

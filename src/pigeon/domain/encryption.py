@@ -30,10 +30,15 @@ def check_text(text: str, ciphertext: bytes | None) -> str:
     return text if ciphertext is not None else validate_text(text)
 
 
-def check_body(secret: bool, text: str, ciphertext: bytes | None) -> None:
+def check_body(secret: bool, text: str, ciphertext: bytes | None,
+               attached: bool = False) -> None:
     """A new message in a chat that is ``secret`` or not: ciphertext and no text in a secret
-    one, no ciphertext elsewhere."""
+    one, no ciphertext elsewhere. ``attached``: it carries a sticker or a file, which the
+    server holds in the clear, so never in a secret group."""
     if secret:
+        if attached:
+            raise encryption_required("stickers and files are not end-to-end encrypted: send "
+                                      "text")
         if ciphertext is None or text:
             raise encryption_required("send it encrypted (ciphertext, no text)")
     elif ciphertext is not None:

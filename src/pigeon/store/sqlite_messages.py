@@ -60,7 +60,8 @@ def _tx_send_message(
     sender = standing(conn, sender_id, chat_id)
     if fwd_from is not None:
         encryption.check_forward(False, sender.secret)
-    encryption.check_body(sender.secret, text, ciphertext)
+    encryption.check_body(sender.secret, text, ciphertext,
+                          attached=sticker is not None or media is not None)
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and is_service_chat(conn, chat_id),
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
