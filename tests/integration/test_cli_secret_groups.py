@@ -60,3 +60,44 @@ async def test_secret_group_from_the_command_line(server, phone, tmp_path) -> No
         for path in profile.rglob("*"):
             if path.is_file():
                 assert marker.encode() not in path.read_bytes(), path
+
+
+async def test_a_follower_and_sends_share_one_profile_under_its_e2e_lock(
+        server, phone, tmp_path) -> None:
+    """`receive --follow` holds the profile's end-to-end state only per batch: a `send` to
+    the group from the same profile gets in, and what each process saved (the group keys,
+    the Olm sessions) is what the other reads next: nothing becomes unreadable."""
+    alice_dir = tmp_path / "alice"
+    alice = await login(server, phone(), "Alice", username="alice_fl", profile=alice_dir)
+    bob = await login(server, phone(), "Bob", username="bob_fl", profile=tmp_path / "bob")
+    try:
+        chat = await bob.chats.open_private(alice.profile.user_id)  # type: ignore[arg-type]
+        await bob.messages.send(chat.id, "hi")
+        for client in (alice, bob):
+            await client.devices.open(PASSPHRASE)
+        group = await alice.secret_groups.create("Desk", [bob.profile.user_id])  # type: ignore[list-item]
+    finally:
+        await alice.close()
+    secret_file = tmp_path / "pass"
+    secret_file.write_text(PASSPHRASE)
+    env = {"PIGEON_PASSPHRASE_FILE": str(secret_file)}
+    ref = f"chat:{group.id}"
+    marker = f"marker-{secrets.token_hex(6)}"
+    try:
+        with Follower(alice_dir, "--json", env=env) as follower:
+            ok(alice_dir, "send", "--to", ref, f"{marker} one", env=env)  # not PROFILE_BUSY
+            await bob.inbox.receive()
+            await bob.secret_groups.send(group.id, f"{marker} bob")
+            line = json.loads(follower.wait_for(f"{marker} bob"))
+            assert line["secret"] is True and line["ttl"] is None
+            ok(alice_dir, "send", "--to", ref, f"{marker} two", env=env)
+            assert follower.stop() == 130
+        await bob.inbox.receive()
+        assert [m.text for m in reversed(await bob.secret_groups.history(group.id))] == [
+            f"{marker} one", f"{marker} bob", f"{marker} two"]
+        shown = ok(alice_dir, "history", ref, env=env)
+        for text in ("one", "bob", "two"):
+            assert f"{marker} {text}" in shown
+        assert "cannot decrypt" not in shown and "waiting for its key" not in shown
+    finally:
+        await bob.close()
