@@ -7,7 +7,6 @@ from pigeon.domain.media import caption
 from pigeon.domain.messages import forward_origin
 from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Affected, Message, ReadResult, SentMessage, State
 from pigeon.protocol.updates import Difference
@@ -23,11 +22,8 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     media = None
     if p.media is not None:
         # Only a file the sender may read: their own upload, or one sent to a chat of theirs.
-        # A file is plaintext on the server: never beside a ciphertext (the store refuses
-        # media in an end-to-end encrypted group).
-        if p.ciphertext is not None:
-            raise InvalidArgument("an encrypted message carries no server-side file",
-                                  code="INVALID_ARGUMENT")
+        # (A file is plaintext on the server: the store refuses it in an end-to-end
+        # encrypted group, and a ciphertext anywhere else; domain/encryption.)
         media = media_of(await s.store.readable_file(caller.user_id, p.media))
         text = caption(p.text)
     else:
