@@ -86,7 +86,8 @@ class Devices:
 
     @property
     def vault(self) -> Vault:
-        """The opened vault (its key also seals the secret-chat store)."""
+        """The opened vault (its key also seals the secret-chat store and the group keys,
+        :meth:`Vault.sibling`)."""
         if self._vault is None:
             raise RuntimeError("open this device's keys first: client.devices.open(passphrase)")
         return self._vault

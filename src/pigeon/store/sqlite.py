@@ -186,9 +186,10 @@ class SqliteStore(Store):
 
     async def create_group(self, owner_id: int, title: str, member_ids: list[int], now: float,
                            max_members: int, policy: GroupPolicy | None = None,
-                           large: bool = False) -> tuple[Chat, list[Push]]:
+                           large: bool = False, secret: bool = False
+                           ) -> tuple[Chat, list[Push]]:
         return await self.engine.write(_tx_create_group, owner_id, title, member_ids, now,
-                                       max_members, policy, large)
+                                       max_members, policy, large, secret)
 
     async def add_members(self, actor_id: int, chat_id: int, user_ids: list[int], now: float,
                           max_members: int, policy: GroupPolicy | None = None,
@@ -248,10 +249,11 @@ class SqliteStore(Store):
                            fwd_from: FwdFrom | None = None,
                            sticker: MessageSticker | None = None,
                            media: Media | None = None,
+                           ciphertext: bytes | None = None,
                            ) -> tuple[Message, int, list[Push]]:
         return await self.engine.write(
             _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from,
-            sticker, media,
+            sticker, media, ciphertext,
         )
 
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message:
