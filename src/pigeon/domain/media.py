@@ -9,7 +9,6 @@ transaction, and applies them; it decides nothing itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -68,7 +67,7 @@ def check_part(index: int, size: int, part_size: int) -> None:
 def file_name(raw: str) -> str:
     """The name a file is shown under: its last path component; refused if it holds a
     control, bidi or invisible character (it is shown to others, as a name is)."""
-    name = os.path.basename(raw.replace("\\", "/")).strip()
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()  # the last path part only
     if len(name) > MAX_FILE_NAME_CHARS:
         raise InvalidArgument(f"a file name has at most {MAX_FILE_NAME_CHARS} characters",
                               code="FILE_NAME_INVALID")
