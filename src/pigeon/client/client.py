@@ -42,6 +42,7 @@ from pigeon.protocol.pow import format_ticket, solve
 from .devices import Devices
 from .features import Account, Auth, Chats, Messages, Sessions
 from .safety import Contacts, Requests, Safety
+from .trust import Trust
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
@@ -106,6 +107,7 @@ class Client:
         self.contacts = Contacts(self)
         self.requests = Requests(self)
         self.devices = Devices(self, passphrase)
+        self.trust = Trust(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()

@@ -79,6 +79,13 @@ class Devices:
     def identity(self) -> IdentityKeys:
         return self._opened().identity()
 
+    @property
+    def vault(self) -> Vault:
+        """The opened vault, for the other stores sealed under its key (the trust store)."""
+        self._opened()
+        assert self._vault is not None
+        return self._vault
+
     def _opened(self) -> OlmDevice:
         if self._device is None:
             raise RuntimeError("open this device's keys first: client.devices.open(passphrase)")

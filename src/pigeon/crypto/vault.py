@@ -53,6 +53,7 @@ class Vault:
         self.path = path
         self._write = write
         self._salt = salt
+        self._key = key
         self._aead = AESGCM(key[:32])
         self.pickle_key = key[32:]
 
@@ -75,6 +76,26 @@ class Vault:
             return vault, vault._aead.decrypt(nonce, sealed[head + NONCE_BYTES:], sealed[:head])
         except InvalidTag:
             raise WrongPassphrase("wrong passphrase for this device's keys") from None
+
+    def sibling(self, path: Path | None) -> Vault:
+        """A vault for another file of this device (the trust store), sealed under the same
+        key: opening it costs no second key derivation, and the passphrase opens both."""
+        return Vault(path, self._salt, self._key, self._write)
+
+    async def load(self) -> bytes | None:
+        """What this vault's file holds (None: no file yet). VaultDamaged if it was sealed
+        under another key (the device's vault was made anew) or altered."""
+        sealed = await asyncio.to_thread(_read, self.path)
+        if sealed is None:
+            return None
+        head = len(MAGIC) + SALT_BYTES
+        if sealed[:head] != MAGIC + self._salt or len(sealed) < head + NONCE_BYTES:
+            raise VaultDamaged(f"{self.path} was not sealed by this device's vault")
+        try:
+            return self._aead.decrypt(sealed[head:head + NONCE_BYTES],
+                                      sealed[head + NONCE_BYTES:], sealed[:head])
+        except InvalidTag:
+            raise VaultDamaged(f"{self.path} was altered") from None
 
     def seal(self, data: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
