@@ -29,6 +29,7 @@ from .context import (
     session, warn,
 )
 from .admin import admin
+from .devices import devices
 from . import account, chat_settings, messages
 from .chat_settings import muted, pinned
 from .groups import group, sessions
@@ -239,6 +240,7 @@ cli.add_command(receive)
 cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)
+cli.add_command(devices)
 cli.add_command(shield)
 
 cli.add_command(siege)

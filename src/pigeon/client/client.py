@@ -43,6 +43,7 @@ from .devices import Devices
 from .features import Account, Auth, Chats, Messages, Sessions
 from .safety import Contacts, Requests, Safety
 from .trust import Trust
+from .verification import Verifier
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
@@ -108,6 +109,7 @@ class Client:
         self.requests = Requests(self)
         self.devices = Devices(self, passphrase)
         self.trust = Trust(self)
+        self.verifier = Verifier(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()

@@ -190,7 +190,7 @@ class SasFlow:
             return []  # a duplicate, or late: nothing changes
         self._taken.add(raw)
         if self.expire(now):
-            return [self._cancel_step()]
+            return [self.cancel_step()]
         if step.step == "cancel":
             self.state = State.CANCELLED
             self.cancel_code = _cancel_code(step.code)
@@ -251,7 +251,8 @@ class SasFlow:
         info = (f"PIGEON_SAS|{first[0].label()}|{first[1]}|{second[0].label()}|{second[1]}|"
                 f"{self.transaction_id}")
         got = self._established.bytes(info)
-        self.short_code = ShortCode(tuple(got.emoji_indices), tuple(got.decimals))
+        first_n, second_n, third_n = got.decimals
+        self.short_code = ShortCode(tuple(got.emoji_indices), (first_n, second_n, third_n))
 
     def _mac_info(self, sender: Party, receiver: Party, what: str) -> str:
         return f"PIGEON_SAS_MAC|{sender.label()}|{receiver.label()}|{self.transaction_id}|{what}"
@@ -287,7 +288,7 @@ class SasFlow:
         if self.state is not State.SHOWING:
             raise ValueError(f"nothing to confirm in state {self.state.value}")
         if self.expire(now):
-            return [self._cancel_step()]
+            return [self.cancel_step()]
         assert self._established is not None and self.peer is not None
         key_id = f"ed25519:{self.me.device_id}"
         mac = self._step(
@@ -310,7 +311,7 @@ class SasFlow:
             return []
         self.state = State.CANCELLED
         self.cancel_code, self.cancel_reason = code, reason
-        return [self._cancel_step()]
+        return [self.cancel_step()]
 
     def expire(self, now: float) -> bool:
         """Cancel for timeout if past the deadline; True if it was cancelled now."""
@@ -319,13 +320,12 @@ class SasFlow:
         self.cancel(Cancel.TIMEOUT, "the verification took too long")
         return True
 
-    def _cancel_step(self) -> Verification:
+    def cancel_step(self) -> Verification:
         code = self.cancel_code.value if isinstance(self.cancel_code, Cancel) else "user"
         return self._step("cancel", code=code, reason=self.cancel_reason[:256])
 
     def _step(self, step: str, **fields: str) -> Verification:
-        return Verification(transaction_id=self.transaction_id, step=step,
-                            **fields)  # type: ignore[arg-type]
+        return Verification(transaction_id=self.transaction_id, step=step, **fields)
 
 
 def _cancel_code(code: str) -> Cancel | str:

@@ -1,0 +1,212 @@
+"""``pigeon devices [@user]`` and ``pigeon devices verify`` (issue 9, deliverable 6).
+
+Verification needs both devices at hand: on one, ``pigeon devices verify @user [--device
+ID]``; on the other, ``pigeon devices verify --accept``. Each prints the same seven emoji
+and three numbers and asks its person whether they match (``--yes`` answers for scripts and
+tests, after printing them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pigeon.client import Client
+from pigeon.client.trust import fingerprint
+from pigeon.client.verification import Pending, VerificationFailed
+from pigeon.crypto.sas import ShortCode
+from pigeon.crypto.vault import VaultDamaged, WrongPassphrase
+from pigeon.protocol.keys import DeviceKeys
+
+from .context import Ctx, os_error, resolve_user, run, session
+from .output import echo, json_line, visible
+
+pass_ctx = click.make_pass_decorator(Ctx)
+PASSPHRASE_ENV = "PIGEON_PASSPHRASE_FILE"
+
+
+def passphrase_option(fn: Any) -> Any:
+    return click.option(
+        "--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+        envvar=PASSPHRASE_ENV, help="File holding the passphrase of this device's end-to-end "
+        f"keys (first line); without it, asked on the terminal [env {PASSPHRASE_ENV}].")(fn)
+
+
+def read_passphrase(path: Path | None) -> str:
+    """The passphrase from ``path``, or asked on a terminal; a one-line error otherwise."""
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8").split("\n", 1)[0].rstrip("\r")
+        except OSError as exc:
+            raise click.ClickException(os_error(exc)) from None
+        if not text:
+            raise click.ClickException(f"the passphrase file {visible(str(path))} is empty")
+        return text
+    if not sys.stdin.isatty():
+        raise click.ClickException(f"a passphrase is needed for this device's keys: pass "
+                                   f"--passphrase-file PATH or set {PASSPHRASE_ENV}")
+    return str(click.prompt("passphrase for this device's keys", hide_input=True, err=True))
+
+
+async def open_keys(client: Client, path: Path | None) -> None:
+    try:
+        await client.devices.open(read_passphrase(path))
+    except WrongPassphrase:
+        raise click.ClickException("wrong passphrase for this device's keys") from None
+    except VaultDamaged as exc:
+        raise click.ClickException(visible(str(exc))) from None
+
+
+class DevicesGroup(click.Group):
+    """``devices [@user]`` lists; ``devices verify ...`` verifies: a first word that is not a
+    subcommand is the user to list."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DevicesGroup)
+def devices() -> None:
+    """List a user's devices (`pigeon devices [@user]`) and verify them (`pigeon devices
+    verify`)."""
+
+
+def _device_json(device: DeviceKeys, verified: bool, own: int | None) -> dict[str, Any]:
+    return {"user_id": device.user_id, "device_id": device.device_id, "name": device.name,
+            "fingerprint": fingerprint(device.identity.ed25519), "verified": verified,
+            "this_device": device.device_id == own}
+
+
+@devices.command("list", hidden=True)
+@click.argument("user", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
+@passphrase_option
+@pass_ctx
+@run
+async def list_devices(ctx: Ctx, user: str | None, as_json: bool,
+                       passphrase_file: Path | None) -> None:
+    """List USER's devices (yours without USER): id, name, Ed25519 fingerprint, verified."""
+    async with session(ctx) as client:
+        await open_keys(client, passphrase_file)
+        user_id = await resolve_user(client, user) if user else client.profile.user_id
+        assert user_id is not None
+        own = client.profile.session_id
+        found = sorted(await client.devices.query([user_id]), key=lambda d: d.device_id)
+        rows = [(d, await client.trust.is_verified(d)) for d in found]
+    if as_json:
+        for device, verified in rows:
+            echo(json_line(_device_json(device, verified, own)))
+        return
+    if not rows:
+        echo(f"user:{user_id} has no device with published keys")
+    for device, verified in rows:
+        state = "this device" if device.device_id == own else (
+            "verified" if verified else "not verified")
+        echo(f"device {device.device_id}  {visible(device.name)}  "
+             f"{fingerprint(device.identity.ed25519)}  ({state})")
+
+
+@devices.command("verify")
+@click.argument("user", required=False)
+@click.option("--device", "device_id", type=click.IntRange(1, 2**62), default=None,
+              help="The device to verify (default: the first of USER's devices to accept).")
+@click.option("--accept", is_flag=True,
+              help="Wait for another device to ask, and verify with it (the other side of "
+                   "`pigeon devices verify USER`); with USER, only from that user.")
+@click.option("--yes", is_flag=True,
+              help="Confirm that the emoji match without asking (scripts and tests: the emoji "
+                   "are still printed).")
+@click.option("--timeout", type=click.IntRange(1, 3600), default=300, show_default=True,
+              help="Seconds to wait for the other device and for your answer.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: request, sas, verified.")
+@passphrase_option
+@pass_ctx
+@run
+async def verify(ctx: Ctx, user: str | None, device_id: int | None, accept: bool, yes: bool,
+                 timeout: int, as_json: bool, passphrase_file: Path | None) -> None:
+    """Verify USER's device by comparing emoji (SAS): run `pigeon devices verify --accept` on
+    that device at the same time."""
+    if user is None and not accept:
+        raise click.UsageError("name the USER whose device to verify, or pass --accept")
+    if accept and device_id is not None:
+        raise click.UsageError("--device goes with USER, on the side that asks")
+    async with session(ctx) as client:
+        await open_keys(client, passphrase_file)
+        client.verifier.timeout = float(timeout)
+        user_id = await resolve_user(client, user) if user else None
+        if accept:
+            say(as_json, {"event": "waiting"}, "waiting for a device to ask for verification "
+                "(on it: pigeon devices verify USER)...")
+            pending = await client.verifier.wait_for_request(user_id)
+            peer = pending.peer
+            assert peer is not None
+            say(as_json, {"event": "request", **_device_json(peer, False, None)},
+                f"device {peer.device_id} ({visible(peer.name)}) of user:{peer.user_id} asks "
+                f"to verify; its key: {fingerprint(peer.identity.ed25519)}")
+        else:
+            assert user_id is not None
+            pending = await client.verifier.request(user_id, device_id)
+            say(as_json, {"event": "waiting"}, f"asked user:{user_id}'s "
+                f"{'device ' + str(device_id) if device_id else 'devices'}; on it run "
+                f"`pigeon devices verify --accept`...")
+        await _compare(pending, yes, as_json)
+        peer = await pending.finish()
+    say(as_json, {"event": "verified", **_device_json(peer, True, None)},
+        f"verified device {peer.device_id} ({visible(peer.name)}) of user:{peer.user_id}: "
+        f"{fingerprint(peer.identity.ed25519)}")
+
+
+async def _compare(pending: Pending, yes: bool, as_json: bool) -> None:
+    code = await pending.short_code()
+    say(as_json, {"event": "sas", "emoji": [e for e, _ in code.words()],
+                  "names": [n for _, n in code.words()], "decimals": list(code.decimals)},
+        _sas_lines(code), plain=True)
+    if yes:
+        await pending.confirm()
+        return
+    try:
+        # In a thread: the connection keeps being served while the person looks.
+        answer = await asyncio.to_thread(_ask)
+    except (click.Abort, EOFError):
+        await pending.cancel()
+        raise VerificationFailed("verification cancelled by this device: no answer",
+                                 code="SAS_CANCELLED") from None
+    if answer:
+        await pending.confirm()
+    else:
+        await pending.reject()
+
+
+def _ask() -> bool:
+    """The person's answer: a prompt on a terminal, else a line on standard input."""
+    question = "do the emoji (or numbers) match the other device's?"
+    if sys.stdin.isatty():
+        return bool(click.confirm(question, default=False, err=True))
+    click.echo(f"{question} [y/N] ", err=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.strip().lower() in ("y", "yes")
+
+
+def _sas_lines(code: ShortCode) -> str:
+    emoji = "  ".join(f"{e} {name}" for e, name in code.words())
+    numbers = " ".join(str(n) for n in code.decimals)
+    return f"compare with the other device:\n  {emoji}\n  or the numbers: {numbers}"
+
+
+def say(as_json: bool, obj: dict[str, Any], line: str, plain: bool = False) -> None:
+    if as_json:
+        echo(json_line(obj))
+    elif plain:
+        # Our own table's emoji, some with a variation selector that echo would escape.
+        click.echo(line)
+    else:
+        echo(line)
+    sys.stdout.flush()  # the other terminal's person (or a test) reads as it comes

@@ -1,0 +1,136 @@
+"""`pigeon devices` and `pigeon devices verify` as two people run them, in two terminals, through
+a real server process (issue 9, deliverable 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pigeon.client import Client
+from pigeon.testing import login
+
+from cli_support import TIMEOUT, ok, one_error_line, pigeon
+
+pytestmark = pytest.mark.slow
+
+
+def run_in_background(profile: Path, *args: str, env: dict[str, str],
+                      stdin: str | None = None) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pigeon", "--profile", str(profile), *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env})
+    if stdin is not None:
+        assert proc.stdin is not None
+        proc.stdin.write(stdin)
+        proc.stdin.flush()
+    return proc
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, list[dict], str]:  # type: ignore[type-arg]
+    out, err = proc.communicate(timeout=TIMEOUT)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return proc.returncode, events, err
+
+
+PASSPHRASE = "correct horse battery staple"
+
+
+async def signed_up(server, phone: str, name: str, username: str, profile: Path,  # type: ignore[no-untyped-def]
+                    peer: Client | None = None) -> Client:
+    """A profile the CLI then uses, signed up through the SDK (fast), keys published."""
+    client = await login(server, phone, name, username=username, profile=profile)
+    await client.devices.open(PASSPHRASE)
+    return client
+
+
+@pytest.fixture
+async def people(server, phone, tmp_path):  # type: ignore[no-untyped-def]
+    """Alice and Bob, contacts, each with a passphrase file and published device keys."""
+    secret = tmp_path / "passphrase"
+    secret.write_text(PASSPHRASE + "\n")
+    env = {"PIGEON_PASSPHRASE_FILE": str(secret)}
+    alice, bob, bob_phone = tmp_path / "alice", tmp_path / "bob", phone()
+    a = await signed_up(server, phone(), "Alice", "alice_v", alice)
+    b = await signed_up(server, bob_phone, "Bob", "bob_v", bob)
+    assert b.profile.user_id is not None
+    chat = await a.chats.open_private(b.profile.user_id)  # contacts: envelopes may pass
+    await a.messages.send(chat.id, "hi")
+    await b.messages.send(chat.id, "hello")
+    await a.close()
+    await b.close()
+    return alice, bob, bob_phone, env
+
+
+def test_two_terminals_verify_each_other_and_the_listing_says_so(people, server, tmp_path):
+    alice, bob, _, env = people
+    listed = [json.loads(line) for line in ok(alice, "devices", "@bob_v", "--json",
+                                              env=env).splitlines()]
+    assert [d["verified"] for d in listed] == [False]
+    bob_device = listed[0]["device_id"]
+    assert all(len(group) <= 4 for group in listed[0]["fingerprint"].split(" "))
+
+    responder = run_in_background(bob, "devices", "verify", "--accept", "--yes", "--json",
+                                  "--timeout", "60", env=env)
+    asker = run_in_background(alice, "devices", "verify", "@bob_v", "--device",
+                              str(bob_device), "--yes", "--json", "--timeout", "60", env=env)
+    code_a, events_a, err_a = finish(asker)
+    code_b, events_b, err_b = finish(responder)
+    assert (code_a, code_b) == (0, 0), (err_a, err_b)
+    sas_a = next(e for e in events_a if e["event"] == "sas")
+    sas_b = next(e for e in events_b if e["event"] == "sas")
+    assert sas_a == sas_b and len(sas_a["emoji"]) == 7 and len(sas_a["decimals"]) == 3
+    assert events_a[-1]["event"] == events_b[-1]["event"] == "verified"
+    assert events_a[-1]["device_id"] == bob_device
+
+    # Stored, on both sides, in the encrypted vault (not in the clear).
+    for profile, peer in ((alice, "@bob_v"), (bob, "@alice_v")):
+        listed = [json.loads(line) for line in ok(profile, "devices", peer, "--json",
+                                                  env=env).splitlines()]
+        assert [d["verified"] for d in listed] == [True]
+        trust = (profile / "trust.vault").read_bytes()
+        assert listed[0]["fingerprint"].replace(" ", "").encode() not in trust
+    human = ok(alice, "devices", "@bob_v", env=env)
+    assert f"device {bob_device}" in human and "(verified)" in human
+    assert "(this device)" in ok(alice, "devices", env=env)
+
+
+def test_a_mismatch_answered_no_fails_both_sides_and_stores_nothing(people):
+    alice, bob, _, env = people
+    responder = run_in_background(bob, "devices", "verify", "--accept", "--timeout", "60",
+                                  env=env, stdin="n\n")
+    asker = run_in_background(alice, "devices", "verify", "@bob_v", "--yes",
+                              "--timeout", "60", env=env)
+    code_b, _, err_b = finish(responder)
+    code_a, _, err_a = finish(asker)
+    assert code_b == 1 and "SAS_MISMATCH" in err_b.splitlines()[-1], err_b
+    assert code_a == 1 and "cancelled by the other device" in err_a and "SAS_MISMATCH" in err_a
+    assert "(not verified)" in ok(alice, "devices", "@bob_v", env=env)
+
+
+async def test_a_new_device_is_unverified_and_bad_input_gets_one_line(people, server,
+                                                                      tmp_path):
+    alice, _, bob_phone, env = people
+    bob2 = await login(server, bob_phone, "Bob", profile=tmp_path / "bob2")
+    await bob2.devices.open(PASSPHRASE)
+    await bob2.close()
+    listed = [json.loads(line) for line in ok(alice, "devices", "@bob_v", "--json",
+                                              env=env).splitlines()]
+    assert len(listed) == 2 and not any(d["verified"] for d in listed)
+
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it\n")
+    refused = pigeon(alice, "devices", env={"PIGEON_PASSPHRASE_FILE": str(wrong)})
+    assert refused.returncode == 1
+    assert one_error_line(refused) == "error: wrong passphrase for this device's keys"
+    no_device = pigeon(alice, "devices", "verify", "@bob_v", "--device", "999999", env=env)
+    assert no_device.returncode == 1 and "DEVICE_NOT_FOUND" in one_error_line(no_device)
+    nobody = pigeon(alice, "devices", "verify", "--accept", "--timeout", "1", env=env)
+    assert nobody.returncode == 1 and "SAS_TIMEOUT" in one_error_line(nobody)
+    usage = pigeon(alice, "devices", "verify", env=env)
+    assert usage.returncode == 2
