@@ -134,3 +134,47 @@ async def test_a_new_device_is_unverified_and_bad_input_gets_one_line(people, se
     assert nobody.returncode == 1 and "SAS_TIMEOUT" in one_error_line(nobody)
     usage = pigeon(alice, "devices", "verify", env=env)
     assert usage.returncode == 2
+
+
+async def test_trust_warns_once_of_a_new_device_and_only_verified_refuses(server, phone,
+                                                                          tmp_path):
+    """The API `send --secret` and `receive` call (client.trust), through a real server."""
+    from pigeon.client.trust import TrustWarning, UnverifiedDevices
+
+    bob_phone = phone()
+    alice = await signed_up(server, phone(), "Alice", "alice_t", tmp_path / "a")
+    bob = await signed_up(server, bob_phone, "Bob", "bob_t", tmp_path / "b")
+    bob2 = None
+    try:
+        assert bob.profile.user_id is not None
+        bob_id = bob.profile.user_id
+        chat = await alice.chats.open_private(bob_id)  # contacts: each sees the other's keys
+        await alice.messages.send(chat.id, "hi")
+        await bob.messages.send(chat.id, "hello")
+        assert await alice.trust.check([bob_id]) == []  # first sight: remembered quietly
+        bob2 = await signed_up(server, bob_phone, "Bob", "bob_t", tmp_path / "b2")
+        warnings = await alice.trust.check([bob_id])
+        assert [(w.kind, w.device_id) for w in warnings] == [
+            ("new_device", bob2.profile.session_id)]
+        assert isinstance(warnings[0], TrustWarning)
+        assert await alice.trust.check([bob_id]) == []  # warned once
+        devices = await alice.devices.query([bob_id])
+        with pytest.raises(UnverifiedDevices) as refused:
+            await alice.trust.require_verified(devices)
+        assert {d.device_id for d in refused.value.devices} == {d.device_id for d in devices}
+        for device in devices:
+            await alice.trust.set_verified(device)
+        await alice.trust.require_verified(devices)
+        # Kept encrypted in the profile: a new client on it still knows.
+        again = Client(server.url, alice.profile)
+        await again.connect()
+        try:
+            await again.devices.open(PASSPHRASE)
+            await again.trust.require_verified(devices)
+            assert await again.trust.check([bob_id]) == []
+        finally:
+            await again.close()
+    finally:
+        for client in (alice, bob, bob2):
+            if client is not None:
+                await client.close()

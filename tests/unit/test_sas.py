@@ -169,7 +169,8 @@ def test_verification_round_trips_and_bad_fields_are_malformed():
         assert isinstance(read, UnknownPayload) and read.tag == "sas" and "malformed" in read.error
 
 
-fields = st.one_of(st.none(), st.text(max_size=80), st.integers(-2**63, 2**63), st.binary(max_size=40))
+fields = st.one_of(st.none(), st.text(max_size=80), st.integers(-2**63, 2**63),
+                   st.binary(max_size=40))
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -34,6 +34,7 @@ def test_first_sight_is_quiet_then_new_devices_and_changed_keys_warn_once():
     assert "changed since you last saw it" in got[0].message
     assert changes(state, 5, [device(5, 1, "EVIL"), device(5, 2, "K2")]) == []
     assert got[0].as_json()["warning"] == "key_changed"
+    assert got[0].as_json()["type"] == "device_warning"
 
 
 def test_verified_holds_for_one_key_only_and_a_gone_device_is_forgotten():

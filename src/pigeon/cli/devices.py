@@ -16,13 +16,13 @@ from typing import Any
 import click
 
 from pigeon.client import Client
-from pigeon.client.trust import fingerprint
+from pigeon.client.trust import TrustWarning, fingerprint
 from pigeon.client.verification import Pending, VerificationFailed
 from pigeon.crypto.sas import ShortCode
 from pigeon.crypto.vault import VaultDamaged, WrongPassphrase
 from pigeon.protocol.keys import DeviceKeys
 
-from .context import Ctx, os_error, resolve_user, run, session
+from .context import Ctx, os_error, resolve_user, run, session, warn
 from .output import echo, json_line, visible
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -59,6 +59,17 @@ async def open_keys(client: Client, path: Path | None) -> None:
         raise click.ClickException("wrong passphrase for this device's keys") from None
     except VaultDamaged as exc:
         raise click.ClickException(visible(str(exc))) from None
+
+
+def print_trust_warnings(warnings: list[TrustWarning], as_json: bool) -> None:
+    """What `send --secret` and `receive` print of ``client.trust.check``: a ``warning:``
+    line on stderr each, or a JSON line (``"type": "device_warning"``) on stdout."""
+    for warning in warnings:
+        if as_json:
+            echo(json_line(warning.as_json()))
+        else:
+            warn(f"{visible(warning.message)}; compare keys with `pigeon devices verify "
+                 f"user:{warning.user_id} --device {warning.device_id}`")
 
 
 class DevicesGroup(click.Group):

@@ -86,8 +86,9 @@ class TrustWarning(msgspec.Struct, frozen=True):
                 f"could have put it there)")
 
     def as_json(self) -> dict[str, object]:
-        return {"warning": self.kind, "user_id": self.user_id, "device_id": self.device_id,
-                "name": self.name, "fingerprint": fingerprint(self.ed25519)}
+        return {"type": "device_warning", "warning": self.kind, "user_id": self.user_id,
+                "device_id": self.device_id, "name": self.name,
+                "fingerprint": fingerprint(self.ed25519)}
 
 
 def fingerprint(ed25519: str) -> str:
@@ -112,7 +113,7 @@ def changes(state: TrustState, user_id: int,
         if before is not None:
             warnings.append(TrustWarning("key_changed", user_id, device.device_id, device.name,
                                          key, before.ed25519))
-        elif known is not None:
+        elif known:  # a user seen with no devices yet is still a first sight
             warnings.append(TrustWarning("new_device", user_id, device.device_id, device.name,
                                          key))
     state.users[user_id] = now
