@@ -3,6 +3,7 @@ a real server process (issue 9, deliverable 6)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -173,3 +174,45 @@ async def test_trust_warns_once_of_a_new_device_and_only_verified_refuses(server
         for client in (alice, bob, bob2):
             if client is not None:
                 await client.close()
+
+
+async def test_a_request_seen_by_another_reader_is_offered_then_accepted(server, phone,
+                                                                        tmp_path):
+    """The inbox router's path (receive saw the start first), and verifying one's own other
+    device, both through the SDK."""
+    from pigeon.crypto.payloads import Verification, read_payload
+
+    a_phone = phone()
+    alice = await signed_up(server, a_phone, "Alice", "alice_o", tmp_path / "a")
+    laptop = await signed_up(server, a_phone, "Alice", "alice_o", tmp_path / "a2")
+    try:
+        assert alice.profile.user_id is not None
+        pending = await laptop.verifier.request(alice.profile.user_id,
+                                                alice.profile.session_id)
+        (message,) = await alice.devices.receive()  # as the router reads it
+        start = read_payload(message.body or b"")
+        assert isinstance(start, Verification) and start.step == "start"
+        (sender,) = [d for d in await alice.devices.query([alice.profile.user_id])
+                     if d.device_id == message.sender_device]
+        line = await alice.verifier.offer(sender, start)
+        assert f"device {laptop.profile.session_id}" in line and "--accept" in line
+        assert b"start" not in (tmp_path / "a" / "verify-requests.vault").read_bytes()
+        # Later, another process on the same profile: the offer is taken, not waited for.
+        again = Client(server.url, alice.profile)
+        await again.connect()
+        try:
+            await again.devices.open(PASSPHRASE)
+            accepted = await again.verifier.wait_for_request()
+            codes = await asyncio.gather(pending.short_code(), accepted.short_code())
+            assert codes[0] == codes[1]
+            await asyncio.gather(pending.confirm(), accepted.confirm())
+            verified = await asyncio.gather(pending.finish(), accepted.finish())
+            assert [d.device_id for d in verified] == [alice.profile.session_id,
+                                                      laptop.profile.session_id]
+            assert await again.trust.is_verified(verified[1])
+            assert await again.verifier._take_offer(None) is None  # used up
+        finally:
+            await again.close()
+    finally:
+        await alice.close()
+        await laptop.close()

@@ -142,15 +142,18 @@ async def list_devices(ctx: Ctx, user: str | None, as_json: bool,
 async def verify(ctx: Ctx, user: str | None, device_id: int | None, accept: bool, yes: bool,
                  timeout: int, as_json: bool, passphrase_file: Path | None) -> None:
     """Verify USER's device by comparing emoji (SAS): run `pigeon devices verify --accept` on
-    that device at the same time."""
-    if user is None and not accept:
-        raise click.UsageError("name the USER whose device to verify, or pass --accept")
+    that device at the same time. Without USER, --device ID is one of your own devices."""
+    if user is None and not accept and device_id is None:
+        raise click.UsageError("name the USER whose device to verify (or --device ID for one "
+                               "of yours), or pass --accept")
     if accept and device_id is not None:
         raise click.UsageError("--device goes with USER, on the side that asks")
     async with session(ctx) as client:
         await open_keys(client, passphrase_file)
         client.verifier.timeout = float(timeout)
         user_id = await resolve_user(client, user) if user else None
+        if user_id is None and not accept:
+            user_id = client.profile.user_id  # one of this user's own other devices
         if accept:
             say(as_json, {"event": "waiting"}, "waiting for a device to ask for verification "
                 "(on it: pigeon devices verify USER)...")

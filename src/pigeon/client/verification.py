@@ -11,7 +11,10 @@ For now it reads the inbox itself through ``client.devices.receive()`` and skips
 that are not verification steps (they are acknowledged: a verification is meant to run
 alone, as `pigeon devices verify` does). The client's router of device messages
 (client/inbox.py) takes this place at merge: it feeds :meth:`Pending.take` with the
-``Verification`` payloads it reads.
+``Verification`` payloads of a verification in progress, and hands a ``start`` that arrives
+while none is to :meth:`Verifier.offer`, which keeps it (sealed, in ``verify-requests.vault``)
+for a later ``pigeon devices verify --accept`` in another process, and returns the line
+`receive` prints about it.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pigeon.crypto.payloads import Verification as Step
 from pigeon.crypto.payloads import encode_payload, read_payload
+import msgspec
+
 from pigeon.crypto.sas import DEFAULT_TIMEOUT, Cancel, Party, SasFlow, ShortCode, State
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.keys import DeviceKeys
@@ -35,6 +41,22 @@ if TYPE_CHECKING:
     from .client import Client
 
 log = logging.getLogger("pigeon.client.verification")
+
+OFFERS_FILE = "verify-requests.vault"
+#: requests kept for a later --accept, at most (the newest)
+MAX_OFFERS = 16
+
+
+class Offer(msgspec.Struct, frozen=True):
+    """A verification another device asked for while nothing here was waiting."""
+
+    user_id: int
+    device_id: int
+    transaction_id: str
+    at: float  # wall-clock seconds: offers outlive the process that saw them
+
+
+_offers_decoder = msgspec.msgpack.Decoder(list[Offer])
 
 #: how long to wait for a pushed envelope before reading the inbox anyway, in seconds
 POLL_SECONDS = 1.0
@@ -133,10 +155,47 @@ class Pending:
 
 class Verifier:
     def __init__(self, client: Client, clock: Callable[[], float] = time.monotonic,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.clock = clock
+        self.wall_clock = wall_clock
         self.timeout = timeout
+
+    # -- requests seen by another reader of the inbox -------------------------------------
+    async def offer(self, sender: DeviceKeys, step: Step) -> str:
+        """Keep a ``start`` that arrived while no verification waited (the inbox router
+        calls this) for :meth:`wait_for_request`; the line to show the person."""
+        vault = self.client.devices.vault.sibling(self._offers_path())
+        offers = await self._offers()
+        offers = [o for o in offers if o.transaction_id != step.transaction_id]
+        offers.append(Offer(sender.user_id, sender.device_id, step.transaction_id,
+                            self.wall_clock()))
+        await vault.save(msgspec.msgpack.encode(offers[-MAX_OFFERS:]))
+        return (f"device {sender.device_id} of user:{sender.user_id} asks to verify this "
+                f"device: run `pigeon devices verify --accept` within "
+                f"{int(DEFAULT_TIMEOUT) // 60} minutes")
+
+    def _offers_path(self) -> Path | None:
+        directory = self.client.profile.directory
+        return directory / OFFERS_FILE if directory is not None else None
+
+    async def _offers(self) -> list[Offer]:
+        data = await self.client.devices.vault.sibling(self._offers_path()).load()
+        if data is None:
+            return []
+        fresh = self.wall_clock() - DEFAULT_TIMEOUT
+        return [o for o in _offers_decoder.decode(data) if o.at >= fresh]
+
+    async def _take_offer(self, user_id: int | None) -> Offer | None:
+        offers = await self._offers()
+        wanted = [o for o in offers if user_id is None or o.user_id == user_id]
+        if not wanted:
+            return None
+        taken = wanted[-1]
+        vault = self.client.devices.vault.sibling(self._offers_path())
+        await vault.save(msgspec.msgpack.encode([o for o in offers if o != taken]))
+        return taken
 
     def _me(self) -> Party:
         profile = self.client.profile
@@ -165,6 +224,12 @@ class Verifier:
         """The next verification another device asks of this one (from ``user_id`` only if
         given), accepted."""
         deadline = self.clock() + self.timeout
+        offer = await self._take_offer(user_id)
+        if offer is not None:  # seen by `receive` before this ran
+            for device in await self.client.devices.query([offer.user_id]):
+                if device.device_id == offer.device_id:
+                    return await self._accept(device, Step(
+                        transaction_id=offer.transaction_id, step="start"))
         while True:
             for message in await self.client.devices.receive():
                 got = await self._step_of(message)
@@ -173,14 +238,17 @@ class Verifier:
                 sender, step = got
                 if step.step != "start" or (user_id is not None and sender.user_id != user_id):
                     continue  # a step of another verification, or one we did not want
-                await self.client.trust.check([sender.user_id])
-                flow, accept = SasFlow.respond(self._me(), party(sender), step,
-                                               now=self.clock(), timeout=self.timeout)
-                await self.send([sender], accept)
-                return Pending(self, flow, {sender.device_id: sender})
+                return await self._accept(sender, step)
             if self.clock() >= deadline:
                 raise VerificationFailed("no device asked to verify in time", code="SAS_TIMEOUT")
             await self._wait_push(deadline)
+
+    async def _accept(self, sender: DeviceKeys, start: Step) -> Pending:
+        await self.client.trust.check([sender.user_id])
+        flow, accept = SasFlow.respond(self._me(), party(sender), start, now=self.clock(),
+                                       timeout=self.timeout)
+        await self.send([sender], accept)
+        return Pending(self, flow, {sender.device_id: sender})
 
     # -- the inbox and the envelopes ------------------------------------------------------
     async def send(self, targets: list[DeviceKeys], step: Step) -> None:
