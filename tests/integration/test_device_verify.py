@@ -195,7 +195,8 @@ async def test_a_request_seen_by_another_reader_is_offered_then_accepted(server,
         (sender,) = [d for d in await alice.devices.query([alice.profile.user_id])
                      if d.device_id == message.sender_device]
         line = await alice.verifier.offer(sender, start)
-        assert f"device {laptop.profile.session_id}" in line and "--accept" in line
+        assert line is not None and f"device {laptop.profile.session_id}" in line
+        assert "--accept" in line
         assert b"start" not in (tmp_path / "a" / "verify-requests.vault").read_bytes()
         # Later, another process on the same profile: the offer is taken, not waited for.
         again = Client(server.url, alice.profile)

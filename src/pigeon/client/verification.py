@@ -163,15 +163,19 @@ class Verifier:
         self.timeout = timeout
 
     # -- requests seen by another reader of the inbox -------------------------------------
-    async def offer(self, sender: DeviceKeys, step: Step) -> str:
+    async def offer(self, sender: DeviceKeys, step: Step) -> str | None:
         """Keep a ``start`` that arrived while no verification waited (the inbox router
-        calls this) for :meth:`wait_for_request`; the line to show the person."""
+        calls this) for :meth:`wait_for_request`, and return the line to show the person;
+        a ``cancel`` withdraws it (None: nothing to show)."""
         vault = self.client.devices.vault.sibling(self._offers_path())
         offers = await self._offers()
         offers = [o for o in offers if o.transaction_id != step.transaction_id]
-        offers.append(Offer(sender.user_id, sender.device_id, step.transaction_id,
-                            self.wall_clock()))
+        if step.step == "start":
+            offers.append(Offer(sender.user_id, sender.device_id, step.transaction_id,
+                                self.wall_clock()))
         await vault.save(msgspec.msgpack.encode(offers[-MAX_OFFERS:]))
+        if step.step != "start":
+            return None
         return (f"device {sender.device_id} of user:{sender.user_id} asks to verify this "
                 f"device: run `pigeon devices verify --accept` within "
                 f"{int(DEFAULT_TIMEOUT) // 60} minutes")
@@ -231,14 +235,18 @@ class Verifier:
                     return await self._accept(device, Step(
                         transaction_id=offer.transaction_id, step="start"))
         while True:
+            starts: dict[str, tuple[DeviceKeys, Step]] = {}
             for message in await self.client.devices.receive():
                 got = await self._step_of(message)
                 if got is None:
                     continue
                 sender, step = got
-                if step.step != "start" or (user_id is not None and sender.user_id != user_id):
-                    continue  # a step of another verification, or one we did not want
-                return await self._accept(sender, step)
+                if step.step == "cancel":  # withdrawn, or answered by another device
+                    starts.pop(step.transaction_id, None)
+                elif step.step == "start" and (user_id is None or sender.user_id == user_id):
+                    starts[step.transaction_id] = got
+            if starts:  # the newest request still standing
+                return await self._accept(*list(starts.values())[-1])
             if self.clock() >= deadline:
                 raise VerificationFailed("no device asked to verify in time", code="SAS_TIMEOUT")
             await self._wait_push(deadline)

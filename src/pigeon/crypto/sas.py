@@ -42,8 +42,8 @@ from .payloads import Verification, encode_payload
 #: how long a verification may wait for the other side or for a person, in seconds
 DEFAULT_TIMEOUT = 600.0
 
-# Matrix's SAS emoji (spec, appendix "SAS emoji"), index -> (emoji, name): people on
-# Element and on Pigeon read the same words.
+# Matrix's SAS emoji table (spec, "SAS method: emoji"), index -> (emoji, name): chosen there
+# to be told apart across cultures and fonts, and familiar to people who verified on Element.
 EMOJI: tuple[tuple[str, str], ...] = (
     ("🐶", "Dog"), ("🐱", "Cat"), ("🦁", "Lion"), ("🐎", "Horse"), ("🦄", "Unicorn"),
     ("🐷", "Pig"), ("🐘", "Elephant"), ("🐰", "Rabbit"), ("🐼", "Panda"), ("🐓", "Rooster"),
