@@ -9,6 +9,7 @@ tests, after printing them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,8 @@ class DevicesGroup(click.Group):
 
 @click.group(cls=DevicesGroup)
 def devices() -> None:
-    """List a user's devices (`pigeon devices [@user]`) and verify them (`pigeon devices
-    verify`)."""
+    """`pigeon devices [@user] [--json]` lists a user's devices (yours without @user): id,
+    name, Ed25519 fingerprint, verified or not. `pigeon devices verify` verifies one."""
 
 
 def _device_json(device: DeviceKeys, verified: bool, own: int | None) -> dict[str, Any]:
@@ -169,8 +170,13 @@ async def verify(ctx: Ctx, user: str | None, device_id: int | None, accept: bool
             say(as_json, {"event": "waiting"}, f"asked user:{user_id}'s "
                 f"{'device ' + str(device_id) if device_id else 'devices'}; on it run "
                 f"`pigeon devices verify --accept`...")
-        await _compare(pending, yes, as_json)
-        peer = await pending.finish()
+        try:
+            await _compare(pending, yes, as_json)
+            peer = await pending.finish()
+        except asyncio.CancelledError:  # Ctrl-C: tell the other side rather than let it wait
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pending.cancel(), 3)
+            raise
     say(as_json, {"event": "verified", **_device_json(peer, True, None)},
         f"verified device {peer.device_id} ({visible(peer.name)}) of user:{peer.user_id}: "
         f"{fingerprint(peer.identity.ed25519)}")
