@@ -99,8 +99,10 @@ def test_replayed_steps_are_ignored_and_out_of_order_ones_cancel():
     assert cancel.code == Cancel.UNEXPECTED.value and alice.state is State.CANCELLED
 
 
-def test_a_mac_before_the_keys_cancels():
+def test_a_mac_before_the_keys_cancels_and_an_unknown_step_is_ignored():
     alice, start = SasFlow.start(ALICE, [BOB], now=0)
+    future = Verification(transaction_id=start.transaction_id, step="m.qr.scan")
+    assert alice.receive(BOB, future, 0) == [] and alice.state is State.STARTED
     early = Verification(transaction_id=start.transaction_id, step="mac", mac="AAAA",
                          keys_mac="AAAA")
     (cancel,) = alice.receive(BOB, early, 0)

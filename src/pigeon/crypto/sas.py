@@ -22,8 +22,9 @@ into the SAS or a MAC names both devices and the transaction, so nothing is repl
 between verifications.
 
 A step for another transaction, or from a device not in this one, is ignored; a step
-identical to one already taken (a duplicate envelope) is ignored; any other step out of
-order cancels with ``unexpected_message``.
+identical to one already taken (a duplicate envelope) is ignored, and so is a step this
+version does not know (a newer one's); any other step out of order cancels with
+``unexpected_message``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ import vodozemac
 
 from .payloads import Verification, encode_payload
 
+#: the steps this version knows; a newer version's others are ignored, not an error
+STEPS = frozenset({"start", "accept", "key", "mac", "cancel", "done"})
 #: how long a verification may wait for the other side or for a person, in seconds
 DEFAULT_TIMEOUT = 600.0
 
@@ -186,7 +189,7 @@ class SasFlow:
         if self.peer is None and sender != self.candidates[(sender.user_id, sender.device_id)]:
             return []
         raw = encode_payload(step)
-        if raw in self._taken or self.done:
+        if raw in self._taken or self.done or step.step not in STEPS:
             return []  # a duplicate, or late: nothing changes
         self._taken.add(raw)
         if self.expire(now):
