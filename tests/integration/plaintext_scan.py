@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from pigeon.testing import ServerProcess
@@ -143,3 +144,14 @@ class Proxied:
 
     def code_for(self, phone: str, timeout: float = 10.0) -> str:
         return self.server.code_for(phone, timeout)
+
+
+@pytest.fixture
+async def proxied(server):  # type: ignore[no-untyped-def]
+    """The ``server`` fixture behind a :class:`RecordingProxy` (a fixture of every
+    integration test, through conftest.py); log clients in with ``login(proxied, ...)``."""
+    proxy = await RecordingProxy(server.url).start()
+    try:
+        yield Proxied(server, proxy)
+    finally:
+        await proxy.close()

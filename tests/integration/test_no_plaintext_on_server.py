@@ -9,21 +9,12 @@ groups add their conversations here with the same harness (plaintext_scan.py).""
 from __future__ import annotations
 
 import pytest
-from plaintext_scan import Proxied, RecordingProxy, marker, scan, scanned_places
+from plaintext_scan import marker, scan, scanned_places
 
 from pigeon.testing import login
 
 pytestmark = pytest.mark.slow
 PASSPHRASE = "correct horse battery staple"
-
-
-@pytest.fixture
-async def proxied(server):  # type: ignore[no-untyped-def]
-    proxy = await RecordingProxy(server.url).start()
-    try:
-        yield Proxied(server, proxy)
-    finally:
-        await proxy.close()
 
 
 async def test_envelopes_leave_no_marker_and_no_key_on_the_server_or_in_profiles(

@@ -152,7 +152,7 @@ class Trust:
     async def check(self, user_ids: list[int],
                     devices: list[DeviceKeys] | None = None) -> list[TrustWarning]:
         """What changed in these users' devices since this device last looked (``devices``:
-        their current ones if already queried), remembered so that it warns once. This
+        all their current ones, if already queried), remembered so that it warns once. This
         device itself is left out."""
         if devices is None:
             devices = await self._client.devices.query(user_ids)

@@ -210,14 +210,15 @@ class Verifier:
         """Ask ``user_id``'s device ``device_id`` (all of their devices but this one when
         None; the first to accept is verified) to verify with this one."""
         own = self.client.profile.session_id
-        found = [d for d in await self.client.devices.query([user_id])
+        everyone = await self.client.devices.query([user_id])
+        found = [d for d in everyone
                  if d.device_id != own and (device_id is None or d.device_id == device_id)]
         if not found:
             which = f"device {device_id} of " if device_id is not None else "a device of "
             raise VerificationFailed(f"{which}user:{user_id} to verify was not found (its "
                                      f"keys are not published, or do not verify)",
                                      code="DEVICE_NOT_FOUND")
-        await self.client.trust.check([user_id], found)
+        await self.client.trust.check([user_id], everyone)  # all of them: seen as they are
         flow, start = SasFlow.start(self._me(), [party(d) for d in found], now=self.clock(),
                                     timeout=self.timeout)
         pending = Pending(self, flow, {d.device_id: d for d in found})
