@@ -55,7 +55,7 @@ def read_passphrase(path: Path | None) -> str:
 
 async def open_keys(client: Client, path: Path | None) -> None:
     try:
-        await client.devices.open(read_passphrase(path))
+        await client.devices.open(await asyncio.to_thread(read_passphrase, path))
     except WrongPassphrase:
         raise click.ClickException("wrong passphrase for this device's keys") from None
     except VaultDamaged as exc:

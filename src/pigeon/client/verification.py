@@ -106,9 +106,7 @@ class Pending:
 
     async def short_code(self) -> ShortCode:
         """The emoji and numbers to compare, once both keys are exchanged."""
-        await self._verifier.pump(self, lambda: self.flow.state is not State.ACCEPTED
-                                  and self.flow.state is not State.STARTED
-                                  and self.flow.state is not State.KEY_SENT)
+        await self._verifier.pump(self, lambda: self.flow.short_code is not None)
         if self.flow.short_code is None or self.flow.state is State.CANCELLED:
             raise failure(self.flow)
         return self.flow.short_code
