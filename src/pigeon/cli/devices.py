@@ -19,7 +19,7 @@ import click
 from pigeon.client import Client
 from pigeon.client.trust import TrustWarning, fingerprint
 from pigeon.client.verification import Pending, VerificationFailed
-from pigeon.crypto.sas import ShortCode
+from pigeon.crypto.sas import DEFAULT_TIMEOUT, ShortCode
 from pigeon.crypto.vault import VaultDamaged, WrongPassphrase
 from pigeon.protocol.keys import DeviceKeys
 
@@ -134,7 +134,8 @@ async def list_devices(ctx: Ctx, user: str | None, as_json: bool,
 @click.option("--yes", is_flag=True,
               help="Confirm that the emoji match without asking (scripts and tests: the emoji "
                    "are still printed).")
-@click.option("--timeout", type=click.IntRange(1, 3600), default=300, show_default=True,
+@click.option("--timeout", type=click.IntRange(1, 3600), default=int(DEFAULT_TIMEOUT),
+              show_default=True,
               help="Seconds to wait for the other device and for your answer.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: request, sas, verified.")
 @passphrase_option
