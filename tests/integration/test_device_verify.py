@@ -176,44 +176,55 @@ async def test_trust_warns_once_of_a_new_device_and_only_verified_refuses(server
                 await client.close()
 
 
-async def test_a_request_seen_by_another_reader_is_offered_then_accepted(server, phone,
-                                                                        tmp_path):
-    """The inbox router's path (receive saw the start first), and verifying one's own other
-    device, both through the SDK."""
+async def test_a_follower_on_the_same_profile_does_not_starve_a_verification(server, phone,
+                                                                           tmp_path):
+    """The inbox router and a verification read one device's inbox at once: the steps the
+    router reads reach the verification through the mailbox. (One client: two processes on
+    one profile do not yet share the device's Olm sessions, see client/devices.py.) Also:
+    verifying one's own other device."""
     from pigeon.crypto.payloads import Verification, read_payload
+    from pigeon.protocol.updates import Envelope
 
     a_phone = phone()
     alice = await signed_up(server, a_phone, "Alice", "alice_o", tmp_path / "a")
     laptop = await signed_up(server, a_phone, "Alice", "alice_o", tmp_path / "a2")
+    assert alice.profile.user_id is not None
+    lines: list[str] = []
+    offered = asyncio.Event()
+
+    async def follower() -> None:
+        """What the router does with verification steps of no verification of its own."""
+        async for update in alice.updates():
+            if not isinstance(update, Envelope):
+                continue
+            for message in await alice.devices.receive():
+                step = read_payload(message.body or b"")
+                if isinstance(step, Verification):
+                    (sender,) = [d for d in await alice.devices.query([message.sender_id])
+                                 if d.device_id == message.sender_device]
+                    line = await alice.verifier.offer(sender, step)
+                    if line is not None:
+                        lines.append(line)
+                        offered.set()
+
+    following = asyncio.create_task(follower())
     try:
-        assert alice.profile.user_id is not None
         pending = await laptop.verifier.request(alice.profile.user_id,
                                                 alice.profile.session_id)
-        (message,) = await alice.devices.receive()  # as the router reads it
-        start = read_payload(message.body or b"")
-        assert isinstance(start, Verification) and start.step == "start"
-        (sender,) = [d for d in await alice.devices.query([alice.profile.user_id])
-                     if d.device_id == message.sender_device]
-        line = await alice.verifier.offer(sender, start)
-        assert line is not None and f"device {laptop.profile.session_id}" in line
-        assert "--accept" in line
-        assert b"start" not in (tmp_path / "a" / "verify-requests.vault").read_bytes()
-        # Later, another process on the same profile: the offer is taken, not waited for.
-        again = Client(server.url, alice.profile)
-        await again.connect()
-        try:
-            await again.devices.open(PASSPHRASE)
-            accepted = await again.verifier.wait_for_request()
-            codes = await asyncio.gather(pending.short_code(), accepted.short_code())
-            assert codes[0] == codes[1]
-            await asyncio.gather(pending.confirm(), accepted.confirm())
-            verified = await asyncio.gather(pending.finish(), accepted.finish())
-            assert [d.device_id for d in verified] == [alice.profile.session_id,
-                                                      laptop.profile.session_id]
-            assert await again.trust.is_verified(verified[1])
-            assert await again.verifier._take_offer(None) is None  # used up
-        finally:
-            await again.close()
+        await asyncio.wait_for(offered.wait(), 30)  # the follower read the request first
+        accepted = await alice.verifier.wait_for_request()
+        codes = await asyncio.gather(pending.short_code(), accepted.short_code())
+        assert codes[0] == codes[1]
+        await asyncio.gather(pending.confirm(), accepted.confirm())
+        verified = await asyncio.gather(pending.finish(), accepted.finish())
+        assert [d.device_id for d in verified] == [alice.profile.session_id,
+                                                  laptop.profile.session_id]
+        assert await alice.trust.is_verified(verified[1])
+        assert len(lines) == 1 and f"device {laptop.profile.session_id}" in lines[0]
+        assert "--accept" in lines[0] and not following.done()
+        sealed = tmp_path / "a" / "verify-steps.vault"
+        assert not sealed.exists() or b"start" not in sealed.read_bytes()
     finally:
+        following.cancel()
         await alice.close()
         await laptop.close()

@@ -11,10 +11,12 @@ For now it reads the inbox itself through ``client.devices.receive()`` and skips
 that are not verification steps (they are acknowledged: a verification is meant to run
 alone, as `pigeon devices verify` does). The client's router of device messages
 (client/inbox.py) takes this place at merge: it feeds :meth:`Pending.take` with the
-``Verification`` payloads of a verification in progress, and hands a ``start`` that arrives
-while none is to :meth:`Verifier.offer`, which keeps it (sealed, in ``verify-requests.vault``)
-for a later ``pigeon devices verify --accept`` in another process, and returns the line
-`receive` prints about it.
+``Verification`` payloads of a verification in progress in its process, and hands any other
+to :meth:`Verifier.offer`, which leaves it in the profile's mailbox (client/sas_mailbox.py)
+for the process that runs that verification, or for a later ``pigeon devices verify
+--accept``, and returns the line `receive` prints about a request. Both this module's pump
+and ``--accept`` read the mailbox as well as the inbox, so a ``receive --follow`` on the same
+profile does not starve a verification.
 """
 
 from __future__ import annotations
@@ -22,41 +24,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pigeon.crypto.payloads import Verification as Step
 from pigeon.crypto.payloads import encode_payload, read_payload
-import msgspec
-
 from pigeon.crypto.sas import DEFAULT_TIMEOUT, Cancel, Party, SasFlow, ShortCode, State
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.keys import DeviceKeys
 from pigeon.protocol.updates import Envelope
 
 from .devices import DeviceMessage
+from .sas_mailbox import Mailbox
 
 if TYPE_CHECKING:
     from .client import Client
 
 log = logging.getLogger("pigeon.client.verification")
 
-OFFERS_FILE = "verify-requests.vault"
-#: requests kept for a later --accept, at most (the newest)
-MAX_OFFERS = 16
-
-
-class Offer(msgspec.Struct, frozen=True):
-    """A verification another device asked for while nothing here was waiting."""
-
-    user_id: int
-    device_id: int
-    transaction_id: str
-    at: float  # wall-clock seconds: offers outlive the process that saw them
-
-
-_offers_decoder = msgspec.msgpack.Decoder(list[Offer])
 
 #: how long to wait for a pushed envelope before reading the inbox anyway, in seconds
 POLL_SECONDS = 1.0
@@ -99,6 +84,10 @@ class Pending:
         self._verifier = verifier
         self.flow = flow
         self._devices = devices  # device id -> keys, the peer's candidates
+
+    def candidate(self, user_id: int, device_id: int) -> DeviceKeys | None:
+        device = self._devices.get(device_id)
+        return device if device is not None and device.user_id == user_id else None
 
     @property
     def peer(self) -> DeviceKeys | None:
@@ -159,45 +148,25 @@ class Verifier:
         self.clock = clock
         self.wall_clock = wall_clock
         self.timeout = timeout
+        self._box: Mailbox | None = None
 
-    # -- requests seen by another reader of the inbox -------------------------------------
+    # -- steps read by another reader of the inbox ------------------------------------------
+    def _mailbox(self) -> Mailbox:
+        if self._box is None:
+            self._box = Mailbox(self.client.devices.vault, self.client.profile.directory,
+                                self.wall_clock)
+        return self._box
+
     async def offer(self, sender: DeviceKeys, step: Step) -> str | None:
-        """Keep a ``start`` that arrived while no verification waited (the inbox router
-        calls this) for :meth:`wait_for_request`, and return the line to show the person;
-        a ``cancel`` withdraws it (None: nothing to show)."""
-        vault = self.client.devices.vault.sibling(self._offers_path())
-        offers = await self._offers()
-        offers = [o for o in offers if o.transaction_id != step.transaction_id]
-        if step.step == "start":
-            offers.append(Offer(sender.user_id, sender.device_id, step.transaction_id,
-                                self.wall_clock()))
-        await vault.save(msgspec.msgpack.encode(offers[-MAX_OFFERS:]))
+        """Leave a step of a verification not running in this process (the inbox router
+        calls this) for the one that runs it, or for :meth:`wait_for_request`; for a
+        ``start``, the line to show the person."""
+        await self._mailbox().leave(sender.user_id, sender.device_id, step)
         if step.step != "start":
             return None
         return (f"device {sender.device_id} of user:{sender.user_id} asks to verify this "
                 f"device: run `pigeon devices verify --accept` within "
                 f"{int(DEFAULT_TIMEOUT) // 60} minutes")
-
-    def _offers_path(self) -> Path | None:
-        directory = self.client.profile.directory
-        return directory / OFFERS_FILE if directory is not None else None
-
-    async def _offers(self) -> list[Offer]:
-        data = await self.client.devices.vault.sibling(self._offers_path()).load()
-        if data is None:
-            return []
-        fresh = self.wall_clock() - DEFAULT_TIMEOUT
-        return [o for o in _offers_decoder.decode(data) if o.at >= fresh]
-
-    async def _take_offer(self, user_id: int | None) -> Offer | None:
-        offers = await self._offers()
-        wanted = [o for o in offers if user_id is None or o.user_id == user_id]
-        if not wanted:
-            return None
-        taken = wanted[-1]
-        vault = self.client.devices.vault.sibling(self._offers_path())
-        await vault.save(msgspec.msgpack.encode([o for o in offers if o != taken]))
-        return taken
 
     def _me(self) -> Party:
         profile = self.client.profile
@@ -227,23 +196,17 @@ class Verifier:
         """The next verification another device asks of this one (from ``user_id`` only if
         given), accepted."""
         deadline = self.clock() + self.timeout
-        offer = await self._take_offer(user_id)
-        if offer is not None:  # seen by `receive` before this ran
-            for device in await self.client.devices.query([offer.user_id]):
-                if device.device_id == offer.device_id:
-                    return await self._accept(device, Step(
-                        transaction_id=offer.transaction_id, step="start"))
         while True:
             starts: dict[str, tuple[DeviceKeys, Step]] = {}
+            for mail in await self._mailbox().take(
+                    lambda _, v: v.step in ("start", "cancel")):  # seen by `receive` first
+                got = await self._from_device(mail.user_id, mail.device_id, mail.verification())
+                if got is not None:
+                    _stand(starts, user_id, *got)
             for message in await self.client.devices.receive():
                 got = await self._step_of(message)
-                if got is None:
-                    continue
-                sender, step = got
-                if step.step == "cancel":  # withdrawn, or answered by another device
-                    starts.pop(step.transaction_id, None)
-                elif step.step == "start" and (user_id is None or sender.user_id == user_id):
-                    starts[step.transaction_id] = got
+                if got is not None:
+                    _stand(starts, user_id, *got)
             if starts:  # the newest request still standing
                 return await self._accept(*list(starts.values())[-1])
             if self.clock() >= deadline:
@@ -265,10 +228,20 @@ class Verifier:
         """Read the inbox into ``pending`` until ``until()`` or its flow ends or expires."""
         flow = pending.flow
         while not until() and not flow.done:
+            for mail in await self._mailbox().take(
+                    lambda _, v: v.transaction_id == flow.transaction_id):
+                sender = pending.candidate(mail.user_id, mail.device_id)
+                step = mail.verification()
+                if sender is not None and step is not None:
+                    await pending.take(sender, step)
             for message in await self.client.devices.receive():
                 got = await self._step_of(message)
-                if got is not None:
+                if got is None:
+                    continue
+                if got[1].transaction_id == flow.transaction_id:
                     await pending.take(*got)
+                else:  # another verification's (a request while this one runs): kept
+                    await self.offer(*got)
             if until() or flow.done:
                 return
             if flow.expire(self.clock()):
@@ -285,9 +258,15 @@ class Verifier:
         if not isinstance(payload, Step):
             log.info("skipped a %s payload while verifying", type(payload).__name__)
             return None
-        for device in await self.client.devices.query([message.sender_id]):
-            if device.device_id == message.sender_device:
-                return device, payload
+        return await self._from_device(message.sender_id, message.sender_device, payload)
+
+    async def _from_device(self, user_id: int, device_id: int,
+                           step: Step | None) -> tuple[DeviceKeys, Step] | None:
+        if step is None:
+            return None
+        for device in await self.client.devices.query([user_id]):
+            if device.device_id == device_id:
+                return device, step
         return None
 
     async def _wait_push(self, deadline: float) -> None:
@@ -302,3 +281,13 @@ class Verifier:
             await asyncio.wait_for(pushed(), wait)
         except TimeoutError:
             pass
+
+
+def _stand(starts: dict[str, tuple[DeviceKeys, Step]], user_id: int | None,
+           sender: DeviceKeys, step: Step) -> None:
+    """Track the requests still standing: a start (from ``user_id`` if given) stands until
+    a cancel of its transaction (withdrawn, or answered by another device)."""
+    if step.step == "cancel":
+        starts.pop(step.transaction_id, None)
+    elif step.step == "start" and (user_id is None or sender.user_id == user_id):
+        starts[step.transaction_id] = (sender, step)

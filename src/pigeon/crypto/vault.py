@@ -85,7 +85,10 @@ class Vault:
     async def load(self) -> bytes | None:
         """What this vault's file holds (None: no file yet). VaultDamaged if it was sealed
         under another key (the device's vault was made anew) or altered."""
-        sealed = await asyncio.to_thread(_read, self.path)
+        return self.unseal(await asyncio.to_thread(_read, self.path))
+
+    def unseal(self, sealed: bytes | None) -> bytes | None:
+        """What :meth:`seal` made of it (None stays None); VaultDamaged as :meth:`load`."""
         if sealed is None:
             return None
         head = len(MAGIC) + SALT_BYTES
@@ -96,6 +99,11 @@ class Vault:
                                       sealed[head + NONCE_BYTES:], sealed[:head])
         except InvalidTag:
             raise VaultDamaged(f"{self.path} was altered") from None
+
+    def write_now(self, data: bytes) -> None:
+        """:meth:`save`, blocking: for a caller already in a worker thread (under a lock)."""
+        if self.path is not None and self._write is not None:
+            self._write(self.path, self.seal(data))
 
     def seal(self, data: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
