@@ -38,3 +38,12 @@ async def test_mail_is_sealed_bounded_taken_once_and_goes_stale(tmp_path, on_dis
     assert await box.take(lambda mail, v: v.transaction_id.endswith("000")) == []  # bounded
     now[0] += DEFAULT_TIMEOUT + 1
     assert await box.take(lambda mail, v: True) == []  # stale: dropped
+
+
+async def test_a_damaged_mailbox_starts_empty(tmp_path):
+    vault = Vault(tmp_path / "device-keys.vault", os.urandom(16), os.urandom(64), write_private)
+    (tmp_path / MAILBOX_FILE).write_bytes(b"not a vault")
+    box = Mailbox(vault, tmp_path, lambda: 0.0)
+    assert await box.take(lambda mail, v: True) == []
+    await box.leave(1, 2, step("transaction-1"))
+    assert len(await box.take(lambda mail, v: True)) == 1

@@ -84,3 +84,22 @@ async def test_the_trust_store_is_sealed_under_the_device_vault_key(tmp_path):
     (tmp_path / "trust.vault").write_bytes(bytes(sealed))
     with pytest.raises(VaultDamaged):
         await again.sibling(tmp_path / "trust.vault").load()
+
+
+async def test_a_damaged_trust_store_is_a_typed_error_not_a_fresh_start(tmp_path):
+    import os
+    from types import SimpleNamespace
+
+    from pigeon.client.trust import Trust, TrustStoreDamaged
+
+    vault = Vault(tmp_path / "device-keys.vault", os.urandom(16), os.urandom(64),
+                  lambda path, data: path.write_bytes(data))
+    client = SimpleNamespace(devices=SimpleNamespace(vault=vault),
+                             profile=SimpleNamespace(directory=tmp_path, session_id=1))
+    trust = Trust(client)  # type: ignore[arg-type]
+    await trust.set_verified(device(5, 2, "K2"))
+    assert await Trust(client).is_verified(device(5, 2, "K2"))  # type: ignore[arg-type]
+    (tmp_path / "trust.vault").write_bytes(b"PIGEON-VAULT-1\n" + b"x" * 40)
+    with pytest.raises(TrustStoreDamaged) as damaged:
+        await Trust(client).is_verified(device(5, 2, "K2"))  # type: ignore[arg-type]
+    assert "move it away" in damaged.value.message

@@ -22,7 +22,7 @@ import msgspec
 
 from pigeon.crypto.payloads import Verification, encode_payload, read_payload
 from pigeon.crypto.sas import DEFAULT_TIMEOUT
-from pigeon.crypto.vault import Vault
+from pigeon.crypto.vault import Vault, VaultDamaged
 
 MAILBOX_FILE, LOCK_FILE = "verify-steps.vault", "verify-steps.lock"
 MAX_MAIL = 64
@@ -76,10 +76,14 @@ class Mailbox:
                 sealed: bytes | None = self._vault.path.read_bytes()
             except FileNotFoundError:
                 sealed = None
-            data = self._vault.unseal(sealed)
-            box = self._fresh(_decoder.decode(data)) if data is not None else []
+            try:
+                data = self._vault.unseal(sealed)
+                box = self._fresh(_decoder.decode(data)) if data is not None else []
+            except (VaultDamaged, msgspec.DecodeError):
+                data, box = None, []  # expendable: requests are asked again
+                sealed = b""
             kept, out = change(box)
-            if kept != box:
+            if kept != box or sealed == b"":
                 self._vault.write_now(msgspec.msgpack.encode(kept))
             return out
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from pigeon.crypto.vault import VaultDamaged
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.keys import DeviceKeys
 
@@ -52,6 +53,12 @@ class UnverifiedDevices(PigeonError):
         more = f" and {len(devices) - 5} more" if len(devices) > 5 else ""
         super().__init__(f"not sent: {names}{more} not verified (run `pigeon devices verify "
                          f"user:{devices[0].user_id}`, or send without --only-verified)")
+
+
+class TrustStoreDamaged(PigeonError):
+    """``trust.vault`` cannot be read: sealed under another device vault, or altered."""
+
+    code = "TRUST_STORE_DAMAGED"
 
 
 class Seen(msgspec.Struct):
@@ -136,8 +143,15 @@ class Trust:
 
     async def _load(self) -> TrustState:
         if self._state is None:
-            data = await self._client.devices.vault.sibling(self._path()).load()
-            self._state = _decoder.decode(data) if data is not None else TrustState()
+            try:
+                data = await self._client.devices.vault.sibling(self._path()).load()
+                self._state = _decoder.decode(data) if data is not None else TrustState()
+            except (VaultDamaged, msgspec.DecodeError):
+                # Never start over silently: that would forget whom you verified and make
+                # every changed key look like a first sight.
+                raise TrustStoreDamaged(f"{self._path()} cannot be read (made under another "
+                                        "device vault, or altered): move it away to start "
+                                        "over, then verify devices again") from None
         return self._state
 
     def _path(self) -> Path | None:
