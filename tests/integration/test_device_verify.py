@@ -128,6 +128,11 @@ async def test_a_new_device_is_unverified_and_bad_input_gets_one_line(people, se
     assert no_device.returncode == 1 and "DEVICE_NOT_FOUND" in one_error_line(no_device)
     nobody = pigeon(alice, "devices", "verify", "--accept", "--timeout", "1", env=env)
     assert nobody.returncode == 1 and "SAS_TIMEOUT" in one_error_line(nobody)
+    unanswered = pigeon(alice, "devices", "verify", "@bob_v", "--yes", "--timeout", "1",
+                        env=env)
+    assert unanswered.returncode == 1
+    assert one_error_line(unanswered) == ("error: verification cancelled by this device: the "
+                                          "verification took too long [SAS_TIMEOUT]")
     usage = pigeon(alice, "devices", "verify", env=env)
     assert usage.returncode == 2
 
