@@ -196,3 +196,43 @@ def test_any_step_fed_to_a_flow_never_raises(step):
     step = msgspec.structs.replace(step, transaction_id=start.transaction_id)
     out = alice.receive(BOB, step, 0)
     assert all(isinstance(s, Verification) for s in out)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=60)
+@given(st.data())
+def test_duplicated_and_reordered_delivery_never_verifies_a_mismatch(data):
+    """Two honest sides whose steps are delivered duplicated and in any order: each side
+    ends verified, or cancelled, or still waiting; never verified while the other cancelled
+    for a key mismatch, and both verified means the same code. In order, with duplicates,
+    both verify."""
+    in_order = data.draw(st.booleans(), label="in order")
+    alice, start = SasFlow.start(ALICE, [BOB], now=0)
+    bob, accept = SasFlow.respond(BOB, ALICE, start, now=0)
+    queues = {"alice": [accept], "bob": []}  # steps waiting for delivery to each side
+    flows = {"alice": (alice, BOB, "bob"), "bob": (bob, ALICE, "alice")}
+    for _ in range(40):
+        waiting = [name for name in queues if queues[name]]
+        showing = [n for n, (f, _, _) in flows.items() if f.state is State.SHOWING]
+        if not waiting and not showing:
+            break
+        if showing and (not waiting or data.draw(st.booleans(), label="confirm now")):
+            name = showing[0]
+            flow, _, other = flows[name]
+            queues[other] += flow.confirm(1)
+            continue
+        name = waiting[0] if in_order else data.draw(st.sampled_from(waiting), label="to")
+        index = 0 if in_order else data.draw(
+            st.integers(0, len(queues[name]) - 1), label="which")
+        step = queues[name].pop(index)
+        flow, sender, other = flows[name]
+        queues[other] += flow.receive(sender, step, 1)
+        if data.draw(st.booleans(), label="duplicate"):  # delivered twice: a replay
+            assert flow.receive(sender, step, 1) == []
+    if alice.state is State.VERIFIED and bob.state is State.VERIFIED:
+        assert alice.short_code == bob.short_code
+    for flow in (alice, bob):
+        if flow.state is State.VERIFIED:
+            assert flow.cancel_code is None
+        assert flow.cancel_code is not Cancel.KEY_MISMATCH  # honest keys always check out
+    if in_order:
+        assert alice.state is bob.state is State.VERIFIED

@@ -4,6 +4,8 @@ store's vault (a sibling of the device vault, same key)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pigeon.client.trust import (
     TrustState,
@@ -103,3 +105,24 @@ async def test_a_damaged_trust_store_is_a_typed_error_not_a_fresh_start(tmp_path
     with pytest.raises(TrustStoreDamaged) as damaged:
         await Trust(client).is_verified(device(5, 2, "K2"))  # type: ignore[arg-type]
     assert "move it away" in damaged.value.message
+
+
+_keys = st.sampled_from(["K1", "K2", "K3"])
+_devices = st.dictionaries(st.integers(1, 6), _keys, max_size=5)
+
+
+@given(st.lists(_devices, min_size=1, max_size=6))
+def test_warnings_name_exactly_the_changes_and_come_once(sightings):
+    """First sight (the first with any device) is quiet; afterwards, even if every device
+    went away in between (a server hiding them), each new device and changed key warns."""
+    state = TrustState()
+    before: dict[int, str] | None = None
+    for now in sightings:
+        got = changes(state, 5, [device(5, d, k) for d, k in now.items()])
+        want = set()
+        if before is not None:
+            want = {("new_device", d) if d not in before else ("key_changed", d)
+                    for d, k in now.items() if before.get(d) != k}
+        assert {(w.kind, w.device_id) for w in got} == want
+        assert changes(state, 5, [device(5, d, k) for d, k in now.items()]) == []
+        before = now if (before is not None or now) else None

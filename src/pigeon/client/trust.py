@@ -18,7 +18,9 @@ For ``send --secret`` and ``receive`` (wiring for the lead)::
         client.trust.require_verified(targets)        # UnverifiedDevices, nothing sent
 
 The first time a user's devices are seen they are remembered without a warning (trust on
-first use, as Signal does for safety numbers): what warns is a change after that.
+first use, as Signal does for safety numbers): what warns is a change after that, even when
+every device of theirs had gone from the server's answer in between (a server hiding them
+and then offering one of its own still warns).
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def changes(state: TrustState, user_id: int,
     """The warnings ``devices`` (all of the user's current ones) owe against ``state``, which
     is brought up to date: the rule, without I/O."""
     known = state.users.get(user_id)
+    if known is None and not devices:
+        return []  # nothing seen yet (or not visible to us yet): the first sight is later
     now: dict[int, Seen] = {}
     warnings = []
     for device in devices[:MAX_DEVICES_PER_USER]:
@@ -120,7 +124,7 @@ def changes(state: TrustState, user_id: int,
         if before is not None:
             warnings.append(TrustWarning("key_changed", user_id, device.device_id, device.name,
                                          key, before.ed25519))
-        elif known:  # a user seen with no devices yet is still a first sight
+        elif known is not None:  # seen before, even with every device gone since
             warnings.append(TrustWarning("new_device", user_id, device.device_id, device.name,
                                          key))
     state.users[user_id] = now
