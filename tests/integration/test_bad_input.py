@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+
+from pigeon.protocol import versions
 import pytest_asyncio
 
 from pigeon.client import Client
@@ -157,12 +159,13 @@ class World:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.server.port}/v1/ws"
 
-    async def connect(self, hello: bool = True, token: str | None = None) -> Raw:
+    async def connect(self, hello: bool = True, token: str | None = None,
+                      version: int = 1) -> Raw:
         ws = await self.http.ws_connect(self.ws_url, max_msg_size=0, autoclose=True)
         raw = Raw(ws)
         self.raws.append(raw)
         if hello:
-            frame: dict[str, Any] = {"t": "hello", "versions": [1]}
+            frame: dict[str, Any] = {"t": "hello", "versions": [version]}
             if token is not None:
                 frame["token"] = token
             await raw.send(enc(frame))
@@ -486,9 +489,22 @@ async def test_overlong_phone_is_invalid_argument(world: World) -> None:
     ("requests.list", {}),
     ("requests.accept", {"chat_id": 1}),
     ("requests.decline", {"chat_id": 1}),
+    # issue 10
+    ("stickers.create_set", {"name": "cats", "title": "Cats"}),
+    ("stickers.remove", {"name": "cats", "index": 1}),
+    ("stickers.move", {"name": "cats", "index": 1, "to": 2}),
+    ("stickers.publish", {"name": "cats"}),
+    ("stickers.search", {"query": "cats"}),
+    ("stickers.get_set", {"name": "cats"}),
+    ("stickers.install", {"name": "cats"}),
+    ("stickers.uninstall", {"name": "cats"}),
+    ("stickers.installed", {}),
+    ("stickers.by_emoji", {"emoji": "😺"}),
+    ("messages.send_sticker", {"chat_id": 1, "random_id": 1, "name": "cats", "index": 1}),
 ])
 async def test_login_required(world: World, method: str, params: dict[str, Any]) -> None:
-    raw = await world.connect()
+    # version 2's methods (METHOD_SINCE) are asked on a version-2 connection
+    raw = await world.connect(version=versions.METHOD_SINCE.get(method, 1))
     await raw.fails("AUTH_REQUIRED", method, params)
     await raw.ok("auth.send_code", {"phone": next(_phones)})  # still talking to us
 

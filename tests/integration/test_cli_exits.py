@@ -63,7 +63,9 @@ def test_every_client_exit_path(server, phone, tmp_path):
     cases = [
         # usage: 2
         ((fresh, "no-such-verb"), 2, "No such command"),
-        ((fresh, "send"), 2, "Missing argument 'TEXT'"),
+        ((fresh, "send"), 2, "Missing option '--to'"),
+        # TEXT is optional since a sticker may take its place (issue 10): but one is needed
+        ((fresh, "send", "--to", "@bob"), 2, "give TEXT, --sticker SET:N or --sticker-emoji E"),
         ((fresh, "register", "--server", "htp:/bad", phone()), 2, "not a server URL"),
         ((fresh, "register", "--server", "http://127.0.0.1:99999", phone()), 2, "bad port"),
         ((alice, "send", "--to", "bob", "hi"), 2, "neither @username, user:ID nor chat:ID"),

@@ -14,7 +14,17 @@ from hypothesis import strategies as st
 from pigeon.bus import Bus, LocalBus
 from pigeon.store.base import Push
 
-BUSES: list[Callable[[], Bus]] = [LocalBus]
+
+
+def NatsBusLocalPath() -> Bus:
+    """The NATS bus, never started: what it delivers in its own process, at once, must
+    keep the contract by itself (tests/integration/test_nats_bus.py covers the network)."""
+    from pigeon.bus.nats import NatsBus
+
+    return NatsBus("nats://127.0.0.1:1", "contract")
+
+
+BUSES: list[Callable[[], Bus]] = [LocalBus, NatsBusLocalPath]
 
 
 class Device:

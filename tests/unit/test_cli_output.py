@@ -1,15 +1,19 @@
 """Issue 7, finding 16: what the CLI prints for people can never carry a terminal control, a
 bidi override or an invisible character from someone else, whatever they wrote."""
 
+import asyncio
 import json
 
+import click
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pigeon.cli.output import (
     CONTINUATION, echo, json_line, message_json, message_line, visible, visible_body, who,
 )
-from pigeon.protocol.types import Message, User
+from pigeon.cli.stickers import send_sticker
+from pigeon.protocol.types import Message, MessageSticker, User
 from text_strategies import any_text, forbidden
 
 
@@ -79,3 +83,19 @@ def test_the_forged_line_of_the_issue_is_shown_for_what_it_is():
 def test_names_in_who_are_visible():
     assert who(User(id=1, name="\x1b[31mBob", username="bob\u202e"), 1) == \
         "\\x1b[31mBob (@bob<U+202E>)"
+
+
+def test_a_sticker_message_shows_its_sticker_and_json_carries_it_exactly():
+    sticker = MessageSticker(set="owls", index=2, emoji="🐶\x1b[2J", file_id="ab" * 32)
+    msg = Message(chat_id=3, id=7, sender_id=2, date=1_700_000_000.0, sticker=sticker)
+    assert "[sticker 🐶\\x1b[2J owls:2]" in message_line(msg, None)
+    body = json.loads(message_json(msg, None))
+    assert body["text"] == "" and body["sticker"] == {
+        "set": "owls", "index": 2, "emoji": "🐶\x1b[2J", "file_id": "ab" * 32}
+    assert "sticker" not in json.loads(message_json(message("hi"), None))
+
+
+@pytest.mark.parametrize("ref", ["owls", "owls:0", "owls:121", ":1", "owls:x", "owls:²"])
+def test_a_sticker_reference_is_set_colon_n_from_1(ref):
+    with pytest.raises(click.UsageError):
+        asyncio.run(send_sticker(None, 1, ref, None))  # type: ignore[arg-type]

@@ -29,15 +29,21 @@ def test_method_sets_are_what_they_were() -> None:
         "messages.history", "updates.get_difference", "chats.list", "chats.members",
         "users.get", "sessions.list", "updates.get_stream_difference", "keys.query",
         # issue 11: the listings of blocks, contacts and message requests
-        "users.blocked", "contacts.list", "requests.list"}
+        "users.blocked", "contacts.list", "requests.list",
+        # issue 10: finding sticker sets and stickers
+        "stickers.search", "stickers.get_set", "stickers.by_emoji"}
     assert guard.PAGED_METHODS == {"chats.list", "chats.members", "users.blocked",
-                                   "contacts.list", "requests.list"}
+                                   "contacts.list", "requests.list", "stickers.search",
+                                   "stickers.by_emoji"}
     assert guard.EXPENSIVE_UNAUTHENTICATED == {"auth.send_code", "auth.sign_in"}
     assert guard.SLOTLESS == {"auth.challenge"}
+    # (a set's removal or move resent would remove or move a second sticker)
     assert client.NOT_RETRIED == {"auth.send_code", "auth.sign_in", "chats.create_group",
-                                  "envelopes.send"}
+                                  "envelopes.send", "stickers.create_set", "stickers.remove",
+                                  "stickers.move"}
     # Counted in the per-account send rate too (the shield's limits on what reaches others).
-    assert guard.SENDING_METHODS == {"messages.send", "messages.forward", "envelopes.send"}
+    assert guard.SENDING_METHODS == {"messages.send", "messages.forward", "envelopes.send",
+                                     "messages.send_sticker"}
 
 
 def test_every_error_code_has_its_facts() -> None:
@@ -54,7 +60,9 @@ def test_error_sets_are_what_they_were() -> None:
         "CODE_INVALID", "SIGN_UP_REQUIRED", "USERNAME_TAKEN", "USER_NOT_FOUND",
         "MESSAGE_NOT_FOUND", "NOT_A_MEMBER", "ALREADY_MEMBER", "SESSION_NOT_FOUND",
         "PEER_IS_SELF", "OVERLOADED", "POW_REQUIRED", "TOO_MANY_CONNECTIONS",
-        "REQUEST_NOT_FOUND"}  # issue 11: answering a request twice (two devices) is normal
+        "REQUEST_NOT_FOUND",  # issue 11: answering a request twice (two devices) is normal
+        # issue 10: a mistyped set name, a name someone has, a sticker moved meanwhile
+        "STICKER_SET_NOT_FOUND", "STICKER_SET_NAME_TAKEN", "STICKER_NOT_FOUND"}
     # The siege's old rule: these codes, or any code of a door-refusal class.
     door = (errors.ProtocolError, errors.UnknownMethod, errors.RateLimited, errors.Unavailable,
             errors.ProofOfWorkRequired)

@@ -3,6 +3,8 @@ store's vault (a sibling of the device vault, same key)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -97,9 +99,15 @@ async def test_a_damaged_trust_store_is_a_typed_error_not_a_fresh_start(tmp_path
     vault = Vault(tmp_path / "device-keys.vault", os.urandom(16), os.urandom(64),
                   lambda path, data: path.write_bytes(data))
     client = SimpleNamespace(devices=SimpleNamespace(vault=vault),
-                             profile=SimpleNamespace(directory=tmp_path, session_id=1))
+                             profile=SimpleNamespace(directory=tmp_path, session_id=1),
+                             e2e_guard=contextlib.nullcontext)
     trust = Trust(client)  # type: ignore[arg-type]
-    await trust.set_verified(device(5, 2, "K2"))
+    assert not await trust.is_verified(device(5, 2, "K2"))
+    # Another process (`devices verify`) stores a verification: this one reads it, and its
+    # own next write keeps it instead of overwriting the file with what it had.
+    await Trust(client).set_verified(device(5, 2, "K2"))  # type: ignore[arg-type]
+    assert await trust.is_verified(device(5, 2, "K2"))
+    await trust.set_verified(device(5, 3, "K3"))
     assert await Trust(client).is_verified(device(5, 2, "K2"))  # type: ignore[arg-type]
     (tmp_path / "trust.vault").write_bytes(b"PIGEON-VAULT-1\n" + b"x" * 40)
     with pytest.raises(TrustStoreDamaged) as damaged:

@@ -66,6 +66,17 @@ class Sink(Identity, Protocol):
 
 
 class Bus(Protocol):
+    # -- life -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Before the server listens (a networked bus connects, or keeps trying in the
+        background while serving its own process's devices)."""
+
+    async def close(self) -> None: ...
+
+    def health(self) -> dict[str, Any]:
+        """``kind``, whether it is ``connected`` and its counters: for /healthz and
+        /metrics."""
+
     # -- who is here ----------------------------------------------------------------------
     def attach(self, sink: Sink) -> None:
         """A device logged in: from now on it gets its user's updates."""

@@ -22,6 +22,15 @@ class LocalBus:
         self._by_stream: dict[str, dict[Sink, None]] = {}
         self._streams_of: dict[Sink, set[str]] = {}
 
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def health(self) -> dict[str, Any]:
+        return {"kind": "local", "connected": True}
+
     def attach(self, sink: Sink) -> None:
         assert sink.user_id is not None, "only a logged-in device is attached"
         self._by_user.setdefault(sink.user_id, {})[sink] = None
@@ -108,6 +117,15 @@ class LocalBus:
         for sink in list(self._by_user.get(user_id, ())):
             if sink.session_id in doomed:
                 sink.revoke(reason)
+
+    def streams_of(self, sink: Sink) -> frozenset[str]:
+        return frozenset(self._streams_of.get(sink, ()))
+
+    def is_attached(self, sink: Sink) -> bool:
+        return sink.user_id is not None and sink in self._by_user.get(sink.user_id, {})
+
+    def sinks_of(self, user_id: int) -> list[Sink]:
+        return list(self._by_user.get(user_id, ()))
 
     def online_devices(self, user_id: int) -> int:
         return len(self._by_user.get(user_id, ()))

@@ -11,66 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
-from pigeon.client import Client
-from pigeon.client.trust import TrustWarning, fingerprint
+from pigeon.client.trust import fingerprint
 from pigeon.client.verification import Pending, VerificationFailed
 from pigeon.crypto.sas import DEFAULT_TIMEOUT, ShortCode
-from pigeon.crypto.vault import VaultDamaged, WrongPassphrase
 from pigeon.protocol.keys import DeviceKeys
 
-from .context import Ctx, os_error, resolve_user, run, session, warn
+from .context import Ctx, resolve_user, run
 from .output import echo, json_line, visible
+from .secret import secret_session
 
 pass_ctx = click.make_pass_decorator(Ctx)
-PASSPHRASE_ENV = "PIGEON_PASSPHRASE_FILE"
-
-
-def passphrase_option(fn: Any) -> Any:
-    return click.option(
-        "--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-        envvar=PASSPHRASE_ENV, help="File holding the passphrase of this device's end-to-end "
-        f"keys (first line); without it, asked on the terminal [env {PASSPHRASE_ENV}].")(fn)
-
-
-def read_passphrase(path: Path | None) -> str:
-    """The passphrase from ``path``, or asked on a terminal; a one-line error otherwise."""
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8").split("\n", 1)[0].rstrip("\r")
-        except OSError as exc:
-            raise click.ClickException(os_error(exc)) from None
-        if not text:
-            raise click.ClickException(f"the passphrase file {visible(str(path))} is empty")
-        return text
-    if not sys.stdin.isatty():
-        raise click.ClickException(f"a passphrase is needed for this device's keys: pass "
-                                   f"--passphrase-file PATH or set {PASSPHRASE_ENV}")
-    return str(click.prompt("passphrase for this device's keys", hide_input=True, err=True))
-
-
-async def open_keys(client: Client, path: Path | None) -> None:
-    try:
-        await client.devices.open(await asyncio.to_thread(read_passphrase, path))
-    except WrongPassphrase:
-        raise click.ClickException("wrong passphrase for this device's keys") from None
-    except VaultDamaged as exc:
-        raise click.ClickException(visible(str(exc))) from None
-
-
-def print_trust_warnings(warnings: list[TrustWarning], as_json: bool) -> None:
-    """What `send --secret` and `receive` print of ``client.trust.check``: a ``warning:``
-    line on stderr each, or a JSON line (``"type": "device_warning"``) on stdout."""
-    for warning in warnings:
-        if as_json:
-            echo(json_line(warning.as_json()))
-        else:
-            warn(f"{visible(warning.message)}; compare keys with `pigeon devices verify "
-                 f"user:{warning.user_id} --device {warning.device_id}`")
 
 
 class DevicesGroup(click.Group):
@@ -98,14 +52,11 @@ def _device_json(device: DeviceKeys, verified: bool, own: int | None) -> dict[st
 @devices.command("list", hidden=True)
 @click.argument("user", required=False)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
-@passphrase_option
 @pass_ctx
 @run
-async def list_devices(ctx: Ctx, user: str | None, as_json: bool,
-                       passphrase_file: Path | None) -> None:
+async def list_devices(ctx: Ctx, user: str | None, as_json: bool) -> None:
     """List USER's devices (yours without USER): id, name, Ed25519 fingerprint, verified."""
-    async with session(ctx) as client:
-        await open_keys(client, passphrase_file)
+    async with secret_session(ctx) as client:
         user_id = await resolve_user(client, user) if user else client.profile.user_id
         assert user_id is not None
         own = client.profile.session_id
@@ -138,11 +89,10 @@ async def list_devices(ctx: Ctx, user: str | None, as_json: bool,
               show_default=True,
               help="Seconds to wait for the other device and for your answer.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: request, sas, verified.")
-@passphrase_option
 @pass_ctx
 @run
 async def verify(ctx: Ctx, user: str | None, device_id: int | None, accept: bool, yes: bool,
-                 timeout: int, as_json: bool, passphrase_file: Path | None) -> None:
+                 timeout: int, as_json: bool) -> None:
     """Verify USER's device by comparing emoji (SAS): run `pigeon devices verify --accept` on
     that device at the same time. Without USER, --device ID is one of your own devices."""
     if user is None and not accept and device_id is None:
@@ -150,8 +100,9 @@ async def verify(ctx: Ctx, user: str | None, device_id: int | None, accept: bool
                                "of yours), or pass --accept")
     if accept and device_id is not None:
         raise click.UsageError("--device goes with USER, on the side that asks")
-    async with session(ctx) as client:
-        await open_keys(client, passphrase_file)
+    # The profile's end-to-end state is held for each use (an inbox batch, a send), not while
+    # the person looks: a `receive --follow` on this profile keeps working meanwhile.
+    async with secret_session(ctx, hold_keys=False, announce=False) as client:
         client.verifier.timeout = float(timeout)
         user_id = await resolve_user(client, user) if user else None
         if user_id is None and not accept:

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from pigeon.protocol.characters import escape_hidden, first_hidden, is_hidden
+from pigeon.protocol.media import Media
 from pigeon.protocol.types import Message, User
 
 CONTINUATION = "\n  | "  # what a line break inside a message body prints as
@@ -89,6 +90,13 @@ def message_json(msg: Message, sender: User | None, **extra: Any) -> str:
             "text": msg.text, "date": msg.date}
     if msg.reply_to:
         body["reply_to"] = msg.reply_to
+    if msg.sticker is not None:
+        s = msg.sticker
+        body["sticker"] = {"set": s.set, "index": s.index, "emoji": s.emoji,
+                           "file_id": s.file_id}
+    if msg.media is not None:
+        body["media"] = {"kind": msg.media.kind, "file_id": msg.media.file_id,
+                         "name": msg.media.name, "size": msg.media.size, "mime": msg.media.mime}
     body.update(extra)
     return json_line(body)
 
@@ -99,8 +107,32 @@ def message_line(msg: Message, sender: User | None, prefix: str = "",
     reply = f" (reply to #{msg.reply_to}{': ' + quote if quote else ''})" if msg.reply_to else ""
     fwd = " [forwarded]" if msg.fwd_from else ""
     edited = " [edited]" if msg.edit_date else ""
+    media = f" {media_label(msg.media)}" if msg.media is not None else ""
     return (f"{prefix}[chat:{msg.chat_id} #{msg.id}] {when(msg.date)} {who(sender, msg.sender_id)}"
-            f"{reply}{fwd}{edited}: {visible_body(msg.text)}")
+            f"{reply}{fwd}{edited}:{media} {sticker_text(msg) or visible_body(msg.text)}")
+
+
+def sticker_text(msg: Message) -> str:
+    """``[sticker 😀 cats:3]`` for a sticker message, "" for any other."""
+    s = msg.sticker
+    return "" if s is None else f"[sticker {visible(s.emoji)} {visible(s.set)}:{s.index}]"
+
+
+def media_label(media: Media) -> str:
+    """``[photo 640x480 holiday.jpg, 51.2 KB: file f_...]``: what and how to get it."""
+    shape = f" {media.width}x{media.height}" if media.width and media.height else ""
+    name = f" {visible(media.name)}" if media.name else ""
+    return (f"[{visible(media.kind)}{shape}{name}, {human_size(media.size)}: "
+            f"file {visible(media.file_id)}]")
+
+
+def human_size(size: int) -> str:
+    value, unit = float(size), "B"
+    for bigger in ("KB", "MB", "GB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 def echo(line: str) -> None:

@@ -46,6 +46,14 @@ from pigeon.server.settings import SettingsError, load_settings
                    "[env PIGEON_CODE_SENDER; default console].")
 @click.option("--code-webhook-url", default=None,
               help="URL the webhook code sender POSTs to [env PIGEON_CODE_WEBHOOK_URL].")
+@click.option("--workers", type=click.IntRange(0, 64), default=None, metavar="N",
+              help="Run N server processes on the one port, under a supervisor that restarts "
+                   "any that dies; more than one needs PostgreSQL and --bus nats://... "
+                   "[env PIGEON_WORKERS; default 0: one process, no supervisor].")
+@click.option("--bus", default=None, metavar="URL",
+              help="Fan-out between processes and nodes: 'local' (this process only) or "
+                   "nats://HOST:PORT, comma-separated for a cluster [env PIGEON_BUS; "
+                   "default local].")
 @click.option("--no-shield", "shield", flag_value=False, default=None,
               help="Switch the shield off (only to measure what it prevents, e.g. with "
                    "`pigeon siege --compare`) [env PIGEON_SHIELD=0].")
@@ -87,6 +95,10 @@ def serve(config: Path | None, **flags: object) -> None:
     # Each refusal at start is one line (issue 11, bug 6): a setting that cannot work is a
     # usage error (2); a directory or a port that another process holds, a failure (1).
     try:
+        if settings.workers:
+            from pigeon.server.workers import supervise
+
+            sys.exit(supervise(settings))
         run_loop(run(settings))
     except (DataDirInUse, CannotListen) as exc:
         click.echo(f"error: {exc}", err=True)

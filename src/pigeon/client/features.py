@@ -220,8 +220,10 @@ class Chats(_Feature):
 
 class Messages(_Feature):
     async def send(self, chat_id: int, text: str, *, reply_to: int | None = None,
-                   random_id: int | None = None) -> SentMessage:
-        params = m.SendMessage(chat_id=chat_id, text=text, reply_to=reply_to,
+                   random_id: int | None = None, media: str | None = None) -> SentMessage:
+        """``media``: the file id of an upload (``client.files.upload``); ``text`` is then
+        its caption, which may be empty."""
+        params = m.SendMessage(chat_id=chat_id, text=text, reply_to=reply_to, media=media,
                                random_id=new_random_id() if random_id is None else random_id)
         return await self._call("messages.send", params)
 

@@ -9,13 +9,15 @@ profile (a new device of yours still knows whom you verified).
 A device is *verified* for one Ed25519 key only: a record is keyed by user, device id and
 that key, so a device whose key changed is a new, unverified device (and a warning).
 
-For ``send --secret`` and ``receive`` (wiring for the lead)::
+How ``send --secret`` and ``receive`` use it (cli/secret.py)::
 
-    warnings = await client.trust.check([peer_id])   # new devices, changed keys; then remembered
-    for w in warnings: warn(w.message)                # JSON: w.as_json()
-    targets = await client.devices.query([peer_id])
-    if only_verified:
-        client.trust.require_verified(targets)        # UnverifiedDevices, nothing sent
+    warnings = await client.trust.check([peer_id, me])  # new devices, changed keys; once
+    for w in warnings: warn(w.message)                   # JSON: w.as_json()
+    client.secret.require_verified = client.trust.require_verified_users  # --only-verified
+
+Every read-modify-write of the store is done under ``client.e2e_guard`` (the CLI's lock on
+the profile's end-to-end state) and reads the file again if another process wrote it since,
+so a ``receive --follow`` never overwrites what a ``devices verify`` beside it stored.
 
 The first time a user's devices are seen they are remembered without a warning (trust on
 first use, as Signal does for safety numbers): what warns is a change after that, even when
@@ -31,8 +33,8 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from pigeon.crypto.vault import VaultDamaged
-from pigeon.protocol.errors import PigeonError
+from pigeon.crypto.vault import VaultDamaged, signature
+from pigeon.protocol.errors import Forbidden, PigeonError
 from pigeon.protocol.keys import DeviceKeys
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ TRUST_FILE = "trust.vault"
 MAX_DEVICES_PER_USER = 256
 
 
-class UnverifiedDevices(PigeonError):
+class UnverifiedDevices(Forbidden):
     """``--only-verified``: some devices the message would be encrypted for are not verified;
     nothing was sent. ``devices`` names them."""
 
@@ -143,10 +145,16 @@ class Trust:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._state: TrustState | None = None
+        self._on_disk: tuple[int, int, int] | None = None  # the file as last read or written
         self._lock = asyncio.Lock()
 
     async def _load(self) -> TrustState:
+        path = self._path()
+        if self._state is not None and path is not None and \
+                await asyncio.to_thread(signature, path) != self._on_disk:
+            self._state = None  # another process (`devices verify`) wrote it since
         if self._state is None:
+            self._on_disk = await asyncio.to_thread(signature, path)
             try:
                 data = await self._client.devices.vault.sibling(self._path()).load()
                 self._state = _decoder.decode(data) if data is not None else TrustState()
@@ -164,8 +172,10 @@ class Trust:
 
     async def _save(self) -> None:
         assert self._state is not None
-        vault = self._client.devices.vault.sibling(self._path())
+        path = self._path()
+        vault = self._client.devices.vault.sibling(path)
         await vault.save(msgspec.msgpack.encode(self._state))
+        self._on_disk = await asyncio.to_thread(signature, path)
 
     async def check(self, user_ids: list[int],
                     devices: list[DeviceKeys] | None = None) -> list[TrustWarning]:
@@ -175,7 +185,7 @@ class Trust:
         if devices is None:
             devices = await self._client.devices.query(user_ids)
         own = self._client.profile.session_id
-        async with self._lock:
+        async with self._client.e2e_guard(), self._lock:
             state = await self._load()
             warnings = []
             for user_id in dict.fromkeys(user_ids):
@@ -187,19 +197,26 @@ class Trust:
     async def is_verified(self, device: DeviceKeys) -> bool:
         if device.device_id == self._client.profile.session_id:
             return True  # this device: its own keys are what it holds
-        return is_verified(await self._load(), device)
+        async with self._client.e2e_guard(), self._lock:
+            return is_verified(await self._load(), device)
 
     async def require_verified(self, devices: list[DeviceKeys]) -> None:
         """UnverifiedDevices unless each device (this one excepted) is verified."""
         own = self._client.profile.session_id
-        state = await self._load()
+        async with self._client.e2e_guard(), self._lock:
+            state = await self._load()
         missing = [d for d in devices if d.device_id != own and not is_verified(state, d)]
         if missing:
             raise UnverifiedDevices(missing)
 
+    async def require_verified_users(self, user_ids: list[int]) -> None:
+        """:meth:`require_verified` for every current device of these users: the check
+        ``client.secret.require_verified`` takes (``send --secret --only-verified``)."""
+        await self.require_verified(await self._client.devices.query(user_ids))
+
     async def set_verified(self, device: DeviceKeys, verified: bool = True) -> None:
         """Remember ``device`` verified (or not) for its current key."""
-        async with self._lock:
+        async with self._client.e2e_guard(), self._lock:
             state = await self._load()
             users = state.users.setdefault(device.user_id, {})
             users[device.device_id] = Seen(device.identity.ed25519, verified)

@@ -7,16 +7,16 @@ person and calls :meth:`Pending.confirm` or :meth:`Pending.reject`, and
 :meth:`Pending.finish` waits for the other side and stores the verified state
 (``client.trust``).
 
-For now it reads the inbox itself through ``client.devices.receive()`` and skips payloads
-that are not verification steps (they are acknowledged: a verification is meant to run
-alone, as `pigeon devices verify` does). The client's router of device messages
-(client/inbox.py) takes this place at merge: it feeds :meth:`Pending.take` with the
-``Verification`` payloads of a verification in progress in its process, and hands any other
-to :meth:`Verifier.offer`, which leaves it in the profile's mailbox (client/sas_mailbox.py)
-for the process that runs that verification, or for a later ``pigeon devices verify
---accept``, and returns the line `receive` prints about a request. Both this module's pump
-and ``--accept`` read the mailbox as well as the inbox, so a ``receive --follow`` on the same
-profile does not starve a verification.
+Steps arrive through the device's one inbox reader (``client.inbox``, which this module
+registers with for ``Verification`` payloads): a step of a verification running in this
+process goes to its :meth:`Pending.take` (after the batch is acknowledged: a handler must
+not send); any other to :meth:`Verifier.offer`, which leaves it in the profile's mailbox
+(client/sas_mailbox.py) before the batch is acknowledged, for the process that runs that
+verification or for a later ``pigeon devices verify --accept``, and, for a request, emits a
+:class:`VerificationRequest` on ``client.updates()`` (the line ``receive`` prints). A
+verification opens secret chats (``client.secret``) before it reads the inbox, so that
+secret messages read meanwhile are kept for ``receive``, never acknowledged unread; it
+holds ``client.e2e_guard`` around each send, as every user of the device's Olm state does.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from pigeon.crypto.payloads import Verification as Step
-from pigeon.crypto.payloads import encode_payload, read_payload
+from pigeon.crypto.payloads import encode_payload
 from pigeon.crypto.sas import DEFAULT_TIMEOUT, Cancel, Party, SasFlow, ShortCode, State
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.keys import DeviceKeys
-from pigeon.protocol.updates import Envelope
 
-from .devices import DeviceMessage
+from .inbox import Incoming
 from .sas_mailbox import Mailbox
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pigeon.client.verification")
 
 
-#: how long to wait for a pushed envelope before reading the inbox anyway, in seconds
+#: how long to wait for a step before looking in the mailbox again (where another process
+#: on this profile leaves what it read), in seconds
 POLL_SECONDS = 1.0
 
 _CODES = {
@@ -58,6 +60,16 @@ class VerificationFailed(PigeonError):
     SAS_KEY_MISMATCH, SAS_TIMEOUT, SAS_CANCELLED, SAS_UNEXPECTED)."""
 
     code = "SAS_CANCELLED"
+
+
+class VerificationRequest(msgspec.Struct, frozen=True):
+    """On ``client.updates()``: a device asks to verify this one (``line`` says what to
+    do), read by the inbox while no verification of this process waited for it."""
+
+    user_id: int
+    device_id: int
+    transaction_id: str
+    line: str
 
 
 def failure(flow: SasFlow) -> VerificationFailed:
@@ -149,6 +161,9 @@ class Verifier:
         self.wall_clock = wall_clock
         self.timeout = timeout
         self._box: Mailbox | None = None
+        self._running: dict[str, Pending] = {}  # transaction -> a verification of this process
+        self._stepped = asyncio.Event()  # a step came (to a running one, or to the mailbox)
+        client.inbox.on(Step, self._on_step)
 
     # -- steps read by another reader of the inbox ------------------------------------------
     def _mailbox(self) -> Mailbox:
@@ -157,16 +172,55 @@ class Verifier:
                                 self.wall_clock)
         return self._box
 
-    async def offer(self, sender: DeviceKeys, step: Step) -> str | None:
+    async def _on_step(self, message: Incoming) -> None:
+        """The inbox's handler of ``Verification`` payloads (the Olm state is locked: sends
+        wait until the batch is acknowledged)."""
+        step: Step = message.payload
+        pending = self._running.get(step.transaction_id)
+        if pending is not None and pending.flow.done:
+            del self._running[step.transaction_id]
+            return
+        if pending is None:
+            line = await self.offer(message.sender_id, message.sender_device, step)
+            if line is not None:
+                self.client.emit(VerificationRequest(message.sender_id, message.sender_device,
+                                                     step.transaction_id, line))
+            self._stepped.set()
+            return
+        sender = pending.candidate(message.sender_id, message.sender_device)
+        if sender is None:
+            return  # a device this verification did not ask: ignored, as SasFlow would
+
+        async def take() -> None:
+            await pending.take(sender, step)
+            self._stepped.set()
+        message.later(take)
+
+    async def offer(self, user_id: int, device_id: int, step: Step) -> str | None:
         """Leave a step of a verification not running in this process (the inbox router
         calls this) for the one that runs it, or for :meth:`wait_for_request`; for a
         ``start``, the line to show the person."""
-        await self._mailbox().leave(sender.user_id, sender.device_id, step)
+        await self._mailbox().leave(user_id, device_id, step)
         if step.step != "start":
             return None
-        return (f"device {sender.device_id} of user:{sender.user_id} asks to verify this "
+        return (f"device {device_id} of user:{user_id} asks to verify this "
                 f"device: run `pigeon devices verify --accept` within "
                 f"{int(DEFAULT_TIMEOUT) // 60} minutes")
+
+    async def _reading(self) -> None:
+        """Make sure the inbox is read while a verification waits: secret chats open first
+        (their messages are kept, not acknowledged unread), then the inbox follows its
+        pushes (a client that tracks updates) or is read at every look (:meth:`_read`)."""
+        if not self.client.secret.is_open:
+            await self.client.secret.open()
+        if self.client.track_updates and not self.client.inbox.following:
+            self.client.inbox.follow()
+
+    async def _read(self) -> None:
+        """A client not tracking updates gets no pushes (`devices verify`, which must not
+        move the position `receive` prints from): its inbox is read now."""
+        if not self.client.inbox.following:
+            await self.client.inbox.receive()
 
     def _me(self) -> Party:
         profile = self.client.profile
@@ -186,9 +240,11 @@ class Verifier:
                                      f"keys are not published, or do not verify)",
                                      code="DEVICE_NOT_FOUND")
         await self.client.trust.check([user_id], everyone)  # all of them: seen as they are
+        await self._reading()
         flow, start = SasFlow.start(self._me(), [party(d) for d in found], now=self.clock(),
                                     timeout=self.timeout)
         pending = Pending(self, flow, {d.device_id: d for d in found})
+        self._running[flow.transaction_id] = pending
         await self.send(found, start)
         return pending
 
@@ -196,69 +252,58 @@ class Verifier:
         """The next verification another device asks of this one (from ``user_id`` only if
         given), accepted."""
         deadline = self.clock() + self.timeout
+        await self._reading()
+        starts: dict[str, tuple[DeviceKeys, Step]] = {}
         while True:
-            starts: dict[str, tuple[DeviceKeys, Step]] = {}
+            self._stepped.clear()  # before looking: a step that comes meanwhile wakes us
+            await self._read()
             for mail in await self._mailbox().take(
-                    lambda _, v: v.step in ("start", "cancel")):  # seen by `receive` first
+                    lambda _, v: v.step in ("start", "cancel")):  # the inbox leaves them there
                 got = await self._from_device(mail.user_id, mail.device_id, mail.verification())
-                if got is not None:
-                    _stand(starts, user_id, *got)
-            for message in await self.client.devices.receive():
-                got = await self._step_of(message)
                 if got is not None:
                     _stand(starts, user_id, *got)
             if starts:  # the newest request still standing
                 return await self._accept(*list(starts.values())[-1])
             if self.clock() >= deadline:
                 raise VerificationFailed("no device asked to verify in time", code="SAS_TIMEOUT")
-            await self._wait_push(deadline)
+            await self._wait_step(deadline)
 
     async def _accept(self, sender: DeviceKeys, start: Step) -> Pending:
         await self.client.trust.check([sender.user_id])
         flow, accept = SasFlow.respond(self._me(), party(sender), start, now=self.clock(),
                                        timeout=self.timeout)
+        pending = Pending(self, flow, {sender.device_id: sender})
+        self._running[flow.transaction_id] = pending
         await self.send([sender], accept)
-        return Pending(self, flow, {sender.device_id: sender})
+        return pending
 
     # -- the inbox and the envelopes ------------------------------------------------------
     async def send(self, targets: list[DeviceKeys], step: Step) -> None:
-        await self.client.devices.send_to_devices(targets, encode_payload(step))
+        async with self.client.e2e_guard():
+            await self.client.devices.send_to_devices(targets, encode_payload(step))
 
     async def pump(self, pending: Pending, until: Callable[[], bool]) -> None:
-        """Read the inbox into ``pending`` until ``until()`` or its flow ends or expires."""
+        """Wait until ``until()`` or ``pending``'s flow ends or expires: the inbox feeds it
+        the steps it reads; the mailbox, those another process on this profile read."""
         flow = pending.flow
+        await self._reading()
         while not until() and not flow.done:
+            self._stepped.clear()  # before looking: a step that comes meanwhile wakes us
+            await self._read()
             for mail in await self._mailbox().take(
                     lambda _, v: v.transaction_id == flow.transaction_id):
                 sender = pending.candidate(mail.user_id, mail.device_id)
                 step = mail.verification()
                 if sender is not None and step is not None:
                     await pending.take(sender, step)
-            for message in await self.client.devices.receive():
-                got = await self._step_of(message)
-                if got is None:
-                    continue
-                if got[1].transaction_id == flow.transaction_id:
-                    await pending.take(*got)
-                else:  # another verification's (a request while this one runs): kept
-                    await self.offer(*got)
             if until() or flow.done:
-                return
+                break
             if flow.expire(self.clock()):
                 await pending._send([flow.cancel_step()])
-                return
-            await self._wait_push(flow.deadline)
-
-    async def _step_of(self, message: DeviceMessage) -> tuple[DeviceKeys, Step] | None:
-        if message.body is None:
-            log.warning("an envelope from device %d could not be read: %s",
-                        message.sender_device, message.error)
-            return None
-        payload = read_payload(message.body)
-        if not isinstance(payload, Step):
-            log.info("skipped a %s payload while verifying", type(payload).__name__)
-            return None
-        return await self._from_device(message.sender_id, message.sender_device, payload)
+                break
+            await self._wait_step(flow.deadline)
+        if flow.done:
+            self._running.pop(flow.transaction_id, None)
 
     async def _from_device(self, user_id: int, device_id: int,
                            step: Step | None) -> tuple[DeviceKeys, Step] | None:
@@ -269,16 +314,11 @@ class Verifier:
                 return device, step
         return None
 
-    async def _wait_push(self, deadline: float) -> None:
-        """Until an envelope is pushed, POLL_SECONDS pass, or the deadline."""
-        async def pushed() -> None:
-            async for update in self.client.updates():
-                if isinstance(update, Envelope):
-                    return
-
+    async def _wait_step(self, deadline: float) -> None:
+        """Until a step comes, POLL_SECONDS pass, or the deadline."""
         wait = max(0.0, min(POLL_SECONDS, deadline - self.clock()))
         try:
-            await asyncio.wait_for(pushed(), wait)
+            await asyncio.wait_for(self._stepped.wait(), wait)
         except TimeoutError:
             pass
 

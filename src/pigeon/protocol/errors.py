@@ -9,17 +9,25 @@
     ├── InvalidArgument              INVALID_ARGUMENT, PHONE_INVALID, PHONE_NOT_SUPPORTED,
     │                                USERNAME_INVALID, TEXT_INVALID, TITLE_INVALID, NAME_INVALID,
     │                                DEVICE_INVALID, KEY_SIGNATURE_INVALID,
-    │                                IDENTITY_KEYS_MISSING, TOO_MANY_KEYS
+    │                                IDENTITY_KEYS_MISSING, TOO_MANY_KEYS, STICKER_SET_NAME_INVALID,
+    │                                EMOJI_INVALID, LICENCE_INVALID, IMAGE_INVALID,
+    │                                IMAGE_TOO_LARGE, TOO_MANY_STICKERS, TOO_MANY_STICKER_SETS,
+    │                                FILE_TOO_LARGE, FILE_NAME_INVALID, PART_OUT_OF_RANGE,
+    │                                PART_SIZE_MISMATCH, PART_HASH_MISMATCH, MEDIA_TYPE_MISMATCH,
+    │                                RANGE_NOT_SATISFIABLE
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED, ACCOUNT_DISABLED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
-    │                                USER_PRIVACY_RESTRICTED
+    │                                USER_PRIVACY_RESTRICTED, NOT_SET_AUTHOR
     ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
     │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND,
-    │                                REQUEST_NOT_FOUND, DEVICE_NOT_FOUND
+    │                                REQUEST_NOT_FOUND, DEVICE_NOT_FOUND, STICKER_SET_NOT_FOUND,
+    │                                STICKER_NOT_FOUND, FILE_NOT_FOUND, UPLOAD_NOT_FOUND
     ├── Conflict                     USERNAME_TAKEN, GROUP_FULL, RANDOM_ID_DUPLICATE,
     │                                ALREADY_MEMBER, PEER_IS_SELF, QUOTA_EXCEEDED,
-    │                                IDENTITY_KEYS_CHANGED
+    │                                IDENTITY_KEYS_CHANGED, STICKER_SET_NAME_TAKEN,
+    │                                STICKER_SET_PUBLISHED, TOO_MANY_UPLOADS, PART_EXISTS,
+    │                                UPLOAD_INCOMPLETE
     ├── ProofOfWorkRequired          POW_REQUIRED, POW_INVALID (solve auth.challenge, retry)
     ├── RateLimited                  RATE_LIMITED, BANNED, TOO_MANY_CONNECTIONS
     │                                (retryable: .retry_after seconds)
@@ -143,6 +151,21 @@ ERROR_CODES: dict[str, Code] = {
     "KEY_SIGNATURE_INVALID": Code(InvalidArgument),
     "IDENTITY_KEYS_MISSING": Code(InvalidArgument),
     "TOO_MANY_KEYS": Code(InvalidArgument),
+    "STICKER_SET_NAME_INVALID": Code(InvalidArgument),
+    "EMOJI_INVALID": Code(InvalidArgument),
+    "LICENCE_INVALID": Code(InvalidArgument),
+    "IMAGE_INVALID": Code(InvalidArgument),
+    "IMAGE_TOO_LARGE": Code(InvalidArgument),
+    "TOO_MANY_STICKERS": Code(InvalidArgument),
+    "TOO_MANY_STICKER_SETS": Code(InvalidArgument),
+    # media (issue 10): the HTTP media API answers with these codes too
+    "FILE_TOO_LARGE": Code(InvalidArgument),
+    "FILE_NAME_INVALID": Code(InvalidArgument),
+    "PART_OUT_OF_RANGE": Code(InvalidArgument),
+    "PART_SIZE_MISMATCH": Code(InvalidArgument),
+    "PART_HASH_MISMATCH": Code(InvalidArgument),
+    "MEDIA_TYPE_MISMATCH": Code(InvalidArgument),
+    "RANGE_NOT_SATISFIABLE": Code(InvalidArgument),
     "AUTH_REQUIRED": Code(Unauthorized, not_run=True),
     "SESSION_INVALID": Code(Unauthorized, not_run=True),
     "CODE_INVALID": Code(Unauthorized, harmless=True),
@@ -154,6 +177,7 @@ ERROR_CODES: dict[str, Code] = {
     "NOT_ADMIN": Code(Forbidden),
     "NOT_AUTHOR": Code(Forbidden),
     "USER_PRIVACY_RESTRICTED": Code(Forbidden),
+    "NOT_SET_AUTHOR": Code(Forbidden),
     "NOT_FOUND": Code(NotFound),
     "USER_NOT_FOUND": Code(NotFound, harmless=True),
     "CHAT_NOT_FOUND": Code(NotFound),
@@ -163,6 +187,10 @@ ERROR_CODES: dict[str, Code] = {
     "STREAM_NOT_FOUND": Code(NotFound),
     "REQUEST_NOT_FOUND": Code(NotFound, harmless=True),
     "DEVICE_NOT_FOUND": Code(NotFound),
+    "STICKER_SET_NOT_FOUND": Code(NotFound, harmless=True),
+    "STICKER_NOT_FOUND": Code(NotFound, harmless=True),
+    "FILE_NOT_FOUND": Code(NotFound),
+    "UPLOAD_NOT_FOUND": Code(NotFound),
     "CONFLICT": Code(Conflict),
     "USERNAME_TAKEN": Code(Conflict, harmless=True),
     "GROUP_FULL": Code(Conflict),
@@ -171,6 +199,11 @@ ERROR_CODES: dict[str, Code] = {
     "PEER_IS_SELF": Code(Conflict, harmless=True),
     "QUOTA_EXCEEDED": Code(Conflict),
     "IDENTITY_KEYS_CHANGED": Code(Conflict),
+    "STICKER_SET_NAME_TAKEN": Code(Conflict, harmless=True),
+    "STICKER_SET_PUBLISHED": Code(Conflict),
+    "TOO_MANY_UPLOADS": Code(Conflict),
+    "PART_EXISTS": Code(Conflict),
+    "UPLOAD_INCOMPLETE": Code(Conflict),
     "POW_REQUIRED": Code(ProofOfWorkRequired, harmless=True, not_run=True),
     "POW_INVALID": Code(ProofOfWorkRequired, not_run=True),
     "RATE_LIMITED": Code(RateLimited, not_run=True),

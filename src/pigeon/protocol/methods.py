@@ -59,6 +59,20 @@ from .keys import (
     KeyCounts,
     SignedKey,
 )
+from .stickers import (
+    Emoji,
+    FoundSticker,
+    Installed,
+    Licence,
+    Position,
+    Query,
+    SearchLimit,
+    SetName,
+    StickerTitle,
+    StickerSet,
+    StickerSetInfo,
+)
+from .media import FileId
 from .streams import Seq, StreamDifference, StreamName
 from .updates import Difference
 
@@ -227,8 +241,9 @@ class DeclineInvite(Params):
 class SendMessage(Params):
     chat_id: ID
     random_id: RandomId
-    text: Text
+    text: Text  # with ``media``, its caption: may then be empty
     reply_to: ID | None = None
+    media: FileId | None = None  # a file uploaded over HTTP (docs/protocol.md, "Media")
 
 
 class ForwardMessage(Params):
@@ -376,6 +391,71 @@ class SendEnvelopes(Params):
     envelopes: Annotated[list[Envelope], Meta(min_length=1, max_length=MAX_ENVELOPES_PER_CALL)]
 
 
+# -- sticker sets (version 2; pigeon.protocol.stickers) -----------------------------------------
+# Adding a sticker takes an image, too big for a frame: HTTP POST /v1/stickers/<name>.
+class CreateStickerSet(Params):
+    name: SetName
+    title: StickerTitle
+    licence: Licence = ""
+
+
+class RemoveSticker(Params):
+    name: SetName
+    index: Position
+
+
+class MoveSticker(Params):
+    """Move the sticker at ``index`` to place ``to``; the ones between shift by one."""
+
+    name: SetName
+    index: Position
+    to: Position
+
+
+class PublishStickerSet(Params):
+    name: SetName
+
+
+class SearchStickerSets(Params):
+    """Published sets whose title or name holds ``query`` (case-insensitive); "" lists the
+    newest."""
+
+    query: Query = ""
+    limit: SearchLimit = 20
+
+
+class GetStickerSet(Params):
+    name: SetName
+
+
+class InstallStickerSet(Params):
+    name: SetName
+
+
+class UninstallStickerSet(Params):
+    name: SetName
+
+
+class ListInstalled(Params):
+    pass
+
+
+class FindStickers(Params):
+    """Stickers tagged with ``emoji`` in the caller's installed sets (newest installed
+    first)."""
+
+    emoji: Emoji
+    limit: SearchLimit = 20
+
+
+class SendSticker(Params):
+    chat_id: ID
+    random_id: RandomId
+    name: SetName
+    index: Position
+    reply_to: ID | None = None
+
+
 Work = Literal["interactive", "bulk"]
 
 
@@ -460,6 +540,18 @@ METHODS: dict[str, Method] = {
     "keys.claim": Method(ClaimKeys, list[ClaimedKey]),
     # Not resent behind the caller's back: a second copy would reach each device twice.
     "envelopes.send": Method(SendEnvelopes, Affected, retried=False, sends=True),
+    "stickers.create_set": Method(CreateStickerSet, StickerSet, retried=False),
+    "stickers.remove": Method(RemoveSticker, StickerSet, retried=False),
+    "stickers.move": Method(MoveSticker, StickerSet, retried=False),
+    "stickers.publish": Method(PublishStickerSet, StickerSet),
+    "stickers.search": Method(SearchStickerSets, list[StickerSetInfo], work="bulk",
+                              paged=True),
+    "stickers.get_set": Method(GetStickerSet, StickerSet, work="bulk"),
+    "stickers.install": Method(InstallStickerSet, Installed),
+    "stickers.uninstall": Method(UninstallStickerSet, Installed),
+    "stickers.installed": Method(ListInstalled, Installed),
+    "stickers.by_emoji": Method(FindStickers, list[FoundSticker], work="bulk", paged=True),
+    "messages.send_sticker": Method(SendSticker, SentMessage, sends=True),
 }
 
 METHOD_OF: dict[type[Params], str] = {m.params: name for name, m in METHODS.items()}

@@ -115,6 +115,17 @@ class FwdFrom(Struct):
     date: float
 
 
+class MessageSticker(Struct):
+    """A sticker sent as a message (issue 10): its set's name, its place in the set when sent
+    (from 1), its emoji and its file (SHA-256; ``/stickers/files/<file_id>.webp``). The file
+    is what stays true when the artist reorders the set later."""
+
+    set: str
+    index: int
+    emoji: str
+    file_id: str
+
+
 class Message(Struct):
     chat_id: int
     id: int
@@ -125,6 +136,9 @@ class Message(Struct):
     fwd_from: FwdFrom | None = None
     edit_date: float | None = None
     deleted: bool = False
+    sticker: MessageSticker | None = None  # version 2: a sticker message (text "")
+    # A photo or document (issue 10); ``text`` is then its caption, which may be empty.
+    media: Media | None = None
 
 
 class Chat(OpenEnums):
@@ -246,3 +260,7 @@ class Affected(Struct):
 
 class Ok(Struct):
     pass
+
+
+# Last: media.py builds on the bases above (Struct, OpenEnums), and Message refers to it.
+from .media import Media  # noqa: E402

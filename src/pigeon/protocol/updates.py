@@ -82,10 +82,18 @@ class KeysLow(Update, tag="keys_low"):
     one_time_keys: int
 
 
+class StickersInstalled(Update, tag="stickers_installed"):
+    """Version 2, on the user's own stream: the sticker sets they have installed now, by
+    name (newest last), after an install or uninstall on any of their devices. The whole
+    list, so that a device that missed some simply takes the last."""
+
+    names: list[str]
+
+
 # Every update type this code knows (versions.UPDATE_SINCE says which version brought each).
 # Tests teach a process more at run time with :func:`register`.
 AnyUpdate = (NewMessage | EditMessage | DeleteMessages | ReadInbox | ReadOutbox | ChatUpdate
-             | Typing | Envelope | KeysLow)
+             | Typing | Envelope | KeysLow | StickersInstalled)
 
 
 class Difference(Struct):

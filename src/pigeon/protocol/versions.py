@@ -38,6 +38,17 @@ METHOD_SINCE: dict[str, int] = {
     "keys.query": 2,
     "keys.claim": 2,
     "envelopes.send": 2,
+    "stickers.create_set": 2,
+    "stickers.remove": 2,
+    "stickers.move": 2,
+    "stickers.publish": 2,
+    "stickers.search": 2,
+    "stickers.get_set": 2,
+    "stickers.install": 2,
+    "stickers.uninstall": 2,
+    "stickers.installed": 2,
+    "stickers.by_emoji": 2,
+    "messages.send_sticker": 2,
 }
 
 #: update types (tag ``u``) and the version that brought each
@@ -45,6 +56,9 @@ UPDATE_SINCE: dict[str, int] = {
     "new_message": 1, "edit_message": 1, "delete_messages": 1, "read_inbox": 1,
     "read_outbox": 1, "chat": 1, "typing": 1,
     "envelope": 2, "keys_low": 2,  # device inboxes only, which a version-1 device never reads
+    # the user's own stream: a version-1 device gets an empty delete_messages in its place
+    # (holdback.placeholder), a version-2 device that does not know it skips it
+    "stickers_installed": 2,
 }
 
 #: the values of each open enum (the strings that server → client fields carry) and the
@@ -56,6 +70,9 @@ ENUMS: dict[str, dict[str, int]] = {
     "Role": {"owner": 1, "admin": 1, "member": 1},
     "WhoCanAdd": {"everyone": 1, "contacts": 1, "nobody": 1},
     "WhoCanMessage": {"everyone": 1, "contacts": 1, "nobody": 1},
+    # Message.media.kind (issue 10). Marked 1: a version-1 reader ignores the whole media
+    # field (unknown fields are skipped), so there is nothing to hold back
+    "MediaKind": {"photo": 1, "document": 1},
 }
 
 #: what a connection older than a value's version gets instead of it, per (enum, value)

@@ -12,11 +12,13 @@ import signal
 import ssl
 import sys
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from pigeon import __version__
+from pigeon.media.blobs import DiskBlobStore
 from pigeon.protocol import limits
 from pigeon.shield.guard import Shield
 
@@ -26,11 +28,18 @@ from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from .datadir import lock_data_dir, prepare_data_dir, private_umask
 from .edge import Edge, normalize
+from .media_files import MediaService
+from .media_http import add_routes
 from .metrics import Metrics
 from .operator import start_operator
 from .services import Services
 from .settings import Settings
+from . import sticker_web
+from .sticker_web import StickerWeb
 from .streams import purge_device_inboxes
+
+if TYPE_CHECKING:
+    from .workers import Worker
 
 log = logging.getLogger("pigeon.server")
 
@@ -133,9 +142,16 @@ async def _client_address(request: web.Request, handler: Handler) -> web.StreamR
     address = edge.client(peer, request.headers.getall("X-Forwarded-For", ()))
     request["client"] = address
     upgrade = request.path == "/v1/ws" and request.headers.get("Upgrade", "").lower() == "websocket"
-    if not upgrade:
+    # A sticker upload with a session token is charged to its session and account once the
+    # token is checked (server/sticker_web.py), as a call is: an artist adding a set must not
+    # spend the address's budget for anonymous requests (nor be banned for it). The media API
+    # counts its calls itself (media_http.py): per device once the token is known, per address
+    # for those without one. A 2 GiB upload is hundreds of parts.
+    if (not upgrade and not sticker_web.carries_token(request)
+            and not request.path.startswith("/media/")):
         services: Services = request.app["services"]
-        wait = services.shield.check_http(address)
+        wait = services.shield.check_http(address,
+                                          sticker_file=request.path.startswith("/stickers/files/"))
         if wait:
             response = web.json_response(
                 {"code": "RATE_LIMITED", "message": "too many HTTP requests; slow down",
@@ -146,20 +162,28 @@ async def _client_address(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def build_app(services: Services) -> web.Application:
+def build_app(services: Services, media: MediaService | None = None) -> web.Application:
     app = web.Application(client_max_size=limits.MAX_FRAME_BYTES, middlewares=[_client_address])
     app["services"] = services
+    if media is not None:
+        add_routes(app, media)
     app["guards"] = {}
     app["edge"] = Edge(services.settings.trusted_proxies, services.settings.proxy_protocol)
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/healthz", _healthz)
+    StickerWeb(services).routes(app)
     return app
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, ready: asyncio.Event | None = None, *,
+                worker: Worker | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, answer every call in flight, commit
-    everything queued, and close."""
+    everything queued, and close. A ``worker`` of ``pigeon serve --workers N`` shares its
+    port with the others, and its supervisor holds the data directory (workers.py)."""
     private_umask()  # before anything is written: the database, its WAL, secret.key
+    if worker is not None:
+        await _serve(settings, ready, reuse_port=True)
+        return
     prepare_data_dir(settings.data, allow_shared=settings.allow_shared_data_dir)
     lock = lock_data_dir(settings.data)  # before the database: one server per directory
     try:
@@ -177,7 +201,8 @@ def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
+async def _serve(settings: Settings, ready: asyncio.Event | None, *,
+                 reuse_port: bool = False) -> None:
     store = make_store(settings)
     await store.open()
     metrics = Metrics()
@@ -187,9 +212,12 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
                         codes=make_sender(settings.code_sender, settings.code_webhook_url),
                         metrics=metrics, secret=shield.state.secret, shield=shield)
     metrics.add_shield(shield)
+    metrics.add_bus(services.bus)
+    await services.bus.start()
+    media = MediaService(settings, store, DiskBlobStore(settings.data / "media"), services.clock)
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
-    app = build_app(services)
+    app = build_app(services, media)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     tls = None
@@ -217,7 +245,8 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
     try:
         listener = await loop.create_server(
             lambda: GuardedProtocol(handler_factory(), shield, guards, edge),
-            settings.host, settings.port, ssl=tls, backlog=4096, reuse_address=True)
+            settings.host, settings.port, ssl=tls, backlog=4096, reuse_address=True,
+            reuse_port=reuse_port or None)
     except OSError as exc:  # issue 11, bug 6: a busy port was a traceback
         await runner.cleanup()
         if operator is not None:
@@ -228,6 +257,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
     await shield.start()
     purge = asyncio.create_task(
         purge_device_inboxes(services, settings.device_inbox_purge_every))
+    collector = asyncio.create_task(media.collect_forever())
     bound = listener.sockets[0].getsockname()
     scheme = "wss" if tls else "ws"
     host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
@@ -245,6 +275,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
         log.info("stopping: no new connections; finishing calls in flight")
         listener.close()
         purge.cancel()
+        collector.cancel()
         conns = list(services.connections)
         with suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)
@@ -255,6 +286,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None) -> None:
         if operator is not None:
             await operator.cleanup()
         await shield.stop()
+        await services.bus.close()
         await store.close()
         await services.codes.close()
         print("pigeon stopped cleanly", file=sys.stderr, flush=True)

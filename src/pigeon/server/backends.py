@@ -2,9 +2,9 @@
 
 Everything else in the server knows only :class:`~pigeon.store.Store`,
 :class:`~pigeon.bus.Bus` and :class:`~pigeon.shield.state.ShieldState`
-(tests/unit/test_seams.py holds it to that). Today there is one of each: SQLite in the data
-directory, the in-process bus, the shield's state in memory. Issue 12 adds PostgreSQL, NATS
-and a shared shield state here, chosen by settings; nothing else changes.
+(tests/unit/test_seams.py holds it to that). The embedded defaults: SQLite in the data
+directory, the in-process bus, the shield's state in memory. With ``bus = nats://...`` the
+bus and the shield's state are shared over NATS (issue 12).
 """
 
 from __future__ import annotations
@@ -25,11 +25,20 @@ def make_store(settings: Settings) -> Store:
 
 
 def make_bus(settings: Settings) -> Bus:
-    return LocalBus()
+    if settings.bus == "local":
+        return LocalBus()
+    from pigeon.bus.nats import NatsBus
+
+    return NatsBus(settings.bus, settings.bus_prefix)
 
 
 def make_shield_state(settings: Settings) -> ShieldState:
     """In memory; its secret kept in the data directory, so that it survives a restart (a
     shared state keeps one secret for every worker instead)."""
-    return MemoryShieldState(load_or_create_secret(settings.data),
-                             max_known=settings.max_known_addresses)
+    secret = load_or_create_secret(settings.data)
+    if settings.bus != "local":
+        from pigeon.shield.shared import NatsShieldState
+
+        return NatsShieldState(settings.bus, settings.bus_prefix, secret,
+                               max_known=settings.max_known_addresses)
+    return MemoryShieldState(secret, max_known=settings.max_known_addresses)

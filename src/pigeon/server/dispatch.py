@@ -7,7 +7,7 @@ from typing import Any
 
 from pigeon.protocol.methods import METHODS
 
-from . import chats, keys, messages, safety, sessions, streams, users
+from . import chats, keys, messages, safety, sessions, stickers, streams, users
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
@@ -19,6 +19,7 @@ HANDLERS: dict[str, Handler] = {
     **streams.HANDLERS,
     **safety.HANDLERS,
     **keys.HANDLERS,
+    **stickers.HANDLERS,
 }
 
 _missing = set(METHODS) - set(HANDLERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pigeon.domain.media import caption
 from pigeon.domain.messages import forward_origin
 from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
@@ -11,15 +12,23 @@ from pigeon.protocol.updates import Difference
 from pigeon.store import Push
 
 from .fanout import afterwards, reserve
+from .media_files import media_of
 from .services import Caller
 
 
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     s = caller.services
-    text = validate_text(p.text)
+    media = None
+    if p.media is not None:
+        # Only a file the sender may read: their own upload, or one sent to a chat of theirs.
+        media = media_of(await s.store.readable_file(caller.user_id, p.media))
+        text = caption(p.text)
+    else:
+        text = validate_text(p.text)
     fanout = reserve(caller, p.chat_id)
     message, pts, pushes = await s.store.send_message(
-        caller.user_id, p.chat_id, p.random_id, text, s.clock(), reply_to=p.reply_to)
+        caller.user_id, p.chat_id, p.random_id, text, s.clock(), reply_to=p.reply_to,
+        media=media)
     # The calling connection learns its pts from this answer, so it is not pushed the same
     # update; other processes on its session (a follower beside `pigeon send`) are.
     fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
@@ -32,7 +41,8 @@ async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     origin = forward_origin(original)
     fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(
-        caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin)
+        caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin,
+        media=original.media)
     fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
     return SentMessage(message=message, pts=pts)
 

@@ -79,6 +79,24 @@ class Metrics:
 
         self.registry.register(_Callback(read))
 
+    def add_bus(self, bus: Any) -> None:
+        """Whether the bus is connected, and its counters (a networked bus's frames)."""
+
+        def read() -> Iterator[object]:
+            health = bus.health()
+            g = GaugeMetricFamily("pigeon_bus_connected", "1 while the bus reaches its peers",
+                                  labels=["kind"])
+            g.add_metric([health["kind"]], 1 if health["connected"] else 0)
+            yield g
+            frames = CounterMetricFamily("pigeon_bus_frames", "Frames through the bus",
+                                         labels=["what"])
+            for what in ("published", "received", "dropped", "malformed"):
+                if what in health:
+                    frames.add_metric([what], health[what])
+            yield frames
+
+        self.registry.register(_Callback(read))
+
     def add_shield(self, shield: Any) -> None:
         """Gauges and counters read from the shield's own state at scrape time."""
 

@@ -30,8 +30,10 @@ __all__ = ["build_operator_app", "start_operator"]
 
 async def _healthz(request: web.Request) -> web.Response:
     services: Services = request.app["services"]
-    return web.json_response({"status": "ok", "version": __version__,
-                              "connections": len(services.connections)})
+    bus = services.bus.health()
+    return web.json_response({"status": "ok" if bus["connected"] else "degraded",
+                              "version": __version__, "connections": len(services.connections),
+                              "bus": bus})
 
 
 async def _shield(request: web.Request) -> web.Response:

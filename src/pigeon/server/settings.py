@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -18,6 +19,10 @@ from pigeon.domain.requests import WHO_CAN_MESSAGE
 from .edge import parse_networks
 
 
+#: worker processes of one `pigeon serve`, at most
+MAX_WORKERS = 64
+
+
 class SettingsError(ValueError):
     """A setting has a value the server cannot run with; the message says which and why."""
 
@@ -27,6 +32,10 @@ class Settings:
     data: Path = Path("pigeon-data")
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
+    # 0: one process. N: N worker processes on the listening port (SO_REUSEPORT) under one
+    # supervisor that restarts any that dies (server/workers.py); more than one needs a store
+    # and a bus that processes share.
+    workers: int = 0
     operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none
     operator_token: str | None = None       # bearer token the operator listener requires
     tls_cert: Path | None = None
@@ -52,6 +61,20 @@ class Settings:
     # after this many seconds are deleted; the purge runs every device_inbox_purge_every.
     device_inbox_retention: float = 30 * 86400.0
     device_inbox_purge_every: float = 3600.0
+    # Fan-out across processes and nodes: "local" (this process only) or the NATS servers'
+    # URLs, comma-separated (nats://host:4222); subjects start with bus_prefix, so that two
+    # deployments may share a NATS cluster (docs/operations.md, "Many processes").
+    bus: str = "local"
+    bus_prefix: str = "pigeon"
+    # -- media (issue 10; docs/operations.md, "Media") --
+    media_max_file_bytes: int = 2 << 30     # one file (2 GiB)
+    media_quota_bytes: int = 20 << 30       # what one account may store, uploads in flight too
+    media_max_uploads: int = 4              # uploads one account may have open at once
+    media_upload_ttl: float = 86400.0       # seconds before an upload never completed is removed
+    media_file_grace: float = 86400.0       # an uploaded file no message refers to is kept this
+                                            # long (time to send it), then collected
+    media_collect_every: float = 600.0      # how often abandoned uploads and files are collected
+    media_max_pixels: int = 50_000_000      # photos: larger ones are refused (decompression bombs)
     default_who_can_add: str = "contacts"   # for accounts that never chose: everyone,
                                             # contacts (who wrote to them) or nobody
     default_who_can_message: str = "contacts"  # for accounts that never chose: everyone,
@@ -103,6 +126,9 @@ class Settings:
     rate_address: str = "20/1s burst 40"    # unauthenticated calls from one address
     rate_prefix: str = "200/1s burst 400"   # unauthenticated calls from one prefix
     http_rate: str = "5/1s burst 20"        # public HTTP requests (not /v1/ws) from one address
+    # ... but sticker images (/stickers/files/*) count here instead: a set's page loads up
+    # to 120 of them at once, and a browser caches each for good (they never change)
+    sticker_file_rate: str = "100/1s burst 300"
     code_rate_country: str = "20/1m burst 20"     # SMS codes to one country code: the floor
                                                   # of its adaptive budget
     code_rate_global: str = "100/1m burst 100"    # SMS codes in all: the floor likewise
@@ -145,6 +171,11 @@ class Settings:
         return split_listen(self.listen)[1]
 
     @property
+    def shared_store(self) -> str | None:
+        """The store's URL when several processes can share it; None for embedded SQLite."""
+        return None
+
+    @property
     def db_path(self) -> Path:
         return self.data / "pigeon.db"
 
@@ -170,6 +201,22 @@ class Settings:
                 and self.restart_reconnect_rate > 0):
             raise SettingsError(f"need 0 <= restart_downtime, restart_window_max <= "
                                 f"{limits.MAX_RETRY_SECONDS:.0f} and restart_reconnect_rate > 0")
+        if self.bus != "local" and not all(
+                url.strip().startswith(("nats://", "tls://")) for url in self.bus.split(",")):
+            raise SettingsError(f"bus must be local or nats://HOST:PORT, not {self.bus!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.bus_prefix):
+            raise SettingsError("bus_prefix must be 1-32 letters, digits, _ or -")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise SettingsError(f"workers must be 0 (one process) to {MAX_WORKERS}")
+        if self.workers > 1 and self.bus == "local":
+            raise SettingsError(
+                f"--workers {self.workers} needs a bus that processes share (--bus nats://"
+                "HOST:PORT): with the local bus a message written by one worker would never "
+                "reach devices connected to another")
+        if self.workers > 1 and self.shared_store is None:
+            raise SettingsError(
+                f"--workers {self.workers} needs a store that processes share (PostgreSQL): "
+                "the embedded SQLite database has one writer")
         if self.code_sender not in ("console", "webhook"):
             raise SettingsError(f"code_sender must be console or webhook, not {self.code_sender!r}")
         if self.code_sender == "webhook" and not self.code_webhook_url:
@@ -187,7 +234,8 @@ class Settings:
                      "frame_rate", "frame_rate_unauthenticated",
                      "accept_rate_overloaded", "accept_rate_unknown", "rate_session",
                      "rate_account",
-                     "rate_send", "rate_address", "rate_prefix", "http_rate", "ban_door_rate",
+                     "rate_send", "rate_address", "rate_prefix", "http_rate", "sticker_file_rate",
+                     "ban_door_rate",
                      "rate_fanout"):
             try:
                 Rate.parse(getattr(self, name))
@@ -205,6 +253,13 @@ class Settings:
         if not 1 <= self.max_supergroup_members <= limits.MAX_GROUP_MEMBERS:
             raise SettingsError(
                 f"max_supergroup_members must be 1 to {limits.MAX_GROUP_MEMBERS}")
+        for name in ("media_max_file_bytes", "media_quota_bytes", "media_max_uploads",
+                     "media_max_pixels"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1")
+        if min(self.media_upload_ttl, self.media_file_grace, self.media_collect_every) <= 0:
+            raise SettingsError("media_upload_ttl, media_file_grace and media_collect_every "
+                                "must be positive")
         if self.device_inbox_retention <= 0 or self.device_inbox_purge_every <= 0:
             raise SettingsError("device_inbox_retention and device_inbox_purge_every must be "
                                 "positive (seconds)")

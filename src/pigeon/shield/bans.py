@@ -104,6 +104,8 @@ class _Entry:
 
 
 class BanList:
+    #: see :class:`~.state.Bans`: only a shared state's ban lists call it
+    on_remote_ban: Callable[[str, float], None] | None = None
     """Strikes in, bans out; see the module docstring."""
 
     def __init__(

@@ -85,6 +85,9 @@ class AdaptiveBudget:
         self._keep = 0.5 ** (MINUTE / halflife)
         self._floor_per_minute = floor.per_second * MINUTE
         self._keys: OrderedDict[str, _State] = OrderedDict()
+        # Told of every code granted here: a shared shield state spreads it to the other
+        # workers, whose budgets then count it too (shared.py).
+        self.on_spend: Callable[[str, bool], None] | None = None
 
     # -- the allowance ---------------------------------------------------------------------
     def per_minute(self, key: str) -> float:
@@ -115,6 +118,12 @@ class AdaptiveBudget:
 
     def spend(self, key: str, proven: bool) -> None:
         """Count one code granted (call after :meth:`check` said yes)."""
+        self.record(key, proven)
+        if self.on_spend is not None:
+            self.on_spend(key, proven)
+
+    def record(self, key: str, proven: bool) -> None:
+        """Count one code granted here or, told by a shared state, by another worker."""
         state = self._state(key)
         state.tokens -= 1.0
         if not proven:

@@ -109,6 +109,7 @@ class Shield(AcceptGate, FanoutBudget):
         self.per_address = limiter("address", settings.rate_address)
         self.per_prefix = limiter("prefix", settings.rate_prefix)
         self.http_per_address = limiter("http_address", settings.http_rate)
+        self.sticker_files_per_address = limiter("sticker_files", settings.sticker_file_rate)
         # The fan-out budget per account, and the chat sizes it estimates by (fanout.py).
         self.per_account_fanout = limiter("fanout", settings.rate_fanout)
         self.chat_sizes: OrderedDict[int, int] = OrderedDict()
@@ -200,12 +201,14 @@ class Shield(AcceptGate, FanoutBudget):
         if self.enabled:
             self.bans.check(address)
 
-    def check_http(self, address: str) -> float:
+    def check_http(self, address: str, sticker_file: bool = False) -> float:
         """Public HTTP requests (not the WebSocket upgrade) from one address: the seconds to
-        wait, 0 when this one may go ahead."""
+        wait, 0 when this one may go ahead. Sticker images have a budget of their own
+        (``sticker_file_rate``): one page shows up to 120."""
         if not self.enabled:
             return 0.0
-        wait = self.http_per_address.take(address)
+        limiter = self.sticker_files_per_address if sticker_file else self.http_per_address
+        wait = limiter.take(address)
         if wait:
             self._refuse("http_rate")
             self.strike(address, "http_rate")  # a flood keeps paying with a ban, as elsewhere

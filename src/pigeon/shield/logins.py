@@ -53,17 +53,18 @@ class LoginLimits:
         def limiter(name: str, setting: str) -> Limiter:
             return held.limiter(name, Rate.parse(setting))
 
-        def budget(setting: str) -> AdaptiveBudget:
-            return AdaptiveBudget(Rate.parse(setting), factor=settings.code_budget_factor,
-                                  halflife=settings.code_budget_halflife,
-                                  open_share=settings.code_budget_open, clock=clock)
+        def budget(name: str, setting: str) -> AdaptiveBudget:
+            return held.budget(name, lambda: AdaptiveBudget(
+                Rate.parse(setting), factor=settings.code_budget_factor,
+                halflife=settings.code_budget_halflife, open_share=settings.code_budget_open,
+                clock=clock))
 
         self.per_address = limiter("code_address", settings.code_rate_address)
         self.sms_per_phone = limiter("code_phone", settings.code_rate_phone)
         self.app_per_network = limiter("code_app_network", settings.code_rate_app)
         self.app_per_phone = limiter("code_app_phone", settings.code_rate_app_phone)
-        self.budgets = {"country": budget(settings.code_rate_country),
-                        "global": budget(settings.code_rate_global)}
+        self.budgets = {"country": budget("code_country", settings.code_rate_country),
+                        "global": budget("code_global", settings.code_rate_global)}
         data = getattr(settings, "data", None)
         self._path = Path(data) / BUDGETS_FILE if data is not None and enabled else None
         self._saving: asyncio.Task[None] | None = None

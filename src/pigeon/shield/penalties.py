@@ -69,6 +69,22 @@ class Penalties:
         self.on_address_ban: Callable[[str], None] | None = None
         self.on_session_ban: Callable[[int, float], None] | None = None
         self.on_account_ban: Callable[[int, float], None] | None = None
+        # A ban that another worker's strikes earned closes what it shuts out here too.
+        self.addresses.on_remote_ban = self._address_banned_elsewhere
+        self.sessions.on_remote_ban = self._session_banned_elsewhere
+        self.accounts.on_remote_ban = self._account_banned_elsewhere
+
+    def _address_banned_elsewhere(self, target: str, seconds: float) -> None:
+        if self.on_address_ban is not None and "/" not in target:
+            self.on_address_ban(target)
+
+    def _session_banned_elsewhere(self, key: str, seconds: float) -> None:
+        if self.on_session_ban is not None and key.startswith("session:"):
+            self.on_session_ban(int(key.removeprefix("session:")), seconds)
+
+    def _account_banned_elsewhere(self, key: str, seconds: float) -> None:
+        if self.on_account_ban is not None and key.startswith("account:"):
+            self.on_account_ban(int(key.removeprefix("account:")), seconds)
 
     # -- who lives where --------------------------------------------------------------------
     def remember(self, address: str) -> None:

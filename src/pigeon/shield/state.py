@@ -34,6 +34,7 @@ from typing import Protocol
 
 from .admission import prefix_of
 from .bans import BanList, Mirror
+from .codebudget import AdaptiveBudget
 from .ratelimit import Clock, KeyedLimiter, Rate
 
 __all__ = ["Bans", "KnownAddresses", "Limiter", "MemoryShieldState", "ReplaySet",
@@ -70,6 +71,10 @@ class Bans(Protocol):
     def check(self, address: str) -> None: ...
 
     def stats(self) -> dict[str, object]: ...
+
+    #: called when a ban learnt from another worker starts here (target, seconds), so that
+    #: what it shuts out is closed as after a local strike (Penalties wires it)
+    on_remote_ban: Callable[[str, float], None] | None
 
 
 class KnownAddresses:
@@ -177,6 +182,10 @@ class ShieldState(Protocol):
              may_mirror: Callable[[str], bool] | None = None) -> Bans:
         """The ban list called ``name``; ``mirror`` copies this worker's bans to its kernel."""
 
+    def budget(self, name: str, make: Callable[[], AdaptiveBudget]) -> AdaptiveBudget:
+        """The adaptive budget called ``name`` (made by ``make`` the first time): the codes
+        it grants count on every worker."""
+
     async def start(self) -> None:
         """Before the first check: connect, load, begin spreading changes."""
 
@@ -197,6 +206,7 @@ class MemoryShieldState:
         self._replay = SpentTokens(replay_capacity)
         self._limiters: dict[str, KeyedLimiter] = {}
         self._bans: dict[str, BanList] = {}
+        self._budget_by_name: dict[str, AdaptiveBudget] = {}
 
     @property
     def secret(self) -> bytes:
@@ -231,6 +241,12 @@ class MemoryShieldState:
         elif (bans.strikes, bans.window, bans.duration) != (strikes, window, duration):
             raise ValueError(f"ban list {name!r} exists with other parameters")
         return bans
+
+    def budget(self, name: str, make: Callable[[], AdaptiveBudget]) -> AdaptiveBudget:
+        budget = self._budget_by_name.get(name)
+        if budget is None:
+            budget = self._budget_by_name[name] = make()
+        return budget
 
     async def start(self) -> None:
         return None  # nothing to load: memory starts empty

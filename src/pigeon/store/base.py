@@ -25,7 +25,10 @@ from pigeon.domain.keys import Held
 from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope, IdentityKeys, SignedKey
 from pigeon.protocol.updates import Envelope as EnvelopeItem
 from pigeon.protocol.sizes import PAGE_BYTES
-from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
+from pigeon.domain.media import UploadLimits
+from pigeon.protocol.media import Media
+from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
+from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, MessageSticker, Role, State
 from pigeon.protocol.updates import Difference
 
 
@@ -48,6 +51,40 @@ class SessionRecord(msgspec.Struct, frozen=True):
     address: str
     created: float
     last_active: float
+
+
+class UploadRecord(msgspec.Struct, frozen=True):
+    """An upload in progress (its parts are files in the blob store's scratch directory), or
+    completed (``file_id`` set; kept until it expires, so that a repeated ``complete`` whose
+    answer was lost gets the same file)."""
+
+    id: str
+    user_id: int
+    size: int
+    name: str
+    part_size: int
+    kind: str           # what the client asked for: auto, photo or document
+    keep_location: bool
+    created: float
+    file_id: str | None = None
+
+
+class FileRecord(msgspec.Struct, frozen=True):
+    """A stored file: its bytes are the blob ``digest``; ``parent``: the photo a thumbnail
+    belongs to (it is readable by whoever reads the photo)."""
+
+    id: str
+    owner_id: int
+    digest: str
+    size: int
+    name: str
+    mime: str
+    kind: str
+    created: float
+    width: int = 0
+    height: int = 0
+    thumb: str | None = None
+    parent: str | None = None
 
 
 class LoginCode(msgspec.Struct, frozen=True):
@@ -91,6 +128,18 @@ class StreamPage(NamedTuple):
     items: list[tuple[int, Any]]
     seq: int
     more: bool
+
+
+class NewSticker(NamedTuple):
+    """A sticker to append to a set: its normalised file, already stored, and its emoji
+    (checked by :func:`pigeon.domain.stickers.emoji_list`)."""
+
+    file_id: str
+    emoji: list[str]
+    width: int
+    height: int
+    animated: bool
+    size: int
 
 
 class StoreStats(NamedTuple):
@@ -344,9 +393,13 @@ class Store(abc.ABC):
     async def send_message(
         self, sender_id: int, chat_id: int, random_id: int, text: str, now: float,
         reply_to: int | None = None, fwd_from: FwdFrom | None = None,
+        sticker: MessageSticker | None = None,
+        media: Media | None = None,
     ) -> tuple[Message, int, list[Push]]:
-        """Append a message; returns it, the sender's pts and the pushes. A repeated
-        ``random_id`` from the same sender returns the original message and pts, no push."""
+        """Append a message (``sticker``: a sticker message, whose text is ""); returns it,
+        the sender's pts and the pushes. A repeated ``random_id`` from the same sender returns
+        the original message and pts, no push. ``media``: the message refers to that file
+        (and its thumbnail) from now on."""
 
     @abc.abstractmethod
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message: ...
@@ -547,3 +600,83 @@ class Store(abc.ABC):
         """Each envelope into its device's inbox, in one transaction; NotFound
         (DEVICE_NOT_FOUND) if one is not a device the sender may reach
         (:func:`pigeon.domain.keys.may_send_envelope`). Returns (device, item) pairs."""
+
+    # -- sticker sets (issue 10; pigeon.domain.stickers) ------------------------------------
+    @abc.abstractmethod
+    async def create_sticker_set(self, author_id: int, name: str, title: str, licence: str,
+                                 now: float) -> StickerSet:
+        """A new, empty, unpublished set; Conflict(STICKER_SET_NAME_TAKEN) for a name in
+        use, InvalidArgument(TOO_MANY_STICKER_SETS) past the author's bound."""
+
+    @abc.abstractmethod
+    async def add_sticker(self, author_id: int, name: str, sticker: NewSticker) -> StickerSet:
+        """Append a normalised sticker (its file already stored) to the author's set."""
+
+    @abc.abstractmethod
+    async def remove_sticker(self, author_id: int, name: str, index: int) -> StickerSet: ...
+
+    @abc.abstractmethod
+    async def move_sticker(self, author_id: int, name: str, index: int,
+                           to: int) -> StickerSet: ...
+
+    @abc.abstractmethod
+    async def publish_sticker_set(self, author_id: int, name: str, now: float) -> StickerSet:
+        """Publish (a second time: no change)."""
+
+    @abc.abstractmethod
+    async def search_sticker_sets(self, viewer_id: int, query: str,
+                                  limit: int) -> list[StickerSetInfo]:
+        """Published sets whose name or title holds ``query``, case-insensitive."""
+
+    @abc.abstractmethod
+    async def get_sticker_set(self, viewer_id: int | None, name: str) -> StickerSet:
+        """A set ``viewer_id`` may see (None: anyone; published sets only)."""
+
+    @abc.abstractmethod
+    async def install_sticker_set(self, user_id: int, name: str, install: bool,
+                                  now: float) -> tuple[Installed, list[Push]]:
+        """Install or uninstall; the pushes tell every device of the user's (one
+        ``stickers_installed`` update), none if nothing changed."""
+
+    @abc.abstractmethod
+    async def installed_sticker_sets(self, user_id: int) -> Installed: ...
+
+    @abc.abstractmethod
+    async def find_stickers(self, user_id: int, emoji: str,
+                            limit: int) -> list[FoundSticker]:
+        """Stickers tagged ``emoji`` in the user's installed sets, newest installed first."""
+
+    @abc.abstractmethod
+    async def sticker_file_public(self, file_id: str) -> bool:
+        """Whether some sticker is this file (so anyone may download it)."""
+
+    # -- media (issue 10; domain/media.py holds the rules) -----------------------------------
+    @abc.abstractmethod
+    async def create_upload(self, upload: UploadRecord, limits: UploadLimits) -> None:
+        """Record a new upload, or FILE_TOO_LARGE / TOO_MANY_UPLOADS / QUOTA_EXCEEDED, checked
+        in the same transaction as the account's usage is read."""
+
+    @abc.abstractmethod
+    async def get_upload(self, upload_id: str, user_id: int) -> UploadRecord:
+        """The caller's upload, or UPLOAD_NOT_FOUND (also for someone else's)."""
+
+    @abc.abstractmethod
+    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
+        """Store the files an upload made (the file, then its thumbnail) and mark it done."""
+
+    @abc.abstractmethod
+    async def delete_uploads(self, upload_ids: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def expired_uploads(self, before: float, limit: int) -> list[UploadRecord]:
+        """Uploads created before ``before`` (completed or not): to be cleaned up."""
+
+    @abc.abstractmethod
+    async def readable_file(self, user_id: int, file_id: str) -> FileRecord:
+        """The file if ``user_id`` may read it (domain.media.may_read), else FILE_NOT_FOUND."""
+
+    @abc.abstractmethod
+    async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
+        """Remove up to ``limit`` files no message refers to, created before ``before``, and
+        their thumbnails; returns how many files were looked at (``limit``: call again) and
+        the digests no file uses any more (their blobs may go)."""

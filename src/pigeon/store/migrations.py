@@ -260,6 +260,85 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, key_id)
     ) WITHOUT ROWID;
     """,
+    # 10: sticker sets (issue 10; pigeon.domain.stickers). A sticker's place is its position
+    # (from 1); emoji are stored between unit separators (\x1f) so that one instr() finds an
+    # emoji exactly. A sticker message keeps its MessageSticker, encoded, on the message row.
+    """
+    CREATE TABLE sticker_sets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        author_id INTEGER NOT NULL,
+        licence TEXT NOT NULL DEFAULT '',
+        published REAL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX sticker_sets_by_author ON sticker_sets (author_id);
+    CREATE TABLE stickers (
+        set_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        file_id TEXT NOT NULL,
+        emoji TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        animated INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (set_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX stickers_by_file ON stickers (file_id);
+    CREATE TABLE installed_stickers (
+        user_id INTEGER NOT NULL,
+        set_id INTEGER NOT NULL,
+        installed REAL NOT NULL,
+        PRIMARY KEY (user_id, set_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX installed_by_set ON installed_stickers (set_id);
+    ALTER TABLE messages ADD COLUMN sticker BLOB;
+    """,
+    # 11: media (issue 10). A message's file (msgpack Media, NULL for none); the files, each
+    # a blob of the blob store by digest; which messages refer to which file (a file no
+    # message refers to is collected); uploads in progress (their parts are files on disk).
+    """
+    ALTER TABLE messages ADD COLUMN media BLOB;
+    CREATE TABLE media_files (
+        id TEXT PRIMARY KEY,
+        owner_id INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        mime TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        width INTEGER NOT NULL DEFAULT 0,
+        height INTEGER NOT NULL DEFAULT 0,
+        thumb TEXT,
+        parent TEXT,
+        created REAL NOT NULL
+    );
+    CREATE INDEX media_files_owner ON media_files (owner_id);
+    CREATE INDEX media_files_digest ON media_files (digest);
+    CREATE INDEX media_files_parent ON media_files (parent);
+    CREATE INDEX media_files_created ON media_files (created);
+    CREATE TABLE media_refs (
+        file_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,
+        PRIMARY KEY (file_id, chat_id, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX media_refs_message ON media_refs (chat_id, message_id);
+    CREATE TABLE media_uploads (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        part_size INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        keep_location INTEGER NOT NULL,
+        created REAL NOT NULL,
+        file_id TEXT
+    );
+    CREATE INDEX media_uploads_user ON media_uploads (user_id);
+    CREATE INDEX media_uploads_created ON media_uploads (created);
+    """,
 ]
 
 

@@ -18,12 +18,20 @@ from pigeon.domain.groups import GroupPolicy
 from pigeon.domain.keys import Held
 from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope, IdentityKeys, SignedKey
 from pigeon.protocol.sizes import PAGE_BYTES
-from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, Role, State
+from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
+from pigeon.domain.media import UploadLimits
+from pigeon.protocol.media import Media
+from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, MessageSticker, Role, State
 from pigeon.protocol.updates import Difference
 
 from .base import (
-    DIALOG_PAGE_BYTES, ContactRecord, InvitationRecord, LoginCode, MemberRecord, Push,
-    ReportRecord, RequestRecord, SessionRecord, Store, StoreStats, StreamPage, UserRecord,
+    DIALOG_PAGE_BYTES, ContactRecord, FileRecord, InvitationRecord, LoginCode, MemberRecord,
+    NewSticker, Push, ReportRecord, RequestRecord, SessionRecord, Store, StoreStats, StreamPage,
+    UploadRecord, UserRecord,
+)
+from .sqlite_media import (
+    _q_expired_uploads, _q_readable_file, _q_upload, _tx_collect_files, _tx_create_upload,
+    _tx_delete_uploads, _tx_finish_upload,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -56,6 +64,10 @@ from .sqlite_messages import (
 )
 from .sqlite_keys import (
     _q_held, _q_identity, _q_query, _tx_claim, _tx_send_envelopes, _tx_upload,
+)
+from .sqlite_stickers import (
+    _q_file_public, _q_find, _q_get_set, _q_installed, _q_search, _tx_add,
+    _tx_create_set, _tx_install, _tx_move, _tx_publish, _tx_remove,
 )
 from .sqlite_service import _q_service_user_id, _tx_send_service_message
 from .sqlite_streams import (
@@ -215,9 +227,13 @@ class SqliteStore(Store):
     # -- messages ---------------------------------------------------------------------------
     async def send_message(self, sender_id: int, chat_id: int, random_id: int, text: str,
                            now: float, reply_to: int | None = None,
-                           fwd_from: FwdFrom | None = None) -> tuple[Message, int, list[Push]]:
+                           fwd_from: FwdFrom | None = None,
+                           sticker: MessageSticker | None = None,
+                           media: Media | None = None,
+                           ) -> tuple[Message, int, list[Push]]:
         return await self.engine.write(
-            _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from
+            _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from,
+            sticker, media,
         )
 
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message:
@@ -362,3 +378,64 @@ class SqliteStore(Store):
                              envelopes: list[Envelope], now: float) -> list[tuple[int, Any]]:
         return await self.engine.write(_tx_send_envelopes, sender_id, sender_session,
                                        envelopes, now)
+
+    # -- sticker sets (issue 10; pigeon.domain.stickers) ------------------------------------
+    async def create_sticker_set(self, author_id: int, name: str, title: str, licence: str,
+                                 now: float) -> StickerSet:
+        return await self.engine.write(_tx_create_set, author_id, name, title, licence, now)
+
+    async def add_sticker(self, author_id: int, name: str, sticker: NewSticker) -> StickerSet:
+        return await self.engine.write(_tx_add, author_id, name, sticker)
+
+    async def remove_sticker(self, author_id: int, name: str, index: int) -> StickerSet:
+        return await self.engine.write(_tx_remove, author_id, name, index)
+
+    async def move_sticker(self, author_id: int, name: str, index: int,
+                           to: int) -> StickerSet:
+        return await self.engine.write(_tx_move, author_id, name, index, to)
+
+    async def publish_sticker_set(self, author_id: int, name: str, now: float) -> StickerSet:
+        return await self.engine.write(_tx_publish, author_id, name, now)
+
+    async def search_sticker_sets(self, viewer_id: int, query: str,
+                                  limit: int) -> list[StickerSetInfo]:
+        return await self.engine.read(_q_search, viewer_id, query, limit)
+
+    async def get_sticker_set(self, viewer_id: int | None, name: str) -> StickerSet:
+        return await self.engine.read(_q_get_set, viewer_id, name)
+
+    async def install_sticker_set(self, user_id: int, name: str, install: bool,
+                                  now: float) -> tuple[Installed, list[Push]]:
+        return await self.engine.write(_tx_install, user_id, name, install, now)
+
+    async def installed_sticker_sets(self, user_id: int) -> Installed:
+        return await self.engine.read(_q_installed, user_id)
+
+    async def find_stickers(self, user_id: int, emoji: str,
+                            limit: int) -> list[FoundSticker]:
+        return await self.engine.read(_q_find, user_id, emoji, limit)
+
+    async def sticker_file_public(self, file_id: str) -> bool:
+        return await self.engine.read(_q_file_public, file_id)
+
+    # -- media ------------------------------------------------------------------------------
+    async def create_upload(self, upload: UploadRecord, limits: UploadLimits) -> None:
+        await self.engine.write(_tx_create_upload, upload, limits)
+
+    async def get_upload(self, upload_id: str, user_id: int) -> UploadRecord:
+        return await self.engine.read(_q_upload, upload_id, user_id)
+
+    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
+        await self.engine.write(_tx_finish_upload, upload_id, files)
+
+    async def delete_uploads(self, upload_ids: list[str]) -> None:
+        await self.engine.write(_tx_delete_uploads, upload_ids)
+
+    async def expired_uploads(self, before: float, limit: int) -> list[UploadRecord]:
+        return await self.engine.read(_q_expired_uploads, before, limit)
+
+    async def readable_file(self, user_id: int, file_id: str) -> FileRecord:
+        return await self.engine.read(_q_readable_file, user_id, file_id)
+
+    async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
+        return await self.engine.write(_tx_collect_files, before, limit)

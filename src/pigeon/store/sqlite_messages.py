@@ -17,10 +17,12 @@ from pigeon.domain import messages as rules
 from pigeon.domain.people import makes_contact
 from pigeon.protocol import updates as up
 from pigeon.domain.records import Standing
-from pigeon.protocol.types import FwdFrom, Message
+from pigeon.protocol.media import Media
+from pigeon.protocol.types import FwdFrom, Message, MessageSticker
 
 from .base import Push
 from .sqlite_chat_settings import unpin_deleted
+from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_people import note_private_send
 from .sqlite_safety import hide, private_gate
@@ -42,6 +44,7 @@ from .sqlite_rows import (
 def _tx_send_message(
     conn: sqlite3.Connection, sender_id: int, chat_id: int, random_id: int, text: str,
     now: float, reply_to: int | None, fwd_from: FwdFrom | None,
+    sticker: MessageSticker | None = None, media: Media | None = None,
 ) -> tuple[Message, int, list[Push]]:
     seen = conn.execute(
         "SELECT chat_id, message_id, pts FROM random_ids WHERE sender_id = ? AND random_id = ?",
@@ -66,15 +69,18 @@ def _tx_send_message(
     message_id = sender.last_message_id + 1  # the writer is alone: read-then-write is atomic
     conn.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
     conn.execute(
-        "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd, sticker, "
+        "media) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (chat_id, message_id, sender_id, now, text, reply_to,
-         encode(fwd_from) if fwd_from else None),
+         encode(fwd_from) if fwd_from else None, encode(sticker) if sticker else None,
+         encode(media) if media else None),
     )
+    if media is not None:
+        refer(conn, media, chat_id, message_id)
     reading = rules.read_on_send(sender, message_id)
     _set_read_mark(conn, chat_id, sender_id, reading.mark)
     new = Message(chat_id=chat_id, id=message_id, sender_id=sender_id, date=now, text=text,
-                  reply_to=reply_to, fwd_from=fwd_from)
+                  reply_to=reply_to, fwd_from=fwd_from, sticker=sticker, media=media)
     if withheld is not None and not withheld.shown:
         hide(conn, withheld.recipient_id, chat_id, [message_id])
     told = audience.new_message() if withheld is None else audience.withheld(sender_id)
@@ -131,9 +137,10 @@ def _tx_delete_messages(
     if for_everyone:
         rules.check_delete_for_everyone(actor, user_id, found)
         conn.executemany(
-            "UPDATE messages SET deleted = 1, text = '', fwd = NULL WHERE chat_id = ? AND id = ?",
-            [(chat_id, i) for i in ids],
+            "UPDATE messages SET deleted = 1, text = '', fwd = NULL, sticker = NULL, "
+            "media = NULL WHERE chat_id = ? AND id = ?", [(chat_id, i) for i in ids],
         )
+        unrefer(conn, chat_id, ids)  # their files become garbage unless sent elsewhere too
         update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=ids, for_everyone=True)
         now = time.time()
         push = push_stored(conn, chat_id, update, audience.delete_for_everyone(ids, user_id),

@@ -12,7 +12,8 @@ import msgspec
 from pigeon.domain import membership, people, views
 from pigeon.domain.records import ChatRow, MemberRow, Standing
 from pigeon.protocol import updates as up
-from pigeon.protocol.types import Chat, FwdFrom, Message, Role
+from pigeon.protocol.media import Media
+from pigeon.protocol.types import Chat, FwdFrom, Message, MessageSticker, Role
 
 from .base import SessionRecord, UserRecord
 
@@ -25,9 +26,12 @@ IN_CHUNK = 500  # host parameters per IN (...) list, well under SQLite's limit
 encode = msgspec.msgpack.encode
 update_decoder = up.body_decoder  # every update type this process knows
 fwd_decoder = msgspec.msgpack.Decoder(FwdFrom)
+sticker_decoder = msgspec.msgpack.Decoder(MessageSticker)
+media_decoder = msgspec.msgpack.Decoder(Media)
 
 USER_COLS = "id, phone, name, username, phone_discoverable, pts"
-MSG_COLS = "chat_id, id, sender_id, date, text, reply_to, fwd, edit_date, deleted"
+MSG_COLS = ("chat_id, id, sender_id, date, text, reply_to, fwd, edit_date, deleted, sticker, "
+            "media")
 SESSION_COLS = "id, user_id, device, address, created, last_active"
 MEMBER_COLS = "user_id, role, joined, history_from"
 N_MSG_COLS = MSG_COLS.count(",") + 1
@@ -42,6 +46,8 @@ def message_row(row: Any) -> Message:
         chat_id=row[0], id=row[1], sender_id=row[2], date=row[3], text=row[4],
         reply_to=row[5], fwd_from=fwd_decoder.decode(row[6]) if row[6] else None,
         edit_date=row[7], deleted=bool(row[8]),
+        sticker=sticker_decoder.decode(row[9]) if row[9] else None,
+        media=media_decoder.decode(row[10]) if row[10] else None,
     )
 
 

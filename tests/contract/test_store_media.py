@@ -1,0 +1,96 @@
+"""Contract: media files and uploads (issue 10). Who may read a file (its uploader, members
+who see a message carrying it; not a removed member, nor a stranger), upload bounds checked
+with the account's usage in one transaction, and the collector against a send racing it."""
+
+from __future__ import annotations
+
+from contract_support import MAX_MEMBERS, T0, make_users, raises
+
+from pigeon.domain.media import UploadLimits
+from pigeon.protocol.errors import Conflict, InvalidArgument, NotFound
+from pigeon.protocol.media import Media
+from pigeon.store import Store
+from pigeon.store.base import FileRecord, UploadRecord
+
+LIMITS = UploadLimits(max_file_bytes=1000, quota_bytes=2500, max_in_flight=2)
+
+
+def upload(n: int, user_id: int, size: int = 500) -> UploadRecord:
+    return UploadRecord(id=f"up{n}", user_id=user_id, size=size, name=f"f{n}", part_size=256,
+                        kind="document", keep_location=False, created=T0)
+
+
+def stored(n: int, owner_id: int, size: int = 500) -> FileRecord:
+    return FileRecord(id=f"file{n}", owner_id=owner_id, digest=f"{n:064x}", size=size,
+                      name=f"f{n}", mime="text/plain", kind="document", created=T0)
+
+
+def media(record: FileRecord) -> Media:
+    return Media(kind="document", file_id=record.id, name=record.name, size=record.size,
+                 mime=record.mime)
+
+
+async def test_upload_bounds_are_checked_against_the_accounts_usage(store: Store) -> None:
+    ada, bob = await make_users(store, 2)
+    with raises(InvalidArgument, "FILE_TOO_LARGE"):
+        await store.create_upload(upload(0, ada, size=1001), LIMITS)
+    await store.create_upload(upload(1, ada), LIMITS)
+    await store.create_upload(upload(2, ada), LIMITS)
+    with raises(Conflict, "TOO_MANY_UPLOADS"):
+        await store.create_upload(upload(3, ada), LIMITS)
+    await store.finish_upload("up1", [stored(1, ada, size=1000)])
+    await store.finish_upload("up2", [stored(2, ada, size=1000)])
+    with raises(Conflict, "QUOTA_EXCEEDED"):  # 2,000 stored + 600 > 2,500
+        await store.create_upload(upload(4, ada, size=600), LIMITS)
+    await store.create_upload(upload(5, bob, size=600), LIMITS)  # bob's quota is his own
+    with raises(NotFound, "UPLOAD_NOT_FOUND"):
+        await store.get_upload("up5", ada)
+
+
+async def test_who_may_read_a_file(store: Store) -> None:
+    ada, bob, eve, dan = await make_users(store, 4)
+    await store.create_upload(upload(1, ada), LIMITS)
+    record = stored(1, ada)
+    await store.finish_upload("up1", [record])
+    assert (await store.readable_file(ada, "file1")).digest == record.digest
+    for stranger in (bob, eve):
+        with raises(NotFound, "FILE_NOT_FOUND"):
+            await store.readable_file(stranger, "file1")
+    group, _ = await store.create_group(ada, "g", [bob, dan], T0, MAX_MEMBERS)
+    await store.send_message(ada, group.id, 1, "", T0, media=media(record))
+    assert (await store.readable_file(bob, "file1")).id == "file1"
+    await store.remove_member(ada, group.id, dan, T0)
+    # a removed member reads the chat's files no more, nor does someone never in it
+    for outside in (dan, eve):
+        with raises(NotFound, "FILE_NOT_FOUND"):
+            await store.readable_file(outside, "file1")
+
+
+async def test_a_send_racing_the_collector_never_refers_to_a_collected_file(
+        store: Store) -> None:
+    ada, bob = await make_users(store, 2)
+    await store.create_upload(upload(1, ada), LIMITS)
+    record = stored(1, ada)
+    await store.finish_upload("up1", [record])
+    chat = await store.open_private(ada, bob, T0, "everyone")
+    # the sender was found allowed to read it; then the collector ran before the send
+    assert (await store.readable_file(ada, "file1")).id == "file1"
+    looked, gone = await store.collect_files(T0 + 1, 100)
+    assert looked == 1 and gone == [record.digest]
+    with raises(NotFound, "FILE_NOT_FOUND"):
+        await store.send_message(ada, chat.id, 1, "", T0, media=media(record))
+
+
+async def test_a_referenced_file_is_kept_and_collected_once_nothing_refers_to_it(
+        store: Store) -> None:
+    ada, bob = await make_users(store, 2)
+    await store.create_upload(upload(1, ada), LIMITS)
+    record = stored(1, ada)
+    await store.finish_upload("up1", [record])
+    chat = await store.open_private(ada, bob, T0, "everyone")
+    sent, _, _ = await store.send_message(ada, chat.id, 1, "", T0, media=media(record))
+    assert await store.collect_files(T0 + 10, 100) == (0, [])
+    await store.delete_messages(ada, chat.id, [sent.id], for_everyone=True)
+    assert await store.collect_files(T0 + 10, 100) == (1, [record.digest])
+    with raises(NotFound, "FILE_NOT_FOUND"):
+        await store.readable_file(ada, "file1")
