@@ -234,3 +234,73 @@ async def test_the_inbox_router_hands_steps_to_a_verification_and_keeps_secrets(
     finally:
         for client in (alice, laptop, bob):
             await client.close()
+
+
+async def test_secret_sends_and_receive_warn_and_only_verified_refuses(people, server,
+                                                                       tmp_path):
+    """The trust warnings wired into secret chats, as a person runs them: `send --secret`
+    warns (stderr) of a new device of the peer, once; `--only-verified` refuses unverified
+    devices (exit 1, one line, nothing sent) and sends once they are verified; `receive
+    --json` says `device_warning` and `verification_request` lines."""
+    from pigeon.client.profile import Profile
+
+    alice, bob, bob_phone, env, _ = people
+    first = pigeon(alice, "send", "--secret", "--to", "@bob_v", "first", env=env)
+    assert first.returncode == 0 and "warning" not in first.stderr, first.stderr  # first sight
+    bob2 = await signed_up(server, bob_phone, "Bob", "bob_v", tmp_path / "bob2")
+    try:
+        new_id = bob2.profile.session_id
+        warned = pigeon(alice, "send", "--secret", "--to", "@bob_v", "second", env=env)
+        assert warned.returncode == 0, warned.stderr
+        assert f"has a new device {new_id} (test)" in warned.stderr
+        assert "pigeon devices verify" in warned.stderr
+        again = pigeon(alice, "send", "--secret", "--to", "@bob_v", "third", env=env)
+        assert again.returncode == 0 and "new device" not in again.stderr  # said once
+        refused = pigeon(alice, "send", "--secret", "--only-verified", "--to", "@bob_v",
+                         "not for them", env=env)
+        assert refused.returncode == 1
+        line = one_error_line(refused)
+        assert "[UNVERIFIED_DEVICES]" in line and f"device {new_id}" in line
+        assert "not verified" in line
+        usage = pigeon(alice, "send", "--only-verified", "--to", "@bob_v", "x")
+        assert usage.returncode == 2
+
+        # Bob's new device asks Alice's to verify; then Bob gains a third: Alice's receive
+        # says both, and the secret message, as JSON lines.
+        assert bob2.profile.user_id is not None
+        alice_id = Profile.load(alice).user_id
+        assert alice_id is not None
+        await bob2.verifier.request(alice_id)
+        bob3 = await signed_up(server, bob_phone, "Bob", "bob_v", tmp_path / "bob3")
+        await bob3.close()
+        ok(bob, "send", "--secret", "--to", "@alice_v", "hello from bob", env=env)
+        lines = [json.loads(raw) for raw in ok(alice, "receive", "--json",
+                                               env=env).splitlines()]
+        warnings = [o for o in lines if o.get("type") == "device_warning"]
+        assert [(w["warning"], w["device_id"]) for w in warnings] == [
+            ("new_device", bob3.profile.session_id)]
+        assert set(warnings[0]) == {"type", "warning", "user_id", "device_id", "name",
+                                    "fingerprint"}
+        requests = [o for o in lines if o.get("type") == "verification_request"]
+        assert requests == [{"type": "verification_request", "user_id": bob2.profile.user_id,
+                             "device_id": new_id}]
+        assert [o["text"] for o in lines if o.get("secret")] == ["hello from bob"]
+        assert lines.index(warnings[0]) < lines.index(
+            next(o for o in lines if o.get("secret")))  # the warning comes first
+
+        # Verified (through the SDK on Alice's profile, as `devices verify` stores it):
+        # --only-verified sends.
+        verifier = Client(server.url, Profile.load(alice))
+        await verifier.connect()
+        try:
+            await verifier.devices.open(PASSPHRASE)
+            assert bob2.profile.user_id is not None
+            for device in await verifier.devices.query([bob2.profile.user_id]):
+                await verifier.trust.set_verified(device)
+        finally:
+            await verifier.close()
+        ok(alice, "send", "--secret", "--only-verified", "--to", "@bob_v", "verified only",
+           env=env)
+        assert "verified only" in ok(bob, "receive", env=env)
+    finally:
+        await bob2.close()

@@ -3,8 +3,9 @@ envelopes, through the real server process and a recording proxy, then a scan of
 server's database files (with the WAL and shared memory), its log, every frame it relayed,
 and both devices' profile directories, for the marker and for key material.
 
-Today's end-to-end traffic is the envelopes of ``client.devices``; 1:1 secret chats and
-groups add their conversations here with the same harness (plaintext_scan.py)."""
+The conversation: raw envelopes of ``client.devices``, then a 1:1 secret chat
+(``client.secret``: start, a message each way, a self-destruct timer, the shown receipt);
+E2E groups add theirs here with the same harness (plaintext_scan.py)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,22 @@ async def test_envelopes_leave_no_marker_and_no_key_on_the_server_or_in_profiles
         assert await bob.devices.send([alice.profile.user_id], reply) == 1
         assert [m.body for m in await alice.devices.receive()] == [reply]
 
-        needles = {"secret": secret, "reply": reply, "passphrase": PASSPHRASE.encode()}
+        # A 1:1 secret chat, as the CLI holds it: each side's history kept on its device.
+        for client in (alice, bob):
+            await client.secret.open()
+        chat_id = await alice.secret.start(bob.profile.user_id)
+        said, answered = marker(), marker()
+        await alice.secret.send(chat_id, said.decode(), ttl=3600)
+        await bob.secret.receive()
+        assert [m.text for m in await bob.secret.history(chat_id)] == [said.decode()]
+        await bob.secret.mark_shown(chat_id)
+        await bob.secret.send(chat_id, answered.decode())
+        await alice.secret.receive()
+        assert [m.text for m in await alice.secret.history(chat_id)] == [
+            said.decode(), answered.decode()]
+
+        needles = {"secret": secret, "reply": reply, "passphrase": PASSPHRASE.encode(),
+                   "secret chat message": said, "secret chat answer": answered}
         for name, client in (("alice", alice), ("bob", bob)):
             # What opens a device's keys: the vault's derived keys. (vodozemac does not
             # export Olm message keys; group tests add their Megolm session keys here.)
@@ -65,5 +81,5 @@ async def test_envelopes_leave_no_marker_and_no_key_on_the_server_or_in_profiles
         assert scan(needles, server=server, proxy=proxied.proxy, profiles=profiles) == []
     # The ciphertext did go through the proxy: the sends up, the pushed envelopes down.
     frames = proxied.proxy.frames
-    assert sum(b"envelopes.send" in data for d, data in frames if d == "up") >= 2
-    assert sum(b"envelope" in data for d, data in frames if d == "down") >= 2
+    assert sum(b"envelopes.send" in data for d, data in frames if d == "up") >= 5
+    assert sum(b"envelope" in data for d, data in frames if d == "down") >= 4
