@@ -15,7 +15,7 @@ import pytest
 from pigeon.client import Client
 from pigeon.testing import login
 
-from cli_support import TIMEOUT, ok, one_error_line, pigeon
+from cli_support import TIMEOUT, Follower, ok, one_error_line, pigeon
 
 pytestmark = pytest.mark.slow
 
@@ -70,14 +70,20 @@ async def people(server, phone, tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_two_terminals_verify_each_other_and_the_listing_says_so(people):
+    """Bob also has `receive --follow` running on the same profile: both hold the profile's
+    e2e lock only per use, and whichever reads a step hands it on (the mailbox)."""
     alice, bob, _, env, bob_device = people
-    responder = run_in_background(bob, "devices", "verify", "--accept", "--yes", "--json",
-                                  "--timeout", "60", env=env)
-    asker = run_in_background(alice, "devices", "verify", "@bob_v", "--device",
-                              str(bob_device), "--yes", "--json", "--timeout", "60", env=env)
-    code_a, events_a, err_a = finish(asker)
-    code_b, events_b, err_b = finish(responder)
-    assert (code_a, code_b) == (0, 0), (err_a, err_b)
+    with Follower(bob, "--json", env=env) as follower:
+        responder = run_in_background(bob, "devices", "verify", "--accept", "--yes",
+                                      "--json", "--timeout", "60", env=env)
+        asker = run_in_background(alice, "devices", "verify", "@bob_v", "--device",
+                                  str(bob_device), "--yes", "--json", "--timeout", "60",
+                                  env=env)
+        code_a, events_a, err_a = finish(asker)
+        code_b, events_b, err_b = finish(responder)
+        assert (code_a, code_b) == (0, 0), (err_a, err_b)
+        assert follower.proc.poll() is None and not follower.errors, follower.errors
+        follower.stop()
     sas_a = next(e for e in events_a if e["event"] == "sas")
     sas_b = next(e for e in events_b if e["event"] == "sas")
     assert sas_a == sas_b and len(sas_a["emoji"]) == 7 and len(sas_a["decimals"]) == 3
