@@ -85,6 +85,7 @@ class ProfileKeys:
                         await self.client.devices.reload_if_changed()
                         if self.client.secret.is_open:
                             await self.client.secret.reload_if_changed()
+                        await self.client.secret_groups.reload_if_changed()
                 except BaseException:
                     self._release()
                     raise

@@ -3,7 +3,8 @@
 Feature calls live in their own modules and hang off the client as namespaces:
 ``client.auth``, ``client.account``, ``client.chats``, ``client.messages``, ``client.sessions``,
 ``client.devices`` (end-to-end keys and envelopes), ``client.inbox`` (this device's inbox,
-routed by payload type), ``client.secret`` (secret chats).
+routed by payload type), ``client.secret`` (secret chats), ``client.secret_groups``
+(end-to-end encrypted groups).
 
 Guarantees to the application:
 
@@ -44,6 +45,7 @@ from pigeon.protocol.pow import format_ticket, solve
 from .devices import Devices
 from .inbox import Inbox
 from .secret import Secret
+from .secret_groups import SecretGroups
 from .features import Account, Auth, Chats, Messages, Sessions
 from .media import Files
 from .safety import Contacts, Requests, Safety
@@ -123,6 +125,8 @@ class Client:
             contextlib.nullcontext
         self.inbox = Inbox(self)
         self.secret = Secret(self)
+        self.secret_groups = SecretGroups(self)
+        self.secret_groups.attach(self.inbox)
         self.trust = Trust(self)
         self.verifier = Verifier(self)
         self._http: aiohttp.ClientSession | None = None

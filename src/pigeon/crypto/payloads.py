@@ -82,11 +82,17 @@ class SecretTtl(Payload, tag="secret.ttl"):
 
 # -- end-to-end encrypted groups -------------------------------------------------------------
 class RoomKey(Payload, tag="group.key"):
-    """A sender device's Megolm session for a group, shared with one member device."""
+    """A sender device's Megolm session for a group, shared with one member device; or,
+    ``exported``, re-shared from some index on to a device that asked
+    (:class:`RoomKeyRequest`). ``sender_device``/``sender_user``: the session's owner when
+    one of the reader's own devices forwards it (0: the envelope's sender owns it)."""
 
     chat_id: Annotated[int, Meta(ge=1, le=2**62)]
     session_id: ShortField
     session_key: SessionKey
+    exported: bool = False
+    sender_device: Annotated[int, Meta(ge=0, le=2**62)] = 0
+    sender_user: Annotated[int, Meta(ge=0, le=2**62)] = 0
 
 
 # -- sessions that broke ----------------------------------------------------------------------
@@ -118,6 +124,18 @@ class Verification(Payload, tag="sas"):
     reason: Annotated[str, Meta(max_length=256)] = ""
 
 
+# -- end-to-end encrypted groups, continued -------------------------------------------------
+class RoomKeyRequest(Payload, tag="group.key_request"):
+    """A device lacks the key of a group message: sent to the session's owner device and
+    to the asker's own other devices, which re-share it (a :class:`RoomKey`, exported at
+    ``index``) if the asker is entitled to it."""
+
+    chat_id: Annotated[int, Meta(ge=1, le=2**62)]
+    sender_device: Annotated[int, Meta(ge=1, le=2**62)]
+    session_id: ShortField
+    index: Annotated[int, Meta(ge=0, le=2**32)] = 0
+
+
 class UnknownPayload(msgspec.Struct, frozen=True):
     """A payload this device could not read: of a variant it does not know (``error``
     empty) or malformed (``error`` says why). Skipped, never fatal."""
@@ -126,7 +144,8 @@ class UnknownPayload(msgspec.Struct, frozen=True):
     error: str = ""
 
 
-AnyPayload = SecretOpen | SecretText | SecretShown | SecretTtl | RoomKey | Renew | Verification
+AnyPayload = (SecretOpen | SecretText | SecretShown | SecretTtl | RoomKey | Renew | Verification
+              | RoomKeyRequest)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(AnyPayload)

@@ -31,7 +31,7 @@ from .edge import Edge, normalize
 from .media_files import MediaService
 from .media_http import add_routes
 from .metrics import Metrics
-from .operator import start_operator
+from .operator import start_operator, store_reachable
 from .services import Services
 from .settings import Settings
 from . import sticker_web
@@ -127,7 +127,10 @@ async def _write(conn: Connection, ws: web.WebSocketResponse) -> None:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    # Says only that the server answers: version and load are for the operator listener.
+    # Says only whether this node can serve (a load balancer's readiness check): version, load
+    # and details are for the operator listener. 503 while its store does not answer.
+    if not await store_reachable(request.app["services"]):
+        return web.json_response({"status": "unavailable"}, status=503)
     return web.json_response({"status": "ok"})
 
 

@@ -339,6 +339,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX media_uploads_user ON media_uploads (user_id);
     CREATE INDEX media_uploads_created ON media_uploads (created);
     """,
+    # 12: end-to-end encrypted groups (issue 9): a group's flag, and a message's opaque
+    # ciphertext (its text then stays empty)
+    """
+    ALTER TABLE chats ADD COLUMN secret INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN ciphertext BLOB;
+    """,
 ]
 
 
