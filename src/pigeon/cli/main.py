@@ -29,6 +29,7 @@ from .context import (
     session, warn,
 )
 from .admin import admin
+from .devices import devices
 from . import account, chat_settings, messages, secret_groups
 from . import secret as secret_cli
 from .chat_settings import muted, pinned
@@ -213,12 +214,15 @@ async def username_release(ctx: Ctx) -> None:
 @click.option("--ttl", type=secret_cli.TTL, default=None, metavar="TIMER",
               help="With --secret: self-destruct this long after it is shown (30s, 5m, 1h, "
                    "2d; 1 second to 1 week). Default: the chat's timer.")
+@click.option("--only-verified", is_flag=True,
+              help="With --secret: refuse (exit 1, nothing sent) if a device of the person "
+                   "or of yours is not verified (`pigeon devices verify`).")
 @click.argument("text", required=False)
 @pass_ctx
 @run
 async def send(ctx: Ctx, to: str, reply_to: int | None, sticker: str | None,
                sticker_emoji: str | None, is_secret: bool, ttl: int | None,
-               text: str | None) -> None:
+               only_verified: bool, text: str | None) -> None:
     """Send TEXT (`-` reads it from standard input), or a sticker. Returns once the server
     has it on disk. In an end-to-end encrypted group it is encrypted on this device (the
     passphrase of its keys: --passphrase-file)."""
@@ -230,10 +234,12 @@ async def send(ctx: Ctx, to: str, reply_to: int | None, sticker: str | None,
             raise click.UsageError("--reply-to is not for secret chats")
         if text is None:
             raise click.UsageError("stickers are not sent in secret chats yet: give TEXT")
-        await secret_cli.send_secret(ctx, to, body, ttl)
+        await secret_cli.send_secret(ctx, to, body, ttl, only_verified)
         return
     if ttl is not None:
         raise click.UsageError("--ttl is for secret messages: add --secret")
+    if only_verified:
+        raise click.UsageError("--only-verified is for secret messages: add --secret")
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
         if not to.startswith(("@", "user:")) and \
@@ -294,6 +300,7 @@ cli.add_command(secret_cli.secret)
 cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)
+cli.add_command(devices)
 cli.add_command(shield)
 cli.add_command(stickers)
 

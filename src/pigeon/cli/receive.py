@@ -19,6 +19,7 @@ import click
 from pigeon.client import Client
 from pigeon.client.secret import HistoryReloaded, SecretMessage, Undecryptable
 from pigeon.client.secret_groups import GroupKeysArrived
+from pigeon.client.verification import VerificationRequest
 from pigeon.protocol.errors import Forbidden, NotFound, Unauthorized
 from pigeon.protocol.updates import (
     ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
@@ -32,7 +33,9 @@ from .context import Ctx, run, session, warn
 from .names import Names
 from .output import echo
 from .search import Kept
-from .secret import ProfileKeys, secret_line, undecryptable_line
+from .secret import (
+    ProfileKeys, secret_line, undecryptable_line, verification_line, warn_of_devices,
+)
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -84,6 +87,8 @@ class Printer:
         if isinstance(update, Undecryptable):
             return undecryptable_line(update, await self.names.get(update.sender_id),
                                       self.as_json)
+        if isinstance(update, VerificationRequest):
+            return verification_line(update, self.as_json)
         return None
 
     async def _message(self, update: NewMessage | EditMessage) -> str | None:
@@ -177,6 +182,10 @@ class Printer:
             return
         async with self.client.e2e_guard():
             messages = self.client.secret.unreported()
+            peers = {msg.chat_id: msg for msg in messages if not msg.outgoing}
+            if peers:  # a new device or key of whoever wrote: said before what they wrote
+                await warn_of_devices(self.client, [self.client.secret.peer_of(chat)
+                                                    for chat in peers], self.as_json)
             for msg in messages:
                 echo(secret_line(msg, await self.names.get(msg.sender_id), self.as_json))
                 sys.stdout.flush()

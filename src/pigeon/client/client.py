@@ -50,6 +50,8 @@ from .features import Account, Auth, Chats, Messages, Sessions
 from .media import Files
 from .safety import Contacts, Requests, Safety
 from .stickers import Stickers
+from .trust import Trust
+from .verification import Verifier
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
@@ -125,6 +127,8 @@ class Client:
         self.secret = Secret(self)
         self.secret_groups = SecretGroups(self)
         self.secret_groups.attach(self.inbox)
+        self.trust = Trust(self)
+        self.verifier = Verifier(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()

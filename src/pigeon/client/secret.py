@@ -17,9 +17,10 @@ open, on every read, and by a timer); times are this device's clock (``clock``,
 injectable: tests need no sleeps).
 
 Errors: :class:`NoSuchSecretChat`, :class:`NoSecretDevices`, :class:`UnverifiedDevices`
-(raised by ``require_verified``, which device verification installs), WrongPassphrase
-(:mod:`pigeon.crypto.vault`), and ``TTL_INVALID`` for a timer out of bounds. Envelopes that
-cannot be decrypted come to :meth:`Client.updates` as :class:`Undecryptable`.
+(raised by ``require_verified`` when set: ``client.trust.require_verified_users``,
+``--only-verified``), WrongPassphrase (:mod:`pigeon.crypto.vault`), and ``TTL_INVALID``
+for a timer out of bounds. Envelopes that cannot be decrypted come to
+:meth:`Client.updates` as :class:`Undecryptable`.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ from pigeon.crypto.payloads import (
 )
 from pigeon.crypto.vault import WrongPassphrase
 from pigeon.protocol import limits
-from pigeon.protocol.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from pigeon.protocol.errors import Conflict, InvalidArgument, NotFound
 
 from .devices import DeviceMessage
 from .inbox import Incoming
 from .link import ConnectionLost
 from .secret_store import FILE, SecretStore, StoredChat, StoredMessage
+from .trust import UnverifiedDevices
 
 if TYPE_CHECKING:
     from .client import Client
@@ -71,12 +73,6 @@ class NoSecretDevices(NotFound):
     """The peer has no device with end-to-end keys: nobody could read the chat."""
 
     code = "DEVICE_NOT_FOUND"
-
-
-class UnverifiedDevices(Forbidden):
-    """Refused to encrypt for devices nobody verified (``--only-verified``)."""
-
-    code = "UNVERIFIED_DEVICES"
 
 
 class SecretMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -215,6 +211,10 @@ class Secret:
     def chat_with(self, user_id: int) -> int | None:
         chat = self._opened().by_peer(user_id)
         return None if chat is None else chat.chat_id
+
+    def peer_of(self, chat_id: int) -> int:
+        """Whom secret chat ``chat_id`` is with (NoSuchSecretChat)."""
+        return self._chat(chat_id).peer_id
 
     def _chat(self, chat_id: int) -> StoredChat:
         chat = self._opened().by_id(chat_id)

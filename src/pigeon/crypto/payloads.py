@@ -104,13 +104,24 @@ class Renew(Payload, tag="renew"):
 
 
 # -- verification (SAS) -------------------------------------------------------------------------
-class Verification(Payload, tag="sas"):
-    """One step of a SAS verification; ``step`` names it (start, accept, key, mac, cancel,
-    done) and ``fields`` carries its values, all short strings."""
+#: a public key, commitment or MAC as vodozemac and hashlib print them: unpadded base64
+Base64 = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9+/]+={0,2}$")]
 
-    transaction_id: Annotated[str, Meta(min_length=8, max_length=64)]
-    step: Annotated[str, Meta(max_length=16)]
-    fields: Annotated[dict[ShortField, ShortField], Meta(max_length=16)] = {}
+
+class Verification(Payload, tag="sas"):
+    """One step of a SAS verification (:mod:`pigeon.crypto.sas`). ``step`` names it: start,
+    accept (``commitment``), key (``key``), mac (``mac`` and ``keys_mac``), cancel (``code``
+    and ``reason``) or done. A step this version does not know is ignored by the reader, so
+    ``step`` stays a string rather than a closed set."""
+
+    transaction_id: Annotated[str, Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    step: Annotated[str, Meta(min_length=1, max_length=16)]
+    commitment: Base64 | None = None
+    key: Base64 | None = None
+    mac: Base64 | None = None
+    keys_mac: Base64 | None = None
+    code: Annotated[str, Meta(max_length=32)] = ""
+    reason: Annotated[str, Meta(max_length=256)] = ""
 
 
 # -- end-to-end encrypted groups, continued -------------------------------------------------
