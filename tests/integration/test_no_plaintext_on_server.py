@@ -4,12 +4,14 @@ server's database files (with the WAL and shared memory), its log, every frame i
 and both devices' profile directories, for the marker and for key material.
 
 The conversation: raw envelopes of ``client.devices``, then a 1:1 secret chat
-(``client.secret``: start, a message each way, a self-destruct timer, the shown receipt);
-E2E groups add theirs here with the same harness (plaintext_scan.py)."""
+(``client.secret``: start, a message each way, a self-destruct timer, the shown receipt),
+then an end-to-end encrypted group (Megolm: a message each way; its session keys are
+needles too)."""
 
 from __future__ import annotations
 
 import pytest
+import vodozemac
 from plaintext_scan import marker, scan, scanned_places
 
 from pigeon.testing import login
@@ -55,14 +57,32 @@ async def test_envelopes_leave_no_marker_and_no_key_on_the_server_or_in_profiles
         assert [m.text for m in await alice.secret.history(chat_id)] == [
             said.decode(), answered.decode()]
 
+        # An end-to-end encrypted group: Megolm, its session keys shared over Olm.
+        group = await alice.secret_groups.create("Desk", [bob.profile.user_id])
+        posted, replied = marker(), marker()
+        await alice.secret_groups.send(group.id, posted.decode())
+        await bob.inbox.receive()
+        await bob.secret_groups.send(group.id, replied.decode())
+        await alice.inbox.receive()
+        for client in (alice, bob):
+            client.secret_groups.take_resolved()
+            assert [m.text for m in reversed(await client.secret_groups.history(group.id))] \
+                == [posted.decode(), replied.decode()]
+
         needles = {"secret": secret, "reply": reply, "passphrase": PASSPHRASE.encode(),
-                   "secret chat message": said, "secret chat answer": answered}
+                   "secret chat message": said, "secret chat answer": answered,
+                   "group message": posted, "group reply": replied}
         for name, client in (("alice", alice), ("bob", bob)):
             # What opens a device's keys: the vault's derived keys. (vodozemac does not
             # export Olm message keys; group tests add their Megolm session keys here.)
             vault = client.devices.vault
             needles[f"{name} pickle key"] = vault.pickle_key
             needles[f"{name} vault key"] = vault._key
+            state = await client.secret_groups._opened()
+            for out in state.outbound.values():  # the Megolm keys that read the group
+                session = vodozemac.GroupSession.from_pickle(out.pickle, vault.pickle_key)
+                needles[f"{name} megolm key"] = session.session_key.to_base64().encode()
+            assert f"{name} megolm key" in needles  # each sent in the group: each has one
     finally:
         await alice.close()
         await bob.close()
