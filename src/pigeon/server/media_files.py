@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pigeon.domain import media as rules
+from pigeon.media.pillow import allow_pixels
 from pigeon.media import parts as disk
 from pigeon.media.blobs import BlobStore
 from pigeon.media.ingest import ingest
@@ -47,6 +48,7 @@ class MediaService:
         self.clock = clock
         self.limits = rules.UploadLimits(settings.media_max_file_bytes,
                                          settings.media_quota_bytes, settings.media_max_uploads)
+        allow_pixels(settings.media_max_pixels)  # Pillow's backstop never below the setting
         self._locks: dict[str, asyncio.Lock] = {}
         # Completing an upload and collecting garbage both decide whether a blob exists:
         # one at a time, or a blob could be deleted under a file that was just stored.
