@@ -1,16 +1,18 @@
 """Contract: media files and uploads (issue 10). Who may read a file (its uploader, members
 who see a message carrying it; not a removed member, nor a stranger), upload bounds checked
-with the account's usage in one transaction, and the collector against a send racing it."""
+with the account's usage in one transaction, and the collector against a send racing it and
+against a sticker made of the same bytes."""
 
 from __future__ import annotations
 
+import msgspec
 from contract_support import MAX_MEMBERS, T0, make_users, raises
 
 from pigeon.domain.media import UploadLimits
 from pigeon.protocol.errors import Conflict, InvalidArgument, NotFound
 from pigeon.protocol.media import Media
 from pigeon.store import Store
-from pigeon.store.base import FileRecord, UploadRecord
+from pigeon.store.base import FileRecord, NewSticker, UploadRecord
 
 LIMITS = UploadLimits(max_file_bytes=1000, quota_bytes=2500, max_in_flight=2)
 
@@ -94,3 +96,24 @@ async def test_a_referenced_file_is_kept_and_collected_once_nothing_refers_to_it
     assert await store.collect_files(T0 + 10, 100) == (1, [record.digest])
     with raises(NotFound, "FILE_NOT_FOUND"):
         await store.readable_file(ada, "file1")
+
+
+async def test_the_collector_keeps_a_blob_that_a_sticker_uses(store: Store) -> None:
+    # Content-addressed: the bytes of ada's sticker, sent by bob as a file, are one blob.
+    ada, bob = await make_users(store, 2)
+    await store.create_upload(upload(1, bob), LIMITS)
+    record = stored(1, bob)
+    await store.finish_upload("up1", [record])
+    await store.create_sticker_set(ada, "frogs", "Frogs", "", T0)
+    await store.add_sticker(ada, "frogs", NewSticker(record.digest, ["🐸"], 512, 512, False,
+                                                     record.size))
+    looked, gone = await store.collect_files(T0 + 1, 100)
+    assert looked == 1 and gone == []  # the file row goes, its blob stays the sticker's
+    with raises(NotFound, "FILE_NOT_FOUND"):
+        await store.readable_file(bob, "file1")
+    assert (await store.get_sticker_set(ada, "frogs")).stickers[0].file_id == record.digest
+    # once the sticker is gone too, a later file with the same bytes frees the blob
+    await store.remove_sticker(ada, "frogs", 1)
+    await store.create_upload(upload(2, bob), LIMITS)
+    await store.finish_upload("up2", [msgspec.structs.replace(record, id="file2")])
+    assert await store.collect_files(T0 + 1, 100) == (1, [record.digest])

@@ -287,3 +287,52 @@ async def test_a_secret_chat_file_reaches_the_store_only_as_ciphertext(server, p
         assert (tmp_path / "open.txt").read_bytes() == plain.read_bytes()
     finally:
         await alice.close()
+
+
+async def test_an_upload_outlives_the_hello_deadline_on_one_kept_alive_connection(
+        tmp_path, phone):
+    """The shield cuts a connection that has not logged in 5 s after accept (slowloris). A
+    media request with a session token logs its connection in: a slow part, a long
+    `complete` (a 2 GiB file takes seconds) and the next request on the same connection go
+    through. The waits below are the deadline being passed, not a race being won."""
+    from raw_support import shielded
+
+    deadline = 2.0
+    with shielded(tmp_path, hello_deadline=deadline) as server:
+        (alice,) = await users(server, phone, tmp_path, "alice")
+        opened: list[object] = []
+        trace = aiohttp.TraceConfig()
+
+        async def counted(*_: object) -> None:
+            opened.append(None)
+
+        trace.on_connection_create_end.append(counted)
+        data = secrets.token_bytes(64 * 1024)
+        headers = {"Authorization": f"Bearer {alice.profile.token}"}
+
+        async def slowly():  # type: ignore[no-untyped-def]
+            yield data[:1000]
+            await asyncio.sleep(deadline + 0.5)
+            yield data[1000:]
+
+        try:
+            async with aiohttp.ClientSession(
+                    server.url, headers=headers, trace_configs=[trace],
+                    connector=aiohttp.TCPConnector(limit=1)) as http:
+                async with http.post("/media/uploads", json={
+                        "size": len(data), "name": "one.bin", "part_size": len(data)}) as r:
+                    assert r.status == 201
+                    upload_id = (await r.json())["upload_id"]
+                async with http.put(f"/media/uploads/{upload_id}/parts/0", data=slowly(),
+                                    headers={"X-Part-SHA256":
+                                             hashlib.sha256(data).hexdigest()}) as r:
+                    assert r.status == 200, await r.text()
+                async with http.post(f"/media/uploads/{upload_id}/complete") as r:
+                    assert r.status == 200, await r.text()
+                    file_id = (await r.json())["file_id"]
+                async with http.get(f"/media/{file_id}") as r:  # one part: linked, not copied
+                    assert await r.read() == data
+                    assert r.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+            assert len(opened) == 1  # never cut: no second connection was needed
+        finally:
+            await alice.close()

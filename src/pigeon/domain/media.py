@@ -107,3 +107,10 @@ def collectable(referenced: bool, created: float, now: float, grace: float) -> b
     """Whether a file may be removed: no message refers to it, and it is older than the
     grace period that lets an uploader send what they just uploaded."""
     return not referenced and created < now - grace
+
+
+def blob_unused(files: int, stickers: int) -> bool:
+    """Whether a blob may be deleted: no file and no sticker uses its bytes. The store is
+    content-addressed, so the same bytes may be a media file and a sticker at once (an artist
+    who sent their sticker's WebP as a file): dropping the file must leave the sticker."""
+    return files == 0 and stickers == 0

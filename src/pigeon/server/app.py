@@ -171,7 +171,10 @@ def build_app(services: Services, media: MediaService | None = None) -> web.Appl
     app["edge"] = Edge(services.settings.trusted_proxies, services.settings.proxy_protocol)
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/healthz", _healthz)
-    StickerWeb(services).routes(app)
+    if media is not None:
+        StickerWeb(services, media.blobs, blob_lock=media.blob_lock).routes(app)
+    else:
+        StickerWeb(services).routes(app)
     return app
 
 

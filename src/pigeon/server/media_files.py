@@ -15,7 +15,7 @@ from pigeon.domain import media as rules
 from pigeon.media import parts as disk
 from pigeon.media.blobs import BlobStore
 from pigeon.media.ingest import ingest
-from pigeon.protocol.errors import Conflict
+from pigeon.protocol.errors import Conflict, Unavailable
 from pigeon.protocol.media import (
     CreateUpload, Media, UploadStatus, part_count, part_length,
 )
@@ -116,7 +116,7 @@ class MediaService:
         scratch = self.blobs.scratch()
         whole, thumb = scratch / f"whole-{upload.id}", scratch / f"thumb-{upload.id}"
         try:
-            await asyncio.to_thread(disk.assemble, directory, parts, whole)
+            hashed = await asyncio.to_thread(disk.assemble, directory, parts, whole)
             try:
                 found = await asyncio.to_thread(ingest, whole, upload.kind, upload.keep_location,
                                                 thumb, self.settings.media_max_pixels)
@@ -133,13 +133,19 @@ class MediaService:
                     files.append(FileRecord(id=new_id(), owner_id=upload.user_id, digest=digest,
                                             size=size, name="thumb.jpg", mime="image/jpeg",
                                             kind="thumb", created=now, parent=main_id))
-                digest, size = await self.blobs.put(whole)
+                digest, size = await self.blobs.put(whole,
+                                                    None if found.rewritten else hashed)
                 main = FileRecord(id=main_id, owner_id=upload.user_id, digest=digest, size=size,
                                   name=upload.name, mime=found.mime, kind=found.kind,
                                   created=now, width=found.width, height=found.height,
                                   thumb=files[0].id if files else None)
                 await self.store.finish_upload(upload.id, [main, *files])
             return [main, *files]
+        except OSError as exc:
+            # A full or failing disk: the parts are kept, so a later complete can succeed.
+            log.error("completing upload %s failed: %s", upload.id, exc)
+            raise Unavailable("the server could not store this file (its disk may be full); "
+                              "try completing it again later", code="STORAGE_FAILED") from None
         finally:
             for path in (whole, thumb):
                 await asyncio.to_thread(path.unlink, missing_ok=True)

@@ -82,6 +82,9 @@ def _authenticated(handler: Handler) -> Callable[[web.Request], Awaitable[web.St
                 _count_stranger(services, address)
                 raise
             services.shield.check_rate("media", address, user.id, session.id)
+            guard = request.app["guards"].get(request.transport)
+            if guard is not None:
+                guard.logged_in()  # or `complete` of a 2 GiB file is cut off after 5 s
             return await handler(request, user.id)
         except PigeonError as exc:
             return error_response(exc)

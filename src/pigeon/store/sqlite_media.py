@@ -133,5 +133,12 @@ def _tx_collect_files(conn: sqlite3.Connection, before: float,
                 "DELETE FROM media_files WHERE parent = ? RETURNING digest", (file_id,)):
             digests.add(thumb_digest)
         conn.execute("DELETE FROM media_files WHERE id = ?", (file_id,))
-    return len(rows), sorted(d for d in digests if conn.execute(
-        "SELECT 1 FROM media_files WHERE digest = ? LIMIT 1", (d,)).fetchone() is None)
+    return len(rows), sorted(d for d in digests if rules.blob_unused(*_blob_users(conn, d)))
+
+
+def _blob_users(conn: sqlite3.Connection, digest: str) -> tuple[int, int]:
+    """(files, stickers) that use the blob ``digest``: a sticker's file_id is its digest."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM media_files WHERE digest = ?), "
+        "EXISTS (SELECT 1 FROM stickers WHERE file_id = ?)", (digest, digest)).fetchone()
+    return int(row[0]), int(row[1])
