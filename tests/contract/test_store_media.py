@@ -117,3 +117,35 @@ async def test_the_collector_keeps_a_blob_that_a_sticker_uses(store: Store) -> N
     await store.create_upload(upload(2, bob), LIMITS)
     await store.finish_upload("up2", [msgspec.structs.replace(record, id="file2")])
     assert await store.collect_files(T0 + 1, 100) == (1, [record.digest])
+
+
+async def test_deleting_an_account_removes_its_files_and_uploads(store: Store) -> None:
+    ada, bob = await make_users(store, 2)
+    await store.create_upload(upload(1, ada), LIMITS)
+    photo = stored(1, ada)
+    thumb = FileRecord(id="thumb1", owner_id=ada, digest=f"{100:064x}", size=10, name="t",
+                       mime="image/jpeg", kind="thumb", created=T0, parent="file1")
+    await store.finish_upload("up1", [photo, thumb])
+    chat = await store.open_private(ada, bob, T0, "everyone")
+    await store.send_message(ada, chat.id, 1, "", T0, media=media(photo))
+    await store.create_upload(upload(2, ada), LIMITS)  # in progress
+    await store.create_upload(upload(3, bob), LIMITS)
+    shared = stored(4, bob)  # bob's file holds the same bytes as ada's second one
+    await store.finish_upload("up3", [shared])
+    await store.create_upload(upload(5, ada), LIMITS)
+    await store.finish_upload("up5", [msgspec.structs.replace(shared, id="file5",
+                                                              owner_id=ada)])
+    await store.delete_user(ada)
+    gone, digests, removed = await store.delete_user_media(ada, 1)  # one file a step
+    assert set(gone) == {"up1", "up2", "up5"} and removed == 1
+    rest = await store.delete_user_media(ada, 100)
+    assert rest[0] == [] and rest[2] == 1
+    # the photo and its thumbnail go; the bytes bob's file also holds stay
+    assert sorted(digests + rest[1]) == sorted([photo.digest, thumb.digest])
+    assert await store.delete_user_media(ada, 100) == ([], [], 0)
+    for reader, file_id in ((bob, "file1"), (bob, "thumb1"), (ada, "file5")):
+        with raises(NotFound, "FILE_NOT_FOUND"):
+            await store.readable_file(reader, file_id)
+    assert (await store.readable_file(bob, "file4")).digest == shared.digest
+    with raises(NotFound, "UPLOAD_NOT_FOUND"):
+        await store.get_upload("up2", ada)

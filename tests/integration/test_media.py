@@ -336,3 +336,35 @@ async def test_an_upload_outlives_the_hello_deadline_on_one_kept_alive_connectio
             assert len(opened) == 1  # never cut: no second connection was needed
         finally:
             await alice.close()
+
+
+async def test_deleting_an_account_removes_its_files_and_uploads(server, phone, tmp_path):
+    alice, bob = await users(server, phone, tmp_path, "alice", "bob")
+    try:
+        chat = await alice.chats.open_private(bob.profile.user_id)
+        doc = tmp_path / "minutes.txt"
+        doc.write_text("minutes of the meeting\n" * 50)
+        media = await alice.files.upload(doc)
+        await alice.messages.send(chat.id, "", media=media.file_id)
+        await bob.files.download(media.file_id, tmp_path / "got.txt")
+        digest = hashlib.sha256(doc.read_bytes()).hexdigest()
+        http = Http(server, alice)
+        status, _, body = await http.request("POST", "/media/uploads", json={
+            "size": 100_000, "name": "half.bin", "part_size": 65536})
+        upload_id = json.loads(body)["upload_id"]
+        part = secrets.token_bytes(65536)
+        await http.request("PUT", f"/media/uploads/{upload_id}/parts/0", data=part,
+                           headers={"X-Part-SHA256": hashlib.sha256(part).hexdigest()})
+        parts = server.data / "media" / "tmp" / f"up-{upload_id}"
+        assert blob_exists(server, digest) and parts.exists()
+        async with aiohttp.ClientSession() as op, op.post(
+                f"{server.operator_url}/admin/users/delete",
+                json={"user_id": alice.profile.user_id}) as r:
+            answer = await r.json()
+        assert answer["uploads_removed"] == 2 and answer["blobs_removed"] == 1, answer
+        assert not blob_exists(server, digest) and not parts.exists()
+        with pytest.raises(NotFound):
+            await bob.files.download(media.file_id, tmp_path / "gone.txt")
+    finally:
+        await alice.close()
+        await bob.close()

@@ -218,6 +218,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     metrics.add_bus(services.bus)
     await services.bus.start()
     media = MediaService(settings, store, DiskBlobStore(settings.data / "media"), services.clock)
+    services.media = media
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
     app = build_app(services, media)

@@ -189,6 +189,27 @@ class MediaService:
                 break
         return uploads, blobs
 
+    async def forget_user(self, user_id: int) -> tuple[int, int]:
+        """A deleted account's files and uploads in progress go: their rows, then the
+        blobs nothing else uses (the same bytes may be another's file or a sticker) and the
+        parts on disk. Returns (uploads, blobs) removed. Run after the account is deleted; if
+        the server stops half-way, deleting the account again finishes it."""
+        uploads = blobs = 0
+        while True:
+            async with self.blob_lock:
+                gone, digests, removed = await self.store.delete_user_media(user_id,
+                                                                             COLLECT_STEP)
+                for digest in digests:
+                    await self.blobs.delete(digest)
+            for upload_id in gone:
+                async with self._lock(upload_id):
+                    await asyncio.to_thread(disk.remove, self._dir(upload_id))
+                self._locks.pop(upload_id, None)
+            uploads += len(gone)
+            blobs += len(digests)
+            if removed < COLLECT_STEP:
+                return uploads, blobs
+
     async def collect_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.media_collect_every)

@@ -676,6 +676,15 @@ class Store(abc.ABC):
         """The file if ``user_id`` may read it (domain.media.may_read), else FILE_NOT_FOUND."""
 
     @abc.abstractmethod
+    async def delete_user_media(self, user_id: int,
+                                limit: int) -> tuple[list[str], list[str], int]:
+        """An account was deleted: remove its uploads in progress and up to ``limit`` of its
+        files (thumbnails and references to them too; the messages stay, their files then
+        read FILE_NOT_FOUND). Returns the upload ids (their parts may go), the digests no
+        file or sticker uses any more (their blobs may go), and how many files were
+        removed (``limit``: call again)."""
+
+    @abc.abstractmethod
     async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
         """Remove up to ``limit`` files no message refers to, created before ``before``, and
         their thumbnails; returns how many files were looked at (``limit``: call again) and

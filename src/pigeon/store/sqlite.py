@@ -31,7 +31,7 @@ from .base import (
 )
 from .sqlite_media import (
     _q_expired_uploads, _q_readable_file, _q_upload, _tx_collect_files, _tx_create_upload,
-    _tx_delete_uploads, _tx_finish_upload,
+    _tx_delete_uploads, _tx_delete_user_media, _tx_finish_upload,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -439,3 +439,7 @@ class SqliteStore(Store):
 
     async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
         return await self.engine.write(_tx_collect_files, before, limit)
+
+    async def delete_user_media(self, user_id: int,
+                                limit: int) -> tuple[list[str], list[str], int]:
+        return await self.engine.write(_tx_delete_user_media, user_id, limit)

@@ -142,3 +142,24 @@ def _blob_users(conn: sqlite3.Connection, digest: str) -> tuple[int, int]:
         "SELECT EXISTS (SELECT 1 FROM media_files WHERE digest = ?), "
         "EXISTS (SELECT 1 FROM stickers WHERE file_id = ?)", (digest, digest)).fetchone()
     return int(row[0]), int(row[1])
+
+
+def _tx_delete_user_media(conn: sqlite3.Connection, user_id: int,
+                          limit: int) -> tuple[list[str], list[str], int]:
+    """An account deleted: its uploads in progress and up to ``limit`` of its files (with
+    their thumbnails and the references to them) go. Returns the upload ids (their parts go
+    from disk), the digests no file or sticker uses any more, and how many files went
+    (``limit``: call again)."""
+    uploads = [r[0] for r in conn.execute(
+        "DELETE FROM media_uploads WHERE user_id = ? RETURNING id", (user_id,))]
+    rows = conn.execute("SELECT id, digest FROM media_files WHERE owner_id = ? LIMIT ?",
+                        (user_id, limit)).fetchall()
+    digests = {digest for _, digest in rows}
+    for file_id, _ in rows:
+        for (thumb_digest,) in conn.execute(
+                "DELETE FROM media_files WHERE parent = ? RETURNING digest", (file_id,)):
+            digests.add(thumb_digest)
+        conn.execute("DELETE FROM media_refs WHERE file_id = ?", (file_id,))
+        conn.execute("DELETE FROM media_files WHERE id = ?", (file_id,))
+    return uploads, sorted(d for d in digests if rules.blob_unused(*_blob_users(conn, d))), \
+        len(rows)
