@@ -1,8 +1,11 @@
-"""Durable one-to-one messages per second, end to end, on the embedded store.
+"""Durable one-to-one messages per second, end to end, on each store, in one run.
 
     python bench/send_throughput.py [--pairs 50] [--window 16] [--seconds 10]
+                                    [--stores sqlite,postgresql]
 
-Starts a real server (``pigeon serve`` on a free port, SQLite in a temporary directory) and,
+For each store in --stores (sqlite: the embedded default; postgresql: a fresh database on the
+server of PIGEON_TEST_POSTGRES, default 127.0.0.1:5432, dropped after), starts a real server
+(``pigeon serve`` on a free port, one worker, its data directory temporary) and,
 in this process beside it, N senders that each message an online peer. A message counts
 when the peer has received it: sent, committed durably (group commit, fsync), acknowledged,
 pushed. Phase 1 finds the saturated rate (each sender keeps --window sends in flight);
@@ -26,6 +29,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from pigeon import testing_postgres as pg  # noqa: E402
 from pigeon.protocol.updates import NewMessage  # noqa: E402
 from pigeon.testing import ServerProcess, login  # noqa: E402
 
@@ -110,18 +114,31 @@ async def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--stores", default="sqlite,postgresql",
+                        help="comma-separated: sqlite, postgresql (default: both, in turn)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="give up after this many seconds in all (default: 6 x --seconds + 60)")
     args = parser.parse_args()
     timeout = args.timeout or 6 * args.seconds + 60
-    try:
-        async with asyncio.timeout(timeout):
-            await measure(args)
-    except TimeoutError:
-        sys.exit(f"gave up after {timeout:.0f} s: the server stopped answering (see its log)")
+    for store in args.stores.split(","):
+        if store not in ("sqlite", "postgresql"):
+            sys.exit(f"unknown store {store!r}: sqlite or postgresql")
+        print(f"== {store} (1 worker)", flush=True)
+        if store == "postgresql" and (reason := await pg.unavailable_reason()):
+            print(f"skipped: {reason}")
+            continue
+        database = await pg.create_database() if store == "postgresql" else None
+        try:
+            async with asyncio.timeout(timeout):
+                await measure(args, pg.url_for(database) if database else None)
+        except TimeoutError:
+            sys.exit(f"gave up after {timeout:.0f} s: the server stopped answering (see its log)")
+        finally:
+            if database:
+                await pg.drop_database(database)
 
 
-async def measure(args: argparse.Namespace) -> None:
+async def measure(args: argparse.Namespace, store_url: str | None) -> None:
     # 50 accounts sending ~100 messages/s each would trip the per-account rate limits that
     # protect real users from spammers; this measures the durable path, so they are lifted.
     # So is the per-connection frame rate: above ~10,000 messages/s its refusals used to earn
@@ -131,7 +148,8 @@ async def measure(args: argparse.Namespace) -> None:
               for name in ("RATE_SEND", "RATE_SESSION", "RATE_ACCOUNT", "RATE_FANOUT",
                            "FRAME_RATE")}
     with tempfile.TemporaryDirectory() as tmp, \
-            ServerProcess(Path(tmp) / "data", env=lifted) as server:
+            ServerProcess(Path(tmp) / "data", *(("--store", store_url) if store_url else ()),
+                          env=lifted) as server:
         users, chats = await setup(server, args.pairs)
         arrivals: dict[str, float] = {}
         readers = [asyncio.create_task(receiver(users[2 * i + 1], arrivals))

@@ -8,7 +8,8 @@ import json
 
 from cli_support import Follower, ok, second_device, sign_up
 
-MESSAGE_FIELDS = {"chat", "id", "sender", "sender_name", "sender_username", "text", "date"}
+MESSAGE_FIELDS = {"chat", "id", "sender", "sender_name", "sender_username", "text", "date",
+                  "secret"}
 
 
 def test_receive_shows_every_kind_of_update(server, phone, tmp_path):

@@ -99,3 +99,28 @@ def span(raw: str) -> int:
         raise BadSpan(f"{raw!r} is not between a second and a year (leave --for out to mute "
                       "for ever)")
     return seconds
+
+
+class BadTtl(ValueError):
+    """A self-destruct timer that is not ``30s``, ``5m``, ``1h``, ``2d`` (or ``off``)."""
+
+
+TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_TTL = 7 * 86400
+_TTL = re.compile(r"([0-9]{1,7})([smhd])")
+
+
+def ttl(raw: str, *, allow_off: bool = False) -> int | None:
+    """``30s``, ``5m``, ``1h`` or ``2d`` in seconds, from 1 second to 1 week; ``off`` (where
+    allowed) is None: no timer."""
+    text = raw.strip().lower()
+    if allow_off and text == "off":
+        return None
+    match = _TTL.fullmatch(text)
+    if match is None:
+        off = " or off" if allow_off else ""
+        raise BadTtl(f"{raw!r} is not a timer: write it like 30s, 5m, 1h or 2d{off}")
+    seconds = int(match[1]) * TTL_UNITS[match[2]]
+    if not 1 <= seconds <= MAX_TTL:
+        raise BadTtl(f"{raw!r} is not between 1 second and 1 week")
+    return seconds

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import functools
+import getpass
 import shlex
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from pigeon.client import Client, Profile, ServerUnreachable
+from pigeon.client.devices import VAULT_FILE
 from pigeon.client.link import ConnectionLost
 from pigeon.client.profile import resolve_profile
 from pigeon.protocol import limits
@@ -34,7 +36,9 @@ T = TypeVar("T")
 
 
 class Ctx:
-    def __init__(self, profile_ref: str | None, by_flag: bool, ca_file: Path | None) -> None:
+    def __init__(self, profile_ref: str | None, by_flag: bool, ca_file: Path | None,
+                 passphrase_file: Path | None = None) -> None:
+        self.passphrase_file = passphrase_file
         self.profile_ref = profile_ref
         self.profile_dir = resolve_profile(profile_ref)
         self.by_flag = by_flag  # given as --profile (not from PIGEON_PROFILE, not the default)
@@ -45,6 +49,25 @@ class Ctx:
         if self.ca_file is not None:
             profile.ca_file = str(self.ca_file.resolve())  # remembered for later commands
         return profile
+
+    def passphrase(self) -> str:
+        """The passphrase of this device's end-to-end keys: from --passphrase-file (or
+        PIGEON_PASSPHRASE_FILE), else asked on the terminal; PASSPHRASE_REQUIRED otherwise."""
+        if self.passphrase_file is not None:
+            text = self.passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
+            if not text:
+                raise Unauthorized(f"{visible(str(self.passphrase_file))} is empty: put the "
+                                   "passphrase in it", code="PASSPHRASE_REQUIRED")
+            return text
+        if sys.stdin.isatty():
+            return getpass.getpass("passphrase for this device's secret chats: ")
+        raise Unauthorized("secret chats need this device's passphrase: pass "
+                           "--passphrase-file PATH (or set PIGEON_PASSPHRASE_FILE)",
+                           code="PASSPHRASE_REQUIRED")
+
+    def has_secrets(self) -> bool:
+        """Whether this profile holds end-to-end keys (so `receive` looks for secrets)."""
+        return (self.profile_dir / VAULT_FILE).exists()
 
     def command(self, verb: str) -> str:
         """``pigeon [--profile P] VERB``: how to run VERB on this same profile."""

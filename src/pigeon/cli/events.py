@@ -30,7 +30,9 @@ def quoted(text: str) -> str:
 def message_event(msg: Message, sender: User | None, *, edited: bool, quote: str | None,
                   as_json: bool) -> str:
     if as_json:
-        return message_json(msg, sender, **({"type": "edit", "edited": True} if edited else {}))
+        # "secret": false tells a plain message from a secret one (cli/secret.py) in one feed.
+        extra: dict[str, Any] = {"type": "edit", "edited": True} if edited else {}
+        return message_json(msg, sender, **extra, secret=False)
     return message_line(msg, sender, quote=quote)
 
 

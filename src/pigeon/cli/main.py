@@ -30,6 +30,7 @@ from .context import (
 )
 from .admin import admin
 from . import account, chat_settings, messages
+from . import secret as secret_cli
 from .chat_settings import muted, pinned
 from .groups import group, sessions
 from .names import Names
@@ -62,13 +63,20 @@ def _server_option(_ctx: click.Context, _param: click.Parameter, value: str) -> 
               envvar="PIGEON_CA_FILE", default=None,
               help="PEM certificate(s) to trust for the server's TLS, e.g. a self-signed "
                    "server's own; remembered in the profile [env PIGEON_CA_FILE].")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="PIGEON_PASSPHRASE_FILE", default=None, metavar="PATH",
+              help="A file holding the passphrase that this device's end-to-end keys and "
+                   "secret chats are stored under; without it, a terminal asks "
+                   "[env PIGEON_PASSPHRASE_FILE].")
 @click.version_option(package_name="pigeon")
 @click.pass_context
-def cli(click_ctx: click.Context, profile_ref: str | None, ca_file: Path | None) -> None:
+def cli(click_ctx: click.Context, profile_ref: str | None, ca_file: Path | None,
+        passphrase_file: Path | None) -> None:
     """Pigeon: a self-hostable messenger. Start a server with `pigeon serve`."""
     try:
         ctx = Ctx(profile_ref, by_flag=click_ctx.get_parameter_source("profile_ref")
-                  is click.core.ParameterSource.COMMANDLINE, ca_file=ca_file)
+                  is click.core.ParameterSource.COMMANDLINE, ca_file=ca_file,
+                  passphrase_file=passphrase_file)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--profile") from None
     click_ctx.obj = ctx
@@ -192,22 +200,39 @@ async def username_release(ctx: Ctx) -> None:
 
 
 @cli.command()
-@click.option("--to", "to", required=True, help="@username, user:ID or chat:ID")
+@click.option("--to", "to", required=True, help="@username, user:ID or chat:ID (with "
+              "--secret: @username, user:ID or secret:ID)")
 @click.option("--reply-to", type=MESSAGE_ID, default=None, help="Message id this answers.")
 @click.option("--sticker", "sticker", default=None, metavar="SET:N",
               help="Send sticker N (from 1) of the set SET instead of text.")
 @click.option("--sticker-emoji", "sticker_emoji", default=None, metavar="E",
               help="Send the first sticker with emoji E in your installed sets.")
+@click.option("--secret", "is_secret", is_flag=True,
+              help="End-to-end encrypted, in the secret chat with the person (started if "
+                   "need be): only their devices and yours can read it.")
+@click.option("--ttl", type=secret_cli.TTL, default=None, metavar="TIMER",
+              help="With --secret: self-destruct this long after it is shown (30s, 5m, 1h, "
+                   "2d; 1 second to 1 week). Default: the chat's timer.")
 @click.argument("text", required=False)
 @pass_ctx
 @run
 async def send(ctx: Ctx, to: str, reply_to: int | None, sticker: str | None,
-               sticker_emoji: str | None, text: str | None) -> None:
+               sticker_emoji: str | None, is_secret: bool, ttl: int | None,
+               text: str | None) -> None:
     """Send TEXT (`-` reads it from standard input), or a sticker. Returns once the server
     has it on disk."""
     if (text is not None) + (sticker is not None) + (sticker_emoji is not None) != 1:
         raise click.UsageError("give TEXT, --sticker SET:N or --sticker-emoji E (one of them)")
     body = message_text(text) if text is not None else ""
+    if is_secret or secret_cli.is_secret_ref(to):
+        if reply_to is not None:
+            raise click.UsageError("--reply-to is not for secret chats")
+        if text is None:
+            raise click.UsageError("stickers are not sent in secret chats yet: give TEXT")
+        await secret_cli.send_secret(ctx, to, body, ttl)
+        return
+    if ttl is not None:
+        raise click.UsageError("--ttl is for secret messages: add --secret")
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
         if text is None:
@@ -252,6 +277,7 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
 cli.add_command(receive)
 cli.add_command(upload)
 cli.add_command(download)
+cli.add_command(secret_cli.secret)
 cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)

@@ -10,6 +10,7 @@ from pigeon.protocol import limits
 from .context import (
     MESSAGE_ID, Ctx, message_text, resolve_chat, run, sent_from_here, session,
 )
+from . import secret as secret_cli
 from .events import quoted
 from .names import Names
 from .output import echo, message_json, message_line, plural
@@ -108,11 +109,18 @@ async def typing(ctx: Ctx, chat: str) -> None:
 @click.option("--before", type=int, default=None, help="Page back from this message id.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--mark-read/--no-mark-read", default=True, show_default=True)
+@click.option("--secret", "is_secret", is_flag=True,
+              help="The secret chat with @username: this device's own history of it.")
 @pass_ctx
 @run
 async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: bool,
-                  mark_read: bool) -> None:
-    """Show the messages of CHAT (@username or chat:ID), oldest first."""
+                  mark_read: bool, is_secret: bool) -> None:
+    """Show the messages of CHAT (@username or chat:ID), oldest first. A secret chat
+    (secret:ID, or @username with --secret) shows what this device keeps, without what
+    self-destructed."""
+    if is_secret or secret_cli.is_secret_ref(chat):
+        await secret_cli.secret_history(ctx, chat, as_json)
+        return
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, chat)
         messages = await client.messages.history(chat_id, before_id=before, limit=limit)

@@ -17,7 +17,8 @@ from typing import Any
 import click
 
 from pigeon.client import Client
-from pigeon.protocol.errors import Forbidden, NotFound
+from pigeon.client.secret import HistoryReloaded, SecretMessage, Undecryptable
+from pigeon.protocol.errors import Forbidden, NotFound, Unauthorized
 from pigeon.protocol.updates import (
     ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
 )
@@ -26,10 +27,11 @@ from pigeon.protocol.types import Message, User
 
 from . import events
 from .args import MAX_MESSAGE_ID
-from .context import Ctx, run, session
+from .context import Ctx, run, session, warn
 from .names import Names
 from .output import echo
 from .search import Kept
+from .secret import ProfileKeys, secret_line, undecryptable_line
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -48,6 +50,7 @@ class Printer:
         self.printed = 0
         self.unread: dict[int, int] = {}  # chat -> highest message id printed, not yet marked
         self.texts: dict[tuple[int, int], str] = {}  # (chat, id) -> text, of what was printed
+        self.shown: dict[int, list[str]] = {}  # secret chat -> ids printed, countdown not started
 
     async def show(self, update: Any) -> None:
         line = await self._line(update)
@@ -73,6 +76,11 @@ class Printer:
             return events.typing(update, await self.names.get(update.user_id), self.as_json)
         if isinstance(update, ChatUpdate):
             return events.membership(update, self.as_json)
+        if isinstance(update, SecretMessage):
+            return None  # printed from the store: show_secrets
+        if isinstance(update, Undecryptable):
+            return undecryptable_line(update, await self.names.get(update.sender_id),
+                                      self.as_json)
         return None
 
     async def _message(self, update: NewMessage | EditMessage) -> str | None:
@@ -125,6 +133,29 @@ class Printer:
             batch, self.to_keep = self.to_keep, []
             await self.kept.keep(batch)
 
+    async def show_secrets(self) -> None:
+        """Print the secret messages this device holds and has not printed yet (whichever
+        command read them from the inbox), and remember them as printed."""
+        if not self.client.secret.is_open:
+            return
+        async with self.client.e2e_guard():
+            messages = self.client.secret.unreported()
+            for msg in messages:
+                echo(secret_line(msg, await self.names.get(msg.sender_id), self.as_json))
+                sys.stdout.flush()
+                self.printed += 1
+                if not msg.outgoing:  # its countdown starts once printed
+                    self.shown.setdefault(msg.chat_id, []).append(msg.message_id)
+            if messages:
+                await self.client.secret.mark_reported(messages)
+
+    async def mark_shown(self) -> None:
+        """Start the countdowns of the secret messages printed (and tell their senders)."""
+        for chat_id, ids in list(self.shown.items()):
+            del self.shown[chat_id]
+            async with self.client.e2e_guard():
+                await self.client.secret.mark_shown(chat_id, ids)
+
     async def mark_read(self) -> None:
         """Mark what was printed as read, chat by chat."""
         for chat_id, max_id in list(self.unread.items()):
@@ -133,6 +164,18 @@ class Printer:
             except (Forbidden, NotFound):
                 pass  # left the chat (or it is gone) since: nothing there to mark
             del self.unread[chat_id]
+
+
+def _passphrase(ctx: Ctx) -> str | None:
+    """The passphrase if this profile has secret chats to read; None (with a warning) when
+    none can be had: plain messages are still printed."""
+    if not ctx.has_secrets():
+        return None
+    try:
+        return ctx.passphrase()
+    except Unauthorized as exc:
+        warn(f"secret messages are not read: {exc.message}")
+        return None
 
 
 @click.command()
@@ -150,13 +193,22 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
     kept on this device for `pigeon search`."""
     kept = Kept(ctx.profile_dir)
     try:
+        passphrase = _passphrase(ctx)
+        keys = ProfileKeys(ctx)
         async with session(ctx, track_updates=True) as client:
+            keys.client, client.e2e_guard = client, keys.held
             printer = Printer(client, as_json, kept)
             await client.sync()  # everything since the last `receive` on this profile
+            if passphrase is not None:
+                async with keys.held():
+                    await client.secret.open(passphrase)
+                    await client.secret.receive()  # kept here, then acknowledged
             # The profile is saved after printing: a crash repeats a line, never loses one.
             for update in client.take_updates():
                 await printer.show(update)
+            await printer.show_secrets()
             await printer.keep()
+            await printer.mark_shown()
             if mark_read:
                 await printer.mark_read()
             client.save()
@@ -164,13 +216,18 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
                 echo("no new messages" + ("; waiting for more (Ctrl-C to stop)" if follow else ""))
             if follow:
                 shown = client.profile.pts
+                if client.secret.is_open:
+                    client.secret.follow()
                 try:
                     async for update in client.updates():
                         await printer.show(update)
+                        if isinstance(update, SecretMessage | HistoryReloaded):
+                            await printer.show_secrets()
                         await printer.keep()
+                        await printer.mark_shown()
                         if mark_read:
                             await printer.mark_read()
-                        if update.pts:
+                        if getattr(update, "pts", 0):
                             shown = update.pts
                             client.profile.save(pts=shown)
                 finally:

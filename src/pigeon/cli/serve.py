@@ -15,6 +15,10 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Directory for the database and the server key [env PIGEON_DATA; "
                    "default ./pigeon-data].")
+@click.option("--store", default=None, metavar="postgresql://USER@HOST:PORT/DB",
+              help="Keep state in PostgreSQL instead of SQLite in the data directory (for more "
+                   "than one process); the password, if any, from PGPASSWORD or ~/.pgpass "
+                   "[env PIGEON_STORE; default SQLite].")
 @click.option("--allow-shared-data-dir", is_flag=True, default=None,
               help="Start even if group or others can open the data directory (normally a "
                    "refusal: it holds every message) [env PIGEON_ALLOW_SHARED_DATA_DIR].")
@@ -88,6 +92,7 @@ def serve(config: Path | None, **flags: object) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pigeon.server.app import CannotListen
     from pigeon.server.app import serve as run
+    from pigeon.protocol.errors import Unavailable
     from pigeon.server.datadir import DataDirInUse
 
     from pigeon.runtime import run as run_loop
@@ -102,6 +107,9 @@ def serve(config: Path | None, **flags: object) -> None:
         run_loop(run(settings))
     except (DataDirInUse, CannotListen) as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Unavailable as exc:  # the store cannot be opened (PostgreSQL unreachable)
+        click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     except SettingsError as exc:  # found at start, e.g. a data directory others can read
         click.echo(f"error: {exc}", err=True)

@@ -16,13 +16,15 @@ losing them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from pigeon.crypto.olm import CannotDecrypt, OlmDevice, verified_identity
-from pigeon.crypto.vault import Vault
+from pigeon.crypto.vault import Vault, signature
 from pigeon.domain.streams import device_stream
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import InvalidArgument
@@ -68,12 +70,30 @@ class Devices:
         self._device: OlmDevice | None = None
         self._vault: Vault | None = None
         self._identities: dict[int, IdentityKeys] = {}  # device id -> verified identity
+        self._known: dict[int, DeviceKeys] = {}  # device id -> what the server said of it
         self._lock = asyncio.Lock()  # one change of the account and sessions at a time
+        self._save_lock = asyncio.Lock()  # one write of the vault at a time
+        self._generation = self._saved_generation = 0  # snapshots taken, and written
+        self._pending = b""  # the newest snapshot
+        self._on_disk: tuple[int, int, int] | None = None  # the vault file as last written
+        self._asking: dict[tuple[int, ...], asyncio.Future[list[DeviceKeys]]] = {}
+        self._tasks: set[asyncio.Task[KeyCounts]] = set()
         self.top_ups = 0
 
     @property
     def is_open(self) -> bool:
         return self._device is not None
+
+    @property
+    def vault(self) -> Vault:
+        """The opened vault (its key also seals the secret-chat store)."""
+        if self._vault is None:
+            raise RuntimeError("open this device's keys first: client.devices.open(passphrase)")
+        return self._vault
+
+    @property
+    def device_id(self) -> int:
+        return self._opened().device_id
 
     @property
     def identity(self) -> IdentityKeys:
@@ -111,8 +131,47 @@ class Devices:
             await self.open(self._passphrase)
 
     async def _save(self) -> None:
+        """Save the state as it is now (the caller holds the lock, or nothing else runs)."""
+        await self._flush(self._snapshot())
+
+    def _snapshot(self) -> int:
+        # Taken under the lock, so always a consistent state: never one in which a
+        # decrypted message's keys are gone but its plaintext is not yet kept.
         assert self._vault is not None and self._device is not None
-        await self._vault.save(self._device.dump(self._vault.pickle_key))
+        self._generation += 1
+        self._pending = self._device.dump(self._vault.pickle_key)
+        return self._generation
+
+    async def _flush(self, generation: int) -> None:
+        """Wait until a snapshot at least as new as ``generation`` is on disk: concurrent
+        sends share one write (group commit), not one fsync each."""
+        async with self._save_lock:
+            if self._saved_generation >= generation:
+                return
+            assert self._vault is not None
+            newest, data = self._generation, self._pending
+            await self._vault.save(data)
+            self._saved_generation = newest
+            self._on_disk = await asyncio.to_thread(signature, self._vault.path)
+
+    async def reload_if_changed(self) -> bool:
+        """Take the keys and sessions from disk if another process saved them since this
+        one last did (the CLI lets one process at a time hold them, and each reloads)."""
+        vault = self._vault
+        if vault is None or self._device is None:
+            return False
+        async with self._lock:
+            if await asyncio.to_thread(signature, vault.path) == self._on_disk:
+                return False
+            data = await vault.read()
+            if data is None:
+                return False
+            device = OlmDevice.load(data, vault.pickle_key)
+            if device.device_id != self._device.device_id:
+                return False
+            self._device = device
+            self._on_disk = await asyncio.to_thread(signature, vault.path)
+            return True
 
     async def publish(self) -> KeyCounts:
         """Publish the identity keys and a fallback key if the server lacks them, and top
@@ -142,8 +201,19 @@ class Devices:
     def top_up_soon(self) -> None:
         """The server said this device runs low: top up in the background."""
         if self.is_open:
-            task = asyncio.create_task(self.publish())
+            task = asyncio.create_task(self._top_up())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             task.add_done_callback(_log_failure)
+
+    async def _top_up(self) -> KeyCounts:
+        async with self._client.e2e_guard():
+            return await self.publish()
+
+    def close(self) -> None:
+        """The client is closing: a top-up under way is dropped (the next opening asks)."""
+        for task in list(self._tasks):
+            task.cancel()
 
     # -- finding devices --------------------------------------------------------------------
     async def query(self, user_ids: list[int]) -> list[DeviceKeys]:
@@ -161,6 +231,7 @@ class Devices:
                                 device.device_id, device.user_id)
                     continue
                 self._identities[device.device_id] = device.identity
+                self._known[device.device_id] = device
                 out.append(device)
         return out
 
@@ -169,8 +240,19 @@ class Devices:
         """``body`` encrypted for every device of these users (this user's other devices
         included when named); returns how many devices it went to."""
         own = self._opened().device_id
-        targets = [d for d in await self.query(user_ids) if d.device_id != own]
+        targets = [d for d in await self.devices_of(user_ids) if d.device_id != own]
         return await self.send_to_devices(targets, body)
+
+    async def devices_of(self, user_ids: list[int]) -> list[DeviceKeys]:
+        """:meth:`query`, one question for concurrent callers: sends that start while the
+        server is being asked for these users' devices share its answer (a burst asks
+        once), and a send that starts after a device joined always reaches it."""
+        key = tuple(sorted(set(user_ids)))
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self.query(list(key)))
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        return await asyncio.shield(asking)
 
     async def send_to_devices(self, targets: list[DeviceKeys], body: bytes) -> int:
         async with self._lock:
@@ -191,7 +273,9 @@ class Devices:
                     kind, ciphertext = device.encrypt(target.identity, body)
                     envelopes.append(Envelope(device_id=target.device_id, type=kind,
                                               ciphertext=ciphertext))
-            await self._save()  # the ratchets moved on: never reuse a message key
+            snapshot = self._snapshot()
+        # The ratchets moved on: on disk before anything leaves, never reuse a message key.
+        await self._flush(snapshot)
         sent = 0
         for start in range(0, len(envelopes), MAX_ENVELOPES_PER_CALL):
             answer: Affected = await self._client.call("envelopes.send", m.SendEnvelopes(
@@ -202,7 +286,8 @@ class Devices:
     # -- receiving --------------------------------------------------------------------------
     async def receive(self) -> list[DeviceMessage]:
         """Every envelope waiting in this device's inbox, decrypted (or with the reason it
-        could not be), then acknowledged."""
+        could not be), then acknowledged. (What a device runs is :mod:`.inbox`, which hands
+        each to its handler before acknowledging; this is the bare form.)"""
         stream = device_stream(self._opened().device_id)
         out: list[DeviceMessage] = []
         seq = 0
@@ -210,8 +295,9 @@ class Devices:
             page = await self._client.call("updates.get_stream_difference",
                                            m.GetStreamDifference(stream=stream, seq=seq))
             items = [read_item(item) for item in page.items]
-            out += await self._open_envelopes(
-                [(i.seq, i.body) for i in items if isinstance(i.body, Delivered)])
+            async with self.decrypting([(i.seq, i.body) for i in items
+                                        if isinstance(i.body, Delivered)]) as opened:
+                out += opened
             seq = page.seq
             if not page.more:
                 break
@@ -219,7 +305,13 @@ class Devices:
             await self._client.call("updates.ack_stream", m.AckStream(stream=stream, seq=seq))
         return out
 
-    async def _open_envelopes(self, envelopes: list[tuple[int, Delivered]]) -> list[DeviceMessage]:
+    @contextlib.asynccontextmanager
+    async def decrypting(self, envelopes: list[tuple[int, Delivered]]
+                         ) -> AsyncIterator[list[DeviceMessage]]:
+        """The envelopes decrypted, for the body of the ``async with`` to keep durably; the
+        advanced sessions are saved only after it (a crash in between decrypts them again
+        from the older state, never loses a message whose keys the ratchet dropped). The
+        account and sessions stay locked meanwhile: the body must not send."""
         unknown = sorted({e.sender_id for _, e in envelopes
                           if e.sender_device not in self._identities})
         if unknown:
@@ -228,7 +320,12 @@ class Devices:
         out = []
         async with self._lock:
             device = self._opened()
+            vault = self.vault
+            before = device.dump(vault.pickle_key)
+            done = device.inbox_seq
             for seq, envelope in envelopes:
+                if seq <= done:
+                    continue  # kept before; only its acknowledgement was lost
                 sender = self._identities.get(envelope.sender_device)
                 body, error = None, None
                 if sender is None:
@@ -241,10 +338,32 @@ class Devices:
                         error = str(exc)
                 out.append(DeviceMessage(envelope.sender_id, envelope.sender_device, seq,
                                          body, error))
+            device.inbox_seq = max([done, *(seq for seq, _ in envelopes)])
+            try:
+                yield out
+            except BaseException:
+                # Not kept: the sessions go back to before, so that reading again decrypts.
+                self._device = OlmDevice.load(before, vault.pickle_key)
+                raise
             await self._save()
         if started:  # a one-time key of ours was used up
             self.top_up_soon()
-        return out
+
+    def known(self, device_id: int) -> DeviceKeys | None:
+        """The identity of a device met before (queried), to reply to it alone."""
+        return self._known.get(device_id)
+
+    async def renew(self, target: DeviceKeys, body: bytes) -> int:
+        """A fresh Olm session with ``target`` (a one-time key claimed now), ``body`` its
+        first message: a device that could not decrypt what ``target`` sent asks it so to
+        use the new session, which the peer then takes as its newest."""
+        async with self._lock:
+            device = self._opened()
+            for claimed in await self._client.call("keys.claim", m.ClaimKeys(
+                    device_ids=[target.device_id])):
+                device.start_session(claimed)
+            await self._save()
+        return await self.send_to_devices([target], body)
 
 
 def _log_failure(task: asyncio.Task[object]) -> None:

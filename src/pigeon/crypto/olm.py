@@ -40,6 +40,10 @@ class DeviceState(msgspec.Struct):
     device_id: int
     account: str
     sessions: dict[str, list[str]] = {}  # peer Curve25519 key -> session pickles
+    # The device inbox's last position whose envelopes were decrypted and kept: saved with
+    # the sessions they advanced, so that one read again (its ack was lost) is skipped,
+    # not taken for a replay.
+    inbox_seq: int = 0
 
 
 class Payload(msgspec.Struct):
@@ -66,6 +70,7 @@ class OlmDevice:
         self.user_id, self.device_id = user_id, device_id
         self.account = account
         self.sessions = sessions or {}
+        self.inbox_seq = 0
 
     @classmethod
     def new(cls, user_id: int, device_id: int) -> OlmDevice:
@@ -74,16 +79,18 @@ class OlmDevice:
     @classmethod
     def load(cls, data: bytes, pickle_key: bytes) -> OlmDevice:
         state = _state_decoder.decode(data)
-        return cls(state.user_id, state.device_id,
-                   vodozemac.Account.from_pickle(state.account, pickle_key),
-                   {peer: [vodozemac.Session.from_pickle(p, pickle_key) for p in pickles]
-                    for peer, pickles in state.sessions.items()})
+        device = cls(state.user_id, state.device_id,
+                     vodozemac.Account.from_pickle(state.account, pickle_key),
+                     {peer: [vodozemac.Session.from_pickle(p, pickle_key) for p in pickles]
+                      for peer, pickles in state.sessions.items()})
+        device.inbox_seq = state.inbox_seq
+        return device
 
     def dump(self, pickle_key: bytes) -> bytes:
         return msgspec.msgpack.encode(DeviceState(
             self.user_id, self.device_id, self.account.pickle(pickle_key),
             {peer: [s.pickle(pickle_key) for s in sessions]
-             for peer, sessions in self.sessions.items()}))
+             for peer, sessions in self.sessions.items()}, self.inbox_seq))
 
     # -- what it publishes ----------------------------------------------------------------
     @property
@@ -186,5 +193,5 @@ class OlmDevice:
         try:
             return session.decrypt(message)
         except vodozemac.OlmDecryptionException as exc:
-            raise CannotDecrypt(str(exc)) from None
+            raise CannotDecrypt(f"cannot decrypt (replayed or altered): {exc}") from None
 

@@ -21,6 +21,8 @@ from pigeon.protocol import limits
 #: a secret chat's id: random, picked by the device that starts it (the server never
 #: learns it); 63 bits so that it prints and parses as a positive integer everywhere
 SecretChatId = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+#: a user's id as a payload names it (0: not said)
+UserId = Annotated[int, Meta(ge=0, le=2**62)]
 #: a message's id within a secret chat: random bytes, hex, picked by its sender
 MessageId = Annotated[str, Meta(min_length=16, max_length=64, pattern=r"^[0-9a-f]+$")]
 #: a self-destruct timer in seconds: 1 second to 1 week
@@ -46,17 +48,21 @@ class SecretOpen(Payload, tag="secret.open"):
     other person, from the receiving device's owner's point of view resolved by the reader."""
 
     chat_id: SecretChatId
-    starter: int
-    peer: int
+    starter: UserId
+    peer: UserId
     ttl: Ttl | None = None
 
 
 class SecretText(Payload, tag="secret.text"):
+    """A message; ``peer`` is the other person as the sender sees it (a copy to the
+    sender's own other devices names whom it went to)."""
+
     chat_id: SecretChatId
     message_id: MessageId
     text: Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)]
     sent_at: Millis
     ttl: Ttl | None = None
+    peer: UserId = 0
 
 
 class SecretShown(Payload, tag="secret.shown"):

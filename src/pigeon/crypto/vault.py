@@ -21,6 +21,8 @@ import argon2.low_level
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pigeon.protocol.errors import InvalidArgument, Unauthorized
+
 #: how a sealed vault reaches the disk: atomically and private to its owner (the SDK's
 #: profile writer); tests and in-memory profiles pass none
 Writer = Callable[[Path, bytes], None]
@@ -31,12 +33,16 @@ SALT_BYTES, NONCE_BYTES = 16, 12
 TIME_COST, MEMORY_KIB, PARALLELISM = 2, 64 * 1024, 1
 
 
-class WrongPassphrase(Exception):
+class WrongPassphrase(Unauthorized):
     """The passphrase does not open this device's secrets (or the file was altered)."""
 
+    code = "WRONG_PASSPHRASE"
 
-class VaultDamaged(Exception):
+
+class VaultDamaged(InvalidArgument):
     """The file is not a vault this code can read."""
+
+    code = "VAULT_DAMAGED"
 
 
 def _derive(passphrase: bytes, salt: bytes) -> bytes:
@@ -53,8 +59,31 @@ class Vault:
         self.path = path
         self._write = write
         self._salt = salt
+        self._key = key
         self._aead = AESGCM(key[:32])
         self.pickle_key = key[32:]
+
+    def sibling(self, path: Path | None) -> Vault:
+        """Another file sealed under this vault's key (by :meth:`seal` or record by record,
+        :meth:`seal_record`): one argon2 run opens a device's keys and its secret history."""
+        return Vault(path, self._salt, self._key, self._write)
+
+    async def read(self) -> bytes | None:
+        """What this vault's file holds now (None: no file), with the key already derived:
+        another process may have saved it since. WrongPassphrase / VaultDamaged."""
+        sealed = await asyncio.to_thread(_read, self.path)
+        if sealed is None:
+            return None
+        head = len(MAGIC) + SALT_BYTES
+        if not sealed.startswith(MAGIC) or len(sealed) < head + NONCE_BYTES:
+            raise VaultDamaged(f"{self.path} is not a Pigeon vault")
+        if sealed[len(MAGIC):head] != self._salt:
+            raise WrongPassphrase(f"{self.path} was sealed under another passphrase")
+        try:
+            return self._aead.decrypt(sealed[head:head + NONCE_BYTES],
+                                      sealed[head + NONCE_BYTES:], sealed[:head])
+        except InvalidTag:
+            raise WrongPassphrase(f"{self.path} does not open with this passphrase") from None
 
     @classmethod
     async def open(cls, path: Path | None, passphrase: bytes,
@@ -76,6 +105,24 @@ class Vault:
         except InvalidTag:
             raise WrongPassphrase("wrong passphrase for this device's keys") from None
 
+    @property
+    def salt(self) -> bytes:
+        return self._salt
+
+    def seal_record(self, data: bytes, context: bytes) -> bytes:
+        """``nonce | AES-GCM(data)`` under this vault's key, ``context`` authenticated: one
+        record of a log that another module keeps (the secret-chat store)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, context)
+
+    def open_record(self, sealed: bytes, context: bytes) -> bytes:
+        """A record :meth:`seal_record` made; WrongPassphrase if it was not (or altered)."""
+        try:
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
+        except InvalidTag:
+            raise WrongPassphrase("a record does not open with this passphrase (or it was "
+                                  "altered)") from None
+
     def seal(self, data: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         head = MAGIC + self._salt
@@ -83,7 +130,10 @@ class Vault:
 
     async def save(self, data: bytes) -> None:
         if self.path is not None and self._write is not None:
-            await asyncio.to_thread(self._write, self.path, self.seal(data))
+            await asyncio.to_thread(self._seal_and_write, self.path, self._write, data)
+
+    def _seal_and_write(self, path: Path, write: Writer, data: bytes) -> None:
+        write(path, self.seal(data))
 
 
 def _read(path: Path | None) -> bytes | None:
@@ -93,3 +143,15 @@ def _read(path: Path | None) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def signature(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells a file's versions apart (an atomic save is a new inode; an append, a new
+    size): to notice that another process wrote it."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -149,6 +149,10 @@ class StoreStats(NamedTuple):
     writes: int  # write operations they carried
     commit_seconds: float  # time spent committing
     last_batch: int  # operations in the last commit
+    # a pooled backend's (PostgreSQL); an embedded one leaves them at 0
+    connections: int = 0  # connections open now
+    retried: int = 0  # writes retried alone after their batch failed or refused them
+    failed_batches: int = 0  # batches lost to a connection failure
 
 
 class MemberRecord(NamedTuple):

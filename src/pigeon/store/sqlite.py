@@ -11,8 +11,9 @@ functions on a reader thread. Their SQL lives in one module per concern (:mod:`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pigeon.domain.groups import GroupPolicy
 from pigeon.domain.keys import Held
@@ -75,10 +76,27 @@ from .sqlite_streams import (
     _tx_purge_devices,
 )
 
+T = TypeVar("T")
+
+
+class SqlEngine(Protocol):
+    """What the operations below need of an engine: group-committed writes, snapshot reads.
+    :class:`.sqlite_engine.SqliteEngine` is one; :class:`.postgres_engine.PostgresEngine`,
+    which runs the same functions on PostgreSQL through :mod:`.postgres_dialect`, the other."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def write(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]: ...
+    async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
+
 
 class SqliteStore(Store):
+    engine: SqlEngine
+
     def __init__(self, path: Path | str, max_batch: int = 512) -> None:
-        self.engine = SqliteEngine(Path(path), max_batch=max_batch)
+        self.path = Path(path)
+        self.sqlite = SqliteEngine(self.path, max_batch=max_batch)
+        self.engine = self.sqlite
 
     async def open(self) -> None:
         await self.engine.open()
@@ -87,7 +105,7 @@ class SqliteStore(Store):
         await self.engine.close()
 
     def stats(self) -> StoreStats:
-        s = self.engine.stats
+        s = self.sqlite.stats
         return StoreStats(commits=s.batches, writes=s.jobs, commit_seconds=s.commit_seconds,
                           last_batch=s.last_batch)
 
@@ -352,7 +370,7 @@ class SqliteStore(Store):
 
     async def backup(self, target: str) -> None:
         # Its own thread and connection: a long copy holds no reader of the pool.
-        await asyncio.to_thread(backup, self.engine.path, Path(target))
+        await asyncio.to_thread(backup, self.path, Path(target))
 
     # -- device keys and envelopes ------------------------------------------------------------
     async def device_identity(self, session_id: int) -> tuple[str, str] | None:

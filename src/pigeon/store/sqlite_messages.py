@@ -66,7 +66,8 @@ def _tx_send_message(
         withheld = private_gate(conn, sender_id, chat_id)
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
-    message_id = sender.last_message_id + 1  # the writer is alone: read-then-write is atomic
+    # standing() locked the chat row (FOR UPDATE on PostgreSQL; SQLite has one writer)
+    message_id = sender.last_message_id + 1
     conn.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
     conn.execute(
         "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd, sticker, "

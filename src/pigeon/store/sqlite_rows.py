@@ -74,7 +74,8 @@ def standing(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Standing:
     query, because every write in a chat starts here."""
     row = conn.execute(
         "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id "
-        "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
+        "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ? "
+        "/*FOR UPDATE OF c*/",  # writers in other processes: see postgres_dialect
         (user_id, chat_id),
     ).fetchone()
     return membership.member(None if row is None or row[1] is None else Standing(*row), chat_id)

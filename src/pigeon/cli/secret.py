@@ -1,0 +1,256 @@
+"""``pigeon secret start|ttl|list`` and the secret halves of ``send``, ``receive`` and
+``history`` (issue 9): end-to-end encrypted one-to-one chats, read on every device of both
+people, whose messages can self-destruct.
+
+Every command here unlocks this device's keys with the passphrase (``--passphrase-file``,
+``PIGEON_PASSPHRASE_FILE`` or a prompt on a terminal); a wrong one is one line, exit 1.
+Chats are named ``secret:ID`` (or by the peer, ``@user``/``user:ID``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import click
+
+from pigeon.client import Client
+from pigeon.client.secret import NoSuchSecretChat, SecretMessage, Undecryptable
+from pigeon.protocol.errors import Conflict
+from pigeon.protocol.types import User
+
+from .args import BadTtl, ttl as parse_ttl
+from .context import Ctx, resolve_user, run, session, warn
+from .names import Names
+from .output import duration, echo, json_line, visible_body, when, who
+
+pass_ctx = click.make_pass_decorator(Ctx)
+PREFIX = "secret:"
+E2E_LOCK = "e2e.lock"  # flock'ed by the one process using the profile's end-to-end keys
+E2E_LOCK_WAIT = 10.0  # seconds a command waits for another to let go of them
+
+
+class TtlType(click.ParamType):
+    """A self-destruct timer: 30s, 5m, 1h, 2d (1 second to 1 week); ``off`` where allowed."""
+
+    name = "TIMER"
+
+    def __init__(self, allow_off: bool = False) -> None:
+        self.allow_off = allow_off
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        try:
+            return parse_ttl(str(value), allow_off=self.allow_off)
+        except BadTtl as exc:
+            self.fail(str(exc), param, ctx)
+
+
+TTL, TTL_OR_OFF = TtlType(), TtlType(allow_off=True)
+
+
+class ProfileKeys:
+    """This profile's end-to-end state, for one process at a time: two holding one device's
+    Olm sessions at once would each save their own and lose the other's ratchet steps
+    (messages that then cannot be decrypted). A process takes it (flock on ``e2e.lock``)
+    for a short command, or, following, for each batch it reads and each message it marks,
+    and reloads whatever another process saved meanwhile; so a `send --secret` runs while a
+    `receive --follow` on the same profile waits for messages. One that cannot have it
+    within ``E2E_LOCK_WAIT`` says who holds it. Re-entrant within a process."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self._path = ctx.profile_dir / E2E_LOCK
+        self._fd: int | None = None
+        self._depth = 0
+        self._entering = asyncio.Lock()
+        self.client: Client | None = None
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        # One task takes the lock and reloads while the others of this process wait, then
+        # share it (each is an outermost use: none holds the device's own lock).
+        async with self._entering:
+            if self._depth == 0:
+                await self._acquire()
+                try:
+                    if self.client is not None:  # another process may have written since
+                        await self.client.devices.reload_if_changed()
+                        if self.client.secret.is_open:
+                            await self.client.secret.reload_if_changed()
+                except BaseException:
+                    self._release()
+                    raise
+            self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._release()
+
+    async def _acquire(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + E2E_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise Conflict(
+                        "this profile's secret chats are busy in another pigeon process: "
+                        "try again when it is done; one process at a time reads and writes "
+                        "a device's end-to-end keys", code="PROFILE_BUSY") from None
+                await asyncio.sleep(0.05)
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # (releases the lock)
+            self._fd = None
+
+
+@contextlib.asynccontextmanager
+async def secret_session(ctx: Ctx, track_updates: bool = False) -> AsyncIterator[Client]:
+    """A connected client whose secret chats are open and up to date: what waits in the
+    device's inbox is read first (a chat's timer or id may have changed, a peer's device
+    may have asked for a new session); new messages stay for `receive` to print."""
+    passphrase = ctx.passphrase()
+    keys = ProfileKeys(ctx)
+    async with keys.held(), session(ctx, track_updates=track_updates) as client:
+        keys.client, client.e2e_guard = client, keys.held
+        await client.secret.open(passphrase)
+        await client.secret.receive()
+        for event in client.take_updates():
+            if isinstance(event, Undecryptable):
+                warn(undecryptable_line(event, None, as_json=False))
+        yield client
+
+
+def is_secret_ref(ref: str) -> bool:
+    return ref.startswith(PREFIX)
+
+
+async def resolve_secret(client: Client, ref: str, *, start: bool = False) -> int:
+    """``secret:ID``, or the chat with ``@user``/``user:ID`` (started if ``start``)."""
+    if is_secret_ref(ref):
+        raw = ref[len(PREFIX):]
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) < 2**63:
+            raise click.UsageError(f"{ref!r} is not secret:ID")
+        return int(raw)
+    user_id = await resolve_user(client, ref)
+    if start:
+        return await client.secret.start(user_id)
+    chat = client.secret.chat_with(user_id)
+    if chat is None:
+        raise NoSuchSecretChat(f"no secret chat with {ref} on this device: start one with "
+                               f"`pigeon secret start {ref}`")
+    return chat
+
+
+def timer(ttl: int | None) -> str:
+    return "off" if ttl is None else duration(ttl)
+
+
+def secret_line(msg: SecretMessage, sender: User | None, as_json: bool) -> str:
+    if as_json:
+        return json_line({"chat": f"{PREFIX}{msg.chat_id}", "id": msg.message_id,
+                          "sender": msg.sender_id,
+                          "sender_name": sender.name if sender else None,
+                          "sender_username": sender.username if sender else None,
+                          "text": msg.text, "date": msg.sent_at // 1000, "secret": True,
+                          "ttl": msg.ttl})
+    fuse = f" [self-destructs {timer(msg.ttl)} after shown]" if msg.ttl else ""
+    return (f"[{PREFIX}{msg.chat_id} {msg.message_id[:8]}] {when(msg.sent_at / 1000)} "
+            f"{who(sender, msg.sender_id)}{fuse}: {visible_body(msg.text)}")
+
+
+def undecryptable_line(event: Undecryptable, sender: User | None, as_json: bool) -> str:
+    if as_json:
+        return json_line({"type": "undecryptable", "secret": True, "sender": event.sender_id,
+                          "sender_device": event.sender_device, "text": None, "ttl": None,
+                          "error": event.error})
+    return (f"[secret] cannot decrypt a message from {who(sender, event.sender_id)} "
+            f"(device {event.sender_device}): {visible_body(event.error)}; a new session was "
+            "asked for, later messages will read")
+
+
+async def send_secret(ctx: Ctx, to: str, text: str, ttl: int | None) -> None:
+    async with secret_session(ctx) as client:
+        chat = await resolve_secret(client, to, start=True)
+        sent = await client.secret.send(chat, text, ttl=ttl)
+    fuse = f", self-destructs {timer(sent.ttl)} after shown" if sent.ttl else ""
+    echo(f"sent {PREFIX}{sent.chat_id} {sent.message_id[:8]} (end-to-end encrypted{fuse})")
+
+
+async def secret_history(ctx: Ctx, chat_ref: str, as_json: bool) -> None:
+    async with secret_session(ctx) as client:
+        chat = await resolve_secret(client, chat_ref)
+        messages = await client.secret.history(chat)
+        names = Names(client)
+        for msg in messages:
+            echo(secret_line(msg, await names.get(msg.sender_id), as_json))
+        await client.secret.mark_shown(chat)
+
+
+@click.group()
+def secret() -> None:
+    """End-to-end encrypted one-to-one chats, on every device of both of you."""
+
+
+@secret.command("start")
+@click.argument("user")
+@pass_ctx
+@run
+async def secret_start(ctx: Ctx, user: str) -> None:
+    """Start a secret chat with USER (@username or user:ID), or show the one you have."""
+    async with secret_session(ctx) as client:
+        chat = await resolve_secret(client, user, start=True)
+    echo(f"secret chat {PREFIX}{chat} with {user}: "
+         f"{ctx.command(f'send --secret --to {PREFIX}{chat} TEXT')}")
+
+
+@secret.command("ttl")
+@click.argument("chat")
+@click.argument("timer_value", metavar="TIMER", type=TTL_OR_OFF)
+@pass_ctx
+@run
+async def secret_ttl(ctx: Ctx, chat: str, timer_value: int | None) -> None:
+    """Set CHAT's (@user or secret:ID) default self-destruct TIMER: 30s, 5m, 1h, 2d (1 second
+    to 1 week) or off. It counts from when a message is shown."""
+    async with secret_session(ctx) as client:
+        chat_id = await resolve_secret(client, chat, start=not is_secret_ref(chat))
+        await client.secret.set_ttl(chat_id, timer_value)
+    echo(f"{PREFIX}{chat_id}: messages self-destruct {timer(timer_value)} after shown"
+         if timer_value else f"{PREFIX}{chat_id}: messages no longer self-destruct")
+
+
+@secret.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@run
+async def secret_list(ctx: Ctx, as_json: bool) -> None:
+    """List the secret chats on this device."""
+    async with secret_session(ctx) as client:
+        names = Names(client)
+        chats = client.secret.chats()
+        for chat in chats:
+            peer = await names.get(chat.peer_id)
+            if as_json:
+                echo(json_line({"chat": f"{PREFIX}{chat.chat_id}", "peer": chat.peer_id,
+                                "peer_name": peer.name if peer else None,
+                                "ttl": chat.ttl, "messages": chat.messages}))
+            else:
+                echo(f"{PREFIX}{chat.chat_id}  {who(peer, chat.peer_id)}  timer "
+                     f"{timer(chat.ttl)}, {chat.messages} message(s) here")
+        if not chats and not as_json:
+            echo(f"no secret chats on this device: {ctx.command('secret start @user')}")
