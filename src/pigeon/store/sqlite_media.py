@@ -119,13 +119,12 @@ def _q_readable_file(conn: sqlite3.Connection, user_id: int, file_id: str) -> Fi
 def _tx_collect_files(conn: sqlite3.Connection, before: float,
                       limit: int) -> tuple[int, list[str]]:
     # Unreferenced first (the index on created bounds the scan); referenced files are kept.
+    # (NOT EXISTS in WHERE, not an alias of the select list: PostgreSQL allows no alias there)
     rows = conn.execute(
-        "SELECT f.id, f.digest, f.created, EXISTS (SELECT 1 FROM media_refs r "
-        "WHERE r.file_id = f.id) AS referenced FROM media_files f "
-        "WHERE f.parent IS NULL AND f.created < ? AND NOT referenced "
-        "ORDER BY f.created LIMIT ?", (before, limit)).fetchall()
-    gone = [(r[0], r[1]) for r in rows
-            if rules.collectable(bool(r[3]), r[2], before, 0.0)]
+        "SELECT f.id, f.digest, f.created FROM media_files f "
+        "WHERE f.parent IS NULL AND f.created < ? AND NOT EXISTS (SELECT 1 FROM media_refs r "
+        "WHERE r.file_id = f.id) ORDER BY f.created LIMIT ?", (before, limit)).fetchall()
+    gone = [(r[0], r[1]) for r in rows if rules.collectable(False, r[2], before, 0.0)]
     digests: set[str] = set()
     for file_id, digest in gone:
         digests.add(digest)
