@@ -149,3 +149,18 @@ async def test_deleting_an_account_removes_its_files_and_uploads(store: Store) -
     assert (await store.readable_file(bob, "file4")).digest == shared.digest
     with raises(NotFound, "UPLOAD_NOT_FOUND"):
         await store.get_upload("up2", ada)
+
+
+async def test_a_named_reader_reads_and_keeps_a_file_no_message_carries(store: Store) -> None:
+    # A secret chat's file: the server sees no message, only the peer the uploader named.
+    ada, bob, eve = await make_users(store, 3)
+    await store.create_upload(upload(1, ada), LIMITS)
+    record = stored(1, ada)
+    await store.finish_upload("up1", [record], readers=[bob, ada, bob])
+    assert (await store.readable_file(bob, "file1")).digest == record.digest
+    with raises(NotFound, "FILE_NOT_FOUND"):
+        await store.readable_file(eve, "file1")
+    assert await store.collect_files(T0 + 10, 100) == (0, [])  # kept for its reader
+    await store.delete_user(bob)
+    await store.delete_user_media(bob, 100)  # the reader gone: nothing keeps it now
+    assert await store.collect_files(T0 + 10, 100) == (1, [record.digest])

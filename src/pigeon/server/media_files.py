@@ -93,7 +93,8 @@ class MediaService:
                                 self._lock(upload.id))
         return len(await asyncio.to_thread(disk.received, self._dir(upload.id)))
 
-    async def complete(self, user_id: int, upload_id: str) -> Media:
+    async def complete(self, user_id: int, upload_id: str,
+                       readers: list[int] | None = None) -> Media:
         async with self._lock(upload_id):
             upload = await self.store.get_upload(upload_id, user_id)
             if upload.file_id is not None:  # a repeated complete, its answer lost
@@ -106,13 +107,13 @@ class MediaService:
                 shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
                 raise Conflict(f"{len(missing)} part(s) missing: {shown}",
                                code="UPLOAD_INCOMPLETE")
-            files = await self._ingest(upload, directory, parts)
+            files = await self._ingest(upload, directory, parts, readers or [])
             await asyncio.to_thread(disk.remove, directory)
         self._locks.pop(upload_id, None)
         return media_of(files[0])
 
-    async def _ingest(self, upload: UploadRecord, directory: Path,
-                      parts: int) -> list[FileRecord]:
+    async def _ingest(self, upload: UploadRecord, directory: Path, parts: int,
+                      readers: list[int]) -> list[FileRecord]:
         scratch = self.blobs.scratch()
         whole, thumb = scratch / f"whole-{upload.id}", scratch / f"thumb-{upload.id}"
         try:
@@ -139,7 +140,7 @@ class MediaService:
                                   name=upload.name, mime=found.mime, kind=found.kind,
                                   created=now, width=found.width, height=found.height,
                                   thumb=files[0].id if files else None)
-                await self.store.finish_upload(upload.id, [main, *files])
+                await self.store.finish_upload(upload.id, [main, *files], readers)
             return [main, *files]
         except OSError as exc:
             # A full or failing disk: the parts are kept, so a later complete can succeed.

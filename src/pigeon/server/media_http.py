@@ -23,7 +23,8 @@ from pigeon.protocol.errors import (
     Unavailable,
 )
 from pigeon.protocol.media import (
-    FILE_ID, PART_HASH_HEADER, SHA256_HEX, CreateUpload, ErrorBody, PartReceived,
+    FILE_ID, PART_HASH_HEADER, SHA256_HEX, CompleteUpload, CreateUpload, ErrorBody,
+    PartReceived,
 )
 from pigeon.store.base import FileRecord
 
@@ -160,7 +161,10 @@ async def put_part(request: web.Request, user_id: int) -> web.StreamResponse:
 
 @_authenticated
 async def complete_upload(request: web.Request, user_id: int) -> web.StreamResponse:
-    return _json(await _media(request).complete(user_id, _id(request, "upload_id")))
+    params = await _body(request, CompleteUpload)
+    assert isinstance(params, CompleteUpload)
+    return _json(await _media(request).complete(user_id, _id(request, "upload_id"),
+                                                params.readers))
 
 
 @_authenticated

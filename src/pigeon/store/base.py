@@ -665,8 +665,11 @@ class Store(abc.ABC):
         """The caller's upload, or UPLOAD_NOT_FOUND (also for someone else's)."""
 
     @abc.abstractmethod
-    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
-        """Store the files an upload made (the file, then its thumbnail) and mark it done."""
+    async def finish_upload(self, upload_id: str, files: list[FileRecord],
+                            readers: list[int] | None = None) -> None:
+        """Store the files an upload made (the file, then its thumbnail) and mark it done;
+        ``readers`` may read the first (and its thumbnail) besides the members of the chats
+        it is sent to."""
 
     @abc.abstractmethod
     async def delete_uploads(self, upload_ids: list[str]) -> None: ...

@@ -443,8 +443,9 @@ class SqliteStore(Store):
     async def get_upload(self, upload_id: str, user_id: int) -> UploadRecord:
         return await self.engine.read(_q_upload, upload_id, user_id)
 
-    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
-        await self.engine.write(_tx_finish_upload, upload_id, files)
+    async def finish_upload(self, upload_id: str, files: list[FileRecord],
+                            readers: list[int] | None = None) -> None:
+        await self.engine.write(_tx_finish_upload, upload_id, files, readers or [])
 
     async def delete_uploads(self, upload_ids: list[str]) -> None:
         await self.engine.write(_tx_delete_uploads, upload_ids)
