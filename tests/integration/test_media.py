@@ -327,6 +327,10 @@ async def test_an_upload_outlives_the_hello_deadline_on_one_kept_alive_connectio
                                     headers={"X-Part-SHA256":
                                              hashlib.sha256(data).hexdigest()}) as r:
                     assert r.status == 200, await r.text()
+                for readers in ([0], list(range(1, 10)), "x"):  # bounded: 1 to 8 user ids
+                    async with http.post(f"/media/uploads/{upload_id}/complete",
+                                         json={"readers": readers}) as r:
+                        assert r.status == 400 and "INVALID_ARGUMENT" in await r.text()
                 async with http.post(f"/media/uploads/{upload_id}/complete") as r:
                     assert r.status == 200, await r.text()
                     file_id = (await r.json())["file_id"]
