@@ -93,7 +93,10 @@ async def download(ctx: Ctx, file_id: str, out: Path) -> None:
     """Download the file FILE_ID (shown by `receive` and `history`) to --out."""
     if not FILE_ID.match(file_id):
         raise click.UsageError(f"{file_id!r} is not a file id")
-    if ctx.has_secrets():  # a secret chat's file is decrypted with the key its message holds
+    # A secret chat's file is decrypted with the key its message holds, in the device's
+    # secret history: looked up when the keys can be unlocked (a passphrase file, or a
+    # terminal to ask on); otherwise a plain download, as before secret chats.
+    if ctx.has_secrets() and (ctx.passphrase_file is not None or sys.stdin.isatty()):
         async with secret_session(ctx) as client:
             sealed = client.secret.file(file_id)
             with progress_bar(out.name, None) as (advance, total):
