@@ -23,12 +23,13 @@ from pigeon.client import Client
 from pigeon.client.secret import NoSuchSecretChat, SecretMessage, Undecryptable
 from pigeon.client.verification import VerificationRequest
 from pigeon.protocol.errors import Conflict
+from pigeon.protocol.media import Media
 from pigeon.protocol.types import User
 
 from .args import BadTtl, ttl as parse_ttl
 from .context import Ctx, resolve_user, run, session, warn
 from .names import Names
-from .output import duration, echo, json_line, visible, visible_body, when, who
+from .output import duration, echo, json_line, media_label, visible, visible_body, when, who
 
 pass_ctx = click.make_pass_decorator(Ctx)
 PREFIX = "secret:"
@@ -192,17 +193,29 @@ def timer(ttl: int | None) -> str:
     return "off" if ttl is None else duration(ttl)
 
 
+def secret_media(msg: SecretMessage) -> Media | None:
+    """A secret file as a message's media reads (``pigeon download FILE_ID`` decrypts it)."""
+    f = msg.file
+    return None if f is None else Media(kind="document", file_id=f.file_id, name=f.name,
+                                        size=f.size, mime=f.mime)
+
+
 def secret_line(msg: SecretMessage, sender: User | None, as_json: bool) -> str:
+    media = secret_media(msg)
     if as_json:
-        return json_line({"chat": f"{PREFIX}{msg.chat_id}", "id": msg.message_id,
-                          "sender": msg.sender_id,
-                          "sender_name": sender.name if sender else None,
-                          "sender_username": sender.username if sender else None,
-                          "text": msg.text, "date": msg.sent_at // 1000, "secret": True,
-                          "ttl": msg.ttl})
+        body: dict[str, Any] = {
+            "chat": f"{PREFIX}{msg.chat_id}", "id": msg.message_id, "sender": msg.sender_id,
+            "sender_name": sender.name if sender else None,
+            "sender_username": sender.username if sender else None,
+            "text": msg.text, "date": msg.sent_at // 1000, "secret": True, "ttl": msg.ttl}
+        if media is not None:
+            body["media"] = {"kind": media.kind, "file_id": media.file_id, "name": media.name,
+                             "size": media.size, "mime": media.mime}
+        return json_line(body)
     fuse = f" [self-destructs {timer(msg.ttl)} after shown]" if msg.ttl else ""
+    label = f" {media_label(media)}" if media is not None else ""
     return (f"[{PREFIX}{msg.chat_id} {msg.message_id[:8]}] {when(msg.sent_at / 1000)} "
-            f"{who(sender, msg.sender_id)}{fuse}: {visible_body(msg.text)}")
+            f"{who(sender, msg.sender_id)}{fuse}:{label} {visible_body(msg.text)}")
 
 
 def undecryptable_line(event: Undecryptable, sender: User | None, as_json: bool) -> str:

@@ -53,9 +53,24 @@ class SecretOpen(Payload, tag="secret.open"):
     ttl: Ttl | None = None
 
 
+class SecretFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A file of a secret chat: where its ciphertext is on the server, and what decrypts
+    and checks it (pigeon.crypto.files: AES-256-GCM, a fresh key per file). Only inside
+    the end-to-end encrypted message."""
+
+    file_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+    name: Annotated[str, Meta(max_length=255)] = ""
+    size: Annotated[int, Meta(ge=0, le=2**46)]  # of the plaintext
+    key: Annotated[str, Meta(min_length=44, max_length=44)]  # base64 of 32 bytes
+    nonce: Annotated[str, Meta(min_length=16, max_length=16)]  # base64 of 12 bytes
+    sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]  # of the ciphertext
+    mime: Annotated[str, Meta(max_length=100)] = "application/octet-stream"  # the sender's look
+
+
 class SecretText(Payload, tag="secret.text"):
     """A message; ``peer`` is the other person as the sender sees it (a copy to the
-    sender's own other devices names whom it went to)."""
+    sender's own other devices names whom it went to). With ``file``, ``text`` is its
+    caption (may be empty); a reader that predates files shows the caption alone."""
 
     chat_id: SecretChatId
     message_id: MessageId
@@ -63,6 +78,7 @@ class SecretText(Payload, tag="secret.text"):
     sent_at: Millis
     ttl: Ttl | None = None
     peer: UserId = 0
+    file: SecretFile | None = None
 
 
 class SecretShown(Payload, tag="secret.shown"):

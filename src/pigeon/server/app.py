@@ -174,7 +174,10 @@ def build_app(services: Services, media: MediaService | None = None) -> web.Appl
     app["edge"] = Edge(services.settings.trusted_proxies, services.settings.proxy_protocol)
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/healthz", _healthz)
-    StickerWeb(services).routes(app)
+    if media is not None:
+        StickerWeb(services, media.blobs, blob_lock=media.blob_lock).routes(app)
+    else:
+        StickerWeb(services).routes(app)
     return app
 
 
@@ -218,6 +221,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     metrics.add_bus(services.bus)
     await services.bus.start()
     media = MediaService(settings, store, DiskBlobStore(settings.data / "media"), services.clock)
+    services.media = media
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
     app = build_app(services, media)

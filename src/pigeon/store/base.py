@@ -672,8 +672,11 @@ class Store(abc.ABC):
         """The caller's upload, or UPLOAD_NOT_FOUND (also for someone else's)."""
 
     @abc.abstractmethod
-    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
-        """Store the files an upload made (the file, then its thumbnail) and mark it done."""
+    async def finish_upload(self, upload_id: str, files: list[FileRecord],
+                            readers: list[int] | None = None) -> None:
+        """Store the files an upload made (the file, then its thumbnail) and mark it done;
+        ``readers`` may read the first (and its thumbnail) besides the members of the chats
+        it is sent to."""
 
     @abc.abstractmethod
     async def delete_uploads(self, upload_ids: list[str]) -> None: ...
@@ -685,6 +688,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def readable_file(self, user_id: int, file_id: str) -> FileRecord:
         """The file if ``user_id`` may read it (domain.media.may_read), else FILE_NOT_FOUND."""
+
+    @abc.abstractmethod
+    async def delete_user_media(self, user_id: int,
+                                limit: int) -> tuple[list[str], list[str], int]:
+        """An account was deleted: remove its uploads in progress and up to ``limit`` of its
+        files (thumbnails and references to them too; the messages stay, their files then
+        read FILE_NOT_FOUND). Returns the upload ids (their parts may go), the digests no
+        file or sticker uses any more (their blobs may go), and how many files were
+        removed (``limit``: call again)."""
 
     @abc.abstractmethod
     async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:

@@ -32,7 +32,7 @@ from .base import (
 )
 from .sqlite_media import (
     _q_expired_uploads, _q_readable_file, _q_upload, _tx_collect_files, _tx_create_upload,
-    _tx_delete_uploads, _tx_finish_upload,
+    _tx_delete_uploads, _tx_delete_user_media, _tx_finish_upload,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -448,8 +448,9 @@ class SqliteStore(Store):
     async def get_upload(self, upload_id: str, user_id: int) -> UploadRecord:
         return await self.engine.read(_q_upload, upload_id, user_id)
 
-    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
-        await self.engine.write(_tx_finish_upload, upload_id, files)
+    async def finish_upload(self, upload_id: str, files: list[FileRecord],
+                            readers: list[int] | None = None) -> None:
+        await self.engine.write(_tx_finish_upload, upload_id, files, readers or [])
 
     async def delete_uploads(self, upload_ids: list[str]) -> None:
         await self.engine.write(_tx_delete_uploads, upload_ids)
@@ -463,6 +464,9 @@ class SqliteStore(Store):
     async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
         return await self.engine.write(_tx_collect_files, before, limit)
 
+    async def delete_user_media(self, user_id: int,
+                                limit: int) -> tuple[list[str], list[str], int]:
+        return await self.engine.write(_tx_delete_user_media, user_id, limit)
 
 def _q_ping(conn: Any) -> None:
     conn.execute("SELECT 1").fetchone()
