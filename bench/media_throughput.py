@@ -10,8 +10,10 @@ Starts a real server (in a temporary directory), signs a device in, and in the s
 2. serves the same bytes from a plain aiohttp static route (sendfile, no auth, no checks) and
    fetches them with curl: the ceiling HTTP on this machine sets;
 3. uploads a --big-mb file while sampling the server's RSS every 50 ms (psutil).
-Prints MB/s (10^6 bytes) and the RSS before and at peak. Not a test: figures vary with the
-machine and its neighbours. Needs `curl` and about 3 x --big-mb of free disk.
+Prints MB/s (10^6 bytes), the RSS before and at peak, and the load average. Not a test:
+figures vary with the machine and its neighbours. Needs `curl` and about 3 x --big-mb of
+free disk where --dir (default: the temporary directory) is. If the server dies, its exit
+code and the end of its log are printed.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ async def sample_rss(pid: int, stop: asyncio.Event, peaks: list[int]) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="pigeon-media-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="pigeon-media-bench-", dir=args.dir))
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     part = args.part_mb * (1 << 20)
     env = {"PIGEON_MEDIA_MAX_FILE_BYTES": str(max(args.big_mb, args.mb) * MB * 2),
            "PIGEON_MEDIA_QUOTA_BYTES": str(max(args.big_mb, args.mb) * MB * 4)}
@@ -130,6 +133,10 @@ async def main(args: argparse.Namespace) -> None:
                           f"peak ({len(peaks)} samples)")
             finally:
                 await client.close()
+                print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+                if server.proc is not None and server.proc.poll() is not None:
+                    print(f"the server exited with {server.proc.returncode}:\n"
+                          + "".join(server.log[-30:]), file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -139,4 +146,5 @@ if __name__ == "__main__":
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--big-mb", type=int, default=2048)
     parser.add_argument("--part-mb", type=int, default=8)
+    parser.add_argument("--dir", default=None, help="where the data and files go")
     asyncio.run(main(parser.parse_args()))

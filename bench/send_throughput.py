@@ -1,8 +1,12 @@
-"""Durable one-to-one messages per second, end to end, on the embedded store.
+"""Durable one-to-one messages per second, end to end, on each store, in one run.
 
     python bench/send_throughput.py [--pairs 50] [--window 16] [--seconds 10]
+                                    [--stores sqlite,postgresql,postgresql-2]
 
-Starts a real server (``pigeon serve`` on a free port, SQLite in a temporary directory) and,
+For each store in --stores (sqlite: the embedded default; postgresql: a fresh database on the
+server of PIGEON_TEST_POSTGRES, default 127.0.0.1:5432, dropped after; postgresql-2: the same
+with ``--workers 2`` and a NATS bus, a nats-server of its own on a free port), starts a real
+server (``pigeon serve`` on a free port, its data directory temporary) and,
 in this process beside it, N senders that each message an online peer. A message counts
 when the peer has received it: sent, committed durably (group commit, fsync), acknowledged,
 pushed. Phase 1 finds the saturated rate (each sender keeps --window sends in flight);
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -26,8 +31,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from pigeon import testing_postgres as pg  # noqa: E402
 from pigeon.protocol.updates import NewMessage  # noqa: E402
 from pigeon.testing import ServerProcess, login  # noqa: E402
+from pigeon.testing_nats import find_binary, running_nats  # noqa: E402
 
 
 async def setup(server: ServerProcess, pairs: int):
@@ -96,9 +103,14 @@ async def paced(users, chats, rate: float, seconds: float, arrivals: dict[str, f
 
 
 def _cpu_seconds(server: ServerProcess) -> float:
+    """The server's CPU time: its process and, with --workers, every worker's."""
     assert server.proc is not None
-    times = psutil.Process(server.proc.pid).cpu_times()
-    return times.user + times.system
+    top = psutil.Process(server.proc.pid)
+    total = 0.0
+    for proc in [top, *top.children(recursive=True)]:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -110,18 +122,37 @@ async def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--stores", default="sqlite,postgresql,postgresql-2",
+                        help="comma-separated: sqlite, postgresql, postgresql-2 (two workers "
+                             "and NATS) (default: all, in turn)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="give up after this many seconds in all (default: 6 x --seconds + 60)")
     args = parser.parse_args()
     timeout = args.timeout or 6 * args.seconds + 60
-    try:
-        async with asyncio.timeout(timeout):
-            await measure(args)
-    except TimeoutError:
-        sys.exit(f"gave up after {timeout:.0f} s: the server stopped answering (see its log)")
+    for store in args.stores.split(","):
+        if store not in ("sqlite", "postgresql", "postgresql-2"):
+            sys.exit(f"unknown store {store!r}: sqlite, postgresql or postgresql-2")
+        workers = 2 if store == "postgresql-2" else 1
+        print(f"== {store} ({workers} worker{'s' if workers > 1 else ''})", flush=True)
+        on_postgres = store.startswith("postgresql")
+        if on_postgres and (reason := await pg.unavailable_reason()):
+            print(f"skipped: {reason}")
+            continue
+        if workers > 1 and find_binary() is None:
+            print("skipped: nats-server is not installed")
+            continue
+        database = await pg.create_database() if on_postgres else None
+        try:
+            async with asyncio.timeout(timeout):
+                await measure(args, pg.url_for(database) if database else None, workers)
+        except TimeoutError:
+            sys.exit(f"gave up after {timeout:.0f} s: the server stopped answering (see its log)")
+        finally:
+            if database:
+                await pg.drop_database(database)
 
 
-async def measure(args: argparse.Namespace) -> None:
+async def measure(args: argparse.Namespace, store_url: str | None, workers: int = 1) -> None:
     # 50 accounts sending ~100 messages/s each would trip the per-account rate limits that
     # protect real users from spammers; this measures the durable path, so they are lifted.
     # So is the per-connection frame rate: above ~10,000 messages/s its refusals used to earn
@@ -130,8 +161,15 @@ async def measure(args: argparse.Namespace) -> None:
     lifted = {f"PIGEON_{name}": "1000000/1s burst 1000000"
               for name in ("RATE_SEND", "RATE_SESSION", "RATE_ACCOUNT", "RATE_FANOUT",
                            "FRAME_RATE")}
-    with tempfile.TemporaryDirectory() as tmp, \
-            ServerProcess(Path(tmp) / "data", env=lifted) as server:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        extra: list[str] = ["--store", store_url] if store_url else []
+        if workers > 1:
+            nats = stack.enter_context(running_nats())
+            extra += ["--workers", str(workers), "--bus", nats.url]
+        server = stack.enter_context(ServerProcess(Path(tmp) / "data", *extra, env=lifted))
+        while sum("listening on" in line for line in server.log) < workers:
+            await asyncio.sleep(0.05)
         users, chats = await setup(server, args.pairs)
         arrivals: dict[str, float] = {}
         readers = [asyncio.create_task(receiver(users[2 * i + 1], arrivals))

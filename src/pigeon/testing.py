@@ -171,10 +171,12 @@ class ServerProcess:
 
 
 async def login(server: ServerProcess, phone: str, name: str, *, username: str | None = None,
-                profile: Path | None = None, device: str = "test") -> Client:
+                profile: Path | None = None, device: str = "test",
+                local_address: str | None = None) -> Client:
     """A connected client, signed up (or in) as ``phone``. The code is asked for by SMS
-    (read from the server's log) even when the account has other logged-in devices."""
-    client = Client(server.url, Profile.load(profile))
+    (read from the server's log) even when the account has other logged-in devices.
+    ``local_address``: the loopback address it connects from (127.0.0.0/8)."""
+    client = Client(server.url, Profile.load(profile), local_address=local_address)
     await client.connect()
     await client.auth.send_code(phone, sms=True)
     code = await _in_thread(server.code_for, phone)

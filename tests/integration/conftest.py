@@ -1,4 +1,5 @@
 import pytest
+from plaintext_scan import proxied  # noqa: F401 (the server behind a recording proxy)
 
 from pigeon.testing import ServerProcess
 

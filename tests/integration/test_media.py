@@ -287,3 +287,88 @@ async def test_a_secret_chat_file_reaches_the_store_only_as_ciphertext(server, p
         assert (tmp_path / "open.txt").read_bytes() == plain.read_bytes()
     finally:
         await alice.close()
+
+
+async def test_an_upload_outlives_the_hello_deadline_on_one_kept_alive_connection(
+        tmp_path, phone):
+    """The shield cuts a connection that has not logged in 5 s after accept (slowloris). A
+    media request with a session token logs its connection in: a slow part, a long
+    `complete` (a 2 GiB file takes seconds) and the next request on the same connection go
+    through. The waits below are the deadline being passed, not a race being won."""
+    from raw_support import shielded
+
+    deadline = 2.0
+    with shielded(tmp_path, hello_deadline=deadline) as server:
+        (alice,) = await users(server, phone, tmp_path, "alice")
+        opened: list[object] = []
+        trace = aiohttp.TraceConfig()
+
+        async def counted(*_: object) -> None:
+            opened.append(None)
+
+        trace.on_connection_create_end.append(counted)
+        data = secrets.token_bytes(64 * 1024)
+        headers = {"Authorization": f"Bearer {alice.profile.token}"}
+
+        async def slowly():  # type: ignore[no-untyped-def]
+            yield data[:1000]
+            await asyncio.sleep(deadline + 0.5)
+            yield data[1000:]
+
+        try:
+            async with aiohttp.ClientSession(
+                    server.url, headers=headers, trace_configs=[trace],
+                    connector=aiohttp.TCPConnector(limit=1)) as http:
+                async with http.post("/media/uploads", json={
+                        "size": len(data), "name": "one.bin", "part_size": len(data)}) as r:
+                    assert r.status == 201
+                    upload_id = (await r.json())["upload_id"]
+                async with http.put(f"/media/uploads/{upload_id}/parts/0", data=slowly(),
+                                    headers={"X-Part-SHA256":
+                                             hashlib.sha256(data).hexdigest()}) as r:
+                    assert r.status == 200, await r.text()
+                for readers in ([0], list(range(1, 10)), "x"):  # bounded: 1 to 8 user ids
+                    async with http.post(f"/media/uploads/{upload_id}/complete",
+                                         json={"readers": readers}) as r:
+                        assert r.status == 400 and "INVALID_ARGUMENT" in await r.text()
+                async with http.post(f"/media/uploads/{upload_id}/complete") as r:
+                    assert r.status == 200, await r.text()
+                    file_id = (await r.json())["file_id"]
+                async with http.get(f"/media/{file_id}") as r:  # one part: linked, not copied
+                    assert await r.read() == data
+                    assert r.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+            assert len(opened) == 1  # never cut: no second connection was needed
+        finally:
+            await alice.close()
+
+
+async def test_deleting_an_account_removes_its_files_and_uploads(server, phone, tmp_path):
+    alice, bob = await users(server, phone, tmp_path, "alice", "bob")
+    try:
+        chat = await alice.chats.open_private(bob.profile.user_id)
+        doc = tmp_path / "minutes.txt"
+        doc.write_text("minutes of the meeting\n" * 50)
+        media = await alice.files.upload(doc)
+        await alice.messages.send(chat.id, "", media=media.file_id)
+        await bob.files.download(media.file_id, tmp_path / "got.txt")
+        digest = hashlib.sha256(doc.read_bytes()).hexdigest()
+        http = Http(server, alice)
+        status, _, body = await http.request("POST", "/media/uploads", json={
+            "size": 100_000, "name": "half.bin", "part_size": 65536})
+        upload_id = json.loads(body)["upload_id"]
+        part = secrets.token_bytes(65536)
+        await http.request("PUT", f"/media/uploads/{upload_id}/parts/0", data=part,
+                           headers={"X-Part-SHA256": hashlib.sha256(part).hexdigest()})
+        parts = server.data / "media" / "tmp" / f"up-{upload_id}"
+        assert blob_exists(server, digest) and parts.exists()
+        async with aiohttp.ClientSession() as op, op.post(
+                f"{server.operator_url}/admin/users/delete",
+                json={"user_id": alice.profile.user_id}) as r:
+            answer = await r.json()
+        assert answer["uploads_removed"] == 2 and answer["blobs_removed"] == 1, answer
+        assert not blob_exists(server, digest) and not parts.exists()
+        with pytest.raises(NotFound):
+            await bob.files.download(media.file_id, tmp_path / "gone.txt")
+    finally:
+        await alice.close()
+        await bob.close()

@@ -36,7 +36,9 @@ async def test_metrics_and_shield_are_served_only_on_the_operator_listener(serve
         async with http.get(server.url + "/healthz") as response:
             assert await response.json() == {"status": "ok"}  # no version, no load
         async with http.get(server.operator_url + "/healthz") as response:
-            assert set(await response.json()) == {"status", "version", "connections", "bus"}
+            health = await response.json()
+            assert set(health) == {"status", "version", "connections", "store", "bus"}
+            assert health["store"] == {"reachable": True} and health["status"] == "ok"
         async with http.get(server.operator_url + "/metrics") as response:
             assert 'pigeon_requests_total{method="auth.sign_in",outcome="ok"} 1.0' in \
                 await response.text()

@@ -43,3 +43,33 @@ def test_out_of_bounds_ttl_is_malformed() -> None:
 @given(st.binary(max_size=512))
 def test_any_bytes_never_raise(raw: bytes) -> None:
     read_payload(raw)
+
+
+FILE = {"file_id": "f" * 22, "name": "plans.txt", "size": 10, "key": "k" * 44,
+        "nonce": "n" * 16, "sha256": "0" * 64, "mime": "text/plain"}
+
+
+def test_a_secret_file_round_trips_and_a_bad_one_is_malformed() -> None:
+    import msgspec
+
+    from pigeon.crypto.payloads import SecretFile
+
+    text = SecretText(chat_id=7, message_id="ab" * 8, text="", sent_at=1,
+                      file=SecretFile(**FILE))  # type: ignore[arg-type]
+    assert read_payload(encode_payload(text)) == text
+    for field, bad in (("file_id", "../etc"), ("key", "short"), ("sha256", "z" * 64),
+                       ("size", -1), ("name", "n" * 256)):
+        raw = msgspec.msgpack.encode({"p": "secret.text", "chat_id": 1, "message_id": "ab" * 8,
+                                      "text": "", "sent_at": 1, "file": {**FILE, field: bad}})
+        read = read_payload(raw)
+        assert isinstance(read, UnknownPayload) and "malformed" in read.error, field
+
+
+@given(st.dictionaries(st.sampled_from(sorted(FILE)),
+                       st.one_of(st.text(max_size=80), st.integers(-2**63, 2**64 - 1), st.none())))
+def test_any_file_field_never_raises(fields: dict[str, object]) -> None:
+    import msgspec
+
+    raw = msgspec.msgpack.encode({"p": "secret.text", "chat_id": 1, "message_id": "ab" * 8,
+                                  "text": "", "sent_at": 1, "file": {**FILE, **fields}})
+    read_payload(raw)

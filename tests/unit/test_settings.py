@@ -1,6 +1,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pigeon.server.settings import SettingsError, load_settings
 from pigeon.shield.ratelimit import KeyedLimiter, Rate
@@ -84,3 +86,39 @@ def test_trusted_proxies_as_a_toml_list(tmp_path):
 def test_the_restart_window_fits_the_reconnect_rate_up_to_its_cap(connections, window):
     """A planned restart spreads its devices' returns over connections / rate seconds."""
     assert load_settings(None, {}, environ={}).restart_window(connections) == window
+
+
+@pytest.mark.parametrize(("store", "reason"), [
+    ("mysql://u@h:1/db", "postgresql://"),
+    ("/var/lib/pigeon.db", "bare address"),
+    ("postgresql://u@h:99999/db", "store: Port"),
+    ("postgresql://u@h:5432", "needs a host and a database"),
+    ("postgresql:///db", "needs a host and a database"),
+    ("postgresql://u:secret@h:5432/db", "PGPASSWORD"),
+    ("postgresql://u@[::1/db", "Invalid IPv6"),
+    ("postgresql://u@h:x/db", "store: Port"),
+])
+def test_a_store_that_is_not_a_postgresql_url_is_refused_with_a_reason(store, reason):
+    with pytest.raises(SettingsError, match=reason) as info:
+        load_settings(None, {"store": store}, environ={})
+    assert "secret" not in str(info.value)
+
+
+def test_the_store_comes_from_the_flag_or_the_environment():
+    url = "postgresql://pigeon@127.0.0.1:5432/pigeon"
+    assert load_settings(None, {"store": url}, environ={}).store == url
+    assert load_settings(None, {}, environ={"PIGEON_STORE": url}).store == url
+    assert load_settings(None, {}, environ={}).store == ""  # SQLite in the data directory
+    for bad in ({"store_pool": 2}, {"store_writers": 0}, {"store_writers": 6}):
+        with pytest.raises(SettingsError, match="store_pool"):
+            load_settings(None, {"store": url, **bad}, environ={})
+
+
+@given(st.text(max_size=80) | st.builds("postgresql://{}".format, st.text(max_size=40)))
+def test_any_store_value_is_taken_or_refused_with_a_reason(store):
+    try:
+        settings = load_settings(None, {"store": store}, environ={})
+    except SettingsError:
+        return
+    assert settings.store == store
+    assert store == "" or store.startswith(("postgresql://", "postgres://"))

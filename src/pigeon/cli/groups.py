@@ -21,15 +21,21 @@ def group() -> None:
 @click.option("--large", is_flag=True,
               help="A very large group (up to the server's max_supergroup_members): each "
                    "message is written once, on the group's own stream.")
+@click.option("--secret", is_flag=True,
+              help="End-to-end encrypted: the server relays messages it cannot read (each "
+                   "member's devices hold the keys).")
 @pass_ctx
 @run
-async def group_create(ctx: Ctx, title: str, members: tuple[str, ...], large: bool) -> None:
+async def group_create(ctx: Ctx, title: str, members: tuple[str, ...], large: bool,
+                       secret: bool) -> None:
     """Create a group called TITLE, with you as its owner."""
     async with session(ctx) as client:
         ids = [await resolve_user(client, ref) for ref in members]
-        chat = await client.chats.create_group(title, ids, large=large)
+        chat = await client.chats.create_group(title, ids, large=large, secret=secret)
     size = plural(chat.member_count, 'member')
-    echo(f"created chat:{chat.id} '{visible(chat.title)}' with {size}{_invited(chat.invited)}")
+    kind = " (end-to-end encrypted)" if chat.secret else ""
+    echo(f"created chat:{chat.id} '{visible(chat.title)}'{kind} with {size}"
+         f"{_invited(chat.invited)}")
 
 
 def _invited(user_ids: list[int]) -> str:

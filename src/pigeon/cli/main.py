@@ -29,7 +29,8 @@ from .context import (
     session, warn,
 )
 from .admin import admin
-from . import account, chat_settings, messages
+from .devices import devices
+from . import account, chat_settings, messages, secret_groups
 from . import secret as secret_cli
 from .chat_settings import muted, pinned
 from .groups import group, sessions
@@ -213,14 +214,18 @@ async def username_release(ctx: Ctx) -> None:
 @click.option("--ttl", type=secret_cli.TTL, default=None, metavar="TIMER",
               help="With --secret: self-destruct this long after it is shown (30s, 5m, 1h, "
                    "2d; 1 second to 1 week). Default: the chat's timer.")
+@click.option("--only-verified", is_flag=True,
+              help="With --secret: refuse (exit 1, nothing sent) if a device of the person "
+                   "or of yours is not verified (`pigeon devices verify`).")
 @click.argument("text", required=False)
 @pass_ctx
 @run
 async def send(ctx: Ctx, to: str, reply_to: int | None, sticker: str | None,
                sticker_emoji: str | None, is_secret: bool, ttl: int | None,
-               text: str | None) -> None:
+               only_verified: bool, text: str | None) -> None:
     """Send TEXT (`-` reads it from standard input), or a sticker. Returns once the server
-    has it on disk."""
+    has it on disk. In an end-to-end encrypted group it is encrypted on this device (the
+    passphrase of its keys: --passphrase-file)."""
     if (text is not None) + (sticker is not None) + (sticker_emoji is not None) != 1:
         raise click.UsageError("give TEXT, --sticker SET:N or --sticker-emoji E (one of them)")
     body = message_text(text) if text is not None else ""
@@ -229,19 +234,30 @@ async def send(ctx: Ctx, to: str, reply_to: int | None, sticker: str | None,
             raise click.UsageError("--reply-to is not for secret chats")
         if text is None:
             raise click.UsageError("stickers are not sent in secret chats yet: give TEXT")
-        await secret_cli.send_secret(ctx, to, body, ttl)
+        await secret_cli.send_secret(ctx, to, body, ttl, only_verified)
         return
     if ttl is not None:
         raise click.UsageError("--ttl is for secret messages: add --secret")
+    if only_verified:
+        raise click.UsageError("--only-verified is for secret messages: add --secret")
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
-        if text is None:
+        if not to.startswith(("@", "user:")) and \
+                await secret_groups.is_secret_group(client, chat_id):
+            if text is None:
+                raise click.UsageError("stickers are not sent in end-to-end encrypted groups "
+                                       "yet: give TEXT")
+            async with secret_groups.unlocked(ctx, client):
+                sent = await sent_from_here(client, chat_id, lambda: client.secret_groups.send(
+                    chat_id, body, reply_to=reply_to))
+        elif text is None:
             sent = await sent_from_here(client, chat_id, lambda: send_sticker(
                 client, chat_id, sticker, sticker_emoji))
+            await keep(ctx, [(sent.message, None)])
         else:
             sent = await sent_from_here(client, chat_id, lambda: client.messages.send(
                 chat_id, body, reply_to=reply_to))
-        await keep(ctx, [(sent.message, None)])
+            await keep(ctx, [(sent.message, None)])
         echo(f"sent chat:{sent.message.chat_id} #{sent.message.id}")
 
 
@@ -267,9 +283,12 @@ def _print_dialog(d: Dialog, peer: User | None) -> None:
     else:
         # A kind or role from a later protocol version reads "unknown": say so plainly.
         kind = chat.kind if chat.kind in ("group", "supergroup") else "unknown kind"
-        title = (f"{visible(chat.title)} ({kind}, {plural(chat.member_count, 'member')}, "
-                 f"you: {chat.role})")
+        secret = ", end-to-end encrypted" if chat.secret else ""
+        title = (f"{visible(chat.title)} ({kind}{secret}, "
+                 f"{plural(chat.member_count, 'member')}, you: {chat.role})")
     last = f" — '{visible(d.last_message.text[:60])}'" if d.last_message else ""
+    if d.last_message is not None and d.last_message.ciphertext is not None:
+        last = " — [encrypted]"  # `receive` or `history` decrypt it, with the passphrase
     unread = f" [{d.unread_count} unread]" if d.unread_count else ""
     echo(f"chat:{chat.id}  {title}{unread}{muted(chat)}{pinned(chat)}{last}")
 
@@ -281,6 +300,7 @@ cli.add_command(secret_cli.secret)
 cli.add_command(search)
 cli.add_command(group)
 cli.add_command(sessions)
+cli.add_command(devices)
 cli.add_command(shield)
 cli.add_command(stickers)
 

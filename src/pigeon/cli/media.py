@@ -17,6 +17,7 @@ from pigeon.protocol.media import FILE_ID
 from .context import Ctx, resolve_chat, run, sent_from_here, session
 from .output import echo, human_size, visible
 from .search import keep
+from .secret import PREFIX, is_secret_ref, resolve_secret, secret_session
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -52,10 +53,11 @@ def progress_bar(label: str, total: int | None) -> Iterator[tuple[Callable[[int]
 async def upload(ctx: Ctx, file: Path, to: str, caption: str, as_document: bool,
                  keep_location: bool) -> None:
     """Send FILE to a chat: a photo (JPEG, PNG, WebP, GIF, checked by the server) or any
-    other file as a document. Run it again to resume an interrupted upload."""
-    if to.startswith("secret:"):
-        raise click.UsageError("files in secret chats are not available yet: secret chats "
-                               "come with their own encrypted upload (docs/protocol.md, Media)")
+    other file as a document. Run it again to resume an interrupted upload. To secret:ID,
+    the file is encrypted on this device first and the server stores only ciphertext."""
+    if is_secret_ref(to):
+        await _upload_secret(ctx, file, to, caption)
+        return
     async with session(ctx) as client:
         chat_id = await resolve_chat(client, to)
         size = file.stat().st_size
@@ -70,6 +72,17 @@ async def upload(ctx: Ctx, file: Path, to: str, caption: str, as_document: bool,
          f"file {media.file_id}")
 
 
+async def _upload_secret(ctx: Ctx, file: Path, to: str, caption: str) -> None:
+    async with secret_session(ctx) as client:
+        chat = await resolve_secret(client, to)
+        with progress_bar(file.name, None) as (advance, _total):
+            sent = await client.secret.send_file(chat, file, caption, progress=advance)
+    assert sent.file is not None
+    echo(f"sent document {visible(file.name)} ({human_size(sent.file.size)}, encrypted on "
+         f"this device) as {PREFIX}{sent.chat_id} {sent.message_id[:8]}; file "
+         f"{sent.file.file_id}")
+
+
 @click.command()
 @click.argument("file_id")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
@@ -80,6 +93,22 @@ async def download(ctx: Ctx, file_id: str, out: Path) -> None:
     """Download the file FILE_ID (shown by `receive` and `history`) to --out."""
     if not FILE_ID.match(file_id):
         raise click.UsageError(f"{file_id!r} is not a file id")
+    # A secret chat's file is decrypted with the key its message holds, in the device's
+    # secret history: looked up when the keys can be unlocked (a passphrase file, or a
+    # terminal to ask on); otherwise a plain download, as before secret chats.
+    if ctx.has_secrets() and (ctx.passphrase_file is not None or sys.stdin.isatty()):
+        async with secret_session(ctx) as client:
+            sealed = client.secret.file(file_id)
+            with progress_bar(out.name, None) as (advance, total):
+                if sealed is not None:
+                    path = await client.secret.download_file(sealed, out, progress=advance,
+                                                             total=total)
+                else:
+                    path = await client.files.download(file_id, out, progress=advance,
+                                                       total=total)
+        echo(f"saved {visible(str(path))} ({human_size(path.stat().st_size)})"
+             + (", decrypted" if sealed is not None else ""))
+        return
     async with session(ctx) as client:
         with progress_bar(out.name, None) as (advance, total):
             path = await client.files.download(file_id, out, progress=advance, total=total)

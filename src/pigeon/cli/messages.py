@@ -7,6 +7,7 @@ import click
 
 from pigeon.protocol import limits
 
+from . import secret_groups
 from .context import (
     MESSAGE_ID, Ctx, message_text, resolve_chat, run, sent_from_here, session,
 )
@@ -125,6 +126,15 @@ async def history(ctx: Ctx, chat: str, limit: int, before: int | None, as_json: 
         chat_id = await resolve_chat(client, chat)
         messages = await client.messages.history(chat_id, before_id=before, limit=limit)
         names = Names(client)
+        if any(msg.ciphertext is not None for msg in messages):
+            # An end-to-end encrypted group: decrypted here, printed, never archived.
+            async with secret_groups.unlocked(ctx, client):
+                for read in reversed(await client.secret_groups.decrypt(messages)):
+                    echo(secret_groups.secret_event(read, await names.get(read.sender_id),
+                                                    as_json))
+            if mark_read:
+                await client.messages.read(chat_id, messages[0].id)
+            return
         texts = {msg.id: msg.text for msg in messages}  # what replies on this page answer
         shown = [(msg, await names.get(msg.sender_id)) for msg in reversed(messages)]
         await keep(ctx, shown)

@@ -19,6 +19,8 @@ import click
 from pigeon.client import Client
 from pigeon.client.inbox import InboxGap
 from pigeon.client.secret import HistoryReloaded, SecretMessage, Undecryptable
+from pigeon.client.secret_groups import GroupKeysArrived
+from pigeon.client.verification import VerificationRequest
 from pigeon.protocol.errors import Forbidden, NotFound, Unauthorized
 from pigeon.protocol.updates import (
     ChatUpdate, DeleteMessages, EditMessage, NewMessage, ReadOutbox, Typing,
@@ -26,13 +28,16 @@ from pigeon.protocol.updates import (
 
 from pigeon.protocol.types import Message, User
 
-from . import events
+from . import events, secret_groups
 from .args import MAX_MESSAGE_ID
 from .context import Ctx, run, session, warn
 from .names import Names
 from .output import echo
 from .search import Kept
-from .secret import ProfileKeys, lost_line, secret_line, undecryptable_line
+from .secret import (
+    ProfileKeys, lost_line, secret_line, undecryptable_line, verification_line,
+    warn_of_devices,
+)
 
 pass_ctx = click.make_pass_decorator(Ctx)
 SEND_WAIT = 10.0  # seconds to wait for a `pigeon send` in flight to say what it sent
@@ -79,17 +84,23 @@ class Printer:
             return events.membership(update, self.as_json)
         if isinstance(update, SecretMessage):
             return None  # printed from the store: show_secrets
+        if isinstance(update, GroupKeysArrived):
+            return await self._resolved()
         if isinstance(update, Undecryptable):
             return undecryptable_line(update, await self.names.get(update.sender_id),
                                       self.as_json)
         if isinstance(update, InboxGap):
             return lost_line(update, self.as_json)
+        if isinstance(update, VerificationRequest):
+            return verification_line(update, self.as_json)
         return None
 
     async def _message(self, update: NewMessage | EditMessage) -> str | None:
         msg, edited = update.message, isinstance(update, EditMessage)
         if msg.deleted or (not edited and await self._sent_here(update)):
             return None  # (`pigeon send` kept its own message)
+        if msg.ciphertext is not None:
+            return await self._group_message(msg)
         sender = await self.names.get(msg.sender_id)
         self.to_keep.append((msg, sender))
         quote = None
@@ -101,6 +112,38 @@ class Printer:
         self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
         return events.message_event(msg, sender, edited=edited, quote=quote,
                                     as_json=self.as_json)
+
+    async def _group_message(self, msg: Message) -> str:
+        """A message of an end-to-end encrypted group, decrypted on this device (kept out
+        of the search archive: it must not reach the disk in the clear); without the
+        device's keys open (no passphrase), printed as locked, never dropped."""
+        self.unread[msg.chat_id] = max(msg.id, self.unread.get(msg.chat_id, 0))
+        sender = await self.names.get(msg.sender_id)
+        if not self.client.devices.is_open:
+            return secret_groups.locked_event(msg, sender, self.as_json)
+        groups = self.client.secret_groups
+        async with self.client.e2e_guard():
+            [read] = await groups.decrypt([msg])
+            if read.state == "pending":
+                # Its key may be in the inbox already (the message came first on another
+                # stream): read the inbox before saying the message waits.
+                await self.client.inbox.receive()
+        lines = []
+        for resolved in groups.take_resolved():
+            if (resolved.chat_id, resolved.id) == (msg.chat_id, msg.id):
+                read = resolved
+            else:
+                lines.append(secret_groups.secret_event(
+                    resolved, await self.names.get(resolved.sender_id), self.as_json))
+        lines.append(secret_groups.secret_event(read, sender, self.as_json))
+        return "\n".join(lines)
+
+    async def _resolved(self) -> str | None:
+        """Group messages that waited for their key, now that it came."""
+        lines = [secret_groups.secret_event(read, await self.names.get(read.sender_id),
+                                            self.as_json)
+                 for read in self.client.secret_groups.take_resolved()]
+        return "\n".join(lines) if lines else None
 
     async def _quote(self, chat_id: int, message_id: int) -> str | None:
         """What the reply answers: printed just before, or asked of the server."""
@@ -143,6 +186,10 @@ class Printer:
             return
         async with self.client.e2e_guard():
             messages = self.client.secret.unreported()
+            peers = {msg.chat_id: msg for msg in messages if not msg.outgoing}
+            if peers:  # a new device or key of whoever wrote: said before what they wrote
+                await warn_of_devices(self.client, [self.client.secret.peer_of(chat)
+                                                    for chat in peers], self.as_json)
             for msg in messages:
                 echo(secret_line(msg, await self.names.get(msg.sender_id), self.as_json))
                 sys.stdout.flush()
@@ -204,12 +251,13 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
             await client.sync()  # everything since the last `receive` on this profile
             if passphrase is not None:
                 async with keys.held():
-                    await client.secret.open(passphrase)
+                    await secret_groups.open_keeping_place(client, passphrase)
                     await client.secret.receive()  # kept here, then acknowledged
             # The profile is saved after printing: a crash repeats a line, never loses one.
             for update in client.take_updates():
                 await printer.show(update)
             await printer.show_secrets()
+            await printer.show(GroupKeysArrived())  # messages that waited for a key just read
             await printer.keep()
             await printer.mark_shown()
             if mark_read:
@@ -220,7 +268,7 @@ async def receive(ctx: Ctx, follow: bool, as_json: bool, mark_read: bool) -> Non
             if follow:
                 shown = client.profile.pts
                 if client.secret.is_open:
-                    client.secret.follow()
+                    client.secret.follow()  # (the inbox: 1:1 and group payloads alike)
                 try:
                     async for update in client.updates():
                         await printer.show(update)

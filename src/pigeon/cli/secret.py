@@ -22,13 +22,15 @@ import click
 from pigeon.client import Client
 from pigeon.client.inbox import InboxGap
 from pigeon.client.secret import NoSuchSecretChat, SecretMessage, Undecryptable
+from pigeon.client.verification import VerificationRequest
 from pigeon.protocol.errors import Conflict
+from pigeon.protocol.media import Media
 from pigeon.protocol.types import User
 
 from .args import BadTtl, ttl as parse_ttl
 from .context import Ctx, resolve_user, run, session, warn
 from .names import Names
-from .output import duration, echo, json_line, visible_body, when, who
+from .output import duration, echo, json_line, media_label, visible, visible_body, when, who
 
 pass_ctx = click.make_pass_decorator(Ctx)
 PREFIX = "secret:"
@@ -85,6 +87,7 @@ class ProfileKeys:
                         await self.client.devices.reload_if_changed()
                         if self.client.secret.is_open:
                             await self.client.secret.reload_if_changed()
+                        await self.client.secret_groups.reload_if_changed()
                 except BaseException:
                     self._release()
                     raise
@@ -121,22 +124,51 @@ class ProfileKeys:
 
 
 @contextlib.asynccontextmanager
-async def secret_session(ctx: Ctx, track_updates: bool = False) -> AsyncIterator[Client]:
+async def secret_session(ctx: Ctx, track_updates: bool = False, hold_keys: bool = True,
+                         announce: bool = True) -> AsyncIterator[Client]:
     """A connected client whose secret chats are open and up to date: what waits in the
     device's inbox is read first (a chat's timer or id may have changed, a peer's device
-    may have asked for a new session); new messages stay for `receive` to print."""
-    passphrase = ctx.passphrase()
+    may have asked for a new session); new messages stay for `receive` to print. The
+    profile's end-to-end state is held for the whole command, or (``hold_keys`` False: a
+    command that waits for a person, `devices verify`) for each use of it. A request to
+    verify this device read meanwhile is said on stderr (``announce``) and kept for
+    `devices verify --accept`."""
+    passphrase = await asyncio.to_thread(ctx.passphrase)
     keys = ProfileKeys(ctx)
-    async with keys.held(), session(ctx, track_updates=track_updates) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        if hold_keys:
+            await stack.enter_async_context(keys.held())
+        client = await stack.enter_async_context(session(ctx, track_updates=track_updates))
         keys.client, client.e2e_guard = client, keys.held
-        await client.secret.open(passphrase)
-        await client.secret.receive()
+        async with keys.held():
+            await client.secret.open(passphrase)
+            await client.secret.receive()
         for event in client.take_updates():
             if isinstance(event, Undecryptable):
                 warn(undecryptable_line(event, None, as_json=False))
             elif isinstance(event, InboxGap):
                 warn(lost_line(event, as_json=False))
+            elif isinstance(event, VerificationRequest) and announce:
+                warn(event.line)
         yield client
+
+
+def _me(client: Client) -> int:
+    user_id = client.profile.user_id
+    assert user_id is not None
+    return user_id
+
+
+async def warn_of_devices(client: Client, user_ids: list[int], as_json: bool) -> None:
+    """The trust warnings (a new device, a changed key) these users' devices owe since this
+    device last looked: a ``warning:`` line each on stderr, or with ``as_json`` a JSON line
+    (``"type": "device_warning"``) on stdout."""
+    for warning in await client.trust.check(list(dict.fromkeys([*user_ids, _me(client)]))):
+        if as_json:
+            echo(json_line(warning.as_json()))
+        else:
+            warn(f"{visible(warning.message)}; compare keys with `pigeon devices verify "
+                 f"user:{warning.user_id} --device {warning.device_id}`")
 
 
 def is_secret_ref(ref: str) -> bool:
@@ -164,17 +196,29 @@ def timer(ttl: int | None) -> str:
     return "off" if ttl is None else duration(ttl)
 
 
+def secret_media(msg: SecretMessage) -> Media | None:
+    """A secret file as a message's media reads (``pigeon download FILE_ID`` decrypts it)."""
+    f = msg.file
+    return None if f is None else Media(kind="document", file_id=f.file_id, name=f.name,
+                                        size=f.size, mime=f.mime)
+
+
 def secret_line(msg: SecretMessage, sender: User | None, as_json: bool) -> str:
+    media = secret_media(msg)
     if as_json:
-        return json_line({"chat": f"{PREFIX}{msg.chat_id}", "id": msg.message_id,
-                          "sender": msg.sender_id,
-                          "sender_name": sender.name if sender else None,
-                          "sender_username": sender.username if sender else None,
-                          "text": msg.text, "date": msg.sent_at // 1000, "secret": True,
-                          "ttl": msg.ttl})
+        body: dict[str, Any] = {
+            "chat": f"{PREFIX}{msg.chat_id}", "id": msg.message_id, "sender": msg.sender_id,
+            "sender_name": sender.name if sender else None,
+            "sender_username": sender.username if sender else None,
+            "text": msg.text, "date": msg.sent_at // 1000, "secret": True, "ttl": msg.ttl}
+        if media is not None:
+            body["media"] = {"kind": media.kind, "file_id": media.file_id, "name": media.name,
+                             "size": media.size, "mime": media.mime}
+        return json_line(body)
     fuse = f" [self-destructs {timer(msg.ttl)} after shown]" if msg.ttl else ""
+    label = f" {media_label(media)}" if media is not None else ""
     return (f"[{PREFIX}{msg.chat_id} {msg.message_id[:8]}] {when(msg.sent_at / 1000)} "
-            f"{who(sender, msg.sender_id)}{fuse}: {visible_body(msg.text)}")
+            f"{who(sender, msg.sender_id)}{fuse}:{label} {visible_body(msg.text)}")
 
 
 def lost_line(event: InboxGap, as_json: bool) -> str:
@@ -196,10 +240,30 @@ def undecryptable_line(event: Undecryptable, sender: User | None, as_json: bool)
             "asked for, later messages will read")
 
 
-async def send_secret(ctx: Ctx, to: str, text: str, ttl: int | None) -> None:
+def verification_line(event: VerificationRequest, as_json: bool) -> str:
+    if as_json:
+        return json_line({"type": "verification_request", "user_id": event.user_id,
+                          "device_id": event.device_id})
+    return f"[verification] {event.line}"
+
+
+async def send_secret(ctx: Ctx, to: str, text: str, ttl: int | None,
+                      only_verified: bool = False) -> None:
     async with secret_session(ctx) as client:
-        chat = await resolve_secret(client, to, start=True)
-        sent = await client.secret.send(chat, text, ttl=ttl)
+        if only_verified:  # every encryption of this command checks, a chat's start too
+            client.secret.require_verified = client.trust.require_verified_users
+        if is_secret_ref(to):
+            chat: int | None = await resolve_secret(client, to)
+            assert chat is not None
+            peer = client.secret.peer_of(chat)
+        else:
+            peer = await resolve_user(client, to)
+            chat = client.secret.chat_with(peer)
+        # Before anything is encrypted for them: the person may want to stop here.
+        await warn_of_devices(client, [peer], as_json=False)
+        if only_verified:  # before a chat is started (and kept) for nobody
+            await client.trust.require_verified_users([peer, _me(client)])
+        sent = await client.secret.send(chat, text, ttl=ttl, user_id=peer)
     fuse = f", self-destructs {timer(sent.ttl)} after shown" if sent.ttl else ""
     echo(f"sent {PREFIX}{sent.chat_id} {sent.message_id[:8]} (end-to-end encrypted{fuse})")
 

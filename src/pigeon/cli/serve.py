@@ -15,6 +15,10 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Directory for the database and the server key [env PIGEON_DATA; "
                    "default ./pigeon-data].")
+@click.option("--store", default=None, metavar="postgresql://USER@HOST:PORT/DB",
+              help="Keep state in PostgreSQL instead of SQLite in the data directory (for more "
+                   "than one process); the password, if any, from PGPASSWORD or ~/.pgpass "
+                   "[env PIGEON_STORE; default SQLite].")
 @click.option("--allow-shared-data-dir", is_flag=True, default=None,
               help="Start even if group or others can open the data directory (normally a "
                    "refusal: it holds every message) [env PIGEON_ALLOW_SHARED_DATA_DIR].")
@@ -49,7 +53,8 @@ from pigeon.server.settings import SettingsError, load_settings
 @click.option("--workers", type=click.IntRange(0, 64), default=None, metavar="N",
               help="Run N server processes on the one port, under a supervisor that restarts "
                    "any that dies; more than one needs PostgreSQL and --bus nats://... "
-                   "[env PIGEON_WORKERS; default 0: one process, no supervisor].")
+                   "[env PIGEON_WORKERS; default: one per core with PostgreSQL and NATS, else "
+                   "one process and no supervisor].")
 @click.option("--bus", default=None, metavar="URL",
               help="Fan-out between processes and nodes: 'local' (this process only) or "
                    "nats://HOST:PORT, comma-separated for a cluster [env PIGEON_BUS; "
@@ -88,6 +93,7 @@ def serve(config: Path | None, **flags: object) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pigeon.server.app import CannotListen
     from pigeon.server.app import serve as run
+    from pigeon.protocol.errors import Unavailable
     from pigeon.server.datadir import DataDirInUse
 
     from pigeon.runtime import run as run_loop
@@ -95,13 +101,18 @@ def serve(config: Path | None, **flags: object) -> None:
     # Each refusal at start is one line (issue 11, bug 6): a setting that cannot work is a
     # usage error (2); a directory or a port that another process holds, a failure (1).
     try:
-        if settings.workers:
+        if settings.worker_count:
+            from dataclasses import replace
+
             from pigeon.server.workers import supervise
 
-            sys.exit(supervise(settings))
+            sys.exit(supervise(replace(settings, workers=settings.worker_count)))
         run_loop(run(settings))
     except (DataDirInUse, CannotListen) as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Unavailable as exc:  # the store cannot be opened (PostgreSQL unreachable)
+        click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     except SettingsError as exc:  # found at start, e.g. a data directory others can read
         click.echo(f"error: {exc}", err=True)

@@ -3,7 +3,8 @@
 Feature calls live in their own modules and hang off the client as namespaces:
 ``client.auth``, ``client.account``, ``client.chats``, ``client.messages``, ``client.sessions``,
 ``client.devices`` (end-to-end keys and envelopes), ``client.inbox`` (this device's inbox,
-routed by payload type), ``client.secret`` (secret chats).
+routed by payload type), ``client.secret`` (secret chats), ``client.secret_groups``
+(end-to-end encrypted groups).
 
 Guarantees to the application:
 
@@ -44,10 +45,13 @@ from pigeon.protocol.pow import format_ticket, solve
 from .devices import Devices
 from .inbox import Inbox
 from .secret import Secret
+from .secret_groups import SecretGroups
 from .features import Account, Auth, Chats, Messages, Sessions
 from .media import Files
 from .safety import Contacts, Requests, Safety
 from .stickers import Stickers
+from .trust import Trust
+from .verification import Verifier
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
 from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
@@ -121,6 +125,10 @@ class Client:
             contextlib.nullcontext
         self.inbox = Inbox(self)
         self.secret = Secret(self)
+        self.secret_groups = SecretGroups(self)
+        self.secret_groups.attach(self.inbox)
+        self.trust = Trust(self)
+        self.verifier = Verifier(self)
         self._http: aiohttp.ClientSession | None = None
         self._link: Link | None = None
         self._connected = asyncio.Event()

@@ -89,7 +89,8 @@ class Devices:
 
     @property
     def vault(self) -> Vault:
-        """The opened vault (its key also seals the secret-chat store)."""
+        """The opened vault (its key also seals the secret-chat store, the group keys, the
+        trust store and the verification mailbox: :meth:`Vault.sibling`)."""
         if self._vault is None:
             raise RuntimeError("open this device's keys first: client.devices.open(passphrase)")
         return self._vault

@@ -148,11 +148,13 @@ class Chats(_Feature):
     async def open_private(self, user_id: int) -> Chat:
         return await self._call("chats.open_private", m.OpenPrivate(user_id=user_id))
 
-    async def create_group(self, title: str, member_ids: list[int], large: bool = False) -> Chat:
+    async def create_group(self, title: str, member_ids: list[int], large: bool = False,
+                           secret: bool = False) -> Chat:
         """``large``: a very large group (kind ``supergroup``, protocol version 2): its updates
-        come once, on its own stream, which this client follows while it is a member."""
-        return await self._call("chats.create_group",
-                                m.CreateGroup(title=title, member_ids=member_ids, large=large))
+        come once, on its own stream, which this client follows while it is a member.
+        ``secret``: end-to-end encrypted (send in it with ``client.secret_groups``)."""
+        return await self._call("chats.create_group", m.CreateGroup(
+            title=title, member_ids=member_ids, large=large, secret=secret))
 
     async def add_members(self, chat_id: int, user_ids: list[int]) -> Chat:
         return await self._call("chats.add_members",
@@ -224,11 +226,14 @@ class Chats(_Feature):
 
 class Messages(_Feature):
     async def send(self, chat_id: int, text: str, *, reply_to: int | None = None,
-                   random_id: int | None = None, media: str | None = None) -> SentMessage:
+                   random_id: int | None = None, media: str | None = None,
+                   ciphertext: bytes | None = None) -> SentMessage:
         """``media``: the file id of an upload (``client.files.upload``); ``text`` is then
-        its caption, which may be empty."""
+        its caption, which may be empty. ``ciphertext`` (and an empty ``text``): in an
+        end-to-end encrypted group, what ``client.secret_groups.send`` made."""
         params = m.SendMessage(chat_id=chat_id, text=text, reply_to=reply_to, media=media,
-                               random_id=new_random_id() if random_id is None else random_id)
+                               random_id=new_random_id() if random_id is None else random_id,
+                               ciphertext=ciphertext)
         return await self._call("messages.send", params)
 
     async def forward(self, from_chat_id: int, message_id: int, to_chat_id: int,

@@ -23,7 +23,8 @@ import msgspec
 
 from pigeon.protocol.errors import PigeonError, error_from_wire
 from pigeon.protocol.media import (
-    MIB, PART_HASH_HEADER, CreateUpload, ErrorBody, Media, UploadStatus, part_length,
+    MIB, PART_HASH_HEADER, CompleteUpload, CreateUpload, ErrorBody, Media, UploadStatus,
+    part_length,
 )
 
 from .profile import write_private
@@ -98,10 +99,12 @@ class Files:
             write_private(directory / UPLOADS_FILE, json.dumps(saved).encode())
 
     async def upload(self, path: Path | str, *, kind: str = "auto", keep_location: bool = False,
-                     part_size: int = DEFAULT_PART_BYTES,
-                     progress: Progress | None = None) -> Media:
+                     part_size: int = DEFAULT_PART_BYTES, progress: Progress | None = None,
+                     readers: list[int] | None = None) -> Media:
         """Upload ``path``; returns the file as a message would carry it (send it with
-        ``client.messages.send(chat_id, caption, media=media.file_id)``)."""
+        ``client.messages.send(chat_id, caption, media=media.file_id)``). ``readers``:
+        users who may read it though no message the server sees carries it (a secret
+        chat's peer: ``client.secret.send_file`` encrypts the file first)."""
         path = Path(path)
         st = await asyncio.to_thread(path.stat)
         key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{kind}|{keep_location}"
@@ -123,18 +126,22 @@ class Files:
             for index in range(status.parts):
                 if index not in held:
                     await self._put_part(http, path, status, index, progress)
-            media = await self._complete(http, status.upload_id)
+            media = await self._complete(http, status.upload_id,
+                                         CompleteUpload(readers=readers or []))
         saved = self._saved()
         saved.pop(key, None)
         await asyncio.to_thread(self._save, saved)
         return media
 
-    async def _complete(self, http: aiohttp.ClientSession, upload_id: str) -> Media:
+    async def _complete(self, http: aiohttp.ClientSession, upload_id: str,
+                        params: CompleteUpload) -> Media:
         # Completing a large file (assembly, hashing, fsync) may outlast the connection: the
         # server finishes it anyway, and a repeated complete answers the same file.
         for attempt in range(PART_ATTEMPTS):
             try:
-                async with http.post(f"media/uploads/{upload_id}/complete") as response:
+                async with http.post(f"media/uploads/{upload_id}/complete",
+                                     data=msgspec.json.encode(params),
+                                     headers={"Content-Type": "application/json"}) as response:
                     await self._check(response)
                     return msgspec.json.decode(await response.read(), type=Media)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
@@ -208,7 +215,7 @@ class Files:
                             progress(len(chunk))
                 finally:
                     await asyncio.to_thread(f.close)
-        digest = await asyncio.to_thread(_digest, partial)
+        digest = await asyncio.to_thread(file_sha256, partial)
         if etag and etag.strip('"') != digest:
             await asyncio.to_thread(partial.unlink)
             raise MediaError("the download does not match the file's SHA-256; try again",
@@ -224,7 +231,7 @@ def _read_part(path: Path, offset: int, length: int) -> bytes:
         return f.read(length)
 
 
-def _digest(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(READ_BYTES):

@@ -17,9 +17,10 @@ open, on every read, and by a timer); times are this device's clock (``clock``,
 injectable: tests need no sleeps).
 
 Errors: :class:`NoSuchSecretChat`, :class:`NoSecretDevices`, :class:`UnverifiedDevices`
-(raised by ``require_verified``, which device verification installs), WrongPassphrase
-(:mod:`pigeon.crypto.vault`), and ``TTL_INVALID`` for a timer out of bounds. Envelopes that
-cannot be decrypted come to :meth:`Client.updates` as :class:`Undecryptable`.
+(raised by ``require_verified`` when set: ``client.trust.require_verified_users``,
+``--only-verified``), WrongPassphrase (:mod:`pigeon.crypto.vault`), and ``TTL_INVALID``
+for a timer out of bounds. Envelopes that cannot be decrypted come to
+:meth:`Client.updates` as :class:`Undecryptable`.
 """
 
 from __future__ import annotations
@@ -28,25 +29,31 @@ import asyncio
 import functools
 import logging
 import secrets
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from pigeon.crypto.files import FileDecryptError, FileKey, decrypt_file, encrypt_file
 from pigeon.crypto.olm import CannotDecrypt
+from pigeon.media.sniff import HEAD_BYTES, sniff
 from pigeon.crypto.payloads import (
-    MAX_IDS_PER_PAYLOAD, Payload, Renew, SecretOpen, SecretShown, SecretText, SecretTtl,
-    encode_payload,
+    MAX_IDS_PER_PAYLOAD, Payload, Renew, SecretFile, SecretOpen, SecretShown, SecretText,
+    SecretTtl, encode_payload,
 )
 from pigeon.crypto.vault import WrongPassphrase
 from pigeon.protocol import limits
-from pigeon.protocol.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from pigeon.protocol.errors import Conflict, InvalidArgument, NotFound
 
 from .devices import DeviceMessage
 from .inbox import Incoming
 from .link import ConnectionLost
+from .media import Progress, file_sha256
 from .secret_store import FILE, SecretStore, StoredChat, StoredMessage
+from .trust import UnverifiedDevices
 
 if TYPE_CHECKING:
     from .client import Client
@@ -75,12 +82,6 @@ class NoSecretDevices(NotFound):
     code = "DEVICE_NOT_FOUND"
 
 
-class UnverifiedDevices(Forbidden):
-    """Refused to encrypt for devices nobody verified (``--only-verified``)."""
-
-    code = "UNVERIFIED_DEVICES"
-
-
 class SecretMessage(msgspec.Struct, frozen=True, kw_only=True):
     """A secret message, as history lists it and :meth:`Client.updates` yields it."""
 
@@ -93,6 +94,7 @@ class SecretMessage(msgspec.Struct, frozen=True, kw_only=True):
     ttl: int | None = None
     outgoing: bool = False
     expires_at: float | None = None  # seconds since the epoch; None: not counting down
+    file: SecretFile | None = None  # a file (``text`` is its caption): download_file
 
 
 class SecretChat(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,12 +125,18 @@ def check_ttl(ttl: int | None) -> int | None:
     return ttl
 
 
+def _sniff(path: Path) -> str:
+    """The file's type by its first bytes (the server sees only ciphertext)."""
+    with path.open("rb") as f:
+        return sniff(f.read(HEAD_BYTES))
+
+
 def _message(chat: StoredChat, msg: StoredMessage) -> SecretMessage:
     assert msg.text is not None
     return SecretMessage(chat_id=chat.chat_id, message_id=msg.message_id,
                          sender_id=msg.sender_id, sender_device=msg.sender_device,
                          text=msg.text, sent_at=msg.sent_at, ttl=msg.ttl,
-                         outgoing=msg.outgoing, expires_at=msg.expires_at)
+                         outgoing=msg.outgoing, expires_at=msg.expires_at, file=msg.file)
 
 
 class Secret:
@@ -228,6 +236,10 @@ class Secret:
         chat = self._opened().by_peer(user_id)
         return None if chat is None else chat.chat_id
 
+    def peer_of(self, chat_id: int) -> int:
+        """Whom secret chat ``chat_id`` is with (NoSuchSecretChat)."""
+        return self._chat(chat_id).peer_id
+
     def _chat(self, chat_id: int) -> StoredChat:
         chat = self._opened().by_id(chat_id)
         if chat is None:
@@ -266,10 +278,11 @@ class Secret:
         await self._send(chat, SecretTtl(chat_id=chat.chat_id, ttl=ttl))
 
     async def send(self, chat_id: int | None, text: str, *, ttl: int | None = None,
-                   user_id: int | None = None) -> SecretMessage:
+                   user_id: int | None = None, file: SecretFile | None = None) -> SecretMessage:
         """Send ``text`` to secret chat ``chat_id`` (or, with ``user_id``, to the chat with
-        that user, started if need be), and keep it in this device's history."""
-        if not text or len(text) > limits.MAX_TEXT_CHARS:
+        that user, started if need be), and keep it in this device's history. With ``file``
+        (see :meth:`send_file`) the text is its caption and may be empty."""
+        if (not text and file is None) or len(text) > limits.MAX_TEXT_CHARS:
             raise InvalidArgument(f"a message has 1 to {limits.MAX_TEXT_CHARS} characters",
                                   code="TEXT_INVALID")
         if chat_id is None:
@@ -282,14 +295,61 @@ class Secret:
         record = StoredMessage(message_id=secrets.token_hex(16), sender_id=self._me,
                                sender_device=self._client.devices.device_id,
                                sent_at=int(self.clock() * 1000), text=text, ttl=ttl,
-                               outgoing=True)
+                               outgoing=True, file=file)
         store.add_message(chat, record)
         # Kept here and sent at once; it returns when both are done (a crash before that
         # may lose it from this device's history, never make it read twice elsewhere).
         await asyncio.gather(store.commit(), self._send(chat, SecretText(
             chat_id=chat.chat_id, peer=chat.peer_id, message_id=record.message_id, text=text,
-            sent_at=record.sent_at, ttl=ttl)))
+            sent_at=record.sent_at, ttl=ttl, file=file)))
         return _message(chat, record)
+
+    async def send_file(self, chat_id: int | None, path: Path, caption: str = "", *,
+                        ttl: int | None = None, user_id: int | None = None,
+                        progress: Progress | None = None) -> SecretMessage:
+        """Encrypt ``path`` on this device (a fresh AES-256-GCM key), upload the ciphertext
+        readable by the chat's peer, and send its id, key and hash in an end-to-end
+        encrypted message whose text is ``caption``. The server stores only ciphertext."""
+        if chat_id is None:
+            if user_id is None:
+                raise InvalidArgument("name a secret chat or a user")
+            chat_id = await self.start(user_id)
+        chat = self._chat(chat_id)
+        directory = self._client.profile.directory
+        with tempfile.TemporaryDirectory(dir=directory, prefix="sealing-") as scratch:
+            sealed = Path(scratch) / "file.sealed"
+            key = await asyncio.to_thread(encrypt_file, path, sealed)
+            media = await self._client.files.upload(sealed, kind="document", progress=progress,
+                                                    readers=[chat.peer_id])
+        file = SecretFile(file_id=media.file_id, name=path.name[:255], size=key.size,
+                          key=key.key, nonce=key.nonce, sha256=key.sha256,
+                          mime=await asyncio.to_thread(_sniff, path))
+        return await self.send(chat.chat_id, caption, ttl=ttl, file=file)
+
+    def file(self, file_id: str) -> SecretFile | None:
+        """The key of a secret chat's file on this device (None: no such file here, or its
+        message self-destructed)."""
+        for chat in self._opened().chats():
+            for message in chat.messages:
+                if message.file is not None and message.file.file_id == file_id:
+                    return message.file
+        return None
+
+    async def download_file(self, file: SecretFile, out: Path,
+                            progress: Progress | None = None,
+                            total: Callable[[int], None] | None = None) -> Path:
+        """Download a secret chat's file (the ciphertext, resumable: ``OUT.sealed.part``),
+        check it against the hash its message carried, and decrypt it to ``out``."""
+        sealed = out.with_name(out.name + ".sealed")
+        await self._client.files.download(file.file_id, sealed, progress=progress, total=total)
+        try:
+            if await asyncio.to_thread(file_sha256, sealed) != file.sha256:
+                raise FileDecryptError("the file on the server is not the one sent")
+            await asyncio.to_thread(decrypt_file, sealed, out, FileKey(
+                key=file.key, nonce=file.nonce, sha256=file.sha256, size=file.size))
+        finally:
+            await asyncio.to_thread(sealed.unlink, missing_ok=True)
+        return out
 
     async def _send(self, chat: StoredChat, payload: Payload) -> int:
         users = [chat.peer_id, self._me]
@@ -414,7 +474,7 @@ class Secret:
         record = StoredMessage(message_id=payload.message_id, sender_id=message.sender_id,
                                sender_device=message.sender_device, sent_at=payload.sent_at,
                                text=payload.text, ttl=payload.ttl,
-                               outgoing=message.sender_id == self._me)
+                               outgoing=message.sender_id == self._me, file=payload.file)
         if store.add_message(chat, record):
             self._client.emit(_message(chat, record))
         else:
@@ -478,7 +538,7 @@ class Secret:
                           and m.text is not None and m.sent_at > since]
                 bodies += [encode_payload(SecretText(
                     chat_id=chat.chat_id, peer=chat.peer_id, message_id=m.message_id,
-                    text=m.text, sent_at=m.sent_at, ttl=m.ttl))
+                    text=m.text, sent_at=m.sent_at, ttl=m.ttl, file=m.file))
                     for m in missed[-RESEND_AT_MOST:] if m.text is not None]
             for body in bodies:
                 message.later(functools.partial(devices.send_to_devices, [target], body))

@@ -33,6 +33,7 @@ from typing import Any
 import msgspec
 
 from pigeon.client.profile import write_private
+from pigeon.crypto.payloads import SecretFile
 from pigeon.crypto.vault import Vault, VaultDamaged, WrongPassphrase, signature
 
 log = logging.getLogger("pigeon.client.secret_store")
@@ -52,6 +53,7 @@ class StoredMessage(msgspec.Struct, kw_only=True):
     sender_device: int
     sent_at: int  # milliseconds, the sender's clock
     text: str | None  # None: self-destructed (a tombstone)
+    file: SecretFile | None = None  # a file's place and key (gone with the text)
     ttl: int | None = None
     outgoing: bool = False
     shown_at: float | None = None  # seconds, this device's clock: the countdown's start
@@ -295,6 +297,7 @@ class SecretStore:
                 if message.text is not None and message.expires_at is not None \
                         and message.expires_at <= now:
                     message.text = None
+                    message.file = None
                     gone += 1
         if gone:
             self._rewrite = True

@@ -53,9 +53,24 @@ class SecretOpen(Payload, tag="secret.open"):
     ttl: Ttl | None = None
 
 
+class SecretFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A file of a secret chat: where its ciphertext is on the server, and what decrypts
+    and checks it (pigeon.crypto.files: AES-256-GCM, a fresh key per file). Only inside
+    the end-to-end encrypted message."""
+
+    file_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+    name: Annotated[str, Meta(max_length=255)] = ""
+    size: Annotated[int, Meta(ge=0, le=2**46)]  # of the plaintext
+    key: Annotated[str, Meta(min_length=44, max_length=44)]  # base64 of 32 bytes
+    nonce: Annotated[str, Meta(min_length=16, max_length=16)]  # base64 of 12 bytes
+    sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]  # of the ciphertext
+    mime: Annotated[str, Meta(max_length=100)] = "application/octet-stream"  # the sender's look
+
+
 class SecretText(Payload, tag="secret.text"):
     """A message; ``peer`` is the other person as the sender sees it (a copy to the
-    sender's own other devices names whom it went to)."""
+    sender's own other devices names whom it went to). With ``file``, ``text`` is its
+    caption (may be empty); a reader that predates files shows the caption alone."""
 
     chat_id: SecretChatId
     message_id: MessageId
@@ -63,6 +78,7 @@ class SecretText(Payload, tag="secret.text"):
     sent_at: Millis
     ttl: Ttl | None = None
     peer: UserId = 0
+    file: SecretFile | None = None
 
 
 class SecretShown(Payload, tag="secret.shown"):
@@ -82,11 +98,17 @@ class SecretTtl(Payload, tag="secret.ttl"):
 
 # -- end-to-end encrypted groups -------------------------------------------------------------
 class RoomKey(Payload, tag="group.key"):
-    """A sender device's Megolm session for a group, shared with one member device."""
+    """A sender device's Megolm session for a group, shared with one member device; or,
+    ``exported``, re-shared from some index on to a device that asked
+    (:class:`RoomKeyRequest`). ``sender_device``/``sender_user``: the session's owner when
+    one of the reader's own devices forwards it (0: the envelope's sender owns it)."""
 
     chat_id: Annotated[int, Meta(ge=1, le=2**62)]
     session_id: ShortField
     session_key: SessionKey
+    exported: bool = False
+    sender_device: Annotated[int, Meta(ge=0, le=2**62)] = 0
+    sender_user: Annotated[int, Meta(ge=0, le=2**62)] = 0
 
 
 # -- sessions that broke ----------------------------------------------------------------------
@@ -101,13 +123,36 @@ class Renew(Payload, tag="renew"):
 
 
 # -- verification (SAS) -------------------------------------------------------------------------
-class Verification(Payload, tag="sas"):
-    """One step of a SAS verification; ``step`` names it (start, accept, key, mac, cancel,
-    done) and ``fields`` carries its values, all short strings."""
+#: a public key, commitment or MAC as vodozemac and hashlib print them: unpadded base64
+Base64 = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9+/]+={0,2}$")]
 
-    transaction_id: Annotated[str, Meta(min_length=8, max_length=64)]
-    step: Annotated[str, Meta(max_length=16)]
-    fields: Annotated[dict[ShortField, ShortField], Meta(max_length=16)] = {}
+
+class Verification(Payload, tag="sas"):
+    """One step of a SAS verification (:mod:`pigeon.crypto.sas`). ``step`` names it: start,
+    accept (``commitment``), key (``key``), mac (``mac`` and ``keys_mac``), cancel (``code``
+    and ``reason``) or done. A step this version does not know is ignored by the reader, so
+    ``step`` stays a string rather than a closed set."""
+
+    transaction_id: Annotated[str, Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    step: Annotated[str, Meta(min_length=1, max_length=16)]
+    commitment: Base64 | None = None
+    key: Base64 | None = None
+    mac: Base64 | None = None
+    keys_mac: Base64 | None = None
+    code: Annotated[str, Meta(max_length=32)] = ""
+    reason: Annotated[str, Meta(max_length=256)] = ""
+
+
+# -- end-to-end encrypted groups, continued -------------------------------------------------
+class RoomKeyRequest(Payload, tag="group.key_request"):
+    """A device lacks the key of a group message: sent to the session's owner device and
+    to the asker's own other devices, which re-share it (a :class:`RoomKey`, exported at
+    ``index``) if the asker is entitled to it."""
+
+    chat_id: Annotated[int, Meta(ge=1, le=2**62)]
+    sender_device: Annotated[int, Meta(ge=1, le=2**62)]
+    session_id: ShortField
+    index: Annotated[int, Meta(ge=0, le=2**32)] = 0
 
 
 class UnknownPayload(msgspec.Struct, frozen=True):
@@ -118,7 +163,8 @@ class UnknownPayload(msgspec.Struct, frozen=True):
     error: str = ""
 
 
-AnyPayload = SecretOpen | SecretText | SecretShown | SecretTtl | RoomKey | Renew | Verification
+AnyPayload = (SecretOpen | SecretText | SecretShown | SecretTtl | RoomKey | Renew | Verification
+              | RoomKeyRequest)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(AnyPayload)

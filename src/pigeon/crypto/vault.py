@@ -123,6 +123,29 @@ class Vault:
             raise WrongPassphrase("a record does not open with this passphrase (or it was "
                                   "altered)") from None
 
+    async def load(self) -> bytes | None:
+        """What this vault's file holds (None: no file yet). VaultDamaged if it was sealed
+        under another key (the device's vault was made anew) or altered."""
+        return self.unseal(await asyncio.to_thread(_read, self.path))
+
+    def unseal(self, sealed: bytes | None) -> bytes | None:
+        """What :meth:`seal` made of it (None stays None); VaultDamaged as :meth:`load`."""
+        if sealed is None:
+            return None
+        head = len(MAGIC) + SALT_BYTES
+        if sealed[:head] != MAGIC + self._salt or len(sealed) < head + NONCE_BYTES:
+            raise VaultDamaged(f"{self.path} was not sealed by this device's vault")
+        try:
+            return self._aead.decrypt(sealed[head:head + NONCE_BYTES],
+                                      sealed[head + NONCE_BYTES:], sealed[:head])
+        except InvalidTag:
+            raise VaultDamaged(f"{self.path} was altered") from None
+
+    def write_now(self, data: bytes) -> None:
+        """:meth:`save`, blocking: for a caller already in a worker thread (under a lock)."""
+        if self.path is not None and self._write is not None:
+            self._write(self.path, self.seal(data))
+
     def seal(self, data: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         head = MAGIC + self._salt

@@ -1,15 +1,16 @@
 """Media: who may read a file, what an upload may be, and when a file is garbage.
 
 A file is readable by its uploader and by the members of the chats it was sent to who see
-the message that carries it (they joined before it, and it is not deleted for everyone); by
-nobody else. A removed member is no longer a member, so no longer reads it. A thumbnail is
+the message that carries it (they joined before it, and it is not deleted for everyone);
+by the users its uploader named as readers (the other person of a secret chat, where the
+server sees no message; the file is ciphertext whose key travels end to end); by nobody
+else. A removed member is no longer a member, so no longer reads it. A thumbnail is
 readable by whoever reads its photo. A backend reads the rows these rules take, inside its
 transaction, and applies them; it decides nothing itself.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -68,7 +69,7 @@ def check_part(index: int, size: int, part_size: int) -> None:
 def file_name(raw: str) -> str:
     """The name a file is shown under: its last path component; refused if it holds a
     control, bidi or invisible character (it is shown to others, as a name is)."""
-    name = os.path.basename(raw.replace("\\", "/")).strip()
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()  # the last path part only
     if len(name) > MAX_FILE_NAME_CHARS:
         raise InvalidArgument(f"a file name has at most {MAX_FILE_NAME_CHARS} characters",
                               code="FILE_NAME_INVALID")
@@ -86,10 +87,19 @@ def caption(text: str) -> str:
     return text
 
 
-def may_read(owner_id: int, reader_id: int, sightings: Iterable[Sighting]) -> bool:
-    if owner_id == reader_id:
+def may_read(owner_id: int, reader_id: int, sightings: Iterable[Sighting],
+             named: bool = False) -> bool:
+    """``named``: the uploader named the reader (a secret chat's other person)."""
+    if owner_id == reader_id or named:
         return True
     return any(not s.deleted and s.message_id > s.history_from for s in sightings)
+
+
+def readers(owner_id: int, named: Iterable[int]) -> list[int]:
+    """The users an upload names as its readers, once each, without the uploader (who
+    reads it anyway). The server cannot check them against a secret chat it never sees;
+    naming someone lets them read ciphertext whose key only the message gives."""
+    return sorted({r for r in named if r != owner_id})
 
 
 def no_file(file_id: str) -> NotFound:
@@ -107,3 +117,10 @@ def collectable(referenced: bool, created: float, now: float, grace: float) -> b
     """Whether a file may be removed: no message refers to it, and it is older than the
     grace period that lets an uploader send what they just uploaded."""
     return not referenced and created < now - grace
+
+
+def blob_unused(files: int, stickers: int) -> bool:
+    """Whether a blob may be deleted: no file and no sticker uses its bytes. The store is
+    content-addressed, so the same bytes may be a media file and a sticker at once (an artist
+    who sent their sticker's WebP as a file): dropping the file must leave the sticker."""
+    return files == 0 and stickers == 0

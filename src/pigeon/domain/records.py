@@ -20,6 +20,7 @@ class Standing(NamedTuple):
     history_from: int         # they see the messages after this id (they joined then)
     read_inbox_max_id: int    # they read up to this id
     last_message_id: int      # the chat's newest message id
+    secret: bool = False      # an end-to-end encrypted group (domain/encryption.py)
 
 
 class MemberRow(NamedTuple):
@@ -40,6 +41,7 @@ class ChatRow(NamedTuple):
     member_count: int
     last_message_id: int
     pinned_message_id: int = 0
+    secret: bool = False
 
 
 class Departure(NamedTuple):

@@ -21,7 +21,8 @@ def chat_view(chat: ChatRow, role: Role | None, peer_id: int | None = None,
                 member_count=chat.member_count, peer_id=peer_id, role=role,
                 last_message_id=chat.last_message_id,
                 pinned_message_id=chat.pinned_message_id if role is not None else 0,
-                muted_until=muted_until if role is not None else None)
+                muted_until=muted_until if role is not None else None,
+                secret=bool(chat.secret))
 
 
 def private_peer(viewer_id: int, member_ids: Iterable[int]) -> int:
@@ -47,5 +48,5 @@ def invited_view(chat: ChatRow, inviter_id: int) -> Chat:
     """The group as its invitee sees it: not a member yet, and who asked them."""
     return Chat(id=chat.id, kind=chat.kind, title=chat.title,
                 member_count=chat.member_count, last_message_id=chat.last_message_id,
-                invited_by=inviter_id)
+                invited_by=inviter_id, secret=bool(chat.secret))
 

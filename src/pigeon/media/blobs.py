@@ -24,9 +24,10 @@ _CHUNK = 1024 * 1024
 
 
 class BlobStore(Protocol):
-    async def put(self, source: Path) -> tuple[str, int]:
+    async def put(self, source: Path, known: tuple[str, int] | None = None) -> tuple[str, int]:
         """Store the bytes of ``source`` (which is consumed: moved or deleted); returns
-        their SHA-256 and size. The same bytes stored twice are kept once."""
+        their SHA-256 and size. The same bytes stored twice are kept once. ``known``: the
+        digest and size the caller computed while writing ``source`` (not read again)."""
 
     async def path(self, digest: str) -> Path | None:
         """Where to read a blob from (for ranged sends), or None if it is not stored."""
@@ -53,11 +54,11 @@ class DiskBlobStore:
             raise ValueError(f"not a SHA-256 digest: {digest!r}")
         return self.root / digest[:2] / digest[2:4] / digest
 
-    async def put(self, source: Path) -> tuple[str, int]:
-        return await asyncio.to_thread(self._put, source)
+    async def put(self, source: Path, known: tuple[str, int] | None = None) -> tuple[str, int]:
+        return await asyncio.to_thread(self._put, source, known)
 
-    def _put(self, source: Path) -> tuple[str, int]:
-        digest, size = file_digest(source)
+    def _put(self, source: Path, known: tuple[str, int] | None) -> tuple[str, int]:
+        digest, size = known or file_digest(source)
         target = self._where(digest)
         if target.exists():
             source.unlink(missing_ok=True)

@@ -7,7 +7,6 @@ Everything here is synchronous and CPU-bound: callers run it in a thread
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,14 +14,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pigeon.protocol.errors import InvalidArgument
 
+from .pillow import PILLOW_MAX_PIXELS
 from .sniff import PHOTO_FORMATS
 
-#: Pillow's own bomb guard, set on purpose rather than left at its default (89 MP): it warns
-#: above this and raises above twice it. We refuse above it (the warning is made an error
-#: below), and check the declared size before decoding a single pixel.
-DEFAULT_MAX_PIXELS = 50_000_000
-Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
-warnings.simplefilter("error", Image.DecompressionBombWarning)
+#: photos larger than this are refused, checked from the header before decoding a pixel
+#: (the setting media_max_pixels); Pillow's own guard is the backstop (pillow.py)
+DEFAULT_MAX_PIXELS = PILLOW_MAX_PIXELS
 #: a side longer than this is refused whatever the pixel count (a 100000 x 1 strip)
 MAX_SIDE = 20_000
 THUMB_SIDE = 320
@@ -46,7 +43,6 @@ def inspect_photo(path: Path, keep_location: bool, thumb: Path,
     """Check that ``path`` is a whole, sane image; unless ``keep_location``, rewrite it
     without EXIF GPS; write a JPEG thumbnail to ``thumb``. IMAGE_INVALID for what does not
     decode, IMAGE_TOO_LARGE for bombs, MEDIA_TYPE_MISMATCH for what is not an image."""
-    Image.MAX_IMAGE_PIXELS = max_pixels  # the server's setting (the same on every call)
     try:
         with Image.open(path) as img:
             if img.format not in PHOTO_FORMATS:

@@ -18,6 +18,7 @@ class Ingested(NamedTuple):
     width: int = 0
     height: int = 0
     thumb: bool = False  # a thumbnail was written
+    rewritten: bool = False  # the file was written anew (its location stripped): rehash it
 
 
 def ingest(path: Path, wanted: str, keep_location: bool, thumb: Path,
@@ -35,4 +36,4 @@ def ingest(path: Path, wanted: str, keep_location: bool, thumb: Path,
     if mime not in IMAGE_MIMES:
         return Ingested("document", mime)
     photo = inspect_photo(path, keep_location, thumb, max_pixels)
-    return Ingested("photo", photo.mime, photo.width, photo.height, True)
+    return Ingested("photo", photo.mime, photo.width, photo.height, True, photo.stripped)

@@ -26,6 +26,8 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from pigeon.protocol.errors import InvalidArgument, Unavailable
 
+from . import pillow  # noqa: F401  (the process-wide bomb guard, set before any image opens)
+
 #: the side a sticker's longer side is scaled to, and its largest file
 SIDE = 512
 MAX_STICKER_BYTES = 512 * 1024
@@ -41,10 +43,8 @@ FORMATS = ("PNG", "WEBP", "JPEG", "GIF")
 #: WebP qualities tried in turn until the sticker fits in MAX_STICKER_BYTES
 QUALITIES = (90, 80, 70, 55, 40, 25, 10)
 
-# Pillow's own bomb guard is process-wide (it covers media uploads too): set deliberately to
-# 40 MP, so Pillow warns past it and refuses past twice it (DecompressionBombError), whoever
-# opens an image. Stickers check the stricter MAX_SOURCE_PIXELS from the header first.
-Image.MAX_IMAGE_PIXELS = 40_000_000
+# Pillow's own bomb guard is process-wide and set in one place (pillow.py, the backstop);
+# stickers check the stricter MAX_SOURCE_PIXELS from the header first.
 
 
 class Normalised(NamedTuple):

@@ -14,11 +14,12 @@
     │                                IMAGE_TOO_LARGE, TOO_MANY_STICKERS, TOO_MANY_STICKER_SETS,
     │                                FILE_TOO_LARGE, FILE_NAME_INVALID, PART_OUT_OF_RANGE,
     │                                PART_SIZE_MISMATCH, PART_HASH_MISMATCH, MEDIA_TYPE_MISMATCH,
-    │                                RANGE_NOT_SATISFIABLE
+    │                                RANGE_NOT_SATISFIABLE, CHAT_NOT_ENCRYPTED
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED, ACCOUNT_DISABLED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
-    │                                USER_PRIVACY_RESTRICTED, NOT_SET_AUTHOR
+    │                                USER_PRIVACY_RESTRICTED, NOT_SET_AUTHOR,
+    │                                ENCRYPTION_REQUIRED
     ├── NotFound                     USER_NOT_FOUND, CHAT_NOT_FOUND, MESSAGE_NOT_FOUND,
     │                                SESSION_NOT_FOUND, INVITATION_NOT_FOUND, STREAM_NOT_FOUND,
     │                                REQUEST_NOT_FOUND, DEVICE_NOT_FOUND, STICKER_SET_NOT_FOUND,
@@ -151,6 +152,7 @@ ERROR_CODES: dict[str, Code] = {
     "KEY_SIGNATURE_INVALID": Code(InvalidArgument),
     "IDENTITY_KEYS_MISSING": Code(InvalidArgument),
     "TOO_MANY_KEYS": Code(InvalidArgument),
+    "CHAT_NOT_ENCRYPTED": Code(InvalidArgument),
     "STICKER_SET_NAME_INVALID": Code(InvalidArgument),
     "EMOJI_INVALID": Code(InvalidArgument),
     "LICENCE_INVALID": Code(InvalidArgument),
@@ -177,6 +179,7 @@ ERROR_CODES: dict[str, Code] = {
     "NOT_ADMIN": Code(Forbidden),
     "NOT_AUTHOR": Code(Forbidden),
     "USER_PRIVACY_RESTRICTED": Code(Forbidden),
+    "ENCRYPTION_REQUIRED": Code(Forbidden),
     "NOT_SET_AUTHOR": Code(Forbidden),
     "NOT_FOUND": Code(NotFound),
     "USER_NOT_FOUND": Code(NotFound, harmless=True),

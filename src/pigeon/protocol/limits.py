@@ -10,6 +10,9 @@ MAX_FRAME_BYTES = 64 * 1024          # one frame, after transport framing
 # bytes as well as by count to fit (issue 7, finding 3).
 MAX_SERVER_FRAME_BYTES = 4 * MAX_FRAME_BYTES - 1024
 MAX_TEXT_CHARS = 4096                # message text, in code points (as Telegram)
+# an end-to-end encrypted message's opaque body: a Megolm message of the longest text (4,096
+# four-byte characters) with its headers and signature, and room to spare
+MAX_MESSAGE_CIPHERTEXT_BYTES = 20 * 1024
 MAX_NAME_CHARS = 64                  # display names and device names
 MAX_TITLE_CHARS = 128                # group titles
 MAX_PHONE_CHARS = 32                 # raw input before E.164 normalisation

@@ -91,6 +91,20 @@ class UploadStatus(Struct):
     file_id: str | None = None  # set once completed
 
 
+#: users one upload may name as its readers (a one-to-one secret chat names one)
+MAX_READERS = 8
+ReaderId = Annotated[int, Meta(ge=1, le=2**62)]
+
+
+class CompleteUpload(Struct):
+    """``POST /media/uploads/{id}/complete`` (the body is optional). ``readers``: users who
+    may read the file although no message the server sees carries it: the other person of
+    a secret chat, whose message (with the file's key) is end-to-end encrypted. A file with
+    readers is kept while they are (the collector never takes it)."""
+
+    readers: Annotated[list[ReaderId], Meta(max_length=MAX_READERS)] = []
+
+
 class PartReceived(Struct):
     part: int
     received: int  # parts held now

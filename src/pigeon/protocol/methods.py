@@ -24,6 +24,7 @@ from .types import (
     Me,
     Member,
     Message,
+    MessageCiphertext,
     MessageRequest,
     Name,
     Offset,
@@ -163,6 +164,8 @@ class CreateGroup(Params):
     # Version 2: a very large group (kind "supergroup", up to the server's
     # max_supergroup_members) whose updates travel once, on its own stream chat:<id>.
     large: bool = False
+    # An end-to-end encrypted group: the server takes only ciphertext messages in it.
+    secret: bool = False
 
 
 class AddMembers(Params):
@@ -239,11 +242,15 @@ class DeclineInvite(Params):
 
 # -- messages -------------------------------------------------------------------------------
 class SendMessage(Params):
+    """In an end-to-end encrypted group (``Chat.secret``): ``ciphertext`` and no ``text``
+    (ENCRYPTION_REQUIRED otherwise); elsewhere ``text`` only (CHAT_NOT_ENCRYPTED)."""
+
     chat_id: ID
     random_id: RandomId
-    text: Text  # with ``media``, its caption: may then be empty
+    text: Text = ""  # with ``media``, its caption: may then be empty
     reply_to: ID | None = None
     media: FileId | None = None  # a file uploaded over HTTP (docs/protocol.md, "Media")
+    ciphertext: MessageCiphertext | None = None
 
 
 class ForwardMessage(Params):

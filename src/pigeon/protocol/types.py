@@ -16,6 +16,9 @@ from . import limits, versions
 ID = Annotated[int, Meta(ge=1, le=2**62)]
 RandomId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 Text = Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)]
+#: an end-to-end encrypted message's body: opaque to the server, which only bounds its size
+MessageCiphertext = Annotated[bytes, Meta(min_length=1,
+                                          max_length=limits.MAX_MESSAGE_CIPHERTEXT_BYTES)]
 Name = Annotated[str, Meta(max_length=limits.MAX_NAME_CHARS)]
 Title = Annotated[str, Meta(max_length=limits.MAX_TITLE_CHARS)]
 Phone = Annotated[str, Meta(max_length=limits.MAX_PHONE_CHARS)]
@@ -139,6 +142,9 @@ class Message(Struct):
     sticker: MessageSticker | None = None  # version 2: a sticker message (text "")
     # A photo or document (issue 10); ``text`` is then its caption, which may be empty.
     media: Media | None = None
+    # In an end-to-end encrypted group: the Megolm ciphertext, ``text`` empty. A reader that
+    # does not know the field (older SDKs) sees an empty message, never a decoding error.
+    ciphertext: bytes | None = None
 
 
 class Chat(OpenEnums):
@@ -158,6 +164,8 @@ class Chat(OpenEnums):
     # Until when the caller muted the chat (0: not muted). Per person, so the views of a chat
     # announced to all its members leave it out (None): a reader keeps what it knew.
     muted_until: float | None = None
+    # An end-to-end encrypted group: its messages carry ciphertext only (``Message.ciphertext``)
+    secret: bool = False
 
 
 class Dialog(Struct):

@@ -242,6 +242,15 @@ class GuardedProtocol(asyncio.Protocol):
         if self.ticket is not None:
             self.ticket.protected_until = max(self.ticket.protected_until, until)
 
+    def logged_in(self) -> None:
+        """An HTTP request on this connection carried a valid session token, as a WebSocket's
+        hello does: the hello deadline (against slowloris, 5 s after accept) no longer
+        applies, and the connection leaves the unauthenticated pool. Otherwise a kept-alive
+        upload connection, or one slow request (completing a 2 GiB file takes seconds), is
+        cut off 5 s after it was opened."""
+        self.greeted = True
+        self.promote()
+
     def promote(self) -> None:
         """The connection logged in: it leaves the unauthenticated pool."""
         if self.ticket is not None:

@@ -84,7 +84,12 @@ async def _act(request: web.Request, action: str) -> web.Response:
         return _fail(404 if exc.code == "USER_NOT_FOUND" else 403, exc.code, exc.message)
     # Its devices are cut off now, not at their next call.
     services.bus.revoke_sessions(user_id, ended, DELETED if action == "delete" else DISABLED)
-    return web.json_response({"user_id": user_id, "sessions_ended": len(ended)})
+    answer: dict[str, int] = {"user_id": user_id, "sessions_ended": len(ended)}
+    if action == "delete" and services.media is not None:
+        # Its files and uploads go too (after the account, so no new upload can start).
+        uploads, blobs = await services.media.forget_user(user_id)
+        answer.update(uploads_removed=uploads, blobs_removed=blobs)
+    return web.json_response(answer)
 
 
 async def disable(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ from .edge import Edge, normalize
 from .media_files import MediaService
 from .media_http import add_routes
 from .metrics import Metrics
-from .operator import start_operator
+from .operator import start_operator, store_reachable
 from .services import Services
 from .settings import Settings
 from . import sticker_web
@@ -127,7 +127,10 @@ async def _write(conn: Connection, ws: web.WebSocketResponse) -> None:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    # Says only that the server answers: version and load are for the operator listener.
+    # Says only whether this node can serve (a load balancer's readiness check): version, load
+    # and details are for the operator listener. 503 while its store does not answer.
+    if not await store_reachable(request.app["services"]):
+        return web.json_response({"status": "unavailable"}, status=503)
     return web.json_response({"status": "ok"})
 
 
@@ -171,7 +174,10 @@ def build_app(services: Services, media: MediaService | None = None) -> web.Appl
     app["edge"] = Edge(services.settings.trusted_proxies, services.settings.proxy_protocol)
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/healthz", _healthz)
-    StickerWeb(services).routes(app)
+    if media is not None:
+        StickerWeb(services, media.blobs, blob_lock=media.blob_lock).routes(app)
+    else:
+        StickerWeb(services).routes(app)
     return app
 
 
@@ -215,6 +221,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     metrics.add_bus(services.bus)
     await services.bus.start()
     media = MediaService(settings, store, DiskBlobStore(settings.data / "media"), services.clock)
+    services.media = media
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
     app = build_app(services, media)

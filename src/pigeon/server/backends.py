@@ -3,8 +3,9 @@
 Everything else in the server knows only :class:`~pigeon.store.Store`,
 :class:`~pigeon.bus.Bus` and :class:`~pigeon.shield.state.ShieldState`
 (tests/unit/test_seams.py holds it to that). The embedded defaults: SQLite in the data
-directory, the in-process bus, the shield's state in memory. With ``bus = nats://...`` the
-bus and the shield's state are shared over NATS (issue 12).
+directory, the in-process bus, the shield's state in memory. ``--store postgresql://...``
+picks PostgreSQL; with ``bus = nats://...`` the bus and the shield's state are shared over
+NATS (issue 12).
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from .settings import Settings
 
 
 def make_store(settings: Settings) -> Store:
-    # Imported here, so that a server started on another backend never loads SQLite's.
+    # Imported here, so that a server never loads a backend it does not use.
+    if settings.store:
+        from pigeon.store.postgres import PostgresStore
+
+        return PostgresStore(settings.store, writers=settings.store_writers,
+                             readers=settings.store_pool - settings.store_writers)
     from pigeon.store.sqlite import SqliteStore
 
     return SqliteStore(settings.db_path)

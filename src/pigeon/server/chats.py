@@ -40,7 +40,8 @@ async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
     fanout = reserve(caller, None, estimate=len(p.member_ids) + 1)
     chat, pushes = await s.store.create_group(caller.user_id, title, p.member_ids, s.clock(),
                                               s.settings.max_group_members,
-                                              group_policy(s.settings), large=p.large)
+                                              group_policy(s.settings), large=p.large,
+                                              secret=p.secret)
     fanout.deliver(pushes)
     return chat
 

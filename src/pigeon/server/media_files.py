@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pigeon.domain import media as rules
+from pigeon.media.pillow import allow_pixels
 from pigeon.media import parts as disk
 from pigeon.media.blobs import BlobStore
 from pigeon.media.ingest import ingest
-from pigeon.protocol.errors import Conflict
+from pigeon.protocol.errors import Conflict, Unavailable
 from pigeon.protocol.media import (
     CreateUpload, Media, UploadStatus, part_count, part_length,
 )
@@ -47,6 +48,7 @@ class MediaService:
         self.clock = clock
         self.limits = rules.UploadLimits(settings.media_max_file_bytes,
                                          settings.media_quota_bytes, settings.media_max_uploads)
+        allow_pixels(settings.media_max_pixels)  # Pillow's backstop never below the setting
         self._locks: dict[str, asyncio.Lock] = {}
         # Completing an upload and collecting garbage both decide whether a blob exists:
         # one at a time, or a blob could be deleted under a file that was just stored.
@@ -93,7 +95,8 @@ class MediaService:
                                 self._lock(upload.id))
         return len(await asyncio.to_thread(disk.received, self._dir(upload.id)))
 
-    async def complete(self, user_id: int, upload_id: str) -> Media:
+    async def complete(self, user_id: int, upload_id: str,
+                       readers: list[int] | None = None) -> Media:
         async with self._lock(upload_id):
             upload = await self.store.get_upload(upload_id, user_id)
             if upload.file_id is not None:  # a repeated complete, its answer lost
@@ -106,17 +109,17 @@ class MediaService:
                 shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
                 raise Conflict(f"{len(missing)} part(s) missing: {shown}",
                                code="UPLOAD_INCOMPLETE")
-            files = await self._ingest(upload, directory, parts)
+            files = await self._ingest(upload, directory, parts, readers or [])
             await asyncio.to_thread(disk.remove, directory)
         self._locks.pop(upload_id, None)
         return media_of(files[0])
 
-    async def _ingest(self, upload: UploadRecord, directory: Path,
-                      parts: int) -> list[FileRecord]:
+    async def _ingest(self, upload: UploadRecord, directory: Path, parts: int,
+                      readers: list[int]) -> list[FileRecord]:
         scratch = self.blobs.scratch()
         whole, thumb = scratch / f"whole-{upload.id}", scratch / f"thumb-{upload.id}"
         try:
-            await asyncio.to_thread(disk.assemble, directory, parts, whole)
+            hashed = await asyncio.to_thread(disk.assemble, directory, parts, whole)
             try:
                 found = await asyncio.to_thread(ingest, whole, upload.kind, upload.keep_location,
                                                 thumb, self.settings.media_max_pixels)
@@ -133,13 +136,19 @@ class MediaService:
                     files.append(FileRecord(id=new_id(), owner_id=upload.user_id, digest=digest,
                                             size=size, name="thumb.jpg", mime="image/jpeg",
                                             kind="thumb", created=now, parent=main_id))
-                digest, size = await self.blobs.put(whole)
+                digest, size = await self.blobs.put(whole,
+                                                    None if found.rewritten else hashed)
                 main = FileRecord(id=main_id, owner_id=upload.user_id, digest=digest, size=size,
                                   name=upload.name, mime=found.mime, kind=found.kind,
                                   created=now, width=found.width, height=found.height,
                                   thumb=files[0].id if files else None)
-                await self.store.finish_upload(upload.id, [main, *files])
+                await self.store.finish_upload(upload.id, [main, *files], readers)
             return [main, *files]
+        except OSError as exc:
+            # A full or failing disk: the parts are kept, so a later complete can succeed.
+            log.error("completing upload %s failed: %s", upload.id, exc)
+            raise Unavailable("the server could not store this file (its disk may be full); "
+                              "try completing it again later", code="STORAGE_FAILED") from None
         finally:
             for path in (whole, thumb):
                 await asyncio.to_thread(path.unlink, missing_ok=True)
@@ -182,6 +191,27 @@ class MediaService:
             if removed < COLLECT_STEP:
                 break
         return uploads, blobs
+
+    async def forget_user(self, user_id: int) -> tuple[int, int]:
+        """A deleted account's files and uploads in progress go: their rows, then the
+        blobs nothing else uses (the same bytes may be another's file or a sticker) and the
+        parts on disk. Returns (uploads, blobs) removed. Run after the account is deleted; if
+        the server stops half-way, deleting the account again finishes it."""
+        uploads = blobs = 0
+        while True:
+            async with self.blob_lock:
+                gone, digests, removed = await self.store.delete_user_media(user_id,
+                                                                             COLLECT_STEP)
+                for digest in digests:
+                    await self.blobs.delete(digest)
+            for upload_id in gone:
+                async with self._lock(upload_id):
+                    await asyncio.to_thread(disk.remove, self._dir(upload_id))
+                self._locks.pop(upload_id, None)
+            uploads += len(gone)
+            blobs += len(digests)
+            if removed < COLLECT_STEP:
+                return uploads, blobs
 
     async def collect_forever(self) -> None:
         while True:

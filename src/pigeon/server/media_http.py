@@ -23,7 +23,8 @@ from pigeon.protocol.errors import (
     Unavailable,
 )
 from pigeon.protocol.media import (
-    FILE_ID, PART_HASH_HEADER, SHA256_HEX, CreateUpload, ErrorBody, PartReceived,
+    FILE_ID, PART_HASH_HEADER, SHA256_HEX, CompleteUpload, CreateUpload, ErrorBody,
+    PartReceived,
 )
 from pigeon.store.base import FileRecord
 
@@ -82,6 +83,9 @@ def _authenticated(handler: Handler) -> Callable[[web.Request], Awaitable[web.St
                 _count_stranger(services, address)
                 raise
             services.shield.check_rate("media", address, user.id, session.id)
+            guard = request.app["guards"].get(request.transport)
+            if guard is not None:
+                guard.logged_in()  # or `complete` of a 2 GiB file is cut off after 5 s
             return await handler(request, user.id)
         except PigeonError as exc:
             return error_response(exc)
@@ -157,7 +161,10 @@ async def put_part(request: web.Request, user_id: int) -> web.StreamResponse:
 
 @_authenticated
 async def complete_upload(request: web.Request, user_id: int) -> web.StreamResponse:
-    return _json(await _media(request).complete(user_id, _id(request, "upload_id")))
+    params = await _body(request, CompleteUpload)
+    assert isinstance(params, CompleteUpload)
+    return _json(await _media(request).complete(user_id, _id(request, "upload_id"),
+                                                params.readers))
 
 
 @_authenticated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pigeon.domain.encryption import check_forward, check_text
 from pigeon.domain.media import caption
 from pigeon.domain.messages import forward_origin
 from pigeon.domain.text import validate_text
@@ -21,14 +22,18 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     media = None
     if p.media is not None:
         # Only a file the sender may read: their own upload, or one sent to a chat of theirs.
+        # (A file is plaintext on the server: the store refuses it in an end-to-end
+        # encrypted group, and a ciphertext anywhere else; domain/encryption.)
         media = media_of(await s.store.readable_file(caller.user_id, p.media))
         text = caption(p.text)
     else:
-        text = validate_text(p.text)
+        # Whether the chat takes text or ciphertext is checked in the store's transaction,
+        # where the chat is known: an end-to-end encrypted group takes ciphertext only.
+        text = check_text(p.text, p.ciphertext)
     fanout = reserve(caller, p.chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.chat_id, p.random_id, text, s.clock(), reply_to=p.reply_to,
-        media=media)
+        media=media, ciphertext=p.ciphertext)
     # The calling connection learns its pts from this answer, so it is not pushed the same
     # update; other processes on its session (a follower beside `pigeon send`) are.
     fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
@@ -38,6 +43,7 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
 async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     s = caller.services
     original = await s.store.get_message(caller.user_id, p.from_chat_id, p.message_id)
+    check_forward(original.ciphertext is not None, False)
     origin = forward_origin(original)
     fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(

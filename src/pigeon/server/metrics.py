@@ -76,6 +76,18 @@ class Metrics:
             b = GaugeMetricFamily("pigeon_store_last_batch", "Jobs in the last group commit")
             b.add_metric([], stats.last_batch)
             yield b
+            p = GaugeMetricFamily("pigeon_store_connections",
+                                  "Database connections open (0: embedded store)")
+            p.add_metric([], stats.connections)
+            yield p
+            r = CounterMetricFamily("pigeon_store_retried",
+                                    "Writes retried alone after their batch failed them")
+            r.add_metric([], stats.retried)
+            yield r
+            f = CounterMetricFamily("pigeon_store_failed_batches",
+                                    "Batches lost to a database connection failure")
+            f.add_metric([], stats.failed_batches)
+            yield f
 
         self.registry.register(_Callback(read))
 

@@ -11,6 +11,7 @@ kept, and it is compared in constant time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ssl
@@ -31,9 +32,21 @@ __all__ = ["build_operator_app", "start_operator"]
 async def _healthz(request: web.Request) -> web.Response:
     services: Services = request.app["services"]
     bus = services.bus.health()
-    return web.json_response({"status": "ok" if bus["connected"] else "degraded",
-                              "version": __version__, "connections": len(services.connections),
-                              "bus": bus})
+    store = await store_reachable(services)
+    status = "down" if not store else "ok" if bus["connected"] else "degraded"
+    return web.json_response({"status": status, "version": __version__,
+                              "connections": len(services.connections),
+                              "store": {"reachable": store}, "bus": bus},
+                             status=503 if not store else 200)
+
+
+async def store_reachable(services: Services) -> bool:
+    """Whether the store answers within two seconds (never raises: a health check)."""
+    try:
+        await asyncio.wait_for(services.store.ping(), 2.0)
+    except Exception:  # any failure is an answer here: not reachable
+        return False
+    return True
 
 
 async def _shield(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .media_files import MediaService
 
 
 SECRET_FILE = "secret.key"  # the login-code key, in the data directory
@@ -58,6 +59,8 @@ class Services:
     quota: AccountQuota = field(init=False)
     # The service account's id once known (server/service_account.py); None: not looked up.
     service_user: int | None = None
+    # Uploads and files (server/media_files.py): an account's go with it (admin delete).
+    media: MediaService | None = None
 
     def __post_init__(self) -> None:
         penalties = self.shield.penalties

@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pigeon.protocol import limits
 from pigeon.shield.ratelimit import Rate
@@ -30,11 +31,17 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     data: Path = Path("pigeon-data")
+    # "" (the default): SQLite in `data`. postgresql://USER@HOST:PORT/DB: PostgreSQL, for more
+    # than one process; its password from PGPASSWORD or ~/.pgpass, never on the command line.
+    store: str = ""
+    store_pool: int = 6                     # PostgreSQL connections per process: writers
+    store_writers: int = 1                  # and readers (the rest); docs/operations.md
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
-    # 0: one process. N: N worker processes on the listening port (SO_REUSEPORT) under one
-    # supervisor that restarts any that dies (server/workers.py); more than one needs a store
-    # and a bus that processes share.
+    # N: N worker processes on the listening port (SO_REUSEPORT) under one supervisor that
+    # restarts any that dies (server/workers.py); more than one needs a store and a bus that
+    # processes share. 0: one per core when both are shared (PostgreSQL and NATS), else one
+    # process and no supervisor.
     workers: int = 0
     operator_listen: str = "127.0.0.1:8701"  # /metrics, /shield, /healthz; "off" for none
     operator_token: str | None = None       # bearer token the operator listener requires
@@ -173,7 +180,18 @@ class Settings:
     @property
     def shared_store(self) -> str | None:
         """The store's URL when several processes can share it; None for embedded SQLite."""
-        return None
+        return self.store or None
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes ``pigeon serve`` runs: ``workers`` if set; otherwise one
+        per core when the store and the bus are shared (PostgreSQL and NATS), else 0 (one
+        process, no supervisor)."""
+        if self.workers:
+            return self.workers
+        if self.shared_store is not None and self.bus != "local":
+            return min(os.cpu_count() or 1, MAX_WORKERS)
+        return 0
 
     @property
     def db_path(self) -> Path:
@@ -181,6 +199,7 @@ class Settings:
 
     def validate(self) -> Settings:
         split_listen(self.listen)
+        self._validate_store()
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError("--tls-cert and --tls-key go together")
         if self.tls_cert is None and not self.insecure_no_tls and not is_loopback(self.host):
@@ -272,6 +291,30 @@ class Settings:
     def restart_window(self, connections: int) -> float:
         """The window a going-away notice spreads ``connections`` devices' returns over."""
         return round(min(self.restart_window_max, connections / self.restart_reconnect_rate), 3)
+
+    def _validate_store(self) -> None:
+        if not self.store:
+            return
+        try:
+            parts = urlsplit(self.store)
+        except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+            raise SettingsError(f"store: {exc}") from None
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise SettingsError("store must be postgresql://USER@HOST:PORT/DB (or unset, for "
+                                f"SQLite in the data directory), not a {parts.scheme or 'bare'}"
+                                " address")
+        try:
+            parts.port  # noqa: B018 - raises on a port out of range
+        except ValueError as exc:
+            raise SettingsError(f"store: {exc}") from None
+        if not parts.hostname or parts.path.strip("/") == "":
+            raise SettingsError("store: postgresql://USER@HOST:PORT/DB needs a host and a "
+                                "database name")
+        if parts.password is not None:
+            raise SettingsError("store: put the password in PGPASSWORD or ~/.pgpass, not in the "
+                                "URL (it would show in the process list and in logs)")
+        if not 3 <= self.store_pool <= 100 or not 1 <= self.store_writers < self.store_pool:
+            raise SettingsError("need 3 <= store_pool <= 100 and 1 <= store_writers < store_pool")
 
     def _validate_edge(self) -> None:
         try:

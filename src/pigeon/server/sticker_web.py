@@ -51,10 +51,15 @@ def carries_token(request: web.Request) -> bool:
 
 class StickerWeb:
     def __init__(self, services: Services, blobs: BlobStore | None = None,
-                 workshop: StickerWorkshop | None = None) -> None:
+                 workshop: StickerWorkshop | None = None,
+                 blob_lock: asyncio.Lock | None = None) -> None:
         self.services = services
         self.blobs = blobs or DiskBlobStore(services.settings.data / "media")
         self.workshop = workshop or StickerWorkshop()
+        # The media collector's lock (server/media_files.py): storing a blob and writing the
+        # sticker row that uses it are one step for it, or it could delete the bytes of a
+        # file it collects in between, which this sticker found already stored.
+        self.blob_lock = blob_lock or asyncio.Lock()
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/stickers/{name}", self.add)
@@ -87,11 +92,7 @@ class StickerWeb:
         shield.check_rate("stickers.add", address, user.id, session.id, cost=ADD_COST)
         guard = request.app["guards"].get(request.transport)
         if guard is not None:
-            # Logged in, as a WebSocket is by its hello: the accept-level hello deadline
-            # (5 s, against slowloris) no longer applies, or a 5 MiB upload on a slow link,
-            # or the next upload on this kept-alive connection, would be cut off.
-            guard.greeted = True
-            guard.promote()
+            guard.logged_in()  # or a 5 MiB upload on a slow link would be cut off
         name = rules.set_name(request.match_info["name"])
         emoji = rules.emoji_list(request.query.getall("emoji", []))
         # Refused before reading or decoding anything: someone else's set, a full one.
@@ -101,9 +102,10 @@ class StickerWeb:
         rules.check_room(row)
         source = await _read_body(request)
         made = await self.workshop.normalise(source)
-        digest, size = await self._store(made.data)
-        whole = await store.add_sticker(user.id, name, NewSticker(
-            digest, emoji, made.width, made.height, made.animated, size))
+        async with self.blob_lock:
+            digest, size = await self._store(made.data)
+            whole = await store.add_sticker(user.id, name, NewSticker(
+                digest, emoji, made.width, made.height, made.animated, size))
         return web.Response(body=msgspec.json.encode(whole), content_type="application/json")
 
     async def _store(self, data: bytes) -> tuple[str, int]:

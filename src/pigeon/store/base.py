@@ -149,6 +149,10 @@ class StoreStats(NamedTuple):
     writes: int  # write operations they carried
     commit_seconds: float  # time spent committing
     last_batch: int  # operations in the last commit
+    # a pooled backend's (PostgreSQL); an embedded one leaves them at 0
+    connections: int = 0  # connections open now
+    retried: int = 0  # writes retried alone after their batch failed or refused them
+    failed_batches: int = 0  # batches lost to a connection failure
 
 
 class MemberRecord(NamedTuple):
@@ -193,6 +197,10 @@ DIALOG_PAGE_BYTES = 128 * 1024
 
 class Store(abc.ABC):
     """The durable state of one Pigeon deployment."""
+
+    async def ping(self) -> None:
+        """Raise STORAGE_FAILED unless the database answers now (readiness: /healthz)."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -304,9 +312,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def create_group(
         self, owner_id: int, title: str, member_ids: list[int], now: float, max_members: int,
-        policy: GroupPolicy | None = None, large: bool = False,
+        policy: GroupPolicy | None = None, large: bool = False, secret: bool = False,
     ) -> tuple[Chat, list[Push]]:
-        """``large``: a very large group (kind ``supergroup``) whose updates are written once,
+        """``secret``: an end-to-end encrypted group (:mod:`pigeon.domain.encryption`).
+        ``large``: a very large group (kind ``supergroup``) whose updates are written once,
         on its own stream; it holds ``policy.max_supergroup_members`` (``max_members``
         without a policy). With a ``policy``, each person is added, invited or refused by their
         privacy setting (Forbidden(USER_PRIVACY_RESTRICTED), NotFound(USER_NOT_FOUND) for people the
@@ -395,11 +404,13 @@ class Store(abc.ABC):
         reply_to: int | None = None, fwd_from: FwdFrom | None = None,
         sticker: MessageSticker | None = None,
         media: Media | None = None,
+        ciphertext: bytes | None = None,
     ) -> tuple[Message, int, list[Push]]:
-        """Append a message (``sticker``: a sticker message, whose text is ""); returns it,
-        the sender's pts and the pushes. A repeated ``random_id`` from the same sender returns
-        the original message and pts, no push. ``media``: the message refers to that file
-        (and its thumbnail) from now on."""
+        """Append a message (``sticker``: a sticker message, whose text is ""; in an end-to-end
+        encrypted group: ``ciphertext`` and no ``text``, :mod:`pigeon.domain.encryption`);
+        returns it, the sender's pts and the pushes. A repeated ``random_id`` from the same
+        sender returns the original message and pts, no push. ``media``: the message refers to
+        that file (and its thumbnail) from now on."""
 
     @abc.abstractmethod
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message: ...
@@ -661,8 +672,11 @@ class Store(abc.ABC):
         """The caller's upload, or UPLOAD_NOT_FOUND (also for someone else's)."""
 
     @abc.abstractmethod
-    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
-        """Store the files an upload made (the file, then its thumbnail) and mark it done."""
+    async def finish_upload(self, upload_id: str, files: list[FileRecord],
+                            readers: list[int] | None = None) -> None:
+        """Store the files an upload made (the file, then its thumbnail) and mark it done;
+        ``readers`` may read the first (and its thumbnail) besides the members of the chats
+        it is sent to."""
 
     @abc.abstractmethod
     async def delete_uploads(self, upload_ids: list[str]) -> None: ...
@@ -674,6 +688,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def readable_file(self, user_id: int, file_id: str) -> FileRecord:
         """The file if ``user_id`` may read it (domain.media.may_read), else FILE_NOT_FOUND."""
+
+    @abc.abstractmethod
+    async def delete_user_media(self, user_id: int,
+                                limit: int) -> tuple[list[str], list[str], int]:
+        """An account was deleted: remove its uploads in progress and up to ``limit`` of its
+        files (thumbnails and references to them too; the messages stay, their files then
+        read FILE_NOT_FOUND). Returns the upload ids (their parts may go), the digests no
+        file or sticker uses any more (their blobs may go), and how many files were
+        removed (``limit``: call again)."""
 
     @abc.abstractmethod
     async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:

@@ -339,6 +339,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX media_uploads_user ON media_uploads (user_id);
     CREATE INDEX media_uploads_created ON media_uploads (created);
     """,
+    # 12: end-to-end encrypted groups (issue 9): a group's flag, and a message's opaque
+    # ciphertext (its text then stays empty)
+    """
+    ALTER TABLE chats ADD COLUMN secret INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN ciphertext BLOB;
+    """,
+    # 13: who may read a file besides the members of the chats it was sent to: the other
+    # person of a secret chat (its message, with the file's key, is end-to-end encrypted).
+    """
+    CREATE TABLE media_readers (
+        file_id TEXT NOT NULL,
+        user_id INTEGER NOT NULL,
+        PRIMARY KEY (file_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX media_readers_user ON media_readers (user_id);
+    """,
 ]
 
 

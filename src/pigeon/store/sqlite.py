@@ -11,8 +11,9 @@ functions on a reader thread. Their SQL lives in one module per concern (:mod:`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pigeon.domain.groups import GroupPolicy
 from pigeon.domain.keys import Held
@@ -31,7 +32,7 @@ from .base import (
 )
 from .sqlite_media import (
     _q_expired_uploads, _q_readable_file, _q_upload, _tx_collect_files, _tx_create_upload,
-    _tx_delete_uploads, _tx_finish_upload,
+    _tx_delete_uploads, _tx_delete_user_media, _tx_finish_upload,
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
@@ -75,10 +76,27 @@ from .sqlite_streams import (
     _tx_purge_devices,
 )
 
+T = TypeVar("T")
+
+
+class SqlEngine(Protocol):
+    """What the operations below need of an engine: group-committed writes, snapshot reads.
+    :class:`.sqlite_engine.SqliteEngine` is one; :class:`.postgres_engine.PostgresEngine`,
+    which runs the same functions on PostgreSQL through :mod:`.postgres_dialect`, the other."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def write(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]: ...
+    async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
+
 
 class SqliteStore(Store):
+    engine: SqlEngine
+
     def __init__(self, path: Path | str, max_batch: int = 512) -> None:
-        self.engine = SqliteEngine(Path(path), max_batch=max_batch)
+        self.path = Path(path)
+        self.sqlite = SqliteEngine(self.path, max_batch=max_batch)
+        self.engine = self.sqlite
 
     async def open(self) -> None:
         await self.engine.open()
@@ -87,7 +105,7 @@ class SqliteStore(Store):
         await self.engine.close()
 
     def stats(self) -> StoreStats:
-        s = self.engine.stats
+        s = self.sqlite.stats
         return StoreStats(commits=s.batches, writes=s.jobs, commit_seconds=s.commit_seconds,
                           last_batch=s.last_batch)
 
@@ -168,9 +186,10 @@ class SqliteStore(Store):
 
     async def create_group(self, owner_id: int, title: str, member_ids: list[int], now: float,
                            max_members: int, policy: GroupPolicy | None = None,
-                           large: bool = False) -> tuple[Chat, list[Push]]:
+                           large: bool = False, secret: bool = False
+                           ) -> tuple[Chat, list[Push]]:
         return await self.engine.write(_tx_create_group, owner_id, title, member_ids, now,
-                                       max_members, policy, large)
+                                       max_members, policy, large, secret)
 
     async def add_members(self, actor_id: int, chat_id: int, user_ids: list[int], now: float,
                           max_members: int, policy: GroupPolicy | None = None,
@@ -230,10 +249,11 @@ class SqliteStore(Store):
                            fwd_from: FwdFrom | None = None,
                            sticker: MessageSticker | None = None,
                            media: Media | None = None,
+                           ciphertext: bytes | None = None,
                            ) -> tuple[Message, int, list[Push]]:
         return await self.engine.write(
             _tx_send_message, sender_id, chat_id, random_id, text, now, reply_to, fwd_from,
-            sticker, media,
+            sticker, media, ciphertext,
         )
 
     async def get_message(self, user_id: int, chat_id: int, message_id: int) -> Message:
@@ -352,7 +372,7 @@ class SqliteStore(Store):
 
     async def backup(self, target: str) -> None:
         # Its own thread and connection: a long copy holds no reader of the pool.
-        await asyncio.to_thread(backup, self.engine.path, Path(target))
+        await asyncio.to_thread(backup, self.path, Path(target))
 
     # -- device keys and envelopes ------------------------------------------------------------
     async def device_identity(self, session_id: int) -> tuple[str, str] | None:
@@ -418,6 +438,9 @@ class SqliteStore(Store):
     async def sticker_file_public(self, file_id: str) -> bool:
         return await self.engine.read(_q_file_public, file_id)
 
+    async def ping(self) -> None:
+        await self.engine.read(_q_ping)
+
     # -- media ------------------------------------------------------------------------------
     async def create_upload(self, upload: UploadRecord, limits: UploadLimits) -> None:
         await self.engine.write(_tx_create_upload, upload, limits)
@@ -425,8 +448,9 @@ class SqliteStore(Store):
     async def get_upload(self, upload_id: str, user_id: int) -> UploadRecord:
         return await self.engine.read(_q_upload, upload_id, user_id)
 
-    async def finish_upload(self, upload_id: str, files: list[FileRecord]) -> None:
-        await self.engine.write(_tx_finish_upload, upload_id, files)
+    async def finish_upload(self, upload_id: str, files: list[FileRecord],
+                            readers: list[int] | None = None) -> None:
+        await self.engine.write(_tx_finish_upload, upload_id, files, readers or [])
 
     async def delete_uploads(self, upload_ids: list[str]) -> None:
         await self.engine.write(_tx_delete_uploads, upload_ids)
@@ -439,3 +463,10 @@ class SqliteStore(Store):
 
     async def collect_files(self, before: float, limit: int) -> tuple[int, list[str]]:
         return await self.engine.write(_tx_collect_files, before, limit)
+
+    async def delete_user_media(self, user_id: int,
+                                limit: int) -> tuple[list[str], list[str], int]:
+        return await self.engine.write(_tx_delete_user_media, user_id, limit)
+
+def _q_ping(conn: Any) -> None:
+    conn.execute("SELECT 1").fetchone()

@@ -32,7 +32,7 @@ def _q_dialogs(
         "FROM members m JOIN chats c ON c.id = m.chat_id "
         "LEFT JOIN messages msg ON msg.chat_id = c.id AND msg.id = c.last_message_id "
         "WHERE m.user_id = ? AND NOT EXISTS (SELECT 1 FROM message_requests r "
-        "WHERE r.user_id = m.user_id AND r.chat_id = m.chat_id AND r.state != 'accepted')) "
+        "WHERE r.user_id = m.user_id AND r.chat_id = m.chat_id AND r.state != 'accepted')) AS d "
         "WHERE top < ? OR (top = ? AND chat_id < ?) "
         "ORDER BY top DESC, chat_id DESC LIMIT ?",
         (user_id, after_date, after_date, after_id if before is not None else 0, limit),

@@ -10,7 +10,7 @@ import sqlite3
 
 import msgspec
 
-from pigeon.domain import groups, membership, streams
+from pigeon.domain import encryption, groups, membership, streams
 from pigeon.domain import messages as rules
 from pigeon.domain.groups import GroupPolicy
 from pigeon.domain.visibility import departure
@@ -74,7 +74,9 @@ def _tx_open_private(conn: sqlite3.Connection, user_id: int, peer_id: int, now: 
 def _tx_create_group(
     conn: sqlite3.Connection, owner_id: int, title: str, named: list[int], now: float,
     max_members: int, policy: GroupPolicy | None = None, large: bool = False,
+    secret: bool = False,
 ) -> tuple[Chat, list[Push]]:
+    encryption.check_new_group(secret, large)
     kind = groups.group_kind(large)
     added, invited, refusing = sort_unblocked_newcomers(
         conn, owner_id, groups.founders(owner_id, named), policy)
@@ -82,8 +84,8 @@ def _tx_create_group(
     check_created_quota(conn, owner_id, now, policy)
     check_joined_quota(conn, [owner_id, *added], policy)
     (chat_id,) = conn.execute(
-        "INSERT INTO chats (kind, title, created, creator_id) VALUES (?, ?, ?, ?) "
-        "RETURNING id", (kind, title, now, owner_id)
+        "INSERT INTO chats (kind, title, created, creator_id, secret) VALUES (?, ?, ?, ?, ?) "
+        "RETURNING id", (kind, title, now, owner_id, int(secret))
     ).fetchone()
     insert_members(conn, chat_id, [owner_id], "owner", now, 0)
     insert_members(conn, chat_id, added, "member", now, 0)

@@ -123,7 +123,8 @@ def _tx_claim(conn: sqlite3.Connection, viewer_id: int, caller_session: int,
             continue
         otk = conn.execute(
             "SELECT key_id, key, signature FROM one_time_keys WHERE session_id = ? "
-            "ORDER BY key_id LIMIT 1", (session_id,)).fetchone()
+            "ORDER BY key_id LIMIT 1 /*FOR UPDATE SKIP LOCKED*/",  # see postgres_dialect
+            (session_id,)).fetchone()
         if otk is not None:
             conn.execute("DELETE FROM one_time_keys WHERE session_id = ? AND key_id = ?",
                          (session_id, otk[0]))

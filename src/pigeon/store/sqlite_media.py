@@ -77,11 +77,14 @@ def _q_upload(conn: sqlite3.Connection, upload_id: str, user_id: int) -> UploadR
     return _upload(row)
 
 
-def _tx_finish_upload(conn: sqlite3.Connection, upload_id: str,
-                      files: list[FileRecord]) -> None:
+def _tx_finish_upload(conn: sqlite3.Connection, upload_id: str, files: list[FileRecord],
+                      readers: list[int]) -> None:
     for f in files:
         conn.execute(f"INSERT OR IGNORE INTO media_files ({FILE_COLS}) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", msgspec.structs.astuple(f))
+    for reader in rules.readers(files[0].owner_id, readers):
+        conn.execute("INSERT OR IGNORE INTO media_readers (file_id, user_id) VALUES (?, ?)",
+                     (files[0].id, reader))
     conn.execute("UPDATE media_uploads SET file_id = ? WHERE id = ?", (files[0].id, upload_id))
 
 
@@ -111,7 +114,9 @@ def _q_readable_file(conn: sqlite3.Connection, user_id: int, file_id: str) -> Fi
         "JOIN members mb ON mb.chat_id = r.chat_id AND mb.user_id = ? "
         "JOIN messages m ON m.chat_id = r.chat_id AND m.id = r.message_id "
         "WHERE r.file_id = ? LIMIT ?", (user_id, governing, MAX_SIGHTINGS))]
-    if not rules.may_read(owner, user_id, sightings):
+    named = conn.execute("SELECT 1 FROM media_readers WHERE file_id = ? AND user_id = ?",
+                         (governing, user_id)).fetchone() is not None
+    if not rules.may_read(owner, user_id, sightings, named):
         raise rules.no_file(file_id)
     return found
 
@@ -119,13 +124,13 @@ def _q_readable_file(conn: sqlite3.Connection, user_id: int, file_id: str) -> Fi
 def _tx_collect_files(conn: sqlite3.Connection, before: float,
                       limit: int) -> tuple[int, list[str]]:
     # Unreferenced first (the index on created bounds the scan); referenced files are kept.
+    # (NOT EXISTS in WHERE, not an alias of the select list: PostgreSQL allows no alias there)
     rows = conn.execute(
-        "SELECT f.id, f.digest, f.created, EXISTS (SELECT 1 FROM media_refs r "
-        "WHERE r.file_id = f.id) AS referenced FROM media_files f "
-        "WHERE f.parent IS NULL AND f.created < ? AND NOT referenced "
-        "ORDER BY f.created LIMIT ?", (before, limit)).fetchall()
-    gone = [(r[0], r[1]) for r in rows
-            if rules.collectable(bool(r[3]), r[2], before, 0.0)]
+        "SELECT f.id, f.digest, f.created FROM media_files f "
+        "WHERE f.parent IS NULL AND f.created < ? AND NOT EXISTS (SELECT 1 FROM media_refs r "
+        "WHERE r.file_id = f.id) AND NOT EXISTS (SELECT 1 FROM media_readers g "
+        "WHERE g.file_id = f.id) ORDER BY f.created LIMIT ?", (before, limit)).fetchall()
+    gone = [(r[0], r[1]) for r in rows if rules.collectable(False, r[2], before, 0.0)]
     digests: set[str] = set()
     for file_id, digest in gone:
         digests.add(digest)
@@ -133,5 +138,36 @@ def _tx_collect_files(conn: sqlite3.Connection, before: float,
                 "DELETE FROM media_files WHERE parent = ? RETURNING digest", (file_id,)):
             digests.add(thumb_digest)
         conn.execute("DELETE FROM media_files WHERE id = ?", (file_id,))
-    return len(rows), sorted(d for d in digests if conn.execute(
-        "SELECT 1 FROM media_files WHERE digest = ? LIMIT 1", (d,)).fetchone() is None)
+    return len(rows), sorted(d for d in digests if rules.blob_unused(*_blob_users(conn, d)))
+
+
+def _blob_users(conn: sqlite3.Connection, digest: str) -> tuple[int, int]:
+    """(files, stickers) that use the blob ``digest``: a sticker's file_id is its digest."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM media_files WHERE digest = ?), "
+        "EXISTS (SELECT 1 FROM stickers WHERE file_id = ?)", (digest, digest)).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def _tx_delete_user_media(conn: sqlite3.Connection, user_id: int,
+                          limit: int) -> tuple[list[str], list[str], int]:
+    """An account deleted: its uploads in progress and up to ``limit`` of its files (with
+    their thumbnails and the references to them) go. Returns the upload ids (their parts go
+    from disk), the digests no file or sticker uses any more, and how many files went
+    (``limit``: call again)."""
+    uploads = [r[0] for r in conn.execute(
+        "DELETE FROM media_uploads WHERE user_id = ? RETURNING id", (user_id,))]
+    # what others named it a reader of: kept for it no longer (the collector may take them)
+    conn.execute("DELETE FROM media_readers WHERE user_id = ?", (user_id,))
+    rows = conn.execute("SELECT id, digest FROM media_files WHERE owner_id = ? LIMIT ?",
+                        (user_id, limit)).fetchall()
+    digests = {digest for _, digest in rows}
+    for file_id, _ in rows:
+        for (thumb_digest,) in conn.execute(
+                "DELETE FROM media_files WHERE parent = ? RETURNING digest", (file_id,)):
+            digests.add(thumb_digest)
+        conn.execute("DELETE FROM media_refs WHERE file_id = ?", (file_id,))
+        conn.execute("DELETE FROM media_readers WHERE file_id = ?", (file_id,))
+        conn.execute("DELETE FROM media_files WHERE id = ?", (file_id,))
+    return uploads, sorted(d for d in digests if rules.blob_unused(*_blob_users(conn, d))), \
+        len(rows)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from pigeon.domain import audience, paging
+from pigeon.domain import audience, encryption, paging
 from pigeon.domain import messages as rules
 from pigeon.domain.people import makes_contact
 from pigeon.protocol import updates as up
@@ -45,6 +45,7 @@ def _tx_send_message(
     conn: sqlite3.Connection, sender_id: int, chat_id: int, random_id: int, text: str,
     now: float, reply_to: int | None, fwd_from: FwdFrom | None,
     sticker: MessageSticker | None = None, media: Media | None = None,
+    ciphertext: bytes | None = None,
 ) -> tuple[Message, int, list[Push]]:
     seen = conn.execute(
         "SELECT chat_id, message_id, pts FROM random_ids WHERE sender_id = ? AND random_id = ?",
@@ -57,6 +58,10 @@ def _tx_send_message(
             raise rules.no_message(seen[0], seen[1])
         return first, seen[2], []
     sender = standing(conn, sender_id, chat_id)
+    if fwd_from is not None:
+        encryption.check_forward(False, sender.secret)
+    encryption.check_body(sender.secret, text, ciphertext,
+                          attached=sticker is not None or media is not None)
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and is_service_chat(conn, chat_id),
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
@@ -66,21 +71,23 @@ def _tx_send_message(
         withheld = private_gate(conn, sender_id, chat_id)
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
-    message_id = sender.last_message_id + 1  # the writer is alone: read-then-write is atomic
+    # standing() locked the chat row (FOR UPDATE on PostgreSQL; SQLite has one writer)
+    message_id = sender.last_message_id + 1
     conn.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
     conn.execute(
         "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd, sticker, "
-        "media) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "media, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (chat_id, message_id, sender_id, now, text, reply_to,
          encode(fwd_from) if fwd_from else None, encode(sticker) if sticker else None,
-         encode(media) if media else None),
+         encode(media) if media else None, ciphertext),
     )
     if media is not None:
         refer(conn, media, chat_id, message_id)
     reading = rules.read_on_send(sender, message_id)
     _set_read_mark(conn, chat_id, sender_id, reading.mark)
     new = Message(chat_id=chat_id, id=message_id, sender_id=sender_id, date=now, text=text,
-                  reply_to=reply_to, fwd_from=fwd_from, sticker=sticker, media=media)
+                  reply_to=reply_to, fwd_from=fwd_from, sticker=sticker, media=media,
+                  ciphertext=ciphertext)
     if withheld is not None and not withheld.shown:
         hide(conn, withheld.recipient_id, chat_id, [message_id])
     told = audience.new_message() if withheld is None else audience.withheld(sender_id)
@@ -108,6 +115,7 @@ def _tx_edit_message(
     conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int, text: str, now: float
 ) -> tuple[Message, list[Push]]:
     editor = standing(conn, user_id, chat_id)
+    encryption.check_plain_edit(editor.secret)
     edited = _seen(conn, editor, chat_id, message_id)
     rules.check_edit(edited, user_id)
     (edit_seq,) = conn.execute(
@@ -138,7 +146,8 @@ def _tx_delete_messages(
         rules.check_delete_for_everyone(actor, user_id, found)
         conn.executemany(
             "UPDATE messages SET deleted = 1, text = '', fwd = NULL, sticker = NULL, "
-            "media = NULL WHERE chat_id = ? AND id = ?", [(chat_id, i) for i in ids],
+            "media = NULL, ciphertext = NULL WHERE chat_id = ? AND id = ?",
+            [(chat_id, i) for i in ids],
         )
         unrefer(conn, chat_id, ids)  # their files become garbage unless sent elsewhere too
         update = up.DeleteMessages(pts=0, chat_id=chat_id, message_ids=ids, for_everyone=True)

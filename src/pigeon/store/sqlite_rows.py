@@ -31,7 +31,7 @@ media_decoder = msgspec.msgpack.Decoder(Media)
 
 USER_COLS = "id, phone, name, username, phone_discoverable, pts"
 MSG_COLS = ("chat_id, id, sender_id, date, text, reply_to, fwd, edit_date, deleted, sticker, "
-            "media")
+            "media, ciphertext")
 SESSION_COLS = "id, user_id, device, address, created, last_active"
 MEMBER_COLS = "user_id, role, joined, history_from"
 N_MSG_COLS = MSG_COLS.count(",") + 1
@@ -48,6 +48,7 @@ def message_row(row: Any) -> Message:
         edit_date=row[7], deleted=bool(row[8]),
         sticker=sticker_decoder.decode(row[9]) if row[9] else None,
         media=media_decoder.decode(row[10]) if row[10] else None,
+        ciphertext=row[11],
     )
 
 
@@ -73,8 +74,9 @@ def standing(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Standing:
     """The user's standing in the chat (and the chat's last message id), or NOT_A_MEMBER. One
     query, because every write in a chat starts here."""
     row = conn.execute(
-        "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id "
-        "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
+        "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id, "
+        "c.secret FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? "
+        "WHERE c.id = ? /*FOR UPDATE OF c*/",  # writers in other processes: postgres_dialect
         (user_id, chat_id),
     ).fetchone()
     return membership.member(None if row is None or row[1] is None else Standing(*row), chat_id)
@@ -82,8 +84,8 @@ def standing(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Standing:
 
 def chat_row(conn: sqlite3.Connection, chat_id: int) -> ChatRow:
     row = conn.execute(
-        "SELECT id, kind, title, member_count, last_message_id, pinned_message_id FROM chats "
-        "WHERE id = ?",
+        "SELECT id, kind, title, member_count, last_message_id, pinned_message_id, secret "
+        "FROM chats WHERE id = ?",
         (chat_id,),
     ).fetchone()
     if row is None:
@@ -131,17 +133,17 @@ def chat_view(conn: sqlite3.Connection, chat_id: int, user_id: int) -> Chat:
     """The chat as ``user_id`` sees it (with no role if they are not a member)."""
     row = conn.execute(
         "SELECT c.id, c.kind, c.title, c.member_count, c.last_message_id, c.pinned_message_id, "
-        "m.role, m.muted_until FROM chats c "
+        "c.secret, m.role, m.muted_until FROM chats c "
         "LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?",
         (user_id, chat_id),
     ).fetchone()
     if row is None:
         raise membership.not_a_member(chat_id)
-    chat = ChatRow(*row[:6])
+    chat = ChatRow(*row[:7])
     peer = None
     if chat.kind == "private":
         peer = views.private_peer(user_id, member_ids(conn, chat_id))
-    return views.chat_view(chat, row[6], peer, row[7])
+    return views.chat_view(chat, row[7], peer, row[8])
 
 
 def message(conn: sqlite3.Connection, chat_id: int, message_id: int) -> Message | None:

@@ -36,7 +36,8 @@ ItemRow = tuple[int, int, bytes | None]  # (kind, ref, body)
 
 def append(conn: sqlite3.Connection, stream: str, rows: list[ItemRow], now: float) -> range:
     """Append items to ``stream``; returns their positions."""
-    found = conn.execute("SELECT head FROM streams WHERE name = ?", (stream,)).fetchone()
+    found = conn.execute("SELECT head FROM streams WHERE name = ? /*FOR UPDATE*/",
+                         (stream,)).fetchone()
     seqs = streams.allocate(0 if found is None else found[0], len(rows))
     if not seqs:
         return seqs
@@ -51,7 +52,8 @@ def append(conn: sqlite3.Connection, stream: str, rows: list[ItemRow], now: floa
 
 
 def head(conn: sqlite3.Connection, stream: str) -> int:
-    found = conn.execute("SELECT head FROM streams WHERE name = ?", (stream,)).fetchone()
+    found = conn.execute("SELECT head FROM streams WHERE name = ? /*FOR UPDATE*/",
+                         (stream,)).fetchone()
     return 0 if found is None else int(found[0])
 
 

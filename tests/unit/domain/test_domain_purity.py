@@ -10,7 +10,7 @@ from pathlib import Path
 import pigeon.domain
 
 DOMAIN = Path(pigeon.domain.__file__).parent
-ALLOWED = ("__future__", "collections", "typing", "re", "pigeon.protocol")
+ALLOWED = ("__future__", "collections", "typing", "re", "unicodedata", "pigeon.protocol")
 
 
 def imports(path: Path) -> list[str]:

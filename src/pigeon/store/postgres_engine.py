@@ -1,0 +1,402 @@
+"""PostgreSQL plumbing: group commit on a writer thread, snapshot reads on reader threads.
+
+The shape is SQLite's (:mod:`.sqlite_engine`): the store's operations are synchronous
+functions of a connection, run on threads that own their connection (and, for asyncpg, a
+private event loop: :class:`.postgres_conn.Worker`); the server's loop only queues jobs and
+hears back. These ``readers + 1`` connections are the process's pool; each reconnects by
+itself after a failure.
+
+Writes: callers queue jobs; the writer thread takes everything queued (up to ``max_batch``)
+and runs it as ONE transaction, each job inside its own SAVEPOINT, so
+that a job the domain refuses rolls back alone. Callers hear back only after COMMIT returned:
+an acknowledged write is durable (``synchronous_commit`` as the server has it: on by default).
+
+When a batch fails, one bad caller must not fail the others:
+- a job that failed in PostgreSQL (not a domain refusal: a deadlock, a constraint) is rolled
+  back to its savepoint and retried alone, in its own transaction, after the batch;
+- a lost connection before COMMIT was sent means nothing was written: the batch is run once
+  more, job by job, on a fresh connection; whatever fails then gets ``STORAGE_FAILED``;
+- a connection lost during COMMIT leaves the outcome unknown: every caller of that batch gets
+  ``STORAGE_FAILED`` (retryable; sends are idempotent by ``random_id``), none an ack.
+
+Writers run side by side in several processes (workers, nodes) and, with ``writers`` > 1,
+in one: a round trip to a distant PostgreSQL costs far more than the work between two, and
+more writers hide it (on loopback one is as fast and costs less CPU: the default). Jobs go to
+writers by acting user (:func:`_shard`): one user's writes keep their order. Two batches may
+lock the same rows in opposite orders; PostgreSQL then refuses one job (deadlock), which is
+rolled back to its savepoint and retried alone.
+
+Per-user ``pts`` is gap-free and strictly increasing across processes because the shared SQL
+numbers updates with ``UPDATE users SET pts = pts + 1 ... RETURNING pts``: the row lock it
+takes is held until COMMIT, and a concurrent writer for the same user waits for it, then
+reads the committed value (READ COMMITTED re-reads the updated row).
+
+Reads run in one REPEATABLE READ, READ ONLY transaction each: all of a read's statements see
+one snapshot, as SQLite's reader transactions do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import asyncpg
+
+from pigeon.protocol.errors import PigeonError, Unavailable
+
+from .migrations import MIGRATIONS
+from .postgres_conn import CONNECTION_ERRORS, Connection, SyncConnection, Worker, connect
+from .postgres_dialect import redacted, translate_ddl
+
+log = logging.getLogger("pigeon.store")
+
+T = TypeVar("T")
+Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]
+Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+_MIGRATION_LOCK = 0x5049_4745_4F4E  # "PIGEON": one process migrates at a time
+
+
+class _Retry(Exception):
+    """A job failed in PostgreSQL inside a batch; it gets another go on its own."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Lost(Exception):
+    """The connection died under a batch; ``committing`` says whether COMMIT was on its way."""
+
+    def __init__(self, cause: BaseException, committing: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.committing = committing
+
+
+class CommitStats:
+    def __init__(self) -> None:
+        self.batches = 0
+        self.jobs = 0
+        self.last_batch = 0
+        self.commit_seconds = 0.0
+        self.retried = 0
+        self.failed_batches = 0
+
+
+def storage_failed(exc: BaseException) -> Unavailable:
+    return Unavailable(f"storage failed: {type(exc).__name__}: {exc}", code="STORAGE_FAILED")
+
+
+async def migrate(conn: Connection) -> int:
+    """Bring the schema to the newest version, each step one transaction, under an advisory
+    lock so that workers starting together migrate once."""
+    raw = conn.raw
+    async with raw.transaction():
+        await raw.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await raw.execute("CREATE TABLE IF NOT EXISTS pigeon_schema (version BIGINT NOT NULL)")
+        version = await raw.fetchval("SELECT version FROM pigeon_schema")
+        if version is None:
+            await raw.execute("INSERT INTO pigeon_schema (version) VALUES (0)")
+            version = 0
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database is at schema version {version}, newer than this Pigeon "
+                f"({len(MIGRATIONS)}): upgrade Pigeon instead")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            async with raw.transaction():  # a savepoint: one step applies whole or not at all
+                for statement in translate_ddl(script):
+                    await raw.execute(statement)
+                await raw.execute("UPDATE pigeon_schema SET version = $1", number)
+    return len(MIGRATIONS)
+
+
+class PostgresEngine:
+    """``writers`` writer threads (group commit each) and ``readers`` reader threads, each
+    with its own connection: ``writers + readers`` connections per process."""
+
+    def __init__(self, dsn: str, max_batch: int = 512, readers: int = 4,
+                 writers: int = 1) -> None:
+        self.dsn = dsn
+        self.max_batch = max_batch
+        self.readers = readers
+        self.stats = CommitStats()
+        self._queues: list[queue.SimpleQueue[Job | None]] = [
+            queue.SimpleQueue() for _ in range(writers)]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+        self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="pigeon-pg-read")
+        self._local = threading.local()
+        self._workers: list[Worker] = []
+        self._workers_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (a gauge for /metrics)."""
+        with self._workers_lock:
+            workers = list(self._workers)
+        return sum(1 for w in workers if w.conn is not None)
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            conn = await connect(self.dsn)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.raw.close()
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else exc
+            raise Unavailable(f"cannot open the store at {redacted(self.dsn)}: {reason}",
+                              code="STORAGE_FAILED") from None
+        for i, jobs in enumerate(self._queues):
+            thread = threading.Thread(target=self._run_writer, args=(jobs, self._worker(True)),
+                                      name=f"pigeon-pg-writer-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _worker(self, writing: bool) -> Worker:
+        worker = Worker(self.dsn, writing)
+        with self._workers_lock:
+            self._workers.append(worker)
+        return worker
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for jobs in self._queues:
+            jobs.put(None)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
+        await asyncio.to_thread(self._reader_pool.shutdown)
+        with self._workers_lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            await asyncio.to_thread(worker.close)
+
+    async def ping(self) -> None:
+        """Raises STORAGE_FAILED unless PostgreSQL answers (readiness checks)."""
+        await self.read(_ping)
+
+    # -- writes -----------------------------------------------------------------------------
+    def write(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue ``fn(conn, *args)``; the future resolves after its batch committed."""
+        assert self._loop is not None, "store is not open"
+        if self._closed:
+            raise Unavailable("the store is shutting down", code="SHUTTING_DOWN")
+        fut: asyncio.Future[T] = self._loop.create_future()
+        self._queues[_shard(args, len(self._queues))].put((fn, args, fut))
+        return fut
+
+    def _run_writer(self, jobs: queue.SimpleQueue[Job | None], worker: Worker) -> None:
+        stopping = False
+        while not stopping:
+            first = jobs.get()
+            if first is None:
+                break
+            batch: list[Job] = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    job = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True  # finish this batch first: callers wait on it
+                    break
+                batch.append(job)
+            try:
+                self._commit_batch(worker, batch)
+            except BaseException as exc:  # noqa: BLE001 - the writer must outlive any batch
+                log.exception("store writer: batch failed unexpectedly")
+                self._settle([(fut, None, storage_failed(exc)) for _, _, fut in batch])
+
+    def _settle(self, outcomes: list[Outcome]) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(_settle, outcomes)
+        except RuntimeError:  # the loop is gone (interpreter shutdown): nobody to answer
+            pass
+
+    def _commit_batch(self, writer: Worker, batch: list[Job]) -> None:
+        started = time.perf_counter()
+        stats = self.stats
+        stats.batches += 1
+        stats.jobs += len(batch)
+        stats.last_batch = len(batch)
+        outcomes: list[Outcome] = []
+        retry: list[Job] = []
+        if len(batch) == 1:  # alone, it needs no savepoint: one round trip fewer
+            self._settle([self._run_alone(writer, batch[0], attempts=2)])
+            stats.commit_seconds += time.perf_counter() - started
+            return
+        try:
+            results = self._run_batch(SyncConnection(writer), batch)
+            for job, (result, exc) in zip(batch, results, strict=True):
+                if isinstance(exc, _Retry):
+                    retry.append(job)
+                else:
+                    outcomes.append((job[2], result, exc))
+        except CONNECTION_ERRORS as exc:  # could not connect: nothing started
+            writer.drop()
+            stats.failed_batches += 1
+            outcomes = [(fut, None, storage_failed(exc)) for _, _, fut in batch]
+        except _Lost as lost:
+            writer.drop()
+            stats.failed_batches += 1
+            log.error("store: connection lost under a batch of %d: %s", len(batch), lost.cause)
+            if lost.committing:
+                outcomes = [(fut, None, storage_failed(lost.cause)) for _, _, fut in batch]
+            else:
+                retry = list(batch)  # nothing was written: each tries again, alone
+        self._settle(outcomes)
+        for i, job in enumerate(retry):
+            stats.retried += 1
+            outcome = self._run_alone(writer, job)
+            self._settle([outcome])
+            if writer.conn is None and outcome[2] is not None:
+                # PostgreSQL is unreachable: the rest would each wait for a connection too
+                cause = outcome[2]
+                self._settle([(fut, None, cause) for _, _, fut in retry[i + 1:]])
+                break
+        stats.commit_seconds += time.perf_counter() - started
+
+    @staticmethod
+    def _run_batch(sync: SyncConnection,
+                   batch: list[Job]) -> list[tuple[Any, BaseException | None]]:
+        """Every job of the batch in one transaction, each in its own savepoint."""
+        results: list[tuple[Any, BaseException | None]] = []
+        committing = False
+        try:
+            # One round trip between two jobs: the release of one with the savepoint of the
+            # next (a savepoint of the same name hides the older one until it is released).
+            sync.script("BEGIN; SAVEPOINT job")
+            for fn, args, _ in batch:
+                try:
+                    result = fn(sync, *args)
+                except CONNECTION_ERRORS:
+                    raise
+                except PigeonError as exc:
+                    sync.script("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
+                    results.append((None, exc))
+                except Exception as exc:  # noqa: BLE001 - that job alone tries again
+                    sync.script("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
+                    results.append((None, _Retry(exc)))
+                else:
+                    sync.script("RELEASE job; SAVEPOINT job")
+                    results.append((result, None))
+            committing = True
+            sync.script("COMMIT")
+        except CONNECTION_ERRORS as exc:
+            raise _Lost(exc, committing) from exc
+        except asyncpg.PostgresError as exc:
+            # COMMIT refused (or a savepoint command failed): nothing of the batch stands
+            log.error("store: batch of %d rolled back: %s", len(batch), exc)
+            try:
+                sync.script("ROLLBACK")
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as again:
+                raise _Lost(again, committing=False) from again
+            return [(None, _Retry(exc))] * len(batch)
+        return results
+
+    @staticmethod
+    def _run_alone(writer: Worker, job: Job, attempts: int = 1) -> Outcome:
+        """A job in a transaction of its own, on a working connection; with ``attempts`` > 1
+        a failure that left nothing written (a deadlock, a connection lost before COMMIT) is
+        tried again. A connection lost during COMMIT is never retried: it may have landed."""
+        fn, args, fut = job
+        for attempt in range(1, attempts + 1):
+            committing = False
+            try:
+                sync = SyncConnection(writer)
+                sync.script("BEGIN")
+                try:
+                    result = fn(sync, *args)
+                except BaseException:
+                    if not sync.conn.raw.is_closed():
+                        sync.script("ROLLBACK")
+                    raise
+                committing = True
+                sync.script("COMMIT")
+            except PigeonError as exc:
+                return (fut, None, exc)
+            except Exception as exc:  # noqa: BLE001 - goes back to that job's caller
+                if isinstance(exc, CONNECTION_ERRORS):
+                    writer.drop()
+                if attempt < attempts and not committing:
+                    continue
+                log.error("store: a write failed alone: %s", exc)
+                return (fut, None, _translate(exc))
+            return (fut, result, None)
+        raise AssertionError("unreachable")
+
+    # -- reads ------------------------------------------------------------------------------
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None, "store is not open"
+        return await self._loop.run_in_executor(self._reader_pool, self._read, fn, args)
+
+    def _read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        worker: Worker | None = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self._local.worker = self._worker(False)
+        for attempt in (1, 2):  # a dead connection (PostgreSQL restarted) gets one retry
+            try:
+                sync = SyncConnection(worker)
+                sync.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    return fn(sync, *args)
+                finally:
+                    if not sync.conn.raw.is_closed():
+                        sync.script("ROLLBACK")
+            except CONNECTION_ERRORS as exc:
+                worker.drop()
+                if attempt == 2:
+                    raise storage_failed(exc) from exc
+            except PigeonError:
+                raise
+            except Exception as exc:
+                raise _translate(exc) from exc
+        raise AssertionError("unreachable")
+
+
+def _shard(args: tuple[Any, ...], writers: int) -> int:
+    """Which writer takes a job: by its first argument, the acting user for nearly every
+    operation, so that one user's writes commit in the order they were made (as with
+    SQLite's single writer) while different users' go through writers side by side."""
+    if writers == 1 or not args or not isinstance(args[0], (int, str)):
+        return 0
+    return hash((args[0],)) % writers  # a tuple mixes the bits: ids alike in parity spread
+
+
+def _ping(conn: SyncConnection) -> None:
+    conn.execute("SELECT 1")
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    for fut, result, exc in outcomes:
+        if fut.done():
+            continue
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, PigeonError):
+        return exc
+    if isinstance(exc, _Retry):
+        exc = exc.cause
+    if isinstance(exc, (asyncpg.PostgresError, *CONNECTION_ERRORS)) or "sqlite3" in type(
+            exc).__module__:
+        log.error("storage error: %s", exc)
+        return storage_failed(exc)
+    log.error("internal error in a store job", exc_info=exc)
+    return PigeonError("internal error")

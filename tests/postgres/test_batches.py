@@ -1,0 +1,47 @@
+"""Group commit on PostgreSQL: one bad caller in a batch fails alone, and a refusal by the
+domain rolls back only its own job."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pigeon.protocol.errors import Conflict, Unavailable
+from pigeon.store.postgres import PostgresStore
+
+
+def _broken(conn: Any) -> None:
+    conn.execute("SELECT * FROM no_such_table")  # PostgreSQL refuses: not a domain error
+
+
+def _refused(conn: Any, phone: str) -> None:
+    conn.execute("INSERT INTO users (phone, name, created) VALUES (?, 'x', 1.0)", (phone,))
+    raise Conflict("the domain says no", code="NO")
+
+
+async def test_a_failing_job_fails_alone_and_the_rest_commit(pg_url: str) -> None:
+    store = PostgresStore(pg_url, readers=1)
+    await store.open()
+    try:
+        # queued in one go (the writer takes batches as it finds them): a broken job and a
+        # refused one among twenty good ones
+        users = [store.create_user(f"+1555030{i:04d}", f"u{i}", 1.0) for i in range(10)]
+        more = [store.create_user(f"+1555031{i:04d}", f"v{i}", 1.0) for i in range(10)]
+        first = asyncio.gather(*users)
+        await asyncio.sleep(0)  # the first ten are queued now
+        bad = store.engine.write(_broken)
+        refused = store.engine.write(_refused, "+15550309999")
+        created = await first + await asyncio.gather(*more)
+        assert len({u.id for u in created}) == 20
+        with pytest.raises(Unavailable) as info:
+            await bad
+        assert info.value.code == "STORAGE_FAILED"
+        with pytest.raises(Conflict):
+            await refused
+        assert await store.user_by_phone("+15550309999") is None  # its insert rolled back
+        assert store.stats().retried >= 1  # the broken job had its second go, alone
+        assert store.stats().writes >= 22
+    finally:
+        await store.close()
