@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -437,3 +438,68 @@ async def test_a_renewal_never_brings_a_later_device_what_came_before_it(
             late.client.secret.chat_with(alice.user_id) or 0)} == {"after it"}
     finally:
         await close(alice, bob, *([late] if late else []))
+
+
+async def group_texts(d: Device, chat_id: int) -> set[str]:
+    """What the device reads of an end-to-end group once its inbox is read (keys, and the
+    answers to what it asked for, twice: an ask goes out after the first read)."""
+    for _ in range(2):
+        await d.client.inbox.receive()
+    d.client.secret_groups.take_resolved()
+    return {m.text for m in await d.client.secret_groups.history(chat_id)
+            if m.text is not None}
+
+
+async def test_an_e2e_group_while_devices_come_and_go_and_pushes_fail(
+        shared_server, phone, tmp_path):
+    """A Megolm group: a device of a member logs in mid-conversation and reads what follows;
+    a member's pushes of keys are dropped, repeated and reordered; a removed member reads
+    nothing after. Every device entitled to a message reads it."""
+    relay = faults(down=["drop", "dup", "hold", "pass", "drop", "dup"], up=["dup", "pass", "dup"])
+    relay.upstream = shared_server.url
+    await relay.start()
+    pa, pb, pc = phone(), phone(), phone()
+    alice = await device(Relayed(shared_server, relay), pa, "alice", tmp_path, "Alice")
+    bob = await device(shared_server, pb, "bob", tmp_path, "Bob")
+    carol = await device(Relayed(shared_server, relay), pc, "carol", tmp_path, "Carol")
+    everyone = [alice, bob, carol]
+    entitled: dict[str, set[str]] = {}
+
+    async def send(sender: Device, text: str, readers: list[Device]) -> Any:
+        sent = await sender.client.secret_groups.send(chat.id, text)
+        for reader in readers:
+            entitled.setdefault(reader.name, set()).add(text)
+        return sent.message
+
+    async def unreadable(devices: list[Device]) -> dict[str, list[str]]:
+        missing = {}
+        for d in devices:
+            lacking = entitled.get(d.name, set()) - await group_texts(d, chat.id)
+            if lacking:
+                missing[d.name] = sorted(lacking)
+        return missing
+
+    try:
+        await introduce(alice, bob)
+        await introduce(alice, carol)
+        chat = await alice.client.secret_groups.create("Desk", [bob.user_id, carol.user_id])
+        carol.client.secret.follow()  # keys pushed through the faulty relay
+        await send(alice, "g1", [bob, carol])
+        await send(bob, "g2", [alice, carol])
+        bob2 = await device(shared_server, pb, "bob2", tmp_path, "Bob")
+        everyone.append(bob2)
+        await send(alice, "g3", [bob, bob2, carol])
+        await send(bob2, "g4", [alice, bob, carol])
+        await send(carol, "g5", [alice, bob, bob2])
+        assert await unreadable(everyone) == {}
+        await alice.client.chats.remove_member(chat.id, carol.user_id)
+        after = await send(alice, "g6 (not for carol)", [bob, bob2])
+        await send(bob, "g7 (not for carol)", [alice, bob2])
+        assert await unreadable([alice, bob, bob2]) == {}
+        await carol.client.inbox.receive()
+        [unread] = await carol.client.secret_groups.decrypt([after])  # say it leaked to her
+        assert unread.text is None
+        assert {"drop", "dup", "hold"} <= set(relay.done)
+    finally:
+        await close(*everyone)
+        await relay.close()
