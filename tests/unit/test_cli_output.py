@@ -99,3 +99,13 @@ def test_a_sticker_message_shows_its_sticker_and_json_carries_it_exactly():
 def test_a_sticker_reference_is_set_colon_n_from_1(ref):
     with pytest.raises(click.UsageError):
         asyncio.run(send_sticker(None, 1, ref, None))  # type: ignore[arg-type]
+
+
+def test_envelopes_lost_to_the_retention_are_a_line_of_their_own():
+    from pigeon.cli.secret import lost_line
+    from pigeon.client.inbox import InboxGap
+
+    gap = InboxGap(count=3, first=4, last=6)
+    assert json.loads(lost_line(gap, as_json=True)) == {
+        "type": "lost", "secret": True, "count": 3, "error": gap.reason}
+    assert lost_line(gap, as_json=False).startswith("[secret] 3 end-to-end message(s)")

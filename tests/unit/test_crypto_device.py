@@ -44,6 +44,22 @@ def test_a_session_both_ways_refuses_replays_and_flipped_bits() -> None:
     assert bob.decrypt(alice.identity(), kind, data) == b"again"  # the real one still reads
 
 
+def test_a_device_knows_the_ciphertexts_it_read_lately_across_a_reload() -> None:
+    from pigeon.crypto.olm import SEEN_CIPHERTEXTS
+
+    alice, bob = pair()
+    kind, data = alice.encrypt(bob.identity(), b"once")
+    assert not bob.already_read(data)
+    bob.decrypt(alice.identity(), kind, data)
+    key = b"k" * 32
+    bob = OlmDevice.load(bob.dump(key), key)
+    assert bob.already_read(data) and not bob.already_read(data + b"x")
+    for i in range(SEEN_CIPHERTEXTS):  # only the last ones are kept
+        kind, later = alice.encrypt(bob.identity(), b"%d" % i)
+        bob.decrypt(alice.identity(), kind, later)
+    assert not bob.already_read(data) and bob.already_read(later)
+
+
 def test_a_copy_meant_for_another_device_or_from_another_sender_is_refused() -> None:
     alice, bob = pair()
     carol = OlmDevice.new(3, 30)

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from pigeon.client.devices import DeviceMessage
-from pigeon.client.inbox import RENEW_EVERY, Inbox, Incoming
+from pigeon.client.inbox import RENEW_EVERY, Inbox, InboxGap, Incoming
 from pigeon.crypto.payloads import (
     Renew, RoomKey, SecretText, encode_payload, read_payload,
 )
@@ -37,14 +37,18 @@ class Devices:
     def __init__(self) -> None:
         self.saved = 0
         self.renewed: list[tuple[int, Any]] = []
+        self.inbox_seq = 0
 
     @contextlib.asynccontextmanager
-    async def decrypting(self, envelopes: list[tuple[int, Envelope]]
+    async def decrypting(self, envelopes: list[tuple[int, Envelope]], reached: int = 0
                          ) -> AsyncIterator[list[DeviceMessage]]:
+        # type 1: readable; 8: a copy of one read; anything else: cannot decrypt
         yield [DeviceMessage(e.sender_id, e.sender_device, seq,
                              e.ciphertext if e.type == 1 else None,
-                             None if e.type == 1 else "cannot decrypt (altered)")
+                             None if e.type == 1 else "cannot decrypt (altered)",
+                             duplicate=e.type == 8)
                for seq, e in envelopes]
+        self.inbox_seq = max([self.inbox_seq, reached, *(seq for seq, _ in envelopes)])
         self.saved += 1
 
     def known(self, device_id: int) -> DeviceKeys:
@@ -59,18 +63,23 @@ class Devices:
 class Client:
     e2e_guard = staticmethod(contextlib.nullcontext)
 
-    def __init__(self, waiting: list[tuple[int, Envelope]]) -> None:
+    def __init__(self, waiting: list[tuple[int, Envelope]], head: int = 0) -> None:
         self.devices = Devices()
         self.waiting = waiting
+        self.head = head  # the stream's last position (items after the last may be gone)
         self.acked: list[int] = []
         self.log: list[str] = []
+        self.events: list[Any] = []
+
+    def emit(self, event: Any) -> None:
+        self.events.append(event)
 
     async def call(self, method: str, params: Any) -> Any:
         if method == "updates.get_stream_difference":
             items = [Item(stream=STREAM, seq=seq, body=msgspec.Raw(msgspec.msgpack.encode(e)))
                      for seq, e in self.waiting if seq > params.seq]
             return StreamDifference(stream=STREAM, items=items,
-                                    seq=max([params.seq, *(i.seq for i in items)]))
+                                    seq=max([params.seq, self.head, *(i.seq for i in items)]))
         assert method == "updates.ack_stream"
         self.log.append(f"ack {params.seq}")
         self.acked.append(params.seq)
@@ -191,3 +200,57 @@ async def test_pushed_envelopes_in_order_and_a_hole_fetches_the_difference() -> 
 async def test_idle_returns_at_once_when_nothing_runs() -> None:
     inbox = Inbox(Client([]))  # type: ignore[arg-type]
     await asyncio.wait_for(inbox.idle(), 1)
+
+
+async def test_what_the_server_purged_unread_is_reported_once() -> None:
+    """Positions 1-2 and 5-6 of the inbox are gone (past the server's retention): one
+    InboxGap says four envelopes were lost; read again, nothing more is reported."""
+    client = Client([(3, envelope(3, text(3))), (4, envelope(4, text(4)))], head=6)
+    inbox = Inbox(client)  # type: ignore[arg-type]
+    inbox.on(SecretText, _ignore)
+    assert await inbox.receive() == 2
+    assert client.events == [InboxGap(count=4, first=1, last=6)]
+    assert inbox.lost == 4 and client.acked == [6]
+    client.head = 9  # all three after it gone too
+    await inbox.receive()
+    assert client.events[1:] == [InboxGap(count=3, first=7, last=9)]
+    await inbox.receive()
+    assert len(client.events) == 2
+
+
+async def test_a_copy_of_a_read_envelope_is_skipped_without_a_renewal() -> None:
+    copy = Envelope(pts=2, sender_id=1, sender_device=3, type=8, ciphertext=b"x")
+    client = Client([(1, envelope(1, text(1))), (2, copy)])
+    inbox = Inbox(client)  # type: ignore[arg-type]
+    failed: list[DeviceMessage] = []
+
+    async def on_failure(message: DeviceMessage) -> None:
+        failed.append(message)
+
+    inbox.on(SecretText, _ignore)
+    inbox.on_undecryptable(on_failure)
+    await inbox.receive()
+    assert failed == [] and client.devices.renewed == []
+    assert inbox.duplicates == 1 and inbox.undecryptable == 0 and client.acked == [2]
+
+
+async def test_a_new_login_reads_its_new_inbox_from_the_start() -> None:
+    client = Client([(1, envelope(1, text(1))), (2, envelope(2, text(2)))])
+    inbox = Inbox(client)  # type: ignore[arg-type]
+    seen: list[int] = []
+
+    async def on_text(message: Incoming) -> None:
+        seen.append(message.seq)
+
+    inbox.on(SecretText, on_text)
+    await inbox.receive()
+    # Logged out and in again: another device, whose inbox starts at 1 again.
+    client.devices = Devices()
+    client.waiting = [(1, envelope(1, text(5)))]
+    inbox.signed_in()
+    await inbox.receive()
+    assert seen == [1, 2, 1] and client.events == []
+
+
+async def _ignore(message: Incoming) -> None:
+    pass

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from pigeon.client import Client
+from pigeon.client.inbox import InboxGap
 from pigeon.client.secret import HistoryReloaded, SecretMessage, Undecryptable
 from pigeon.client.secret_groups import GroupKeysArrived
 from pigeon.client.verification import VerificationRequest
@@ -34,7 +35,8 @@ from .names import Names
 from .output import echo
 from .search import Kept
 from .secret import (
-    ProfileKeys, secret_line, undecryptable_line, verification_line, warn_of_devices,
+    ProfileKeys, lost_line, secret_line, undecryptable_line, verification_line,
+    warn_of_devices,
 )
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -87,6 +89,8 @@ class Printer:
         if isinstance(update, Undecryptable):
             return undecryptable_line(update, await self.names.get(update.sender_id),
                                       self.as_json)
+        if isinstance(update, InboxGap):
+            return lost_line(update, self.as_json)
         if isinstance(update, VerificationRequest):
             return verification_line(update, self.as_json)
         return None

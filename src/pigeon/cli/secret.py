@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from pigeon.client import Client
+from pigeon.client.inbox import InboxGap
 from pigeon.client.secret import NoSuchSecretChat, SecretMessage, Undecryptable
 from pigeon.client.verification import VerificationRequest
 from pigeon.protocol.errors import Conflict
@@ -145,6 +146,8 @@ async def secret_session(ctx: Ctx, track_updates: bool = False, hold_keys: bool 
         for event in client.take_updates():
             if isinstance(event, Undecryptable):
                 warn(undecryptable_line(event, None, as_json=False))
+            elif isinstance(event, InboxGap):
+                warn(lost_line(event, as_json=False))
             elif isinstance(event, VerificationRequest) and announce:
                 warn(event.line)
         yield client
@@ -216,6 +219,15 @@ def secret_line(msg: SecretMessage, sender: User | None, as_json: bool) -> str:
     label = f" {media_label(media)}" if media is not None else ""
     return (f"[{PREFIX}{msg.chat_id} {msg.message_id[:8]}] {when(msg.sent_at / 1000)} "
             f"{who(sender, msg.sender_id)}{fuse}:{label} {visible_body(msg.text)}")
+
+
+def lost_line(event: InboxGap, as_json: bool) -> str:
+    """Envelopes the server deleted before this device read them: how many, never what."""
+    if as_json:
+        return json_line({"type": "lost", "secret": True, "count": event.count,
+                          "error": event.reason})
+    return (f"[secret] {event.count} end-to-end message(s) for this device were lost: "
+            f"{event.reason}")
 
 
 def undecryptable_line(event: Undecryptable, sender: User | None, as_json: bool) -> str:

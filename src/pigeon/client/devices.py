@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,8 @@ class DeviceMessage(msgspec.Struct, frozen=True):
     seq: int
     body: bytes | None
     error: str | None = None
+    #: a copy of an envelope this device already read (sent twice): nothing to read
+    duplicate: bool = False
 
 
 class Devices:
@@ -119,7 +122,8 @@ class Devices:
         if device is None or device.device_id != profile.session_id:
             # A new login is a new device, with a new account; the old one's keys went
             # with its session on the server.
-            device = OlmDevice.new(profile.user_id, profile.session_id)
+            device = OlmDevice.new(profile.user_id, profile.session_id,
+                                   int(time.time() * 1000))
         self._vault, self._device = vault, device
         await self._save()
         return await self.publish()
@@ -237,12 +241,14 @@ class Devices:
         return out
 
     # -- sending ----------------------------------------------------------------------------
-    async def send(self, user_ids: list[int], body: bytes) -> int:
+    async def send(self, user_ids: list[int], body: bytes, *,
+                   written_ms: int | None = None) -> int:
         """``body`` encrypted for every device of these users (this user's other devices
-        included when named); returns how many devices it went to."""
+        included when named); returns how many devices it went to. ``written_ms``: the
+        time of what it carries, as :meth:`first_sent_ms` remembers it (None: now)."""
         own = self._opened().device_id
         targets = [d for d in await self.devices_of(user_ids) if d.device_id != own]
-        return await self.send_to_devices(targets, body)
+        return await self.send_to_devices(targets, body, written_ms=written_ms)
 
     async def devices_of(self, user_ids: list[int]) -> list[DeviceKeys]:
         """:meth:`query`, one question for concurrent callers: sends that start while the
@@ -255,7 +261,8 @@ class Devices:
             asking.add_done_callback(lambda _: self._asking.pop(key, None))
         return await asyncio.shield(asking)
 
-    async def send_to_devices(self, targets: list[DeviceKeys], body: bytes) -> int:
+    async def send_to_devices(self, targets: list[DeviceKeys], body: bytes, *,
+                              written_ms: int | None = None) -> int:
         async with self._lock:
             device = self._opened()
             missing = [t.device_id for t in targets
@@ -269,8 +276,10 @@ class Devices:
                         log.warning("device %d offered a key that does not verify: skipped",
                                     claimed.device_id)
             envelopes = []
+            now_ms = int(time.time() * 1000) if written_ms is None else written_ms
             for target in targets:
                 if device.has_session(target.identity.curve25519):
+                    device.note_sent(target.device_id, now_ms)
                     kind, ciphertext = device.encrypt(target.identity, body)
                     envelopes.append(Envelope(device_id=target.device_id, type=kind,
                                               ciphertext=ciphertext))
@@ -297,7 +306,8 @@ class Devices:
                                            m.GetStreamDifference(stream=stream, seq=seq))
             items = [read_item(item) for item in page.items]
             async with self.decrypting([(i.seq, i.body) for i in items
-                                        if isinstance(i.body, Delivered)]) as opened:
+                                        if isinstance(i.body, Delivered)],
+                                       page.seq) as opened:
                 out += opened
             seq = page.seq
             if not page.more:
@@ -307,12 +317,13 @@ class Devices:
         return out
 
     @contextlib.asynccontextmanager
-    async def decrypting(self, envelopes: list[tuple[int, Delivered]]
+    async def decrypting(self, envelopes: list[tuple[int, Delivered]], reached: int = 0
                          ) -> AsyncIterator[list[DeviceMessage]]:
         """The envelopes decrypted, for the body of the ``async with`` to keep durably; the
         advanced sessions are saved only after it (a crash in between decrypts them again
         from the older state, never loses a message whose keys the ratchet dropped). The
-        account and sessions stay locked meanwhile: the body must not send."""
+        account and sessions stay locked meanwhile: the body must not send. ``reached``: the
+        inbox position read up to (kept with the sessions: see :attr:`inbox_seq`)."""
         unknown = sorted({e.sender_id for _, e in envelopes
                           if e.sender_device not in self._identities})
         if unknown:
@@ -329,6 +340,11 @@ class Devices:
                     continue  # kept before; only its acknowledgement was lost
                 sender = self._identities.get(envelope.sender_device)
                 body, error = None, None
+                if device.already_read(envelope.ciphertext):
+                    out.append(DeviceMessage(envelope.sender_id, envelope.sender_device, seq,
+                                             None, "a copy of an envelope already read",
+                                             duplicate=True))
+                    continue
                 if sender is None:
                     error = "the sending device is unknown (logged out, or not one you see)"
                 else:
@@ -339,7 +355,7 @@ class Devices:
                         error = str(exc)
                 out.append(DeviceMessage(envelope.sender_id, envelope.sender_device, seq,
                                          body, error))
-            device.inbox_seq = max([done, *(seq for seq, _ in envelopes)])
+            device.inbox_seq = max([done, reached, *(seq for seq, _ in envelopes)])
             try:
                 yield out
             except BaseException:
@@ -349,6 +365,22 @@ class Devices:
             await self._save()
         if started:  # a one-time key of ours was used up
             self.top_up_soon()
+
+    @property
+    def created_ms(self) -> int:
+        """When this device's keys were made (ms since the epoch; 0: not known)."""
+        return self._opened().created_ms
+
+    def first_sent_ms(self, device_id: int) -> int | None:
+        """The time of the earliest message this device encrypted for ``device_id`` (ms;
+        None: never): nothing from before was for it, nor is sent to it again."""
+        return self._opened().first_sent.get(device_id)
+
+    @property
+    def inbox_seq(self) -> int:
+        """The last position of this device's inbox whose envelopes were decrypted and kept
+        (saved with the sessions; the server deleted nothing after it but by retention)."""
+        return self._opened().inbox_seq
 
     def known(self, device_id: int) -> DeviceKeys | None:
         """The identity of a device met before (queried), to reply to it alone."""

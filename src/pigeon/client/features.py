@@ -85,6 +85,10 @@ class Auth(_Feature):
         self._client._start_from(auth.state)  # noqa: SLF001
         profile.save()
         await self._client.devices.signed_in()
+        # A new device has a new inbox, from position 0, and a history of its own: the
+        # old device's position would skip the new inbox's first envelopes.
+        self._client.inbox.signed_in()
+        await self._client.secret.signed_in()
         return auth
 
     async def log_out(self) -> None:

@@ -17,11 +17,19 @@ reads the batch again; handlers must therefore be idempotent (secret chats dedup
 message id). While handlers run, the device's Olm state is locked: a handler must not send;
 it asks for sends with ``message.later(action)``, run once the batch is acknowledged.
 
-What cannot be decrypted is never dropped silently: each such envelope goes to the
+A copy of an envelope already read (the same ciphertext again: a send that was retried, a
+server replaying) is refused and counted (``duplicates``), not reported: its message was
+read. What cannot be decrypted is never dropped silently: each such envelope goes to the
 ``on_undecryptable`` handlers, and the device heals by itself: it starts a fresh Olm
 session with the sender's device and sends it a :class:`~pigeon.crypto.payloads.Renew`
 (at most once per device per ``RENEW_EVERY`` seconds), after which the sender's messages
-use that session.
+use that session; the Renew says from when this device misses that device's messages
+(``renewal_since``), and the sender sends again those it still holds.
+
+Nor is what the server deleted unread: envelopes left past its retention
+(``device_inbox_retention``) are purged, and the positions they held are missing between
+what this device kept last (:attr:`Devices.inbox_seq`) and what it reads now; each such
+hole comes to :meth:`Client.updates` as an :class:`InboxGap` saying how many were lost.
 
 The inbox reads on demand (:meth:`Inbox.receive`) and, once :meth:`Inbox.follow` was
 called, by itself: envelopes the server pushes are processed as they come (when in order
@@ -37,6 +45,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 from pigeon.crypto.payloads import Payload, Renew, UnknownPayload, encode_payload, read_payload
 from pigeon.domain.streams import device_stream
@@ -60,6 +70,18 @@ Hook = Callable[[], Awaitable[None]]
 RENEW_EVERY = 60.0
 #: seconds before a follower tries its inbox again after a failure (a full disk, say)
 RETRY_AFTER = 5.0
+
+
+class InboxGap(msgspec.Struct, frozen=True, kw_only=True):
+    """Envelopes for this device that the server deleted before it read them (it was away
+    longer than the server keeps them): ``count`` of them, from positions ``first`` to
+    ``last`` of its inbox. What they held cannot be known, nor read."""
+
+    count: int
+    first: int
+    last: int
+    reason: str = ("gone from the server before this device kept them (past its retention, "
+                   "or read before this device's keys were restored from a copy)")
 
 
 @dataclass
@@ -93,8 +115,14 @@ class Inbox:
         self._task: asyncio.Task[None] | None = None
         self._renewed: dict[int, float] = {}  # device -> when a renewal was last asked
         self.following = False
+        #: ``since(device_id)``: from when (ms, that device's clock) this device misses
+        #: what ``device_id`` sent, said in the Renew so that it sends those again (secret
+        #: chats install it; None: not said)
+        self.renewal_since: Callable[[int], int] | None = None
         self.undecryptable = 0  # envelopes that could not be read, since start
         self.unhandled = 0  # payloads no handler took (unknown variants included)
+        self.duplicates = 0  # copies of envelopes already read (refused, not undecryptable)
+        self.lost = 0  # envelopes the server deleted before this device read them
 
     # -- registration -----------------------------------------------------------------------
     def on(self, kind: type[P], handler: Callable[[Incoming], Awaitable[None]]) -> None:
@@ -131,6 +159,16 @@ class Inbox:
 
     def connected(self) -> None:
         """A (re)connect: what arrived meanwhile was not pushed; fetch it."""
+        if self.following:
+            self._fetch = True
+            self._kick()
+
+    def signed_in(self) -> None:
+        """This client became another device (a new login): its inbox is another stream,
+        read from its start; nothing of the old one's positions applies."""
+        self._done = self._acked_seq = 0
+        self._pushed.clear()
+        self._renewed.clear()
         if self.following:
             self._fetch = True
             self._kick()
@@ -200,14 +238,17 @@ class Inbox:
             batch = [(i.seq, i.body) for i in items if isinstance(i.body, Delivered)]
             total += len(batch)
             # Items of types this SDK does not know are acknowledged with the rest.
-            await self._process(batch, max(page.seq, self._done))
+            await self._process(batch, max(page.seq, self._done), [i.seq for i in items])
             if not page.more:
                 return total
 
-    async def _process(self, batch: list[tuple[int, Delivered]], reached: int) -> None:
+    async def _process(self, batch: list[tuple[int, Delivered]], reached: int,
+                       present: list[int] | None = None) -> None:
+        """``present``: the positions of every item read (all of ``batch``'s if None)."""
         later: list[Action] = []
-        if batch:
-            async with self._client.devices.decrypting(batch) as opened:
+        self._report_gap(reached, [s for s, _ in batch] if present is None else present)
+        if batch or reached > self._client.devices.inbox_seq:
+            async with self._client.devices.decrypting(batch, reached) as opened:
                 for message in opened:
                     await self._dispatch(message, later)
                 for hook in self._hooks:
@@ -222,6 +263,26 @@ class Inbox:
                 await action()
             except Exception as exc:  # a reply that failed must not stop the inbox
                 log.warning("a follow-up of an inbox message failed: %s", exc)
+
+    def _report_gap(self, reached: int, present: list[int]) -> None:
+        """Positions after the last one kept, up to ``reached``, that hold no item: the
+        server purged them unread (only this device acknowledges, and only what it kept)."""
+        kept = self._client.devices.inbox_seq
+        if reached <= kept:
+            return
+        seen = {s for s in present if kept < s <= reached}
+        lost = reached - kept - len(seen)
+        if lost <= 0:
+            return
+        first, last = kept + 1, reached  # the lowest and highest position missing
+        while first in seen:
+            first += 1
+        while last in seen:
+            last -= 1
+        self.lost += lost
+        log.warning("%d envelopes for this device were gone from the server before it kept "
+                    "them (positions %d to %d)", lost, first, last)
+        self._client.emit(InboxGap(count=lost, first=first, last=last))
 
     async def _ack(self) -> None:
         while self._acked_seq < self._done:
@@ -244,6 +305,13 @@ class Inbox:
         await asyncio.shield(task)
 
     async def _dispatch(self, message: DeviceMessage, later: list[Action]) -> None:
+        if message.duplicate:
+            # Its message was read: a copy is refused, not an unreadable message (nor a
+            # reason to make the sender start a new session).
+            self.duplicates += 1
+            log.info("envelope %d from device %d is a copy of one already read: skipped",
+                     message.seq, message.sender_device)
+            return
         if message.body is None:
             self.undecryptable += 1
             log.info("envelope %d from device %d cannot be decrypted: %s", message.seq,
@@ -274,8 +342,9 @@ class Inbox:
             return
         self._renewed[target.device_id] = now
         reason = (message.error or "")[:200]
+        since = None if self.renewal_since is None else self.renewal_since(target.device_id)
         later.append(lambda: self._client.devices.renew(
-            target, encode_payload(Renew(reason=reason))))
+            target, encode_payload(Renew(reason=reason, since=since))))
 
 
 def _log_ack_failure(task: asyncio.Task[None]) -> None:

@@ -68,6 +68,8 @@ MIN_TTL, MAX_TTL = 1, 7 * 24 * 3600
 SWEEP_AT_MOST = 60.0  # seconds the expiry timer sleeps at most (a clock that jumps)
 MAX_SECRET_CHAT_ID = 2**63 - 1
 SEND_ATTEMPTS = 5  # a send cut by a lost connection is encrypted and sent again
+#: messages a device sends again, at most, to a device of the chat that could not read them
+RESEND_AT_MOST = 100
 
 
 class NoSuchSecretChat(NotFound):
@@ -162,19 +164,32 @@ class Secret:
             if passphrase is None:
                 raise WrongPassphrase("a passphrase is needed to open this device's keys")
             await devices.open(passphrase)
-        directory = self._client.profile.directory
-        vault = devices.vault.sibling(directory / FILE if directory is not None else None)
-        self._store = await SecretStore.open(vault, devices.device_id)
+        self._store = await self._open_store()
         inbox = self._client.inbox
         inbox.on(SecretOpen, self._on_open)
         inbox.on(SecretText, self._on_text)
         inbox.on(SecretShown, self._on_shown)
         inbox.on(SecretTtl, self._on_ttl)
         inbox.on(Renew, self._on_renew)
+        inbox.renewal_since = self._missing_since
         inbox.on_undecryptable(self._on_undecryptable)
         inbox.before_ack(self._commit)
         await self.sweep()
         self._timer = asyncio.create_task(self._expire_on_time())
+
+    async def signed_in(self) -> None:
+        """This client became another device (a new login): it starts a history of its own
+        (a device sees nothing from before it joined), kept in the profile's store file."""
+        if self._store is None or not self._client.devices.is_open:
+            return
+        await self._store.commit()
+        self._store = await self._open_store()
+
+    async def _open_store(self) -> SecretStore:
+        devices = self._client.devices
+        directory = self._client.profile.directory
+        vault = devices.vault.sibling(directory / FILE if directory is not None else None)
+        return await SecretStore.open(vault, devices.device_id)
 
     async def _commit(self) -> None:
         await self._opened().commit()
@@ -186,10 +201,7 @@ class Secret:
         await store.commit()
         if not await store.changed_on_disk():
             return False
-        devices = self._client.devices
-        directory = self._client.profile.directory
-        vault = devices.vault.sibling(directory / FILE if directory is not None else None)
-        self._store = await SecretStore.open(vault, devices.device_id)
+        self._store = await self._open_store()
         self._client.emit(HistoryReloaded())
         return True
 
@@ -344,9 +356,13 @@ class Secret:
         if self.require_verified is not None:
             await self.require_verified(users)
         body = encode_payload(payload)
+        # What a device may be sent again after a renewal starts at the first message it
+        # was sent, by the message's own time.
+        written = (payload.sent_at if isinstance(payload, SecretText)
+                   else int(self.clock() * 1000))
         for attempt in range(SEND_ATTEMPTS):
             try:
-                return await self._client.devices.send(users, body)
+                return await self._client.devices.send(users, body, written_ms=written)
             except ConnectionLost:
                 # envelopes.send is not retried by the SDK (a copy sent twice would not
                 # decrypt twice): encrypted afresh, a copy that did arrive is deduplicated
@@ -486,21 +502,46 @@ class Secret:
         if chat is not None and (message.sender_id in (self._me, chat.peer_id)):
             store.set_ttl(chat, payload.ttl)
 
+    def _missing_since(self, device_id: int) -> int:
+        """From when this device misses what ``device_id`` sent: after the newest message
+        it holds from it, and never before this device existed (a device that joined
+        later sees nothing from before)."""
+        held = [m.sent_at for chat in self._opened().chats() for m in chat.messages
+                if m.sender_device == device_id]
+        born = self._client.devices.created_ms
+        return max([born, *held]) if born or held else int(self.clock() * 1000)
+
     async def _on_renew(self, message: Incoming) -> None:
         """A device of a peer (or mine) lost its session with this one: the new session is
-        already the newest; tell that device again which chat it shares with us."""
+        already the newest; tell that device again which chat it shares with us, and send
+        it again what it missed from this device (that this device still holds)."""
+        payload: Renew = message.payload
         store = self._opened()
         peer = message.sender_id
         chats = [c for c in store.chats() if peer in (c.peer_id, self._me)]
         target = self._client.devices.known(message.sender_device)
         if target is None or not chats:
             return
-        devices = self._client.devices
+        devices, own = self._client.devices, self._client.devices.device_id
         for chat in chats:
-            body = encode_payload(SecretOpen(chat_id=chat.chat_id, starter=chat.starter,
-                                             peer=chat.peer_id if peer == self._me else self._me,
-                                             ttl=chat.ttl))
-            message.later(functools.partial(devices.send_to_devices, [target], body))
+            # ``peer`` is the other person as this side sees it (as in :meth:`start`): a
+            # peer's device and one of mine read it alike.
+            bodies = [encode_payload(SecretOpen(chat_id=chat.chat_id, starter=chat.starter,
+                                                peer=chat.peer_id, ttl=chat.ttl))]
+            first = devices.first_sent_ms(target.device_id)
+            if payload.since is not None and first is not None:
+                # Never what was sent before this device first wrote to that one: a device
+                # that joined later (or one an attacker logged in) gets nothing from before,
+                # whatever ``since`` it names.
+                since = max(payload.since, first - 1)
+                missed = [m for m in chat.messages if m.sender_device == own
+                          and m.text is not None and m.sent_at > since]
+                bodies += [encode_payload(SecretText(
+                    chat_id=chat.chat_id, peer=chat.peer_id, message_id=m.message_id,
+                    text=m.text, sent_at=m.sent_at, ttl=m.ttl, file=m.file))
+                    for m in missed[-RESEND_AT_MOST:] if m.text is not None]
+            for body in bodies:
+                message.later(functools.partial(devices.send_to_devices, [target], body))
 
     async def _on_undecryptable(self, message: DeviceMessage) -> None:
         self._client.emit(Undecryptable(sender_id=message.sender_id,

@@ -10,6 +10,8 @@ copy re-sent to another device does not decrypt as meant for it.
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 import vodozemac
 
@@ -26,6 +28,11 @@ from .signatures import sign, verify
 #: how many Olm sessions with one peer device are kept (newest first): a peer may start a
 #: new one (both started at once, a lost state) while messages of the older still arrive
 MAX_SESSIONS_PER_PEER = 4
+#: digests of the last ciphertexts decrypted, kept to tell a copy of one (an envelope sent
+#: twice: a retried call, a server that replays) from a message no session can read
+SEEN_CIPHERTEXTS = 256
+#: devices whose first message from this one is remembered (re-sends go no further back)
+MAX_FIRST_SENT = 4096
 
 
 class CannotDecrypt(Exception):
@@ -44,6 +51,10 @@ class DeviceState(msgspec.Struct):
     # the sessions they advanced, so that one read again (its ack was lost) is skipped,
     # not taken for a replay.
     inbox_seq: int = 0
+    seen: list[bytes] = []  # digests of the ciphertexts decrypted last, oldest first
+    created_ms: int = 0  # when this device's account was made (0: not known, older state)
+    # device id -> when this device first encrypted for it (ms): what it may send again
+    first_sent: dict[int, int] = {}
 
 
 class Payload(msgspec.Struct):
@@ -71,10 +82,15 @@ class OlmDevice:
         self.account = account
         self.sessions = sessions or {}
         self.inbox_seq = 0
+        self.seen: list[bytes] = []
+        self.created_ms = 0
+        self.first_sent: dict[int, int] = {}
 
     @classmethod
-    def new(cls, user_id: int, device_id: int) -> OlmDevice:
-        return cls(user_id, device_id, vodozemac.Account())
+    def new(cls, user_id: int, device_id: int, created_ms: int = 0) -> OlmDevice:
+        device = cls(user_id, device_id, vodozemac.Account())
+        device.created_ms = created_ms
+        return device
 
     @classmethod
     def load(cls, data: bytes, pickle_key: bytes) -> OlmDevice:
@@ -84,13 +100,17 @@ class OlmDevice:
                      {peer: [vodozemac.Session.from_pickle(p, pickle_key) for p in pickles]
                       for peer, pickles in state.sessions.items()})
         device.inbox_seq = state.inbox_seq
+        device.seen = state.seen[-SEEN_CIPHERTEXTS:]
+        device.created_ms = state.created_ms
+        device.first_sent = state.first_sent
         return device
 
     def dump(self, pickle_key: bytes) -> bytes:
         return msgspec.msgpack.encode(DeviceState(
             self.user_id, self.device_id, self.account.pickle(pickle_key),
             {peer: [s.pickle(pickle_key) for s in sessions]
-             for peer, sessions in self.sessions.items()}, self.inbox_seq))
+             for peer, sessions in self.sessions.items()}, self.inbox_seq, self.seen,
+            self.created_ms, self.first_sent))
 
     # -- what it publishes ----------------------------------------------------------------
     @property
@@ -143,16 +163,37 @@ class OlmDevice:
         kept.insert(0, session)
         del kept[MAX_SESSIONS_PER_PEER:]
 
+    def note_sent(self, device_id: int, now_ms: int) -> None:
+        """Remember the time of the earliest message this device encrypted for
+        ``device_id`` (the newest ``MAX_FIRST_SENT`` devices are kept)."""
+        known = self.first_sent.get(device_id)
+        if known is None or now_ms < known:
+            self.first_sent[device_id] = now_ms
+            if len(self.first_sent) > MAX_FIRST_SENT:
+                oldest = min(self.first_sent, key=self.first_sent.__getitem__)
+                del self.first_sent[oldest]
+
     def encrypt(self, recipient: IdentityKeys, body: bytes) -> tuple[int, bytes]:
         """(message type, ciphertext) for ``recipient``, over the newest session with it."""
         payload = msgspec.msgpack.encode(Payload(self.ed25519, recipient.ed25519, body))
         session = self.sessions[recipient.curve25519][0]
         return session.encrypt(payload).to_parts()
 
+    def already_read(self, ciphertext: bytes) -> bool:
+        """Whether this very ciphertext was decrypted here lately (a copy of it is refused
+        by Olm as a replay; it is one of a message that was read)."""
+        return _digest(ciphertext) in self.seen
+
     def decrypt(self, sender: IdentityKeys, kind: int, ciphertext: bytes) -> bytes:
         """The body a device with identity ``sender`` sent; CannotDecrypt if it is not an
         Olm message for one of our sessions with it (or a new one it starts), was already
         read, or was altered."""
+        body = self._decrypt_payload(sender, kind, ciphertext)
+        self.seen.append(_digest(ciphertext))
+        del self.seen[:-SEEN_CIPHERTEXTS]
+        return body
+
+    def _decrypt_payload(self, sender: IdentityKeys, kind: int, ciphertext: bytes) -> bytes:
         try:
             message = vodozemac.AnyOlmMessage.from_parts(kind, ciphertext)
         except Exception as exc:  # vodozemac raises its own per kind; all mean "not Olm"
@@ -195,3 +236,7 @@ class OlmDevice:
         except vodozemac.OlmDecryptionException as exc:
             raise CannotDecrypt(f"cannot decrypt (replayed or altered): {exc}") from None
 
+
+
+def _digest(ciphertext: bytes) -> bytes:
+    return hashlib.sha256(ciphertext).digest()[:16]

@@ -114,9 +114,12 @@ class RoomKey(Payload, tag="group.key"):
 # -- sessions that broke ----------------------------------------------------------------------
 class Renew(Payload, tag="renew"):
     """Sent on a fresh Olm session by a device that could not decrypt something from this
-    peer: the peer's next messages use the new session (and it re-sends group keys)."""
+    peer: the peer's next messages use the new session (and it re-sends group keys).
+    ``since``: the sender device's messages after this time (its clock) could not be read
+    here: the peer sends again those it still holds (None: nothing is sent again)."""
 
     reason: ShortField = ""
+    since: Millis | None = None
 
 
 # -- verification (SAS) -------------------------------------------------------------------------
