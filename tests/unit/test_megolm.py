@@ -108,6 +108,22 @@ def test_entitlement() -> None:
     assert not megolm.entitled(None, BOB, own_user=ALICE)      # a session we never sent
 
 
+def test_a_device_added_since_gets_only_what_follows() -> None:
+    """Bob's device 21 had the session from its start; a device Bob logged in since asks
+    (renew, a key request): it may read our next messages, never the ones before it."""
+    out, inbound = started()
+    for _ in range(3):
+        megolm.encrypt(out, ALICE_DEVICE, "before the new device", KEY)
+    assert megolm.first_index(out, BOB, 21, own_user=ALICE) == 0
+    assert megolm.first_index(out, BOB, 99, own_user=ALICE) == 3
+    assert megolm.first_index(out, ALICE, 98, own_user=ALICE) == 0   # our own devices
+    assert megolm.first_index(out, 3, 31, own_user=ALICE) is None    # never a member
+    exported = megolm.export(inbound, 3, KEY)
+    later = megolm.inbound_from_key(CHAT, ALICE_DEVICE, ALICE, out.session_id, exported,
+                                    exported=True, pickle_key=KEY)
+    assert megolm.first_known_index(later, KEY) == 3
+
+
 def test_state_round_trips() -> None:
     out, inbound = started()
     state = GroupState(device_id=ALICE_DEVICE, outbound={CHAT: out},

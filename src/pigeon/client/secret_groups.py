@@ -379,11 +379,12 @@ class SecretGroups:
                 out = next((o for o in [*state.outbound.values(), *state.old_outbound]
                             if o.session_id == payload.session_id
                             and o.chat_id == payload.chat_id), None)
-                allowed = megolm.entitled(out, message.sender_id, own_user)
+                start = megolm.first_index(out, message.sender_id, message.sender_device,
+                                           own_user)
             else:  # forwarding someone else's key: to this user's own devices only
-                allowed = message.sender_id == own_user
-            exported = megolm.export(inbound, payload.index, self._pickle_key) \
-                if allowed else None
+                start = 0 if message.sender_id == own_user else None
+            exported = megolm.export(inbound, max(payload.index, start), self._pickle_key) \
+                if start is not None else None
         if exported is None:
             log.info("device %d asked for a group key it may not have", message.sender_device)
             return
@@ -397,7 +398,8 @@ class SecretGroups:
     async def on_renew(self, message: Incoming) -> None:
         """A device started a fresh Olm session with this one because it could not read
         something from it: what it missed may have been group keys, so the current session
-        of every group it is a member of is re-shared with it (from its first index)."""
+        of every group it is a member of is re-shared with it (from its first index if it was
+        shared with that device, else from the next message: megolm.first_index)."""
         own_user = self._user_id
         async with self._lock:
             state = await self._opened()
@@ -405,9 +407,11 @@ class SecretGroups:
             for out in state.outbound.values():
                 inbound = state.inbound.get(megolm.inbound_key(
                     out.chat_id, self._client.devices.device_id, out.session_id))
-                if inbound is None or not megolm.entitled(out, message.sender_id, own_user):
+                start = megolm.first_index(out, message.sender_id, message.sender_device,
+                                           own_user)
+                if inbound is None or start is None:
                     continue
-                exported = megolm.export(inbound, 0, self._pickle_key)
+                exported = megolm.export(inbound, start, self._pickle_key)
                 if exported is not None:
                     keys.append(RoomKey(chat_id=out.chat_id, session_id=out.session_id,
                                         session_key=exported, exported=True))

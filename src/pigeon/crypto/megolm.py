@@ -271,6 +271,19 @@ def check_replay(state: GroupState, decrypted: Decrypted, message_id: int) -> No
         state.seen[key] = message_id
 
 
+def first_index(out: Outbound | None, requester_user: int, requester_device: int,
+                own_user: int) -> int | None:
+    """The first message index of ``out`` a device may have again (None: none of it). A
+    device it was shared with, or one of our own, from the start; a device a member added
+    since (a new login: the session rotates only at our next send) from our next message
+    on, never what was sent before it existed."""
+    if not entitled(out, requester_user, own_user):
+        return None
+    if requester_user == own_user or out is None or requester_device in out.devices:
+        return 0
+    return out.sent
+
+
 def entitled(out: Outbound | None, requester_user: int, own_user: int) -> bool:
     """Whether a device of ``requester_user`` may have a session of ours again: one of our
     own devices, or a member at the time of the session (sessions rotate whenever members
