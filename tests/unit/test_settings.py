@@ -122,3 +122,20 @@ def test_any_store_value_is_taken_or_refused_with_a_reason(store):
         return
     assert settings.store == store
     assert store == "" or store.startswith(("postgresql://", "postgres://"))
+
+
+@pytest.mark.parametrize("endpoints, ok", [
+    ("https://a.example.org:8700, https://b.example.org:8700", True),
+    ("ws://127.0.0.1:1,wss://[::1]:2", True),
+    ("", True),
+    ("ftp://a.example.org", False),
+    ("https://a b", False),
+    (",".join(f"https://n{i}.example.org" for i in range(17)), False),
+])
+def test_endpoints_are_urls_and_bounded(endpoints, ok):
+    if ok:
+        settings = load_settings(None, {"endpoints": endpoints})
+        assert len(settings.endpoint_list) == len([e for e in endpoints.split(",") if e.strip()])
+    else:
+        with pytest.raises(SettingsError, match="endpoints"):
+            load_settings(None, {"endpoints": endpoints})

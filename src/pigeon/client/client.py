@@ -97,6 +97,7 @@ class Client:
         if self.profile.server is None:
             raise ValueError("no server: pass server= or use a profile that has one")
         self.url = ws_url(self.profile.server)
+        self._endpoint = 0  # which of endpoints() self.url is
         self.reconnect = reconnect
         self.max_backoff = max_backoff
         self.connect_timeout = connect_timeout
@@ -169,7 +170,7 @@ class Client:
             self._http = aiohttp.ClientSession(connector=connector)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connect_timeout
-        attempt = 0
+        attempt = dead = 0
         try:
             while True:
                 # Short handshakes first (a flooded server drops some), longer on each retry
@@ -181,6 +182,11 @@ class Client:
                 except ServerUnreachable as exc:
                     attempt += 1
                     delay = backoff(attempt, base=0.1, cap=2.0)
+                    # Nobody listens there: the deployment's next node, at once, until
+                    # each was tried once (_open moved self.url on).
+                    dead += not exc.retryable_connect
+                    if not exc.retryable_connect and dead < len(self.endpoints()):
+                        continue
                     if not exc.retryable_connect or loop.time() + delay > deadline:
                         raise
                     await asyncio.sleep(delay)
@@ -245,6 +251,12 @@ class Client:
                                        on_items=self._on_items, versions=self.versions,
                                        transport=self.transport)
                 break
+            except (ServerUnreachable, OSError, asyncio.TimeoutError) as exc:
+                # This node does not answer: the next try goes to the next of the
+                # deployment's nodes (welcome.endpoints), if it told us of others.
+                if not isinstance(exc, ServerUnreachable) or not exc.retryable_connect:
+                    self._fail_over()
+                raise
             except AdmissionChallenge as challenge:
                 # The server rations new connections and offers a way in: solve its
                 # challenge (in a thread: the app's loop keeps running) and bring the ticket.
@@ -259,11 +271,31 @@ class Client:
         welcome = link.welcome
         assert welcome is not None
         self.version = welcome.version
+        if welcome.endpoints and welcome.endpoints != self.profile.endpoints:
+            self.profile.endpoints = list(welcome.endpoints)
+            self.profile.save()
         self.pacer.configure(welcome.budget)
         self._connected.set()
         if self.track_updates and welcome.state is not None and self._behind(welcome.state):
             self._spawn_sync()
         self.inbox.connected()
+
+    def endpoints(self) -> list[str]:
+        """The nodes this device may use, its own server first: the profile's server, then
+        the others its servers named (deduplicated, as WebSocket URLs)."""
+        out = [ws_url(self.profile.server or "")]
+        for endpoint in self.profile.endpoints:
+            url = ws_url(endpoint)
+            if url not in out:
+                out.append(url)
+        return out
+
+    def _fail_over(self) -> None:
+        candidates = self.endpoints()
+        if len(candidates) > 1:
+            self._endpoint = (self._endpoint + 1) % len(candidates)
+            self.url = candidates[self._endpoint]
+            log.info("trying the next node: %s", self.url)
 
     async def _supervise(self) -> None:
         attempt = 0

@@ -261,7 +261,8 @@ class Messages(_Feature):
         messages: list[Message] = []
         while len(messages) < limit:
             page: list[Message] = await self._call("messages.history", m.History(
-                chat_id=chat_id, before_id=before_id, limit=limit - len(messages)))
+                chat_id=chat_id, before_id=before_id,
+                limit=min(limit - len(messages), limits.MAX_HISTORY_PAGE)))
             messages += page
             if not page or page[-1].id <= 1 or len(messages) >= limit:
                 break

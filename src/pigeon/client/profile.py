@@ -56,6 +56,9 @@ class Profile:
     pts: int = 0                    # the position in the user's own stream, user:<id>
     streams: dict[str, int] = field(default_factory=dict)  # positions in the other streams
     ca_file: str | None = None      # certificate authority (PEM) the server's TLS is checked by
+    # The deployment's other nodes, as its servers last said (welcome): tried in turn when
+    # ``server`` stops answering (issue 12).
+    endpoints: list[str] = field(default_factory=list)
     ended: str | None = None        # why the last session ended, when the server ended it
     # The pts of messages this device sent (`pigeon send`) that `receive` has not passed yet,
     # so that it does not show them back; and marks of sends in flight ({mark: [chat, since]}).

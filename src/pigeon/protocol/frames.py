@@ -51,6 +51,11 @@ class Call(Frame, tag="call"):
 
 
 # -- server → client --------------------------------------------------------------------------
+#: a node's public address (http(s):// or ws(s)://), as ``pigeon --server`` takes it
+Endpoint = Annotated[str, Meta(max_length=256, pattern=r"^(https?|wss?)://[^\s]+$")]
+MAX_ENDPOINTS = 16
+
+
 class Welcome(Frame, tag="welcome"):
     version: int
     server: str
@@ -58,6 +63,9 @@ class Welcome(Frame, tag="welcome"):
     session_id: int | None = None
     state: State | None = None
     budget: Budget | None = None  # absent: shield off, or an older server (defaults apply)
+    # Where else this deployment serves (the region's nodes): the SDK keeps them and tries
+    # the next one when the node it used stops answering (issue 12). Older readers ignore it.
+    endpoints: Annotated[list[Endpoint], Meta(max_length=MAX_ENDPOINTS)] = []
 
 
 class Result(Frame, tag="result"):
@@ -215,10 +223,11 @@ class ServerProtocol:
     # Frames the server sends.
     def welcome(
         self, server: str, user: User | None, session_id: int | None, state: State | None,
-        budget: Budget | None = None,
+        budget: Budget | None = None, endpoints: list[str] | None = None,
     ) -> bytes:
         return encode(Welcome(version=self.version, server=server, user=user,
-                              session_id=session_id, state=state, budget=budget))
+                              session_id=session_id, state=state, budget=budget,
+                              endpoints=endpoints or []))
 
     @staticmethod
     def result(request_id: int, value: Any) -> bytes:

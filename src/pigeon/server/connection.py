@@ -171,7 +171,8 @@ class Connection:
             self.follow(state.streams)
         self._send(self.protocol.welcome(services.settings.server_name, user,
                                          session.id if session else None, state,
-                                         self.shield.budget()))
+                                         self.shield.budget(),
+                                         services.settings.endpoint_list))
 
     async def _call(self, call: CallReceived) -> None:
         started = time.perf_counter()

@@ -72,6 +72,10 @@ class Settings:
     # URLs, comma-separated (nats://host:4222); subjects start with bus_prefix, so that two
     # deployments may share a NATS cluster (docs/operations.md, "Many processes").
     bus: str = "local"
+    # The public addresses of this deployment's nodes (comma-separated URLs, as clients
+    # take them: https://a.example.org:8700,...): told to every client at hello, so that it
+    # fails over to another when its node dies (docs/operations.md, "Many nodes").
+    endpoints: str = ""
     bus_prefix: str = "pigeon"
     # -- media (issue 10; docs/operations.md, "Media") --
     media_max_file_bytes: int = 2 << 30     # one file (2 GiB)
@@ -178,6 +182,10 @@ class Settings:
         return split_listen(self.listen)[1]
 
     @property
+    def endpoint_list(self) -> list[str]:
+        return [e.strip() for e in self.endpoints.split(",") if e.strip()]
+
+    @property
     def shared_store(self) -> str | None:
         """The store's URL when several processes can share it; None for embedded SQLite."""
         return self.store or None
@@ -225,6 +233,10 @@ class Settings:
             raise SettingsError(f"bus must be local or nats://HOST:PORT, not {self.bus!r}")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.bus_prefix):
             raise SettingsError("bus_prefix must be 1-32 letters, digits, _ or -")
+        endpoints = self.endpoint_list
+        if len(endpoints) > 16 or not all(
+                re.fullmatch(r"(https?|wss?)://[^\s,]{1,240}", e) for e in endpoints):
+            raise SettingsError("endpoints: at most 16 URLs, each http(s):// or ws(s)://HOST:PORT")
         if not 0 <= self.workers <= MAX_WORKERS:
             raise SettingsError(f"workers must be 0 (one process) to {MAX_WORKERS}")
         if self.workers > 1 and self.bus == "local":
