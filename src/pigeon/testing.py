@@ -6,6 +6,7 @@ Used by Pigeon's own tests and benchmarks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 from pigeon.client import Client, Profile
 from pigeon.protocol.errors import PigeonError, UnknownMethod
@@ -143,8 +145,12 @@ class ServerProcess:
             return self._codes.pop(phone)
 
     def kill(self) -> None:
-        """kill -9: no chance to flush or close anything."""
+        """kill -9: no chance to flush or close anything; with --workers, every worker too
+        (the whole node dies at once, as when its machine does)."""
         assert self.proc is not None
+        for child in _children(self.proc.pid):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
         self.proc.kill()
         self.proc.wait()
         self._listening = False
@@ -359,3 +365,10 @@ class StandInConnection:
         except PigeonError as error:
             return self.protocol.error(call.id, error)
         return self.protocol.result(call.id, self.protocol.hold_back(value))
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []

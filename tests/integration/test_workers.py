@@ -70,7 +70,9 @@ async def test_a_worker_killed_with_9_is_restarted_and_nothing_is_lost(tmp_path:
 def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "data", "--workers", "1") as server:
         [worker] = workers_of(server)
-        server.kill()
+        assert server.proc is not None
+        server.proc.kill()  # the supervisor alone (ServerProcess.kill takes the workers too)
+        server.proc.wait()
         wait_for(lambda: not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE,
                  "the orphaned worker stopped")
     # and the port and directory are free again for a new server
