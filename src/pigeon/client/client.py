@@ -44,7 +44,7 @@ from .features import Account, Auth, Chats, Messages, Sessions
 from .safety import Contacts, Requests, Safety
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
-from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
+from .throttle import AdaptiveThrottle, CallPacer, backoff, hinted_wait, notice_wait
 
 log = logging.getLogger("pigeon.client")
 
@@ -157,7 +157,8 @@ class Client:
                     break
                 except ServerUnreachable as exc:
                     attempt += 1
-                    delay = backoff(attempt, base=0.1, cap=2.0)
+                    delay = max(backoff(attempt, base=0.1, cap=2.0),
+                                hinted_wait(exc.retry_after))
                     if not exc.retryable_connect or loop.time() + delay > deadline:
                         raise
                     await asyncio.sleep(delay)
@@ -211,7 +212,7 @@ class Client:
                 link = await Link.open(self._http, url, self.profile.token, self._on_updates,
                                        self._on_error, self.connect_timeout, handshake,
                                        on_items=self._on_items, versions=self.versions,
-                                       transport=self.transport)
+                                       transport=self.transport, ticket=self.profile.ticket)
                 break
             except AdmissionChallenge as challenge:
                 # The server rations new connections and offers a way in: solve its
@@ -228,6 +229,8 @@ class Client:
         assert welcome is not None
         self.version = welcome.version
         self.pacer.configure(welcome.budget)
+        if welcome.ticket is not None:
+            self.profile.ticket = welcome.ticket  # saved with the profile, as the token is
         self._connected.set()
         if self.track_updates and welcome.state is not None and self._behind(welcome.state):
             self._spawn_sync()
@@ -271,6 +274,10 @@ class Client:
                     continue
                 except (Unavailable, OSError, asyncio.TimeoutError) as exc:
                     log.debug("reconnect failed: %s", exc)
+                    if isinstance(exc, Unavailable) and exc.retry_after is not None \
+                            and exc.retry_spread is None:
+                        # Refused with a hint (a 503's Retry-After, OVERLOADED): not sooner.
+                        self._wait_before_reconnect(exc)
                     continue
                 self.reconnects += 1
                 # A link that died of a frame this SDK refuses is likely to die again the same
@@ -296,7 +303,7 @@ class Client:
 
     def _wait_before_reconnect(self, error: PigeonError) -> None:
         # Jittered, so that devices refused together do not all come back in one wave.
-        wait = (error.retry_after or 1.0) * random.uniform(1.0, 1.2)
+        wait = hinted_wait(error.retry_after or 1.0)
         self._reconnect_after = self._window_opens = asyncio.get_running_loop().time() + wait
         self.pacer.pause(wait)
 
@@ -371,6 +378,15 @@ class Client:
                 await asyncio.sleep(wait)
                 continue
             except Unavailable as exc:
+                if exc.code == "DEFERRED":
+                    # This connection's bulk work is over its rate (issue 13): call again when
+                    # the server said. Not an overload: the other calls go on meanwhile.
+                    wait = hinted_wait(exc.retry_after)
+                    rate_waited += wait
+                    if rate_waited > self.max_rate_wait:
+                        raise
+                    await asyncio.sleep(wait)
+                    continue
                 if exc.code != "OVERLOADED":
                     raise
                 self.throttle.record(accepted=False)

@@ -26,6 +26,7 @@ from .errors import (
 )
 from .holdback import hold_back
 from .methods import METHODS, Params
+from .resumption import MAX_TICKET_CHARS
 from .streams import Item, StreamItem, read_item
 from .types import Budget, Name, State, Struct, Token, User
 from .updates import Difference, Update, UnknownUpdate, read_update
@@ -42,6 +43,9 @@ class Hello(Frame, tag="hello"):
     versions: Annotated[list[int], Meta(max_length=8)]
     client: Name = ""
     token: Token | None = None
+    # The resumption ticket of the token's session, from its last welcome: the server checks
+    # it without a database read (issue 13). Ignored, and the token checked, if it fails.
+    ticket: Annotated[str, Meta(max_length=MAX_TICKET_CHARS)] | None = None
 
 
 class Call(Frame, tag="call"):
@@ -58,6 +62,8 @@ class Welcome(Frame, tag="welcome"):
     session_id: int | None = None
     state: State | None = None
     budget: Budget | None = None  # absent: shield off, or an older server (defaults apply)
+    # A logged-in welcome: the resumption ticket to present at the next hello (issue 13).
+    ticket: Annotated[str, Meta(max_length=MAX_TICKET_CHARS)] | None = None
 
 
 class Result(Frame, tag="result"):
@@ -104,6 +110,7 @@ class HelloReceived(msgspec.Struct, frozen=True):
     version: int
     client: str
     token: str | None
+    ticket: str | None = None
 
 
 class CallReceived(msgspec.Struct, frozen=True):
@@ -189,7 +196,7 @@ class ServerProtocol:
             return self._violation(err, close=True)
         self.version = max(common)
         self.phase = Phase.OPEN
-        return HelloReceived(self.version, hello.client, hello.token)
+        return HelloReceived(self.version, hello.client, hello.token, hello.ticket)
 
     def _call(self, call: Call) -> ServerEvent:
         decoder = self._param_decoders.get(call.method)
@@ -215,10 +222,10 @@ class ServerProtocol:
     # Frames the server sends.
     def welcome(
         self, server: str, user: User | None, session_id: int | None, state: State | None,
-        budget: Budget | None = None,
+        budget: Budget | None = None, ticket: str | None = None,
     ) -> bytes:
         return encode(Welcome(version=self.version, server=server, user=user,
-                              session_id=session_id, state=state, budget=budget))
+                              session_id=session_id, state=state, budget=budget, ticket=ticket))
 
     @staticmethod
     def result(request_id: int, value: Any) -> bytes:
@@ -359,8 +366,10 @@ class ClientProtocol:
 
     @staticmethod
     def hello(token: str | None = None, client: str = "pigeon-sdk",
-              versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS) -> bytes:
-        return encode(Hello(versions=list(versions), client=client, token=token))
+              versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS,
+              ticket: str | None = None) -> bytes:
+        return encode(Hello(versions=list(versions), client=client, token=token,
+                            ticket=ticket if token is not None else None))
 
     def call(self, method: str, params: Params) -> tuple[int, bytes]:
         if method not in METHODS:
