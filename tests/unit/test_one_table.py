@@ -54,7 +54,8 @@ def test_error_sets_are_what_they_were() -> None:
         "CODE_INVALID", "SIGN_UP_REQUIRED", "USERNAME_TAKEN", "USER_NOT_FOUND",
         "MESSAGE_NOT_FOUND", "NOT_A_MEMBER", "ALREADY_MEMBER", "SESSION_NOT_FOUND",
         "PEER_IS_SELF", "OVERLOADED", "POW_REQUIRED", "TOO_MANY_CONNECTIONS",
-        "REQUEST_NOT_FOUND"}  # issue 11: answering a request twice (two devices) is normal
+        "REQUEST_NOT_FOUND",  # issue 11: answering a request twice (two devices) is normal
+        "DEFERRED"}  # issue 13: a device catching up meets its bulk cap, and is told when
     # The siege's old rule: these codes, or any code of a door-refusal class.
     door = (errors.ProtocolError, errors.UnknownMethod, errors.RateLimited, errors.Unavailable,
             errors.ProofOfWorkRequired)

@@ -1,0 +1,135 @@
+"""Resumption tickets and the bulk cost cap against a real server (issue 13).
+
+A ticket lets a known session's hello in without a database read: the welcome then leaves
+``user`` out (the full path reads it). Revocation wins: a logged-out or terminated session's
+ticket is refused. A ticket that fails any other way (tampered, another server's) only sends
+the hello the long way. A device over its bulk cap is told when to come back (DEFERRED with
+``retry_after``) while its sends are served."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from raw_support import Raw, enc, sign_in
+
+from pigeon.testing import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+_MANY = "100000/1s burst 100000"
+ENV = {"PIGEON_CODE_RATE_PHONE": _MANY, "PIGEON_BAN_STRIKES": "1000000",
+       "PIGEON_MAX_REFUSALS": "100000",
+       # two bulk calls at once, then one per 100 s: the third is deferred
+       "PIGEON_BULK_RATE_CONNECTION": "1/100s burst 2"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("resume") / "data", env=ENV) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def other(tmp_path_factory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("other") / "data", env=ENV) as proc:
+        yield proc
+
+
+async def hello(server: ServerProcess, token: str, ticket: str | None) -> dict[str, Any]:
+    """The answer to a hello with this token and ticket (the connection is closed after)."""
+    raw = await Raw.open(server)
+    try:
+        frame: dict[str, Any] = {"t": "hello", "versions": [1], "token": token}
+        if ticket is not None:
+            frame["ticket"] = ticket
+        await raw.ws.send_bytes(enc(frame))
+        return await asyncio.wait_for(asyncio.shield(raw.welcome), 10.0)
+    finally:
+        await raw.close()
+
+
+def resumed(answer: dict[str, Any]) -> bool:
+    """A welcome that the ticket let in: the full path reads the user, this one does not."""
+    assert answer["t"] == "welcome", answer
+    assert answer["ticket"].startswith("pgr1.")
+    return "user" not in answer
+
+
+async def test_a_ticket_resumes_its_session_even_after_a_restart(server, phone) -> None:
+    raw, auth = await sign_in(server, phone())
+    await raw.close()
+    assert auth["ticket"].startswith("pgr1.")
+    answer = await hello(server, auth["token"], auth["ticket"])
+    assert resumed(answer) and answer["session_id"] == auth["session_id"]
+    assert answer["state"]["pts"] >= 0
+    # The welcome's new ticket works too, and so does the old one until it expires.
+    assert resumed(await hello(server, auth["token"], answer["ticket"]))
+    # A restart reloads the live sessions: the herd that comes back is admitted from memory.
+    server.stop()
+    server.restart()
+    assert resumed(await hello(server, auth["token"], auth["ticket"]))
+    # Without a ticket: the long way, as always.
+    assert not resumed(await hello(server, auth["token"], None))
+
+
+async def test_a_tampered_or_foreign_ticket_takes_the_long_way(server, other, phone) -> None:
+    raw, auth = await sign_in(server, phone())
+    await raw.close()
+    ticket = auth["ticket"]
+    for i in (5, 20, len(ticket) - 3):
+        flipped = "A" if ticket[i] != "A" else "B"
+        answer = await hello(server, auth["token"], ticket[:i] + flipped + ticket[i + 1:])
+        assert not resumed(answer) and answer["user"]["id"] == auth["user"]["id"]
+    # Another server's ticket (its own secret), even for a session with the same id.
+    raw, foreign = await sign_in(other, phone())
+    await raw.close()
+    assert not resumed(await hello(server, auth["token"], foreign["ticket"]))
+    # Someone else's token with this ticket: the MAC covers the token's hash.
+    assert (await hello(server, foreign["token"], ticket))["code"] == "SESSION_INVALID"
+    assert (await hello(server, "pgn_" + "x" * 43, "junk"))["code"] == "SESSION_INVALID"
+
+
+@pytest.mark.parametrize("how", ["log_out", "terminate", "terminate_others"])
+async def test_revocation_wins_over_the_ticket(server, phone, how) -> None:
+    number = phone()
+    raw, auth = await sign_in(server, number)
+    other_raw, _ = await sign_in(server, number, device="other")
+    try:
+        if how == "log_out":
+            await raw.ok("auth.log_out")
+        elif how == "terminate":
+            await other_raw.ok("sessions.terminate", session_id=auth["session_id"])
+        else:
+            await other_raw.ok("sessions.terminate_others")
+        answer = await hello(server, auth["token"], auth["ticket"])
+        assert answer["t"] == "error" and answer["code"] == "SESSION_INVALID", answer
+    finally:
+        await raw.close()
+        await other_raw.close()
+
+
+async def test_bulk_over_the_cap_is_deferred_while_sends_are_served(server, phone) -> None:
+    raw, auth = await sign_in(server, phone())
+    peer_raw, peer = await sign_in(server, phone(), name="Peer")
+    try:
+        chat = await raw.ok("chats.open_private", user_id=peer["user"]["id"])
+        diffs = [raw.call("updates.get_difference", pts=0) for _ in range(4)]
+        sends = [raw.call("messages.send", chat_id=chat["id"], text=f"hi {i}",
+                          random_id=random.getrandbits(62)) for i in range(5)]
+        answers = await asyncio.gather(*diffs, *sends)
+        got, sent = answers[:4], answers[4:]
+        assert all(a["t"] == "result" for a in sent), sent
+        deferred = [a for a in got if a["t"] == "error"]
+        assert len(deferred) == 2 and sum(a["t"] == "result" for a in got) == 2, got
+        for answer in deferred:
+            assert answer["code"] == "DEFERRED" and 0 < answer["retry_after"] <= 100
+        # Deferred is not refused: the connection is open and keeps serving the device.
+        assert (await raw.call("messages.send", chat_id=chat["id"], text="still here",
+                               random_id=random.getrandbits(62)))["t"] == "result"
+    finally:
+        await raw.close()
+        await peer_raw.close()
