@@ -32,7 +32,8 @@ class CloseReason(NamedTuple):
 
 
 def _seconds(value: float) -> str:
-    return f"{round(min(max(0.0, value), limits.MAX_RETRY_SECONDS), 3):g}"
+    text = f"{min(max(0.0, value), limits.MAX_RETRY_SECONDS):.3f}".rstrip("0").rstrip(".")
+    return text or "0"
 
 
 def format_reason(code: str, retry_after: float | None = None,

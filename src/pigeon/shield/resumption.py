@@ -58,6 +58,8 @@ class Resumption:
     def live(self, session_id: int, user_id: int) -> None:
         """A session was created, or its token checked against the database."""
         self._live.pop(session_id, None)
+        if self.max_sessions <= 0:
+            return
         if len(self._live) >= self.max_sessions:
             # Forgetting is safe: a forgotten session's ticket takes the long way.
             del self._live[next(iter(self._live))]
