@@ -1,10 +1,11 @@
-"""Resumption tickets and the bulk cost cap against a real server (issue 13).
+"""Resumption tickets, the bulk cost cap and retry hints against a real server (issue 13).
 
 A ticket lets a known session's hello in without a database read: the welcome then leaves
 ``user`` out (the full path reads it). Revocation wins: a logged-out or terminated session's
 ticket is refused. A ticket that fails any other way (tampered, another server's) only sends
 the hello the long way. A device over its bulk cap is told when to come back (DEFERRED with
-``retry_after``) while its sends are served."""
+``retry_after``) while its sends are served. Refusals at admission and close frames say
+when to come back, and the SDK reads them."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
-from raw_support import Raw, enc, sign_in
+from raw_support import Raw, enc, hello_frame, sign_in
 
+from pigeon.client.link import Link, ServerUnreachable
 from pigeon.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -24,7 +27,9 @@ _MANY = "100000/1s burst 100000"
 ENV = {"PIGEON_CODE_RATE_PHONE": _MANY, "PIGEON_BAN_STRIKES": "1000000",
        "PIGEON_MAX_REFUSALS": "100000",
        # two bulk calls at once, then one per 100 s: the third is deferred
-       "PIGEON_BULK_RATE_CONNECTION": "1/100s burst 2"}
+       "PIGEON_BULK_RATE_CONNECTION": "1/100s burst 2",
+       # a session's second connection replaces its first (closed with a hint)
+       "PIGEON_MAX_CONNECTIONS_PER_SESSION": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +138,39 @@ async def test_bulk_over_the_cap_is_deferred_while_sends_are_served(server, phon
     finally:
         await raw.close()
         await peer_raw.close()
+
+
+async def test_a_close_frame_carries_the_retry_hint(server, phone) -> None:
+    raw, auth = await sign_in(server, phone())
+    await raw.close()
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(f"{server.url}/v1/ws", max_msg_size=0) as ws:
+        await ws.send_bytes(hello_frame(auth["token"]))
+        assert (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY  # welcome
+        newer = await Raw.open(server)  # the same session again: this one is replaced
+        try:
+            assert (await newer.hello(auth["token"]))["t"] == "welcome"
+            while (msg := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY:
+                pass
+            assert msg.type == aiohttp.WSMsgType.CLOSE, msg
+            assert msg.extra == "TOO_MANY_CONNECTIONS retry_after=15"
+        finally:
+            await newer.close()
+
+
+async def test_a_refusal_at_admission_says_when_to_come_back(tmp_path) -> None:
+    env = {**ENV, "PIGEON_MAX_PER_ADDRESS": "1"}
+    with ServerProcess(tmp_path / "data", env=env) as capped:
+        first = await Raw.open(capped)  # the address's one unauthenticated socket
+        try:
+            async with aiohttp.ClientSession() as http:
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(f"{capped.url}/v1/ws")
+                assert refused.value.status == 503
+                assert refused.value.headers["Retry-After"] == "2"
+                # The SDK reads it: it will not come back sooner.
+                with pytest.raises(ServerUnreachable) as sdk:
+                    await Link.open(http, f"{capped.url}/v1/ws", None, print, print)
+                assert sdk.value.retry_after == 2.0 and sdk.value.retryable_connect
+        finally:
+            await first.close()
