@@ -49,6 +49,9 @@ class Devices:
         self.ready = 0
         self.connected = 0
         self.failures: Counter[str] = Counter()
+        # Failures while the devices first connected (an idle crowd from addresses the
+        # server does not know yet is rationed): not the storm's, so counted apart.
+        self.failures_before: Counter[str] = Counter()
         self.gave_up = 0
         self.stop = asyncio.Event()
         self.all_ready = asyncio.Event()
@@ -131,7 +134,7 @@ class Devices:
                     first = False
                     self.ready += 1
                     if self.ready == len(self.devices):
-                        self.all_ready.set()
+                        self.storm_begins()
                 else:
                     self.synced[i] = time.time()
                 await rpc.done.wait()
@@ -145,12 +148,18 @@ class Devices:
                 self.back[i] = self.synced[i] = None
             await asyncio.sleep(_notice_wait(rpc.farewell))
 
+    def storm_begins(self) -> None:
+        """Every device is connected and synced: what fails from now on is the storm's."""
+        self.failures_before, self.failures = self.failures, Counter()
+        self.all_ready.set()
+
     def counts(self) -> dict[str, Any]:
         return {"connected": self.connected, "ready": self.ready, "gave_up": self.gave_up,
                 "dropped": sum(d is not None for d in self.dropped),
                 "back": sum(b is not None for b in self.back),
                 "synced": sum(s is not None for s in self.synced),
-                "failures": dict(self.failures)}
+                "failures": dict(self.failures),
+                "failures_before_storm": dict(self.failures_before)}
 
 
 def _notice_wait(farewell: dict[str, Any] | None) -> float:

@@ -67,7 +67,9 @@ class RawWS:
             raise Refused(f"handshake: {type(exc).__name__}") from None
         if status != 101:
             writer.transport.abort()
-            raise Refused(f"http {status}", wire.retry_after(head))
+            # A challenge (rationed: an address the server does not know) or a cap.
+            kind = " challenge" if b"pigeon-challenge" in head.lower() else ""
+            raise Refused(f"http {status}{kind}", wire.retry_after(head))
         return cls(reader, writer)
 
     def write(self, payload: bytes, opcode: int = wire.OP_BINARY) -> None:
