@@ -94,8 +94,6 @@ class Settings:
     max_per_address: int = 64               # unauthenticated connections from one address
     max_per_prefix: int = 256               # ... from one /24 (IPv4) or /64 (IPv6)
     max_unauthenticated: int = 2000         # unauthenticated connections in all
-    max_returning: int = 1000               # ... from known addresses, handshaking at once;
-                                            # more are told to come back (503 Retry-After)
     hello_deadline: float = 5.0             # seconds to finish the first frame (slowloris)
     frame_rate: str = "200/1s burst 400"    # frames read from one logged-in connection
     frame_rate_unauthenticated: str = "10/1s burst 20"  # ... from one not logged in
@@ -170,7 +168,7 @@ class Settings:
                 "or --insecure-no-tls if a TLS proxy sits in front"
             )
         self._validate_edge()
-        for name in ("outbox_frames", "outbox_bytes", "outbox_bytes_account", "max_returning",
+        for name in ("outbox_frames", "outbox_bytes", "outbox_bytes_account",
                      "bulk_calls_per_account", "max_connections_per_account",
                      "max_connections_per_session"):
             if getattr(self, name) < 1:

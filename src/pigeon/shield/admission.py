@@ -32,9 +32,6 @@ Two pools:
   and per-prefix caps (so one such address cannot open more than a stranger's), the total,
   and the hello deadline; an attacker cannot borrow such an address (TCP's handshake proves
   the source), and a flood from the ones he owns is capped per address like any other.
-  They have a cap of their own, ``max_returning``: past it a returning device is refused
-  (the caller tells it when to come back) rather than let in to time out. A herd is then
-  let in as fast as the server completes handshakes, none of them wasted.
 """
 
 from __future__ import annotations
@@ -48,7 +45,7 @@ from typing import Any
 
 __all__ = ["Admission", "Decision", "Ticket", "prefix_of"]
 
-REFUSAL_REASONS = ("per_address", "per_prefix", "total", "returning")
+REFUSAL_REASONS = ("per_address", "per_prefix", "total")
 
 
 def prefix_of(address: str) -> str:
@@ -125,12 +122,9 @@ class Admission:
         max_unauthenticated: int = 2000,
         max_total: int = 20000,
         rng: random.Random | None = None,
-        max_returning: int = 1000,
     ) -> None:
-        if min(max_per_address, max_per_prefix, max_unauthenticated, max_total,
-               max_returning) < 1:
+        if min(max_per_address, max_per_prefix, max_unauthenticated, max_total) < 1:
             raise ValueError("every admission cap must be at least 1")
-        self.max_returning = max_returning
         self.max_per_address = max_per_address
         self.max_per_prefix = max_per_prefix
         self.max_unauthenticated = max_unauthenticated
@@ -156,9 +150,6 @@ class Admission:
             self._refused[reason] += 1
             return Decision(None, reason)
         if returning:
-            if self._returning >= self.max_returning:
-                self._refused["returning"] += 1
-                return Decision(None, "returning")
             ticket = Ticket(address, prefix, returning=True)
             self._per_address[address] += 1
             self._per_prefix[prefix] += 1

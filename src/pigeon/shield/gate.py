@@ -25,7 +25,7 @@ from .ticket import challenge_response, refusal_response, ticket_in_request
 
 # Seconds a socket refused at an admission cap is told to wait (Retry-After): the server is
 # full (total) for a while; a busy address or network frees up sooner.
-ADMISSION_RETRY_AFTER = {"total": 5, "per_address": 2, "per_prefix": 2, "returning": 1}
+ADMISSION_RETRY_AFTER = {"total": 5, "per_address": 2, "per_prefix": 2}
 
 # What Shield.accept answers for a socket that the ration refused: hold it, read its request
 # line, and let it in only with a proof-of-work ticket (``ticket.py``). A caller that does
@@ -99,8 +99,7 @@ class AcceptGate:
         decision = self.admission.admit(address, self.clock(), returning)
         if decision.ticket is None:
             self._refuse(decision.reason or "admission")
-            if decision.reason != "returning":  # a crowd coming back is no one's fault
-                self.strike(address, decision.reason or "admission")
+            self.strike(address, decision.reason or "admission")
         elif banned:
             self._refuse("banned_token_only")  # counted: admitted, but for a token only
         return decision

@@ -80,7 +80,6 @@ class Shield(AcceptGate, FanoutBudget):
             max_per_prefix=settings.max_per_prefix if enabled else 10**9,
             max_unauthenticated=settings.max_unauthenticated if enabled else 10**9,
             max_total=settings.max_connections,
-            max_returning=getattr(settings, "max_returning", 1000) if enabled else 10**9,
         )
         self.scheduler = Scheduler(
             budgets={WorkClass.INTERACTIVE: settings.budget_interactive,
