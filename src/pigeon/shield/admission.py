@@ -24,14 +24,6 @@ Two pools:
   they have proved who they are, per-account rate limits (``ratelimit.py``) and the total
   cap are the right tools, not their neighbour's address. The total cap (``max_total``)
   still bounds memory and descriptors for everyone.
-* **returning** connections, from an address that logged-in sessions came from (the caller
-  says so: ``admit(..., returning=True)``), are not yet authenticated but are not put in the
-  evictable pool either: after a restart ten thousand devices come back at once, more than
-  the pool holds, and random early drop would cut honest devices mid-handshake over and over
-  (issue 13: most of a storm's failed handshakes). They still count against the per-address
-  and per-prefix caps (so one such address cannot open more than a stranger's), the total,
-  and the hello deadline; an attacker cannot borrow such an address (TCP's handshake proves
-  the source), and a flood from the ones he owns is capped per address like any other.
 """
 
 from __future__ import annotations
@@ -86,7 +78,6 @@ class Ticket:
     address: str
     prefix: str
     authenticated: bool = False
-    returning: bool = False  # from a known address: outside the evictable pool
     handle: Any = None
     protected_until: float = 0.0  # spared by random early drop until then (solved work)
     open: bool = field(default=True, init=False)
@@ -132,10 +123,8 @@ class Admission:
         self.rng = rng if rng is not None else random.Random()
         self._unauthenticated: list[Ticket] = []
         self._authenticated = 0
-        self._returning = 0
-        # Counts of *unauthenticated* tickets only (returning ones included); a key is
-        # deleted when it drops to zero, so these hold at most max_unauthenticated entries
-        # (plus the returning connections, within max_total) whatever the attacker sends.
+        # Counts of *unauthenticated* tickets only; a key is deleted when it drops to zero,
+        # so these hold at most max_unauthenticated entries whatever the attacker sends.
         self._per_address: Counter[str] = Counter()
         self._per_prefix: Counter[str] = Counter()
         self._admitted = 0
@@ -143,19 +132,12 @@ class Admission:
         self._refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
 
     # -- the three operations ------------------------------------------------------------
-    def admit(self, address: str, now: float = 0.0, returning: bool = False) -> Decision:
+    def admit(self, address: str, now: float = 0.0) -> Decision:
         prefix = prefix_of(address)
         reason = self._refusal(address, prefix)
         if reason is not None:
             self._refused[reason] += 1
             return Decision(None, reason)
-        if returning:
-            ticket = Ticket(address, prefix, returning=True)
-            self._per_address[address] += 1
-            self._per_prefix[prefix] += 1
-            self._returning += 1
-            self._admitted += 1
-            return Decision(ticket)
         evict = None
         if len(self._unauthenticated) >= self.max_unauthenticated:
             evict = self._victim(now)
@@ -187,7 +169,7 @@ class Admission:
     # -- reading ---------------------------------------------------------------------------
     @property
     def open(self) -> int:
-        return self._authenticated + self._returning + len(self._unauthenticated)
+        return self._authenticated + len(self._unauthenticated)
 
     @property
     def unauthenticated(self) -> int:
@@ -198,7 +180,6 @@ class Admission:
             "open": self.open,
             "unauthenticated": self.unauthenticated,
             "authenticated": self._authenticated,
-            "returning": self._returning,
             "admitted": self._admitted,
             "refused": dict(self._refused),
             "evicted": self._evicted,
@@ -238,12 +219,6 @@ class Admission:
         self._per_prefix[ticket.prefix] += 1
 
     def _remove_unauthenticated(self, ticket: Ticket) -> None:
-        if ticket.returning:
-            ticket.returning = False
-            self._returning -= 1
-            _decrement(self._per_address, ticket.address)
-            _decrement(self._per_prefix, ticket.prefix)
-            return
         # Swap with the last element and pop: O(1), order does not matter for random drop.
         pool = self._unauthenticated
         last = pool.pop()

@@ -93,10 +93,7 @@ class AcceptGate:
         return self._admit(address, banned)
 
     def _admit(self, address: str, banned: bool = False) -> Decision:
-        # From an address logged-in sessions use: a returning device, kept out of the pool
-        # that random early drop evicts from (admission.py; issue 13).
-        returning = self.enabled and not banned and address in self.known
-        decision = self.admission.admit(address, self.clock(), returning)
+        decision = self.admission.admit(address, self.clock())
         if decision.ticket is None:
             self._refuse(decision.reason or "admission")
             self.strike(address, decision.reason or "admission")

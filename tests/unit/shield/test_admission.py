@@ -120,7 +120,7 @@ def test_release_is_idempotent_and_promote_after_release_is_a_noop():
     adm.release(u)
     adm.release(u)
     assert adm.stats() | {"admitted": 0} == {
-        "open": 0, "unauthenticated": 0, "authenticated": 0, "returning": 0, "admitted": 0,
+        "open": 0, "unauthenticated": 0, "authenticated": 0, "admitted": 0,
         "refused": {"per_address": 0, "per_prefix": 0, "total": 0}, "evicted": 0,
         "addresses": 0, "prefixes": 0,
     }
@@ -174,27 +174,3 @@ def test_invariants_hold_for_any_sequence(ops, seed):
         s = adm.stats()
         assert s["addresses"] == len({t.address for t in unauth})
         assert s["admitted"] == len(tickets)
-
-
-def test_returning_devices_are_never_evicted_but_keep_their_address_caps():
-    """After a restart the returning herd outnumbers the unauthenticated pool: devices from
-    known addresses stay out of it, so random early drop cuts none of them mid-handshake
-    (issue 13); their address and prefix caps still hold, and so does the total."""
-    adm = Admission(max_per_address=2, max_per_prefix=100, max_unauthenticated=2,
-                    max_total=10, rng=random.Random(3))
-    herd = [adm.admit(f"10.0.{i}.1", returning=True) for i in range(5)]
-    assert all(d.admitted and d.evict is None for d in herd)
-    assert adm.stats()["returning"] == 5 and adm.unauthenticated == 0
-    strangers = [adm.admit(f"10.1.{i}.1") for i in range(3)]
-    assert strangers[2].evict in (strangers[0].ticket, strangers[1].ticket)  # only strangers
-    assert adm.admit("10.0.0.1", returning=True).admitted
-    assert adm.admit("10.0.0.1", returning=True).reason == "per_address"
-    assert adm.open == 8  # 6 returning, 2 strangers
-    assert adm.admit("10.9.9.9", returning=True).admitted
-    assert adm.admit("10.9.9.8", returning=True).admitted
-    assert adm.admit("10.9.9.7", returning=True).reason == "total"
-    adm.promote(herd[0].ticket)
-    adm.release(herd[0].ticket)
-    adm.release(herd[1].ticket)
-    adm.release(herd[1].ticket)  # twice: a no-op
-    assert adm.stats()["returning"] == 6 and adm.stats()["authenticated"] == 0
