@@ -8,7 +8,9 @@ with the ticket its last welcome gave it and once without, alternately for --rou
 The hellos run in this process through the server's own Connection (frame decode, shield
 checks, token or ticket, state read, welcome encode), with no network: what is timed is the
 server's work and its database reads, not a client's. Prints hellos a second for each and
-the ratio. Not a test: times vary with the machine and its neighbours.
+the ratio, and the database reads each hello made (4 the long way: the session, its user,
+the session again once attached, the state; 1 with a ticket: the state). Not a test: times
+vary with the machine and its neighbours; the reads do not.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -36,6 +39,20 @@ from pigeon.shield.state import MemoryShieldState
 from pigeon.store import SqliteStore
 
 _MANY = "1000000/1s burst 1000000"
+
+
+class CountedReads:
+    """Counts the store's reads (each a trip to a reader thread and SQLite)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.count = 0
+        read = store.engine.read
+
+        async def counted(fn: Any, *args: Any) -> Any:
+            self.count += 1
+            return await read(fn, *args)
+
+        store.engine.read = counted  # type: ignore[method-assign]
 
 
 async def storm(services: Services, hellos: list[bytes], concurrency: int) -> float:
@@ -84,15 +101,20 @@ async def main(sessions: int, concurrency: int, rounds: int) -> None:
             by_token[user_id], user_id, token)) for token, user_id in tokens]
         without = [ClientProtocol.hello(token) for token, _ in tokens]
         rates: dict[str, list[float]] = {"token only": [], "ticket": []}
+        reads: dict[str, float] = {}
+        counter = CountedReads(store)
         try:
             for _ in range(rounds):
                 for name, hellos in (("token only", without), ("ticket", with_ticket)):
                     await asyncio.sleep(1.0)  # the previous round's last-active writes settle
+                    before = counter.count
                     rates[name].append(sessions / await storm(services, hellos, concurrency))
+                    reads[name] = (counter.count - before) / sessions
         finally:
             await store.close()
     for name, values in rates.items():
-        print(f"{name:>10}: {statistics.median(values):8,.0f} hellos/s "
+        print(f"{name:>10}: {reads[name]:.0f} database reads per hello, "
+              f"{statistics.median(values):8,.0f} hellos/s "
               f"(runs: {', '.join(f'{v:,.0f}' for v in values)})")
     ratio = [t / o for t, o in zip(rates["ticket"], rates["token only"], strict=True)]
     print(f"     ratio: {statistics.median(ratio):.2f}x "
