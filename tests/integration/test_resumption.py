@@ -19,7 +19,7 @@ import pytest
 from raw_support import Raw, enc, hello_frame, sign_in
 
 from pigeon.client.link import Link, ServerUnreachable
-from pigeon.testing import ServerProcess
+from pigeon.testing import ServerProcess, login
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,9 @@ ENV = {"PIGEON_CODE_RATE_PHONE": _MANY, "PIGEON_BAN_STRIKES": "1000000",
        # two bulk calls at once, then one per 100 s: the third is deferred
        "PIGEON_BULK_RATE_CONNECTION": "1/100s burst 2",
        # a session's second connection replaces its first (closed with a hint)
-       "PIGEON_MAX_CONNECTIONS_PER_SESSION": "1"}
+       "PIGEON_MAX_CONNECTIONS_PER_SESSION": "1",
+       # a restart's notice asks for no wait: the SDK test below comes straight back
+       "PIGEON_RESTART_DOWNTIME": "0", "PIGEON_RESTART_WINDOW_MAX": "0.5"}
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +176,23 @@ async def test_a_refusal_at_admission_says_when_to_come_back(tmp_path) -> None:
                 assert sdk.value.retry_after == 2.0 and sdk.value.retryable_connect
         finally:
             await first.close()
+
+
+async def test_the_sdk_keeps_its_ticket_and_comes_back_with_it(server, phone) -> None:
+    client = await login(server, phone(), "Sdk")
+    try:
+        first = client.profile.ticket
+        assert first is not None and first.startswith("pgr1.")
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.restart)
+        async with asyncio.timeout(30):
+            while client.reconnects < 1:
+                await asyncio.sleep(0.05)
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{server.operator_url}/shield") as response:
+            figures = (await response.json())["resumption"]
+        assert figures["resumed"] >= 1 and figures["live_sessions"] >= 1
+        assert client.profile.ticket is not None  # the new welcome's
+        await client.account.me()  # and it works
+    finally:
+        await client.close()
