@@ -62,7 +62,8 @@ def test_error_sets_are_what_they_were() -> None:
         "PEER_IS_SELF", "OVERLOADED", "POW_REQUIRED", "TOO_MANY_CONNECTIONS",
         "REQUEST_NOT_FOUND",  # issue 11: answering a request twice (two devices) is normal
         # issue 10: a mistyped set name, a name someone has, a sticker moved meanwhile
-        "STICKER_SET_NOT_FOUND", "STICKER_SET_NAME_TAKEN", "STICKER_NOT_FOUND"}
+        "STICKER_SET_NOT_FOUND", "STICKER_SET_NAME_TAKEN", "STICKER_NOT_FOUND",
+        "DEFERRED"}  # issue 13: a device catching up meets its bulk cap, and is told when
     # The siege's old rule: these codes, or any code of a door-refusal class.
     door = (errors.ProtocolError, errors.UnknownMethod, errors.RateLimited, errors.Unavailable,
             errors.ProofOfWorkRequired)

@@ -156,3 +156,27 @@ def test_a_server_that_announces_no_budget_gets_the_documented_defaults() -> Non
         return (await _run(pacer, clock, ["messages.send"] * 60))["messages.send"]
 
     assert _server_refusals(asyncio.run(main()), Rate(5.0, 1.0, 30.0)) == 0
+
+
+def test_the_sdk_reads_retry_hints_from_a_close_frame_and_never_comes_back_sooner():
+    import aiohttp
+
+    from pigeon.client.link import _close_hint
+    from pigeon.client.throttle import hinted_wait
+    from pigeon.protocol.errors import PigeonError, RateLimited, Unavailable
+
+    def close(reason: str) -> aiohttp.WSMessage:
+        return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, 1008, reason)
+
+    slow = _close_hint(close("SLOW_CONSUMER retry_after=5"))
+    assert isinstance(slow, PigeonError) and slow.retry_after == 5.0
+    banned = _close_hint(close("BANNED retry_after=600"))
+    assert isinstance(banned, RateLimited) and banned.code == "BANNED"
+    notice = _close_hint(close("SHUTTING_DOWN retry_after=5 retry_spread=40"))
+    assert isinstance(notice, Unavailable) and notice.retry_spread == 40.0
+    assert _close_hint(close("HELLO_TIMEOUT")) is None  # no hint: the usual backoff
+    assert _close_hint(close("Going away")) is None
+    rng = random.Random(1)
+    waits = [hinted_wait(5.0, rng) for _ in range(200)]
+    assert all(5.0 <= w <= 6.0 for w in waits) and max(waits) - min(waits) > 0.5
+    assert hinted_wait(None) == 0.0 and hinted_wait(10**9) <= 3600 * 1.2

@@ -54,7 +54,7 @@ from .trust import Trust
 from .verification import Verifier
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
-from .throttle import AdaptiveThrottle, CallPacer, backoff, notice_wait
+from .throttle import AdaptiveThrottle, CallPacer, backoff, hinted_wait, notice_wait
 
 log = logging.getLogger("pigeon.client")
 
@@ -181,7 +181,8 @@ class Client:
                     break
                 except ServerUnreachable as exc:
                     attempt += 1
-                    delay = backoff(attempt, base=0.1, cap=2.0)
+                    delay = max(backoff(attempt, base=0.1, cap=2.0),
+                                hinted_wait(exc.retry_after))
                     # Nobody listens there: the deployment's next node, at once, until
                     # each was tried once (_open moved self.url on).
                     dead += not exc.retryable_connect
@@ -249,7 +250,7 @@ class Client:
                 link = await Link.open(self._http, url, self.profile.token, self._on_updates,
                                        self._on_error, self.connect_timeout, handshake,
                                        on_items=self._on_items, versions=self.versions,
-                                       transport=self.transport)
+                                       transport=self.transport, ticket=self.profile.ticket)
                 break
             except (ServerUnreachable, OSError, asyncio.TimeoutError) as exc:
                 # This node does not answer: the next try goes to the next of the
@@ -275,6 +276,8 @@ class Client:
             self.profile.endpoints = list(welcome.endpoints)
             self.profile.save()
         self.pacer.configure(welcome.budget)
+        if welcome.ticket is not None:
+            self.profile.ticket = welcome.ticket  # saved with the profile, as the token is
         self._connected.set()
         if self.track_updates and welcome.state is not None and self._behind(welcome.state):
             self._spawn_sync()
@@ -336,6 +339,10 @@ class Client:
                     continue
                 except (Unavailable, OSError, asyncio.TimeoutError) as exc:
                     log.debug("reconnect failed: %s", exc)
+                    if isinstance(exc, Unavailable) and exc.retry_after is not None \
+                            and exc.retry_spread is None:
+                        # Refused with a hint (a 503's Retry-After, OVERLOADED): not sooner.
+                        self._wait_before_reconnect(exc)
                     continue
                 self.reconnects += 1
                 # A link that died of a frame this SDK refuses is likely to die again the same
@@ -361,7 +368,7 @@ class Client:
 
     def _wait_before_reconnect(self, error: PigeonError) -> None:
         # Jittered, so that devices refused together do not all come back in one wave.
-        wait = (error.retry_after or 1.0) * random.uniform(1.0, 1.2)
+        wait = hinted_wait(error.retry_after or 1.0)
         self._reconnect_after = self._window_opens = asyncio.get_running_loop().time() + wait
         self.pacer.pause(wait)
 
@@ -436,6 +443,15 @@ class Client:
                 await asyncio.sleep(wait)
                 continue
             except Unavailable as exc:
+                if exc.code == "DEFERRED":
+                    # This connection's bulk work is over its rate (issue 13): call again when
+                    # the server said. Not an overload: the other calls go on meanwhile.
+                    wait = hinted_wait(exc.retry_after)
+                    rate_waited += wait
+                    if rate_waited > self.max_rate_wait:
+                        raise
+                    await asyncio.sleep(wait)
+                    continue
                 if exc.code != "OVERLOADED":
                     raise
                 self.throttle.record(accepted=False)

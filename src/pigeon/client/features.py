@@ -80,6 +80,7 @@ class Auth(_Feature):
             phone=phone, code_id=code_id, code=code, name=name, device=device))
         profile.token, profile.user_id, profile.session_id = (
             auth.token, auth.user.id, auth.session_id)
+        profile.ticket = auth.ticket
         profile.code_id = profile.ended = None
         # A new device starts from now: history is fetched, not replayed as updates.
         self._client._start_from(auth.state)  # noqa: SLF001

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from pigeon.protocol import limits
-from pigeon.protocol.errors import PigeonError, ProtocolError, Unavailable
+from pigeon.protocol.closing import parse_reason
+from pigeon.protocol.errors import PigeonError, ProtocolError, Unavailable, error_from_wire
 from pigeon.protocol.frames import (
     ClientProtocol,
     ErrorReceived,
@@ -70,6 +71,42 @@ def _ignore_items(items: list[StreamItem]) -> None:
     pass
 
 
+def _retry_after(headers: Any) -> float | None:
+    """A 503's Retry-After, in seconds (the date form is not used by Pigeon servers)."""
+    value = headers.get("Retry-After") if headers else None
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if seconds is None or not 0 <= seconds <= limits.MAX_RETRY_SECONDS:
+        return None
+    return seconds
+
+
+def _close_hint(msg: aiohttp.WSMessage) -> PigeonError | None:
+    """The error a close frame's reason describes, if it carries a retry hint."""
+    reason = parse_reason(msg.extra) if isinstance(msg.extra, str) else None
+    if reason is None or (reason.retry_after is None and reason.retry_spread is None):
+        return None
+    return error_from_wire(reason.code, f"the server closed the connection ({reason.code})",
+                           reason.retry_after, reason.retry_spread)
+
+
+async def _messages(ws: Socket) -> AsyncIterator[aiohttp.WSMessage]:
+    """The socket's messages, its close frame included (aiohttp's iterator stops before it,
+    and the close frame's reason may say when to come back)."""
+    if isinstance(ws, aiohttp.ClientWebSocketResponse):
+        while True:
+            msg = await ws.receive()
+            yield msg
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                            aiohttp.WSMsgType.CLOSED):
+                return
+    else:
+        async for msg in ws:
+            yield msg
+
+
 class Socket(Protocol):
     """What a link needs of its WebSocket: aiohttp's client socket has it, and so has the
     in-memory one of :func:`pigeon.testing.memory_transport_pair`."""
@@ -115,7 +152,7 @@ class Link:
                    handshake: float | None = None, *,
                    on_items: Callable[[list[StreamItem]], None] = _ignore_items,
                    versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS,
-                   transport: Transport | None = None) -> Link:
+                   transport: Transport | None = None, ticket: str | None = None) -> Link:
         """Over ``session`` (aiohttp), or through ``transport`` when given.
         ``handshake``: seconds for the TCP and WebSocket handshakes (None: no limit). A
         server whose listen queue overflows drops handshake packets, and TCP retransmits
@@ -137,7 +174,8 @@ class Link:
             if exc.status == 503 and challenge is not None:
                 raise AdmissionChallenge("the server is rationing new connections",
                                          *challenge) from None
-            unreachable = ServerUnreachable(f"cannot reach {url}: {exc}")
+            unreachable = ServerUnreachable(f"cannot reach {url}: {exc}",
+                                            retry_after=_retry_after(exc.headers))
             unreachable.retryable_connect = exc.status == 503
             raise unreachable from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -147,7 +185,7 @@ class Link:
             unreachable.retryable_connect = not isinstance(exc, aiohttp.ClientConnectorError)
             raise unreachable from None
         link = cls(ws, on_updates, on_error, on_items)
-        await ws.send_bytes(ClientProtocol.hello(token, versions=versions))
+        await ws.send_bytes(ClientProtocol.hello(token, versions=versions, ticket=ticket))
         try:
             link.welcome = await asyncio.wait_for(asyncio.shield(link._welcomed), timeout)
         except BaseException:
@@ -171,9 +209,18 @@ class Link:
     async def _read(self) -> None:
         failure: PigeonError = ConnectionLost("the connection closed")
         try:
-            async for msg in self.ws:
+            async for msg in _messages(self.ws):
                 if (too_big := _refused_as_too_big(msg)) is not None:
                     raise too_big
+                if msg.type == aiohttp.WSMsgType.CLOSE:
+                    hinted = _close_hint(msg)
+                    if hinted is not None and failure.retry_after is None \
+                            and failure.retry_spread is None:
+                        # The error frame with the hint never came (a dropped outbox), but
+                        # the close frame says when to come back.
+                        failure = hinted
+                        self._on_error(hinted)
+                    break
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     break
                 event = self.protocol.receive(msg.data)

@@ -49,6 +49,9 @@ class Profile:
     directory: Path | None = None  # None: state lives in memory only
     server: str | None = None
     token: str | None = None
+    # The resumption ticket of the token's session (issue 13): a hello with it is checked
+    # without a database read. Worthless without the token; replaced at every welcome.
+    ticket: str | None = None
     user_id: int | None = None
     session_id: int | None = None
     phone: str | None = None
@@ -98,7 +101,7 @@ class Profile:
         self._saved = mine
 
     def forget_session(self, why: str | None = None) -> None:
-        self.token = self.user_id = self.session_id = None
+        self.token = self.ticket = self.user_id = self.session_id = None
         self.pts = 0
         self.streams = {}
         self.ended = why

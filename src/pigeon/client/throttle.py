@@ -69,6 +69,13 @@ def backoff(attempt: int, base: float = 0.2, cap: float = 30.0,
     return (rng or random).uniform(0, min(cap, base * 2**attempt))
 
 
+def hinted_wait(retry_after: float | None, rng: random.Random | None = None) -> float:
+    """How long to wait when the server said ``retry_after``: at least that, plus up to a
+    fifth more, so that devices refused together do not all come back in one wave."""
+    after = min(max(retry_after or 0.0, 0.0), limits.MAX_RETRY_SECONDS)
+    return after * (rng or random).uniform(1.0, 1.2)
+
+
 def notice_wait(retry_after: float | None, retry_spread: float | None,
                 rng: random.Random | None = None) -> float:
     """How long a going-away notice asks a device to stay away: ``retry_after`` plus its own

@@ -33,9 +33,11 @@
     ├── RateLimited                  RATE_LIMITED, BANNED, TOO_MANY_CONNECTIONS
     │                                (retryable: .retry_after seconds)
     ├── ResultTooLarge               RESULT_TOO_LARGE (the answer would not fit in a frame)
-    └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED
-                                     (retryable; OVERLOADED carries .retry_after; SHUTTING_DOWN,
-                                     the going-away notice, .retry_after and .retry_spread)
+    └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED,
+                                     DEFERRED (retryable; OVERLOADED and DEFERRED, a bulk call
+                                     over its connection's cap, carry .retry_after;
+                                     SHUTTING_DOWN, the going-away notice, .retry_after and
+                                     .retry_spread)
 
 The SDK raises the same classes that the server raised, rebuilt from the code by
 :func:`error_from_wire`; ``docs/protocol.md`` lists every code.
@@ -215,6 +217,7 @@ ERROR_CODES: dict[str, Code] = {
     "UNAVAILABLE": Code(Unavailable, not_run=True),
     "OVERLOADED": Code(Unavailable, harmless=True, not_run=True),
     "SHUTTING_DOWN": Code(Unavailable, not_run=True),
+    "DEFERRED": Code(Unavailable, harmless=True, not_run=True),
     "STORAGE_FAILED": Code(Unavailable, not_run=True),
     "RESULT_TOO_LARGE": Code(ResultTooLarge),
     "INTERNAL": Code(PigeonError),

@@ -26,6 +26,7 @@ from .errors import (
 )
 from .holdback import hold_back
 from .methods import METHODS, Params
+from .resumption import MAX_TICKET_CHARS
 from .streams import Item, StreamItem, read_item
 from .types import Budget, Name, State, Struct, Token, User
 from .updates import Difference, Update, UnknownUpdate, read_update
@@ -42,6 +43,9 @@ class Hello(Frame, tag="hello"):
     versions: Annotated[list[int], Meta(max_length=8)]
     client: Name = ""
     token: Token | None = None
+    # The resumption ticket of the token's session, from its last welcome: the server checks
+    # it without a database read (issue 13). Ignored, and the token checked, if it fails.
+    ticket: Annotated[str, Meta(max_length=MAX_TICKET_CHARS)] | None = None
 
 
 class Call(Frame, tag="call"):
@@ -66,6 +70,8 @@ class Welcome(Frame, tag="welcome"):
     # Where else this deployment serves (the region's nodes): the SDK keeps them and tries
     # the next one when the node it used stops answering (issue 12). Older readers ignore it.
     endpoints: Annotated[list[Endpoint], Meta(max_length=MAX_ENDPOINTS)] = []
+    # A logged-in welcome: the resumption ticket to present at the next hello (issue 13).
+    ticket: Annotated[str, Meta(max_length=MAX_TICKET_CHARS)] | None = None
 
 
 class Result(Frame, tag="result"):
@@ -112,6 +118,7 @@ class HelloReceived(msgspec.Struct, frozen=True):
     version: int
     client: str
     token: str | None
+    ticket: str | None = None
 
 
 class CallReceived(msgspec.Struct, frozen=True):
@@ -197,7 +204,7 @@ class ServerProtocol:
             return self._violation(err, close=True)
         self.version = max(common)
         self.phase = Phase.OPEN
-        return HelloReceived(self.version, hello.client, hello.token)
+        return HelloReceived(self.version, hello.client, hello.token, hello.ticket)
 
     def _call(self, call: Call) -> ServerEvent:
         decoder = self._param_decoders.get(call.method)
@@ -223,10 +230,11 @@ class ServerProtocol:
     # Frames the server sends.
     def welcome(
         self, server: str, user: User | None, session_id: int | None, state: State | None,
-        budget: Budget | None = None, endpoints: list[str] | None = None,
+        budget: Budget | None = None, ticket: str | None = None,
+        endpoints: list[str] | None = None,
     ) -> bytes:
         return encode(Welcome(version=self.version, server=server, user=user,
-                              session_id=session_id, state=state, budget=budget,
+                              session_id=session_id, state=state, budget=budget, ticket=ticket,
                               endpoints=endpoints or []))
 
     @staticmethod
@@ -368,8 +376,10 @@ class ClientProtocol:
 
     @staticmethod
     def hello(token: str | None = None, client: str = "pigeon-sdk",
-              versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS) -> bytes:
-        return encode(Hello(versions=list(versions), client=client, token=token))
+              versions: tuple[int, ...] = limits.SUPPORTED_VERSIONS,
+              ticket: str | None = None) -> bytes:
+        return encode(Hello(versions=list(versions), client=client, token=token,
+                            ticket=ticket if token is not None else None))
 
     def call(self, method: str, params: Params) -> tuple[int, bytes]:
         if method not in METHODS:

@@ -12,6 +12,7 @@ import msgspec
 from msgspec import Meta
 
 from . import limits, versions
+from .resumption import MAX_TICKET_CHARS
 
 ID = Annotated[int, Meta(ge=1, le=2**62)]
 RandomId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
@@ -247,6 +248,8 @@ class Authorization(Struct):
     token: str
     session_id: int
     state: State
+    # The resumption ticket for the next hello (issue 13).
+    ticket: Annotated[str, Meta(max_length=MAX_TICKET_CHARS)] | None = None
 
 
 class SentMessage(Struct):

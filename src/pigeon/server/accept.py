@@ -39,7 +39,7 @@ from .proxy_header import ProxyHeaderError, ProxyHeaderParser
 
 class GuardedProtocol(asyncio.Protocol):
     __slots__ = ("inner", "shield", "registry", "edge", "transport", "address", "ticket",
-                 "greeted", "credit", "_started", "_header", "_head", "_timer")
+                 "greeted", "credit", "_started", "_header", "_head", "_timer", "_refusing")
 
     def __init__(self, inner: Any, shield: Shield, registry: dict[Any, GuardedProtocol],
                  edge: Edge | None = None) -> None:
@@ -56,6 +56,7 @@ class GuardedProtocol(asyncio.Protocol):
         self._header: ProxyHeaderParser | None = None
         self._head: bytearray | None = None  # on probation: the request so far
         self._timer: asyncio.TimerHandle | None = None
+        self._refusing = False  # answered 503 at a cap; closes once its request is read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -79,10 +80,13 @@ class GuardedProtocol(asyncio.Protocol):
         elif self._admit(decision):
             self._start(head)
 
-    def _admit(self, decision: Any) -> bool:
+    def _admit(self, decision: Any, polite: bool = True) -> bool:
         assert self.transport is not None
-        if decision is None or decision.ticket is None:
-            self.transport.abort()
+        if decision is None or (decision.ticket is None and not polite):
+            self.transport.abort()  # banned: not a byte more (or aiohttp holds the socket)
+            return False
+        if decision.ticket is None:
+            self._refuse_politely(self.shield.refusal_response(decision.reason))
             return False
         if decision.evict is not None and decision.evict.handle is not None:
             decision.evict.handle.abort()  # random early drop of an unauthenticated idler
@@ -115,11 +119,11 @@ class GuardedProtocol(asyncio.Protocol):
                 self.transport.close()
                 return False
             self.credit = credit
-            admitted = self._admit(decision)
+            admitted = self._admit(decision, polite=False)
             if admitted and credit is not None:
                 self.protect(credit.expires)
             return admitted
-        return self._admit(decision)
+        return self._admit(decision, polite=False)
 
     def _arm_deadline(self) -> None:
         if self._timer is None:
@@ -130,6 +134,19 @@ class GuardedProtocol(asyncio.Protocol):
         if not self.greeted and self.transport is not None:
             self.shield._refuse("hello_deadline")  # noqa: SLF001
             self.transport.abort()
+
+    def _refuse_politely(self, response: bytes) -> None:
+        """Answer an over-cap socket with when to come back, then close once its request is
+        read (closing with it unread would reset the connection, and the answer with it);
+        at the latest after ``probation_wait``."""
+        assert self.transport is not None
+        self.transport.write(response)  # type: ignore[attr-defined]
+        self._head = None
+        self._refusing = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self.shield.probation_wait,
+                                                            self.transport.abort)
 
     # -- probation: a rationed socket may still bring a ticket --------------------------------
     def _hold(self, head: bytes) -> None:
@@ -186,6 +203,9 @@ class GuardedProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._started:
             self.inner.data_received(data)
+        elif self._refusing:
+            if self.transport is not None:
+                self.transport.close()
         elif self._header is not None:
             self._read_header(data)
         elif self._head is not None:

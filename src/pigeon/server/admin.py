@@ -83,7 +83,7 @@ async def _act(request: web.Request, action: str) -> web.Response:
     except PigeonError as exc:
         return _fail(404 if exc.code == "USER_NOT_FOUND" else 403, exc.code, exc.message)
     # Its devices are cut off now, not at their next call.
-    services.bus.revoke_sessions(user_id, ended, DELETED if action == "delete" else DISABLED)
+    services.end_sessions(user_id, ended, DELETED if action == "delete" else DISABLED)
     answer: dict[str, int] = {"user_id": user_id, "sessions_ended": len(ended)}
     if action == "delete" and services.media is not None:
         # Its files and uploads go too (after the account, so no new upload can start).

@@ -43,11 +43,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pigeon.server")
 
+FULL_RETRY_AFTER = 5  # seconds a connection refused at max_connections is told to wait
+
 
 async def _ws(request: web.Request) -> web.StreamResponse:
     services: Services = request.app["services"]
     if len(services.connections) >= services.settings.max_connections:
-        raise web.HTTPServiceUnavailable(text="too many connections\n")
+        # With when to come back: a returning herd waits instead of hammering (issue 13).
+        raise web.HTTPServiceUnavailable(text="too many connections\n",
+                                         headers={"Retry-After": str(FULL_RETRY_AFTER)})
     address: str = request["client"]
     guard = request.app["guards"].get(request.transport)
     request_line = f"{request.method} {request.path_qs} HTTP/1.1\r\n".encode()
@@ -224,6 +228,8 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     services.media = media
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
+    # ... nor its sessions: their devices' tickets are checked against these (issue 13).
+    services.resumption.load(await store.live_sessions(settings.resume_max_sessions))
     app = build_app(services, media)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

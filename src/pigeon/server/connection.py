@@ -29,6 +29,7 @@ from contextlib import suppress
 from typing import Any
 
 from pigeon.domain.streams import device_stream
+from pigeon.protocol.closing import format_reason
 from pigeon.protocol.errors import (
     HARMLESS_CODES, PigeonError, RateLimited, Unauthorized, Unavailable,
 )
@@ -43,6 +44,10 @@ from .dispatch import HANDLERS
 from .quota import RETRY_AFTER
 from .services import Caller, Services
 from .sessions import authenticate, hash_token
+
+# When a device cut off for not reading may come back (it was told in the close frame only:
+# its outbox, the error frame with it, was dropped).
+SLOW_CONSUMER_RETRY = 5.0
 
 log = logging.getLogger("pigeon.connection")
 
@@ -87,6 +92,7 @@ class Connection:
         # the account's total fell, a bulk slot freed, or the connection is closing.
         self._wakeup = asyncio.Event()
         self._bulk_running = False
+        self._bulk_bucket = services.shield.new_bulk_bucket()
         self._pending_updates: list[tuple[str, Any]] = []  # (stream, update), in order
         self._flush_scheduled = False
         self._window = asyncio.Semaphore(self.max_in_flight)
@@ -110,7 +116,7 @@ class Connection:
                                          session_id=self.session_id, user_id=self.user_id):
             self._send(self.protocol.error(None, RateLimited(
                 "too many frames; slow down", retry_after=1.0)))
-            self.close(CLOSE_POLICY, "RATE_LIMITED")
+            self.close(CLOSE_POLICY, "RATE_LIMITED", 1.0)
             return
         event = self.protocol.receive(data)
         if isinstance(event, CallReceived):
@@ -138,22 +144,40 @@ class Connection:
         if self.guard is not None:
             self.guard.greeted = True
         user = session = state = None
+        resumed: tuple[int, int] | None = None
         try:
             if hello.token is None:
                 # From a banned address only a token gets in (the door in shield/penalties.py).
                 self.shield.check_banned(self.address)
             else:
                 self.shield.check_rate("hello", self.address, None, None)
-                session, user = await authenticate(services, hello.token)
-                self.shield.check_session(session.id, session.user_id)
-                self.login(session.user_id, session.id)
+                if hello.ticket is not None:
+                    resumed = services.resumption.check(hello.ticket, hello.token)
+                if resumed is not None:
+                    # Checked from memory, and attached with no await in between: a
+                    # terminate that ends the session after this point finds us attached.
+                    self.shield.check_session(*resumed)
+                    self.login(resumed[1], resumed[0])
+                else:
+                    session, user = await authenticate(services, hello.token)
+                    self.shield.check_session(session.id, session.user_id)
+                    self.login(session.user_id, session.id)
         except PigeonError as exc:
             if isinstance(exc, Unauthorized):
                 self.shield.strike(self.address, exc.code)
             self._send(self.protocol.error(None, exc))
-            self.close(CLOSE_POLICY, exc.code)
+            self.close(CLOSE_POLICY, exc.code, exc.retry_after, exc.retry_spread)
             return
-        if session is not None and hello.token is not None:
+        ticket = None
+        if resumed is not None:
+            assert hello.token is not None
+            state = await services.store.get_state(resumed[1])
+            if self.session_id != resumed[0]:
+                return  # revoked (and told so) while we were reading
+            self._touch(force=True)
+            self.follow(state.streams)
+            ticket = services.resumption.issue(resumed[0], resumed[1], hello.token)
+        elif session is not None and hello.token is not None:
             # Terminating a session deletes it, then revokes the connections attached to it.
             # A hello that read the session before the delete may attach after the revoke
             # (issue 7, finding 4: such a connection stayed logged in). So it reads the
@@ -167,12 +191,13 @@ class Connection:
             if still is None:
                 self.revoke("this session was terminated")
                 return
+            services.resumption.live(session.id, session.user_id)
             self._touch(force=True)
             self.follow(state.streams)
+            ticket = services.resumption.issue(session.id, session.user_id, hello.token)
         self._send(self.protocol.welcome(services.settings.server_name, user,
-                                         session.id if session else None, state,
-                                         self.shield.budget(),
-                                         services.settings.endpoint_list))
+                                         self.session_id, state, self.shield.budget(),
+                                         ticket, services.settings.endpoint_list))
 
     async def _call(self, call: CallReceived) -> None:
         started = time.perf_counter()
@@ -183,8 +208,8 @@ class Connection:
                 raise Unauthorized(f"{call.method} needs a logged-in session", code="AUTH_REQUIRED")
             handler = HANDLERS[call.method]
             shield = self.shield
-            shield.check_rate(call.method, self.address, self.user_id, self.session_id,
-                              shield.call_cost(call.method, call.params))
+            cost = shield.call_cost(call.method, call.params)
+            shield.check_rate(call.method, self.address, self.user_id, self.session_id, cost)
             # Before the queue: a flood without work takes no slot.
             proven, self.credit = shield.prove(call.method, getattr(call.params, "pow", None),
                                                self.credit)
@@ -192,7 +217,7 @@ class Connection:
                 self.guard.protect(shield.spare_until(proven, self.credit))
             logged_in = self.user_id is not None
             if logged_in and shield.classify(call.method, True) is WorkClass.BULK:
-                result = await self._bulk(WorkClass.BULK, handler, call)
+                result = await self._bulk(WorkClass.BULK, handler, call, cost)
             else:
                 async with shield.slot_for(call.method, logged_in, proven):
                     result = await handler(self._caller(proven), call.params)
@@ -213,7 +238,8 @@ class Connection:
         if self.user_id is not None:
             self._touch()
 
-    async def _bulk(self, work: WorkClass, handler: Any, call: CallReceived) -> Any:
+    async def _bulk(self, work: WorkClass, handler: Any, call: CallReceived,
+                    cost: float = 1.0) -> Any:
         """A bulk call (history, differences, lists: results of up to megabytes) starts only
         while this connection and its account have room in their outboxes, one at a time on
         this connection and as one of the account's ``bulk_calls_per_account``: a peer that
@@ -221,6 +247,13 @@ class Connection:
         reads never has more than one result beyond ``outbox_bytes`` queued."""
         quota, user_id = self.services.quota, self.user_id
         assert user_id is not None
+        # The cost cap first: a device over it is told when to come back (DEFERRED, harmless)
+        # rather than queued, so its catching up never holds a bulk slot it has not earned.
+        wait = self.shield.bulk_wait(self._bulk_bucket, cost)
+        if wait:
+            raise Unavailable(f"{call.method} deferred: this connection's bulk work is over "
+                              f"its rate; call again in {wait:.2f} s", code="DEFERRED",
+                              retry_after=round(wait, 3))
         while (self._bulk_running or self._out_bytes > self.services.settings.outbox_bytes
                or not quota.try_bulk(user_id)):
             if self.close_code is not None:
@@ -277,7 +310,7 @@ class Connection:
         budget = self.shield.max_refusals * (8 if self.user_id is not None else 1)
         if self.refusals >= budget:
             self._strike("refusals")
-            self.close(CLOSE_POLICY, "TOO_MANY_REFUSALS")
+            self.close(CLOSE_POLICY, "TOO_MANY_REFUSALS", error.retry_after or 1.0)
 
     def _strike(self, reason: str) -> None:
         # Logged in: the session pays, not the address other people's sessions may share.
@@ -424,7 +457,9 @@ class Connection:
         get_difference when it comes back."""
         if self.close_code is None:
             self.services.metrics.slow_consumers.inc()
-            self.close(CLOSE_POLICY, "SLOW_CONSUMER")
+            # It resyncs when it returns: not at once, the bulk of a resync is what it
+            # could not take.
+            self.close(CLOSE_POLICY, "SLOW_CONSUMER", SLOW_CONSUMER_RETRY)
             if self.abort_transport is not None:
                 self.abort_transport()
         self._drop_outbox()
@@ -442,7 +477,7 @@ class Connection:
             "this session opened a newer connection; this one is closed",
             code="TOO_MANY_CONNECTIONS", retry_after=RETRY_AFTER)))
         self.logout()
-        self.close(CLOSE_POLICY, "TOO_MANY_CONNECTIONS")
+        self.close(CLOSE_POLICY, "TOO_MANY_CONNECTIONS", RETRY_AFTER)
 
     def revoke(self, reason: str) -> None:
         """The session was terminated: tell the device why, then close."""
@@ -455,11 +490,16 @@ class Connection:
         self._send(self.protocol.error(None, RateLimited(
             f"this {what} is refused for {seconds:.0f} s after repeated abuse",
             code="BANNED", retry_after=round(seconds, 3))))
-        self.close(CLOSE_POLICY, "BANNED")
+        self.close(CLOSE_POLICY, "BANNED", round(seconds, 3))
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, retry_after: float | None = None,
+              retry_spread: float | None = None) -> None:
+        """Close with ``reason`` (an error code) and, for a device that should come back,
+        when: the close frame carries the hints too, for a device whose error frame was
+        dropped or never read (protocol/closing.py)."""
         if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
+            self.close_code = code
+            self.close_reason = format_reason(reason, retry_after, retry_spread) if reason else ""
             self._out_ready.set()
             self._wakeup.set()
 
@@ -469,7 +509,7 @@ class Connection:
         self._send(self.protocol.error(None, Unavailable(
             f"the server is restarting; reconnect in {downtime:g} s plus a random delay of up "
             f"to {window:g} s", code="SHUTTING_DOWN", retry_after=downtime, retry_spread=window)))
-        self.close(CLOSE_GOING_AWAY, "SHUTTING_DOWN")
+        self.close(CLOSE_GOING_AWAY, "SHUTTING_DOWN", downtime, window)
 
     async def drain(self) -> None:
         """Wait for every call in flight to be answered."""

@@ -14,6 +14,7 @@ from pigeon.bus import Bus
 from pigeon.bus.base import Identity
 from pigeon.protocol.errors import Unauthorized
 from pigeon.shield.guard import Shield
+from pigeon.shield.resumption import Resumption
 from pigeon.store import Store
 
 from .codes import CodeSender
@@ -57,6 +58,7 @@ class Services:
     by_address: dict[str, set[Connection]] = field(default_factory=dict)
     clock: Any = time.time
     quota: AccountQuota = field(init=False)
+    resumption: Resumption = field(init=False)
     # The service account's id once known (server/service_account.py); None: not looked up.
     service_user: int | None = None
     # Uploads and files (server/media_files.py): an account's go with it (admin delete).
@@ -68,6 +70,17 @@ class Services:
         penalties.on_session_ban = self._close_banned_session
         penalties.on_account_ban = self._close_banned_account
         self.quota = AccountQuota(self.settings)
+        self.resumption = Resumption(self.secret, self.settings.resume_ticket_ttl,
+                                     max_sessions=self.settings.resume_max_sessions,
+                                     clock=self.clock)
+
+    def end_sessions(self, user_id: int, session_ids: Iterable[int], reason: str) -> None:
+        """Sessions were deleted: their tickets stop working, then their devices are told.
+        Both at once, with no await between: a hello that resumed one of them meanwhile is
+        attached by now, and the revoke finds it."""
+        ended = list(session_ids)
+        self.resumption.revoke(ended)
+        self.bus.revoke_sessions(user_id, ended, reason)
 
     def _close_banned_address(self, address: str) -> None:
         # Only strangers: a session that logged in with a valid token from this address is

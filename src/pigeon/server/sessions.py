@@ -127,17 +127,20 @@ async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
         # The account filled up meanwhile: a session nobody holds the token of must not stay.
         await store.delete_sessions(user.id, only=session.id)
         raise
+    services.resumption.live(session.id, user.id)
     state = await store.get_state(user.id)
     caller.device.follow(state.streams)
     return Authorization(user=public_user(user, self_id=user.id), token=token,
-                         session_id=session.id, state=state)
+                         session_id=session.id, state=state,
+                         ticket=services.resumption.issue(session.id, user.id, token))
 
 
 async def log_out(caller: Caller, p: m.LogOut) -> Ok:
     user_id, session_id = caller.user_id, caller.session_id
+    caller.services.resumption.revoke([session_id])  # before the delete: revocation wins
     await caller.services.store.delete_sessions(user_id, only=session_id)
     caller.device.log_out()  # this connection stays open to carry the answer
-    caller.services.bus.revoke_sessions(user_id, [session_id], "logged out")
+    caller.services.end_sessions(user_id, [session_id], "logged out")
     return Ok()
 
 
@@ -158,7 +161,7 @@ async def terminate_session(caller: Caller, p: m.TerminateSession) -> Ok:
     deleted = await caller.services.store.delete_sessions(user_id, only=p.session_id)
     if p.session_id == caller.session_id:
         caller.device.log_out()
-    caller.services.bus.revoke_sessions(user_id, deleted, TERMINATED_ELSEWHERE
+    caller.services.end_sessions(user_id, deleted, TERMINATED_ELSEWHERE
                                         if p.session_id != caller.session_id
                                         else "this device ended its own session")
     return Ok()
@@ -167,7 +170,7 @@ async def terminate_session(caller: Caller, p: m.TerminateSession) -> Ok:
 async def terminate_others(caller: Caller, p: m.TerminateOtherSessions) -> Affected:
     user_id = caller.user_id
     deleted = await caller.services.store.delete_sessions(user_id, keep=caller.session_id)
-    caller.services.bus.revoke_sessions(user_id, deleted, TERMINATED_ELSEWHERE)
+    caller.services.end_sessions(user_id, deleted, TERMINATED_ELSEWHERE)
     return Affected(count=len(deleted))
 
 

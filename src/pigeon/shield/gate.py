@@ -21,7 +21,11 @@ from .admission import Admission, Decision
 from .penalties import Penalties
 from .pow import ProofOfWork
 from .state import Bans, KnownAddresses
-from .ticket import challenge_response, ticket_in_request
+from .ticket import challenge_response, refusal_response, ticket_in_request
+
+# Seconds a socket refused at an admission cap is told to wait (Retry-After): the server is
+# full (total) for a while; a busy address or network frees up sooner.
+ADMISSION_RETRY_AFTER = {"total": 5, "per_address": 2, "per_prefix": 2}
 
 # What Shield.accept answers for a socket that the ration refused: hold it, read its request
 # line, and let it in only with a proof-of-work ticket (``ticket.py``). A caller that does
@@ -112,6 +116,11 @@ class AcceptGate:
         self.tickets_admitted += 1
         credit = Credit(bits, self.clock() + self.pow.ttl, self.calls_per_proof)
         return self._admit(address), credit
+
+    def refusal_response(self, reason: str | None) -> bytes:
+        """The 503 answer to a socket over an admission cap: with when to come back, so a
+        returning device waits that long instead of hammering (issue 13)."""
+        return refusal_response(ADMISSION_RETRY_AFTER.get(reason or "", 1))
 
     def challenge_response(self) -> bytes:
         """The 503 answer that hands a rationed socket a challenge to solve."""

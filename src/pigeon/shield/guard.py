@@ -99,6 +99,7 @@ class Shield(AcceptGate, FanoutBudget):
         self.frame_rate = Rate.parse(settings.frame_rate)
         self.frame_rate_unauthenticated = Rate.parse(settings.frame_rate_unauthenticated)
         self.max_refusals = settings.max_refusals
+        self.bulk_rate = Rate.parse(getattr(settings, "bulk_rate_connection", "20/1s burst 40"))
 
         def limiter(name: str, setting: str) -> Limiter:
             return state.limiter(name, Rate.parse(setting))
@@ -161,6 +162,21 @@ class Shield(AcceptGate, FanoutBudget):
         sends = self.per_account_send.rate
         return Budget(calls_per_second=calls.per_second, call_burst=int(burst),
                       sends_per_second=sends.per_second, send_burst=int(sends.burst))
+
+    def new_bulk_bucket(self) -> TokenBucket:
+        return TokenBucket(self.bulk_rate.burst, self.clock())
+
+    def bulk_wait(self, bucket: TokenBucket, cost: float) -> float:
+        """Seconds before a connection may start bulk work of ``cost`` (0: now). A device
+        catching up pages through its differences at ``bulk_rate_connection``: past it, it
+        is told when to come back instead of taking the reader threads from the people
+        chatting (issue 13). No strike: an honest device meets it after a long absence."""
+        if not self.enabled:
+            return 0.0
+        wait = bucket.take(self.bulk_rate, self.clock(), cost)
+        if wait:
+            self._refuse("bulk_deferred")
+        return wait
 
     def frame_allowed(self, bucket: TokenBucket, address: str, authenticated: bool, *,
                       session_id: int | None = None, user_id: int | None = None) -> bool:

@@ -21,7 +21,7 @@ from pigeon.protocol.pow import (
 )
 
 __all__ = ["HEADER", "MAX_REQUEST_LINE", "challenge_response", "format_ticket", "parse_challenge",
-           "ticket_in_request"]
+           "refusal_response", "ticket_in_request"]
 
 MAX_REQUEST_LINE = 2048  # bytes read, at most, before the request line must be complete
 _PARAM = TICKET_PARAM.encode("ascii")
@@ -50,3 +50,9 @@ def challenge_response(token: str, difficulty: int, retry_after: int = 1) -> byt
     return (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {retry_after}\r\n"
             f"{HEADER}: {format_challenge(token, difficulty)}\r\nContent-Length: 0\r\n"
             "Connection: close\r\n\r\n").encode("ascii")
+
+
+def refusal_response(retry_after: int) -> bytes:
+    """The whole HTTP answer to a socket refused at an admission cap: come back later."""
+    return (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {retry_after}\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n").encode("ascii")

@@ -34,11 +34,13 @@ from typing import Any
 from .addresses import raise_fd_limit
 from .rawws import CallFailed, Closed, Refused, Rpc
 
-from pigeon.client.throttle import backoff, notice_wait  # the SDK's own reconnect policy
+# the SDK's own reconnect policy
+from pigeon.client.throttle import backoff, hinted_wait, notice_wait
 
 
 class Devices:
-    def __init__(self, host: str, port: int, devices: list[dict[str, Any]]) -> None:
+    def __init__(self, host: str, port: int, devices: list[dict[str, Any]],
+                 tickets: bool = True) -> None:
         self.host, self.port, self.devices = host, port, devices
         n = len(devices)
         self.dropped: list[float | None] = [None] * n   # time.time() of the last drop
@@ -47,10 +49,15 @@ class Devices:
         self.ready = 0
         self.connected = 0
         self.failures: Counter[str] = Counter()
+        # Failures while the devices first connected (an idle crowd from addresses the
+        # server does not know yet is rationed): not the storm's, so counted apart.
+        self.failures_before: Counter[str] = Counter()
         self.gave_up = 0
         self.stop = asyncio.Event()
         self.all_ready = asyncio.Event()
         self._start_slots = asyncio.Semaphore(200)  # the first connections: not all at once
+        self.hint: list[float | None] = [None] * n  # each device's last refusal's retry_after
+        self.tickets = tickets  # present resumption tickets, as the SDK does
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._device(i)) for i in range(len(self.devices))]
@@ -62,21 +69,38 @@ class Devices:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _connect(self, i: int) -> Rpc | None:
+        """Connected, or None after a failure (``self.hint[i]``: when the server said to come
+        back, if it did)."""
         device = self.devices[i]
         try:
-            return await Rpc.open(self.host, self.port, device["address"], device["token"],
-                                  timeout=10.0)
+            rpc = await Rpc.open(self.host, self.port, device["address"], device["token"],
+                                 timeout=10.0,
+                                 ticket=device.get("ticket") if self.tickets else None)
         except Refused as exc:
             self.failures[str(exc).split(":")[0]] += 1
+            self.hint[i] = exc.retry_after
         except CallFailed as exc:
             self.failures[exc.code] += 1
+            self.hint[i] = exc.retry_after
             if exc.code == "SESSION_INVALID":
                 raise
+        else:
+            welcome = rpc.welcome.result()
+            if welcome.get("ticket"):
+                device["ticket"] = welcome["ticket"]  # as the SDK keeps it in its profile
+            return rpc
         return None
 
     async def _sync(self, rpc: Rpc, pts: int) -> int:
         while True:
-            diff = await rpc.call("updates.get_difference", {"pts": pts})
+            try:
+                diff = await rpc.call("updates.get_difference", {"pts": pts})
+            except CallFailed as exc:
+                if exc.code not in ("DEFERRED", "OVERLOADED"):
+                    raise
+                self.failures[f"sync {exc.code}"] += 1
+                await asyncio.sleep(hinted_wait(exc.retry_after or 1.0))
+                continue
             pts = max(pts, int(diff["state"]["pts"]))
             if not diff.get("more"):
                 return pts
@@ -96,7 +120,8 @@ class Devices:
                 self.gave_up += 1
                 return
             if rpc is None:
-                await asyncio.sleep(backoff(attempt))
+                # Full jitter, but never sooner than the server said (the SDK's policy).
+                await asyncio.sleep(max(backoff(attempt), hinted_wait(self.hint[i])))
                 attempt += 1
                 continue
             attempt = 0
@@ -109,7 +134,7 @@ class Devices:
                     first = False
                     self.ready += 1
                     if self.ready == len(self.devices):
-                        self.all_ready.set()
+                        self.storm_begins()
                 else:
                     self.synced[i] = time.time()
                 await rpc.done.wait()
@@ -123,12 +148,18 @@ class Devices:
                 self.back[i] = self.synced[i] = None
             await asyncio.sleep(_notice_wait(rpc.farewell))
 
+    def storm_begins(self) -> None:
+        """Every device is connected and synced: what fails from now on is the storm's."""
+        self.failures_before, self.failures = self.failures, Counter()
+        self.all_ready.set()
+
     def counts(self) -> dict[str, Any]:
         return {"connected": self.connected, "ready": self.ready, "gave_up": self.gave_up,
                 "dropped": sum(d is not None for d in self.dropped),
                 "back": sum(b is not None for b in self.back),
                 "synced": sum(s is not None for s in self.synced),
-                "failures": dict(self.failures)}
+                "failures": dict(self.failures),
+                "failures_before_storm": dict(self.failures_before)}
 
 
 def _notice_wait(farewell: dict[str, Any] | None) -> float:

@@ -16,7 +16,12 @@ from . import wire
 
 
 class Refused(Exception):
-    """The server did not accept the connection (reset, timeout, or an HTTP status)."""
+    """The server did not accept the connection (reset, timeout, or an HTTP status, with
+    its Retry-After if it said when to come back)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Closed(Exception):
@@ -62,7 +67,9 @@ class RawWS:
             raise Refused(f"handshake: {type(exc).__name__}") from None
         if status != 101:
             writer.transport.abort()
-            raise Refused(f"http {status}")
+            # A challenge (rationed: an address the server does not know) or a cap.
+            kind = " challenge" if b"pigeon-challenge" in head.lower() else ""
+            raise Refused(f"http {status}{kind}", wire.retry_after(head))
         return cls(reader, writer)
 
     def write(self, payload: bytes, opcode: int = wire.OP_BINARY) -> None:
@@ -118,11 +125,11 @@ class Rpc:
 
     @classmethod
     async def open(cls, host: str, port: int, local: str | None = None, token: str | None = None,
-                   timeout: float = 5.0) -> Rpc:
+                   timeout: float = 5.0, ticket: str | None = None) -> Rpc:
         ws = await RawWS.connect(host, port, local, timeout)
         rpc = cls(ws)
         try:
-            await ws.send(wire.hello(token))
+            await ws.send(wire.hello(token, ticket=ticket))
             frame = await asyncio.wait_for(asyncio.shield(rpc.welcome), timeout)
         except (TimeoutError, OSError, Closed) as exc:
             rpc.close()

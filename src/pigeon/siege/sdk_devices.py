@@ -64,7 +64,7 @@ class SdkDevices(Devices):
                 return
         self.ready += 1
         if self.ready == len(self.devices):
-            self.all_ready.set()
+            self.storm_begins()
 
     async def _watch(self, clients: list[Client]) -> None:
         seen = [0] * len(clients)

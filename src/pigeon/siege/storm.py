@@ -202,6 +202,8 @@ def storm_summary(began: float, listening: float, sdk: SdkTimes | None,
         "p50_synced_s": r(percentile(rel_synced, 0.5)),
         "p99_synced_s": r(percentile(rel_synced, 0.99)),
         "reconnect_failures": dict(failures.most_common()),
+        "failures_before_storm": (devices.get("failures_before_storm", {})
+                                  if devices is not None else {}),
         "sync_errors": dict(sync_errors.most_common()),
         "wire_devices_at_end": ({k: devices[k] for k in ("connected", "gave_up", "dropped",
                                                          "back", "synced")}

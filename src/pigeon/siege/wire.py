@@ -45,6 +45,18 @@ def response_status(head: bytes) -> int:
     return int(line[1])
 
 
+def retry_after(head: bytes) -> float | None:
+    """The Retry-After of an HTTP response head, in seconds, if it has one."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"retry-after":
+            try:
+                return min(max(float(value.strip()), 0.0), 3600.0)
+            except ValueError:
+                return None
+    return None
+
+
 def _mask(payload: bytes, key: bytes) -> bytes:
     if not payload:
         return b""
@@ -134,8 +146,10 @@ _decode = msgspec.msgpack.Decoder().decode
 SIEGE_VERSION = 1  # attackers and legit users read version 1's frames
 
 
-def hello(token: str | None = None, client: str = "pigeon-siege") -> bytes:
-    return frames.encode(frames.Hello(versions=[SIEGE_VERSION], client=client, token=token))
+def hello(token: str | None = None, client: str = "pigeon-siege",
+          ticket: str | None = None) -> bytes:
+    return frames.encode(frames.Hello(versions=[SIEGE_VERSION], client=client, token=token,
+                                      ticket=ticket))
 
 
 def call(request_id: int, method: str, params: dict[str, Any]) -> bytes:

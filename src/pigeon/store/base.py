@@ -295,6 +295,11 @@ class Store(abc.ABC):
         shield lets them in first when it must ration new connections."""
 
     @abc.abstractmethod
+    async def live_sessions(self, limit: int) -> list[tuple[int, int]]:
+        """(session id, user id) of up to ``limit`` sessions, the most recently active
+        first: the server checks resumption tickets against them without reading here."""
+
+    @abc.abstractmethod
     async def delete_sessions(
         self, user_id: int, *, only: int | None = None, keep: int | None = None
     ) -> list[int]:

@@ -36,7 +36,8 @@ from .sqlite_media import (
 )
 from .sqlite_engine import SqliteEngine
 from .sqlite_accounts import (
-    _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where, _q_users,
+    _q_live_sessions, _q_session_addresses, _q_session_by_token, _q_sessions, _q_user_where,
+    _q_users,
     _tx_consume_code, _tx_create_session, _tx_create_user, _tx_delete_sessions, _tx_exec,
     _tx_save_code, _tx_take_attempt, _tx_update_user,
 )
@@ -173,6 +174,9 @@ class SqliteStore(Store):
 
     async def session_addresses(self, limit: int) -> list[str]:
         return await self.engine.read(_q_session_addresses, limit)
+
+    async def live_sessions(self, limit: int) -> list[tuple[int, int]]:
+        return await self.engine.read(_q_live_sessions, limit)
 
     async def delete_sessions(self, user_id: int, *, only: int | None = None,
                               keep: int | None = None) -> list[int]:

@@ -141,6 +141,12 @@ def _q_session_addresses(conn: sqlite3.Connection, limit: int) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _q_live_sessions(conn: sqlite3.Connection, limit: int) -> list[tuple[int, int]]:
+    rows = conn.execute(
+        "SELECT id, user_id FROM sessions ORDER BY last_active DESC, id DESC LIMIT ?", (limit,))
+    return [(r[0], r[1]) for r in rows]
+
+
 def _tx_delete_sessions(
     conn: sqlite3.Connection, user_id: int, only: int | None, keep: int | None
 ) -> list[int]:
