@@ -4,6 +4,7 @@ domain rolls back only its own job."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import pytest
@@ -88,5 +89,30 @@ async def test_executemany_counts_the_rows_it_wrote(pg_url: str) -> None:
         assert await store.engine.write(_insert_many, [*phones, "+15550349999"], True) == 1
         for phone in [*phones, "+15550349999"]:
             assert await store.user_by_phone(phone) is not None
+    finally:
+        await store.close()
+
+
+def _insert_or_note(conn: Any, phone: str) -> str:
+    try:
+        conn.execute("INSERT INTO users (phone, name, created) VALUES (?, 'x', 1.0)", (phone,))
+    except sqlite3.IntegrityError:
+        return "taken"  # goes on after PostgreSQL refused: its transaction is aborted
+    return "inserted"
+
+
+async def test_a_job_that_goes_on_after_a_refused_statement_spoils_no_batch(
+        pg_url: str) -> None:
+    store = PostgresStore(pg_url, readers=1)
+    await store.open()
+    try:
+        assert await store.engine.write(_insert_or_note, "+15550350000") == "inserted"
+        first = [store.create_user(f"+1555036{i:04d}", f"u{i}", 1.0) for i in range(10)]
+        await asyncio.sleep(0)
+        again = store.engine.write(_insert_or_note, "+15550350000")
+        more = [store.create_user(f"+1555037{i:04d}", f"v{i}", 1.0) for i in range(10)]
+        created = await asyncio.gather(*first, *more)
+        assert len({u.id for u in created}) == 20
+        assert await again == "taken"
     finally:
         await store.close()

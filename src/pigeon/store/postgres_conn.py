@@ -221,15 +221,16 @@ class SyncConnection:
         # LOCKED). Group commit runs a batch without savepoints while every refused job
         # left it unset (postgres_engine).
         self.dirty = False
+        self.failed = False  # a statement failed: PostgreSQL aborted the transaction
 
     def wait(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
             return self.worker.run(coro)
         except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
-            self.dirty = True
+            self.dirty = self.failed = True
             raise sqlite3.IntegrityError(str(exc)) from exc
         except BaseException:
-            self.dirty = True  # PostgreSQL aborted the transaction, or the connection died
+            self.dirty = self.failed = True  # the transaction is aborted, or the connection
             raise
 
     def script(self, sql: str) -> None:

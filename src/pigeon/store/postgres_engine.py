@@ -301,6 +301,8 @@ class PostgresEngine:
                 except Exception:  # noqa: BLE001 - the batch again, with savepoints
                     break
                 else:
+                    if sync.failed:  # it went on after an error it caught: nothing stands
+                        break
                     results.append((result, None))
             if len(results) == len(batch):
                 committing = True
