@@ -4,6 +4,7 @@ domain rolls back only its own job."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import pytest
@@ -42,6 +43,76 @@ async def test_a_failing_job_fails_alone_and_the_rest_commit(pg_url: str) -> Non
             await refused
         assert await store.user_by_phone("+15550309999") is None  # its insert rolled back
         assert store.stats().retried >= 1  # the broken job had its second go, alone
+        assert store.postgres.stats.fallbacks >= 1  # the batch ran again, with savepoints
         assert store.stats().writes >= 22
+    finally:
+        await store.close()
+
+
+def _refused_before_writing(conn: Any) -> None:
+    conn.execute("SELECT id FROM users WHERE phone = ?", ("+0",))
+    raise Conflict("the domain says no", code="NO")
+
+
+async def test_a_refusal_before_any_write_needs_no_savepoints(pg_url: str) -> None:
+    store = PostgresStore(pg_url, readers=1)
+    await store.open()
+    try:
+        first = [store.create_user(f"+1555032{i:04d}", f"u{i}", 1.0) for i in range(10)]
+        await asyncio.sleep(0)
+        refused = [store.engine.write(_refused_before_writing) for _ in range(5)]
+        more = [store.create_user(f"+1555033{i:04d}", f"v{i}", 1.0) for i in range(10)]
+        created = await asyncio.gather(*first, *more)
+        assert len({u.id for u in created}) == 20
+        for job in refused:
+            with pytest.raises(Conflict):
+                await job
+        assert store.postgres.stats.fallbacks == 0  # the batch ran once, without savepoints
+    finally:
+        await store.close()
+
+
+def _insert_many(conn: Any, phones: list[str], or_ignore: bool) -> int:
+    verb = "INSERT OR IGNORE INTO" if or_ignore else "INSERT INTO"
+    cur = conn.executemany(f"{verb} users (phone, name, created) VALUES (?, 'x', 1.0)",
+                           [(p,) for p in phones])
+    return int(cur.rowcount)
+
+
+async def test_executemany_counts_the_rows_it_wrote(pg_url: str) -> None:
+    store = PostgresStore(pg_url, readers=1)
+    await store.open()
+    try:
+        # plain inserts go in one round trip, each one row; OR IGNORE counts only what it wrote
+        phones = [f"+15550340{i:03d}" for i in range(3)]
+        assert await store.engine.write(_insert_many, phones, False) == 3
+        assert await store.engine.write(_insert_many, [*phones, "+15550349999"], True) == 1
+        for phone in [*phones, "+15550349999"]:
+            assert await store.user_by_phone(phone) is not None
+    finally:
+        await store.close()
+
+
+def _insert_or_note(conn: Any, phone: str) -> str:
+    try:
+        conn.execute("INSERT INTO users (phone, name, created) VALUES (?, 'x', 1.0)", (phone,))
+    except sqlite3.IntegrityError:
+        return "taken"  # goes on after PostgreSQL refused: its transaction is aborted
+    return "inserted"
+
+
+async def test_a_job_that_goes_on_after_a_refused_statement_spoils_no_batch(
+        pg_url: str) -> None:
+    store = PostgresStore(pg_url, readers=1)
+    await store.open()
+    try:
+        assert await store.engine.write(_insert_or_note, "+15550350000") == "inserted"
+        first = [store.create_user(f"+1555036{i:04d}", f"u{i}", 1.0) for i in range(10)]
+        await asyncio.sleep(0)
+        again = store.engine.write(_insert_or_note, "+15550350000")
+        more = [store.create_user(f"+1555037{i:04d}", f"v{i}", 1.0) for i in range(10)]
+        created = await asyncio.gather(*first, *more)
+        assert len({u.id for u in created}) == 20
+        assert await again == "taken"
     finally:
         await store.close()

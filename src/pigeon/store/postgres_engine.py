@@ -7,9 +7,13 @@ hears back. These ``readers + 1`` connections are the process's pool; each recon
 itself after a failure.
 
 Writes: callers queue jobs; the writer thread takes everything queued (up to ``max_batch``)
-and runs it as ONE transaction, each job inside its own SAVEPOINT, so
-that a job the domain refuses rolls back alone. Callers hear back only after COMMIT returned:
-an acknowledged write is durable (``synchronous_commit`` as the server has it: on by default).
+and runs it as ONE transaction. A job the domain refuses must roll back alone, as in SQLite's
+savepoint per job; but a savepoint is a round trip per job, and nearly every refusal comes
+before the job wrote anything. So a batch first runs without savepoints; only when a job
+fails after it wrote (or PostgreSQL refuses a statement, or COMMIT) is the transaction rolled
+back and the batch run again with a SAVEPOINT per job, which undoes that job alone. Callers
+hear back only after COMMIT returned: an acknowledged write is durable (``synchronous_commit``
+as the server has it: on by default).
 
 When a batch fails, one bad caller must not fail the others:
 - a job that failed in PostgreSQL (not a domain refusal: a deadlock, a constraint) is rolled
@@ -88,6 +92,7 @@ class CommitStats:
         self.commit_seconds = 0.0
         self.retried = 0
         self.failed_batches = 0
+        self.fallbacks = 0  # batches run again with a savepoint per job
 
 
 def storage_failed(exc: BaseException) -> Unavailable:
@@ -213,7 +218,7 @@ class PostgresEngine:
                     break
                 batch.append(job)
             try:
-                self._commit_batch(worker, batch)
+                worker.call(self._commit_batch, worker, batch)
             except BaseException as exc:  # noqa: BLE001 - the writer must outlive any batch
                 log.exception("store writer: batch failed unexpectedly")
                 self._settle([(fut, None, storage_failed(exc)) for _, _, fut in batch])
@@ -238,7 +243,10 @@ class PostgresEngine:
             stats.commit_seconds += time.perf_counter() - started
             return
         try:
-            results = self._run_batch(SyncConnection(writer), batch)
+            results = self._run_optimistic(SyncConnection(writer), batch)
+            if results is None:  # a job must be undone alone: again, each in a savepoint
+                stats.fallbacks += 1
+                results = self._run_batch(SyncConnection(writer), batch)
             for job, (result, exc) in zip(batch, results, strict=True):
                 if isinstance(exc, _Retry):
                     retry.append(job)
@@ -267,6 +275,49 @@ class PostgresEngine:
                 self._settle([(fut, None, cause) for _, _, fut in retry[i + 1:]])
                 break
         stats.commit_seconds += time.perf_counter() - started
+
+    @staticmethod
+    def _run_optimistic(sync: SyncConnection,
+                        batch: list[Job]) -> list[tuple[Any, BaseException | None]] | None:
+        """Every job of the batch in one transaction, without savepoints: nearly every job
+        either succeeds or is refused by the domain before it wrote anything, and then there
+        is nothing of its own to undo. None (the transaction rolled back) when a job failed
+        otherwise, or after it wrote, or COMMIT was refused: the caller runs the batch again
+        with a savepoint per job, so that such a job still leaves nothing behind."""
+        results: list[tuple[Any, BaseException | None]] = []
+        committing = False
+        try:
+            sync.script("BEGIN")
+            for fn, args, _ in batch:
+                sync.dirty = False
+                try:
+                    result = fn(sync, *args)
+                except CONNECTION_ERRORS:
+                    raise
+                except PigeonError as exc:
+                    if sync.dirty:
+                        break
+                    results.append((None, exc))
+                except Exception:  # noqa: BLE001 - the batch again, with savepoints
+                    break
+                else:
+                    if sync.failed:  # it went on after an error it caught: nothing stands
+                        break
+                    results.append((result, None))
+            if len(results) == len(batch):
+                committing = True
+                sync.script("COMMIT")
+                return results
+        except CONNECTION_ERRORS as exc:
+            raise _Lost(exc, committing) from exc
+        except asyncpg.PostgresError as exc:
+            log.warning("store: a batch of %d is tried again with savepoints: %s",
+                        len(batch), exc)
+        try:
+            sync.script("ROLLBACK")
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as again:
+            raise _Lost(again, committing=False) from again
+        return None
 
     @staticmethod
     def _run_batch(sync: SyncConnection,
@@ -348,13 +399,8 @@ class PostgresEngine:
             worker = self._local.worker = self._worker(False)
         for attempt in (1, 2):  # a dead connection (PostgreSQL restarted) gets one retry
             try:
-                sync = SyncConnection(worker)
-                sync.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                try:
-                    return fn(sync, *args)
-                finally:
-                    if not sync.conn.raw.is_closed():
-                        sync.script("ROLLBACK")
+                result: T = worker.call(_in_snapshot, worker, fn, args)
+                return result
             except CONNECTION_ERRORS as exc:
                 worker.drop()
                 if attempt == 2:
@@ -373,6 +419,16 @@ def _shard(args: tuple[Any, ...], writers: int) -> int:
     if writers == 1 or not args or not isinstance(args[0], (int, str)):
         return 0
     return hash((args[0],)) % writers  # a tuple mixes the bits: ids alike in parity spread
+
+
+def _in_snapshot(worker: Worker, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    sync = SyncConnection(worker)
+    sync.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    try:
+        return fn(sync, *args)
+    finally:
+        if not sync.conn.raw.is_closed():
+            sync.script("ROLLBACK")
 
 
 def _ping(conn: SyncConnection) -> None:

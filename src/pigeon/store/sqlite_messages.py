@@ -24,7 +24,6 @@ from .base import Push
 from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
-from .sqlite_people import note_private_send
 from .sqlite_safety import hide, private_gate
 from .sqlite_service import is_service_chat
 from .sqlite_rows import (
@@ -67,8 +66,7 @@ def _tx_send_message(
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
     withheld = None
     if makes_contact(sender.kind):
-        note_private_send(conn, sender_id, chat_id)
-        withheld = private_gate(conn, sender_id, chat_id)
+        withheld = private_gate(conn, sender_id, chat_id, sending=True)  # notes the send too
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
     # standing() locked the chat row (FOR UPDATE on PostgreSQL; SQLite has one writer)

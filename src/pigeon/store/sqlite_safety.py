@@ -143,24 +143,33 @@ class Withheld(NamedTuple):
     shown: bool
 
 
-def private_gate(conn: sqlite3.Connection, sender_id: int, chat_id: int) -> Withheld | None:
+_GATE = (
+    "SELECT m.user_id, "
+    "EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.peer_id = ?1), "
+    "(SELECT r.state FROM message_requests r "
+    " WHERE r.user_id = m.user_id AND r.chat_id = m.chat_id), "
+    "EXISTS (SELECT 1 FROM message_requests r "
+    " WHERE r.user_id = ?1 AND r.chat_id = m.chat_id AND r.state = 'pending'), "
+    "EXISTS (SELECT 1 FROM wrote_to w WHERE w.user_id = ?1 AND w.peer_id = m.user_id) "
+    "FROM members m WHERE m.chat_id = ?2 AND m.user_id != ?1")
+
+
+def private_gate(conn: sqlite3.Connection, sender_id: int, chat_id: int,
+                 sending: bool = False) -> Withheld | None:
     """For a message or edit the sender makes in this private chat: what its other side is
-    kept from (None: nothing). Writing in a chat whose request one has pending accepts it."""
-    # One statement for the peer, whether they blocked the sender, their request's state
-    # and whether the sender has one pending: this runs on every private send, on the one
-    # writer thread, and four statements cost it a measurable share (bench/send_throughput.py).
-    row = conn.execute(
-        "SELECT m.user_id, "
-        "EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.peer_id = ?), "
-        "(SELECT r.state FROM message_requests r "
-        " WHERE r.user_id = m.user_id AND r.chat_id = m.chat_id), "
-        "EXISTS (SELECT 1 FROM message_requests r "
-        " WHERE r.user_id = ? AND r.chat_id = m.chat_id AND r.state = 'pending') "
-        "FROM members m WHERE m.chat_id = ? AND m.user_id != ?",
-        (sender_id, sender_id, chat_id, sender_id)).fetchone()
+    kept from (None: nothing). Writing in a chat whose request one has pending accepts it.
+    ``sending``: a new message, after which the sender has written to the peer (a
+    "contact" from now on: :func:`.sqlite_people.note_private_send`)."""
+    # One statement for the peer, whether they blocked the sender, their request's state,
+    # whether the sender has one pending and has written to them: this runs on every private
+    # send, and each statement is a round trip on PostgreSQL (bench/send_throughput.py).
+    row = conn.execute(_GATE, (sender_id, chat_id)).fetchone()
     if row is None:
         return None
-    peer_id, blocked, state, sender_pending = row
+    peer_id, blocked, state, sender_pending, wrote = row
+    if sending and not wrote:  # the first time only: after that it would change nothing
+        conn.execute("INSERT OR IGNORE INTO wrote_to (user_id, peer_id) VALUES (?, ?)",
+                     (sender_id, peer_id))
     if sender_pending:
         conn.execute("UPDATE message_requests SET state = 'accepted' WHERE user_id = ? "
                      "AND chat_id = ? AND state = 'pending'", (sender_id, chat_id))
