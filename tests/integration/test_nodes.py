@@ -8,28 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from nats_support import free_port, nats_server
 
-from pigeon import testing_postgres as pg
 from pigeon.client import Client
 from pigeon.protocol.updates import NewMessage
 from pigeon.testing import ServerProcess, login
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    await pg.require_postgres()
-    name = await pg.create_database()
-    try:
-        yield pg.url_for(name)
-    finally:
-        await pg.drop_database(name)
 
 
 async def test_a_node_killed_under_load_loses_nothing_and_everyone_recovers(

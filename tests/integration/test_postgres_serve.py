@@ -6,26 +6,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 
-from pigeon import testing_postgres as pg
 from pigeon.client import Client
 from pigeon.protocol.updates import NewMessage
 from pigeon.testing import ServerProcess, login
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    await pg.require_postgres()
-    name = await pg.create_database()
-    try:
-        yield pg.url_for(name)
-    finally:
-        await pg.drop_database(name)
 
 
 async def next_message(client: Client, timeout: float = 10.0) -> NewMessage:

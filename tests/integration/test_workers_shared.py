@@ -9,30 +9,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
 import pytest
 from nats_support import nats_server
 
-from pigeon import testing_postgres as pg
 from pigeon.client import Client
 from pigeon.protocol.errors import RateLimited
 from pigeon.protocol.updates import NewMessage
 from pigeon.testing import ServerProcess, login
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    await pg.require_postgres()
-    name = await pg.create_database()
-    try:
-        yield pg.url_for(name)
-    finally:
-        await pg.drop_database(name)
 
 
 def workers(server: ServerProcess) -> list[psutil.Process]:
