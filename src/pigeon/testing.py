@@ -60,6 +60,9 @@ LOOPBACK_LIMITS = {
     "PIGEON_ACCEPT_RATE_UNKNOWN": "100000/1s burst 100000",
     "PIGEON_HTTP_RATE": "100000/1s burst 100000",
     "PIGEON_RATE_FANOUT": "1000000/1s burst 1000000",
+    # and tests that page quickly through lists are not a herd catching up (the cap's own
+    # tests, tests/integration/test_resumption.py, set one)
+    "PIGEON_BULK_RATE_CONNECTION": "100000/1s burst 100000",
     # Tests put people in groups by user id without their asking first; the tests of consent
     # (tests/integration/test_groups_consent.py) set the real default, "contacts", back.
     "PIGEON_DEFAULT_WHO_CAN_ADD": "everyone",

@@ -65,6 +65,7 @@ def test_the_readme_tour_works_pasted_in_order(tmp_path):
     assert len(steps) > 30 and any("carol" in command for command, _ in steps)
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()
+    drawings = artists_drawings(work)  # the sticker steps add the artist's own files
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
     phones: dict[str, str] = {}  # profile -> the number its last `register` asked a code for
     in_app: dict[str, str | None] = {}  # profile -> the code another device received, if read
@@ -119,4 +120,19 @@ def test_the_readme_tour_works_pasted_in_order(tmp_path):
         finally:
             if follower is not None:
                 follower.__exit__()
-    assert list(work.iterdir()) == []  # profiles went to ~/.config/pigeon/profiles, not here
+    # profiles went to ~/.config/pigeon/profiles, not here
+    assert sorted(work.iterdir()) == sorted(drawings)
+
+
+def artists_drawings(work: Path) -> list[Path]:
+    """owl.png and wave.gif, which the tour's artist has drawn: a transparent PNG and a
+    two-frame animated GIF."""
+    from PIL import Image, ImageDraw
+
+    owl = Image.new("RGBA", (300, 240), (0, 0, 0, 0))
+    ImageDraw.Draw(owl).ellipse((40, 20, 260, 220), fill=(120, 90, 40, 255))
+    frames = [Image.new("RGB", (200, 200), color) for color in ("navy", "gold")]
+    owl.save(work / "owl.png")
+    frames[0].save(work / "wave.gif", save_all=True, append_images=frames[1:], duration=500,
+                   loop=0)
+    return [work / "owl.png", work / "wave.gif"]

@@ -61,7 +61,7 @@ async def left(owner: Client, bob: Client, chat_id: int) -> None:
 async def test_removed_member_does_not_read_edits_made_after_removal(server, phone):
     updates = await departed_member_reads(server, phone, removed)
     everything = repr(updates)
-    assert "secret" not in everything and "redacted" not in everything
+    assert "secret plan" not in everything and "redacted" not in everything
     assert "after he went" not in everything
     # What he saw while he was in is still his, and every pts is still there.
     (first,) = [u for u in updates if isinstance(u, NewMessage) and u.message.id == 1]
@@ -72,7 +72,7 @@ async def test_removed_member_does_not_read_edits_made_after_removal(server, pho
 async def test_member_who_left_does_not_read_edits_made_after_leaving(server, phone):
     updates = await departed_member_reads(server, phone, left)
     everything = repr(updates)
-    assert "secret" not in everything and "redacted" not in everything
+    assert "secret plan" not in everything and "redacted" not in everything
     assert "after he went" not in everything
 
 
