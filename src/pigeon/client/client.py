@@ -252,17 +252,17 @@ class Client:
                                        on_items=self._on_items, versions=self.versions,
                                        transport=self.transport, ticket=self.profile.ticket)
                 break
+            except AdmissionChallenge as challenge:
+                # The server rations new connections and offers a way in: solve its
+                # challenge (in a thread: the app's loop keeps running) and bring the ticket.
+                nonce = await asyncio.to_thread(solve, challenge.token, challenge.difficulty)
+                url = f"{self.url}?pow={format_ticket(challenge.token, nonce)}"
             except (ServerUnreachable, OSError, asyncio.TimeoutError) as exc:
                 # This node does not answer: the next try goes to the next of the
                 # deployment's nodes (welcome.endpoints), if it told us of others.
                 if not isinstance(exc, ServerUnreachable) or not exc.retryable_connect:
                     self._fail_over()
                 raise
-            except AdmissionChallenge as challenge:
-                # The server rations new connections and offers a way in: solve its
-                # challenge (in a thread: the app's loop keeps running) and bring the ticket.
-                nonce = await asyncio.to_thread(solve, challenge.token, challenge.difficulty)
-                url = f"{self.url}?pow={format_ticket(challenge.token, nonce)}"
         else:
             refused = ServerUnreachable("the server kept refusing new connections")
             refused.retryable_connect = True
