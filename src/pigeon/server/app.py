@@ -229,7 +229,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
     # ... nor its sessions: their devices' tickets are checked against these (issue 13).
-    services.resumption.load(await store.live_sessions(settings.resume_max_sessions))
+    services.resumption.load(await store.live_sessions(settings.resumable_sessions))
     app = build_app(services, media)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

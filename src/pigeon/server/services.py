@@ -71,7 +71,7 @@ class Services:
         penalties.on_account_ban = self._close_banned_account
         self.quota = AccountQuota(self.settings)
         self.resumption = Resumption(self.secret, self.settings.resume_ticket_ttl,
-                                     max_sessions=self.settings.resume_max_sessions,
+                                     max_sessions=self.settings.resumable_sessions,
                                      clock=self.clock)
 
     def end_sessions(self, user_id: int, session_ids: Iterable[int], reason: str) -> None:
