@@ -25,6 +25,8 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from plaintext_scan import WebSocketRelay
+
 from pigeon.client import Client
 from pigeon.client.inbox import InboxGap
 from pigeon.client.secret import SecretMessage, Undecryptable
@@ -139,7 +141,7 @@ def envelope_sends(frame: dict[str, Any]) -> bool:
 
 
 @dataclass
-class FaultyRelay:
+class FaultyRelay(WebSocketRelay):
     """A WebSocket relay on loopback in front of ``upstream`` (the server's URL). Each
     frame goes through ``rule(direction, frame)`` ("down": server to SDK, "up": SDK to
     server), which says what to do with it:
@@ -151,29 +153,8 @@ class FaultyRelay:
       and the connection closed, as a network that fails at the worst moment).
     """
 
-    upstream: str
     rule: Rule = lambda direction, frame: "pass"
-    url: str = ""
     done: dict[str, int] = field(default_factory=dict)  # decision -> how many times
-    _runner: web.AppRunner | None = None
-    _session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> FaultyRelay:
-        app = web.Application()
-        app.router.add_get("/v1/ws", self._relay)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def _decide(self, direction: str, data: bytes) -> Decision:
         try:

@@ -24,6 +24,7 @@ import base64
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import aiohttp
 import pytest
@@ -52,24 +53,24 @@ def encodings(needle: bytes) -> dict[str, bytes]:
 
 
 @dataclass
-class RecordingProxy:
-    """A WebSocket relay on loopback in front of ``upstream`` (the server's URL)."""
+class WebSocketRelay:
+    """A WebSocket relay on loopback in front of ``upstream`` (the server's URL): ``url`` is
+    what clients connect to; subclasses say what ``_relay`` does with each connection."""
 
     upstream: str
-    frames: list[tuple[str, bytes]] = field(default_factory=list)  # ("up"|"down", payload)
-    url: str = ""
-    _runner: web.AppRunner | None = None
-    _session: aiohttp.ClientSession | None = None
+    # keyword-only: a subclass's own fields come right after ``upstream``, by position
+    url: str = field(default="", kw_only=True)
+    _runner: web.AppRunner | None = field(default=None, kw_only=True)
+    _session: aiohttp.ClientSession | None = field(default=None, kw_only=True)
 
-    async def start(self) -> RecordingProxy:
+    async def start(self) -> Self:
         app = web.Application()
         app.router.add_get("/v1/ws", self._relay)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
         self._session = aiohttp.ClientSession()
         return self
 
@@ -78,6 +79,16 @@ class RecordingProxy:
             await self._session.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _relay(self, request: web.Request) -> web.WebSocketResponse:
+        raise NotImplementedError
+
+
+@dataclass
+class RecordingProxy(WebSocketRelay):
+    """A relay that keeps every frame it passes on."""
+
+    frames: list[tuple[str, bytes]] = field(default_factory=list)  # ("up"|"down", payload)
 
     async def _relay(self, request: web.Request) -> web.WebSocketResponse:
         assert self._session is not None

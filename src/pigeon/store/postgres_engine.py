@@ -58,6 +58,7 @@ from pigeon.protocol.errors import PigeonError, Unavailable
 from .migrations import MIGRATIONS
 from .postgres_conn import CONNECTION_ERRORS, Connection, SyncConnection, Worker, connect
 from .postgres_dialect import redacted, translate_ddl
+from .sqlite_engine import settle
 
 log = logging.getLogger("pigeon.store")
 
@@ -226,7 +227,7 @@ class PostgresEngine:
     def _settle(self, outcomes: list[Outcome]) -> None:
         assert self._loop is not None
         try:
-            self._loop.call_soon_threadsafe(_settle, outcomes)
+            self._loop.call_soon_threadsafe(settle, outcomes)
         except RuntimeError:  # the loop is gone (interpreter shutdown): nobody to answer
             pass
 
@@ -433,16 +434,6 @@ def _in_snapshot(worker: Worker, fn: Callable[..., T], args: tuple[Any, ...]) ->
 
 def _ping(conn: SyncConnection) -> None:
     conn.execute("SELECT 1")
-
-
-def _settle(outcomes: list[Outcome]) -> None:
-    for fut, result, exc in outcomes:
-        if fut.done():
-            continue
-        if exc is None:
-            fut.set_result(result)
-        else:
-            fut.set_exception(exc)
 
 
 def _translate(exc: BaseException) -> BaseException:

@@ -155,7 +155,7 @@ class SqliteEngine:
         stats.commit_seconds += time.perf_counter() - started
         assert self._loop is not None
         try:
-            self._loop.call_soon_threadsafe(_settle, outcomes)
+            self._loop.call_soon_threadsafe(settle, outcomes)
         except RuntimeError:  # the loop is gone (interpreter shutdown): nobody to answer
             pass
 
@@ -185,9 +185,11 @@ class SqliteEngine:
             raise _translate(exc) from exc
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Answer a committed batch's callers, on the loop (PostgreSQL's engine too): one whose
+    future is done already (cancelled: it stopped waiting) is skipped."""
     for fut, result, exc in outcomes:
-        if fut.cancelled():
+        if fut.done():
             continue
         if exc is None:
             fut.set_result(result)
