@@ -6,13 +6,16 @@ exit. Tests wrap it with their skip-or-fail rule (tests/integration/nats_support
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def find_binary() -> str | None:
@@ -30,32 +33,55 @@ def free_port() -> int:
 
 
 class NatsServer:
+    """``port`` None: the server picks a free port itself (``-p -1``) and writes it to a ports
+    file, read at start. A port chosen beforehand by :func:`free_port` could be taken by
+    another process (another test worker's server, or any outgoing connection) before
+    nats-server binds it, and the test would then talk to a server that is not its own. A
+    restart (``start`` again) keeps the port the first start got."""
+
     def __init__(self, port: int | None = None, binary: str | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
+        self.port = port or 0
         self.binary = binary or find_binary()
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         if self.binary is None:
             raise RuntimeError("nats-server is not installed")
-        self._process = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+        with tempfile.TemporaryDirectory(prefix="pigeon-nats-") as ports_dir:
+            self._process = subprocess.Popen(
+                [self.binary, "-a", "127.0.0.1", "-p", str(self.port or -1),
+                 "--ports_file_dir", ports_dir],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + timeout
+            # The ports file is written once the listener is bound: the server is ready.
+            ports_file = Path(ports_dir) / f"{Path(self.binary).name}_{self._process.pid}.ports"
+            while time.monotonic() < deadline and self._process.poll() is None:
+                if ports_file.exists() and (port := _client_port(ports_file)):
+                    self.port = port
                     return
-            time.sleep(0.02)
+                time.sleep(0.02)
         self.kill()
-        raise RuntimeError(f"nats-server did not listen on {self.port}")
+        raise RuntimeError(f"nats-server did not start (port {self.port or 'any'})")
 
     def kill(self) -> None:
         if self._process is not None:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+
+def _client_port(ports_file: Path) -> int | None:
+    """The client port in nats-server's ports file ({"nats": ["nats://127.0.0.1:PORT"]});
+    None while the file is still being written."""
+    try:
+        urls = json.loads(ports_file.read_text())["nats"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return int(urls[0].rsplit(":", 1)[1]) if urls else None
 
 
 @contextmanager
