@@ -228,8 +228,14 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     services.media = media
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
-    # ... nor its sessions: their devices' tickets are checked against these (issue 13).
-    services.resumption.load(await store.live_sessions(settings.resumable_sessions))
+    # ... nor its sessions: their devices' tickets are checked against these (issue 13),
+    # once revocations made elsewhere reach us (a shared bus: connected and subscribed).
+    # Without that, tickets wait until the bus is back; the long way serves meanwhile.
+    for _ in range(100):
+        if services.bus.revocations_current:
+            break
+        await asyncio.sleep(0.05)
+    services.resumption.load(await store.live_sessions(settings.resume_max_sessions))
     app = build_app(services, media)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

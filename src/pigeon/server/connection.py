@@ -145,6 +145,7 @@ class Connection:
             self.guard.greeted = True
         user = session = state = None
         resumed: tuple[int, int] | None = None
+        since: int | None = None
         try:
             if hello.token is None:
                 # From a banned address only a token gets in (the door in shield/penalties.py).
@@ -159,6 +160,7 @@ class Connection:
                     self.shield.check_session(*resumed)
                     self.login(resumed[1], resumed[0])
                 else:
+                    since = services.resumption.since()  # before the read (shared bus)
                     session, user = await authenticate(services, hello.token)
                     self.shield.check_session(session.id, session.user_id)
                     self.login(session.user_id, session.id)
@@ -191,7 +193,7 @@ class Connection:
             if still is None:
                 self.revoke("this session was terminated")
                 return
-            services.resumption.live(session.id, session.user_id)
+            services.resumption.live(session.id, session.user_id, since)
             self._touch(force=True)
             self.follow(state.streams)
             ticket = services.resumption.issue(session.id, session.user_id, hello.token)

@@ -196,14 +196,6 @@ class Settings:
         return [e.strip() for e in self.endpoints.split(",") if e.strip()]
 
     @property
-    def resumable_sessions(self) -> int:
-        """Live sessions kept in memory to check tickets by: ``resume_max_sessions`` for one
-        process; 0 (tickets off: every hello checks its token in the store) when processes
-        share the store, since a session ended through one process would stay live in the
-        others' memory while a bus message is late or NATS is away."""
-        return 0 if self.bus != "local" else self.resume_max_sessions
-
-    @property
     def shared_store(self) -> str | None:
         """The store's URL when several processes can share it; None for embedded SQLite."""
         return self.store or None
