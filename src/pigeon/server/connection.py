@@ -197,9 +197,12 @@ class Connection:
             self._touch(force=True)
             self.follow(state.streams)
             ticket = services.resumption.issue(session.id, session.user_id, hello.token)
-        self._send(self.protocol.welcome(services.settings.server_name, user,
-                                         self.session_id, state, self.shield.budget(),
-                                         ticket, services.settings.endpoint_list))
+        settings = services.settings
+        # Sized to the devices served now: after a crash they spread their returns over it.
+        window = settings.restart_window(len(services.connections)) if ticket else None
+        self._send(self.protocol.welcome(settings.server_name, user, self.session_id, state,
+                                         self.shield.budget(), ticket, settings.endpoint_list,
+                                         window))
 
     async def _call(self, call: CallReceived) -> None:
         started = time.perf_counter()
