@@ -98,3 +98,38 @@ def test_after_an_unannounced_drop_the_sdk_spreads_its_return_over_the_servers_w
     assert picks == [12.5]  # one pick, in the welcome's window, after the first failure
     assert len(attempts) == 4 and reconnects == 1
     assert attempts[2] - attempts[1] >= 0.3  # not before its pick
+
+
+def test_a_device_with_a_call_waiting_says_so_and_does_not_sit_out_its_slot():
+    """A server taking back a herd turns sockets away with a slot to come back at (503
+    Retry-After, shield/pacing.py); a device whose user is waiting on a call comes back
+    sooner and says so (``?waiting=1``), which that server lets in (issue 13)."""
+    from pigeon.client.link import ServerUnreachable
+
+    async def run():
+        server = StandInServer(lambda method, params: [], user=User(id=7, name="Ada"),
+                               reconnect_window=0.0)
+        urls: list[str] = []
+        refuse = [0]
+
+        async def transport(url):
+            urls.append(url)
+            if refuse[0]:
+                refuse[0] -= 1
+                slot = ServerUnreachable("turned away: come back in 30 s", retry_after=30.0)
+                slot.retryable_connect = True
+                raise slot
+            return await server.transport(url)
+
+        client = await Client("ws://stand-in", Profile(), transport=transport,
+                              max_backoff=0.01).connect()
+        refuse[0] = 1
+        await server.drop()
+        answer = await asyncio.wait_for(client.call("users.get", m.GetUsers(ids=[7])), 20)
+        await client.close()
+        await server.close()
+        return urls, answer
+
+    urls, answer = asyncio.run(run())
+    assert answer == [] and len(urls) == 3
+    assert urls[0] == "ws://stand-in/v1/ws" and urls[-1] == "ws://stand-in/v1/ws?waiting=1"

@@ -188,6 +188,11 @@ class GuardedProtocol(asyncio.Protocol):
             self.shield.unhold(self)
             if self._timer is not None:
                 self._timer.cancel()
+            if self._slot is not None and self.transport is not None:
+                # A returning device, slow to send its request line: still told its slot.
+                slot, self._slot = self._slot, None
+                self._refuse_politely(self.shield.refusal_response("paced_return", slot))
+                return
             if self.transport is not None:
                 self.transport.abort()
 
