@@ -163,17 +163,17 @@ class GuardedProtocol(asyncio.Protocol):
 
     # -- probation: a rationed socket may still bring a ticket --------------------------------
     def _hold(self, head: bytes) -> None:
-        held, evicted = self.shield.hold(self)
-        if evicted is not None:
-            evicted._drop()
-        if not held:
-            assert self.transport is not None
-            if self._slot is not None:  # no room to read it: its slot, at once
-                self._refuse_politely(self.shield.refusal_response("paced_return",
-                                                                   self._slot))
+        # A returning device turned away by the pacer is not held in the probation pool:
+        # its address is known (TCP proved it), the herd's sockets would fill the pool, and
+        # a chatting device's socket must not be refused its lane for want of room there.
+        if self._slot is None:
+            held, evicted = self.shield.hold(self)
+            if evicted is not None:
+                evicted._drop()
+            if not held:
+                assert self.transport is not None
+                self.transport.abort()
                 return
-            self.transport.abort()
-            return
         if self._timer is not None:
             self._timer.cancel()
         self._head = bytearray()
