@@ -291,9 +291,11 @@ class StandInServer:
     """
 
     def __init__(self, answer: Answer | None = None, *, user: User | None = None,
-                 state: State | None = None, name: str = "stand-in") -> None:
+                 state: State | None = None, name: str = "stand-in",
+                 reconnect_window: float | None = None) -> None:
         self.answer = answer
         self.user, self.state, self.name = user, state, name
+        self.reconnect_window = reconnect_window  # told in every welcome
         self.calls: list[tuple[str, Any]] = []  # every call received, in order
         self.connections: list[StandInConnection] = []
 
@@ -347,7 +349,8 @@ class StandInConnection:
             event = self.protocol.receive(message.data)
             if isinstance(event, HelloReceived):
                 await self.socket.send_bytes(self.protocol.welcome(
-                    self.server.name, self.server.user, None, self.server.state))
+                    self.server.name, self.server.user, None, self.server.state,
+                    reconnect_window=self.server.reconnect_window))
             elif isinstance(event, CallReceived):
                 await self.socket.send_bytes(await self._answer(event))
             elif isinstance(event, CallRejected):

@@ -44,8 +44,10 @@ class Raw:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, server: ServerProcess) -> Raw:
-        http = aiohttp.ClientSession()
+    async def open(cls, server: ServerProcess, address: str | None = None) -> Raw:
+        """A WebSocket to ``server``, from loopback ``address`` if given."""
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+            local_addr=(address, 0) if address else None))
         try:
             ws = await http.ws_connect(f"ws://127.0.0.1:{server.port}/v1/ws", max_msg_size=0)
         except BaseException:

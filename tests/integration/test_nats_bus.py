@@ -220,3 +220,69 @@ async def test_a_server_on_the_nats_bus_says_so_and_degrades_without_it(tmp_path
         finally:
             await alice.close()
             await bob.close()
+
+
+class Revocations:
+    """What a server's resumption map hears from its bus (shield/resumption.py)."""
+
+    def __init__(self, bus: NatsBus) -> None:
+        self.revoked: list[int] = []
+        self.unsure = 0
+        bus.on_revocations(self.revoked.extend, self._unsure)
+
+    def _unsure(self) -> None:
+        self.unsure += 1
+
+
+async def test_a_revocation_reaches_every_process_even_without_the_users_devices(pair) -> None:
+    """Each process checks resumption tickets against its own map of live sessions: a
+    session ended through one must leave every other's map, not only those holding one of
+    the user's devices (issue 13)."""
+    a, b = pair
+    heard = Revocations(b)
+    await settled(a, b)
+    assert b.revocations_current and a.revocations_current
+    a.revoke_sessions(9, [90, 91], "terminated")  # no device of user 9 anywhere
+    await until(lambda: heard.revoked, "the revocation in the other process")
+    assert heard.revoked == [90, 91] and heard.unsure == 0
+    # And a device of the user there is still cut off, after the map heard.
+    device = Device(9, 92)
+    b.attach(device)
+    await settled(a, b)
+    a.revoke_sessions(9, [92], "logged out")
+    await until(lambda: device.revoked, "the device's revocation")
+    assert heard.revoked == [90, 91, 92]
+
+
+async def test_a_process_cut_off_from_nats_forgets_and_is_not_current(tmp_path: Path) -> None:
+    """While NATS is away revocations made elsewhere cannot reach a process: it says it may
+    have missed some (its server forgets every live session) and is not current until its
+    subscription is back in force; a "forget" from a process whose own revocation could
+    not get out makes the others forget too."""
+    server = NatsServer(tmp_path, free_port())
+    server.start()
+    prefix = f"t{secrets.token_hex(4)}"
+    a, b = NatsBus(server.url, prefix), NatsBus(server.url, prefix)
+    heard_a, heard_b = Revocations(a), Revocations(b)
+    await a.start()
+    await b.start()
+    try:
+        await settled(a, b)
+        assert a.revocations_current and b.revocations_current
+        server.kill()
+        await until(lambda: heard_a.unsure and heard_b.unsure, "both unsure")
+        assert not a.revocations_current and not b.revocations_current
+        server.start()  # the same port
+        await until(lambda: a.revocations_current and b.revocations_current, "current again")
+        await settled(a, b)
+        # A process that could not get a revocation out says so once back: the others forget.
+        before, before_a = heard_b.unsure, heard_a.unsure
+        assert a._nc is not None
+        await a._nc.publish(f"{prefix}.revoke", msgspec.msgpack.encode(
+            {"origin": "elsewhere", "op": "forget"}))
+        await until(lambda: heard_b.unsure > before and heard_a.unsure > before_a,
+                    "both told to forget")
+    finally:
+        await a.close()
+        await b.close()
+        server.kill()

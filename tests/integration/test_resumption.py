@@ -196,3 +196,37 @@ async def test_the_sdk_keeps_its_ticket_and_comes_back_with_it(server, phone) ->
         await client.account.me()  # and it works
     finally:
         await client.close()
+
+
+async def test_returning_devices_are_paced_and_told_their_slot(tmp_path, phone) -> None:
+    """Handshakes from known addresses (our users') are limited in number; one past the
+    limit is answered 503 with its own slot as Retry-After (shield/pacing.py), and every
+    logged-in welcome says over how long a window devices should spread their returns
+    after an unannounced drop."""
+    env = {**ENV, "PIGEON_MAX_KNOWN_HANDSHAKES": "1", "PIGEON_RESTART_RECONNECT_RATE": "0.5",
+           "PIGEON_RESTART_WINDOW_MAX": "25"}
+    with ServerProcess(tmp_path / "data", env=env) as paced:
+        raw, auth = await sign_in(paced, phone())  # 127.0.0.1 is known from now on
+        await raw.close()
+        answer = await hello(paced, auth["token"], auth["ticket"])
+        assert answer["t"] == "welcome" and 0 < answer["reconnect_window"] <= 25
+        waiting = await Raw.open(paced)  # a known address's handshake, under way
+        try:
+            async with aiohttp.ClientSession() as http:
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(f"{paced.url}/v1/ws")
+                assert refused.value.status == 503
+                # slots 2 s apart (0.5 a second): the next socket gets the next one
+                first = int(refused.value.headers["Retry-After"])
+                with pytest.raises(aiohttp.WSServerHandshakeError) as later:
+                    await http.ws_connect(f"{paced.url}/v1/ws")
+                assert int(later.value.headers["Retry-After"]) >= first + 1
+                # A device with a call waiting (its user is chatting) comes in past the pacer.
+                chatting = await http.ws_connect(f"{paced.url}/v1/ws?waiting=1")
+                await chatting.close()
+        finally:
+            await waiting.close()
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{paced.operator_url}/shield") as response:
+            returns = (await response.json())["returns"]
+        assert returns["deferred"] >= 2 and returns["admitted"] >= 2

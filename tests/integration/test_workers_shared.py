@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 from nats_support import nats_server
+from worker_support import worker_of
 
 from pigeon.client import Client
 from pigeon.protocol.errors import RateLimited
@@ -21,21 +22,6 @@ from pigeon.protocol.updates import NewMessage
 from pigeon.testing import ServerProcess, login
 
 pytestmark = pytest.mark.slow
-
-
-def workers(server: ServerProcess) -> list[psutil.Process]:
-    assert server.proc is not None
-    return [p for p in psutil.Process(server.proc.pid).children()
-            if "resource_tracker" not in " ".join(p.cmdline())]
-
-
-def worker_of(server: ServerProcess, address: str) -> int | None:
-    """Which worker (its pid) holds a connection from this loopback address."""
-    for proc in workers(server):
-        for conn in proc.net_connections(kind="tcp"):
-            if conn.raddr and conn.raddr.ip == address and conn.laddr.port == server.port:
-                return proc.pid
-    return None
 
 
 async def next_message(client: Client, text: str, timeout: float = 15.0) -> NewMessage:

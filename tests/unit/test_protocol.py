@@ -500,3 +500,21 @@ def test_client_survives_deep_nesting_from_the_server(frame: dict[str, Any]) -> 
     key = "value" if frame["t"] == "result" else "extra"
     with pytest.raises(ProtocolError):
         client.receive(bytes([head[0] + 1]) + head[1:] + encode(key) + nested)
+
+
+@given(st.floats(min_value=0, max_value=limits.MAX_RETRY_SECONDS))
+def test_the_welcome_carries_the_servers_reconnect_window(window: float) -> None:
+    _, server = open_pair()
+    frame = server.welcome("pigeon/1", None, 7, None, None, "pgr1." + "A" * 75, [], window)
+    event = ClientProtocol().receive(frame)
+    assert isinstance(event, WelcomeReceived) and event.welcome.reconnect_window == window
+    # an older server sends none: no spread beyond the SDK's backoff
+    assert ClientProtocol().receive(
+        server.welcome("old", None, None, None)).welcome.reconnect_window is None
+
+
+@pytest.mark.parametrize("window", [-1.0, limits.MAX_RETRY_SECONDS + 1, "soon"])
+def test_a_reconnect_window_out_of_bounds_is_refused(window: Any) -> None:
+    frame = encode({"t": "welcome", "version": 1, "server": "x", "reconnect_window": window})
+    with pytest.raises(ProtocolError):
+        ClientProtocol().receive(frame)

@@ -140,10 +140,3 @@ def test_endpoints_are_urls_and_bounded(endpoints, ok):
         with pytest.raises(SettingsError, match="endpoints"):
             load_settings(None, {"endpoints": endpoints})
 
-
-def test_tickets_are_checked_in_the_store_when_processes_share_it():
-    """One process keeps its live sessions in memory to check resumption tickets by; with a
-    shared bus another process may end a session, so every hello checks its token."""
-    assert load_settings(None, {}).resumable_sessions == 1_000_000
-    shared = load_settings(None, {"bus": "nats://127.0.0.1:4222"})
-    assert shared.resumable_sessions == 0

@@ -180,3 +180,17 @@ def test_the_sdk_reads_retry_hints_from_a_close_frame_and_never_comes_back_soone
     waits = [hinted_wait(5.0, rng) for _ in range(200)]
     assert all(5.0 <= w <= 6.0 for w in waits) and max(waits) - min(waits) > 0.5
     assert hinted_wait(None) == 0.0 and hinted_wait(10**9) <= 3600 * 1.2
+
+
+def test_after_an_unannounced_drop_a_device_picks_its_moment_in_the_servers_window():
+    from pigeon.client.throttle import outage_wait
+
+    rng = random.Random(2)
+    waits = [outage_wait(25.0, rng) for _ in range(2000)]
+    assert all(0.0 <= w <= 25.0 for w in waits)
+    # spread over the whole window, not bunched: each fifth of it gets about a fifth
+    fifths = [sum(5 * i <= w < 5 * (i + 1) for w in waits) for i in range(5)]
+    assert all(300 <= n <= 500 for n in fifths), fifths
+    # no window (an older server, a tiny one): no wait; nonsense is bounded
+    assert outage_wait(None) == 0.0 and outage_wait(-5.0) == 0.0
+    assert outage_wait(10.0**9) <= 3600.0

@@ -24,7 +24,7 @@ reaches a device connected to another. The interface is shaped for that:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from pigeon.store.base import Push
@@ -116,7 +116,21 @@ class Bus(Protocol):
         """An update of ``user_id``'s stream to the one device of ``session_id``."""
 
     def revoke_sessions(self, user_id: int, session_ids: Iterable[int], reason: str) -> None:
-        """Tell the devices of these sessions of ``user_id`` that they were terminated."""
+        """Tell the devices of these sessions of ``user_id`` that they were terminated; a
+        networked bus tells every process, whether or not a device of the user is there."""
+
+    # -- revocations for resumption tickets (issue 13) ------------------------------------
+    def on_revocations(self, revoked: Callable[[list[int]], None],
+                       unsure: Callable[[], None]) -> None:
+        """Call ``revoked(session_ids)`` when another process ended sessions (before this
+        process's devices of them are told), and ``unsure()`` when this process may have
+        missed some (a networked bus lost its connection, or another process could not get
+        its revocations out): what a process remembers of live sessions must be forgotten."""
+
+    @property
+    def revocations_current(self) -> bool:
+        """Whether every revocation made elsewhere reaches this process now (in-process:
+        always; over NATS: while connected)."""
 
     # -- figures for /metrics and the account quota (this process) -----------------------
     def online_devices(self, user_id: int) -> int: ...

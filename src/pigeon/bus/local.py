@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -30,6 +30,14 @@ class LocalBus:
 
     def health(self) -> dict[str, Any]:
         return {"kind": "local", "connected": True}
+
+    def on_revocations(self, revoked: Callable[[list[int]], None],
+                       unsure: Callable[[], None]) -> None:
+        pass  # one process: its own revocations are all there are, and none is ever missed
+
+    @property
+    def revocations_current(self) -> bool:
+        return True
 
     def attach(self, sink: Sink) -> None:
         assert sink.user_id is not None, "only a logged-in device is attached"

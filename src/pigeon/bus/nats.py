@@ -13,6 +13,16 @@ behalf of its own connections, to exactly the subjects they need:
   a device here follows it.
 * ``<prefix>.fan``: a write with many recipients (a group message) goes out once here, not
   once per member, and every process picks its own users out of it.
+* ``<prefix>.revoke``: ended sessions, to every process: each keeps a map of live sessions to
+  check resumption tickets by (shield/resumption.py), whether or not the user has a device
+  there.
+
+Revocations must not be missed, or a terminated session's ticket would still resume it in a
+process that did not hear. So a process that loses its NATS connection may have missed some:
+it tells its server (``unsure``), which forgets its live sessions (every hello takes the long
+way, the token checked in the store, until sessions are checked again), and ``revocations_current``
+is false until it is back. A process that could not get a revocation of its own out (the
+publish or the flush that confirms it failed) tells every other to forget, once it is back.
 
 Order: the bus's methods are synchronous and called in commit order (see :mod:`.base`);
 operations are queued in that order and one task sends them, so a process publishes each
@@ -29,9 +39,10 @@ counted and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -50,6 +61,8 @@ log = logging.getLogger("pigeon.bus.nats")
 
 #: a delivery to more users than this goes out once on the fan-out subject
 FAN_OUT_AT = 16
+#: seconds a revocation's publish may take to be confirmed by the NATS server (a flush)
+CONFIRM_TIMEOUT = 5.0
 #: operations waiting for NATS, at most; past it publishes are dropped (and counted), while
 #: subscriptions are still kept, so a process cut off for long does not grow without bound
 MAX_QUEUED = 100_000
@@ -68,6 +81,7 @@ class Frame(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fie
     session_id: int | None = None
     session_ids: list[int] = []
     reason: str = ""
+    user_id: int = 0  # a revocation's user (0: the user of the subject, as older processes sent)
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -89,11 +103,19 @@ class NatsBus:
         self._nc: NatsClient | None = None
         self._sender: asyncio.Task[None] | None = None
         self.stats = {"published": 0, "received": 0, "dropped": 0, "malformed": 0}
+        self._revoked: Callable[[list[int]], None] = lambda session_ids: None
+        self._unsure: Callable[[], None] = lambda: None
+        # A revocation of ours may not have reached the others: tell them to forget, once back.
+        self._must_forget = False
+        # Our subscription to revocations is in force at the NATS server (subscribed, then a
+        # flush answered): false from a disconnect until the same holds again.
+        self._revocations_heard = False
 
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
         self._sender = asyncio.create_task(self._run(), name="nats-bus")
         self._want(f"{self.prefix}.fan")
+        self._want(self._revoke_subject)
 
     async def close(self) -> None:
         if self._sender is not None:
@@ -106,6 +128,18 @@ class NatsBus:
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
+    @property
+    def _revoke_subject(self) -> str:
+        return f"{self.prefix}.revoke"
+
+    def on_revocations(self, revoked: Callable[[list[int]], None],
+                       unsure: Callable[[], None]) -> None:
+        self._revoked, self._unsure = revoked, unsure
+
+    @property
+    def revocations_current(self) -> bool:
+        return self._revocations_heard and self.connected
+
     def health(self) -> dict[str, Any]:
         return {"kind": "nats", "connected": self.connected, "queued": self._ops.qsize(),
                 "subjects": len(self._wanted), **self.stats}
@@ -117,7 +151,8 @@ class NatsBus:
                 return await nats.connect(
                     servers=[self.url], name=f"pigeon-{self.origin}", connect_timeout=2,
                     max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                    error_cb=self._on_error, disconnected_cb=self._on_disconnect)
+                    error_cb=self._on_error, disconnected_cb=self._on_disconnect,
+                    reconnected_cb=self._on_reconnect)
             except Exception as exc:  # NATS away at start: serve locally, retry
                 log.warning("NATS at %s unreachable (%s); serving this process's devices "
                             "only, retrying in %.1f s", self.url, exc, delay)
@@ -129,23 +164,49 @@ class NatsBus:
 
     async def _on_disconnect(self) -> None:
         log.warning("NATS connection lost; reconnecting (this process keeps serving its own)")
+        self._revocations_heard = False
+        self._unsure()  # revocations made elsewhere meanwhile will not reach us
+
+    async def _on_reconnect(self) -> None:
+        # The client subscribed again before this; the flush's answer says the server has it.
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=CONFIRM_TIMEOUT)
+                self._revocations_heard = True
+        if self._must_forget:
+            self._ops.put_nowait(("forget", self._revoke_subject, b""))
 
     async def _run(self) -> None:
         self._nc = nc = await self._connect()
         for subject in list(self._wanted):
             self._subs[subject] = await nc.subscribe(subject, cb=self._receive)
+        with contextlib.suppress(Exception):
+            await nc.flush(timeout=CONFIRM_TIMEOUT)
+            self._revocations_heard = True  # else: at the next reconnect
+        if self._must_forget:  # revocations dropped before we ever connected
+            self._ops.put_nowait(("forget", self._revoke_subject, b""))
         while True:
             op, subject, payload = await self._ops.get()
             try:
                 if op == "pub":
                     await nc.publish(subject, payload)
                     self.stats["published"] += 1
+                elif op in ("revoke", "forget"):
+                    if op == "forget":
+                        payload = _encode(self._frame("forget"))
+                    await nc.publish(subject, payload)
+                    await nc.flush(timeout=CONFIRM_TIMEOUT)  # the server has it
+                    self.stats["published"] += 1
+                    if op == "forget":
+                        self._must_forget = False
                 elif op == "sub" and subject in self._wanted and subject not in self._subs:
                     self._subs[subject] = await nc.subscribe(subject, cb=self._receive)
                 elif op == "unsub" and subject not in self._wanted and subject in self._subs:
                     await self._subs.pop(subject).unsubscribe()
             except Exception as exc:  # a full buffer while reconnecting
                 self.stats["dropped"] += 1
+                if op in ("revoke", "forget"):
+                    self._must_forget = True
                 log.debug("NATS %s %s failed: %s", op, subject, exc)
 
     # -- interest ------------------------------------------------------------------------------
@@ -169,11 +230,12 @@ class NatsBus:
     def _stream(self, stream: str) -> str:
         return f"{self.prefix}.s.{stream}"
 
-    def _send(self, subject: str, frame: Frame) -> None:
+    def _send(self, subject: str, frame: Frame, op: str = "pub") -> None:
         if self._ops.qsize() >= MAX_QUEUED:
             self.stats["dropped"] += 1
+            self._must_forget = self._must_forget or op == "revoke"
             return
-        self._ops.put_nowait(("pub", subject, _encode(frame)))
+        self._ops.put_nowait((op, subject, _encode(frame)))
 
     def _frame(self, op: str, **fields: Any) -> Frame:
         return Frame(origin=self.origin, op=op, **fields)
@@ -260,8 +322,9 @@ class NatsBus:
     def revoke_sessions(self, user_id: int, session_ids: Iterable[int], reason: str) -> None:
         session_ids = list(session_ids)
         self._local.revoke_sessions(user_id, session_ids, reason)
-        self._send(self._user(user_id), self._frame(
-            "revoke", session_ids=session_ids, reason=reason[:200]))
+        self._send(self._revoke_subject, self._frame(
+            "revoke", user_id=user_id, session_ids=session_ids, reason=reason[:200]),
+            op="revoke")
 
     def online_devices(self, user_id: int) -> int:
         return self._local.online_devices(user_id)
@@ -296,7 +359,11 @@ class NatsBus:
         elif frame.op == "session" and update is not None and frame.session_id is not None:
             local.push_to_session(_user_of(subject), frame.session_id, update)
         elif frame.op == "revoke":
-            local.revoke_sessions(_user_of(subject), frame.session_ids, frame.reason)
+            user_id = frame.user_id or _user_of(subject)
+            self._revoked(list(frame.session_ids))  # tickets first: revocation wins
+            local.revoke_sessions(user_id, frame.session_ids, frame.reason)
+        elif frame.op == "forget":
+            self._unsure()
         elif frame.op in ("follow", "unfollow") and frame.stream:
             self._follow_here(_user_of(subject), frame.stream, frame.op == "follow")
         else:

@@ -40,7 +40,7 @@ from pigeon.protocol.streams import StreamItem, read_item, user_stream
 from pigeon.protocol.types import State
 from pigeon.protocol.updates import Envelope, KeysLow, NewMessage, StickersInstalled, UnknownUpdate
 
-from pigeon.protocol.pow import format_ticket, solve
+from pigeon.protocol.pow import WAITING_PARAM, format_ticket, solve
 
 from .devices import Devices
 from .inbox import Inbox
@@ -54,7 +54,9 @@ from .trust import Trust
 from .verification import Verifier
 from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, Transport
 from .profile import Profile, resolve_profile
-from .throttle import AdaptiveThrottle, CallPacer, backoff, hinted_wait, notice_wait
+from .throttle import (
+    AdaptiveThrottle, CallPacer, backoff, hinted_wait, notice_wait, outage_wait,
+)
 
 log = logging.getLogger("pigeon.client")
 
@@ -244,7 +246,10 @@ class Client:
 
     async def _open(self, handshake: float | None = None) -> None:
         assert self._http is not None or self.transport is not None
-        url = self.url
+        # A call waiting (its user is chatting): a server taking back a herd lets such a
+        # device in ahead of the idle ones (shield/pacing.py, issue 13).
+        waiting = f"{WAITING_PARAM}=1" if self._call_waiting.is_set() else ""
+        url = f"{self.url}?{waiting}" if waiting else self.url
         for _ in range(3):
             try:
                 link = await Link.open(self._http, url, self.profile.token, self._on_updates,
@@ -257,6 +262,7 @@ class Client:
                 # challenge (in a thread: the app's loop keeps running) and bring the ticket.
                 nonce = await asyncio.to_thread(solve, challenge.token, challenge.difficulty)
                 url = f"{self.url}?pow={format_ticket(challenge.token, nonce)}"
+                url += f"&{waiting}" if waiting else ""
             except (ServerUnreachable, OSError, asyncio.TimeoutError) as exc:
                 # This node does not answer: the next try goes to the next of the
                 # deployment's nodes (welcome.endpoints), if it told us of others.
@@ -310,6 +316,12 @@ class Client:
             if self._closing or self._fatal is not None or not self.reconnect:
                 self._fail_waiters()
                 return
+            # Lost without a word (no notice, no refusal's hint): if coming straight back
+            # fails, the server is likely down for everyone, and this device spreads its
+            # return over the window its last welcome gave (issue 13).
+            unannounced = self._reconnect_after <= asyncio.get_running_loop().time()
+            spread = (link.welcome.reconnect_window
+                      if unannounced and link.welcome is not None else None)
             while not self._closing:
                 # Full jitter (AWS architecture blog): spreads a reconnect storm after a server
                 # restart over the whole window instead of synchronised waves.
@@ -341,8 +353,13 @@ class Client:
                     log.debug("reconnect failed: %s", exc)
                     if isinstance(exc, Unavailable) and exc.retry_after is not None \
                             and exc.retry_spread is None:
-                        # Refused with a hint (a 503's Retry-After, OVERLOADED): not sooner.
-                        self._wait_before_reconnect(exc)
+                        # Refused with a hint (a 503's Retry-After, OVERLOADED): not sooner,
+                        # unless a call is waiting: the server lets a device that says so in
+                        # past its return pacer (issue 13).
+                        self._wait_before_reconnect(exc, at_connect=True)
+                    if spread:
+                        self._spread_after_outage(spread)
+                        spread = None
                     continue
                 self.reconnects += 1
                 # A link that died of a frame this SDK refuses is likely to die again the same
@@ -366,11 +383,24 @@ class Client:
         self._connected.set()  # wake callers; they see the link is closed and raise
         self._queue.put_nowait(None)  # and a reader of updates(), which raises the same
 
-    def _wait_before_reconnect(self, error: PigeonError) -> None:
+    def _wait_before_reconnect(self, error: PigeonError, at_connect: bool = False) -> None:
         # Jittered, so that devices refused together do not all come back in one wave.
         wait = hinted_wait(error.retry_after or 1.0)
-        self._reconnect_after = self._window_opens = asyncio.get_running_loop().time() + wait
+        now = asyncio.get_running_loop().time()
+        self._reconnect_after = now + wait
+        if at_connect:
+            # A socket refused before it was ours (a slot to come back at): a call waiting
+            # comes back sooner, saying so (?waiting=1), and the calls are not held back.
+            self._window_opens = now
+            return
+        self._window_opens = now + wait
         self.pacer.pause(wait)
+
+    def _spread_after_outage(self, window: float) -> None:
+        """The first attempt after an unannounced drop failed: come back at this device's own
+        pick in the window (a call waiting still comes back sooner, as in a notice's window)."""
+        now = asyncio.get_running_loop().time()
+        self._reconnect_after = max(self._reconnect_after, now + outage_wait(window))
 
     def _come_back_later(self, error: PigeonError) -> None:
         """A going-away notice (or a refusal with a spread): this device picks its own moment

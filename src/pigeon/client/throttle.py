@@ -85,6 +85,14 @@ def notice_wait(retry_after: float | None, retry_spread: float | None,
     return after + (rng or random).uniform(0, min(retry_spread or 0.0, limits.MAX_RETRY_SECONDS))
 
 
+def outage_wait(window: float | None, rng: random.Random | None = None) -> float:
+    """How long a device that lost its server without a word, and failed its first attempt
+    to come back, waits: its own pick in [0, ``window``] (the welcome's
+    ``reconnect_window``, sized to the devices the server serves). A crash warns nobody, so
+    the devices spread themselves as a going-away notice would have had them (issue 13)."""
+    return (rng or random).uniform(0, min(max(window or 0.0, 0.0), limits.MAX_RETRY_SECONDS))
+
+
 # Methods the server also counts against the account's send budget (rate_send).
 SEND_METHODS = frozenset({"messages.send", "messages.forward"})
 

@@ -72,6 +72,10 @@ class Welcome(Frame, tag="welcome"):
     endpoints: Annotated[list[Endpoint], Meta(max_length=MAX_ENDPOINTS)] = []
     # A logged-in welcome: the resumption ticket to present at the next hello (issue 13).
     ticket: Annotated[str, Meta(max_length=MAX_TICKET_CHARS)] | None = None
+    # Seconds over which this server's devices should spread their returns after losing it
+    # without a word (a crash, a cut network): sized to how many it serves. A device whose
+    # first attempt to come back fails waits its own pick in [0, reconnect_window] (issue 13).
+    reconnect_window: Annotated[float, Meta(ge=0, le=limits.MAX_RETRY_SECONDS)] | None = None
 
 
 class Result(Frame, tag="result"):
@@ -231,11 +235,11 @@ class ServerProtocol:
     def welcome(
         self, server: str, user: User | None, session_id: int | None, state: State | None,
         budget: Budget | None = None, ticket: str | None = None,
-        endpoints: list[str] | None = None,
+        endpoints: list[str] | None = None, reconnect_window: float | None = None,
     ) -> bytes:
         return encode(Welcome(version=self.version, server=server, user=user,
                               session_id=session_id, state=state, budget=budget, ticket=ticket,
-                              endpoints=endpoints or []))
+                              endpoints=endpoints or [], reconnect_window=reconnect_window))
 
     @staticmethod
     def result(request_id: int, value: Any) -> bytes:

@@ -18,8 +18,8 @@ import re
 import struct
 
 __all__ = ["HEADER", "MAC_SIZE", "MAX_BITS", "MAX_TOKEN_LENGTH", "TICKET_PARAM", "TOKEN_LAYOUT",
-           "TOKEN_SIZE", "TOKEN_VERSION", "format_challenge", "format_ticket", "parse_challenge",
-           "parse_ticket", "solve", "work_bits"]
+           "TOKEN_SIZE", "TOKEN_VERSION", "WAITING_PARAM", "format_challenge", "format_ticket",
+           "parse_challenge", "parse_ticket", "solve", "work_bits"]
 
 MAX_BITS = 64  # beyond any sane setting; bounds a forged-looking token's claimed difficulty
 MAX_TOKEN_LENGTH = 256  # the wire's limit (protocol.types.PowChallenge.token)
@@ -32,6 +32,9 @@ TOKEN_SIZE = TOKEN_LAYOUT.size + MAC_SIZE
 
 HEADER = "Pigeon-Challenge"  # on a 503 to a rationed socket: "<token> <difficulty>"
 TICKET_PARAM = "pow"  # the query parameter that carries a solved challenge at connect
+# ``/v1/ws?waiting=1``: the device connecting has a call waiting (its user is chatting); a
+# server taking back a herd lets a few such sockets a second past its return pacer (issue 13)
+WAITING_PARAM = "waiting"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _NONCE = re.compile(r"[0-9]{1,20}")

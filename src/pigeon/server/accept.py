@@ -12,6 +12,11 @@ ticket in its URL; otherwise it is answered 503 with a challenge and closed
 (shield/ticket.py). Sockets on probation are few and short-lived: at most ``max_probation``
 (the oldest is dropped to make room) for at most ``probation_wait`` seconds.
 
+A socket from a known address that the return pacer turns away (a herd coming back after a
+crash, shield/pacing.py) waits the same way for its request line: with ``?waiting=1`` (its
+device has a call waiting) it may come in past the pacer; otherwise it is answered 503 with
+its own slot as ``Retry-After``.
+
 Behind a trusted proxy (server/edge.py) the peer's address is the proxy's, so admission
 waits until the client's address is known:
 
@@ -39,7 +44,8 @@ from .proxy_header import ProxyHeaderError, ProxyHeaderParser
 
 class GuardedProtocol(asyncio.Protocol):
     __slots__ = ("inner", "shield", "registry", "edge", "transport", "address", "ticket",
-                 "greeted", "credit", "_started", "_header", "_head", "_timer", "_refusing")
+                 "greeted", "credit", "_started", "_header", "_head", "_timer", "_refusing",
+                 "_slot")
 
     def __init__(self, inner: Any, shield: Shield, registry: dict[Any, GuardedProtocol],
                  edge: Edge | None = None) -> None:
@@ -57,6 +63,7 @@ class GuardedProtocol(asyncio.Protocol):
         self._head: bytearray | None = None  # on probation: the request so far
         self._timer: asyncio.TimerHandle | None = None
         self._refusing = False  # answered 503 at a cap; closes once its request is read
+        self._slot: float | None = None  # turned away by the return pacer: its Retry-After
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -77,6 +84,11 @@ class GuardedProtocol(asyncio.Protocol):
         decision = self.shield.accept(self.address)
         if decision is PROBATION:
             self._hold(head)
+        elif decision is not None and decision.reason == "paced_return":
+            # Its request line may say a call is waiting (shield.admit_waiting); else it is
+            # told its slot.
+            self._slot = decision.retry_after
+            self._hold(head)
         elif self._admit(decision):
             self._start(head)
 
@@ -86,7 +98,8 @@ class GuardedProtocol(asyncio.Protocol):
             self.transport.abort()  # banned: not a byte more (or aiohttp holds the socket)
             return False
         if decision.ticket is None:
-            self._refuse_politely(self.shield.refusal_response(decision.reason))
+            self._refuse_politely(self.shield.refusal_response(decision.reason,
+                                                               decision.retry_after))
             return False
         if decision.evict is not None and decision.evict.handle is not None:
             decision.evict.handle.abort()  # random early drop of an unauthenticated idler
@@ -150,13 +163,17 @@ class GuardedProtocol(asyncio.Protocol):
 
     # -- probation: a rationed socket may still bring a ticket --------------------------------
     def _hold(self, head: bytes) -> None:
-        held, evicted = self.shield.hold(self)
-        if evicted is not None:
-            evicted._drop()
-        if not held:
-            assert self.transport is not None
-            self.transport.abort()
-            return
+        # A returning device turned away by the pacer is not held in the probation pool:
+        # its address is known (TCP proved it), the herd's sockets would fill the pool, and
+        # a chatting device's socket must not be refused its lane for want of room there.
+        if self._slot is None:
+            held, evicted = self.shield.hold(self)
+            if evicted is not None:
+                evicted._drop()
+            if not held:
+                assert self.transport is not None
+                self.transport.abort()
+                return
         if self._timer is not None:
             self._timer.cancel()
         self._head = bytearray()
@@ -171,6 +188,11 @@ class GuardedProtocol(asyncio.Protocol):
             self.shield.unhold(self)
             if self._timer is not None:
                 self._timer.cancel()
+            if self._slot is not None and self.transport is not None:
+                # A returning device, slow to send its request line: still told its slot.
+                slot, self._slot = self._slot, None
+                self._refuse_politely(self.shield.refusal_response("paced_return", slot))
+                return
             if self.transport is not None:
                 self.transport.abort()
 
@@ -187,6 +209,9 @@ class GuardedProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._slot is not None:
+            self._judge_paced(bytes(head), self._slot)
+            return
         decision, credit = self.shield.admit_ticket(self.address, bytes(head))
         if decision is None:
             assert self.transport is not None
@@ -198,6 +223,19 @@ class GuardedProtocol(asyncio.Protocol):
             self._start(bytes(head))
             if credit is not None:
                 self.protect(credit.expires)
+
+    def _judge_paced(self, head: bytes, slot: float) -> None:
+        """A socket the return pacer turned away sent its request line: in if it says a call
+        is waiting (and that lane has room), else answered with its slot."""
+        self._slot = None
+        decision = self.shield.admit_waiting(self.address, head)
+        if decision is None:
+            assert self.transport is not None
+            self.transport.write(self.shield.refusal_response(  # type: ignore[attr-defined]
+                "paced_return", slot))
+            self.transport.close()
+        elif self._admit(decision):
+            self._start(head)
 
     # -- bytes and flow control -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -250,7 +288,7 @@ class GuardedProtocol(asyncio.Protocol):
             self._head = None
             self.shield.unhold(self)
         if self.ticket is not None:
-            self.shield.admission.release(self.ticket)
+            self.shield.release(self.ticket)
         if not self._started:
             return
         self.registry.pop(self.transport, None)
@@ -274,4 +312,4 @@ class GuardedProtocol(asyncio.Protocol):
     def promote(self) -> None:
         """The connection logged in: it leaves the unauthenticated pool."""
         if self.ticket is not None:
-            self.shield.admission.promote(self.ticket)
+            self.shield.promote(self.ticket)

@@ -24,6 +24,7 @@ from pigeon.shield.guard import Shield
 
 from .accept import GuardedProtocol
 from .backends import make_bus, make_shield_state, make_store
+from .collections_hold import CollectionHold
 from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from .datadir import lock_data_dir, prepare_data_dir, private_umask
@@ -185,6 +186,24 @@ def build_app(services: Services, media: MediaService | None = None) -> web.Appl
     return app
 
 
+async def _hold_collections_in_storms(shield: Shield) -> None:
+    """Full garbage collections wait while devices come back (collections_hold.py)."""
+    returns = shield.returns
+    if returns is None:
+        return
+    hold = CollectionHold(lambda: returns.admitted + returns.deferred)
+    try:
+        while True:
+            await asyncio.sleep(1.0)
+            held = hold.holding
+            hold.tick()
+            if hold.holding != held:
+                log.info("%s full garbage collections (devices coming back: %d pending)",
+                         "holding" if hold.holding else "resuming", returns.pending)
+    finally:
+        hold.release()
+
+
 async def serve(settings: Settings, ready: asyncio.Event | None = None, *,
                 worker: Worker | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, answer every call in flight, commit
@@ -228,8 +247,14 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     services.media = media
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
         shield.remember(address)  # a restart must not forget who its users are
-    # ... nor its sessions: their devices' tickets are checked against these (issue 13).
-    services.resumption.load(await store.live_sessions(settings.resumable_sessions))
+    # ... nor its sessions: their devices' tickets are checked against these (issue 13),
+    # once revocations made elsewhere reach us (a shared bus: connected and subscribed).
+    # Without that, tickets wait until the bus is back; the long way serves meanwhile.
+    for _ in range(100):
+        if services.bus.revocations_current:
+            break
+        await asyncio.sleep(0.05)
+    services.resumption.load(await store.live_sessions(settings.resume_max_sessions))
     app = build_app(services, media)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
@@ -268,6 +293,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         await services.codes.close()
         raise CannotListen(f"cannot listen on {settings.listen}: {_reason(exc)}") from None
     await shield.start()
+    holding = asyncio.create_task(_hold_collections_in_storms(shield))
     purge = asyncio.create_task(
         purge_device_inboxes(services, settings.device_inbox_purge_every))
     collector = asyncio.create_task(media.collect_forever())
@@ -289,6 +315,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         listener.close()
         purge.cancel()
         collector.cancel()
+        holding.cancel()
         conns = list(services.connections)
         with suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)

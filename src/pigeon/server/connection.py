@@ -145,6 +145,7 @@ class Connection:
             self.guard.greeted = True
         user = session = state = None
         resumed: tuple[int, int] | None = None
+        since: int | None = None
         try:
             if hello.token is None:
                 # From a banned address only a token gets in (the door in shield/penalties.py).
@@ -159,6 +160,7 @@ class Connection:
                     self.shield.check_session(*resumed)
                     self.login(resumed[1], resumed[0])
                 else:
+                    since = services.resumption.since()  # before the read (shared bus)
                     session, user = await authenticate(services, hello.token)
                     self.shield.check_session(session.id, session.user_id)
                     self.login(session.user_id, session.id)
@@ -191,13 +193,16 @@ class Connection:
             if still is None:
                 self.revoke("this session was terminated")
                 return
-            services.resumption.live(session.id, session.user_id)
+            services.resumption.live(session.id, session.user_id, since)
             self._touch(force=True)
             self.follow(state.streams)
             ticket = services.resumption.issue(session.id, session.user_id, hello.token)
-        self._send(self.protocol.welcome(services.settings.server_name, user,
-                                         self.session_id, state, self.shield.budget(),
-                                         ticket, services.settings.endpoint_list))
+        settings = services.settings
+        # Sized to the devices served now: after a crash they spread their returns over it.
+        window = settings.restart_window(len(services.connections)) if ticket else None
+        self._send(self.protocol.welcome(settings.server_name, user, self.session_id, state,
+                                         self.shield.budget(), ticket, settings.endpoint_list,
+                                         window))
 
     async def _call(self, call: CallReceived) -> None:
         started = time.perf_counter()

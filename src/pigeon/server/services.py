@@ -71,8 +71,11 @@ class Services:
         penalties.on_account_ban = self._close_banned_account
         self.quota = AccountQuota(self.settings)
         self.resumption = Resumption(self.secret, self.settings.resume_ticket_ttl,
-                                     max_sessions=self.settings.resumable_sessions,
-                                     clock=self.clock)
+                                     max_sessions=self.settings.resume_max_sessions,
+                                     clock=self.clock,
+                                     current=lambda: self.bus.revocations_current)
+        # Sessions ended through other processes end here too (issue 13).
+        self.bus.on_revocations(self.resumption.revoke, self.resumption.forget)
 
     def end_sessions(self, user_id: int, session_ids: Iterable[int], reason: str) -> None:
         """Sessions were deleted: their tickets stop working, then their devices are told.

@@ -135,6 +135,11 @@ class Settings:
     accept_rate_unknown: str = "300/1s burst 600"     # new sockets from unknown addresses
     accept_rate_overloaded: str = "100/1s burst 100"  # ... while the event loop lags
     max_known_addresses: int = 1_000_000    # addresses of logged-in sessions, remembered
+    max_known_handshakes: int = 1024        # handshakes from those addresses under way at once;
+                                            # past it a socket is told its slot to come back
+                                            # (503 Retry-After; 0: no limit; issue 13)
+    accept_rate_waiting: str = "50/1s burst 100"  # ... of those, sockets of devices with a call
+                                            # waiting (?waiting=1) let in past that limit
     max_probation: int = 1024               # rationed sockets held while their request line
                                             # is read for a proof-of-work ticket
     probation_wait: float = 2.0             # seconds a rationed socket has to send that line
@@ -194,14 +199,6 @@ class Settings:
     @property
     def endpoint_list(self) -> list[str]:
         return [e.strip() for e in self.endpoints.split(",") if e.strip()]
-
-    @property
-    def resumable_sessions(self) -> int:
-        """Live sessions kept in memory to check tickets by: ``resume_max_sessions`` for one
-        process; 0 (tickets off: every hello checks its token in the store) when processes
-        share the store, since a session ended through one process would stay live in the
-        others' memory while a bus message is late or NATS is away."""
-        return 0 if self.bus != "local" else self.resume_max_sessions
 
     @property
     def shared_store(self) -> str | None:
@@ -278,9 +275,11 @@ class Settings:
             raise SettingsError("need code_budget_factor >= 1, code_budget_halflife > 0 and "
                                 "0 < code_budget_open <= 1")
         if not 0 <= self.pow_priority_bits <= 64 or self.pow_calls_per_proof < 1 \
+                or self.max_known_handshakes < 0 \
                 or self.max_probation < 0 or self.probation_wait <= 0:
             raise SettingsError("need 0 <= pow_priority_bits <= 64, pow_calls_per_proof >= 1, "
-                                "max_probation >= 0 and probation_wait > 0")
+                                "max_known_handshakes >= 0, max_probation >= 0 and "
+                                "probation_wait > 0")
         for name in ("code_rate_phone", "code_rate_address", "code_rate_country",
                      "code_rate_global", "code_rate_app", "code_rate_app_phone",
                      "frame_rate", "frame_rate_unauthenticated",

@@ -80,6 +80,7 @@ class Ticket:
     authenticated: bool = False
     handle: Any = None
     protected_until: float = 0.0  # spared by random early drop until then (solved work)
+    paced: bool = False  # a known address's handshake that the return pacer counts (pacing.py)
     open: bool = field(default=True, init=False)
     # Position in Admission's unauthenticated list, for O(1) random choice and removal.
     _slot: int = field(default=-1, init=False, repr=False)
@@ -97,6 +98,7 @@ class Decision:
     ticket: Ticket | None
     reason: str | None = None
     evict: Ticket | None = None
+    retry_after: float | None = None  # a refusal's own Retry-After (the return pacer's slot)
 
     @property
     def admitted(self) -> bool:

@@ -9,6 +9,7 @@ and come in with a solved challenge (``ticket.py``).
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,11 +18,12 @@ from typing import Any
 from pigeon.protocol.buckets import Rate, TokenBucket
 from pigeon.protocol.errors import ProofOfWorkRequired
 
-from .admission import Admission, Decision
+from .admission import Admission, Decision, Ticket
+from .pacing import ReturnPacer
 from .penalties import Penalties
 from .pow import ProofOfWork
 from .state import Bans, KnownAddresses
-from .ticket import challenge_response, refusal_response, ticket_in_request
+from .ticket import challenge_response, refusal_response, ticket_in_request, waiting_in_request
 
 # Seconds a socket refused at an admission cap is told to wait (Retry-After): the server is
 # full (total) for a while; a busy address or network frees up sooner.
@@ -66,6 +68,9 @@ class AcceptGate:
     accept_rate_unknown: Rate
     _accept_bucket: TokenBucket
     _unknown_bucket: TokenBucket
+    returns: ReturnPacer | None
+    accept_rate_waiting: Rate
+    _waiting_bucket: TokenBucket
 
     # -- accept -----------------------------------------------------------------------------
     def accept(self, address: str) -> Decision | None:
@@ -90,7 +95,45 @@ class AcceptGate:
                     and self._accept_bucket.take(self.accept_rate, now) > 0):
                 self._refuse("overloaded_accept")
                 return PROBATION if self.max_probation > 0 else None
+        elif self.returns is not None and not banned:
+            # A known address: one of our users' devices, likely coming back with thousands
+            # of others. In when the return pacer has room; else told its slot (pacing.py).
+            wait = self.returns.admit()
+            if wait > 0:
+                self._refuse("paced_return")
+                return Decision(None, "paced_return", retry_after=wait)
+            decision = self._admit(address)
+            if decision.ticket is None:
+                self.returns.finished(False)
+            else:
+                decision.ticket.paced = True
+            return decision
         return self._admit(address, banned)
+
+    def admit_waiting(self, address: str, head: bytes) -> Decision | None:
+        """A socket the return pacer turned away sent ``head``: if it says its device has a
+        call waiting (``?waiting=1``, the SDK's when its user is chatting) it comes in now,
+        up to ``accept_rate_waiting`` such sockets a second, past the pacer; else None (it
+        is told its slot). The people already chatting are served first, even in a herd."""
+        if not waiting_in_request(head) or self._waiting_bucket.take(
+                self.accept_rate_waiting, self.clock()) > 0:
+            return None
+        self._refuse("waiting_admitted")  # counted: let in past the pacer
+        return self._admit(address)
+
+    def promote(self, ticket: Ticket) -> None:
+        """The connection logged in: it leaves the unauthenticated pool (and the pacer)."""
+        if ticket.paced and self.returns is not None:
+            ticket.paced = False
+            self.returns.finished(True)
+        self.admission.promote(ticket)
+
+    def release(self, ticket: Ticket) -> None:
+        """The connection closed (safe to call twice)."""
+        if ticket.paced and self.returns is not None:
+            ticket.paced = False
+            self.returns.finished(False)
+        self.admission.release(ticket)
 
     def _admit(self, address: str, banned: bool = False) -> Decision:
         decision = self.admission.admit(address, self.clock())
@@ -117,9 +160,12 @@ class AcceptGate:
         credit = Credit(bits, self.clock() + self.pow.ttl, self.calls_per_proof)
         return self._admit(address), credit
 
-    def refusal_response(self, reason: str | None) -> bytes:
+    def refusal_response(self, reason: str | None, retry_after: float | None = None) -> bytes:
         """The 503 answer to a socket over an admission cap: with when to come back, so a
-        returning device waits that long instead of hammering (issue 13)."""
+        returning device waits that long instead of hammering (issue 13); ``retry_after``:
+        the refusal's own (a return slot), in whole seconds as HTTP has them."""
+        if retry_after is not None:
+            return refusal_response(max(1, math.ceil(retry_after)))
         return refusal_response(ADMISSION_RETRY_AFTER.get(reason or "", 1))
 
     def challenge_response(self) -> bytes:

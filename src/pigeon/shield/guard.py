@@ -43,6 +43,7 @@ from .fanout import FanoutBudget
 from .gate import PROBATION, AcceptGate, Credit
 from .logins import LoginLimits
 from .penalties import Penalties
+from .pacing import ReturnPacer
 from .pow import GRACE_BITS, DifficultyController, ProofOfWork
 from .ratelimit import Rate, TokenBucket
 from .scheduler import Scheduler, WorkClass
@@ -141,6 +142,13 @@ class Shield(AcceptGate, FanoutBudget):
         # An attacker cannot borrow one (TCP's handshake proves the source address), and an
         # account he stole only vouches for his own address, which bans still cover.
         self.known = self.penalties.known
+        # Handshakes from known addresses at once; past them, a return slot (pacing.py).
+        self.returns = ReturnPacer(
+            settings.max_known_handshakes, settings.restart_window_max,
+            rate=settings.restart_reconnect_rate, clock=clock,
+        ) if enabled and settings.max_known_handshakes > 0 else None
+        self.accept_rate_waiting = Rate.parse(settings.accept_rate_waiting)
+        self._waiting_bucket = TokenBucket(self.accept_rate_waiting.burst, clock())
         self._ticker: asyncio.Task[None] | None = None
 
     def new_frame_bucket(self, authenticated: bool = False) -> TokenBucket:
@@ -386,6 +394,7 @@ class Shield(AcceptGate, FanoutBudget):
             "probation": {"held": len(self.probation), "tickets_admitted": self.tickets_admitted},
             "loop_lag": round(self.loop_lag, 4),
             "known_addresses": len(self.known),
+            "returns": self.returns.stats() if self.returns is not None else None,
         }
 
 

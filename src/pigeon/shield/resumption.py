@@ -16,8 +16,12 @@ error: the hello takes the long way, the token checked against the database, as 
 The ticket is bound to the session's token: its MAC covers the token's hash too, which the
 ticket does not carry. A ticket alone (read from a log, say) lets nobody in.
 
-With several workers (issue 12) each keeps its own map; a revocation reaches the others
-with the bus's ``revoke_sessions``, which already cuts their connections.
+With several workers or nodes (issue 12) each keeps its own map; a revocation reaches the
+others over the bus (``Bus.revoke_sessions``, to every process), which calls :meth:`revoke`
+there before it cuts their connections. Only while the bus says every revocation reaches
+this process (``current``) is a ticket enough: a process cut off from NATS, or told that
+another could not get a revocation out, forgets every session (:meth:`forget`), and
+until it is back hellos take the long way and nothing is added.
 """
 
 from __future__ import annotations
@@ -36,29 +40,43 @@ _KEY_LABEL = b"pigeon resumption ticket v1"
 
 class Resumption:
     def __init__(self, secret: bytes, ttl: float, *, max_sessions: int = 1_000_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 current: Callable[[], bool] = lambda: True) -> None:
         # A key of its own, derived from the shield's secret: a challenge token can never
         # pass for a ticket, nor the other way round.
         self._key = hmac.digest(secret, _KEY_LABEL, "sha256")
         self.ttl = ttl
         self.max_sessions = max_sessions
         self.clock = clock
+        self.current = current  # whether every revocation made anywhere reaches us now
         self._live: dict[int, int] = {}  # session id -> user id, oldest first
         self.resumed = 0   # hellos let in by a ticket
         self.declined = 0  # tickets that sent the hello the long way
+        self.epoch = 0  # times every session was forgotten (revocations maybe missed)
 
     # -- the live sessions -----------------------------------------------------------------
     def load(self, sessions: Iterable[tuple[int, int]]) -> None:
         """At start: (session id, user id) pairs, the most recently active first."""
+        if not self.current():
+            return  # read while revocations may be missed: not to be trusted
         for session_id, user_id in sessions:
             if len(self._live) >= self.max_sessions:
                 break
             self._live.setdefault(session_id, user_id)
 
-    def live(self, session_id: int, user_id: int) -> None:
-        """A session was created, or its token checked against the database."""
+    def since(self) -> int | None:
+        """Taken before reading a session from the store, given back to :meth:`live`: None
+        while revocations may be missed, else the count of forgettings so far."""
+        return self.epoch if self.current() else None
+
+    def live(self, session_id: int, user_id: int, since: int | None = -1) -> None:
+        """A session was created, or its token checked against the database. ``since``
+        (from :meth:`since`, before the read): the session is remembered only if no
+        revocation could have been missed from then on (-1: now)."""
         self._live.pop(session_id, None)
-        if self.max_sessions <= 0:
+        if since == -1:
+            since = self.since()
+        if self.max_sessions <= 0 or since != self.epoch or not self.current():
             return
         if len(self._live) >= self.max_sessions:
             # Forgetting is safe: a forgotten session's ticket takes the long way.
@@ -68,6 +86,12 @@ class Resumption:
     def revoke(self, session_ids: Iterable[int]) -> None:
         for session_id in session_ids:
             self._live.pop(session_id, None)
+
+    def forget(self) -> None:
+        """Revocations may have been missed: no session is known live any more (each comes
+        back as its token is checked the long way)."""
+        self._live.clear()
+        self.epoch += 1
 
     def __len__(self) -> int:
         return len(self._live)
@@ -89,6 +113,7 @@ class Resumption:
             claims, mac = parsed
             if (hmac.compare_digest(mac, self._mac(claims, token))
                     and claims.expires > self.clock()
+                    and self.current()
                     and self._live.get(claims.session_id) == claims.user_id):
                 self.resumed += 1
                 return claims.session_id, claims.user_id
@@ -97,4 +122,4 @@ class Resumption:
 
     def stats(self) -> dict[str, int]:
         return {"live_sessions": len(self._live), "resumed": self.resumed,
-                "declined": self.declined}
+                "declined": self.declined, "forgotten": self.epoch}

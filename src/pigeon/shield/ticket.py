@@ -17,19 +17,21 @@ from __future__ import annotations
 
 # The format (ticket, header, solver) is the protocol's; the SDK reads it from there.
 from pigeon.protocol.pow import (
-    HEADER, TICKET_PARAM, format_challenge, format_ticket, parse_challenge, parse_ticket,
+    HEADER, TICKET_PARAM, WAITING_PARAM, format_challenge, format_ticket, parse_challenge,
+    parse_ticket,
 )
 
 __all__ = ["HEADER", "MAX_REQUEST_LINE", "challenge_response", "format_ticket", "parse_challenge",
-           "refusal_response", "ticket_in_request"]
+           "refusal_response", "ticket_in_request", "waiting_in_request"]
 
 MAX_REQUEST_LINE = 2048  # bytes read, at most, before the request line must be complete
 _PARAM = TICKET_PARAM.encode("ascii")
+_WAITING = WAITING_PARAM.encode("ascii")
 
 
-def ticket_in_request(head: bytes) -> tuple[str, int] | None:
-    """The ticket in an HTTP request's first line (``GET /v1/ws?pow=T.N HTTP/1.1``), or
-    None. ``head`` is what the socket sent so far; only its first line is read."""
+def _query_value(head: bytes, param: bytes) -> bytes | None:
+    """The value of ``param`` in an HTTP request's first line's query, or None. ``head`` is
+    what the socket sent so far; only its first line is read."""
     line, _, _ = head.partition(b"\r\n")
     parts = line.split(b" ")
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
@@ -37,12 +39,26 @@ def ticket_in_request(head: bytes) -> tuple[str, int] | None:
     _, _, query = parts[1].partition(b"?")
     for pair in query.split(b"&"):
         name, eq, value = pair.partition(b"=")
-        if eq and name == _PARAM:
-            try:
-                return parse_ticket(value.decode("ascii"))
-            except UnicodeDecodeError:
-                return None
+        if eq and name == param:
+            return value
     return None
+
+
+def ticket_in_request(head: bytes) -> tuple[str, int] | None:
+    """The ticket in an HTTP request's first line (``GET /v1/ws?pow=T.N HTTP/1.1``), or
+    None."""
+    value = _query_value(head, _PARAM)
+    if value is None:
+        return None
+    try:
+        return parse_ticket(value.decode("ascii"))
+    except UnicodeDecodeError:
+        return None
+
+
+def waiting_in_request(head: bytes) -> bool:
+    """Whether the request says its device has a call waiting (``?waiting=1``)."""
+    return _query_value(head, _WAITING) == b"1"
 
 
 def challenge_response(token: str, difficulty: int, retry_after: int = 1) -> bytes:

@@ -7,7 +7,9 @@ speak the wire protocol directly (:class:`.rawws.Rpc`) with the SDK's reconnect 
 
 * on a drop, retry with exponential backoff and full jitter (the SDK's own ``backoff``:
   uniform in [0, min(30 s, 0.2 s * 2^attempt)]), but not before a going-away notice said
-  (``retry_after`` plus a random pick within ``retry_spread``, as the SDK does);
+  (``retry_after`` plus a random pick within ``retry_spread``, as the SDK does); after a
+  drop without a notice, once the first attempt fails, not before a pick within the last
+  welcome's ``reconnect_window`` either (the SDK's ``outage_wait``);
 * once back (``hello`` with the session token answered by ``welcome``), ``sync``:
   ``updates.get_difference`` from the last pts until ``more`` is false, as ``Client.sync``.
 
@@ -35,7 +37,7 @@ from .addresses import raise_fd_limit
 from .rawws import CallFailed, Closed, Refused, Rpc
 
 # the SDK's own reconnect policy
-from pigeon.client.throttle import backoff, hinted_wait, notice_wait
+from pigeon.client.throttle import backoff, hinted_wait, notice_wait, outage_wait
 
 
 class Devices:
@@ -57,6 +59,7 @@ class Devices:
         self.all_ready = asyncio.Event()
         self._start_slots = asyncio.Semaphore(200)  # the first connections: not all at once
         self.hint: list[float | None] = [None] * n  # each device's last refusal's retry_after
+        self.window: list[float | None] = [None] * n  # ... and its last welcome's window
         self.tickets = tickets  # present resumption tickets, as the SDK does
 
     async def run(self) -> None:
@@ -88,6 +91,7 @@ class Devices:
             welcome = rpc.welcome.result()
             if welcome.get("ticket"):
                 device["ticket"] = welcome["ticket"]  # as the SDK keeps it in its profile
+            self.window[i] = welcome.get("reconnect_window")
             return rpc
         return None
 
@@ -109,6 +113,7 @@ class Devices:
         pts = 0
         first = True
         attempt = 0
+        spread: float | None = None  # a drop without a notice: the window to spread over
         while not self.stop.is_set():
             try:
                 if first:
@@ -120,8 +125,12 @@ class Devices:
                 self.gave_up += 1
                 return
             if rpc is None:
-                # Full jitter, but never sooner than the server said (the SDK's policy).
-                await asyncio.sleep(max(backoff(attempt), hinted_wait(self.hint[i])))
+                # Full jitter, but never sooner than the server said (the SDK's policy) ...
+                wait = max(backoff(attempt), hinted_wait(self.hint[i]))
+                if spread:  # ... nor, after an unannounced drop, than this device's pick
+                    wait = max(wait, outage_wait(spread))
+                    spread = None
+                await asyncio.sleep(wait)
                 attempt += 1
                 continue
             attempt = 0
@@ -146,7 +155,9 @@ class Devices:
             if not first:
                 self.dropped[i] = time.time()
                 self.back[i] = self.synced[i] = None
-            await asyncio.sleep(_notice_wait(rpc.farewell))
+            notice = _notice_wait(rpc.farewell)
+            spread = self.window[i] if rpc.farewell is None else None
+            await asyncio.sleep(notice)
 
     def storm_begins(self) -> None:
         """Every device is connected and synced: what fails from now on is the storm's."""

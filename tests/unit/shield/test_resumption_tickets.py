@@ -85,7 +85,7 @@ def test_a_live_sessions_ticket_is_valid_until_it_expires():
     assert r.check(ticket, TOKEN) == (7, 70)
     clock.now += 2
     assert r.check(ticket, TOKEN) is None  # expired: the long way
-    assert r.stats() == {"live_sessions": 1, "resumed": 2, "declined": 1}
+    assert r.stats() == {"live_sessions": 1, "resumed": 2, "declined": 1, "forgotten": 0}
 
 
 def test_revoked_tampered_foreign_or_wrong_token_is_refused():
@@ -118,3 +118,52 @@ def test_the_live_map_is_bounded_and_forgetting_is_safe():
     assert len(empty) == 0
     empty.live(2, 20)
     assert len(empty) == 0
+
+
+class Bus:
+    """Whether revocations made in other processes reach this one (a shared bus)."""
+
+    def __init__(self) -> None:
+        self.current = True
+
+    def __call__(self) -> bool:
+        return self.current
+
+
+def test_nothing_is_resumed_or_remembered_while_revocations_may_be_missed():
+    bus = Bus()
+    r = resumption(current=bus)
+    r.load([(1, 10)])
+    ticket = r.issue(1, 10, TOKEN)
+    assert r.check(ticket, TOKEN) == (1, 10)
+    bus.current = False  # NATS away: a revocation elsewhere would not reach us
+    assert r.check(ticket, TOKEN) is None
+    r.live(2, 20)
+    r.load([(3, 30)])
+    bus.current = True
+    assert r.check(r.issue(2, 20, TOKEN), TOKEN) is None
+    assert r.check(r.issue(3, 30, TOKEN), TOKEN) is None
+    assert r.check(ticket, TOKEN) == (1, 10)  # what was known before is kept ...
+    r.forget()  # ... until the bus says it may have missed revocations
+    assert r.check(ticket, TOKEN) is None and len(r) == 0
+    assert r.stats()["forgotten"] == 1
+
+
+def test_a_session_read_before_a_forgetting_is_not_remembered():
+    """A hello reads its session from the store; if revocations may have been missed while
+    it read (the bus dropped, or was not current when it began), the read may predate a
+    revocation it will never hear of."""
+    bus = Bus()
+    r = resumption(current=bus)
+    since = r.since()
+    r.forget()  # the bus dropped during the read
+    r.live(1, 10, since)
+    assert r.check(r.issue(1, 10, TOKEN), TOKEN) is None
+    bus.current = False
+    since = r.since()
+    assert since is None
+    bus.current = True  # back before the read returned
+    r.live(1, 10, since)
+    assert r.check(r.issue(1, 10, TOKEN), TOKEN) is None
+    r.live(1, 10, r.since())  # read while current throughout
+    assert r.check(r.issue(1, 10, TOKEN), TOKEN) == (1, 10)
