@@ -1,11 +1,10 @@
 """PostgreSQL connections for the store's shared synchronous SQL.
 
 The store's operations are synchronous functions of a connection (see :mod:`.sqlite`); here
-they run on a worker thread against :class:`SyncConnection`, which looks enough like
+they run in a greenlet against :class:`SyncConnection`, which looks enough like
 ``sqlite3.Connection`` (``execute``, ``executemany``, cursors with ``fetchone``, ``fetchall``,
-``rowcount``, iteration) and runs each statement with asyncpg on the thread's own event loop
-(:class:`Worker`). The server's event loop never blocks; the worker thread does, as SQLite's
-do on disk.
+``rowcount``, iteration) and has each statement awaited with asyncpg on the server's own
+event loop (:class:`Worker`), which never blocks: it waits for PostgreSQL as for any socket.
 
 Each connection keeps its prepared statements (parse once, bind many times), with how to
 coerce each parameter to the type PostgreSQL inferred (:func:`.postgres_dialect.coercers`).
@@ -139,46 +138,45 @@ class Cursor:
 
 
 class Worker:
-    """A thread's own event loop and its own PostgreSQL connection.
+    """One PostgreSQL connection, and the synchronous work (a batch, a read) that runs on it,
+    on the server's own event loop.
 
-    The store's functions are synchronous and issue many small statements; each one waits on
-    the thread that runs it, through this private loop, never through the server's loop,
-    which only hands over jobs and hears back results, exactly as with SQLite's threads.
+    The store's functions are synchronous and issue many small statements. :meth:`call` runs
+    one such function in a greenlet; each statement it waits for (:meth:`run`) switches to
+    the loop's side, which awaits it with asyncpg like any other I/O, and switches back with
+    the result (SQLAlchemy's way of calling asyncio from synchronous code). The loop never
+    blocks: between two statements the work only computes (the domain's rules on the rows
+    it read). There is no thread: a statement costs asyncpg's own work on the server's loop
+    (uvloop: ~12 us of CPU on these machines), where a thread of its own cost ~50-90 us more
+    (waking it, handing the GIL back and forth with the busy server loop, a second event
+    loop; measured, see docs/architecture.md).
     The connection is opened on first use and again after it failed, so that the store
     recovers by itself when PostgreSQL comes back.
-
-    :meth:`call` runs a whole piece of synchronous work (a batch, a read) in one turn of the
-    loop: the work runs in a greenlet, and each statement it waits for switches to the
-    loop's side and back (a few microseconds) instead of starting and stopping the loop
-    around it (``run_until_complete``: ~30-60 us of CPU a statement, as much as the
-    statement's own work in asyncpg; measured on a loaded 2-core machine).
     """
 
     def __init__(self, dsn: str, writing: bool) -> None:
         self.dsn = dsn
         self.writing = writing
-        # asyncio's own loop, whatever the policy: for one statement at a time it costs less
-        # than uvloop here (measured ~40 against ~66 us of CPU per statement)
-        self.loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop()
         self.conn: Connection | None = None
         self.opened = 0
         self._driven: Any = None  # the greenlet of the work that call() runs now
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """``coro``'s result, on this thread: from within :meth:`call`, by switching to the
-        loop's side; otherwise the loop runs until it is done."""
-        if self._driven is not None and greenlet.getcurrent() is self._driven:
-            return cast(T, self._driven.parent.switch(coro))
-        return self.loop.run_until_complete(coro)
+        """``coro``'s result, from within :meth:`call`: awaited on the loop's side."""
+        driven = self._driven
+        if driven is None or greenlet.getcurrent() is not driven:
+            coro.close()
+            raise RuntimeError("a statement outside Worker.call")
+        return cast(T, driven.parent.switch(coro))
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``, synchronous, with every statement it runs through :meth:`run`
-        awaited in this one run of the loop."""
+        awaited on this loop. One call at a time per worker (its connection is one)."""
         if self._driven is not None:
-            return fn(*args)  # already driven
-        self._driven = greenlet.greenlet(fn)  # its parent: this thread's, running the loop
+            raise RuntimeError("this connection is busy with other work")
+        self._driven = greenlet.greenlet(fn)  # its parent: the loop's
         try:
-            return cast(T, self.loop.run_until_complete(_drive(self._driven, args)))
+            return cast(T, await _drive(self._driven, args))
         finally:
             self._driven = None
 
@@ -195,18 +193,17 @@ class Worker:
             self.conn.raw.terminate()
             self.conn = None
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self.conn is not None:
             try:
-                self.run(asyncio.wait_for(self.conn.raw.close(), CONNECT_TIMEOUT))
+                await asyncio.wait_for(self.conn.raw.close(), CONNECT_TIMEOUT)
             except (*CONNECTION_ERRORS, asyncpg.PostgresError):
                 self.conn.raw.terminate()
             self.conn = None
-        self.loop.close()
 
 
 class SyncConnection:
-    """The face of a :class:`Connection` that the shared SQL sees, on its worker's thread.
+    """The face of a :class:`Connection` that the shared SQL sees, inside :meth:`Worker.call`.
 
     A unique or foreign-key violation is raised as ``sqlite3.IntegrityError``, the one
     storage error the shared SQL catches (a taken @username); every other error goes up as

@@ -61,6 +61,24 @@ def prefixed(cols: str, alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in cols.split(","))
 
 
+def write_later(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:
+    """A write whose outcome nobody reads (no rows, no count; an error fails the whole job).
+    SQLite runs it now; PostgreSQL's connection holds it until the job's next statement that
+    must answer, or the job's end, and sends the writes held meanwhile as ONE statement: a
+    round trip each saved (postgres_conn.SyncConnection.defer)."""
+    defer = getattr(conn, "defer", None)
+    if defer is None:
+        conn.execute(sql, params)
+    else:
+        defer(sql, params)
+
+
+def values_rows(width: int, count: int) -> str:
+    """``(?, ?), (?, ?)``: ``count`` rows of ``width`` parameters for one INSERT."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)
+
+
 def chunks(ids: list[int]) -> list[list[int]]:
     return [ids[i : i + IN_CHUNK] for i in range(0, len(ids), IN_CHUNK)]
 
