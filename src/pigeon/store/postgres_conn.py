@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
@@ -26,6 +27,7 @@ from .postgres_dialect import TEXT_TYPES, coerce, coercers, translate, unescape_
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 60.0
+MAX_HELD = 8  # writes held back at most before they go (SyncConnection.defer)
 
 # Errors that say the connection, not the statement, failed: the work on it is lost, the
 # connection is dropped, and the next one is opened afresh.
@@ -219,6 +221,10 @@ class SyncConnection:
         # left it unset (postgres_engine).
         self.dirty = False
         self.failed = False  # a statement failed: PostgreSQL aborted the transaction
+        # Writes held back (defer): they go together, as one statement, before the next
+        # statement that must answer or at the end of the job (flush).
+        self._held: list[tuple[str, tuple[Any, ...]]] = []
+        self._held_tables: set[str] = set()
 
     def wait(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -231,18 +237,86 @@ class SyncConnection:
             raise
 
     def script(self, sql: str) -> None:
+        if sql.startswith("ROLLBACK"):
+            self.discard()  # what was held back is undone with the rest
+        else:
+            self.flush()
         self.dirty = True
         self.wait(self.conn.script(sql))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self.flush()
         if not _plain_read(sql):
             self.dirty = True
         rows, count = self.wait(self.conn.run(sql, params))
         return Cursor(rows, count)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> Cursor:
+        self.flush()
         self.dirty = True
         return Cursor([], self.wait(self.conn.run_many(sql, list(seq))))
+
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write whose outcome the caller never reads (:func:`.sqlite_rows.write_later`):
+        held back, to go with the writes after it as one statement (a round trip each saved;
+        a send's three writes to chats, messages and members go as one). Any other statement,
+        and the job's end, sends what is held first, so that every read sees it; a write to
+        a table that already has one held sends those first, so that no statement changes a
+        row twice. A write that is not a plain INSERT ... VALUES, UPDATE or DELETE (one that
+        reads other tables, or returns rows) goes at once."""
+        table = _deferrable_table(sql)
+        if table is None:
+            self.execute(sql, params)
+            return
+        if table in self._held_tables or len(self._held) >= MAX_HELD:
+            self.flush()
+        self.dirty = True
+        self._held.append((sql, tuple(params)))
+        self._held_tables.add(table)
+
+    def flush(self) -> None:
+        """Send the writes held back (:meth:`defer`), all in one statement."""
+        if not self._held:
+            return
+        held, self._held, self._held_tables = self._held, [], set()
+        if len(held) == 1:
+            sql, params = held[0]
+        else:
+            sql = _merged(tuple(statement for statement, _ in held))
+            params = tuple(value for _, values in held for value in values)
+        self.wait(self.conn.run(sql, params))
+
+    def discard(self) -> None:
+        """Forget the writes held back: their job failed, its transaction rolls back."""
+        self._held, self._held_tables = [], set()
+
+
+_WRITE_TARGET = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)\b", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _deferrable_table(sql: str) -> str | None:
+    """The table a write that may be held back writes to; None for a write that may not: one
+    that returns rows, reads another table (a sub-SELECT: it would not see the writes held
+    with it, which PostgreSQL runs on one snapshot), ignores conflicts (its count may be
+    read), or numbers its parameters (?NNN: merged, they would collide)."""
+    upper = sql.upper()
+    if "RETURNING" in upper or "SELECT" in upper or re.search(r"\?\d", sql):
+        return None
+    if re.match(r"\s*INSERT\s+OR\b", upper):
+        return None
+    match = _WRITE_TARGET.match(sql)
+    return match.group(1).lower() if match else None
+
+
+@functools.lru_cache(maxsize=256)
+def _merged(statements: tuple[str, ...]) -> str:
+    """Several writes as one statement: PostgreSQL runs each data-modifying WITH clause
+    exactly once, to completion, whether or not the query reads it (they write different
+    tables: :meth:`SyncConnection.defer`). Still SQLite's dialect: translated as any."""
+    clauses = ", ".join(f"w{i} AS ({sql.strip().rstrip(';')})"
+                        for i, sql in enumerate(statements))
+    return f"WITH {clauses} SELECT 1"
 
 
 @functools.lru_cache(maxsize=4096)

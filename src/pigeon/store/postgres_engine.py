@@ -303,6 +303,7 @@ class PostgresEngine:
                 sync.dirty = False
                 try:
                     result = fn(sync, *args)
+                    sync.flush()  # its held-back writes fail it, not the job after it
                 except CONNECTION_ERRORS:
                     raise
                 except PigeonError as exc:
@@ -342,6 +343,7 @@ class PostgresEngine:
             for fn, args, _ in batch:
                 try:
                     result = fn(sync, *args)
+                    sync.flush()
                 except CONNECTION_ERRORS:
                     raise
                 except PigeonError as exc:
@@ -379,7 +381,9 @@ class PostgresEngine:
                 sync.script("BEGIN")
                 try:
                     result = fn(sync, *args)
+                    sync.flush()
                 except BaseException:
+                    sync.discard()
                     if not sync.conn.raw.is_closed():
                         sync.script("ROLLBACK")
                     raise
