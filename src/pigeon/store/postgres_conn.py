@@ -245,7 +245,14 @@ class SyncConnection:
         self.wait(self.conn.script(sql))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        self.flush()
+        if self._held and _touches(sql).isdisjoint(self._held_tables):
+            # it reads none of what is held: the held writes ride in front of it, as WITH
+            # clauses of the same statement (no round trip of their own)
+            held, self._held, self._held_tables = self._held, [], set()
+            sql = _merged(tuple(statement for statement, _ in held), sql)
+            params = (*(value for _, values in held for value in values), *params)
+        else:
+            self.flush()
         if not _plain_read(sql):
             self.dirty = True
         rows, count = self.wait(self.conn.run(sql, params))
@@ -309,14 +316,36 @@ def _deferrable_table(sql: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+_TABLE_REFERENCE = re.compile(r"\b(?:FROM|JOIN|UPDATE|INTO)\s+(\w+)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _touches(sql: str) -> frozenset[str]:
+    """Every table a statement names (reads or writes); a statement of a shape this cannot
+    read (WITH: its own clauses; a numbered ?NNN, which the held writes' parameters would
+    shift) touches everything, so that what is held goes before it, on its own."""
+    if sql.lstrip()[:4].upper() == "WITH" or re.search(r"\?\d", sql):
+        return _EVERYTHING
+    return frozenset(t.lower() for t in _TABLE_REFERENCE.findall(sql))
+
+
+class _Everything(frozenset[str]):
+    def isdisjoint(self, other: Iterable[Any]) -> bool:
+        return False
+
+
+_EVERYTHING = _Everything()
+
+
 @functools.lru_cache(maxsize=256)
-def _merged(statements: tuple[str, ...]) -> str:
-    """Several writes as one statement: PostgreSQL runs each data-modifying WITH clause
-    exactly once, to completion, whether or not the query reads it (they write different
-    tables: :meth:`SyncConnection.defer`). Still SQLite's dialect: translated as any."""
+def _merged(statements: tuple[str, ...], last: str = "SELECT 1") -> str:
+    """Held writes in front of ``last`` as one statement: PostgreSQL runs each
+    data-modifying WITH clause exactly once, to completion, whether or not the query reads it,
+    all on the statement's one snapshot: they write different tables, and ``last`` reads
+    none of them (:meth:`SyncConnection.defer`). Still SQLite's dialect: translated as any."""
     clauses = ", ".join(f"w{i} AS ({sql.strip().rstrip(';')})"
                         for i, sql in enumerate(statements))
-    return f"WITH {clauses} SELECT 1"
+    return f"WITH {clauses} {last}"
 
 
 @functools.lru_cache(maxsize=4096)

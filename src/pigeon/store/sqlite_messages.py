@@ -90,7 +90,6 @@ def _tx_send_message(
     if media is not None:
         refer(conn, media, chat_id, message_id)
     reading = rules.read_on_send(sender, message_id)
-    _set_read_mark(conn, chat_id, sender_id, reading.mark)
     new = Message(chat_id=chat_id, id=message_id, sender_id=sender_id, date=now, text=text,
                   reply_to=reply_to, fwd_from=fwd_from, sticker=sticker, media=media,
                   ciphertext=ciphertext)
@@ -98,6 +97,9 @@ def _tx_send_message(
         hide(conn, withheld.recipient_id, chat_id, [message_id])
     told = audience.new_message() if withheld is None else audience.withheld(sender_id)
     pushes = [push_message(conn, up.NewMessage(pts=0, message=new), told, sender.kind, now)]
+    # after the pts are numbered: that statement reads members, this one writes them; apart,
+    # the writes before can ride in front of it on PostgreSQL (write_later)
+    _set_read_mark(conn, chat_id, sender_id, reading.mark)
     pushes += _tell_authors(conn, sender_id, chat_id, reading, sender.kind)
     sender_pts = pts_in(pushes[:1], sender_id)
     write_later(
