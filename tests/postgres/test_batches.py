@@ -11,7 +11,7 @@ import pytest
 
 from pigeon.protocol.errors import Conflict, Unavailable
 from pigeon.store.postgres import PostgresStore
-from pigeon.store.postgres_conn import _deferrable_table, _touches
+from pigeon.store.postgres_conn import UNNEST_AT, _deferrable_table, _touches
 from pigeon.store.sqlite_rows import write_later
 
 
@@ -178,3 +178,30 @@ def test_what_a_statement_touches() -> None:
                     "WHERE chat_id = ?) RETURNING id, pts") == {"users", "members"}
     assert _touches("SELECT 1 FROM a JOIN b ON a.x = b.y") == {"a", "b"}
     assert not _touches("WITH x AS (SELECT 1) SELECT * FROM x").isdisjoint({"anything"})
+
+
+def _log_rows(conn: Any, rows: list[tuple[Any, ...]]) -> int:
+    cur = conn.executemany("INSERT INTO updates (user_id, pts, kind, chat_id, message_id, data) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", rows)
+    return int(cur.rowcount)
+
+
+def _read_log(conn: Any, user_id: int) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT user_id, pts, kind, chat_id, message_id, data FROM updates "
+                        "WHERE user_id = ? ORDER BY pts", (user_id,)).fetchall()
+
+
+async def test_many_rows_go_as_arrays_and_come_back_the_same(pg_url: str) -> None:
+    store = PostgresStore(pg_url, readers=1)
+    await store.open()
+    try:
+        user = await store.create_user("+15550360000", "u", 1.0)
+        rows = [(user.id, 1000 + i, 3, i, i * 7, None if i % 3 else bytes([i % 256, 0]) * i)
+                for i in range(UNNEST_AT * 3)]
+        assert await store.engine.write(_log_rows, rows) == len(rows)
+        assert await store.engine.read(_read_log, user.id) == rows
+        with pytest.raises(Unavailable):  # a duplicate key among them: the job fails whole
+            await store.engine.write(_log_rows, rows[:UNNEST_AT] + rows[:1])
+        assert len(await store.engine.read(_read_log, user.id)) == len(rows)
+    finally:
+        await store.close()
