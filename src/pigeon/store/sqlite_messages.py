@@ -24,7 +24,7 @@ from .base import Push
 from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
-from .sqlite_safety import hide, private_gate
+from .sqlite_safety import GATE_COLUMNS, gate_on, hide, private_gate
 from .sqlite_service import is_service_chat
 from .sqlite_rows import (
     MSG_COLS,
@@ -47,10 +47,11 @@ def _tx_send_message(
     sticker: MessageSticker | None = None, media: Media | None = None,
     ciphertext: bytes | None = None,
 ) -> tuple[Message, int, list[Push]]:
-    # The sender's standing, whether the chat is the service chat and whether this random_id
-    # was seen: one statement, because every send starts here (a round trip on PostgreSQL).
-    row = conn.execute(_SENDING, (sender_id, sender_id, random_id, chat_id)).fetchone()
-    seen = row[7:] if row is not None else conn.execute(  # no such chat: a replay may say so
+    # The sender's standing, whether the chat is the service chat, whether this random_id
+    # was seen and the private chat's gate: one statement, because every send starts here
+    # (each statement is a round trip on PostgreSQL)
+    row = conn.execute(_SENDING, (*[sender_id] * 6, random_id, chat_id)).fetchone()
+    seen = row[7:10] if row is not None else conn.execute(  # no such chat: a replay may say so
         "SELECT chat_id, message_id, pts FROM random_ids WHERE sender_id = ? AND random_id = ?",
         (sender_id, random_id),
     ).fetchone()
@@ -72,7 +73,8 @@ def _tx_send_message(
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
     withheld = None
     if makes_contact(sender.kind):
-        withheld = private_gate(conn, sender_id, chat_id, sending=True)  # notes the send too
+        assert row is not None  # standing() found the chat
+        withheld = gate_on(conn, sender_id, chat_id, row[10:], sending=True)  # notes the send
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
     # standing() locked the chat row (FOR UPDATE on PostgreSQL; SQLite has one writer)
@@ -109,12 +111,16 @@ def _tx_send_message(
     return new, sender_pts, pushes
 
 
-# What a send reads first (_tx_send_message); the chat row locked as standing() locks it.
+# What a send reads first (_tx_send_message): the sender's standing (the chat row locked as
+# standing() locks it), whether it is the service chat, the random_id's first use, and in a
+# private chat what private_gate() reads of the peer (one peer at most: the join is empty in
+# any other kind of chat, and so is the row of the gate).
 _SENDING = (
     "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id, c.secret, "
     "EXISTS (SELECT 1 FROM service_chats s WHERE s.chat_id = c.id), "
-    "r.chat_id, r.message_id, r.pts "
+    f"r.chat_id, r.message_id, r.pts, {GATE_COLUMNS} "
     "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? "
+    "LEFT JOIN members p ON c.kind = 'private' AND p.chat_id = c.id AND p.user_id != ? "
     "LEFT JOIN random_ids r ON r.sender_id = ? AND r.random_id = ? "
     "WHERE c.id = ? /*FOR UPDATE OF c*/")
 
