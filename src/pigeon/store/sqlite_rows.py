@@ -1,6 +1,7 @@
 """Rows, and the reads and writes that several SQLite transactions share. No rules here: they
 are in :mod:`pigeon.domain`; these functions only fetch rows and store what a rule decided.
-Runs on the store's threads, never on the event loop."""
+Runs on SQLite's store threads, or for PostgreSQL in a greenlet between two awaited statements
+(postgres_conn.Worker): never blocking the event loop."""
 
 from __future__ import annotations
 
