@@ -234,13 +234,23 @@ class PostgresEngine:
         if self.writers > 1 and self._turn_holder is not sync.worker:
             sync.worker.run(self._turn.acquire())
             self._turn_holder = sync.worker
-        sync.script("COMMIT")
+        try:
+            sync.script("COMMIT")
+        except BaseException:
+            # Nothing committed, nobody to answer in order; and what this writer runs next
+            # (the batch again, with savepoints) may wait for a row lock of a writer that
+            # waits for the turn: a deadlock PostgreSQL could not see.
+            self._give_turn(sync.worker)
+            raise
 
-    def _settle(self, writer: Worker, outcomes: list[Outcome]) -> None:
-        settle(outcomes)
+    def _give_turn(self, writer: Worker) -> None:
         if self._turn_holder is writer:
             self._turn_holder = None
             self._turn.release()
+
+    def _settle(self, writer: Worker, outcomes: list[Outcome]) -> None:
+        settle(outcomes)
+        self._give_turn(writer)
 
     def _commit_batch(self, writer: Worker, batch: list[Job]) -> None:
         started = time.perf_counter()
