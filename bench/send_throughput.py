@@ -13,9 +13,9 @@ pushed. Phase 1 finds the saturated rate (each sender keeps --window sends in fl
 phase 2 sends at half that rate, evenly paced, and reports p50/p99 latency from the call to
 the peer's receipt. Phase 1 also reports the CPU time the server process, this process
 (the clients) and, on PostgreSQL on this machine, its backends spent per delivered message,
-which moves far less than the rate when other work
-shares the machine's cores. Not a test: figures vary with the machine and its neighbours; run
-it a few times, alternating the versions compared, and compare medians.
+which moves far less than the rate when other work shares the machine's cores. Not a test:
+figures vary with the machine and its neighbours; run it a few times, alternating the
+versions compared, and compare medians.
 """
 
 from __future__ import annotations
