@@ -11,10 +11,11 @@ in this process beside it, N senders that each message an online peer. A message
 when the peer has received it: sent, committed durably (group commit, fsync), acknowledged,
 pushed. Phase 1 finds the saturated rate (each sender keeps --window sends in flight);
 phase 2 sends at half that rate, evenly paced, and reports p50/p99 latency from the call to
-the peer's receipt. Phase 1 also reports the CPU time the server process and this process
-(the clients) spent per delivered message, which moves far less than the rate when other work
-shares the machine's cores. Not a test: figures vary with the machine and its neighbours; run
-it a few times, alternating the versions compared, and compare medians.
+the peer's receipt. Phase 1 also reports the CPU time the server process, this process
+(the clients) and, on PostgreSQL on this machine, its backends spent per delivered message,
+which moves far less than the rate when other work shares the machine's cores. Not a test:
+figures vary with the machine and its neighbours; run it a few times, alternating the
+versions compared, and compare medians.
 """
 
 from __future__ import annotations
@@ -113,6 +114,25 @@ def _cpu_seconds(server: ServerProcess) -> float:
     return total
 
 
+def _postgres_cpu_seconds(database: str | None) -> float | None:
+    """The CPU time of PostgreSQL's backends serving ``database`` (their process titles name
+    it; None when they cannot be read, e.g. PostgreSQL on another machine). Backends that
+    exit in between are missed: the server keeps its connections for the whole run."""
+    if database is None:
+        return None
+    total, found = 0.0, False
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            title = " ".join(proc.info["cmdline"] or [])
+            if title.startswith("postgres:") and f" {database} " in title:
+                times = proc.cpu_times()
+                total += times.user + times.system
+                found = True
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total if found else None
+
+
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
@@ -144,7 +164,8 @@ async def main() -> None:
         database = await pg.create_database() if on_postgres else None
         try:
             async with asyncio.timeout(timeout):
-                await measure(args, pg.url_for(database) if database else None, workers)
+                await measure(args, pg.url_for(database) if database else None, workers,
+                              database)
         except TimeoutError:
             sys.exit(f"gave up after {timeout:.0f} s: the server stopped answering (see its log)")
         finally:
@@ -152,7 +173,8 @@ async def main() -> None:
                 await pg.drop_database(database)
 
 
-async def measure(args: argparse.Namespace, store_url: str | None, workers: int = 1) -> None:
+async def measure(args: argparse.Namespace, store_url: str | None, workers: int = 1,
+                  database: str | None = None) -> None:
     # 50 accounts sending ~100 messages/s each would trip the per-account rate limits that
     # protect real users from spammers; this measures the durable path, so they are lifted.
     # So is the per-connection frame rate: above ~10,000 messages/s its refusals used to earn
@@ -176,16 +198,20 @@ async def measure(args: argparse.Namespace, store_url: str | None, workers: int 
                    for i in range(args.pairs)]
         await saturate(users, chats, 2, 1.0, arrivals)  # warm up
         server_cpu, bench_cpu = _cpu_seconds(server), time.process_time()
+        pg_cpu = _postgres_cpu_seconds(database)
         before = len(arrivals)
         rate = await saturate(users, chats, args.window, args.seconds, arrivals)
         delivered = len(arrivals) - before
         server_cpu = _cpu_seconds(server) - server_cpu
         bench_cpu = time.process_time() - bench_cpu
+        pg_after = _postgres_cpu_seconds(database)
         print(f"saturated: {rate:,.0f} durable messages/s end to end "
               f"({args.pairs} pairs, window {args.window}, {args.seconds:.0f} s)")
         # CPU per message moves less than the rate when neighbours share the machine's cores
+        in_postgres = ("" if pg_cpu is None or pg_after is None else
+                       f", PostgreSQL's backends {(pg_after - pg_cpu) / delivered * 1e6:.0f} us")
         print(f"CPU per message: server {server_cpu / delivered * 1e6:.0f} us, "
-              f"this process (the clients) {bench_cpu / delivered * 1e6:.0f} us")
+              f"this process (the clients) {bench_cpu / delivered * 1e6:.0f} us{in_postgres}")
         latencies, lost, offered = await paced(users, chats, rate / 2, args.seconds, arrivals)
         print(f"at half that rate ({offered:,.0f}/s offered): p50 {pct(latencies, 0.50):.1f} ms, "
               f"p99 {pct(latencies, 0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms, "

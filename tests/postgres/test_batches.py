@@ -11,6 +11,8 @@ import pytest
 
 from pigeon.protocol.errors import Conflict, Unavailable
 from pigeon.store.postgres import PostgresStore
+from pigeon.store.postgres_conn import UNNEST_AT, _deferrable_table, _touches
+from pigeon.store.sqlite_rows import write_later
 
 
 def _broken(conn: Any) -> None:
@@ -114,5 +116,92 @@ async def test_a_job_that_goes_on_after_a_refused_statement_spoils_no_batch(
         created = await asyncio.gather(*first, *more)
         assert len({u.id for u in created}) == 20
         assert await again == "taken"
+    finally:
+        await store.close()
+
+
+# -- writes held back (write_later): sent together, seen by what follows, failing their job --
+def _held_then_read(conn: Any, phone: str) -> tuple[int, int]:
+    write_later(conn, "INSERT INTO users (phone, name, created) VALUES (?, 'held', 1.0)",
+                (phone,))
+    write_later(conn, "UPDATE users SET name = 'renamed' WHERE phone = ?", (phone,))  # same
+    # table: the insert must have gone first, or this would change nothing
+    (count,) = conn.execute("SELECT count(*) FROM users WHERE phone = ? AND name = 'renamed'",
+                            (phone,)).fetchone()
+    write_later(conn, "UPDATE users SET pts = 7 WHERE phone = ?", (phone,))  # held to the end
+    return count, 0
+
+
+def _held_duplicate(conn: Any, phone: str) -> None:
+    # a unique violation in a write held back: it must fail this job, not the next one
+    write_later(conn, "INSERT INTO users (phone, name, created) VALUES (?, 'dup', 1.0)",
+                (phone,))
+
+
+async def test_held_writes_are_seen_by_later_statements_and_fail_their_own_job(
+        pg_url: str) -> None:
+    store = PostgresStore(pg_url, readers=1)
+    await store.open()
+    try:
+        taken = await store.create_user("+15550340000", "taken", 1.0)
+        jobs = [store.engine.write(_held_then_read, f"+1555034{i:04d}") for i in range(1, 6)]
+        dup = store.engine.write(_held_duplicate, taken.phone)
+        jobs += [store.engine.write(_held_then_read, f"+1555035{i:04d}") for i in range(5)]
+        for job in jobs:
+            assert await job == (1, 0)
+        with pytest.raises(Unavailable):  # STORAGE_FAILED, its own: the others committed
+            await dup
+        for i in range(5):
+            user = await store.user_by_phone(f"+1555035{i:04d}")
+            assert user is not None and user.name == "renamed" and user.pts == 7
+        assert store.stats().retried >= 1  # the duplicate was tried again, alone
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("sql, table", [
+    ("INSERT INTO messages (chat_id, id) VALUES (?, ?)", "messages"),
+    ("UPDATE chats SET last_message_id = ? WHERE id = ?", "chats"),
+    ("DELETE FROM hidden_messages WHERE user_id = ?", "hidden_messages"),
+    ("INSERT OR IGNORE INTO wrote_to (user_id, peer_id) VALUES (?, ?)", None),  # count read
+    ("UPDATE users SET pts = pts + 1 WHERE id = ? RETURNING pts", None),  # answers
+    ("INSERT INTO updates SELECT * FROM other", None),  # reads another table
+    ("UPDATE members SET role = ?2 WHERE chat_id = ?1", None),  # numbered parameters
+    ("SELECT 1", None),
+])
+def test_which_writes_may_be_held(sql: str, table: str | None) -> None:
+    assert _deferrable_table(sql) == table
+
+
+def test_what_a_statement_touches() -> None:
+    assert _touches("UPDATE users SET pts = pts + 1 WHERE id IN (SELECT user_id FROM members "
+                    "WHERE chat_id = ?) RETURNING id, pts") == {"users", "members"}
+    assert _touches("SELECT 1 FROM a JOIN b ON a.x = b.y") == {"a", "b"}
+    assert not _touches("WITH x AS (SELECT 1) SELECT * FROM x").isdisjoint({"anything"})
+
+
+def _log_rows(conn: Any, rows: list[tuple[Any, ...]]) -> int:
+    cur = conn.executemany("INSERT INTO updates (user_id, pts, kind, chat_id, message_id, data) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", rows)
+    return int(cur.rowcount)
+
+
+def _read_log(conn: Any, user_id: int) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT user_id, pts, kind, chat_id, message_id, data FROM updates "
+                        "WHERE user_id = ? ORDER BY pts", (user_id,)).fetchall()
+
+
+async def test_many_rows_go_as_arrays_and_come_back_the_same(pg_url: str) -> None:
+    store = PostgresStore(pg_url, readers=1)
+    await store.open()
+    try:
+        user = await store.create_user("+15550360000", "u", 1.0)
+        rows = [(user.id, 1000 + i, 3, i, i * 7, None if i % 3 else bytes([i % 256, 0]) * i)
+                for i in range(UNNEST_AT * 3)]
+        assert await store.engine.write(_log_rows, rows) == len(rows)
+        assert await store.engine.read(_read_log, user.id) == rows
+        with pytest.raises(Unavailable):  # a duplicate key among them: the job fails whole
+            await store.engine.write(_log_rows, rows[:UNNEST_AT] + rows[:1])
+        assert len(await store.engine.read(_read_log, user.id)) == len(rows)
     finally:
         await store.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pigeon.store.migrations import MIGRATIONS
+from pigeon.store.postgres_conn import _deferrable_table, _merged
 from pigeon.store.postgres_dialect import (
     escape_text, translate, translate_ddl, unescape_text,
 )
@@ -59,3 +62,29 @@ def test_lock_hints_lock_only_in_writes() -> None:
 def test_instr_becomes_strpos() -> None:
     assert translate("SELECT 1 WHERE instr(lower(t), ?) > 0 AND INSTR(e, ?) > 0") == \
         "SELECT 1 WHERE strpos(lower(t), $1) > 0 AND strpos(e, $2) > 0"
+
+
+# -- writes held back and merged into one statement (postgres_conn.SyncConnection.defer) -----
+_HELD_SHAPES = [
+    "UPDATE chats SET last_message_id = ? WHERE id = ?",
+    "INSERT INTO messages (chat_id, id, sender_id, date, text) VALUES (?, ?, ?, ?, ?)",
+    "UPDATE members SET read_inbox_max_id = ? WHERE chat_id = ? AND user_id = ?",
+    "INSERT INTO random_ids (sender_id, random_id, chat_id, message_id, pts) "
+    "VALUES (?, ?, ?, ?, ?)",
+    "DELETE FROM hidden_messages WHERE user_id = ? AND chat_id = ?",
+]
+_LAST_SHAPES = ["SELECT 1", "UPDATE users SET pts = pts + 1 WHERE id IN (?, ?) RETURNING id, pts",
+                "SELECT name FROM users WHERE id = ? AND name != '?x'"]
+
+
+@given(st.lists(st.sampled_from(_HELD_SHAPES), min_size=1, max_size=5, unique=True),
+       st.sampled_from(_LAST_SHAPES))
+def test_merged_writes_number_their_parameters_in_order(held: list[str], last: str) -> None:
+    """Merged, each held write keeps its own table and the parameters run $1..$n in the order
+    the values are sent: the held writes' first, then the last statement's."""
+    assert all(_deferrable_table(sql) for sql in held)
+    merged = translate(_merged(tuple(held), last), writing=True)
+    expected = sum(sql.count("?") for sql in held) + last.count("?") - last.count("'?x'")
+    numbers = [int(n) for n in re.findall(r"\$(\d+)", merged)]
+    assert numbers == list(range(1, expected + 1))
+    assert merged.startswith("WITH ") and merged.count(" AS (") == len(held)

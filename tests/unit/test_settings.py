@@ -109,7 +109,7 @@ def test_the_store_comes_from_the_flag_or_the_environment():
     assert load_settings(None, {"store": url}, environ={}).store == url
     assert load_settings(None, {}, environ={"PIGEON_STORE": url}).store == url
     assert load_settings(None, {}, environ={}).store == ""  # SQLite in the data directory
-    for bad in ({"store_pool": 2}, {"store_writers": 0}, {"store_writers": 6}):
+    for bad in ({"store_pool": 2}, {"store_writers": 0}, {"store_writers": 8}):
         with pytest.raises(SettingsError, match="store_pool"):
             load_settings(None, {"store": url, **bad}, environ={})
 

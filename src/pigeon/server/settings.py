@@ -34,8 +34,8 @@ class Settings:
     # "" (the default): SQLite in `data`. postgresql://USER@HOST:PORT/DB: PostgreSQL, for more
     # than one process; its password from PGPASSWORD or ~/.pgpass, never on the command line.
     store: str = ""
-    store_pool: int = 6                     # PostgreSQL connections per process: writers
-    store_writers: int = 1                  # and readers (the rest); docs/operations.md
+    store_pool: int = 8                     # PostgreSQL connections per process: writers
+    store_writers: int = 4                  # and readers (the rest); docs/operations.md
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
     # N: N worker processes on the listening port (SO_REUSEPORT) under one supervisor that

@@ -1,11 +1,10 @@
 """PostgreSQL connections for the store's shared synchronous SQL.
 
 The store's operations are synchronous functions of a connection (see :mod:`.sqlite`); here
-they run on a worker thread against :class:`SyncConnection`, which looks enough like
+they run in a greenlet against :class:`SyncConnection`, which looks enough like
 ``sqlite3.Connection`` (``execute``, ``executemany``, cursors with ``fetchone``, ``fetchall``,
-``rowcount``, iteration) and runs each statement with asyncpg on the thread's own event loop
-(:class:`Worker`). The server's event loop never blocks; the worker thread does, as SQLite's
-do on disk.
+``rowcount``, iteration) and has each statement awaited with asyncpg on the server's own
+event loop (:class:`Worker`), which never blocks: it waits for PostgreSQL as for any socket.
 
 Each connection keeps its prepared statements (parse once, bind many times), with how to
 coerce each parameter to the type PostgreSQL inferred (:func:`.postgres_dialect.coercers`).
@@ -15,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
@@ -27,6 +27,8 @@ from .postgres_dialect import TEXT_TYPES, coerce, coercers, translate, unescape_
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 60.0
+MAX_HELD = 8  # writes held back at most before they go (SyncConnection.defer)
+UNNEST_AT = 32  # rows inserted by one executemany from which they go as arrays (run_many)
 
 # Errors that say the connection, not the statement, failed: the work on it is lost, the
 # connection is dropped, and the next one is opened afresh.
@@ -75,6 +77,14 @@ class Connection:
     async def run_many(self, sql: str, seq: Iterable[Sequence[Any]]) -> int:
         stmt, how, _ = await self._prepared(sql)
         many = list(seq)
+        if len(many) >= UNNEST_AT and (target := _plain_insert(sql)) is not None:
+            # many rows (a group message's log rows): ONE statement that inserts them all
+            # from an array per column, where PostgreSQL would otherwise run the insert once
+            # per row (~10x its CPU for a 1,000-member group's message)
+            bulk = await self._unnest_form(sql, stmt, target)
+            columns = list(zip(*(coerce(p, how) for p in many), strict=True))
+            await bulk.fetch(*(list(c) for c in columns), timeout=COMMAND_TIMEOUT)
+            return len(many)
         if len(many) > 1 and _inserts_one_row_each(sql):
             # one round trip for all (asyncpg pipelines them); each inserts one row or fails
             await stmt.executemany([coerce(p, how) for p in many], timeout=COMMAND_TIMEOUT)
@@ -85,9 +95,32 @@ class Connection:
             total += _count(stmt.get_statusmsg())
         return total
 
+    async def _unnest_form(self, sql: str, single: Any, target: str) -> Any:
+        key = "unnest:" + sql
+        entry = self._statements.get(key)
+        if entry is None:
+            arrays = ", ".join(f"${i}::{t.schema}.{t.name}[]"
+                               for i, t in enumerate(single.get_parameters(), start=1))
+            bulk = await self.raw.prepare(f"INSERT INTO {target} SELECT * FROM unnest({arrays})")
+            entry = self._statements[key] = (bulk, [], [])
+        return entry[0]
+
     async def script(self, sql: str) -> None:
         """Statements without parameters, in one round trip (simple query protocol)."""
         await self.raw.execute(sql, timeout=COMMAND_TIMEOUT)
+
+
+_PLAIN_INSERT = re.compile(
+    r"\s*INSERT\s+INTO\s+(\w+\s*\([\w\s,]+\))\s*VALUES\s*\(\s*\?(?:\s*,\s*\?)*\s*\)\s*;?\s*$",
+    re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_insert(sql: str) -> str | None:
+    """``table (columns)`` of an ``INSERT INTO table (columns) VALUES (?, ...)`` whose values
+    are all parameters, one per column: it can take its rows as arrays (unnest)."""
+    match = _PLAIN_INSERT.match(sql)
+    return " ".join(match.group(1).split()) if match else None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -139,46 +172,45 @@ class Cursor:
 
 
 class Worker:
-    """A thread's own event loop and its own PostgreSQL connection.
+    """One PostgreSQL connection, and the synchronous work (a batch, a read) that runs on it,
+    on the server's own event loop.
 
-    The store's functions are synchronous and issue many small statements; each one waits on
-    the thread that runs it, through this private loop, never through the server's loop,
-    which only hands over jobs and hears back results, exactly as with SQLite's threads.
+    The store's functions are synchronous and issue many small statements. :meth:`call` runs
+    one such function in a greenlet; each statement it waits for (:meth:`run`) switches to
+    the loop's side, which awaits it with asyncpg like any other I/O, and switches back with
+    the result (SQLAlchemy's way of calling asyncio from synchronous code). The loop never
+    blocks: between two statements the work only computes (the domain's rules on the rows
+    it read). There is no thread: a statement costs asyncpg's own work on the server's loop
+    (uvloop: ~12 us of CPU on these machines), where a thread of its own cost ~50-90 us more
+    (waking it, handing the GIL back and forth with the busy server loop, a second event
+    loop; measured, see docs/architecture.md).
     The connection is opened on first use and again after it failed, so that the store
     recovers by itself when PostgreSQL comes back.
-
-    :meth:`call` runs a whole piece of synchronous work (a batch, a read) in one turn of the
-    loop: the work runs in a greenlet, and each statement it waits for switches to the
-    loop's side and back (a few microseconds) instead of starting and stopping the loop
-    around it (``run_until_complete``: ~30-60 us of CPU a statement, as much as the
-    statement's own work in asyncpg; measured on a loaded 2-core machine).
     """
 
     def __init__(self, dsn: str, writing: bool) -> None:
         self.dsn = dsn
         self.writing = writing
-        # asyncio's own loop, whatever the policy: for one statement at a time it costs less
-        # than uvloop here (measured ~40 against ~66 us of CPU per statement)
-        self.loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop()
         self.conn: Connection | None = None
         self.opened = 0
         self._driven: Any = None  # the greenlet of the work that call() runs now
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """``coro``'s result, on this thread: from within :meth:`call`, by switching to the
-        loop's side; otherwise the loop runs until it is done."""
-        if self._driven is not None and greenlet.getcurrent() is self._driven:
-            return cast(T, self._driven.parent.switch(coro))
-        return self.loop.run_until_complete(coro)
+        """``coro``'s result, from within :meth:`call`: awaited on the loop's side."""
+        driven = self._driven
+        if driven is None or greenlet.getcurrent() is not driven:
+            coro.close()
+            raise RuntimeError("a statement outside Worker.call")
+        return cast(T, driven.parent.switch(coro))
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``, synchronous, with every statement it runs through :meth:`run`
-        awaited in this one run of the loop."""
+        awaited on this loop. One call at a time per worker (its connection is one)."""
         if self._driven is not None:
-            return fn(*args)  # already driven
-        self._driven = greenlet.greenlet(fn)  # its parent: this thread's, running the loop
+            raise RuntimeError("this connection is busy with other work")
+        self._driven = greenlet.greenlet(fn)  # its parent: the loop's
         try:
-            return cast(T, self.loop.run_until_complete(_drive(self._driven, args)))
+            return cast(T, await _drive(self._driven, args))
         finally:
             self._driven = None
 
@@ -195,18 +227,17 @@ class Worker:
             self.conn.raw.terminate()
             self.conn = None
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self.conn is not None:
             try:
-                self.run(asyncio.wait_for(self.conn.raw.close(), CONNECT_TIMEOUT))
+                await asyncio.wait_for(self.conn.raw.close(), CONNECT_TIMEOUT)
             except (*CONNECTION_ERRORS, asyncpg.PostgresError):
                 self.conn.raw.terminate()
             self.conn = None
-        self.loop.close()
 
 
 class SyncConnection:
-    """The face of a :class:`Connection` that the shared SQL sees, on its worker's thread.
+    """The face of a :class:`Connection` that the shared SQL sees, inside :meth:`Worker.call`.
 
     A unique or foreign-key violation is raised as ``sqlite3.IntegrityError``, the one
     storage error the shared SQL catches (a taken @username); every other error goes up as
@@ -222,6 +253,10 @@ class SyncConnection:
         # left it unset (postgres_engine).
         self.dirty = False
         self.failed = False  # a statement failed: PostgreSQL aborted the transaction
+        # Writes held back (defer): they go together, as one statement, before the next
+        # statement that must answer or at the end of the job (flush).
+        self._held: list[tuple[str, tuple[Any, ...]]] = []
+        self._held_tables: set[str] = set()
 
     def wait(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -234,18 +269,115 @@ class SyncConnection:
             raise
 
     def script(self, sql: str) -> None:
+        if sql.startswith("ROLLBACK"):
+            self.discard()  # what was held back is undone with the rest
+        else:
+            self.flush()
         self.dirty = True
         self.wait(self.conn.script(sql))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        if self._held and _touches(sql).isdisjoint(self._held_tables):
+            # it reads none of what is held: the held writes ride in front of it, as WITH
+            # clauses of the same statement (no round trip of their own)
+            held, self._held, self._held_tables = self._held, [], set()
+            sql = _merged(tuple(statement for statement, _ in held), sql)
+            params = (*(value for _, values in held for value in values), *params)
+        else:
+            self.flush()
         if not _plain_read(sql):
             self.dirty = True
         rows, count = self.wait(self.conn.run(sql, params))
         return Cursor(rows, count)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> Cursor:
+        self.flush()
         self.dirty = True
         return Cursor([], self.wait(self.conn.run_many(sql, list(seq))))
+
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write whose outcome the caller never reads (:func:`.sqlite_rows.write_later`):
+        held back, to go with the writes after it as one statement (a round trip each saved;
+        a send's three writes to chats, messages and members go as one). Any other statement,
+        and the job's end, sends what is held first, so that every read sees it; a write to
+        a table that already has one held sends those first, so that no statement changes a
+        row twice. A write that is not a plain INSERT ... VALUES, UPDATE or DELETE (one that
+        reads other tables, or returns rows) goes at once."""
+        table = _deferrable_table(sql)
+        if table is None:
+            self.execute(sql, params)
+            return
+        if table in self._held_tables or len(self._held) >= MAX_HELD:
+            self.flush()
+        self.dirty = True
+        self._held.append((sql, tuple(params)))
+        self._held_tables.add(table)
+
+    def flush(self) -> None:
+        """Send the writes held back (:meth:`defer`), all in one statement."""
+        if not self._held:
+            return
+        held, self._held, self._held_tables = self._held, [], set()
+        if len(held) == 1:
+            sql, params = held[0]
+        else:
+            sql = _merged(tuple(statement for statement, _ in held))
+            params = tuple(value for _, values in held for value in values)
+        self.wait(self.conn.run(sql, params))
+
+    def discard(self) -> None:
+        """Forget the writes held back: their job failed, its transaction rolls back."""
+        self._held, self._held_tables = [], set()
+
+
+_WRITE_TARGET = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)\b", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _deferrable_table(sql: str) -> str | None:
+    """The table a write that may be held back writes to; None for a write that may not: one
+    that returns rows, reads another table (a sub-SELECT: it would not see the writes held
+    with it, which PostgreSQL runs on one snapshot), ignores conflicts (its count may be
+    read), or numbers its parameters (?NNN: merged, they would collide)."""
+    upper = sql.upper()
+    if "RETURNING" in upper or "SELECT" in upper or re.search(r"\?\d", sql):
+        return None
+    if re.match(r"\s*INSERT\s+OR\b", upper):
+        return None
+    match = _WRITE_TARGET.match(sql)
+    return match.group(1).lower() if match else None
+
+
+_TABLE_REFERENCE = re.compile(r"\b(?:FROM|JOIN|UPDATE|INTO)\s+(\w+)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _touches(sql: str) -> frozenset[str]:
+    """Every table a statement names (reads or writes); a statement of a shape this cannot
+    read (WITH: its own clauses; a numbered ?NNN, which the held writes' parameters would
+    shift) touches everything, so that what is held goes before it, on its own."""
+    if sql.lstrip()[:4].upper() == "WITH" or re.search(r"\?\d", sql):
+        return _EVERYTHING
+    return frozenset(t.lower() for t in _TABLE_REFERENCE.findall(sql))
+
+
+class _Everything(frozenset[str]):
+    def isdisjoint(self, other: Iterable[Any]) -> bool:
+        return False
+
+
+_EVERYTHING = _Everything()
+
+
+@functools.lru_cache(maxsize=256)
+def _merged(statements: tuple[str, ...], last: str = "SELECT 1") -> str:
+    """Held writes in front of ``last`` as one statement: PostgreSQL runs each
+    data-modifying WITH clause exactly once, to completion, whether or not the query reads it,
+    all on the statement's one snapshot: they write different tables, and ``last`` reads
+    none of them (:meth:`SyncConnection.defer`). Still SQLite's dialect: translated as any."""
+    clauses = ", ".join(f"w{i} AS ({sql.strip().rstrip(';')})"
+                        for i, sql in enumerate(statements))
+    return f"WITH {clauses} {last}"
 
 
 @functools.lru_cache(maxsize=4096)

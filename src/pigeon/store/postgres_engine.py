@@ -1,12 +1,14 @@
-"""PostgreSQL plumbing: group commit on a writer thread, snapshot reads on reader threads.
+"""PostgreSQL plumbing: group commit by writer tasks, snapshot reads by reader tasks.
 
 The shape is SQLite's (:mod:`.sqlite_engine`): the store's operations are synchronous
-functions of a connection, run on threads that own their connection (and, for asyncpg, a
-private event loop: :class:`.postgres_conn.Worker`); the server's loop only queues jobs and
-hears back. These ``readers + 1`` connections are the process's pool; each reconnects by
-itself after a failure.
+functions of a connection. Here each runs in a greenlet on the server's own event loop
+(:class:`.postgres_conn.Worker`), each statement awaited with asyncpg like any socket I/O:
+no thread, so no hand-over of the GIL or a second event loop per statement (which cost
+~50-90 us of CPU a statement on these machines; docs/architecture.md, "PostgreSQL").
+Each of the ``writers + readers`` tasks owns one connection: the process's pool; each
+reconnects by itself after a failure.
 
-Writes: callers queue jobs; the writer thread takes everything queued (up to ``max_batch``)
+Writes: callers queue jobs; a writer takes everything queued (up to ``max_batch``)
 and runs it as ONE transaction. A job the domain refuses must roll back alone, as in SQLite's
 savepoint per job; but a savepoint is a round trip per job, and nearly every refusal comes
 before the job wrote anything. So a batch first runs without savepoints; only when a job
@@ -24,8 +26,9 @@ When a batch fails, one bad caller must not fail the others:
   ``STORAGE_FAILED`` (retryable; sends are idempotent by ``random_id``), none an ack.
 
 Writers run side by side in several processes (workers, nodes) and, with ``writers`` > 1,
-in one: a round trip to a distant PostgreSQL costs far more than the work between two, and
-more writers hide it (on loopback one is as fast and costs less CPU: the default). Jobs go to
+in one: while one waits for PostgreSQL another works. Callers hear back on the loop as soon
+as their COMMIT returned, so a writer that waited for another's row lock (the same user's
+``pts``) answers after it: each user's pushes leave this process in ``pts`` order. Jobs go to
 writers by acting user (:func:`_shard`): one user's writes keep their order. Two batches may
 lock the same rows in opposite orders; PostgreSQL then refuses one job (deadlock), which is
 rolled back to its savepoint and retried alone.
@@ -44,11 +47,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import asyncpg
@@ -124,31 +124,31 @@ async def migrate(conn: Connection) -> int:
 
 
 class PostgresEngine:
-    """``writers`` writer threads (group commit each) and ``readers`` reader threads, each
-    with its own connection: ``writers + readers`` connections per process."""
+    """``writers`` writers (group commit each) and ``readers`` readers, each a task on the
+    server's loop with its own connection: ``writers + readers`` connections per process."""
 
     def __init__(self, dsn: str, max_batch: int = 512, readers: int = 4,
                  writers: int = 1) -> None:
         self.dsn = dsn
         self.max_batch = max_batch
         self.readers = readers
+        self.writers = writers
         self.stats = CommitStats()
-        self._queues: list[queue.SimpleQueue[Job | None]] = [
-            queue.SimpleQueue() for _ in range(writers)]
+        self._queues: list[asyncio.Queue[Job | None]] = []
+        self._reads: asyncio.Queue[Job | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._threads: list[threading.Thread] = []
-        self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="pigeon-pg-read")
-        self._local = threading.local()
+        self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[Worker] = []
-        self._workers_lock = threading.Lock()
         self._closed = False
+        # With several writers, one COMMIT at a time, and its callers answered before the
+        # next: see _commit.
+        self._turn = asyncio.Lock()
+        self._turn_holder: Worker | None = None
 
     @property
     def connections(self) -> int:
         """Connections open now (a gauge for /metrics)."""
-        with self._workers_lock:
-            workers = list(self._workers)
-        return sum(1 for w in workers if w.conn is not None)
+        return sum(1 for w in self._workers if w.conn is not None)
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -162,16 +162,19 @@ class PostgresEngine:
             reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else exc
             raise Unavailable(f"cannot open the store at {redacted(self.dsn)}: {reason}",
                               code="STORAGE_FAILED") from None
+        self._queues = [asyncio.Queue() for _ in range(self.writers)]
         for i, jobs in enumerate(self._queues):
-            thread = threading.Thread(target=self._run_writer, args=(jobs, self._worker(True)),
-                                      name=f"pigeon-pg-writer-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._tasks.append(asyncio.create_task(
+                self._run_writer(jobs, self._worker(True)), name=f"pigeon-pg-writer-{i}"))
+        reads: asyncio.Queue[Job | None] = asyncio.Queue()
+        self._reads = reads
+        for i in range(self.readers):
+            self._tasks.append(asyncio.create_task(
+                self._run_reader(reads, self._worker(False)), name=f"pigeon-pg-reader-{i}"))
 
     def _worker(self, writing: bool) -> Worker:
         worker = Worker(self.dsn, writing)
-        with self._workers_lock:
-            self._workers.append(worker)
+        self._workers.append(worker)
         return worker
 
     async def close(self) -> None:
@@ -179,14 +182,14 @@ class PostgresEngine:
             return
         self._closed = True
         for jobs in self._queues:
-            jobs.put(None)
-        for thread in self._threads:
-            await asyncio.to_thread(thread.join)
-        await asyncio.to_thread(self._reader_pool.shutdown)
-        with self._workers_lock:
-            workers, self._workers = self._workers, []
+            jobs.put_nowait(None)
+        if self._reads is not None:
+            for _ in range(self.readers):
+                self._reads.put_nowait(None)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        workers, self._workers = self._workers, []
         for worker in workers:
-            await asyncio.to_thread(worker.close)
+            await worker.close()
 
     async def ping(self) -> None:
         """Raises STORAGE_FAILED unless PostgreSQL answers (readiness checks)."""
@@ -199,37 +202,55 @@ class PostgresEngine:
         if self._closed:
             raise Unavailable("the store is shutting down", code="SHUTTING_DOWN")
         fut: asyncio.Future[T] = self._loop.create_future()
-        self._queues[_shard(args, len(self._queues))].put((fn, args, fut))
+        self._queues[_shard(args, len(self._queues))].put_nowait((fn, args, fut))
         return fut
 
-    def _run_writer(self, jobs: queue.SimpleQueue[Job | None], worker: Worker) -> None:
+    async def _run_writer(self, jobs: asyncio.Queue[Job | None], worker: Worker) -> None:
         stopping = False
         while not stopping:
-            first = jobs.get()
+            first = await jobs.get()
             if first is None:
                 break
             batch: list[Job] = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    job = jobs.get_nowait()
-                except queue.Empty:
-                    break
+            while len(batch) < self.max_batch and not jobs.empty():
+                job = jobs.get_nowait()
                 if job is None:
                     stopping = True  # finish this batch first: callers wait on it
                     break
                 batch.append(job)
             try:
-                worker.call(self._commit_batch, worker, batch)
-            except BaseException as exc:  # noqa: BLE001 - the writer must outlive any batch
+                await worker.call(self._commit_batch, worker, batch)
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any batch
                 log.exception("store writer: batch failed unexpectedly")
-                self._settle([(fut, None, storage_failed(exc)) for _, _, fut in batch])
+                self._settle(worker, [(fut, None, storage_failed(exc)) for _, _, fut in batch])
 
-    def _settle(self, outcomes: list[Outcome]) -> None:
-        assert self._loop is not None
+    def _commit(self, sync: SyncConnection) -> None:
+        """COMMIT, holding the turn when several writers share this process, until the
+        batch's callers are answered (:meth:`_settle`). A writer that waited for another's
+        row lock (the same user's ``pts``) can only commit after that one committed; the turn
+        makes it also answer after that one answered, so that each user's pushes leave this
+        process in ``pts`` order. Only COMMIT waits for the turn: the statements of one
+        writer's batch still run while another commits."""
+        if self.writers > 1 and self._turn_holder is not sync.worker:
+            sync.worker.run(self._turn.acquire())
+            self._turn_holder = sync.worker
         try:
-            self._loop.call_soon_threadsafe(settle, outcomes)
-        except RuntimeError:  # the loop is gone (interpreter shutdown): nobody to answer
-            pass
+            sync.script("COMMIT")
+        except BaseException:
+            # Nothing committed, nobody to answer in order; and what this writer runs next
+            # (the batch again, with savepoints) may wait for a row lock of a writer that
+            # waits for the turn: a deadlock PostgreSQL could not see.
+            self._give_turn(sync.worker)
+            raise
+
+    def _give_turn(self, writer: Worker) -> None:
+        if self._turn_holder is writer:
+            self._turn_holder = None
+            self._turn.release()
+
+    def _settle(self, writer: Worker, outcomes: list[Outcome]) -> None:
+        settle(outcomes)
+        self._give_turn(writer)
 
     def _commit_batch(self, writer: Worker, batch: list[Job]) -> None:
         started = time.perf_counter()
@@ -240,7 +261,7 @@ class PostgresEngine:
         outcomes: list[Outcome] = []
         retry: list[Job] = []
         if len(batch) == 1:  # alone, it needs no savepoint: one round trip fewer
-            self._settle([self._run_alone(writer, batch[0], attempts=2)])
+            self._settle(writer, [self._run_alone(writer, batch[0], attempts=2)])
             stats.commit_seconds += time.perf_counter() - started
             return
         try:
@@ -265,20 +286,19 @@ class PostgresEngine:
                 outcomes = [(fut, None, storage_failed(lost.cause)) for _, _, fut in batch]
             else:
                 retry = list(batch)  # nothing was written: each tries again, alone
-        self._settle(outcomes)
+        self._settle(writer, outcomes)
         for i, job in enumerate(retry):
             stats.retried += 1
             outcome = self._run_alone(writer, job)
-            self._settle([outcome])
+            self._settle(writer, [outcome])
             if writer.conn is None and outcome[2] is not None:
                 # PostgreSQL is unreachable: the rest would each wait for a connection too
                 cause = outcome[2]
-                self._settle([(fut, None, cause) for _, _, fut in retry[i + 1:]])
+                self._settle(writer, [(fut, None, cause) for _, _, fut in retry[i + 1:]])
                 break
         stats.commit_seconds += time.perf_counter() - started
 
-    @staticmethod
-    def _run_optimistic(sync: SyncConnection,
+    def _run_optimistic(self, sync: SyncConnection,
                         batch: list[Job]) -> list[tuple[Any, BaseException | None]] | None:
         """Every job of the batch in one transaction, without savepoints: nearly every job
         either succeeds or is refused by the domain before it wrote anything, and then there
@@ -293,6 +313,7 @@ class PostgresEngine:
                 sync.dirty = False
                 try:
                     result = fn(sync, *args)
+                    sync.flush()  # its held-back writes fail it, not the job after it
                 except CONNECTION_ERRORS:
                     raise
                 except PigeonError as exc:
@@ -307,7 +328,7 @@ class PostgresEngine:
                     results.append((result, None))
             if len(results) == len(batch):
                 committing = True
-                sync.script("COMMIT")
+                self._commit(sync)
                 return results
         except CONNECTION_ERRORS as exc:
             raise _Lost(exc, committing) from exc
@@ -320,8 +341,7 @@ class PostgresEngine:
             raise _Lost(again, committing=False) from again
         return None
 
-    @staticmethod
-    def _run_batch(sync: SyncConnection,
+    def _run_batch(self, sync: SyncConnection,
                    batch: list[Job]) -> list[tuple[Any, BaseException | None]]:
         """Every job of the batch in one transaction, each in its own savepoint."""
         results: list[tuple[Any, BaseException | None]] = []
@@ -333,6 +353,7 @@ class PostgresEngine:
             for fn, args, _ in batch:
                 try:
                     result = fn(sync, *args)
+                    sync.flush()
                 except CONNECTION_ERRORS:
                     raise
                 except PigeonError as exc:
@@ -345,7 +366,7 @@ class PostgresEngine:
                     sync.script("RELEASE job; SAVEPOINT job")
                     results.append((result, None))
             committing = True
-            sync.script("COMMIT")
+            self._commit(sync)
         except CONNECTION_ERRORS as exc:
             raise _Lost(exc, committing) from exc
         except asyncpg.PostgresError as exc:
@@ -358,8 +379,7 @@ class PostgresEngine:
             return [(None, _Retry(exc))] * len(batch)
         return results
 
-    @staticmethod
-    def _run_alone(writer: Worker, job: Job, attempts: int = 1) -> Outcome:
+    def _run_alone(self, writer: Worker, job: Job, attempts: int = 1) -> Outcome:
         """A job in a transaction of its own, on a working connection; with ``attempts`` > 1
         a failure that left nothing written (a deadlock, a connection lost before COMMIT) is
         tried again. A connection lost during COMMIT is never retried: it may have landed."""
@@ -371,12 +391,14 @@ class PostgresEngine:
                 sync.script("BEGIN")
                 try:
                     result = fn(sync, *args)
+                    sync.flush()
                 except BaseException:
+                    sync.discard()
                     if not sync.conn.raw.is_closed():
                         sync.script("ROLLBACK")
                     raise
                 committing = True
-                sync.script("COMMIT")
+                self._commit(sync)
             except PigeonError as exc:
                 return (fut, None, exc)
             except Exception as exc:  # noqa: BLE001 - goes back to that job's caller
@@ -391,17 +413,28 @@ class PostgresEngine:
 
     # -- reads ------------------------------------------------------------------------------
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._loop is not None, "store is not open"
-        return await self._loop.run_in_executor(self._reader_pool, self._read, fn, args)
+        assert self._loop is not None and self._reads is not None, "store is not open"
+        if self._closed:
+            raise Unavailable("the store is shutting down", code="SHUTTING_DOWN")
+        fut: asyncio.Future[T] = self._loop.create_future()
+        self._reads.put_nowait((fn, args, fut))
+        return await fut  # a caller that stops waiting leaves the read to finish alone
 
-    def _read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        worker: Worker | None = getattr(self._local, "worker", None)
-        if worker is None:
-            worker = self._local.worker = self._worker(False)
+    async def _run_reader(self, reads: asyncio.Queue[Job | None], worker: Worker) -> None:
+        while (job := await reads.get()) is not None:
+            fn, args, fut = job
+            try:
+                result = await worker.call(self._read, worker, fn, args)
+            except Exception as exc:  # noqa: BLE001 - goes back to its caller
+                settle([(fut, None, exc)])
+            else:
+                settle([(fut, result, None)])
+
+    @staticmethod
+    def _read(worker: Worker, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         for attempt in (1, 2):  # a dead connection (PostgreSQL restarted) gets one retry
             try:
-                result: T = worker.call(_in_snapshot, worker, fn, args)
-                return result
+                return _in_snapshot(worker, fn, args)
             except CONNECTION_ERRORS as exc:
                 worker.drop()
                 if attempt == 2:

@@ -40,8 +40,13 @@ from .sqlite_rows import (
     message_row,
     prefixed,
     update_decoder,
+    values_rows,
+    write_later,
 )
+
 from .sqlite_streams import push_chat
+
+FEW_TARGETS = 8  # an update for at most this many users is logged by one INSERT
 
 
 # -- numbering and logging --------------------------------------------------------------------
@@ -75,6 +80,13 @@ def log_updates(
     conn: sqlite3.Connection, targets: list[tuple[int, int]], kind: int, chat_id: int,
     message_id: int = 0, data: bytes | None = None,
 ) -> None:
+    if len(targets) <= FEW_TARGETS:  # one statement (held back with others on PostgreSQL)
+        if targets:
+            write_later(conn, "INSERT INTO updates (user_id, pts, kind, chat_id, message_id, "
+                        f"data) VALUES {values_rows(6, len(targets))}",
+                        tuple(v for uid, pts in targets
+                              for v in (uid, pts, kind, chat_id, message_id, data)))
+        return
     conn.executemany(
         "INSERT INTO updates (user_id, pts, kind, chat_id, message_id, data) "
         "VALUES (?, ?, ?, ?, ?, ?)",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from pigeon.domain import audience, encryption, paging
+from pigeon.domain import audience, encryption, membership, paging
 from pigeon.domain import messages as rules
 from pigeon.domain.people import makes_contact
 from pigeon.protocol import updates as up
@@ -24,7 +24,7 @@ from .base import Push
 from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
-from .sqlite_safety import hide, private_gate
+from .sqlite_safety import GATE_COLUMNS, gate_on, hide, private_gate
 from .sqlite_service import is_service_chat
 from .sqlite_rows import (
     MSG_COLS,
@@ -37,6 +37,7 @@ from .sqlite_rows import (
     messages,
     standing,
     unread_count,
+    write_later,
 )
 
 
@@ -46,33 +47,42 @@ def _tx_send_message(
     sticker: MessageSticker | None = None, media: Media | None = None,
     ciphertext: bytes | None = None,
 ) -> tuple[Message, int, list[Push]]:
-    seen = conn.execute(
+    # The sender's standing, whether the chat is the service chat, whether this random_id
+    # was seen and the private chat's gate: one statement, because every send starts here
+    # (each statement is a round trip on PostgreSQL)
+    row = conn.execute(_SENDING, (*[sender_id] * 6, random_id, chat_id)).fetchone()
+    seen = row[7:10] if row is not None else conn.execute(  # no such chat: a replay may say so
         "SELECT chat_id, message_id, pts FROM random_ids WHERE sender_id = ? AND random_id = ?",
         (sender_id, random_id),
     ).fetchone()
-    if seen is not None:
+    if seen is not None and seen[0] is not None:
         rules.check_replay(seen[0], chat_id)
         first = message(conn, seen[0], seen[1])
         if first is None:  # cannot be: a message row is never deleted, only wiped
             raise rules.no_message(seen[0], seen[1])
         return first, seen[2], []
-    sender = standing(conn, sender_id, chat_id)
+    sender = membership.member(
+        None if row is None or row[1] is None else Standing(*row[:6]), chat_id)
+    service_chat = bool(row[6]) if row is not None else False
     if fwd_from is not None:
         encryption.check_forward(False, sender.secret)
     encryption.check_body(sender.secret, text, ciphertext,
                           attached=sticker is not None or media is not None)
     rules.check_service_rules(
-        to_service_chat=sender.kind == "private" and is_service_chat(conn, chat_id),
+        to_service_chat=sender.kind == "private" and service_chat,
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
     withheld = None
     if makes_contact(sender.kind):
-        withheld = private_gate(conn, sender_id, chat_id, sending=True)  # notes the send too
+        assert row is not None  # standing() found the chat
+        withheld = gate_on(conn, sender_id, chat_id, row[10:], sending=True)  # notes the send
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
     # standing() locked the chat row (FOR UPDATE on PostgreSQL; SQLite has one writer)
     message_id = sender.last_message_id + 1
-    conn.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
-    conn.execute(
+    write_later(conn, "UPDATE chats SET last_message_id = ? WHERE id = ?",
+                (message_id, chat_id))
+    write_later(
+        conn,
         "INSERT INTO messages (chat_id, id, sender_id, date, text, reply_to, fwd, sticker, "
         "media, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (chat_id, message_id, sender_id, now, text, reply_to,
@@ -82,7 +92,6 @@ def _tx_send_message(
     if media is not None:
         refer(conn, media, chat_id, message_id)
     reading = rules.read_on_send(sender, message_id)
-    _set_read_mark(conn, chat_id, sender_id, reading.mark)
     new = Message(chat_id=chat_id, id=message_id, sender_id=sender_id, date=now, text=text,
                   reply_to=reply_to, fwd_from=fwd_from, sticker=sticker, media=media,
                   ciphertext=ciphertext)
@@ -90,13 +99,30 @@ def _tx_send_message(
         hide(conn, withheld.recipient_id, chat_id, [message_id])
     told = audience.new_message() if withheld is None else audience.withheld(sender_id)
     pushes = [push_message(conn, up.NewMessage(pts=0, message=new), told, sender.kind, now)]
+    # after the pts are numbered: that statement reads members, this one writes them; apart,
+    # the writes before can ride in front of it on PostgreSQL (write_later)
+    _set_read_mark(conn, chat_id, sender_id, reading.mark)
     pushes += _tell_authors(conn, sender_id, chat_id, reading, sender.kind)
     sender_pts = pts_in(pushes[:1], sender_id)
-    conn.execute(
-        "INSERT INTO random_ids (sender_id, random_id, chat_id, message_id, pts) "
+    write_later(
+        conn, "INSERT INTO random_ids (sender_id, random_id, chat_id, message_id, pts) "
         "VALUES (?, ?, ?, ?, ?)", (sender_id, random_id, chat_id, message_id, sender_pts),
     )
     return new, sender_pts, pushes
+
+
+# What a send reads first (_tx_send_message): the sender's standing (the chat row locked as
+# standing() locks it), whether it is the service chat, the random_id's first use, and in a
+# private chat what private_gate() reads of the peer (one peer at most: the join is empty in
+# any other kind of chat, and so is the row of the gate).
+_SENDING = (
+    "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id, c.secret, "
+    "EXISTS (SELECT 1 FROM service_chats s WHERE s.chat_id = c.id), "
+    f"r.chat_id, r.message_id, r.pts, {GATE_COLUMNS} "
+    "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? "
+    "LEFT JOIN members p ON c.kind = 'private' AND p.chat_id = c.id AND p.user_id != ? "
+    "LEFT JOIN random_ids r ON r.sender_id = ? AND r.random_id = ? "
+    "WHERE c.id = ? /*FOR UPDATE OF c*/")
 
 
 def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int,
@@ -216,8 +242,8 @@ def _tx_read_history(
 
 
 def _set_read_mark(conn: sqlite3.Connection, chat_id: int, user_id: int, mark: int) -> None:
-    conn.execute("UPDATE members SET read_inbox_max_id = ? WHERE chat_id = ? AND user_id = ?",
-                 (mark, chat_id, user_id))
+    write_later(conn, "UPDATE members SET read_inbox_max_id = ? WHERE chat_id = ? "
+                "AND user_id = ?", (mark, chat_id, user_id))
 
 
 def _tell_authors(conn: sqlite3.Connection, reader_id: int, chat_id: int,

@@ -1,6 +1,7 @@
 """Rows, and the reads and writes that several SQLite transactions share. No rules here: they
 are in :mod:`pigeon.domain`; these functions only fetch rows and store what a rule decided.
-Runs on the store's threads, never on the event loop."""
+Runs on SQLite's store threads, or for PostgreSQL in a greenlet between two awaited statements
+(postgres_conn.Worker): never blocking the event loop."""
 
 from __future__ import annotations
 
@@ -59,6 +60,24 @@ def session_row(row: Any) -> SessionRecord:
 def prefixed(cols: str, alias: str) -> str:
     """``cols`` of the table known as ``alias`` in a join."""
     return ", ".join(f"{alias}.{c.strip()}" for c in cols.split(","))
+
+
+def write_later(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:
+    """A write whose outcome nobody reads (no rows, no count; an error fails the whole job).
+    SQLite runs it now; PostgreSQL's connection holds it until the job's next statement that
+    must answer, or the job's end, and sends the writes held meanwhile as ONE statement: a
+    round trip each saved (postgres_conn.SyncConnection.defer)."""
+    defer = getattr(conn, "defer", None)
+    if defer is None:
+        conn.execute(sql, params)
+    else:
+        defer(sql, params)
+
+
+def values_rows(width: int, count: int) -> str:
+    """``(?, ?), (?, ?)``: ``count`` rows of ``width`` parameters for one INSERT."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)
 
 
 def chunks(ids: list[int]) -> list[list[int]]:

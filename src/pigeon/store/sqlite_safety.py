@@ -9,6 +9,7 @@ need and writes what they decide.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 from typing import NamedTuple
 
 from pigeon.domain import blocks, requests
@@ -163,8 +164,25 @@ def private_gate(conn: sqlite3.Connection, sender_id: int, chat_id: int,
     # One statement for the peer, whether they blocked the sender, their request's state,
     # whether the sender has one pending and has written to them: this runs on every private
     # send, and each statement is a round trip on PostgreSQL (bench/send_throughput.py).
-    row = conn.execute(_GATE, (sender_id, chat_id)).fetchone()
-    if row is None:
+    return gate_on(conn, sender_id, chat_id, conn.execute(_GATE, (sender_id, chat_id)).fetchone(),
+                   sending)
+
+
+# _GATE's columns for the peer ``p`` of the private chat ``c``, to be read with other rows in
+# one statement (a send's first: sqlite_messages); a parameter: the sender's id, three times
+GATE_COLUMNS = (
+    "p.user_id, "
+    "EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = p.user_id AND b.peer_id = ?), "
+    "(SELECT r.state FROM message_requests r WHERE r.user_id = p.user_id AND r.chat_id = c.id), "
+    "EXISTS (SELECT 1 FROM message_requests r "
+    " WHERE r.user_id = ? AND r.chat_id = c.id AND r.state = 'pending'), "
+    "EXISTS (SELECT 1 FROM wrote_to w WHERE w.user_id = ? AND w.peer_id = p.user_id)")
+
+
+def gate_on(conn: sqlite3.Connection, sender_id: int, chat_id: int,
+            row: tuple[Any, ...] | None, sending: bool = False) -> Withheld | None:
+    """:func:`private_gate`, given its row (_GATE's columns; None or a NULL peer: no peer)."""
+    if row is None or row[0] is None:
         return None
     peer_id, blocked, state, sender_pending, wrote = row
     if sending and not wrote:  # the first time only: after that it would change nothing
