@@ -24,6 +24,7 @@ from .base import Push
 from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
+from .sqlite_regions import check_crossable, queue_remote, remote_peer
 from .sqlite_safety import hide, private_gate
 from .sqlite_service import is_service_chat
 from .sqlite_rows import (
@@ -64,6 +65,10 @@ def _tx_send_message(
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and is_service_chat(conn, chat_id),
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
+    remote = remote_peer(conn, sender_id, chat_id) if sender.kind == "private" else None
+    if remote is not None:  # homed in another region: it goes there through the outbox
+        check_crossable(sticker is not None or media is not None or fwd_from is not None,
+                        ciphertext is not None)
     withheld = None
     if makes_contact(sender.kind):
         withheld = private_gate(conn, sender_id, chat_id, sending=True)  # notes the send too
@@ -96,6 +101,8 @@ def _tx_send_message(
         "INSERT INTO random_ids (sender_id, random_id, chat_id, message_id, pts) "
         "VALUES (?, ?, ?, ?, ?)", (sender_id, random_id, chat_id, message_id, sender_pts),
     )
+    if remote is not None:
+        queue_remote(conn, remote, sender_id, random_id, text, now)
     return new, sender_pts, pushes
 
 
