@@ -1,0 +1,106 @@
+"""The region table and homing (pigeon/domain/regions.py): a pure function of the number,
+the same on every node; ids say their region; bad tables are refused with a reason."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pigeon.domain import regions as r
+from pigeon.protocol.errors import InvalidArgument
+
+TABLE = {"regions": [
+    {"name": "eu", "index": 0, "endpoints": ["wss://eu.example:8700/v1/ws"],
+     "calling_codes": [33, 44, 49], "default": True},
+    {"name": "us", "index": 1, "endpoints": ["wss://us.example:8700/v1/ws"],
+     "calling_codes": [1]},
+    {"name": "ap", "index": 2, "calling_codes": [65, 852, 81]},
+]}
+
+
+def table() -> r.RegionTable:
+    return r.parse_table(json.dumps(TABLE))
+
+
+def test_numbers_are_homed_by_calling_code_else_in_the_default() -> None:
+    t = table()
+    assert r.home_of(t, "+14155550100") == "us"
+    assert r.home_of(t, "+4915112345678") == "eu"
+    assert r.home_of(t, "+85291234567") == "ap"
+    assert r.home_of(t, "+8613912345678") == "eu"  # 86 listed nowhere: the default
+    with pytest.raises(InvalidArgument):
+        r.home_of(t, "4915112345678")
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True))
+def test_homing_is_deterministic_and_agrees_with_the_codes(phone: str) -> None:
+    t = table()
+    home = r.home_of(t, phone)
+    assert home == r.home_of(r.parse_table(json.dumps(TABLE)), phone)
+    listed = [c for c in t.by_code if phone[1:].startswith(str(c))]
+    assert len(listed) <= 1  # prefix-free: at most one code matches
+    assert home == (t.by_code[listed[0]] if listed else t.default)
+
+
+@given(st.integers(min_value=0, max_value=2), st.integers(min_value=0,
+                                                         max_value=(1 << r.ID_SHIFT) - 1))
+def test_an_id_says_its_region(index: int, offset: int) -> None:
+    t = table()
+    region = t.regions[index]
+    user_id = region.first_id + offset if index == 0 else (index << r.ID_SHIFT) + offset
+    if user_id >= (index + 1) << r.ID_SHIFT:
+        return
+    assert r.region_of_id(t, user_id) == region.name
+    assert user_id <= 2**62  # within the protocol's id bound
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda t: t["regions"].append(dict(t["regions"][0], name="x", index=5)), "two regions"),
+    (lambda t: t["regions"][1].update(calling_codes=[1, 44]), "two regions"),
+    (lambda t: t["regions"][1].update(calling_codes=[4]), "prefix"),
+    (lambda t: t["regions"][1].update(index=0), "same index"),
+    (lambda t: t["regions"][1].update(name="eu"), "same name"),
+    (lambda t: t["regions"][1].update(default=True), "exactly one"),
+    (lambda t: t["regions"][1].update(name="Bad Name"), "name"),
+    (lambda t: t["regions"][1].update(index=-1), "index"),
+    (lambda t: t["regions"][1].update(index=True), "index"),
+    (lambda t: t["regions"][1].update(endpoints=["ftp://x"]), "endpoints"),
+    (lambda t: t["regions"][1].update(calling_codes=[1000]), "calling_codes"),
+    (lambda t: t["regions"][1].update(colour="red"), "unknown"),
+    (lambda t: t.update(extra=1), "nothing else"),
+    (lambda t: t.update(regions=[]), "1 to"),
+])
+def test_bad_tables_are_refused_with_a_reason(change, reason: str) -> None:  # type: ignore[no-untyped-def]
+    broken = json.loads(json.dumps(TABLE))
+    change(broken)
+    with pytest.raises(r.RegionTableError, match=reason):
+        r.parse_table(json.dumps(broken))
+
+
+@given(st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
+def test_any_text_is_a_table_or_a_region_table_error(text: str) -> None:
+    try:
+        r.parse_table(text)
+    except r.RegionTableError:
+        pass
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_as_a_cross_message_or_a_typed_error(data: bytes) -> None:
+    try:
+        decoded = r.decode_cross(data)
+    except InvalidArgument:
+        return
+    assert isinstance(decoded, (r.CrossMessage, r.UnknownCross))
+
+
+def test_a_newer_kind_of_cross_message_is_skipped_not_fatal() -> None:
+    assert isinstance(r.decode_cross(msgspec.msgpack.encode({"type": "edit", "id": 1})),
+                      r.UnknownCross)
+    message = r.CrossMessage(origin="eu", sender=r.RemoteUser(id=5, name="A"), recipient_id=7,
+                             random_id=-3, text="hi", date=1.0)
+    assert r.decode_cross(r.encode(message)) == message
