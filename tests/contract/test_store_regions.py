@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from contract_support import T0, make_users, raises
 
-from pigeon.domain.regions import CrossMessage, RemoteUser
+from pigeon.protocol.regions import CrossMessage, RemoteUser
 from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.store import Store
 

@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from nats_support import nats_binary
+from nats_support import free_port, nats_binary
 
 from pigeon import testing_postgres as pg
 from pigeon.client import Client
 from pigeon.domain.regions import ID_SHIFT
+from pigeon.protocol import methods as m
 from pigeon.protocol.errors import WrongRegion
 from pigeon.protocol.updates import NewMessage
 from pigeon.testing import ServerProcess, login
@@ -47,15 +48,17 @@ class Region:
 def two_regions(tmp_path: Path, databases: list[str]) -> Iterator[tuple[Region, Region]]:
     nats_binary()  # skip (or fail under CI) without nats-server
     table = tmp_path / "regions.json"
+    ports = [free_port(), free_port()]
     table.write_text(json.dumps({"regions": [
-        {"name": "a", "index": 0, "endpoints": ["ws://127.0.0.1:1/v1/ws"],
+        {"name": "a", "index": 0, "endpoints": [f"ws://127.0.0.1:{ports[0]}/v1/ws"],
          "calling_codes": [49], "default": True},
-        {"name": "b", "index": 1, "endpoints": ["ws://127.0.0.1:2/v1/ws"],
+        {"name": "b", "index": 1, "endpoints": [f"ws://127.0.0.1:{ports[1]}/v1/ws"],
          "calling_codes": [44]},
     ]}))
     with running_regions(tmp_path, "a", "b") as (nats_a, nats_b):
         a = Region("a", nats_a, databases[0], table, tmp_path / "a")
         b = Region("b", nats_b, databases[1], table, tmp_path / "b")
+        a.node.port, b.node.port = ports
         with a.node, b.node:
             yield a, b
 
@@ -93,13 +96,18 @@ async def test_a_region_away_loses_nothing_and_the_other_keeps_serving(
             try:
                 assert bob.profile.user_id is not None and bob.profile.user_id >> ID_SHIFT == 1
                 assert alice.profile.user_id is not None and alice.profile.user_id >> ID_SHIFT == 0
-                # Logging in at the wrong region says where to go.
+                # Logging in at the wrong region says where to go: an old client gets the
+                # typed error, the SDK goes there by itself.
                 stray = Client(a.node.url)
                 clients.append(stray)
                 await stray.connect()
                 with pytest.raises(WrongRegion) as wrong:
-                    await stray.auth.send_code(bob_phone, sms=True)
-                assert "region b" in wrong.value.message and "127.0.0.1:2" in wrong.value.message
+                    await stray.call("auth.send_code", m.SendCode(phone=bob_phone, sms=True))
+                assert wrong.value.endpoints == [f"{b.node.url.replace('http', 'ws')}/v1/ws"]
+                await stray.auth.send_code(bob_phone, sms=True)
+                assert stray.url.endswith(f":{b.node.port}/v1/ws")
+                await stray.auth.sign_in(await asyncio.to_thread(b.node.code_for, bob_phone))
+                assert stray.profile.user_id == bob.profile.user_id
 
                 # Across regions, both ways.
                 await bob.account.set_phone_discoverable(True)

@@ -1,7 +1,8 @@
-"""Regions (issue 12, deliverable 6): which region an account lives in, and what travels
-between regions.
+"""Regions (issue 12, deliverable 6): which region an account lives in. (What travels between
+regions is pigeon/protocol/regions.py.)
 
-Every node of every region is given the same region table (``--regions FILE``, JSON)::
+Every node of every region is given the same region table (``--regions FILE``, JSON, read by
+server/settings.py)::
 
     {"regions": [
       {"name": "eu", "index": 0, "endpoints": ["wss://eu.example:8700/v1/ws"],
@@ -17,14 +18,9 @@ unique across regions without asking anyone.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Annotated, Any
+from typing import Any, NamedTuple
 
-import msgspec
-from msgspec import Meta
-
-from pigeon.protocol import limits
 from pigeon.protocol.errors import InvalidArgument
 
 #: a region's user ids are index << ID_SHIFT .. (index + 1) << ID_SHIFT - 1 (region 0 from 1)
@@ -44,19 +40,19 @@ class RegionTableError(ValueError):
     """The region table cannot be used; the message says where and why."""
 
 
-class Region(msgspec.Struct, frozen=True):
+class Region(NamedTuple):
     name: str
-    index: int
+    number: int  # "index" in the table: its ids are number << ID_SHIFT onwards
     endpoints: tuple[str, ...]
     calling_codes: frozenset[int]
     default: bool = False
 
     @property
     def first_id(self) -> int:
-        return max(1, self.index << ID_SHIFT)
+        return max(1, self.number << ID_SHIFT)
 
 
-class RegionTable(msgspec.Struct, frozen=True):
+class RegionTable(NamedTuple):
     regions: tuple[Region, ...]
     by_code: dict[int, str]
     default: str
@@ -88,17 +84,13 @@ def region_of_id(table: RegionTable, user_id: int) -> str:
     """The region that allocated ``user_id`` (where that account lives)."""
     index = user_id >> ID_SHIFT
     for region in table.regions:
-        if region.index == index:
+        if region.number == index:
             return region.name
     raise InvalidArgument(f"user id {user_id} belongs to no region", code="INVALID_ARGUMENT")
 
 
-def parse_table(text: str) -> RegionTable:
-    """The region table from its JSON text; RegionTableError says what is wrong."""
-    try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise RegionTableError(f"the region table is not JSON: {exc}") from None
+def parse_table(raw: Any) -> RegionTable:
+    """The region table from its parsed JSON; RegionTableError says what is wrong."""
     if not isinstance(raw, dict) or set(raw) != {"regions"} or not isinstance(raw["regions"], list):
         raise RegionTableError('the region table is {"regions": [...]} and nothing else')
     items = raw["regions"]
@@ -113,10 +105,11 @@ def parse_table(text: str) -> RegionTable:
             by_code[code] = region.name
     if not _prefix_free(by_code):
         raise RegionTableError("a calling code is a prefix of another (they are prefix-free)")
-    for attribute in ("name", "index"):
+    for attribute in ("name", "number"):
         values = [getattr(r, attribute) for r in regions]
         if len(set(values)) != len(values):
-            raise RegionTableError(f"two regions have the same {attribute}")
+            raise RegionTableError(
+                f"two regions have the same {'index' if attribute == 'number' else attribute}")
     defaults = [r.name for r in regions if r.default]
     if len(defaults) != 1:
         raise RegionTableError("exactly one region is the default (for unlisted codes)")
@@ -148,75 +141,10 @@ def _region(item: Any, n: int) -> Region:
     default = item.get("default", False)
     if not isinstance(default, bool):
         raise RegionTableError(f"{where}: default is true or false")
-    return Region(name=name, index=index, endpoints=tuple(endpoints),
+    return Region(name=name, number=index, endpoints=tuple(endpoints),
                   calling_codes=frozenset(codes), default=default)
 
 
 def _prefix_free(by_code: dict[int, str]) -> bool:
     texts = {str(code) for code in by_code}
     return not any(t[:k] in texts for t in texts for k in range(1, len(t)))
-
-
-# -- what travels between regions -------------------------------------------------------------
-
-RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
-ID = Annotated[int, Meta(ge=1, le=2**62)]
-
-
-class RemoteUser(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """What a region keeps of an account homed elsewhere: enough for a chat row to point at."""
-
-    id: ID
-    name: Annotated[str, Meta(max_length=limits.MAX_NAME_CHARS)]
-    username: Annotated[str, Meta(max_length=limits.USERNAME_MAX)] | None = None
-
-
-class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fields=False):
-    """A private text message from ``sender`` (homed in ``origin``) to ``recipient_id``
-    (homed in the region it is sent to). ``(sender.id, random_id)`` is its identity in every
-    region: applying it twice writes it once."""
-
-    origin: RegionName
-    sender: RemoteUser
-    recipient_id: ID
-    random_id: Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
-    text: Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)]
-    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
-
-
-class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):
-    """The fallback for a kind a newer region sends: logged, acknowledged and skipped."""
-
-
-class Lookup(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """Asked of a user's home region: by phone (E.164) or by username (one of the two)."""
-
-    phone: Annotated[str, Meta(max_length=limits.MAX_PHONE_CHARS)] | None = None
-    username: Annotated[str, Meta(max_length=limits.USERNAME_MAX)] | None = None
-
-
-class Found(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    user: RemoteUser | None = None
-
-
-_cross_decoder: msgspec.msgpack.Decoder[CrossMessage | UnknownCross] = msgspec.msgpack.Decoder(
-    CrossMessage | UnknownCross)
-
-
-def encode(value: msgspec.Struct) -> bytes:
-    return msgspec.msgpack.encode(value)
-
-
-def decode_cross(data: bytes) -> CrossMessage | UnknownCross:
-    """A message from another region; an unknown kind decodes as UnknownCross, anything
-    malformed raises InvalidArgument (the caller logs and drops it)."""
-    if len(data) > limits.MAX_FRAME_BYTES:
-        raise InvalidArgument("cross-region message too large")
-    try:
-        return _cross_decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        if "Invalid value" in str(exc) and "$.type" in str(exc):
-            return UnknownCross()
-        raise InvalidArgument(f"malformed cross-region message: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidArgument(f"malformed cross-region message: {exc}") from None

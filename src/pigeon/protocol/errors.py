@@ -132,6 +132,13 @@ class WrongRegion(PigeonError):
 
     code = "WRONG_REGION"
 
+    @property
+    def endpoints(self) -> list[str]:
+        """The home region's endpoints, as the message lists them (none: unknown)."""
+        _, found, tail = self.message.partition(": ")
+        return [e for e in tail.split() if e.startswith(("ws://", "wss://", "http://",
+                                                          "https://"))][:16] if found else []
+
 
 class Code(NamedTuple):
     """What one error code means, besides its text: the one table of per-error facts."""
@@ -233,7 +240,7 @@ ERROR_CODES: dict[str, Code] = {
     # regions (issue 12): log in at the account's home region; the other region is away;
     # only text reaches people homed in another region yet
     "WRONG_REGION": Code(WrongRegion, harmless=True),
-    "REGION_UNAVAILABLE": Code(Unavailable, harmless=True),
+    "REGION_UNAVAILABLE": Code(Unavailable, harmless=True, not_run=True),  # nothing written
     "NOT_SUPPORTED_ACROSS_REGIONS": Code(InvalidArgument),
     "INTERNAL": Code(PigeonError),
 }

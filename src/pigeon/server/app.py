@@ -229,6 +229,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         from .regions import RegionLink
 
         services.regions = RegionLink(services, table, settings.region)
+        metrics.add_regions(services.regions)
         await services.regions.start()
     media = MediaService(settings, store, DiskBlobStore(settings.data / "media"), services.clock)
     services.media = media

@@ -33,7 +33,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, Placement, StreamConfig
 from nats.js.errors import NotFoundError
 
 from pigeon.domain import regions as rules
-from pigeon.domain.regions import CrossMessage, Found, Lookup, RegionTable, RemoteUser
+from pigeon.domain.regions import RegionTable
+from pigeon.protocol import regions as wire
+from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .streams import follow_changes, publish
@@ -46,6 +48,7 @@ log = logging.getLogger("pigeon.regions")
 LOOKUP_TIMEOUT = 2.0      # seconds another region has to answer a lookup
 BATCH = 64                # messages a consumer applies between acknowledgements
 RELAY_POLL = 0.5          # seconds between outbox reads when nothing woke the relay
+OUTBOX_WATCH = 5.0        # seconds between counts of the outbox (for /metrics)
 ACK_WAIT = 10.0           # seconds before JetStream redelivers an unacknowledged message
 
 
@@ -68,6 +71,7 @@ class RegionLink:
         # for /healthz and /metrics
         self.reachable: dict[str, bool] = {other: False for other in self.others}
         self.lag: dict[str, int] = {other: 0 for other in self.others}
+        self.outbox: dict[str, int] = {other: 0 for other in self.others}
         self.relayed = 0
         self.applied = 0
         self.dropped = 0
@@ -76,7 +80,7 @@ class RegionLink:
     async def start(self) -> None:
         region = self.table.get(self.name)
         await self.services.store.reserve_user_ids(region.first_id,
-                                                   ((region.index + 1) << rules.ID_SHIFT) - 1)
+                                                   ((region.number + 1) << rules.ID_SHIFT) - 1)
         self._tasks.append(asyncio.create_task(self._run(), name="regions"))
 
     async def close(self) -> None:
@@ -101,7 +105,23 @@ class RegionLink:
         work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
         work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
                  for o in self.others]
+        work.append(self._forever("outbox depth", self._watch_outbox))
         await asyncio.gather(*work)
+
+    async def _watch_outbox(self) -> None:
+        while True:
+            depth = await self.services.store.outbox_depth()
+            self.outbox = {other: depth.get(other, 0) for other in self.others}
+            await asyncio.sleep(OUTBOX_WATCH)
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz and /metrics: per other region, whether it answers (its stream's
+        consumer, or a lookup), messages waiting for it here, and its messages not yet
+        applied here."""
+        return {"region": self.name, "others": {
+            other: {"reachable": self.reachable[other], "outbox": self.outbox[other],
+                    "lag": self.lag[other]} for other in self.others},
+            "relayed": self.relayed, "applied": self.applied, "dropped": self.dropped}
 
     async def _connect(self) -> Any:
         delay = 0.2
@@ -145,7 +165,7 @@ class RegionLink:
         except PigeonError:
             user = None  # the store failing: "not found" would be a lie, silence times out
             return
-        await msg.respond(rules.encode(Found(user=user)))
+        await msg.respond(wire.encode(Found(user=user)))
 
     async def lookup(self, region: str, *, phone: str | None = None,
                      username: str | None = None) -> RemoteUser | None:
@@ -155,7 +175,7 @@ class RegionLink:
                               code="REGION_UNAVAILABLE", retry_after=5)
         try:
             reply = await self.nc.request(f"{self.prefix}.region.{region}.lookup",
-                                          rules.encode(Lookup(phone=phone, username=username)),
+                                          wire.encode(Lookup(phone=phone, username=username)),
                                           timeout=LOOKUP_TIMEOUT)
             found = msgspec.msgpack.decode(reply.data, type=Found)
         except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
@@ -194,7 +214,7 @@ class RegionLink:
                                        text=row.text, date=row.date)
                 # Nats-Msg-Id: a row published twice (a relay killed before its delete) is
                 # stored once within the window; the consumer's dedupe covers the rest.
-                await js.publish(subject, rules.encode(message), timeout=5.0,
+                await js.publish(subject, wire.encode(message), timeout=5.0,
                                  headers={"Nats-Msg-Id": f"{row.sender.id}:{row.random_id}"})
             if rows:
                 await store.outbox_done([row.id for row in rows])
@@ -225,7 +245,7 @@ class RegionLink:
                 continue
             for msg in batch:
                 try:
-                    cross = rules.decode_cross(msg.data)
+                    cross = wire.decode_cross(msg.data)
                 except PigeonError as exc:
                     log.warning("regions: malformed message from %s dropped: %s", source, exc)
                     self.dropped += 1

@@ -4,6 +4,7 @@ variables, then by command-line flags (``pigeon serve --help`` lists them all)."
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -16,7 +17,7 @@ from pigeon.protocol import limits
 from pigeon.shield.ratelimit import Rate
 from pigeon.domain.groups import WHO_CAN_ADD
 from pigeon.domain.requests import WHO_CAN_MESSAGE
-from pigeon.domain.regions import RegionTable, RegionTableError, parse_table
+from pigeon.domain.regions import RegionTable, parse_table
 
 from .edge import parse_networks
 
@@ -338,9 +339,9 @@ class Settings:
         except OSError as exc:
             raise SettingsError(f"cannot read the region table {self.regions}: {exc}") from None
         try:
-            return parse_table(text)
-        except RegionTableError as exc:
-            raise SettingsError(f"{self.regions}: {exc}") from None
+            return parse_table(json.loads(text))
+        except (ValueError, RecursionError) as exc:  # bad JSON, or a RegionTableError
+            raise SettingsError(f"{self.regions}: not a region table: {exc}") from None
 
     def _validate_regions(self) -> None:
         if (self.region == "") != (self.regions is None):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pigeon.domain.regions import CrossMessage, RemoteUser
+from pigeon.protocol.regions import CrossMessage, RemoteUser
 
 if TYPE_CHECKING:
     from .base import Push

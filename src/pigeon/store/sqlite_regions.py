@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, NamedTuple
 
-from pigeon.domain.regions import CrossMessage, RemoteUser
+from pigeon.protocol.regions import CrossMessage, RemoteUser
 from pigeon.protocol.errors import InvalidArgument, NotFound
 
 from .base import Push
