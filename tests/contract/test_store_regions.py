@@ -40,9 +40,9 @@ async def test_a_cross_region_message_is_applied_once(store: Store) -> None:
     (carol,) = await make_users(store, 1)
     message = CrossMessage(origin="b", sender=BOB, recipient_id=carol, random_id=5,
                            text="from b", date=T0)
-    pushes = await store.apply_cross(message, T0, None)
-    assert pushes and carol in [user for user, _ in pushes[0].targets]
-    assert await store.apply_cross(message, T0, None) == []  # redelivered: nothing new
+    verdict, pushes = await store.apply_cross(message, 1, T0, None)
+    assert verdict == "apply" and carol in [user for user, _ in pushes[0].targets]
+    assert await store.apply_cross(message, 1, T0, None) == ("old", [])  # redelivered
     (bob_row,) = await store.get_users([BOB.id])
     assert bob_row.name == "Bob" and bob_row.phone.startswith("remote:")
     chat = await store.open_private(carol, BOB.id, T0)
@@ -52,7 +52,8 @@ async def test_a_cross_region_message_is_applied_once(store: Store) -> None:
     stray = CrossMessage(origin="b", sender=BOB, recipient_id=999_999, random_id=6,
                          text="?", date=T0)
     with raises(NotFound, "USER_NOT_FOUND"):
-        await store.apply_cross(stray, T0, None)
+        await store.apply_cross(stray, 2, T0, None)
+    assert await store.skip_cross("b", 2) == "apply"  # refused for good: the next may come
     # A remote row may not claim a local id.
     with raises(InvalidArgument, "INVALID_ARGUMENT"):
         await store.remember_remote(RemoteUser(id=carol, name="x"), "b", T0)
@@ -68,3 +69,26 @@ async def test_only_discoverable_local_people_are_found_for_another_region(store
     assert await store.local_user(username_key="dave") == found
     await store.remember_remote(BOB, "b", T0)
     assert await store.local_user(username_key="bob") is None  # not homed here
+
+
+async def test_cross_region_messages_are_applied_in_stream_order_only(store: Store) -> None:
+    (erin,) = await make_users(store, 1)
+
+    def message(n: int) -> CrossMessage:
+        return CrossMessage(origin="b", sender=BOB, recipient_id=erin, random_id=100 + n,
+                            text=f"m{n}", date=T0 + n)
+
+    assert await store.apply_cross(message(2), 2, T0, None) == ("early", [])
+    assert (await store.apply_cross(message(1), 1, T0, None))[0] == "apply"
+    assert await store.skip_cross("b", 3) == "early"  # 2 first
+    assert (await store.apply_cross(message(2), 2, T0, None))[0] == "apply"
+    assert await store.skip_cross("b", 3) == "apply"
+    assert await store.skip_cross("b", 3) == "old"
+    assert (await store.apply_cross(message(4), 4, T0, None))[0] == "apply"
+    # Each source region has its own sequence.
+    other = CrossMessage(origin="c", sender=RemoteUser(id=(2 << 40) + 1, name="Cy"),
+                         recipient_id=erin, random_id=1, text="from c", date=T0)
+    assert (await store.apply_cross(other, 1, T0, None))[0] == "apply"
+    chat = await store.open_private(erin, BOB.id, T0)
+    assert [m.text for m in reversed(await store.history(erin, chat.id, None, 10))] == [
+        "m1", "m2", "m4"]

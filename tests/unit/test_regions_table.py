@@ -112,3 +112,9 @@ def test_a_newer_kind_of_cross_message_is_skipped_not_fatal() -> None:
     message = w.CrossMessage(origin="eu", sender=w.RemoteUser(id=5, name="A"), recipient_id=7,
                              random_id=-3, text="hi", date=1.0)
     assert w.decode_cross(w.encode(message)) == message
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=1, max_value=10**6))
+def test_cross_order_applies_only_the_next_sequence(last: int, seq: int) -> None:
+    verdict = r.cross_order(last, seq)
+    assert verdict == ("old" if seq <= last else "apply" if seq == last + 1 else "early")

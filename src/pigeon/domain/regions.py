@@ -89,6 +89,15 @@ def region_of_id(table: RegionTable, user_id: int) -> str:
     raise InvalidArgument(f"user id {user_id} belongs to no region", code="INVALID_ARGUMENT")
 
 
+def cross_order(last_applied: int, seq: int) -> str:
+    """Where a message from another region's stream stands, by its stream sequence: "apply"
+    (the next one), "old" (applied, or skipped, before: a redelivery) or "early" (one before
+    it is still on its way, redelivered to this node or another: wait for it)."""
+    if seq <= last_applied:
+        return "old"
+    return "apply" if seq == last_applied + 1 else "early"
+
+
 def parse_table(raw: Any) -> RegionTable:
     """The region table from its parsed JSON; RegionTableError says what is wrong."""
     if not isinstance(raw, dict) or set(raw) != {"regions"} or not isinstance(raw["regions"], list):

@@ -11,10 +11,10 @@ the regions' clusters; each cluster is named as its region).
 * **Consumer** (one task per other region): pulls from ``PIGEON_XR_<src>_<this>`` with the
   durable consumer ``<this>``; applies each message once (the store dedupes on sender and
   random_id), pushes it to the recipient's devices, and acknowledges only after the commit.
-  The consumer lets one message at a time be unacknowledged (``max_ack_pending=1``): a
-  message handed to a node that died (or to a pull request of a node killed with -9) is
-  redelivered after ACK_WAIT before anything after it, so the order holds whatever nodes
-  pull. The price: one message per round trip per pair of regions (docs/architecture.md).
+  Order: each message is applied only if its stream sequence is the next one after the
+  last applied (kept in the store, in the same transaction: ``region_inbox``). A message
+  handed to a node that died (or to the pull request of a node killed with -9) comes again
+  after ACK_WAIT; whatever came after it waits for it, unacknowledged, whichever nodes pull.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pigeon.regions")
 
 LOOKUP_TIMEOUT = 2.0      # seconds another region has to answer a lookup
-BATCH = 64                # messages a consumer applies between acknowledgements
 RELAY_POLL = 0.5          # seconds between outbox reads when nothing woke the relay
+BATCH = 64                # messages of a stream unacknowledged at once, per region pair
 OUTBOX_WATCH = 5.0        # seconds between counts of the outbox (for /metrics)
 ACK_WAIT = 10.0           # seconds before JetStream redelivers an unacknowledged message
 
@@ -233,10 +233,9 @@ class RegionLink:
         subject = f"{self.prefix}.xr.{source}.{self.name}"
         sub = await js.pull_subscribe(
             subject, durable=self.name, stream=stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=BATCH,
                                   ack_wait=ACK_WAIT, max_deliver=-1))
         self.reachable[source] = True
-        store, settings = self.services.store, self.services.settings
         while True:
             try:
                 batch = await sub.fetch(BATCH, timeout=1.0)
@@ -244,34 +243,46 @@ class RegionLink:
                 await self._note_lag(sub, source)
                 continue
             for msg in batch:
-                try:
-                    cross = wire.decode_cross(msg.data)
-                except PigeonError as exc:
-                    log.warning("regions: malformed message from %s dropped: %s", source, exc)
-                    self.dropped += 1
-                    continue
-                if not isinstance(cross, CrossMessage) or cross.origin != source:
-                    log.warning("regions: message of an unknown kind from %s skipped", source)
-                    self.dropped += 1
-                    continue
-                try:
-                    pushes = await store.apply_cross(cross, time.time(),
-                                                     settings.default_who_can_message)
-                except Unavailable:
-                    raise  # the store is failing: unacknowledged, redelivered after ACK_WAIT
-                except PigeonError as exc:  # refused for good (privacy, no such user)
-                    log.info("regions: message from %s to %d not delivered: %s", source,
-                             cross.recipient_id, exc.code)
-                    self.dropped += 1
-                    continue
-                follow_changes(self.services, pushes)
-                self.services.bus.deliver(pushes)
-                publish(self.services, pushes)
-                self.applied += 1
-            # Acknowledged after the commit: the next message (to any node) comes only then.
-            for msg in batch:
-                await msg.ack()
+                verdict = await self._take(source, msg)
+                if verdict == "early":
+                    # One before it is on its way again (it went to a node that died): this
+                    # and the rest come again after ACK_WAIT, in order, behind it.
+                    break
+                await msg.ack()  # after the commit
             await self._note_lag(sub, source)
+
+    async def _take(self, source: str, msg: Any) -> str:
+        """Apply one message of ``source``'s stream, in stream order (the store's verdict)."""
+        store, settings = self.services.store, self.services.settings
+        seq = int(msg.metadata.sequence.stream)
+        try:
+            cross = wire.decode_cross(msg.data)
+        except PigeonError as exc:
+            log.warning("regions: malformed message %d from %s dropped: %s", seq, source, exc)
+            return await self._skip(source, seq)
+        if not isinstance(cross, CrossMessage) or cross.origin != source:
+            log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
+            return await self._skip(source, seq)
+        try:
+            verdict, pushes = await store.apply_cross(cross, seq, time.time(),
+                                                      settings.default_who_can_message)
+        except Unavailable:
+            raise  # the store is failing: unacknowledged, redelivered after ACK_WAIT
+        except PigeonError as exc:  # refused for good (privacy, no such user)
+            log.info("regions: message %d from %s to %d not delivered: %s", seq, source,
+                     cross.recipient_id, exc.code)
+            return await self._skip(source, seq)
+        if verdict == "apply":
+            follow_changes(self.services, pushes)
+            self.services.bus.deliver(pushes)
+            publish(self.services, pushes)
+            self.applied += 1
+        return verdict
+
+    async def _skip(self, source: str, seq: int) -> str:
+        verdict = await self.services.store.skip_cross(source, seq)
+        self.dropped += verdict == "apply"
+        return verdict
 
     async def _note_lag(self, sub: Any, source: str) -> None:
         try:

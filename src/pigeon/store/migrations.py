@@ -370,6 +370,10 @@ MIGRATIONS: list[str] = [
         date REAL NOT NULL
     );
     CREATE INDEX region_outbox_region ON region_outbox (region, id);
+    CREATE TABLE region_inbox (
+        region TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL
+    );
     """,
 ]
 

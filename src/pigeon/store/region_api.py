@@ -38,9 +38,15 @@ class RegionApi:
         """Messages queued per destination region."""
         raise NotImplementedError
 
-    async def apply_cross(self, message: CrossMessage, now: float,
-                          default_who_can_message: str | None) -> list[Push]:
-        """A message from another region, written once however often it is applied."""
+    async def apply_cross(self, message: CrossMessage, seq: int, now: float,
+                          default_who_can_message: str | None) -> tuple[str, list[Push]]:
+        """Item ``seq`` of the stream from ``message.origin``: applied if it is the next one
+        ("apply", with its pushes), else "old" (before) or "early" (wait for the one
+        before it). Written once however often it comes."""
+        raise NotImplementedError
+
+    async def skip_cross(self, region: str, seq: int) -> str:
+        """Item ``seq`` of ``region``'s stream will not be applied: let the next one come."""
         raise NotImplementedError
 
     async def reserve_user_ids(self, first_id: int, last_id: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, NamedTuple
 
+from pigeon.domain.regions import cross_order
 from pigeon.protocol.regions import CrossMessage, RemoteUser
 from pigeon.protocol.errors import InvalidArgument, NotFound
 
@@ -113,13 +114,37 @@ def _q_outbox_depth(conn: sqlite3.Connection) -> dict[str, int]:
         "SELECT region, COUNT(*) FROM region_outbox GROUP BY region")}
 
 
-def _tx_apply_cross(conn: sqlite3.Connection, message: CrossMessage, now: float,
-                    default_who_can_message: str | None) -> list[Push]:
-    """A private message from another region, into this region's copy of the chat: pushes
-    for the recipient, or none when it was applied before (same sender and random_id)."""
+def _advance(conn: sqlite3.Connection, region: str, seq: int) -> str:
+    """Take ``seq`` of ``region``'s stream if it is the next one (the row stays locked to
+    this transaction on PostgreSQL): :func:`pigeon.domain.regions.cross_order`'s verdict."""
+    conn.execute("INSERT OR IGNORE INTO region_inbox (region, last_seq) VALUES (?, 0)",
+                 (region,))
+    (last,) = conn.execute("SELECT last_seq FROM region_inbox WHERE region = ? /*FOR UPDATE*/",
+                           (region,)).fetchone()
+    verdict = cross_order(last, seq)
+    if verdict == "apply":
+        conn.execute("UPDATE region_inbox SET last_seq = ? WHERE region = ?", (seq, region))
+    return verdict
+
+
+def _tx_skip_cross(conn: sqlite3.Connection, region: str, seq: int) -> str:
+    """Item ``seq`` of ``region``'s stream is not applied (malformed, refused for good): the
+    next one may come."""
+    return _advance(conn, region, seq)
+
+
+def _tx_apply_cross(conn: sqlite3.Connection, message: CrossMessage, seq: int, now: float,
+                    default_who_can_message: str | None) -> tuple[str, list[Push]]:
+    """Item ``seq`` of the stream from ``message.origin``, a private message, into this
+    region's copy of the chat, if it is the next one (else nothing: "old" or "early"):
+    pushes for the recipient. A message is written once however often it comes (its
+    sequence, and its sender and random_id, say whether it was)."""
     from .sqlite_groups import _tx_open_private  # noqa: PLC0415  (they import this module)
     from .sqlite_messages import _tx_send_message  # noqa: PLC0415
 
+    verdict = _advance(conn, message.origin, seq)
+    if verdict != "apply":
+        return verdict, []
     _tx_remember_remote(conn, message.sender, message.origin, now)
     row = conn.execute("SELECT home_region FROM users WHERE id = ?",
                        (message.recipient_id,)).fetchone()
@@ -129,7 +154,7 @@ def _tx_apply_cross(conn: sqlite3.Connection, message: CrossMessage, now: float,
                             default_who_can_message)
     _, _, pushes = _tx_send_message(conn, message.sender.id, chat.id, message.random_id,
                                     message.text, message.date, None, None)
-    return pushes
+    return verdict, pushes
 
 
 class SqliteRegions:
@@ -153,9 +178,13 @@ class SqliteRegions:
     async def outbox_depth(self) -> dict[str, int]:
         return await self.engine.read(_q_outbox_depth)
 
-    async def apply_cross(self, message: CrossMessage, now: float,
-                          default_who_can_message: str | None) -> list[Push]:
-        return await self.engine.write(_tx_apply_cross, message, now, default_who_can_message)
+    async def apply_cross(self, message: CrossMessage, seq: int, now: float,
+                          default_who_can_message: str | None) -> tuple[str, list[Push]]:
+        return await self.engine.write(_tx_apply_cross, message, seq, now,
+                                       default_who_can_message)
+
+    async def skip_cross(self, region: str, seq: int) -> str:
+        return await self.engine.write(_tx_skip_cross, region, seq)
 
     async def reserve_user_ids(self, first_id: int, last_id: int) -> None:
         # SQLite gives a new row the largest id + 1, and rows of people homed elsewhere carry
