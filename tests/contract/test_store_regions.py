@@ -16,7 +16,9 @@ async def test_a_private_message_to_someone_homed_elsewhere_is_queued_once(store
     (alice,) = await make_users(store, 1)
     await store.remember_remote(BOB, "b", T0)
     chat = await store.open_private(alice, BOB.id, T0)
-    await store.send_message(alice, chat.id, 11, "one", T0)
+    _, pts, pushes = await store.send_message(alice, chat.id, 11, "one", T0)
+    # Only Alice's side is told here (Bob's region tells Bob): no update rows for Bob here.
+    assert [user for user, _ in pushes[0].targets] == [alice] and pts > 0
     await store.send_message(alice, chat.id, 11, "one", T0)  # a resend: not queued again
     await store.send_message(alice, chat.id, 12, "two", T0 + 1)
     queued = await store.outbox("b", 10)
@@ -41,7 +43,7 @@ async def test_a_cross_region_message_is_applied_once(store: Store) -> None:
     message = CrossMessage(origin="b", sender=BOB, recipient_id=carol, random_id=5,
                            text="from b", date=T0)
     verdict, pushes = await store.apply_cross(message, 1, T0, None)
-    assert verdict == "apply" and carol in [user for user, _ in pushes[0].targets]
+    assert verdict == "apply" and [user for user, _ in pushes[0].targets] == [carol]
     assert await store.apply_cross(message, 1, T0, None) == ("old", [])  # redelivered
     (bob_row,) = await store.get_users([BOB.id])
     assert bob_row.name == "Bob" and bob_row.phone.startswith("remote:")

@@ -24,7 +24,7 @@ from .base import Push
 from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
-from .sqlite_regions import check_crossable, queue_remote, remote_peer
+from .sqlite_regions import check_crossable, private_sides, queue_remote
 from .sqlite_safety import hide, private_gate
 from .sqlite_service import is_service_chat
 from .sqlite_rows import (
@@ -65,8 +65,8 @@ def _tx_send_message(
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and is_service_chat(conn, chat_id),
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
-    remote = remote_peer(conn, sender_id, chat_id) if sender.kind == "private" else None
-    if remote is not None:  # homed in another region: it goes there through the outbox
+    remote = private_sides(conn, sender_id, chat_id) if sender.kind == "private" else None
+    if remote is not None and remote.local_id == sender_id:  # to another region: the outbox
         check_crossable(sticker is not None or media is not None or fwd_from is not None,
                         ciphertext is not None)
     withheld = None
@@ -94,6 +94,8 @@ def _tx_send_message(
     if withheld is not None and not withheld.shown:
         hide(conn, withheld.recipient_id, chat_id, [message_id])
     told = audience.new_message() if withheld is None else audience.withheld(sender_id)
+    if remote is not None and withheld is None:
+        told = audience.local_side(remote.local_id)
     pushes = [push_message(conn, up.NewMessage(pts=0, message=new), told, sender.kind, now)]
     pushes += _tell_authors(conn, sender_id, chat_id, reading, sender.kind)
     sender_pts = pts_in(pushes[:1], sender_id)

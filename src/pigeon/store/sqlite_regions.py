@@ -39,13 +39,25 @@ class Queued(NamedTuple):
     date: float
 
 
-def remote_peer(conn: sqlite3.Connection, sender_id: int, chat_id: int) -> tuple[int, str] | None:
-    """The other side of this private chat and its region, when it is homed elsewhere."""
-    row = conn.execute(
+class Sides(NamedTuple):
+    """Who of a private chat lives in another region (None: nobody; the usual case)."""
+
+    remote_id: int
+    remote_region: str
+    local_id: int
+
+
+def private_sides(conn: sqlite3.Connection, sender_id: int, chat_id: int) -> Sides | None:
+    """The side of this private chat homed elsewhere (the sender, when the message comes
+    from another region; the peer, when it goes there), and the side homed here."""
+    rows = conn.execute(
         "SELECT u.id, u.home_region FROM members m JOIN users u ON u.id = m.user_id "
-        "WHERE m.chat_id = ? AND m.user_id != ? AND u.home_region IS NOT NULL",
-        (chat_id, sender_id)).fetchone()
-    return (row[0], row[1]) if row else None
+        "WHERE m.chat_id = ?", (chat_id,)).fetchall()
+    remote = [r for r in rows if r[1] is not None]
+    local = [r[0] for r in rows if r[1] is None]
+    if not remote or not local:
+        return None
+    return Sides(remote[0][0], remote[0][1], local[0])
 
 
 def check_crossable(attached: bool, encrypted: bool) -> None:
@@ -55,11 +67,15 @@ def check_crossable(attached: bool, encrypted: bool) -> None:
                               code="NOT_SUPPORTED_ACROSS_REGIONS")
 
 
-def queue_remote(conn: sqlite3.Connection, peer: tuple[int, str], sender_id: int,
-                 random_id: int, text: str, date: float) -> None:
-    conn.execute(
-        "INSERT INTO region_outbox (region, sender_id, recipient_id, random_id, text, date) "
-        "VALUES (?, ?, ?, ?, ?, ?)", (peer[1], sender_id, peer[0], random_id, text, date))
+def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_id: int,
+                 text: str, date: float) -> None:
+    """A message from here to the side homed elsewhere: into the outbox, in this transaction
+    (a message that came from there is not sent back)."""
+    if sender_id == sides.local_id:
+        conn.execute(
+            "INSERT INTO region_outbox (region, sender_id, recipient_id, random_id, text, date) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (sides.remote_region, sender_id, sides.remote_id, random_id, text, date))
 
 
 def _tx_remember_remote(conn: sqlite3.Connection, user: RemoteUser, region: str,
