@@ -94,6 +94,13 @@ async def test_people_of_two_regions_find_and_write_to_each_other(
         await bob.account.set_phone_discoverable(True)
         found = await alice.account.resolve_phone(bob_phone)
         assert (found.id, found.name, found.phone) == (bob.profile.user_id, "Bob", None)
+        # ... and by username, which says nothing of a region: the others are asked.
+        name = f"bob_{os.getpid()}"
+        await bob.account.set_username(name)
+        assert (await alice.account.resolve_username(name)).id == bob.profile.user_id
+        with pytest.raises(Exception) as nobody:
+            await alice.account.resolve_username(f"nobody_{os.getpid()}")
+        assert getattr(nobody.value, "code", "") == "USER_NOT_FOUND"
         # Both ways.
         to_bob = await alice.chats.open_private(found.id)
         await alice.messages.send(to_bob.id, "hello bob", random_id=777)

@@ -163,8 +163,7 @@ class RegionLink:
             log.warning("regions: malformed lookup dropped: %s", exc)
             return
         except PigeonError:
-            user = None  # the store failing: "not found" would be a lie, silence times out
-            return
+            return  # the store failing: "not found" would be a lie; the asker times out
         await msg.respond(wire.encode(Found(user=user)))
 
     async def lookup(self, region: str, *, phone: str | None = None,

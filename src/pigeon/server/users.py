@@ -8,7 +8,7 @@ from pigeon.domain.text import (
     validate_username,
 )
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import NotFound
+from pigeon.protocol.errors import NotFound, Unavailable
 from pigeon.protocol.types import Me, User
 from pigeon.store import UserRecord
 
@@ -100,11 +100,18 @@ async def _resolve_remote(caller: Caller, *, phone: str | None = None,
     regions = caller.services.regions
     assert regions is not None
     asked = [home_of(regions.table, phone)] if phone is not None else regions.others
+    away: Unavailable | None = None
     for region in asked:
-        found = await regions.lookup(region, phone=phone, username=username)
+        try:
+            found = await regions.lookup(region, phone=phone, username=username)
+        except Unavailable as exc:  # another region may still have them
+            away = exc
+            continue
         if found is not None:
             await caller.services.store.remember_discovery(caller.user_id, found.id)
             return User(id=found.id, name=found.name, username=found.username)
+    if away is not None:  # not found where we could ask: maybe where we could not
+        raise away
     raise NotFound("no user can be found by that " + ("number" if phone else "username"),
                    code="USER_NOT_FOUND")
 
