@@ -94,6 +94,11 @@ async def test_people_of_two_regions_find_and_write_to_each_other(
         await bob.account.set_phone_discoverable(True)
         found = await alice.account.resolve_phone(bob_phone)
         assert (found.id, found.name, found.phone) == (bob.profile.user_id, "Bob", None)
+        # Rubbish asked of a region's lookup subject gets no answer and harms nothing.
+        async with _nats(b.nats.url) as nc:
+            for junk in (b"\xc1", b"\x82\xa5phone\xa1x\xa8username\xa5bob_x", b"\x80"):
+                with pytest.raises(nats.errors.TimeoutError):
+                    await nc.request("pigeon.region.b.lookup", junk, timeout=0.5)
         # ... and by username, which says nothing of a region: the others are asked.
         name = f"bob_{os.getpid()}"
         await bob.account.set_username(name)
