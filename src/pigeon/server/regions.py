@@ -64,7 +64,7 @@ class RegionLink:
         self.others = [r.name for r in table.regions if r.name != name]
         settings = services.settings
         self.prefix = settings.bus_prefix
-        self.url = settings.bus.split(",")[0].strip()
+        self.urls = [url.strip() for url in settings.bus.split(",") if url.strip()]
         self.nc: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -127,11 +127,12 @@ class RegionLink:
         delay = 0.2
         while True:
             try:
-                return await nats.connect(servers=[self.url], name=f"pigeon-region-{self.name}",
+                return await nats.connect(servers=self.urls, name=f"pigeon-region-{self.name}",
                                           connect_timeout=2, max_reconnect_attempts=-1,
                                           reconnect_time_wait=0.5)
             except Exception as exc:  # NATS away at start: local users are served; retry
-                log.warning("regions: NATS at %s unreachable (%s); retrying", self.url, exc)
+                log.warning("regions: NATS at %s unreachable (%s); retrying",
+                            ",".join(self.urls), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
