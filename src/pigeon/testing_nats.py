@@ -53,8 +53,7 @@ class NatsServer:
             raise RuntimeError("nats-server is not installed")
         with tempfile.TemporaryDirectory(prefix="pigeon-nats-") as ports_dir:
             self._process = subprocess.Popen(
-                [self.binary, "-a", "127.0.0.1", "-p", str(self.port or -1),
-                 "--ports_file_dir", ports_dir],
+                [*self.command(), "--ports_file_dir", ports_dir],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + timeout
             # The ports file is written once the listener is bound: the server is ready.
@@ -66,6 +65,10 @@ class NatsServer:
                 time.sleep(0.02)
         self.kill()
         raise RuntimeError(f"nats-server did not start (port {self.port or 'any'})")
+
+    def command(self) -> list[str]:
+        assert self.binary is not None
+        return [self.binary, "-a", "127.0.0.1", "-p", str(self.port or -1)]
 
     def kill(self) -> None:
         if self._process is not None:
@@ -92,3 +95,57 @@ def running_nats() -> Iterator[NatsServer]:
         yield server
     finally:
         server.kill()
+
+
+class GatewayNode(NatsServer):
+    """One region's nats-server: JetStream (its store in ``directory``, kept across restarts),
+    a cluster of one named as the region, and a gateway to the other regions' servers
+    (``connect(...)`` before ``start()``). docs/operations.md, "Regions", has the same
+    configuration for real deployments."""
+
+    def __init__(self, name: str, directory: Path, binary: str | None = None) -> None:
+        super().__init__(binary=binary)
+        self.name = name
+        self.directory = directory
+        self.cluster_port = free_port()
+        self.gateway_port = free_port()
+        self.gateways: dict[str, int] = {name: self.gateway_port}
+
+    def connect(self, *others: GatewayNode) -> None:
+        for other in others:
+            self.gateways[other.name] = other.gateway_port
+
+    def config(self) -> str:
+        # JetStream with a gateway runs clustered, and a cluster needs a route: a single
+        # server's route to itself (nats-server drops the duplicate) is the smallest one.
+        gateways = ", ".join(f'{{name: "{n}", url: "nats://127.0.0.1:{p}"}}'
+                             for n, p in sorted(self.gateways.items()))
+        return (f'server_name: "{self.name}-1"\n'
+                f"host: 127.0.0.1\nport: {self.port or -1}\n"
+                f'jetstream {{ store_dir: "{self.directory / "jetstream"}" }}\n'
+                f'cluster {{ name: "{self.name}", listen: "127.0.0.1:{self.cluster_port}", '
+                f'routes: ["nats://127.0.0.1:{self.cluster_port}"] }}\n'
+                f'gateway {{ name: "{self.name}", listen: "127.0.0.1:{self.gateway_port}", '
+                f"gateways: [{gateways}] }}\n")
+
+    def command(self) -> list[str]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / "nats.conf"
+        path.write_text(self.config())
+        assert self.binary is not None
+        return [self.binary, "-c", str(path)]
+
+
+@contextmanager
+def running_regions(directory: Path, *names: str) -> Iterator[list[GatewayNode]]:
+    """One nats-server per region, all joined by gateways; killed on exit."""
+    nodes = [GatewayNode(name, directory / f"nats-{name}") for name in names]
+    for node in nodes:
+        node.connect(*nodes)
+    try:
+        for node in nodes:
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.kill()

@@ -140,3 +140,35 @@ def test_endpoints_are_urls_and_bounded(endpoints, ok):
         with pytest.raises(SettingsError, match="endpoints"):
             load_settings(None, {"endpoints": endpoints})
 
+
+def test_regions_are_checked_at_start(tmp_path):
+    """--region and --regions (issue 12, regions): together, a table that parses, a name in
+    it, and PostgreSQL with NATS; their own bus subjects."""
+    import json
+
+    table = tmp_path / "regions.json"
+    table.write_text(json.dumps({"regions": [
+        {"name": "eu", "index": 0, "calling_codes": [49], "default": True},
+        {"name": "us", "index": 1, "calling_codes": [1]}]}))
+    shared = {"store": "postgresql://pigeon@127.0.0.1:5432/pigeon", "bus": "nats://127.0.0.1:4222"}
+    s = load_settings(None, {"region": "us", "regions": str(table), **shared}, environ={})
+    assert s.region_table().get("us").first_id == 1 << 40
+    assert s.region_prefix == "pigeon-us"
+    assert load_settings(None, {}, environ={}).region_table() is None
+    assert load_settings(None, {}, environ={}).region_prefix == "pigeon"
+    for flags, reason in [
+        ({"region": "us"}, "go together"),
+        ({"regions": str(table)}, "go together"),
+        ({"region": "ap", "regions": str(table), **shared}, "not in"),
+        ({"region": "us", "regions": str(table)}, "--store postgresql"),
+        ({"region": "us", "regions": str(table), "store": shared["store"]}, "--bus nats"),
+        ({"region": "us", "regions": str(tmp_path / "none.json"), **shared}, "cannot read"),
+    ]:
+        with pytest.raises(SettingsError, match=reason):
+            load_settings(None, flags, environ={})
+    table.write_text('{"regions": [{"name": "eu", "index": 0}]}')  # no default
+    with pytest.raises(SettingsError, match="not a region table: exactly one"):
+        load_settings(None, {"region": "eu", "regions": str(table), **shared}, environ={})
+    table.write_text("{not json")
+    with pytest.raises(SettingsError, match="not a region table"):
+        load_settings(None, {"region": "eu", "regions": str(table), **shared}, environ={})

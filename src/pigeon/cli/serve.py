@@ -59,6 +59,13 @@ from pigeon.server.settings import SettingsError, load_settings
               help="Fan-out between processes and nodes: 'local' (this process only) or "
                    "nats://HOST:PORT, comma-separated for a cluster [env PIGEON_BUS; "
                    "default local].")
+@click.option("--region", default=None, metavar="NAME",
+              help="This node's region (with --regions) [env PIGEON_REGION].")
+@click.option("--regions", type=click.Path(path_type=Path, exists=True), default=None,
+              metavar="FILE",
+              help="The region table, JSON, the same file on every node of every region: "
+                   "each region's name, index, endpoints and the phone calling codes homed "
+                   "there (docs/operations.md, 'Regions') [env PIGEON_REGIONS].")
 @click.option("--no-shield", "shield", flag_value=False, default=None,
               help="Switch the shield off (only to measure what it prevents, e.g. with "
                    "`pigeon siege --compare`) [env PIGEON_SHIELD=0].")

@@ -299,6 +299,24 @@ class Client:
                 out.append(url)
         return out
 
+    async def move_to(self, endpoints: list[str]) -> None:
+        """Another region holds this account (WRONG_REGION at login): connect to its
+        endpoints instead, and remember them (docs/protocol.md, "Regions")."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        if self._link is not None:
+            await self._link.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        self.profile.server, self.profile.endpoints = endpoints[0], list(endpoints[1:])
+        self.url, self._endpoint = ws_url(endpoints[0]), 0
+        self.profile.save()
+        await self.connect()
+
     def _fail_over(self) -> None:
         candidates = self.endpoints()
         if len(candidates) > 1:

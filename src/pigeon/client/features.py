@@ -11,7 +11,7 @@ import msgspec
 
 from pigeon.protocol import limits
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import ProofOfWorkRequired, Unauthorized, Unavailable
+from pigeon.protocol.errors import ProofOfWorkRequired, Unauthorized, Unavailable, WrongRegion
 from pigeon.protocol.types import (
     Affected, Authorization, Chat, Dialog, Invitation, Me, Member, Message, PowChallenge,
     PowSolution, ReadResult, SentCode, SentMessage, SessionInfo, User, WhoCanAdd, WhoCanMessage,
@@ -59,9 +59,17 @@ class Auth(_Feature):
     async def send_code(self, phone: str, *, sms: bool = False) -> SentCode:
         """Ask for a login code. It goes to the account's logged-in devices when it has any
         (``SentCode.delivery == "app"``: a message from the Pigeon service account), else
-        by SMS; ``sms=True`` asks for an SMS in any case."""
-        sent: SentCode = await self._with_proof("auth.send_code",
-                                                m.SendCode(phone=phone, sms=sms))
+        by SMS; ``sms=True`` asks for an SMS in any case. A number homed in another region
+        (WRONG_REGION) is asked there: the client moves to that region's endpoints, for
+        good (they are saved in the profile)."""
+        try:
+            sent: SentCode = await self._with_proof("auth.send_code",
+                                                    m.SendCode(phone=phone, sms=sms))
+        except WrongRegion as exc:
+            if not exc.endpoints:
+                raise
+            await self._client.move_to(exc.endpoints)
+            sent = await self._with_proof("auth.send_code", m.SendCode(phone=phone, sms=sms))
         profile = self._client.profile
         profile.phone, profile.code_id = phone, sent.code_id
         profile.save()

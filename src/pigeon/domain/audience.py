@@ -98,5 +98,11 @@ def withheld(author_id: int) -> Audience:
     return Only((author_id,))
 
 
+def local_side(user_id: int) -> Audience:
+    """A private chat with someone homed in another region (issue 12): only the side homed
+    here is told here; the other side's region tells them (its own copy of the chat)."""
+    return Only((user_id,))
+
+
 def only(*user_ids: int) -> Audience:
     return Only(tuple(user_ids))

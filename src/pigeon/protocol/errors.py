@@ -14,7 +14,8 @@
     │                                IMAGE_TOO_LARGE, TOO_MANY_STICKERS, TOO_MANY_STICKER_SETS,
     │                                FILE_TOO_LARGE, FILE_NAME_INVALID, PART_OUT_OF_RANGE,
     │                                PART_SIZE_MISMATCH, PART_HASH_MISMATCH, MEDIA_TYPE_MISMATCH,
-    │                                RANGE_NOT_SATISFIABLE, CHAT_NOT_ENCRYPTED
+    │                                RANGE_NOT_SATISFIABLE, CHAT_NOT_ENCRYPTED,
+    │                                NOT_SUPPORTED_ACROSS_REGIONS
     ├── Unauthorized                 AUTH_REQUIRED, SESSION_INVALID, CODE_INVALID, CODE_EXPIRED,
     │                                SIGN_UP_REQUIRED, ACCOUNT_DISABLED
     ├── Forbidden                    FORBIDDEN, NOT_A_MEMBER, NOT_ADMIN, NOT_AUTHOR,
@@ -33,9 +34,11 @@
     ├── RateLimited                  RATE_LIMITED, BANNED, TOO_MANY_CONNECTIONS
     │                                (retryable: .retry_after seconds)
     ├── ResultTooLarge               RESULT_TOO_LARGE (the answer would not fit in a frame)
+    ├── WrongRegion                  WRONG_REGION (the account lives in another region)
     └── Unavailable                  UNAVAILABLE, SHUTTING_DOWN, STORAGE_FAILED, OVERLOADED,
-                                     DEFERRED (retryable; OVERLOADED and DEFERRED, a bulk call
-                                     over its connection's cap, carry .retry_after;
+                                     DEFERRED, REGION_UNAVAILABLE (retryable; OVERLOADED and
+                                     DEFERRED, a bulk call over its connection's cap, carry
+                                     .retry_after;
                                      SHUTTING_DOWN, the going-away notice, .retry_after and
                                      .retry_spread)
 
@@ -121,6 +124,20 @@ class ResultTooLarge(PigeonError):
     and cannot be paged; asking again gets the same. Paged results never meet it."""
 
     code = "RESULT_TOO_LARGE"
+
+
+class WrongRegion(PigeonError):
+    """The number's account lives in another region (issue 12): the message names it and its
+    endpoints, space-separated after ``: ``; log in there."""
+
+    code = "WRONG_REGION"
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The home region's endpoints, as the message lists them (none: unknown)."""
+        _, found, tail = self.message.partition(": ")
+        return [e for e in tail.split() if e.startswith(("ws://", "wss://", "http://",
+                                                          "https://"))][:16] if found else []
 
 
 class Code(NamedTuple):
@@ -220,6 +237,11 @@ ERROR_CODES: dict[str, Code] = {
     "DEFERRED": Code(Unavailable, harmless=True, not_run=True),
     "STORAGE_FAILED": Code(Unavailable, not_run=True),
     "RESULT_TOO_LARGE": Code(ResultTooLarge),
+    # regions (issue 12): log in at the account's home region; the other region is away;
+    # only text reaches people homed in another region yet
+    "WRONG_REGION": Code(WrongRegion, harmless=True),
+    "REGION_UNAVAILABLE": Code(Unavailable, harmless=True, not_run=True),  # nothing written
+    "NOT_SUPPORTED_ACROSS_REGIONS": Code(InvalidArgument),
     "INTERNAL": Code(PigeonError),
 }
 

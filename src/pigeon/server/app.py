@@ -243,6 +243,13 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     metrics.add_shield(shield)
     metrics.add_bus(services.bus)
     await services.bus.start()
+    table = settings.region_table()
+    if table is not None:
+        from .regions import RegionLink
+
+        services.regions = RegionLink(services, table, settings.region)
+        metrics.add_regions(services.regions)
+        await services.regions.start()
     media = MediaService(settings, store, DiskBlobStore(settings.data / "media"), services.clock)
     services.media = media
     for address in reversed(await store.session_addresses(settings.max_known_addresses)):
@@ -326,6 +333,8 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         if operator is not None:
             await operator.cleanup()
         await shield.stop()
+        if services.regions is not None:
+            await services.regions.close()
         await services.bus.close()
         await store.close()
         await services.codes.close()

@@ -35,7 +35,7 @@ def make_bus(settings: Settings) -> Bus:
         return LocalBus()
     from pigeon.bus.nats import NatsBus
 
-    return NatsBus(settings.bus, settings.bus_prefix)
+    return NatsBus(settings.bus, settings.region_prefix)
 
 
 def make_shield_state(settings: Settings) -> ShieldState:
@@ -45,6 +45,6 @@ def make_shield_state(settings: Settings) -> ShieldState:
     if settings.bus != "local":
         from pigeon.shield.shared import NatsShieldState
 
-        return NatsShieldState(settings.bus, settings.bus_prefix, secret,
+        return NatsShieldState(settings.bus, settings.region_prefix, secret,
                                max_known=settings.max_known_addresses)
     return MemoryShieldState(secret, max_known=settings.max_known_addresses)

@@ -37,6 +37,8 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     # The calling connection learns its pts from this answer, so it is not pushed the same
     # update; other processes on its session (a follower beside `pigeon send`) are.
     fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
+    if s.regions is not None:
+        s.regions.kick()  # a message to someone homed elsewhere waits in the outbox
     return SentMessage(message=message, pts=pts)
 
 

@@ -109,6 +109,28 @@ class Metrics:
 
         self.registry.register(_Callback(read))
 
+    def add_regions(self, regions: Any) -> None:
+        """Per other region: reachable, outbox depth, consumer lag; and message counters."""
+
+        def read() -> Iterator[object]:
+            health = regions.health()
+            gauges = {name: GaugeMetricFamily(f"pigeon_region_{name}", text, labels=["region"])
+                      for name, text in (
+                          ("reachable", "1 while that region's stream answers"),
+                          ("outbox", "Messages committed here, waiting to reach that region"),
+                          ("lag", "That region's messages not yet applied here"))}
+            for other, figures in health["others"].items():
+                for name, gauge in gauges.items():
+                    gauge.add_metric([other], int(figures[name]))
+            yield from gauges.values()
+            counter = CounterMetricFamily("pigeon_region_messages",
+                                          "Cross-region messages", labels=["what"])
+            for what in ("relayed", "applied", "dropped"):
+                counter.add_metric([what], health[what])
+            yield counter
+
+        self.registry.register(_Callback(read))
+
     def add_shield(self, shield: Any) -> None:
         """Gauges and counters read from the shield's own state at scrape time."""
 

@@ -34,10 +34,12 @@ async def _healthz(request: web.Request) -> web.Response:
     bus = services.bus.health()
     store = await store_reachable(services)
     status = "down" if not store else "ok" if bus["connected"] else "degraded"
-    return web.json_response({"status": status, "version": __version__,
-                              "connections": len(services.connections),
-                              "store": {"reachable": store}, "bus": bus},
-                             status=503 if not store else 200)
+    body = {"status": status, "version": __version__, "connections": len(services.connections),
+            "store": {"reachable": store}, "bus": bus}
+    if services.regions is not None:
+        # Another region away does not make this node unready: its own people are served.
+        body["regions"] = services.regions.health()
+    return web.json_response(body, status=503 if not store else 200)
 
 
 async def store_reachable(services: Services) -> bool:

@@ -25,6 +25,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .connection import Connection
     from .media_files import MediaService
+    from .regions import RegionLink
 
 
 SECRET_FILE = "secret.key"  # the login-code key, in the data directory
@@ -63,6 +64,8 @@ class Services:
     service_user: int | None = None
     # Uploads and files (server/media_files.py): an account's go with it (admin delete).
     media: MediaService | None = None
+    # The link to the other regions (server/regions.py); None: one region.
+    regions: RegionLink | None = None
 
     def __post_init__(self) -> None:
         penalties = self.shield.penalties

@@ -9,7 +9,8 @@ import secrets
 
 from pigeon.domain.admin import check_enabled
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import PigeonError, Unauthorized
+from pigeon.domain.regions import home_of
+from pigeon.protocol.errors import PigeonError, Unauthorized, WrongRegion
 from pigeon.protocol.types import (
     Affected, Authorization, Ok, PowChallenge, SentCode, SessionInfo,
 )
@@ -57,6 +58,18 @@ async def _new_code(services: Services, phone: str) -> tuple[str, str]:
     return code_id, code
 
 
+def check_home(services: Services, phone: str) -> None:
+    """WRONG_REGION when the number's account lives in another region: its message names the
+    region and its endpoints, which the SDK reconnects to (docs/protocol.md, "Regions")."""
+    regions = services.regions
+    if regions is None:
+        return
+    home = home_of(regions.table, phone)
+    if home != regions.name:
+        endpoints = " ".join(regions.table.get(home).endpoints)
+        raise WrongRegion(f"this number's account lives in region {home}: {endpoints}")
+
+
 async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
     """A login code: in the app when the number's account has logged-in devices (free, and
     beyond the reach of whoever floods that number with SMS requests), else by SMS.
@@ -65,6 +78,7 @@ async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
     checked before anything is spent."""
     services, shield = caller.services, caller.services.shield
     number = login_number(p.phone)
+    check_home(services, number.e164)
     shield.check_login(caller.address)
     ttl = int(services.settings.code_ttl)
     if not p.sms:
@@ -86,6 +100,7 @@ async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
 async def sign_in(caller: Caller, p: m.SignIn) -> Authorization:
     services, store = caller.services, caller.services.store
     phone = normalize_phone(p.phone)
+    check_home(services, phone)
     device = validate_device(p.device)  # before the code is spent on a sign-in that must fail
     services.shield.check_login(caller.address)
     code = await store.take_code_attempt(p.code_id, services.clock(),

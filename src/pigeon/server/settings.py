@@ -4,6 +4,7 @@ variables, then by command-line flags (``pigeon serve --help`` lists them all)."
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -16,6 +17,7 @@ from pigeon.protocol import limits
 from pigeon.shield.ratelimit import Rate
 from pigeon.domain.groups import WHO_CAN_ADD
 from pigeon.domain.requests import WHO_CAN_MESSAGE
+from pigeon.domain.regions import RegionTable, parse_table
 
 from .edge import parse_networks
 
@@ -77,6 +79,11 @@ class Settings:
     # fails over to another when its node dies (docs/operations.md, "Many nodes").
     endpoints: str = ""
     bus_prefix: str = "pigeon"
+    # Regions (docs/operations.md, "Regions"): this node's region's name, and the region table
+    # that every node of every region is given identically (JSON; pigeon/domain/regions.py).
+    # Neither: one region, as before. Both need PostgreSQL and NATS with JetStream.
+    region: str = ""
+    regions: Path | None = None
     # -- media (issue 10; docs/operations.md, "Media") --
     media_max_file_bytes: int = 2 << 30     # one file (2 GiB)
     media_quota_bytes: int = 20 << 30       # what one account may store, uploads in flight too
@@ -201,6 +208,12 @@ class Settings:
         return [e.strip() for e in self.endpoints.split(",") if e.strip()]
 
     @property
+    def region_prefix(self) -> str:
+        """The subjects of this region's own bus and shield state: the gateway joins the
+        regions' NATS clusters, and a region's fan-out must stay in it."""
+        return f"{self.bus_prefix}-{self.region}" if self.region else self.bus_prefix
+
+    @property
     def shared_store(self) -> str | None:
         """The store's URL when several processes can share it; None for embedded SQLite."""
         return self.store or None
@@ -313,7 +326,34 @@ class Settings:
         if self.device_inbox_retention <= 0 or self.device_inbox_purge_every <= 0:
             raise SettingsError("device_inbox_retention and device_inbox_purge_every must be "
                                 "positive (seconds)")
+        self._validate_regions()
         return self
+
+    def region_table(self) -> RegionTable | None:
+        """The region table (read from ``regions``), or None for a single region."""
+        if self.regions is None:
+            return None
+        try:
+            text = self.regions.read_text()
+        except OSError as exc:
+            raise SettingsError(f"cannot read the region table {self.regions}: {exc}") from None
+        try:
+            return parse_table(json.loads(text))
+        except (ValueError, RecursionError) as exc:  # bad JSON, or a RegionTableError
+            raise SettingsError(f"{self.regions}: not a region table: {exc}") from None
+
+    def _validate_regions(self) -> None:
+        if (self.region == "") != (self.regions is None):
+            raise SettingsError("--region and --regions go together")
+        table = self.region_table()
+        if table is None:
+            return
+        if self.region not in table.names():
+            raise SettingsError(f"--region {self.region!r} is not in {self.regions} "
+                                f"({', '.join(table.names())})")
+        if self.shared_store is None or self.bus == "local":
+            raise SettingsError("regions need --store postgresql://... (each region's ids "
+                                "come from its own sequence) and --bus nats://... (JetStream)")
 
     @property
     def operator_enabled(self) -> bool:

@@ -8,9 +8,11 @@ from pigeon.domain.text import (
     validate_username,
 )
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import NotFound
+from pigeon.protocol.errors import NotFound, Unavailable
 from pigeon.protocol.types import Me, User
 from pigeon.store import UserRecord
+
+from pigeon.domain.regions import home_of
 
 from .phones import e164, valid_number
 from .services import Caller
@@ -68,6 +70,8 @@ async def set_privacy(caller: Caller, p: m.SetPrivacy) -> Me:
 async def resolve_username(caller: Caller, p: m.ResolveUsername) -> User:
     name = validate_username(p.username)
     user = await caller.services.store.user_by_username(name)
+    if user is None and caller.services.regions is not None:
+        return await _resolve_remote(caller, username=name)
     if user is None:
         raise NotFound(f"nobody has the username @{name}", code="USER_NOT_FOUND")
     # Found by the name they chose to be found by: they may be seen from now on.
@@ -77,6 +81,9 @@ async def resolve_username(caller: Caller, p: m.ResolveUsername) -> User:
 
 async def resolve_phone(caller: Caller, p: m.ResolvePhone) -> User:
     phone = normalize_phone(p.phone)
+    regions = caller.services.regions
+    if regions is not None and home_of(regions.table, phone) != regions.name:
+        return await _resolve_remote(caller, phone=phone)
     user = await caller.services.store.user_by_phone(phone)
     # One answer for "no such user" and "not discoverable", so that a number's owner cannot
     # be learned by probing.
@@ -84,6 +91,29 @@ async def resolve_phone(caller: Caller, p: m.ResolvePhone) -> User:
         raise NotFound("no user can be found by that number", code="USER_NOT_FOUND")
     await caller.services.store.remember_discovery(caller.user_id, user.id)
     return public_user(user, caller.user_id)
+
+
+async def _resolve_remote(caller: Caller, *, phone: str | None = None,
+                          username: str | None = None) -> User:
+    """Someone homed in another region: asked of their region (of each other region for a
+    username: usernames say nothing of a region); remembered here for the chat rows."""
+    regions = caller.services.regions
+    assert regions is not None
+    asked = [home_of(regions.table, phone)] if phone is not None else regions.others
+    away: Unavailable | None = None
+    for region in asked:
+        try:
+            found = await regions.lookup(region, phone=phone, username=username)
+        except Unavailable as exc:  # another region may still have them
+            away = exc
+            continue
+        if found is not None:
+            await caller.services.store.remember_discovery(caller.user_id, found.id)
+            return User(id=found.id, name=found.name, username=found.username)
+    if away is not None:  # not found where we could ask: maybe where we could not
+        raise away
+    raise NotFound("no user can be found by that " + ("number" if phone else "username"),
+                   code="USER_NOT_FOUND")
 
 
 async def get_users(caller: Caller, p: m.GetUsers) -> list[User]:

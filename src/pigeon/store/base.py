@@ -27,6 +27,7 @@ from pigeon.protocol.media import Media
 from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
 from pigeon.protocol.types import Chat, Dialog, FwdFrom, Message, MessageSticker, Role, State
 from pigeon.protocol.updates import Difference
+from .region_api import RegionApi
 
 # The records the interface takes and returns; importable from here, as they always were.
 from .records import (
@@ -54,7 +55,7 @@ DIALOG_PAGE_BYTES = 128 * 1024
 256 KiB): a hundred dialogs whose last messages are 4,096 emoji would be 1.6 MB."""
 
 
-class Store(abc.ABC):
+class Store(RegionApi, abc.ABC):
     """The durable state of one Pigeon deployment."""
 
     async def ping(self) -> None:

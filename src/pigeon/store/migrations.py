@@ -355,6 +355,26 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX media_readers_user ON media_readers (user_id);
     """,
+    # 14 (issue 12, regions): an account homed in another region (NULL: this one), and the
+    # transactional outbox of private messages to people homed elsewhere: written in the
+    # sender's transaction, deleted once the region's JetStream stream has it.
+    """
+    ALTER TABLE users ADD COLUMN home_region TEXT;
+    CREATE TABLE region_outbox (
+        id INTEGER PRIMARY KEY,
+        region TEXT NOT NULL,
+        sender_id INTEGER NOT NULL,
+        recipient_id INTEGER NOT NULL,
+        random_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        date REAL NOT NULL
+    );
+    CREATE INDEX region_outbox_region ON region_outbox (region, id);
+    CREATE TABLE region_inbox (
+        region TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL
+    );
+    """,
 ]
 
 

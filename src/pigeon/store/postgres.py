@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from typing import Any
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,6 +52,12 @@ class PostgresStore(SqliteStore):
     async def ping(self) -> None:
         await self.postgres.ping()
 
+    async def reserve_user_ids(self, first_id: int, last_id: int) -> None:
+        """Move the users' id sequence into this region's range (once; idempotent): rows of
+        people homed elsewhere are inserted with their own ids and never move it."""
+        if first_id > 1:
+            await self.engine.write(_tx_floor_user_ids, first_id, last_id)
+
     async def backup(self, target: str) -> None:
         """``pg_dump --format=custom`` into ``target`` (restore with ``pg_restore``): one
         consistent snapshot, taken while the store goes on serving. For continuous protection
@@ -71,3 +78,10 @@ class PostgresStore(SqliteStore):
             raise Unavailable(f"pg_dump failed: {err.decode(errors='replace').strip()[:500]}",
                               code="BACKUP_FAILED")
         os.replace(partial, path)
+
+
+def _tx_floor_user_ids(conn: Any, first_id: int, last_id: int) -> None:
+    conn.execute(
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST(CAST(?1 AS BIGINT) - 1, "
+        "(SELECT COALESCE(MAX(id), 0) FROM users WHERE id BETWEEN CAST(?1 AS BIGINT) AND "
+        "CAST(?2 AS BIGINT))))", (first_id, last_id))

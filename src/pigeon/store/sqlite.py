@@ -71,6 +71,7 @@ from .sqlite_stickers import (
     _q_file_public, _q_find, _q_get_set, _q_installed, _q_search, _tx_add,
     _tx_create_set, _tx_install, _tx_move, _tx_publish, _tx_remove,
 )
+from .sqlite_regions import SqliteRegions
 from .sqlite_service import _q_service_user_id, _tx_send_service_message
 from .sqlite_streams import (
     _q_chat_stream, _q_raw_page, _tx_ack, _tx_append_stream, _tx_append_to_devices,
@@ -91,7 +92,7 @@ class SqlEngine(Protocol):
     async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteRegions, Store):
     engine: SqlEngine
 
     def __init__(self, path: Path | str, max_batch: int = 512) -> None:

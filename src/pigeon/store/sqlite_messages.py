@@ -24,6 +24,7 @@ from .base import Push
 from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
+from .sqlite_regions import check_crossable, private_sides, queue_remote
 from .sqlite_safety import GATE_COLUMNS, gate_on, hide, private_gate
 from .sqlite_service import is_service_chat
 from .sqlite_rows import (
@@ -71,6 +72,10 @@ def _tx_send_message(
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and service_chat,
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
+    remote = private_sides(conn, sender_id, chat_id) if sender.kind == "private" else None
+    if remote is not None and remote.local_id == sender_id:  # to another region: the outbox
+        check_crossable(sticker is not None or media is not None or fwd_from is not None,
+                        ciphertext is not None)
     withheld = None
     if makes_contact(sender.kind):
         assert row is not None  # standing() found the chat
@@ -98,6 +103,8 @@ def _tx_send_message(
     if withheld is not None and not withheld.shown:
         hide(conn, withheld.recipient_id, chat_id, [message_id])
     told = audience.new_message() if withheld is None else audience.withheld(sender_id)
+    if remote is not None and withheld is None:
+        told = audience.local_side(remote.local_id)
     pushes = [push_message(conn, up.NewMessage(pts=0, message=new), told, sender.kind, now)]
     # after the pts are numbered: that statement reads members, this one writes them; apart,
     # the writes before can ride in front of it on PostgreSQL (write_later)
@@ -108,6 +115,8 @@ def _tx_send_message(
         conn, "INSERT INTO random_ids (sender_id, random_id, chat_id, message_id, pts) "
         "VALUES (?, ?, ?, ?, ?)", (sender_id, random_id, chat_id, message_id, sender_pts),
     )
+    if remote is not None:
+        queue_remote(conn, remote, sender_id, random_id, text, now)
     return new, sender_pts, pushes
 
 

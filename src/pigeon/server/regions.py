@@ -1,0 +1,296 @@
+"""This node's link to the other regions (issue 12, deliverable 6; docs/architecture.md,
+"Regions"), over NATS with JetStream, through the region's own nats-server (a gateway joins
+the regions' clusters; each cluster is named as its region).
+
+* **Lookups**: a phone homed elsewhere, or a username not known here, is asked of the other
+  region on ``<prefix>.region.<name>.lookup`` (request/reply); no answer in time is
+  REGION_UNAVAILABLE, never a hang.
+* **Relay** (one task per other region): publishes this region's outbox rows, in order, to the
+  stream ``PIGEON_XR_<src>_<dst>``, placed in this region's cluster so that publishing works
+  while the other region is away, and deletes them once JetStream acknowledged them.
+* **Consumer** (one task per other region): pulls from ``PIGEON_XR_<src>_<this>`` with the
+  durable consumer ``<this>``; applies each message once (the store dedupes on sender and
+  random_id), pushes it to the recipient's devices, and acknowledges only after the commit.
+  Order: each message is applied only if its stream sequence is the next one after the
+  last applied (kept in the store, in the same transaction: ``region_inbox``). A message
+  handed to a node that died (or to the pull request of a node killed with -9) comes again
+  after ACK_WAIT; whatever came after it waits for it, unacknowledged, whichever nodes pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import nats
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, Placement, StreamConfig
+from nats.js.errors import NotFoundError
+
+from pigeon.domain import regions as rules
+from pigeon.domain.regions import RegionTable
+from pigeon.protocol import regions as wire
+from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser
+from pigeon.protocol.errors import PigeonError, Unavailable
+
+from .streams import follow_changes, publish
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger("pigeon.regions")
+
+LOOKUP_TIMEOUT = 2.0      # seconds another region has to answer a lookup
+RELAY_POLL = 0.5          # seconds between outbox reads when nothing woke the relay
+BATCH = 64                # messages of a stream unacknowledged at once, per region pair
+OUTBOX_WATCH = 5.0        # seconds between counts of the outbox (for /metrics)
+ACK_WAIT = 10.0           # seconds before JetStream redelivers an unacknowledged message
+
+
+def stream_name(source: str, destination: str) -> str:
+    return f"PIGEON_XR_{source}_{destination}".upper().replace("-", "_")
+
+
+class RegionLink:
+    def __init__(self, services: Services, table: RegionTable, name: str) -> None:
+        self.services = services
+        self.table = table
+        self.name = name
+        self.others = [r.name for r in table.regions if r.name != name]
+        settings = services.settings
+        self.prefix = settings.bus_prefix
+        self.urls = [url.strip() for url in settings.bus.split(",") if url.strip()]
+        self.nc: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        # for /healthz and /metrics
+        self.reachable: dict[str, bool] = {other: False for other in self.others}
+        self.lag: dict[str, int] = {other: 0 for other in self.others}
+        self.outbox: dict[str, int] = {other: 0 for other in self.others}
+        self.relayed = 0
+        self.applied = 0
+        self.dropped = 0
+
+    # -- life cycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        region = self.table.get(self.name)
+        await self.services.store.reserve_user_ids(region.first_id,
+                                                   ((region.number + 1) << rules.ID_SHIFT) - 1)
+        self._tasks.append(asyncio.create_task(self._run(), name="regions"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: PERF203
+                pass
+        if self.nc is not None:
+            await self.nc.close()
+
+    def kick(self) -> None:
+        """Something was queued for another region: relay it now, not at the next poll."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        self.nc = await self._connect()
+        await self.nc.subscribe(f"{self.prefix}.region.{self.name}.lookup", queue="lookup",
+                                cb=self._answer_lookup)
+        work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
+        work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
+                 for o in self.others]
+        work.append(self._forever("outbox depth", self._watch_outbox))
+        await asyncio.gather(*work)
+
+    async def _watch_outbox(self) -> None:
+        while True:
+            depth = await self.services.store.outbox_depth()
+            self.outbox = {other: depth.get(other, 0) for other in self.others}
+            await asyncio.sleep(OUTBOX_WATCH)
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz and /metrics: per other region, whether it answers (its stream's
+        consumer, or a lookup), messages waiting for it here, and its messages not yet
+        applied here."""
+        return {"region": self.name, "others": {
+            other: {"reachable": self.reachable[other], "outbox": self.outbox[other],
+                    "lag": self.lag[other]} for other in self.others},
+            "relayed": self.relayed, "applied": self.applied, "dropped": self.dropped}
+
+    async def _connect(self) -> Any:
+        delay = 0.2
+        while True:
+            try:
+                return await nats.connect(servers=self.urls, name=f"pigeon-region-{self.name}",
+                                          connect_timeout=2, max_reconnect_attempts=-1,
+                                          reconnect_time_wait=0.5)
+            except Exception as exc:  # NATS away at start: local users are served; retry
+                log.warning("regions: NATS at %s unreachable (%s); retrying",
+                            ",".join(self.urls), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _forever(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` again after any failure (JetStream without quorum, the other region
+        away, the store failing): what was not acknowledged is simply done again later."""
+        delay = 0.2
+        while True:
+            try:
+                await step()
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("regions: %s: %s; retrying in %.1f s", what, exc or type(exc).__name__,
+                         delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- lookups --------------------------------------------------------------------------------
+    async def _answer_lookup(self, msg: Any) -> None:
+        try:
+            ask = msgspec.msgpack.decode(msg.data, type=Lookup)
+            if (ask.phone is None) == (ask.username is None):
+                raise ValueError("a lookup names a phone or a username")
+            user = await self.services.store.local_user(
+                phone=ask.phone, username_key=ask.username.lower() if ask.username else None)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            log.warning("regions: malformed lookup dropped: %s", exc)
+            return
+        except PigeonError:
+            return  # the store failing: "not found" would be a lie; the asker times out
+        await msg.respond(wire.encode(Found(user=user)))
+
+    async def lookup(self, region: str, *, phone: str | None = None,
+                     username: str | None = None) -> RemoteUser | None:
+        """Ask ``region`` for an account homed there; REGION_UNAVAILABLE if it does not answer."""
+        if self.nc is None or not self.nc.is_connected:
+            raise Unavailable(f"region {region} cannot be reached (no NATS)",
+                              code="REGION_UNAVAILABLE", retry_after=5)
+        try:
+            reply = await self.nc.request(f"{self.prefix}.region.{region}.lookup",
+                                          wire.encode(Lookup(phone=phone, username=username)),
+                                          timeout=LOOKUP_TIMEOUT)
+            found = msgspec.msgpack.decode(reply.data, type=Found)
+        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
+            self.reachable[region] = False
+            raise Unavailable(f"region {region} does not answer; try again later",
+                              code="REGION_UNAVAILABLE", retry_after=5) from None
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise Unavailable(f"region {region} answered nonsense",
+                              code="REGION_UNAVAILABLE", retry_after=5) from None
+        self.reachable[region] = True
+        if found.user is not None:
+            if rules.region_of_id(self.table, found.user.id) != region:
+                raise Unavailable(f"region {region} answered an id of another region",
+                                  code="REGION_UNAVAILABLE")
+            await self.services.store.remember_remote(found.user, region,
+                                                      self.services.clock())
+        return found.user
+
+    # -- relay: outbox -> JetStream -------------------------------------------------------------
+    async def _relay(self, destination: str) -> None:
+        js = self.nc.jetstream()
+        stream = stream_name(self.name, destination)
+        subject = f"{self.prefix}.xr.{self.name}.{destination}"
+        try:
+            await js.stream_info(stream)
+        except NotFoundError:  # created once, while the meta leader has quorum (both regions)
+            await js.add_stream(StreamConfig(
+                name=stream, subjects=[subject], placement=Placement(cluster=self.name),
+                num_replicas=1, duplicate_window=120.0))
+        store = self.services.store
+        while True:
+            rows = await store.outbox(destination, 256)
+            for row in rows:
+                message = CrossMessage(origin=self.name, sender=row.sender,
+                                       recipient_id=row.recipient_id, random_id=row.random_id,
+                                       text=row.text, date=row.date)
+                # Nats-Msg-Id: a row published twice (a relay killed before its delete) is
+                # stored once within the window; the consumer's dedupe covers the rest.
+                await js.publish(subject, wire.encode(message), timeout=5.0,
+                                 headers={"Nats-Msg-Id": f"{row.sender.id}:{row.random_id}"})
+            if rows:
+                await store.outbox_done([row.id for row in rows])
+                self.relayed += len(rows)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), RELAY_POLL)
+            except asyncio.TimeoutError:
+                pass
+
+    # -- consumer: JetStream -> this region's store -----------------------------------------------
+    async def _consume(self, source: str) -> None:
+        js = self.nc.jetstream()
+        stream = stream_name(source, self.name)
+        subject = f"{self.prefix}.xr.{source}.{self.name}"
+        sub = await js.pull_subscribe(
+            subject, durable=self.name, stream=stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=BATCH,
+                                  ack_wait=ACK_WAIT, max_deliver=-1))
+        self.reachable[source] = True
+        while True:
+            try:
+                batch = await sub.fetch(BATCH, timeout=1.0)
+            except (NatsTimeout, asyncio.TimeoutError):
+                await self._note_lag(sub, source)
+                continue
+            for msg in batch:
+                verdict = await self._take(source, msg)
+                if verdict == "early":
+                    # One before it is on its way again (it went to a node that died): this
+                    # and the rest come again after ACK_WAIT, in order, behind it.
+                    break
+                await msg.ack()  # after the commit
+            await self._note_lag(sub, source)
+
+    async def _take(self, source: str, msg: Any) -> str:
+        """Apply one message of ``source``'s stream, in stream order (the store's verdict)."""
+        store, settings = self.services.store, self.services.settings
+        seq = int(msg.metadata.sequence.stream)
+        try:
+            cross = wire.decode_cross(msg.data)
+        except PigeonError as exc:
+            log.warning("regions: malformed message %d from %s dropped: %s", seq, source, exc)
+            return await self._skip(source, seq)
+        if not isinstance(cross, CrossMessage) or cross.origin != source:
+            log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
+            return await self._skip(source, seq)
+        try:
+            verdict, pushes = await store.apply_cross(cross, seq, time.time(),
+                                                      settings.default_who_can_message)
+        except Unavailable:
+            raise  # the store is failing: unacknowledged, redelivered after ACK_WAIT
+        except PigeonError as exc:  # refused for good (privacy, no such user)
+            log.info("regions: message %d from %s to %d not delivered: %s", seq, source,
+                     cross.recipient_id, exc.code)
+            return await self._skip(source, seq)
+        if verdict == "apply":
+            follow_changes(self.services, pushes)
+            self.services.bus.deliver(pushes)
+            publish(self.services, pushes)
+            self.applied += 1
+        return verdict
+
+    async def _skip(self, source: str, seq: int) -> str:
+        verdict = await self.services.store.skip_cross(source, seq)
+        self.dropped += verdict == "apply"
+        return verdict
+
+    async def _note_lag(self, sub: Any, source: str) -> None:
+        try:
+            info = await sub.consumer_info()
+            self.lag[source] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            self.reachable[source] = True
+        except Exception:
+            self.reachable[source] = False
+
+    async def outbox_depth(self) -> dict[str, int]:
+        return await self.services.store.outbox_depth()

@@ -1,0 +1,54 @@
+"""The store's part in regions (docs/architecture.md, "Regions"): remote accounts, the
+cross-region outbox, and applying a message from another region. Implemented once for both
+engines in :mod:`.sqlite_regions`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pigeon.protocol.regions import CrossMessage, RemoteUser
+
+if TYPE_CHECKING:
+    from .base import Push
+    from .sqlite_regions import Queued
+
+#: outbox rows one relay read takes at most
+MAX_OUTBOX_BATCH = 1_000
+
+
+class RegionApi:
+    async def remember_remote(self, user: RemoteUser, region: str, now: float) -> None:
+        """Keep (or refresh) the local row of ``user``, homed in ``region``."""
+        raise NotImplementedError
+
+    async def local_user(self, phone: str | None = None,
+                         username_key: str | None = None) -> RemoteUser | None:
+        """An account homed here, found by number (if discoverable) or by username."""
+        raise NotImplementedError
+
+    async def outbox(self, region: str, limit: int) -> list[Queued]:
+        """The oldest messages queued for ``region`` (at most ``limit``, ≤ MAX_OUTBOX_BATCH)."""
+        raise NotImplementedError
+
+    async def outbox_done(self, ids: list[int]) -> None:
+        """These outbox rows reached their region's stream: forget them."""
+        raise NotImplementedError
+
+    async def outbox_depth(self) -> dict[str, int]:
+        """Messages queued per destination region."""
+        raise NotImplementedError
+
+    async def apply_cross(self, message: CrossMessage, seq: int, now: float,
+                          default_who_can_message: str | None) -> tuple[str, list[Push]]:
+        """Item ``seq`` of the stream from ``message.origin``: applied if it is the next one
+        ("apply", with its pushes), else "old" (before) or "early" (wait for the one
+        before it). Written once however often it comes."""
+        raise NotImplementedError
+
+    async def skip_cross(self, region: str, seq: int) -> str:
+        """Item ``seq`` of ``region``'s stream will not be applied: let the next one come."""
+        raise NotImplementedError
+
+    async def reserve_user_ids(self, first_id: int, last_id: int) -> None:
+        """New accounts get ids from first_id..last_id (this region's range)."""
+        raise NotImplementedError

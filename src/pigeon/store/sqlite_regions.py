@@ -1,0 +1,208 @@
+"""Regions (SQLite operations, run by both engines): people homed in another region, and the
+transactional outbox of private messages to them (docs/architecture.md, "Regions").
+
+A private message to someone homed elsewhere is committed here as any other (the sender's
+side, the sender's pts) and, in the same transaction, queued in ``region_outbox``; a relay
+(server/regions.py) publishes the queue to JetStream and deletes what JetStream acknowledged.
+The recipient's region applies it with :func:`_tx_apply_cross`, idempotently: its identity is
+(sender, random_id), the key the ``random_ids`` table already deduplicates sends by.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, NamedTuple
+
+from pigeon.domain.regions import cross_order
+from pigeon.protocol.regions import CrossMessage, RemoteUser
+from pigeon.protocol.errors import InvalidArgument, NotFound
+
+from .base import Push
+from .region_api import MAX_OUTBOX_BATCH
+from .sqlite_rows import chunks, marks
+
+if TYPE_CHECKING:
+    from .sqlite import SqlEngine
+
+#: the phone column of a remote row: never an E.164 number, so no login or lookup finds it
+REMOTE_PHONE = "remote:"
+
+
+class Queued(NamedTuple):
+    """One outbox row, with what the recipient's region keeps of its sender."""
+
+    id: int
+    sender: RemoteUser
+    recipient_id: int
+    random_id: int
+    text: str
+    date: float
+
+
+class Sides(NamedTuple):
+    """Who of a private chat lives in another region (None: nobody; the usual case)."""
+
+    remote_id: int
+    remote_region: str
+    local_id: int
+
+
+def private_sides(conn: sqlite3.Connection, sender_id: int, chat_id: int) -> Sides | None:
+    """The side of this private chat homed elsewhere (the sender, when the message comes
+    from another region; the peer, when it goes there), and the side homed here."""
+    rows = conn.execute(
+        "SELECT u.id, u.home_region FROM members m JOIN users u ON u.id = m.user_id "
+        "WHERE m.chat_id = ?", (chat_id,)).fetchall()
+    remote = [r for r in rows if r[1] is not None]
+    local = [r[0] for r in rows if r[1] is None]
+    if not remote or not local:
+        return None
+    return Sides(remote[0][0], remote[0][1], local[0])
+
+
+def check_crossable(attached: bool, encrypted: bool) -> None:
+    """Only plain text crosses regions for now (docs/architecture.md, "Regions")."""
+    if attached or encrypted:
+        raise InvalidArgument("only text messages reach people homed in another region yet",
+                              code="NOT_SUPPORTED_ACROSS_REGIONS")
+
+
+def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_id: int,
+                 text: str, date: float) -> None:
+    """A message from here to the side homed elsewhere: into the outbox, in this transaction
+    (a message that came from there is not sent back)."""
+    if sender_id == sides.local_id:
+        conn.execute(
+            "INSERT INTO region_outbox (region, sender_id, recipient_id, random_id, text, date) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (sides.remote_region, sender_id, sides.remote_id, random_id, text, date))
+
+
+def _tx_remember_remote(conn: sqlite3.Connection, user: RemoteUser, region: str,
+                        now: float) -> None:
+    """Keep (or refresh) the local row of an account homed in ``region``."""
+    row = conn.execute("SELECT home_region FROM users WHERE id = ?", (user.id,)).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO users (id, phone, name, username, created, home_region) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (user.id, f"{REMOTE_PHONE}{user.id}", user.name, user.username, now, region))
+    elif row[0] is None:
+        # An id of ours said to be homed elsewhere: a misconfigured region table, not a row
+        # to overwrite.
+        raise InvalidArgument(f"user {user.id} is homed here, not in {region}")
+    else:
+        conn.execute("UPDATE users SET name = ?, username = ?, home_region = ? WHERE id = ?",
+                     (user.name, user.username, region, user.id))
+
+
+def _q_local_user(conn: sqlite3.Connection, phone: str | None,
+                  username_key: str | None) -> RemoteUser | None:
+    """An account homed here, by phone (only if it lets itself be found by number) or by
+    username: what another region's lookup is answered."""
+    if phone is not None:
+        row = conn.execute(
+            "SELECT id, name, username FROM users WHERE phone = ? AND phone_discoverable = 1 "
+            "AND home_region IS NULL AND disabled = 0", (phone,)).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT id, name, username FROM users WHERE username_key = ? "
+            "AND home_region IS NULL AND disabled = 0", (username_key,)).fetchone()
+    return RemoteUser(id=row[0], name=row[1], username=row[2]) if row else None
+
+
+def _q_outbox(conn: sqlite3.Connection, region: str, limit: int) -> list[Queued]:
+    rows = conn.execute(
+        "SELECT o.id, o.sender_id, u.name, u.username, o.recipient_id, o.random_id, o.text, "
+        "o.date FROM region_outbox o JOIN users u ON u.id = o.sender_id "
+        "WHERE o.region = ? ORDER BY o.id LIMIT ?", (region, limit)).fetchall()
+    return [Queued(r[0], RemoteUser(id=r[1], name=r[2], username=r[3]), r[4], r[5], r[6], r[7])
+            for r in rows]
+
+
+def _tx_outbox_done(conn: sqlite3.Connection, ids: list[int]) -> None:
+    for chunk in chunks(ids):
+        conn.execute(f"DELETE FROM region_outbox WHERE id IN ({marks(chunk)})", chunk)
+
+
+def _q_outbox_depth(conn: sqlite3.Connection) -> dict[str, int]:
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT region, COUNT(*) FROM region_outbox GROUP BY region")}
+
+
+def _advance(conn: sqlite3.Connection, region: str, seq: int) -> str:
+    """Take ``seq`` of ``region``'s stream if it is the next one (the row stays locked to
+    this transaction on PostgreSQL): :func:`pigeon.domain.regions.cross_order`'s verdict."""
+    conn.execute("INSERT OR IGNORE INTO region_inbox (region, last_seq) VALUES (?, 0)",
+                 (region,))
+    (last,) = conn.execute("SELECT last_seq FROM region_inbox WHERE region = ? /*FOR UPDATE*/",
+                           (region,)).fetchone()
+    verdict = cross_order(last, seq)
+    if verdict == "apply":
+        conn.execute("UPDATE region_inbox SET last_seq = ? WHERE region = ?", (seq, region))
+    return verdict
+
+
+def _tx_skip_cross(conn: sqlite3.Connection, region: str, seq: int) -> str:
+    """Item ``seq`` of ``region``'s stream is not applied (malformed, refused for good): the
+    next one may come."""
+    return _advance(conn, region, seq)
+
+
+def _tx_apply_cross(conn: sqlite3.Connection, message: CrossMessage, seq: int, now: float,
+                    default_who_can_message: str | None) -> tuple[str, list[Push]]:
+    """Item ``seq`` of the stream from ``message.origin``, a private message, into this
+    region's copy of the chat, if it is the next one (else nothing: "old" or "early"):
+    pushes for the recipient. A message is written once however often it comes (its
+    sequence, and its sender and random_id, say whether it was)."""
+    from .sqlite_groups import _tx_open_private  # noqa: PLC0415  (they import this module)
+    from .sqlite_messages import _tx_send_message  # noqa: PLC0415
+
+    verdict = _advance(conn, message.origin, seq)
+    if verdict != "apply":
+        return verdict, []
+    _tx_remember_remote(conn, message.sender, message.origin, now)
+    row = conn.execute("SELECT home_region FROM users WHERE id = ?",
+                       (message.recipient_id,)).fetchone()
+    if row is None or row[0] is not None:
+        raise NotFound(f"user {message.recipient_id} is not homed here", code="USER_NOT_FOUND")
+    chat = _tx_open_private(conn, message.sender.id, message.recipient_id, now,
+                            default_who_can_message)
+    _, _, pushes = _tx_send_message(conn, message.sender.id, chat.id, message.random_id,
+                                    message.text, message.date, None, None)
+    return verdict, pushes
+
+
+class SqliteRegions:
+    """:class:`.region_api.RegionApi` on the shared SQL (both engines)."""
+
+    engine: SqlEngine
+
+    async def remember_remote(self, user: RemoteUser, region: str, now: float) -> None:
+        await self.engine.write(_tx_remember_remote, user, region, now)
+
+    async def local_user(self, phone: str | None = None,
+                         username_key: str | None = None) -> RemoteUser | None:
+        return await self.engine.read(_q_local_user, phone, username_key)
+
+    async def outbox(self, region: str, limit: int) -> list[Queued]:
+        return await self.engine.read(_q_outbox, region, max(1, min(limit, MAX_OUTBOX_BATCH)))
+
+    async def outbox_done(self, ids: list[int]) -> None:
+        await self.engine.write(_tx_outbox_done, ids)
+
+    async def outbox_depth(self) -> dict[str, int]:
+        return await self.engine.read(_q_outbox_depth)
+
+    async def apply_cross(self, message: CrossMessage, seq: int, now: float,
+                          default_who_can_message: str | None) -> tuple[str, list[Push]]:
+        return await self.engine.write(_tx_apply_cross, message, seq, now,
+                                       default_who_can_message)
+
+    async def skip_cross(self, region: str, seq: int) -> str:
+        return await self.engine.write(_tx_skip_cross, region, seq)
+
+    async def reserve_user_ids(self, first_id: int, last_id: int) -> None:
+        # SQLite gives a new row the largest id + 1, and rows of people homed elsewhere carry
+        # ids of other ranges: regions need PostgreSQL's sequence (server/settings.py).
+        raise RuntimeError("regions need the PostgreSQL store")

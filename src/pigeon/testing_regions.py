@@ -1,0 +1,58 @@
+"""Two regions on loopback, for tests and benchmarks (issue 12, deliverable 6): per region a
+PostgreSQL database (given), a nats-server with JetStream (pigeon.testing_nats.GatewayNode),
+the two joined by a gateway, and one `pigeon serve` (pigeon.testing.ServerProcess). Region
+"a" homes +49 (and every code not listed), region "b" homes +44."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import aiohttp
+
+from .testing import ServerProcess
+from .testing_nats import GatewayNode, free_port, running_regions
+
+CALLING_CODES = {"a": [49], "b": [44]}
+
+
+class RegionNode:
+    def __init__(self, name: str, nats_server: GatewayNode, database: str, table: Path,
+                 data: Path, port: int) -> None:
+        self.name = name
+        self.database = database
+        self.nats = nats_server
+        self.node = ServerProcess(data, "--store", database, "--bus", nats_server.url,
+                                  "--region", name, "--regions", str(table), "--workers", "1")
+        self.node.port = port
+
+    @property
+    def endpoint(self) -> str:
+        return f"ws://127.0.0.1:{self.node.port}/v1/ws"
+
+    async def health(self) -> dict[str, object]:
+        """The operator listener's /healthz (with its ``regions`` part)."""
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{self.node.operator_url}/healthz") as response:
+            body: dict[str, object] = await response.json()
+            return body
+
+
+@contextmanager
+def running_two_regions(directory: Path, databases: list[str]) -> Iterator[
+        tuple[RegionNode, RegionNode]]:
+    """Regions a and b, each its node started; everything killed on exit."""
+    ports = [free_port(), free_port()]
+    table = directory / "regions.json"
+    table.write_text(json.dumps({"regions": [
+        {"name": name, "index": i, "endpoints": [f"ws://127.0.0.1:{ports[i]}/v1/ws"],
+         "calling_codes": CALLING_CODES[name], "default": i == 0}
+        for i, name in enumerate(("a", "b"))]}))
+    with running_regions(directory, "a", "b") as (nats_a, nats_b), ExitStack() as stack:
+        pair = (RegionNode("a", nats_a, databases[0], table, directory / "a", ports[0]),
+                RegionNode("b", nats_b, databases[1], table, directory / "b", ports[1]))
+        for region in pair:
+            stack.enter_context(region.node)
+        yield pair
