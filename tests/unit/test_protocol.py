@@ -23,7 +23,9 @@ from pigeon.protocol.errors import (
     InvalidArgument,
     PigeonError,
     ProtocolError,
+    RateLimited,
     UnknownMethod,
+    WrongRegion,
 )
 from pigeon.protocol.frames import (
     CallReceived,
@@ -415,6 +417,28 @@ def test_error_frames_rebuild_the_servers_exception(code: str) -> None:
     # The call is settled: a late result for it is a protocol error.
     with pytest.raises(ProtocolError):
         client.receive(ServerProtocol.result(request_id, State(pts=1, date=0.0)))
+
+
+def test_wrong_region_carries_its_endpoints() -> None:
+    """WRONG_REGION's endpoints travel in the error frame's own field (the SDK connects to
+    them), at most 16; other errors leave the field out, so older readers see nothing new."""
+    client, _ = open_pair()
+    request_id, _ = client.call("updates.get_state", methods.GetState())
+    there = [f"wss://us-{n}.example:8700/v1/ws" for n in range(20)]
+    frame = ServerProtocol.error(request_id, WrongRegion("lives in region us", endpoints=there))
+    event = client.receive(frame)
+    assert isinstance(event, ErrorReceived) and isinstance(event.error, WrongRegion)
+    assert event.error.endpoints == there[:16]
+    assert b"endpoints" not in ServerProtocol.error(1, RateLimited("slow down"))
+
+
+def test_an_error_frame_with_a_bad_endpoint_is_refused() -> None:
+    client, _ = open_pair()
+    request_id, _ = client.call("updates.get_state", methods.GetState())
+    frame = msgspec.msgpack.encode({"t": "error", "id": request_id, "code": "WRONG_REGION",
+                                    "message": "", "endpoints": ["ftp://x\n"]})
+    with pytest.raises(ProtocolError):
+        client.receive(frame)
 
 
 @settings(max_examples=50, deadline=None)

@@ -59,7 +59,7 @@ class PigeonError(Exception):
 
     def __init__(
         self, message: str = "", *, code: str | None = None, retry_after: float | None = None,
-        retry_spread: float | None = None,
+        retry_spread: float | None = None, endpoints: list[str] | None = None,
     ) -> None:
         if code is not None:  # first: a message left out defaults to this code, not the class's
             self.code = code
@@ -69,6 +69,8 @@ class PigeonError(Exception):
         # Come back after retry_after plus a delay picked at random in [0, retry_spread]: a
         # going-away notice spreads a restart's reconnects over this window (issue 13).
         self.retry_spread = retry_spread
+        # Where to go instead (WRONG_REGION: the home region's endpoints); empty for most.
+        self.endpoints: list[str] = list(endpoints or [])
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -127,17 +129,11 @@ class ResultTooLarge(PigeonError):
 
 
 class WrongRegion(PigeonError):
-    """The number's account lives in another region (issue 12): the message names it and its
-    endpoints, space-separated after ``: ``; log in there."""
+    """The number's account lives in another region (issue 12): ``endpoints`` are that
+    region's (the error frame's field of that name); the message names the region; log in
+    there."""
 
     code = "WRONG_REGION"
-
-    @property
-    def endpoints(self) -> list[str]:
-        """The home region's endpoints, as the message lists them (none: unknown)."""
-        _, found, tail = self.message.partition(": ")
-        return [e for e in tail.split() if e.startswith(("ws://", "wss://", "http://",
-                                                          "https://"))][:16] if found else []
 
 
 class Code(NamedTuple):
@@ -252,7 +248,9 @@ NOT_RUN_CODES = frozenset(code for code, c in ERROR_CODES.items() if c.not_run)
 
 
 def error_from_wire(code: str, message: str, retry_after: float | None = None,
-                    retry_spread: float | None = None) -> PigeonError:
+                    retry_spread: float | None = None,
+                    endpoints: list[str] | None = None) -> PigeonError:
     """Rebuild the exception that the peer described; unknown codes become PigeonError."""
     cls = CODES.get(code, PigeonError)
-    return cls(message, code=code, retry_after=retry_after, retry_spread=retry_spread)
+    return cls(message, code=code, retry_after=retry_after, retry_spread=retry_spread,
+               endpoints=endpoints)

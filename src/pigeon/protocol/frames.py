@@ -92,6 +92,9 @@ class Error(Frame, tag="error"):
     # otherwise bring every client back at once: come back after retry_after plus a delay
     # picked uniformly in [0, retry_spread]. Older readers ignore the field (issue 13).
     retry_spread: Annotated[float, Meta(ge=0, le=limits.MAX_RETRY_SECONDS)] | None = None
+    # Where to go instead: WRONG_REGION's home region endpoints (issue 12). Older readers
+    # ignore it; absent for every other error.
+    endpoints: Annotated[list[Endpoint], Meta(max_length=MAX_ENDPOINTS)] | None = None
 
 
 class Updates(Frame, tag="updates"):
@@ -256,7 +259,8 @@ class ServerProtocol:
     @staticmethod
     def error(request_id: int | None, error: PigeonError) -> bytes:
         return encode(Error(id=request_id, code=error.code, message=error.message,
-                            retry_after=error.retry_after, retry_spread=error.retry_spread))
+                            retry_after=error.retry_after, retry_spread=error.retry_spread,
+                            endpoints=error.endpoints[:MAX_ENDPOINTS] or None))
 
     @staticmethod
     def updates(updates: list[Any]) -> bytes:
@@ -421,7 +425,8 @@ class ClientProtocol:
             if frame.id is not None:
                 self._pending.pop(frame.id, None)
             return ErrorReceived(frame.id, error_from_wire(
-                frame.code, frame.message, frame.retry_after, frame.retry_spread))
+                frame.code, frame.message, frame.retry_after, frame.retry_spread,
+                frame.endpoints))
         self.version = frame.version
         return WelcomeReceived(frame)
 

@@ -59,15 +59,15 @@ async def _new_code(services: Services, phone: str) -> tuple[str, str]:
 
 
 def check_home(services: Services, phone: str) -> None:
-    """WRONG_REGION when the number's account lives in another region: its message names the
-    region and its endpoints, which the SDK reconnects to (docs/protocol.md, "Regions")."""
+    """WRONG_REGION when the number's account lives in another region: it carries that
+    region's endpoints, which the SDK reconnects to (docs/protocol.md, "Regions")."""
     regions = services.regions
     if regions is None:
         return
     home = home_of(regions.table, phone)
     if home != regions.name:
-        endpoints = " ".join(regions.table.get(home).endpoints)
-        raise WrongRegion(f"this number's account lives in region {home}: {endpoints}")
+        raise WrongRegion(f"this number's account lives in region {home}",
+                          endpoints=list(regions.table.get(home).endpoints))
 
 
 async def send_code(caller: Caller, p: m.SendCode) -> SentCode:
