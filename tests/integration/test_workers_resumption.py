@@ -6,14 +6,13 @@ bus carries revocations to every process), or its ticket would still let it in t
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nats_support import nats_server
 from raw_support import Raw, enc, sign_in
-from worker_support import worker_of
+from worker_support import worker_of, workers_listening
 
 from pigeon.testing import ServerProcess
 
@@ -44,10 +43,7 @@ async def test_a_session_revoked_through_one_worker_cannot_resume_on_another(
     with nats_server(tmp_path) as nats_srv, ServerProcess(
             tmp_path / "data", "--store", database, "--bus", nats_srv.url,
             "--workers", "2", env=ENV) as server:
-        deadline = time.monotonic() + 60
-        while sum("listening on" in line for line in server.log) < 2:
-            assert time.monotonic() < deadline, "".join(server.log[-20:])
-            await asyncio.sleep(0.05)
+        await workers_listening(server, 2)
         number = phone()
         first, auth = await sign_in(server, number)  # the session to be revoked
         second, other = await sign_in(server, number, device="other")  # the one revoking

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 from nats_support import nats_server
-from worker_support import worker_of
+from worker_support import worker_of, workers_listening
 
 from pigeon.client import Client
 from pigeon.protocol.errors import RateLimited
@@ -38,10 +37,7 @@ async def test_two_workers_share_the_store_and_the_bus(tmp_path: Path, phone,
     with nats_server(tmp_path) as nats_srv, ServerProcess(
             tmp_path / "data", "--store", database, "--bus", nats_srv.url,
             "--workers", "2") as server:
-        deadline = time.monotonic() + 60
-        while sum("listening on" in line for line in server.log) < 2:
-            assert time.monotonic() < deadline, "".join(server.log[-20:])
-            await asyncio.sleep(0.05)
+        await workers_listening(server, 2)
         # Devices from distinct loopback addresses, until both workers hold some.
         clients: list[tuple[Client, str, int]] = []
         try:
@@ -83,10 +79,7 @@ async def test_a_login_flood_meets_one_limit_across_workers(tmp_path: Path, phon
     with nats_server(tmp_path) as nats_srv, ServerProcess(
             tmp_path / "data", "--store", database, "--bus", nats_srv.url,
             "--workers", "2", env=env) as server:
-        deadline = time.monotonic() + 60
-        while sum("listening on" in line for line in server.log) < 2:
-            assert time.monotonic() < deadline, "".join(server.log[-20:])
-            await asyncio.sleep(0.05)
+        await workers_listening(server, 2)
         granted, seen = 0, set()
         for _ in range(24):
             client = Client(server.url, local_address="127.0.0.77")

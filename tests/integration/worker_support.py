@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import psutil
 
 from pigeon.testing import ServerProcess
 
-__all__ = ["worker_of", "workers"]
+__all__ = ["worker_of", "workers", "workers_listening"]
 
 
 def workers(server: ServerProcess) -> list[psutil.Process]:
@@ -22,3 +25,11 @@ def worker_of(server: ServerProcess, address: str) -> int | None:
             if conn.raddr and conn.raddr.ip == address and conn.laddr.port == server.port:
                 return proc.pid
     return None
+
+
+async def workers_listening(server: ServerProcess, count: int, timeout: float = 60.0) -> None:
+    """Until ``count`` workers of ``server`` said they listen (each logs it once)."""
+    deadline = time.monotonic() + timeout
+    while sum("listening on" in line for line in server.log) < count:
+        assert time.monotonic() < deadline, "".join(server.log[-20:])
+        await asyncio.sleep(0.05)

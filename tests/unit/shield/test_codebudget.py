@@ -5,19 +5,9 @@ from hypothesis import strategies as st
 
 from pigeon.shield.codebudget import AdaptiveBudget
 from pigeon.shield.ratelimit import Rate
+from clocks import FakeClock
 
 FLOOR = Rate.parse("10/1m burst 10")
-
-
-class _Clock:  # hypothesis runs many examples in one test: a clock of their own
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def granted(budget: AdaptiveBudget, key: str, n: int, proven: bool = True) -> int:
@@ -106,7 +96,7 @@ def test_keys_are_bounded(clock):
 def test_never_grants_more_than_burst_plus_allowance(steps):
     """Whatever the pattern of requests, the codes granted over any run are bounded by the
     largest burst plus the largest allowance times the time elapsed."""
-    clock = _Clock()
+    clock = FakeClock()
     budget = AdaptiveBudget(FLOOR, factor=3.0, halflife=3600.0, open_share=0.25, clock=clock)
     total = open_total = 0
     elapsed = 0.0

@@ -11,17 +11,7 @@ from hypothesis import strategies as st
 from pigeon.server.settings import Settings
 from pigeon.shield.guard import PROBATION, Shield
 from pigeon.shield.pacing import ReturnPacer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from clocks import FakeClock
 
 
 def test_handshakes_past_the_limit_get_slots_one_after_another(clock):
@@ -80,7 +70,7 @@ def test_a_socket_closed_before_logging_in_frees_its_place(clock):
 @given(st.lists(st.sampled_from(["admit", "in", "gone", "tick"]), max_size=300),
        st.integers(1, 8), st.floats(0.0, 30.0))
 def test_pending_and_waits_stay_within_bounds(ops, max_pending, window):
-    clock = Clock()
+    clock = FakeClock()
     pacer = ReturnPacer(max_pending=max_pending, window_max=window, clock=clock)
     for op in ops:
         if op == "admit":

@@ -9,21 +9,14 @@ from pigeon.protocol import closing
 from pigeon.protocol.resumption import MAC_SIZE, MAX_TICKET_CHARS, Claims, format_ticket, \
     parse_ticket
 from pigeon.shield.resumption import Resumption
+from clocks import FakeClock
 
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
 TOKEN = "pgn_" + "t" * 43
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def resumption(secret: bytes = b"s" * 32, ttl: float = 3600.0, **kw: object) -> Resumption:
-    return Resumption(secret, ttl, clock=kw.pop("clock", Clock()), **kw)  # type: ignore[arg-type]
+    return Resumption(secret, ttl, clock=kw.pop("clock", FakeClock(1_800_000_000.0)), **kw)  # type: ignore[arg-type]
 
 
 # -- the codec --------------------------------------------------------------------------------
@@ -76,7 +69,7 @@ def test_close_reasons_of_older_servers_and_proxies():
 
 # -- the shield's checks ----------------------------------------------------------------------
 def test_a_live_sessions_ticket_is_valid_until_it_expires():
-    clock = Clock()
+    clock = FakeClock(1_800_000_000.0)
     r = resumption(clock=clock)
     r.load([(7, 70)])
     ticket = r.issue(7, 70, TOKEN)

@@ -7,17 +7,8 @@ from hypothesis import strategies as st
 
 from pigeon.protocol.errors import Unavailable
 from pigeon.shield.scheduler import Scheduler, WorkClass
+from clocks import FakeClock
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 I, B, U = WorkClass.INTERACTIVE, WorkClass.BULK, WorkClass.UNAUTHENTICATED  # noqa: E741 - initials
 P = WorkClass.PROVEN
