@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pigeon.client import Client, Profile
-from pigeon.client import client as client_module
+from pigeon.client import ordering
 from pigeon.protocol.streams import Item, StreamDifference, item
 from pigeon.protocol.types import Message, State
 from pigeon.protocol.updates import Difference, NewMessage
@@ -66,7 +66,7 @@ def test_every_update_once_in_order_whatever_arrives(n, data):
 
 @pytest.fixture(autouse=True)
 def short_gap_wait(monkeypatch):
-    monkeypatch.setattr(client_module, "GAP_WAIT", 0.01)
+    monkeypatch.setattr(ordering, "GAP_WAIT", 0.01)
 
 
 def test_a_hole_is_filled_by_itself():
@@ -178,7 +178,7 @@ def test_two_streams_interleaved_each_in_order_once(own, chat, data, monkeypatch
     """Items of two streams, shuffled, repeated and cut into frames anywhere: each stream's
     arrive in order, once, whether the next one came (delivered at once) or waited for a
     hole before it to fill (held back), however the other stream fares meanwhile."""
-    monkeypatch.setattr(client_module, "GAP_WAIT", 60.0)  # no sync: pushes alone fill holes
+    monkeypatch.setattr(ordering, "GAP_WAIT", 60.0)  # no sync: pushes alone fill holes
     log = ([chat_item(STREAM, seq) for seq in range(1, own + 1)]
            + [chat_item(CHAT_STREAM, seq) for seq in range(1, chat + 1)])
     pushed = data.draw(st.permutations(log)) + data.draw(st.lists(st.sampled_from(log),
