@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -264,7 +263,7 @@ class RegionLink:
             log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
             return await self._skip(source, seq)
         try:
-            verdict, pushes = await store.apply_cross(cross, seq, time.time(),
+            verdict, pushes = await store.apply_cross(cross, seq, self.services.clock(),
                                                       settings.default_who_can_message)
         except Unavailable:
             raise  # the store is failing: unacknowledged, redelivered after ACK_WAIT
