@@ -4,12 +4,13 @@ reads nothing sent after; a device that lost a key asks for it and gets it re-sh
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import pytest
 
 from pigeon.client import Client, Profile
-from pigeon.crypto.megolm import GroupState
+from pigeon.crypto.megolm import GroupState, load_state
 from pigeon.crypto import vault as vault_module
 from pigeon.protocol.errors import Forbidden, InvalidArgument
 from pigeon.testing import login
@@ -121,3 +122,47 @@ async def test_three_people_removal_and_re_request(server, phone, tmp_path) -> N
     finally:
         for client in everyone:
             await client.close()
+
+
+async def test_concurrent_sends_share_one_write_and_each_is_on_disk_before_it_leaves(
+        server, phone, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send's ratchet must be on disk before its message leaves (a crash would otherwise
+    reuse an index), but concurrent sends wait for one write, not one each (group commit).
+    The first write is held until every send has encrypted: all the others then go in the
+    second write, and every message sent is counted in the file."""
+    alice = await login(server, phone(), "Alice", profile=tmp_path / "alice")
+    bob = await login(server, phone(), "Bob", profile=tmp_path / "bob")
+    try:
+        await contacts(alice, bob)
+        for client in (alice, bob):
+            await client.devices.open(PASSPHRASE)
+        chat = await alice.secret_groups.create("Desk", [bob.profile.user_id])  # type: ignore[list-item]
+        await alice.secret_groups.send(chat.id, "key shared")
+        groups = alice.secret_groups
+        held, writes = asyncio.Event(), []
+        real_save = vault_module.Vault.save
+
+        async def save(self: vault_module.Vault, data: bytes) -> None:
+            writes.append(len(data))
+            if len(writes) == 1:
+                await held.wait()
+            await real_save(self, data)
+
+        monkeypatch.setattr(vault_module.Vault, "save", save)
+        base = groups._changed
+        sends = [asyncio.create_task(groups.send(chat.id, f"m{n}")) for n in range(8)]
+        deadline = asyncio.get_running_loop().time() + 30
+        while groups._changed < base + 8:  # every send has encrypted and waits for the disk
+            assert not any(t.done() for t in sends)
+            assert asyncio.get_running_loop().time() < deadline, "sends wait for each other"
+            await asyncio.sleep(0.01)
+        held.set()
+        await asyncio.gather(*sends)
+        assert len(writes) == 2
+        on_disk = load_state(await groups._file().read())  # what a restart would read
+        assert on_disk.outbound[chat.id].sent == 9
+        assert sorted(await texts(bob, chat.id)) == sorted(  # type: ignore[type-var]
+            ["key shared", *(f"m{n}" for n in range(8))])
+    finally:
+        await alice.close()
+        await bob.close()

@@ -120,6 +120,12 @@ class SecretGroups:
         self._resolved: list[GroupMessage] = []  # pending messages decrypted since taken
         self._dirty = False  # handlers took keys not yet written (see save)
         self._on_disk: tuple[int, int, int] | None = None  # the state file as last seen
+        # Group commit of the state file: a change is numbered (_changed), one write at a
+        # time takes every change made before it began (_written), and concurrent senders
+        # wait for the same write instead of writing one after another.
+        self._changed = 0
+        self._written = 0
+        self._writing: asyncio.Task[None] | None = None
         self.rotations = 0      # outbound sessions started (tests, bench)
 
     # -- state --------------------------------------------------------------------------------
@@ -145,10 +151,32 @@ class SecretGroups:
         return self._state
 
     async def _save(self) -> None:
+        """The state as it is now, on disk before this returns."""
+        await self._durable(self._change())
+
+    def _change(self) -> int:
+        """Number a change of the state (made by the caller, under ``_lock``)."""
+        self._changed += 1
+        return self._changed
+
+    async def _durable(self, change: int) -> None:
+        """Until a write that began after ``change`` was made has finished. Writes go one at
+        a time, each of the whole state as it is when it begins, so a later write never
+        lands before an earlier one; a failed write fails its waiters, and the next caller
+        starts another."""
+        while self._written < change:
+            if self._writing is None or self._writing.done():
+                self._writing = asyncio.create_task(self._write())
+            await asyncio.shield(self._writing)
+
+    async def _write(self) -> None:
         assert self._state is not None
+        upto = self._changed
+        data = megolm.dump_state(self._state)  # no await between the count and the snapshot
         file = self._file()
-        await file.save(megolm.dump_state(self._state))
+        await file.save(data)
         self._on_disk = await asyncio.to_thread(signature, file.path)
+        self._written = max(self._written, upto)
 
     async def reload_if_changed(self) -> bool:
         """Forget the state held in memory if another process (holding the profile's
@@ -157,6 +185,7 @@ class SecretGroups:
             return False
         async with self._lock:
             await self.save_now()
+            await self._durable(self._changed)  # a sender's write still on its way
             if await asyncio.to_thread(signature, self._file().path) == self._on_disk:
                 return False
             self._state = None
@@ -189,8 +218,10 @@ class SecretGroups:
                 out, share = self._rotate(state, chat_id, now, members, devices)
             assert out is not None
             sealed = megolm.encrypt(out, self._client.devices.device_id, text, self._pickle_key)
-            # Before it leaves: a ratchet that went back after a crash would reuse an index.
-            await self._save()
+            change = self._change()
+        # On disk before it leaves (a ratchet that went back after a crash would reuse an
+        # index); waited for outside the lock, so that concurrent sends share one write.
+        await self._durable(change)
         # Shared outside the lock: the inbox's handlers take it while the device's Olm state
         # is busy, so holding it across an Olm send could deadlock a following client.
         if share is not None:
