@@ -37,6 +37,7 @@ from .services import Services
 from .settings import Settings
 from . import sticker_web
 from .sticker_web import StickerWeb
+from .stopping import StopClock, close_connections
 from .streams import purge_device_inboxes
 
 if TYPE_CHECKING:
@@ -263,7 +264,9 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         await asyncio.sleep(0.05)
     services.resumption.load(await store.live_sessions(settings.resume_max_sessions))
     app = build_app(services, media)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+    # The stop closed every socket already (stopping.py): what is left to wait for is short.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.stop_close_seconds)
     await runner.setup()
     tls = None
     if settings.tls_cert is not None:
@@ -318,24 +321,23 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     try:
         await stop.wait()
     finally:
-        log.info("stopping: no new connections; finishing calls in flight")
+        clock = StopClock()
+        clock.phase("no new connections; finishing calls in flight (%d connections)",
+                    len(services.connections))
         listener.close()
         purge.cancel()
         collector.cancel()
         holding.cancel()
-        conns = list(services.connections)
-        with suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)
-        window = settings.restart_window(len(conns))
-        for conn in conns:
-            conn.shutting_down(settings.restart_downtime, window)
+        await close_connections(services, clock)
         await runner.cleanup()
         if operator is not None:
             await operator.cleanup()
+        clock.phase("handlers finished")
         await shield.stop()
         if services.regions is not None:
             await services.regions.close()
         await services.bus.close()
         await store.close()
         await services.codes.close()
+        clock.phase("store closed, everything queued committed")
         print("pigeon stopped cleanly", file=sys.stderr, flush=True)

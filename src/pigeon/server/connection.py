@@ -112,6 +112,10 @@ class Connection:
     # -- input ------------------------------------------------------------------------------
     async def receive(self, data: bytes) -> None:
         """Handle one frame. Returns once the call is started, not answered."""
+        if self.services.stopping:
+            # A planned stop answers the calls in flight and starts none: this one is not
+            # answered, so the SDK sends it again (same random_id) to the next server.
+            return
         if not self.shield.frame_allowed(self._frames, self.address, self.user_id is not None,
                                          session_id=self.session_id, user_id=self.user_id):
             self._send(self.protocol.error(None, RateLimited(
@@ -516,10 +520,14 @@ class Connection:
             f"to {window:g} s", code="SHUTTING_DOWN", retry_after=downtime, retry_spread=window)))
         self.close(CLOSE_GOING_AWAY, "SHUTTING_DOWN", downtime, window)
 
-    async def drain(self) -> None:
-        """Wait for every call in flight to be answered."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        """The calls started and not yet answered."""
+        return list(self._tasks)
+
+    def abort(self) -> None:
+        """Drop the socket now, without waiting for the peer's side of the close handshake."""
+        if self.abort_transport is not None:
+            self.abort_transport()
 
     def finished(self) -> None:
         # Calls in flight run to the end although their answers can no longer reach this
