@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 from pigeon import __version__
 from pigeon.media.blobs import DiskBlobStore
 from pigeon.protocol import limits
+from pigeon.protocol.closing import MAX_REASON_BYTES
 from pigeon.shield.guard import Shield
 
 from .accept import GuardedProtocol
@@ -78,6 +79,9 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     conn = Connection(services, address, guard)
     if request.transport is not None:
         conn.abort_transport = request.transport.abort
+        transport = request.transport
+        conn.write_last = lambda frames, code, reason: _write_last(transport, frames, code, reason)
+        conn.unsent_bytes = transport.get_write_buffer_size
     writer = asyncio.create_task(_write(conn, ws))
     try:
         # The shield also aborts silent sockets at accept level; this deadline covers a
@@ -119,6 +123,30 @@ async def _ws(request: web.Request) -> web.StreamResponse:
             if request.transport is not None:
                 request.transport.abort()
     return ws
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """One final WebSocket frame as a server sends it (RFC 6455 §5.2: not masked)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, size))
+    elif size < 1 << 16:
+        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+    return head + payload
+
+
+def _write_last(transport: asyncio.Transport, frames: list[bytes], code: int,
+                reason: bytes) -> None:
+    """A planned stop's last words on one socket, written at once: aiohttp's writer writes
+    each frame whole, so ours start at a frame boundary. The socket closes once they are out
+    (no wait for the peer's close frame); a peer that reads nothing is dropped by the stop."""
+    if transport.is_closing():
+        return
+    close = _frame(0x8, code.to_bytes(2, "big") + reason[:MAX_REASON_BYTES])
+    transport.write(b"".join([*(_frame(0x2, frame) for frame in frames), close]))
+    transport.close()
 
 
 async def _write(conn: Connection, ws: web.WebSocketResponse) -> None:

@@ -125,8 +125,8 @@ class Settings:
     # The stop itself is bounded, so that the port is closed no longer than the notice says
     # whatever the peers do: calls in flight get stop_drain_seconds to be answered (one not
     # answered is retried by the SDK with its random_id), then every device gets the notice
-    # and its close frame, and stop_close_seconds later the sockets whose peer has not
-    # answered the close handshake are dropped (server/stopping.py).
+    # and its close frame, and stop_close_seconds later the sockets that have not taken them
+    # (their peer reads nothing) are dropped (server/stopping.py).
     stop_drain_seconds: float = 2.0
     stop_close_seconds: float = 1.0
     # A logged-in welcome hands the device a resumption ticket; its next hello is checked

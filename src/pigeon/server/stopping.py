@@ -6,10 +6,10 @@ no longer than the going-away notice announces, whatever the peers do.
    store is closed after it) and the SDK sends it again with the same ``random_id`` to the
    next server, which answers it from what was committed.
 2. Every device gets the notice and the close frame with its retry hint.
-3. ``stop_close_seconds`` later, every socket whose peer has not answered the close handshake
-   is dropped: a peer that never answers (or reads nothing) does not hold the stop. The close
-   frame is in the kernel's buffer by then for every peer that reads, so dropping the socket
-   loses nothing it would have read.
+   They are written straight to the socket, which closes once they are out: the stop does not
+   wait for each peer's side of the close handshake.
+3. ``stop_close_seconds`` later, every socket that has still not taken all of it is dropped:
+   a peer that reads nothing does not hold the stop.
 
 Each phase is logged at info level with the time since the stop began, so an operator sees
 where a slow stop's time went.
@@ -51,13 +51,16 @@ async def close_connections(services: Services, clock: StopClock) -> None:
     window = settings.restart_window(len(conns))
     for conn in conns:
         conn.shutting_down(settings.restart_downtime, window)
+        conn.say_goodbye()
     clock.phase("going-away notice sent to %d connections (back in %g s plus up to %g s)",
                 len(conns), settings.restart_downtime, window)
     deadline = time.monotonic() + settings.stop_close_seconds
-    while services.connections and time.monotonic() < deadline:
+    stragglers = conns
+    while stragglers and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    stragglers = list(services.connections)
+        stragglers = [conn for conn in stragglers
+                      if conn in services.connections or conn.unsent_bytes()]
     for conn in stragglers:
         conn.abort()
-    clock.phase("connections closed: %d by their close handshake, %d dropped",
+    clock.phase("connections closed: %d with everything written, %d dropped",
                 len(conns) - len(stragglers), len(stragglers))
