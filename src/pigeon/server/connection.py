@@ -536,6 +536,11 @@ class Connection:
         self._drop_outbox()
         self.write_last(frames, self.close_code, self.close_reason.encode())
 
+    async def drain(self) -> None:
+        """Wait for every call in flight to be answered."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def in_flight(self) -> list[asyncio.Task[None]]:
         """The calls started and not yet answered."""
         return list(self._tasks)
