@@ -357,15 +357,18 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         collector.cancel()
         holding.cancel()
         await close_connections(services, clock)
-        await runner.cleanup()
+        # Each part has its bound, so that the stop stays as short as its notice says; the
+        # store's close has none: it commits what is queued.
+        bound = 2 * settings.stop_close_seconds + 1.0
+        await clock.bounded("aiohttp's shutdown", runner.cleanup(), bound)
         if operator is not None:
-            await operator.cleanup()
+            await clock.bounded("the operator listener", operator.cleanup(), bound)
         clock.phase("handlers finished")
-        await shield.stop()
+        await clock.bounded("the shield", shield.stop(), bound)
         if services.regions is not None:
-            await services.regions.close()
-        await services.bus.close()
+            await clock.bounded("the region link", services.regions.close(), bound)
+        await clock.bounded("the bus", services.bus.close(), bound)
         await store.close()
-        await services.codes.close()
+        await clock.bounded("the code sender", services.codes.close(), bound)
         clock.phase("store closed, everything queued committed")
         print("pigeon stopped cleanly", file=sys.stderr, flush=True)

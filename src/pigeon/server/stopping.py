@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 from .services import Services
 
@@ -34,6 +35,14 @@ class StopClock:
 
     def phase(self, what: str, *args: object) -> None:
         log.info("stop +%.2f s: " + what, time.monotonic() - self.began, *args)
+
+    async def bounded(self, what: str, step: Awaitable[None], seconds: float) -> None:
+        """Await one part of the stop for at most ``seconds``: past that it is left behind
+        (the process is ending) and the log says which part it was."""
+        try:
+            await asyncio.wait_for(step, seconds)
+        except TimeoutError:
+            self.phase("%s did not finish within %g s; going on without it", what, seconds)
 
 
 async def close_connections(services: Services, clock: StopClock) -> None:

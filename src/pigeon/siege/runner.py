@@ -102,11 +102,16 @@ class Target:
         if kill:
             await asyncio.to_thread(self.server.kill)
         else:
-            await asyncio.to_thread(self.server.stop, STOP_TIMEOUT)
+            try:
+                await asyncio.to_thread(self.server.stop, STOP_TIMEOUT)
+            finally:
+                # Where the stop's time went: the phases the server logs (server/stopping.py).
+                self.stop_phases = [line.split("stop ", 1)[1].strip()
+                                    for line in self.server.log if "pigeon.server: stop +" in line]
+                if self.server.proc is not None and self.server.proc.poll() is None:
+                    print("the server did not stop; its last lines:\n"
+                          + "".join(self.server.log[-30:]), file=sys.stderr, flush=True)
         stopped = time.monotonic()
-        # Where the stop's time went: the phases the server logs (server/stopping.py).
-        self.stop_phases = [line.split("stop ", 1)[1].strip() for line in self.server.log
-                            if "pigeon.server: stop +" in line]
         await asyncio.to_thread(self.server.start)
         self.stop_s, self.start_s = stopped - began, time.monotonic() - stopped
 
