@@ -146,6 +146,9 @@ def test_reconnect_storm(tmp_path: Path) -> None:
     assert storm["sdk_clients"] == 4 and storm["wire_devices"] == 96
     assert storm["synced"] == 100 and storm["all_synced_s"] is not None, storm
     assert storm["server_back_s"] > 0
+    # Where the stop's time went: its phases, as the server logged them.
+    assert storm["stop_s"] > 0 and storm["start_s"] > 0
+    assert any("going-away notice sent to" in phase for phase in storm["stop_phases"]), storm
     assert run["totals"]["recovery"]["legit"]["success_rate"] > 0
     assert not leftovers(tmp_path)
 

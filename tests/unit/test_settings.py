@@ -34,6 +34,8 @@ def test_refuses_public_address_without_tls():
     {"device_inbox_retention": 0}, {"device_inbox_purge_every": -1},
     {"restart_downtime": -1}, {"restart_downtime": 3601}, {"restart_window_max": 3601},
     {"restart_reconnect_rate": 0},
+    {"stop_drain_seconds": -1}, {"stop_drain_seconds": 61}, {"stop_close_seconds": -0.5},
+    {"stop_close_seconds": 61},
 ])
 def test_bad_settings_are_refused_with_a_reason(bad):
     with pytest.raises(SettingsError):

@@ -114,7 +114,7 @@ def serve(config: Path | None, **flags: object) -> None:
             from pigeon.server.workers import supervise
 
             sys.exit(supervise(replace(settings, workers=settings.worker_count)))
-        run_loop(run(settings))
+        run_loop(run(settings, exit_process=True))
     except (DataDirInUse, CannotListen) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 from pigeon import __version__
 from pigeon.media.blobs import DiskBlobStore
 from pigeon.protocol import limits
+from pigeon.protocol.closing import MAX_REASON_BYTES
 from pigeon.shield.guard import Shield
 
 from .accept import GuardedProtocol
@@ -37,6 +38,7 @@ from .services import Services
 from .settings import Settings
 from . import sticker_web
 from .sticker_web import StickerWeb
+from .stopping import StopClock, close_connections
 from .streams import purge_device_inboxes
 
 if TYPE_CHECKING:
@@ -77,6 +79,9 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     conn = Connection(services, address, guard)
     if request.transport is not None:
         conn.abort_transport = request.transport.abort
+        transport = request.transport
+        conn.write_last = lambda frames, code, reason: _write_last(transport, frames, code, reason)
+        conn.unsent_bytes = transport.get_write_buffer_size
     writer = asyncio.create_task(_write(conn, ws))
     try:
         # The shield also aborts silent sockets at accept level; this deadline covers a
@@ -118,6 +123,30 @@ async def _ws(request: web.Request) -> web.StreamResponse:
             if request.transport is not None:
                 request.transport.abort()
     return ws
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """One final WebSocket frame as a server sends it (RFC 6455 §5.2: not masked)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, size))
+    elif size < 1 << 16:
+        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+    return head + payload
+
+
+def _write_last(transport: asyncio.Transport, frames: list[bytes], code: int,
+                reason: bytes) -> None:
+    """A planned stop's last words on one socket, written at once: aiohttp's writer writes
+    each frame whole, so ours start at a frame boundary. The socket closes once they are out
+    (no wait for the peer's close frame); a peer that reads nothing is dropped by the stop."""
+    if transport.is_closing():
+        return
+    close = _frame(0x8, code.to_bytes(2, "big") + reason[:MAX_REASON_BYTES])
+    transport.write(b"".join([*(_frame(0x2, frame) for frame in frames), close]))
+    transport.close()
 
 
 async def _write(conn: Connection, ws: web.WebSocketResponse) -> None:
@@ -205,20 +234,28 @@ async def _hold_collections_in_storms(shield: Shield) -> None:
 
 
 async def serve(settings: Settings, ready: asyncio.Event | None = None, *,
-                worker: Worker | None = None) -> None:
+                worker: Worker | None = None, exit_process: bool = False) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, answer every call in flight, commit
     everything queued, and close. A ``worker`` of ``pigeon serve --workers N`` shares its
-    port with the others, and its supervisor holds the data directory (workers.py)."""
+    port with the others, and its supervisor holds the data directory (workers.py).
+    ``exit_process``: once stopped cleanly, end the process at once (``pigeon serve``): with
+    10,000 connections, unwinding their tasks and objects took two more seconds of a restart
+    (issue 13) and keeps nothing."""
     private_umask()  # before anything is written: the database, its WAL, secret.key
     if worker is not None:
         await _serve(settings, ready, reuse_port=True)
-        return
-    prepare_data_dir(settings.data, allow_shared=settings.allow_shared_data_dir)
-    lock = lock_data_dir(settings.data)  # before the database: one server per directory
-    try:
-        await _serve(settings, ready)
-    finally:
-        os.close(lock)
+    else:
+        prepare_data_dir(settings.data, allow_shared=settings.allow_shared_data_dir)
+        lock = lock_data_dir(settings.data)  # before the database: one server per directory
+        try:
+            await _serve(settings, ready)
+        finally:
+            os.close(lock)
+    if exit_process:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 class CannotListen(Exception):
@@ -263,7 +300,9 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         await asyncio.sleep(0.05)
     services.resumption.load(await store.live_sessions(settings.resume_max_sessions))
     app = build_app(services, media)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+    # The stop closed every socket already (stopping.py): what is left to wait for is short.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.stop_close_seconds)
     await runner.setup()
     tls = None
     if settings.tls_cert is not None:
@@ -318,24 +357,29 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     try:
         await stop.wait()
     finally:
-        log.info("stopping: no new connections; finishing calls in flight")
+        clock = StopClock()
+        clock.phase("no new connections; finishing calls in flight (%d connections)",
+                    len(services.connections))
         listener.close()
         purge.cancel()
         collector.cancel()
         holding.cancel()
-        conns = list(services.connections)
-        with suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(c.drain() for c in conns)), 10.0)
-        window = settings.restart_window(len(conns))
-        for conn in conns:
-            conn.shutting_down(settings.restart_downtime, window)
-        await runner.cleanup()
+        await close_connections(services, clock)
+        # Each part has its bound, so that the stop stays as short as its notice says; the
+        # store's close has none: it commits what is queued.
+        bound = 2 * settings.stop_close_seconds + 1.0
+        # Every socket is closed or dropped by now: what aiohttp's shutdown waits for is the
+        # handlers' last lines (bookkeeping in memory), not worth more than this.
+        await clock.bounded("aiohttp's shutdown", runner.cleanup(),
+                            max(0.1, settings.stop_close_seconds))
         if operator is not None:
-            await operator.cleanup()
-        await shield.stop()
+            await clock.bounded("the operator listener", operator.cleanup(), bound)
+        clock.phase("handlers finished")
+        await clock.bounded("the shield", shield.stop(), bound)
         if services.regions is not None:
-            await services.regions.close()
-        await services.bus.close()
+            await clock.bounded("the region link", services.regions.close(), bound)
+        await clock.bounded("the bus", services.bus.close(), bound)
         await store.close()
-        await services.codes.close()
+        await clock.bounded("the code sender", services.codes.close(), bound)
+        clock.phase("store closed, everything queued committed")
         print("pigeon stopped cleanly", file=sys.stderr, flush=True)

@@ -66,6 +66,8 @@ class Services:
     media: MediaService | None = None
     # The link to the other regions (server/regions.py); None: one region.
     regions: RegionLink | None = None
+    # Set by a planned stop: connections start no new call (server/stopping.py).
+    stopping: bool = False
 
     def __post_init__(self) -> None:
         penalties = self.shield.penalties

@@ -122,6 +122,13 @@ class Settings:
     # 25 s: with the 5 s downtime every device is back within 30 s of the notice (issue 13's
     # goal); 10,000 devices then come back at 400 a second, which tickets make affordable.
     restart_window_max: float = 25.0
+    # The stop itself is bounded, so that the port is closed no longer than the notice says
+    # whatever the peers do: calls in flight get stop_drain_seconds to be answered (one not
+    # answered is retried by the SDK with its random_id), then every device gets the notice
+    # and its close frame, and stop_close_seconds later the sockets that have not taken them
+    # (their peer reads nothing) are dropped (server/stopping.py).
+    stop_drain_seconds: float = 2.0
+    stop_close_seconds: float = 1.0
     # A logged-in welcome hands the device a resumption ticket; its next hello is checked
     # from memory instead of the database while the ticket is fresh (docs/shield.md).
     resume_ticket_ttl: float = 7 * 86400.0  # seconds a ticket stays valid (at most 30 days)
@@ -256,6 +263,8 @@ class Settings:
                 and self.restart_reconnect_rate > 0):
             raise SettingsError(f"need 0 <= restart_downtime, restart_window_max <= "
                                 f"{limits.MAX_RETRY_SECONDS:.0f} and restart_reconnect_rate > 0")
+        if not (0 <= self.stop_drain_seconds <= 60 and 0 <= self.stop_close_seconds <= 60):
+            raise SettingsError("need 0 <= stop_drain_seconds, stop_close_seconds <= 60")
         if self.bus != "local" and not all(
                 url.strip().startswith(("nats://", "tls://")) for url in self.bus.split(",")):
             raise SettingsError(f"bus must be local or nats://HOST:PORT, not {self.bus!r}")

@@ -144,6 +144,10 @@ def reconnect_lines(run: dict[str, Any]) -> list[str]:
          f"{s(r['all_back_s'])}); synced: {r['synced']}/{r['clients']} (all within "
          f"{s(r['all_synced_s'])} of the restart, {s(r['all_synced_after_listening_s'])} of "
          f"listening again; p50 {s(r['p50_synced_s'])}, p99 {s(r['p99_synced_s'])})")]
+    if r.get("stop_s") is not None:
+        lines.append(f"[{run['label']}]   the process stopped in {s(r['stop_s'])} and "
+                     f"listened again {s(r['start_s'])} after that")
+        lines += [f"[{run['label']}]     {phase}" for phase in r.get("stop_phases", [])]
     if r["reconnect_failures"] or r["sync_errors"]:
         lines.append(f"[{run['label']}]   failed connection attempts "
                      f"{r['reconnect_failures']}; sync errors {r['sync_errors']}")

@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,6 +84,10 @@ class Target:
     pid: Callable[[], int | None]
     server: ServerProcess | None = None
     bind: bool = True                 # bind client sockets across 127.0.0.0/8 (IPv4 targets)
+    # Of the last restart: seconds to stop (the process gone) and to start (listening).
+    stop_s: float | None = None
+    start_s: float | None = None
+    stop_phases: list[str] = field(default_factory=list)
 
     def source(self, address: str) -> str | None:
         return address if self.bind else None
@@ -94,14 +98,29 @@ class Target:
         assert self.server is not None
         # A planned stop closes every device's connection politely: with 10,000 of them on
         # a loaded 2-core machine that took over the 20 s the test fixture allows.
+        began = time.monotonic()
         if kill:
             await asyncio.to_thread(self.server.kill)
         else:
-            await asyncio.to_thread(self.server.stop, STOP_TIMEOUT)
+            try:
+                await asyncio.to_thread(self.server.stop, STOP_TIMEOUT)
+            finally:
+                # Where the stop's time went: the phases the server logs (server/stopping.py).
+                self.stop_phases = [line.split("stop ", 1)[1].strip()
+                                    for line in self.server.log if "pigeon.server: stop +" in line]
+                if self.server.proc is not None and self.server.proc.poll() is None:
+                    print("the server did not stop; its last lines:\n"
+                          + "".join(self.server.log[-30:]), file=sys.stderr, flush=True)
+        stopped = time.monotonic()
         await asyncio.to_thread(self.server.start)
+        self.stop_s, self.start_s = stopped - began, time.monotonic() - stopped
 
 
 STOP_TIMEOUT = 120.0  # seconds a restarted server may take to stop
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
 
 
 def _own_target(server: ServerProcess) -> Target:
@@ -280,7 +299,9 @@ async def run_once(cfg: SiegeConfig, target: Target, fixture: Fixture, label: st
             final = await pool.stop() if pool is not None else None
             reconnect = {**storm_summary(restart, listening, sdk, final),
                          "restart_at_s": round(restart - t0, 2), "restart": cfg.restart,
-                         "idle_devices_on": "sdk" if cfg.sdk_devices else "wire"}
+                         "idle_devices_on": "sdk" if cfg.sdk_devices else "wire",
+                         "stop_s": _rounded(target.stop_s), "start_s": _rounded(target.start_s),
+                         "stop_phases": target.stop_phases}
     finally:
         if joining is not None and not joining.done():
             joining.cancel()
