@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -96,8 +95,9 @@ def serve(config: Path | None, **flags: object) -> None:
         settings = load_settings(config, flags)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pigeon.server.logs import configure as configure_logs
+
+    configure_logs(settings.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pigeon.server.app import CannotListen
     from pigeon.server.app import serve as run
     from pigeon.protocol.errors import Unavailable

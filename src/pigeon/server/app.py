@@ -382,4 +382,6 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         await store.close()
         await clock.bounded("the code sender", services.codes.close(), bound)
         clock.phase("store closed, everything queued committed")
+        for handler in logging.getLogger().handlers:
+            handler.flush()  # the log's lines (written off the loop, logs.py) come first
         print("pigeon stopped cleanly", file=sys.stderr, flush=True)

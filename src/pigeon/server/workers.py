@@ -103,9 +103,10 @@ def _operator_for(settings: Settings, index: int) -> Settings:
 
 def _run_worker(settings: Settings, worker: Worker) -> None:
     """The body of one worker process."""
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format=f"%(asctime)s %(levelname)s w{worker.index} %(name)s: "
-                               "%(message)s")
+    from .logs import configure as configure_logs
+
+    configure_logs(settings.log_level,
+                   f"%(asctime)s %(levelname)s w{worker.index} %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM stops us
     _stop_when_orphaned()
     from pigeon.runtime import run
