@@ -213,16 +213,3 @@ class FaultyRelay(WebSocketRelay):
         return client
 
 
-@dataclass
-class Relayed:
-    """What :func:`pigeon.testing.login` needs of a server, with ``url`` the relay's."""
-
-    server: Any
-    relay: FaultyRelay
-
-    @property
-    def url(self) -> str:
-        return self.relay.url
-
-    def code_for(self, phone: str, timeout: float = 10.0) -> str:
-        return str(self.server.code_for(phone, timeout))

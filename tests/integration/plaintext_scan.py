@@ -142,19 +142,20 @@ def scanned_places(server: ServerProcess) -> list[str]:
 
 
 @dataclass
-class Proxied:
-    """What :func:`pigeon.testing.login` needs of a server, with ``url`` the proxy's: the SDK
-    clients logged in through it have every frame recorded."""
+class Relayed:
+    """What :func:`pigeon.testing.login` needs of a server, with ``url`` the relay's: the SDK
+    clients logged in through it have every frame pass the relay (recorded, or broken on
+    purpose)."""
 
     server: ServerProcess
-    proxy: RecordingProxy
+    relay: WebSocketRelay
 
     @property
     def url(self) -> str:
-        return self.proxy.url
+        return self.relay.url
 
     def code_for(self, phone: str, timeout: float = 10.0) -> str:
-        return self.server.code_for(phone, timeout)
+        return str(self.server.code_for(phone, timeout))
 
 
 @pytest.fixture
@@ -163,6 +164,6 @@ async def proxied(server):  # type: ignore[no-untyped-def]
     integration test, through conftest.py); log clients in with ``login(proxied, ...)``."""
     proxy = await RecordingProxy(server.url).start()
     try:
-        yield Proxied(server, proxy)
+        yield Relayed(server, proxy)
     finally:
         await proxy.close()

@@ -27,9 +27,10 @@ from pigeon.protocol.updates import Envelope as Delivered
 from pigeon.testing import ServerProcess, login
 
 from churn_support import (
-    Device, FaultyRelay, Ledger, Relayed, envelope_sends, inbox_pushes, until,
+    Device, FaultyRelay, Ledger, envelope_sends, inbox_pushes, until,
 )
 from cli_support import pigeon
+from plaintext_scan import Relayed
 from test_secret_chats import PASSPHRASE, cheap_kdf  # noqa: F401 (a fixture)
 
 

@@ -94,12 +94,12 @@ async def test_envelopes_leave_no_marker_and_no_key_on_the_server_or_in_profiles
             assert any(name.endswith("-wal") for name in places), places
         else:
             server.stop()
-        found = scan({"control": control}, server=server, proxy=proxied.proxy,
+        found = scan({"control": control}, server=server, proxy=proxied.relay,
                      profiles=profiles)
         assert any("server file" in f for f in found), found
         assert any("frame" in f for f in found), found
-        assert scan(needles, server=server, proxy=proxied.proxy, profiles=profiles) == []
+        assert scan(needles, server=server, proxy=proxied.relay, profiles=profiles) == []
     # The ciphertext did go through the proxy: the sends up, the pushed envelopes down.
-    frames = proxied.proxy.frames
+    frames = proxied.relay.frames
     assert sum(b"envelopes.send" in data for d, data in frames if d == "up") >= 5
     assert sum(b"envelope" in data for d, data in frames if d == "down") >= 4
