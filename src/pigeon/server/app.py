@@ -21,6 +21,7 @@ from pigeon import __version__
 from pigeon.media.blobs import DiskBlobStore
 from pigeon.protocol import limits
 from pigeon.protocol.closing import MAX_REASON_BYTES
+from pigeon.protocol.websocket import OP_CLOSE, encode_frame
 from pigeon.shield.guard import Shield
 
 from .accept import GuardedProtocol
@@ -125,18 +126,6 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """One final WebSocket frame as a server sends it (RFC 6455 §5.2: not masked)."""
-    size = len(payload)
-    if size < 126:
-        head = bytes((0x80 | opcode, size))
-    elif size < 1 << 16:
-        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
-    return head + payload
-
-
 def _write_last(transport: asyncio.Transport, frames: list[bytes], code: int,
                 reason: bytes) -> None:
     """A planned stop's last words on one socket, written at once: aiohttp's writer writes
@@ -144,8 +133,8 @@ def _write_last(transport: asyncio.Transport, frames: list[bytes], code: int,
     (no wait for the peer's close frame); a peer that reads nothing is dropped by the stop."""
     if transport.is_closing():
         return
-    close = _frame(0x8, code.to_bytes(2, "big") + reason[:MAX_REASON_BYTES])
-    transport.write(b"".join([*(_frame(0x2, frame) for frame in frames), close]))
+    close = encode_frame(code.to_bytes(2, "big") + reason[:MAX_REASON_BYTES], OP_CLOSE)
+    transport.write(b"".join([*(encode_frame(frame) for frame in frames), close]))
     transport.close()
 
 

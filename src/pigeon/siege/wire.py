@@ -15,9 +15,11 @@ from typing import Any
 
 import msgspec
 
-from pigeon.protocol import errors, frames
+from pigeon.protocol import errors, frames, websocket
 
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+from pigeon.protocol.websocket import (  # noqa: F401 (the siege names them from here)
+    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+)
 MAX_INCOMING_FRAME = 1 << 20  # the server's frames are at most 64 KiB; anything far bigger is a bug
 
 
@@ -57,27 +59,11 @@ def retry_after(head: bytes) -> float | None:
     return None
 
 
-def _mask(payload: bytes, key: bytes) -> bytes:
-    if not payload:
-        return b""
-    n = len(payload)
-    repeated = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
-
-
 def encode_frame(payload: bytes, opcode: int = OP_BINARY, *, fin: bool = True,
                  mask: bytes | None = None) -> bytes:
-    """One client frame (clients must mask, RFC 6455 §5.3)."""
-    key = mask if mask is not None else os.urandom(4)
-    first = (0x80 if fin else 0) | opcode
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", first, 0x80 | n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, n)
-    return header + key + _mask(payload, key)
+    """One client frame (clients must mask, RFC 6455 §5.3): a random key unless given."""
+    return websocket.encode_frame(payload, opcode, fin=fin,
+                                  mask=mask if mask is not None else os.urandom(4))
 
 
 class FrameParser:
@@ -125,7 +111,7 @@ class FrameParser:
             payload = bytes(buf[pos:pos + n])
             del buf[:pos + n]
             if key:
-                payload = _mask(payload, key)
+                payload = websocket.apply_mask(payload, key)
             if opcode >= 0x8:  # control frames may sit between fragments
                 return opcode, payload
             if opcode != OP_CONT:
