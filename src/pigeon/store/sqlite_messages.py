@@ -49,9 +49,9 @@ def _tx_send_message(
     ciphertext: bytes | None = None,
 ) -> tuple[Message, int, list[Push]]:
     # The sender's standing, whether the chat is the service chat, whether this random_id
-    # was seen and the private chat's gate: one statement, because every send starts here
-    # (each statement is a round trip on PostgreSQL)
-    row = conn.execute(_SENDING, (*[sender_id] * 6, random_id, chat_id)).fetchone()
+    # was seen, the private chat's gate and its sides' regions: one statement, because every
+    # send starts here (each statement is a round trip on PostgreSQL)
+    row = conn.execute(_SENDING, (*[sender_id] * 7, random_id, chat_id)).fetchone()
     seen = row[7:10] if row is not None else conn.execute(  # no such chat: a replay may say so
         "SELECT chat_id, message_id, pts FROM random_ids WHERE sender_id = ? AND random_id = ?",
         (sender_id, random_id),
@@ -72,14 +72,15 @@ def _tx_send_message(
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and service_chat,
         forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
-    remote = private_sides(conn, sender_id, chat_id) if sender.kind == "private" else None
+    remote = (private_sides(sender_id, row[15], row[10], row[16])
+              if sender.kind == "private" and row is not None else None)
     if remote is not None and remote.local_id == sender_id:  # to another region: the outbox
         check_crossable(sticker is not None or media is not None or fwd_from is not None,
                         ciphertext is not None)
     withheld = None
     if makes_contact(sender.kind):
         assert row is not None  # standing() found the chat
-        withheld = gate_on(conn, sender_id, chat_id, row[10:], sending=True)  # notes the send
+        withheld = gate_on(conn, sender_id, chat_id, row[10:15], sending=True)  # notes the send
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
     # standing() locked the chat row (FOR UPDATE on PostgreSQL; SQLite has one writer)
@@ -127,7 +128,9 @@ def _tx_send_message(
 _SENDING = (
     "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id, c.secret, "
     "EXISTS (SELECT 1 FROM service_chats s WHERE s.chat_id = c.id), "
-    f"r.chat_id, r.message_id, r.pts, {GATE_COLUMNS} "
+    f"r.chat_id, r.message_id, r.pts, {GATE_COLUMNS}, "
+    "(SELECT home_region FROM users WHERE id = ?), "
+    "(SELECT home_region FROM users WHERE id = p.user_id) "
     "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? "
     "LEFT JOIN members p ON c.kind = 'private' AND p.chat_id = c.id AND p.user_id != ? "
     "LEFT JOIN random_ids r ON r.sender_id = ? AND r.random_id = ? "

@@ -47,17 +47,17 @@ class Sides(NamedTuple):
     local_id: int
 
 
-def private_sides(conn: sqlite3.Connection, sender_id: int, chat_id: int) -> Sides | None:
-    """The side of this private chat homed elsewhere (the sender, when the message comes
-    from another region; the peer, when it goes there), and the side homed here."""
-    rows = conn.execute(
-        "SELECT u.id, u.home_region FROM members m JOIN users u ON u.id = m.user_id "
-        "WHERE m.chat_id = ?", (chat_id,)).fetchall()
-    remote = [r for r in rows if r[1] is not None]
-    local = [r[0] for r in rows if r[1] is None]
-    if not remote or not local:
+def private_sides(sender_id: int, sender_region: str | None, peer_id: int | None,
+                  peer_region: str | None) -> Sides | None:
+    """The side of a private chat homed elsewhere (the sender, when the message comes from
+    another region; the peer, when it goes there), and the side homed here; from the
+    send's first read (a home region is NULL for people homed here)."""
+    if peer_id is None or (sender_region is None) == (peer_region is None):
         return None
-    return Sides(remote[0][0], remote[0][1], local[0])
+    if peer_region is not None:
+        return Sides(peer_id, peer_region, sender_id)
+    assert sender_region is not None
+    return Sides(sender_id, sender_region, peer_id)
 
 
 def check_crossable(attached: bool, encrypted: bool) -> None:
