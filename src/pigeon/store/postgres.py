@@ -21,8 +21,10 @@ from pigeon.protocol.errors import InvalidArgument, Unavailable
 
 from .base import StoreStats
 from .postgres_dialect import redacted
+from .postgres_bulk import send_in_bulk
 from .postgres_engine import PostgresEngine
 from .sqlite import SqliteStore
+from .sqlite_messages import _tx_send_message
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -40,7 +42,7 @@ class PostgresStore(SqliteStore):
             raise ValueError(f"not a postgresql:// URL: {redacted(url)}")
         self.url = url
         self.postgres = PostgresEngine(url, max_batch=max_batch, readers=readers,
-                                       writers=writers)
+                                       writers=writers, bulk={_tx_send_message: send_in_bulk})
         self.engine = self.postgres
 
     def stats(self) -> StoreStats:

@@ -64,6 +64,9 @@ log = logging.getLogger("pigeon.store")
 
 T = TypeVar("T")
 Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]
+# A job's function -> how a run of such jobs is done together (:mod:`.postgres_bulk`)
+Bulk = Callable[[SyncConnection, list[tuple[Any, ...]], Callable[..., Any]],
+                list[tuple[Any, BaseException | None]]]
 Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 _MIGRATION_LOCK = 0x5049_4745_4F4E  # "PIGEON": one process migrates at a time
 
@@ -94,6 +97,7 @@ class CommitStats:
         self.retried = 0
         self.failed_batches = 0
         self.fallbacks = 0  # batches run again with a savepoint per job
+        self.together = 0  # jobs given to a bulk form (postgres_bulk), in runs of two or more
 
 
 def storage_failed(exc: BaseException) -> Unavailable:
@@ -128,8 +132,9 @@ class PostgresEngine:
     server's loop with its own connection: ``writers + readers`` connections per process."""
 
     def __init__(self, dsn: str, max_batch: int = 512, readers: int = 4,
-                 writers: int = 1) -> None:
+                 writers: int = 1, bulk: dict[Callable[..., Any], Bulk] | None = None) -> None:
         self.dsn = dsn
+        self.bulk = bulk or {}
         self.max_batch = max_batch
         self.readers = readers
         self.writers = writers
@@ -309,7 +314,18 @@ class PostgresEngine:
         committing = False
         try:
             sync.script("BEGIN")
-            for fn, args, _ in batch:
+            while len(results) < len(batch):
+                fn, args, _ = batch[len(results)]
+                together = self._together(batch, len(results))
+                if together:
+                    self.stats.together += len(together)
+                    try:
+                        results += self.bulk[fn](sync, together, fn)
+                    except CONNECTION_ERRORS:
+                        raise
+                    except Exception:  # noqa: BLE001 - MustUndo, or PostgreSQL refused
+                        break
+                    continue
                 sync.dirty = False
                 try:
                     result = fn(sync, *args)
@@ -340,6 +356,17 @@ class PostgresEngine:
         except (*CONNECTION_ERRORS, asyncpg.PostgresError) as again:
             raise _Lost(again, committing=False) from again
         return None
+
+    def _together(self, batch: list[Job], start: int) -> list[tuple[Any, ...]]:
+        """The arguments of the run of jobs from ``start`` that can be done together (the
+        same function, with a bulk form); empty when it is one job or none."""
+        fn = batch[start][0]
+        if fn not in self.bulk:
+            return []
+        end = start + 1
+        while end < len(batch) and batch[end][0] is fn:
+            end += 1
+        return [args for _, args, _ in batch[start:end]] if end - start > 1 else []
 
     def _run_batch(self, sync: SyncConnection,
                    batch: list[Job]) -> list[tuple[Any, BaseException | None]]:

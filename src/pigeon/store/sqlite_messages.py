@@ -25,7 +25,7 @@ from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_regions import check_crossable, private_sides, queue_remote
-from .sqlite_safety import GATE_COLUMNS, gate_on, hide, private_gate
+from .sqlite_safety import gate_columns, gate_on, hide, private_gate
 from .sqlite_service import is_service_chat
 from .sqlite_rows import (
     MSG_COLS,
@@ -121,20 +121,31 @@ def _tx_send_message(
     return new, sender_pts, pushes
 
 
-# What a send reads first (_tx_send_message): the sender's standing (the chat row locked as
-# standing() locks it), whether it is the service chat, the random_id's first use, and in a
-# private chat what private_gate() reads of the peer (one peer at most: the join is empty in
-# any other kind of chat, and so is the row of the gate).
-_SENDING = (
-    "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id, c.secret, "
-    "EXISTS (SELECT 1 FROM service_chats s WHERE s.chat_id = c.id), "
-    f"r.chat_id, r.message_id, r.pts, {GATE_COLUMNS}, "
-    "(SELECT home_region FROM users WHERE id = ?), "
-    "(SELECT home_region FROM users WHERE id = p.user_id) "
-    "FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? "
-    "LEFT JOIN members p ON c.kind = 'private' AND p.chat_id = c.id AND p.user_id != ? "
-    "LEFT JOIN random_ids r ON r.sender_id = ? AND r.random_id = ? "
-    "WHERE c.id = ? /*FOR UPDATE OF c*/")
+def sending_columns(sender: str = "?") -> str:
+    """What a send reads first (_tx_send_message): the sender's standing, whether the chat is
+    the service chat, the random_id's first use, in a private chat what private_gate() reads
+    of the peer (one peer at most: the join is empty in any other kind of chat, and so is the
+    row of the gate), and both sides' home regions. ``sender``: the SQL for the sender's id
+    (a parameter, four times here, or a column: postgres_bulk reads many sends at once)."""
+    return ("c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id, "
+            "c.secret, EXISTS (SELECT 1 FROM service_chats s WHERE s.chat_id = c.id), "
+            f"r.chat_id, r.message_id, r.pts, {gate_columns(sender)}, "
+            f"(SELECT home_region FROM users WHERE id = {sender}), "
+            "(SELECT home_region FROM users WHERE id = p.user_id)")
+
+
+def sending_joins(sender: str = "?", random_id: str = "?") -> str:
+    """The rows :func:`sending_columns` reads besides the chat ``c`` (sender: three times)."""
+    return (f"LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = {sender} "
+            "LEFT JOIN members p ON c.kind = 'private' AND p.chat_id = c.id "
+            f"AND p.user_id != {sender} "
+            f"LEFT JOIN random_ids r ON r.sender_id = {sender} AND r.random_id = {random_id} ")
+
+
+# the chat row locked as standing() locks it; parameters: the sender seven times, the
+# random_id, the chat
+_SENDING = (f"SELECT {sending_columns()} FROM chats c {sending_joins()}"
+            "WHERE c.id = ? /*FOR UPDATE OF c*/")
 
 
 def _q_get_message(conn: sqlite3.Connection, user_id: int, chat_id: int,

@@ -168,15 +168,18 @@ def private_gate(conn: sqlite3.Connection, sender_id: int, chat_id: int,
                    sending)
 
 
-# _GATE's columns for the peer ``p`` of the private chat ``c``, to be read with other rows in
-# one statement (a send's first: sqlite_messages); a parameter: the sender's id, three times
-GATE_COLUMNS = (
-    "p.user_id, "
-    "EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = p.user_id AND b.peer_id = ?), "
-    "(SELECT r.state FROM message_requests r WHERE r.user_id = p.user_id AND r.chat_id = c.id), "
-    "EXISTS (SELECT 1 FROM message_requests r "
-    " WHERE r.user_id = ? AND r.chat_id = c.id AND r.state = 'pending'), "
-    "EXISTS (SELECT 1 FROM wrote_to w WHERE w.user_id = ? AND w.peer_id = p.user_id)")
+def gate_columns(sender: str = "?") -> str:
+    """_GATE's columns for the peer ``p`` of the private chat ``c``, to be read with other
+    rows in one statement (a send's first: sqlite_messages), ``sender`` the SQL for the
+    sender's id (by default a parameter, three times)."""
+    return (
+        "p.user_id, "
+        f"EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = p.user_id AND b.peer_id = {sender}), "
+        "(SELECT r.state FROM message_requests r WHERE r.user_id = p.user_id "
+        "AND r.chat_id = c.id), "
+        "EXISTS (SELECT 1 FROM message_requests r "
+        f" WHERE r.user_id = {sender} AND r.chat_id = c.id AND r.state = 'pending'), "
+        f"EXISTS (SELECT 1 FROM wrote_to w WHERE w.user_id = {sender} AND w.peer_id = p.user_id)")
 
 
 def gate_on(conn: sqlite3.Connection, sender_id: int, chat_id: int,
