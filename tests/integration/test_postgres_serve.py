@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 
+import aiohttp
 import pytest
 
 from pigeon.client import Client
@@ -36,6 +37,20 @@ async def test_serve_on_postgresql_sends_receives_and_keeps_after_kill(
             sent = await alice.messages.send(chat.id, "hello over postgres")
             got = await next_message(bob)
             assert (got.message.id, got.message.text) == (sent.message.id, "hello over postgres")
+            # both sides at once, many in flight: batches of sends done together
+            # (store/postgres_bulk.py), each side's messages in the order sent
+            burst = await asyncio.gather(*(
+                (alice if i % 2 else bob).messages.send(chat.id, f"burst {i}")
+                for i in range(40)))
+            assert sorted(s.message.id for s in burst) == list(range(2, 42))
+            for author in ("alice", "bob"):
+                ids = [s.message.id for i, s in enumerate(burst) if (i % 2 == 1) == (
+                    author == "alice")]
+                assert ids == sorted(ids)
+            async with aiohttp.ClientSession() as http, http.get(
+                    server.operator_url + "/metrics") as response:
+                metrics = await response.text()
+            assert _counter(metrics, "pigeon_store_together_total") > 0
         finally:
             await alice.close()
             await bob.close()
@@ -44,12 +59,18 @@ async def test_serve_on_postgresql_sends_receives_and_keeps_after_kill(
         bob = await login(server, pb, "Bob", device="laptop")  # his account, a new device
         try:
             history = await bob.messages.history(chat.id)
-            assert [m.text for m in history] == ["hello over postgres"]
+            assert [m.text for m in reversed(history)][:2] == ["hello over postgres", "burst 0"]
+            assert len(history) == 41
         finally:
             await bob.close()
         assert not (tmp_path / "data" / "pigeon.db").exists()  # nothing went to SQLite
     rows = await _texts(database)
-    assert rows == ["hello over postgres"]
+    assert rows[0] == "hello over postgres" and len(rows) == 41
+
+
+def _counter(metrics: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith(name + " "))
 
 
 async def _texts(url: str) -> list[str]:

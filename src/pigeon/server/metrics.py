@@ -88,6 +88,11 @@ class Metrics:
                                     "Batches lost to a database connection failure")
             f.add_metric([], stats.failed_batches)
             yield f
+            t = CounterMetricFamily("pigeon_store_together",
+                                    "Writes done together with others of their kind (one read "
+                                    "and one write for a run of private sends)")
+            t.add_metric([], stats.together)
+            yield t
 
         self.registry.register(_Callback(read))
 

@@ -49,7 +49,8 @@ class PostgresStore(SqliteStore):
         s = self.postgres.stats
         return StoreStats(commits=s.batches, writes=s.jobs, commit_seconds=s.commit_seconds,
                           last_batch=s.last_batch, connections=self.postgres.connections,
-                          retried=s.retried, failed_batches=s.failed_batches)
+                          retried=s.retried, failed_batches=s.failed_batches,
+                          together=s.together)
 
     async def ping(self) -> None:
         await self.postgres.ping()

@@ -131,6 +131,7 @@ class StoreStats(NamedTuple):
     connections: int = 0  # connections open now
     retried: int = 0  # writes retried alone after their batch failed or refused them
     failed_batches: int = 0  # batches lost to a connection failure
+    together: int = 0  # writes done together with others of their kind (postgres_bulk)
 
 
 class MemberRecord(NamedTuple):
