@@ -1,6 +1,7 @@
 """One writer process of test_concurrency.py: ``python pts_writer.py URL SENDER CHAT COUNT``
 sends COUNT messages as SENDER into CHAT through its own PostgresStore, many at once (so that
-its store batches them), then prints how many were acknowledged. It prints "ready" once its
+its store batches them), then prints how many were acknowledged and how many its store did
+together (store/postgres_bulk.py). It prints "ready" once its
 store is open and waits for a line on stdin, so that the test starts every writer at once."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ async def main(url: str, sender: int, chat: int, count: int) -> None:
             for i in range(count)))
     finally:
         await store.close()
-    print(len(sent), flush=True)
+    print(len(sent), store.postgres.stats.together, flush=True)
 
 
 if __name__ == "__main__":
