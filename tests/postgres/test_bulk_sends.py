@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pigeon import testing_postgres as pg
+from pigeon.protocol import updates as up
 from pigeon.protocol.errors import PigeonError
 from pigeon.store import SqliteStore, Store
 from pigeon.store.postgres import PostgresStore
@@ -127,3 +128,60 @@ async def test_a_long_conversation_done_together_keeps_every_users_log_gap_free(
                 assert [u.pts for u in log] == list(range(1, len(log) + 1))
         assert await _logs(postgres, users) == await _logs(lite, users)
         assert postgres.postgres.stats.together >= 300
+
+
+async def _waiting_for_locks(admin: Any, count: int) -> None:
+    """Until ``count`` backends of this database wait for a lock (no sleep to guess it)."""
+    for _ in range(2_000):
+        waiting = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'")
+        if waiting >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never saw {count} backends waiting for a lock")
+
+
+async def test_a_run_that_waited_for_its_chat_reads_what_the_holder_committed(
+        pg_url: str) -> None:
+    """The peer's message commits while a run of sends waits for the chat's lock (another
+    writer: a process of its own, or another writer of this one): the run reads after it got
+    the lock, so its first send tells the peer it read that message, as a send alone does."""
+    import asyncpg
+
+    mine, theirs = (PostgresStore(pg_url, readers=1, writers=1) for _ in range(2))
+    await mine.open()
+    await theirs.open()
+    admin = await asyncpg.connect(pg_url)
+    try:
+        me = (await mine.create_user("+15550780001", "me", NOW)).id
+        peer = (await mine.create_user("+15550780002", "peer", NOW)).id
+        chat = (await mine.open_private(me, peer, NOW)).id
+        await mine.send_message(me, chat, 1, "hello", NOW)
+        await mine.send_message(peer, chat, 2, "hi", NOW)
+        await mine.read_history(me, chat, 100)
+        holder = admin.transaction()
+        await holder.start()
+        await admin.execute("SELECT 1 FROM chats WHERE id = $1 FOR UPDATE", chat)
+        # on another connection, so that the holder's own (admin) is free to watch
+        watcher = await asyncpg.connect(pg_url)
+        try:
+            peer_sends = asyncio.ensure_future(theirs.send_message(peer, chat, 10, "p", NOW))
+            await _waiting_for_locks(watcher, 1)
+            run = asyncio.ensure_future(asyncio.gather(
+                mine.send_message(me, chat, 20, "m1", NOW), mine.send_message(me, chat, 21,
+                                                                              "m2", NOW)))
+            await _waiting_for_locks(watcher, 2)
+            await holder.commit()
+            (their_message, _, _), answers = await peer_sends, await run
+        finally:
+            await watcher.close()
+        assert their_message.id == 3 and [m.id for m, _, _ in answers] == [4, 5]
+        assert mine.postgres.stats.together == 2
+        told = [u.max_id for u in (await mine.get_difference(peer, 0, 100)).updates
+                if isinstance(u, up.ReadOutbox)]
+        assert told == [2, 3]  # once for "hi", once for what the peer wrote meanwhile
+    finally:
+        await admin.close()
+        await mine.close()
+        await theirs.close()

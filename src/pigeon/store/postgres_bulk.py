@@ -7,8 +7,11 @@ one each still costs three statements (its first read, its recipients' ``pts``, 
 PostgreSQL's backend more CPU than the rows it writes (docs/architecture.md, "Where the time
 goes"). Here a run of consecutive sends of one batch is done as:
 
-1. ONE read: each send's first row (the columns a send alone reads,
-   :func:`.sqlite_messages.sending_columns`), every chat locked, in id order;
+1. every chat of the run locked, in id order; then ONE read: each send's first row (the
+   columns a send alone reads, :func:`.sqlite_messages.sending_columns`). Apart, because at
+   READ COMMITTED a statement sees the rows of its own start: a read that waited for a lock
+   would see what the lock's holder changed in the chat row, and nothing else it changed (a
+   message the peer just wrote, a mark);
 2. the domain's rules for each send, in order, in memory. What a send changes that a later
    one in the same chat reads (the chat's last message id, the sender's read mark, the peer's
    outbox mark, who wrote after whose mark) is carried from one to the next;
@@ -19,7 +22,10 @@ goes"). Here a run of consecutive sends of one batch is done as:
 A send this does not cover (a reply, forward, sticker or file; a group; a replay; a first
 message to someone, or one held back from its peer; a peer homed in another region) goes the
 usual way, alone, at its place in the order: what was decided before it is written first, and
-the sends after it are read again. A send the rules refuse wrote nothing, here or alone; one
+the later sends in its chat are read again before they are decided (a send changes nothing a
+send in another chat reads: its chat's rows, the gate of that chat's two sides, users' pts,
+which the write numbers from what is committed). A send the rules refuse wrote nothing, here
+or alone; one
 done alone that fails after it wrote makes the engine run the batch again with a savepoint per
 job, as for any job (:class:`MustUndo`).
 """
@@ -54,6 +60,8 @@ class MustUndo(Exception):
     with a savepoint per job (:mod:`.postgres_engine`)."""
 
 
+_LOCK = "SELECT id FROM chats WHERE id = ANY(CAST(? AS BIGINT[])) ORDER BY id FOR UPDATE"
+
 # Each send's first row (row[1:18]: what _tx_send_message reads), the peer's outbox mark and
 # whether the peer wrote after the sender's read mark (who is told of the read, _tell_authors).
 _READ = (
@@ -62,7 +70,7 @@ _READ = (
     "AND x.id > m.read_inbox_max_id AND x.sender_id = p.user_id) "
     "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[])) "
     "WITH ORDINALITY AS a(sender, random_id, chat, i) JOIN chats c ON c.id = a.chat "
-    + sending_joins("a.sender", "a.random_id") + "ORDER BY c.id FOR UPDATE OF c")
+    + sending_joins("a.sender", "a.random_id"))
 
 # Every table once. The users' rows are locked in id order (``locked``) so that writers
 # which share users cannot deadlock on them; each recipient's first new pts is base + 1.
@@ -110,35 +118,49 @@ def send_in_bulk(conn: SyncConnection, calls: Sequence[tuple[Any, ...]],
     """The outcome of each of ``calls`` (the arguments of ``alone``, the send done by itself),
     in order, as if each had been run alone, one after the other, in this transaction."""
     outcomes: list[Outcome] = [(None, None)] * len(calls)
-    start = 0
-    while start < len(calls):
-        start = _segment(conn, calls, start, outcomes, alone)
-    return outcomes
-
-
-def _segment(conn: SyncConnection, calls: Sequence[tuple[Any, ...]], start: int,
-             outcomes: list[Outcome], alone: Callable[..., Any]) -> int:
-    """Reads the sends from ``start`` on and does them, up to and including the first that
-    must go alone; returns where the next segment starts."""
-    rest = calls[start:]
-    rows = {row[0] - 1: row for row in conn.execute(_READ, (
-        [c[0] for c in rest], [c[2] for c in rest], [c[1] for c in rest])).fetchall()}
+    conn.execute(_LOCK, (sorted({call[1] for call in calls}),))
+    rows = _read(conn, calls, range(len(calls)))
     sends = _Sends()
-    for offset, call in enumerate(rest):
-        index = start + offset
-        try:
-            planned = sends.plan(conn, call, rows.get(offset))
-        except PigeonError as exc:
-            outcomes[index] = (None, exc)
-            continue
+    touched: set[int] = set()  # chats a send done alone wrote in since their rows were read
+    for index, call in enumerate(calls):
+        chat_id = call[1]
+        planned = None
+        if not _goes_alone(call, rows.get(index)):
+            if chat_id in touched:
+                touched.discard(chat_id)
+                sends.forget(chat_id)
+                rows.update(_read(conn, calls, [i for i in range(index, len(calls))
+                                                if calls[i][1] == chat_id]))
+            try:
+                planned = sends.plan(conn, call, rows[index])
+            except PigeonError as exc:
+                outcomes[index] = (None, exc)
+                continue
         if planned is not None:
             sends.planned.append((index, planned))
             continue
-        sends.write(conn, outcomes)
+        sends.write(conn, outcomes)  # what was decided before it, first
         outcomes[index] = _alone(conn, alone, call)
-        return index + 1
+        touched.add(chat_id)
+        sends.random_ids.add((call[0], call[2]))
     sends.write(conn, outcomes)
-    return len(calls)
+    return outcomes
+
+
+def _read(conn: SyncConnection, calls: Sequence[tuple[Any, ...]],
+          indexes: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """The first rows of the sends at ``indexes`` (none for a chat that does not exist)."""
+    sender, random_id, chat = ([calls[i][column] for i in indexes] for column in (0, 2, 1))
+    return {indexes[row[0] - 1]: row
+            for row in conn.execute(_READ, (sender, random_id, chat)).fetchall()}
+
+
+def _goes_alone(call: tuple[Any, ...], row: tuple[Any, ...] | None) -> bool:
+    """A send done alone whatever its chat's rows say now: a reply, a forward, a sticker or a
+    file; no such chat; not a private chat (a chat's kind never changes)."""
+    _, _, _, _, _, reply_to, fwd_from, *attached = call
+    return (reply_to is not None or fwd_from is not None
+            or any(a is not None for a in attached[:2]) or row is None or row[1] != "private")
 
 
 def _alone(conn: SyncConnection, alone: Callable[..., Any], call: tuple[Any, ...]) -> Outcome:
@@ -166,34 +188,46 @@ class _Planned:
 
 
 class _Sends:
-    """The sends of one segment, decided in order, and what they will write."""
+    """The run's sends, decided in order: what they changed since their chat's rows were
+    read (carried to the next send in that chat), and what they will write."""
 
     def __init__(self) -> None:
-        self.planned: list[tuple[int, _Planned]] = []
         self.last: dict[int, int] = {}  # chat -> its last message id, as the sends leave it
         self.inbox: dict[tuple[int, int], int] = {}  # (chat, user) -> read mark
         self.outbox: dict[tuple[int, int], int] = {}  # (chat, user) -> outbox mark
         self.wrote: dict[int, list[tuple[int, int]]] = {}  # chat -> [(message id, sender)]
-        self.random_ids: set[tuple[int, int]] = set()
+        self.random_ids: set[tuple[int, int]] = set()  # (sender, random_id) used in the run
+        self._pending()
+
+    def _pending(self) -> None:
+        """Nothing to write (again, after a write)."""
+        self.planned: list[tuple[int, _Planned]] = []
         self.counts: dict[int, int] = {}  # user -> their updates so far
         self.updates: list[tuple[int, int, int, int, int, bytes | None]] = []
         self.remembered: list[tuple[int, int, int, int, int]] = []
         self.messages: list[tuple[int, int, int, float, str, bytes | None]] = []
+        self.moved: dict[int, int] = {}  # chat -> last message id
+        self.marks: dict[tuple[int, int], tuple[int | None, int | None]] = {}
+
+    def forget(self, chat_id: int) -> None:
+        """The chat's rows are read again: what the run changed there is in them."""
+        self.last.pop(chat_id, None)
+        self.wrote.pop(chat_id, None)
+        for marks in (self.inbox, self.outbox):
+            for key in [key for key in marks if key[0] == chat_id]:
+                del marks[key]
 
     def plan(self, conn: SyncConnection, call: tuple[Any, ...],
-             row: tuple[Any, ...] | None) -> _Planned | None:
-        """The send decided and its writes noted; None if it must go alone. A refusal is
-        raised before anything is noted, as the send alone raises it before it writes."""
-        sender_id, chat_id, random_id, text, now, reply_to, fwd_from, *attached = call
-        ciphertext = attached[2] if len(attached) > 2 else None
-        if row is None or reply_to is not None or fwd_from is not None or any(
-                a is not None for a in attached[:2]):
-            return None
+             row: tuple[Any, ...]) -> _Planned | None:
+        """A private text send (:func:`_goes_alone` said so) decided and its writes noted;
+        None if it must go alone. A refusal is raised before anything is noted, as the send
+        alone raises it before it writes."""
+        sender_id, chat_id, random_id, text, now, *_, ciphertext = _padded(call)
         first = row[1:18]  # as _tx_send_message reads it
         peer_id = first[10]
         if first[7] is not None or (sender_id, random_id) in self.random_ids:
             return None  # a replay: answered from the message it made
-        if first[0] != "private" or peer_id is None:
+        if peer_id is None:
             return None
         sender = membership.member(None if first[1] is None else self._standing(
             sender_id, chat_id, first), chat_id)
@@ -219,11 +253,15 @@ class _Sends:
             outbox = self.outbox.get((chat_id, peer_id), row[18])
             if rules.authors_to_tell([(peer_id, outbox)], sender_id, reading.told):
                 self.outbox[(chat_id, peer_id)] = reading.told
+                inbox = self.marks.get((chat_id, peer_id), (None, None))[0]
+                self.marks[(chat_id, peer_id)] = (inbox, reading.told)
                 update = up.ReadOutbox(pts=0, chat_id=chat_id, max_id=reading.told)
                 planned.pushes.append((update, self._log(
                     STORED, chat_id, 0, encode(update), peer_id)))
-        self.last[chat_id] = message_id
+        self.last[chat_id] = self.moved[chat_id] = message_id
         self.inbox[(chat_id, sender_id)] = reading.mark
+        outbox = self.marks.get((chat_id, sender_id), (None, None))[1]
+        self.marks[(chat_id, sender_id)] = (reading.mark, outbox)
         self.wrote.setdefault(chat_id, []).append((message_id, sender_id))
         self.random_ids.add((sender_id, random_id))
         self.remembered.append((sender_id, random_id, chat_id, message_id,
@@ -239,8 +277,8 @@ class _Sends:
 
     def _peer_wrote(self, chat_id: int, peer_id: int, reading: rules.Reading,
                     first: Sequence[Any], wrote_after_mark: bool) -> bool:
-        """Whether the peer wrote a message in (after, told]: of those committed before,
-        the read's own answer (for the sender's mark as committed), and of this segment's."""
+        """Whether the peer wrote a message in (after, told]: of those committed before the
+        read, the read's own answer (for the sender's mark as read), and of the run's since."""
         if reading.after == first[3] and wrote_after_mark:
             return True
         return any(author == peer_id and reading.after < mid <= reading.told
@@ -256,18 +294,16 @@ class _Sends:
         return targets
 
     def write(self, conn: SyncConnection, outcomes: list[Outcome]) -> None:
-        """Everything planned, in one statement; each planned send's outcome."""
+        """Everything planned since the last write, in one statement; each planned send's
+        outcome."""
         if not self.planned:
             return
         users = sorted(self.counts)
-        marks: dict[tuple[int, int], tuple[int | None, int | None]] = {
-            key: (mark, None) for key, mark in self.inbox.items()}
-        for key, mark in self.outbox.items():
-            marks[key] = (marks.get(key, (None, None))[0], mark)
+        marks = self.marks
         bases = dict(conn.execute(_WRITE, (
             users, users, [self.counts[u] for u in users],
             *_columns(self.updates, 6), *_columns(self.remembered, 5),
-            *_columns(self.messages, 6), list(self.last), list(self.last.values()),
+            *_columns(self.messages, 6), list(self.moved), list(self.moved.values()),
             [chat for chat, _ in marks], [user for _, user in marks],
             [inbox for inbox, _ in marks.values()], [outbox for _, outbox in marks.values()],
         )).fetchall())
@@ -277,6 +313,12 @@ class _Sends:
                       for update, targets in planned.pushes]
             outcomes[index] = ((planned.message, pts_in(pushes[:1], planned.message.sender_id),
                                 pushes), None)
+        self._pending()
+
+
+def _padded(call: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A send's arguments with the optional ones (sticker, media, ciphertext) filled in."""
+    return (*call, *(None,) * (10 - len(call)))
 
 
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
