@@ -89,8 +89,8 @@ class Metrics:
             f.add_metric([], stats.failed_batches)
             yield f
             t = CounterMetricFamily("pigeon_store_together",
-                                    "Writes done together with others of their kind (one read "
-                                    "and one write for a run of private sends)")
+                                    "Writes done together with others of their kind (three "
+                                    "statements for a run of private sends)")
             t.add_metric([], stats.together)
             yield t
 

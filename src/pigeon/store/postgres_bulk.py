@@ -1,5 +1,5 @@
 """Sends in bulk on PostgreSQL: a batch's private text messages read, decided and written
-together, in two statements for the lot instead of three each.
+together, in three statements for the lot instead of three each.
 
 Group commit (:mod:`.postgres_engine`) puts many callers' sends in one transaction, but one by
 one each still costs three statements (its first read, its recipients' ``pts``, its writes:
