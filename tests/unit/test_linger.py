@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WebSocketError, web
 
 from pigeon.server.accept import GuardedProtocol
 from pigeon.server.app import _WebSocket
@@ -105,5 +105,8 @@ def test_aiohttp_still_ends_its_websockets_in_the_method_the_server_defers() -> 
     # refused frame is lost again, only sometimes: fail here, plainly.
     assert callable(vars(web.WebSocketResponse).get("_close_transport"))
     ws = _WebSocket()
-    ws._close_transport()  # noqa: SLF001 - what aiohttp calls
-    assert ws._deferred  # noqa: SLF001
+    ws._close_transport()  # noqa: SLF001 - what aiohttp calls: a heartbeat, a handshake done
+    assert not ws.deferred
+    ws._exception = WebSocketError(1009, "too big")  # noqa: SLF001 - as its reader sets it
+    ws._close_transport()  # noqa: SLF001
+    assert ws.deferred

@@ -55,22 +55,25 @@ LINGER_BYTES = 8 * 1024 * 1024
 
 
 class _WebSocket(web.WebSocketResponse):
-    """aiohttp's WebSocket, except that the handler, not aiohttp, ends the socket.
+    """aiohttp's WebSocket, except that the handler ends the socket after a refused frame.
 
-    aiohttp ends it in one place, ``_close_transport`` (a close handshake done or timed out,
-    a heartbeat unanswered, a frame refused). When it refuses a frame as it arrives (over
-    ``max_msg_size``, or not WebSocket at all) it writes its close frame and closes the socket
-    at once, with the rest of that frame unread, which resets the connection and can destroy
-    the close frame before the peer reads it. So the handler lingers first
-    (GuardedProtocol.linger) and closes after (``finish``)."""
+    aiohttp ends it in one place, ``_close_transport``. When its reader refuses the peer's
+    bytes part-way through a frame (over ``max_msg_size``, or not WebSocket at all), as they
+    arrive or while it waits for the peer's close frame, it writes its close frame and closes
+    the socket at once, with the rest of that frame unread: that resets the connection and can
+    destroy the close frame before the peer reads it. Then the handler lingers first
+    (GuardedProtocol.linger) and closes after (``finish``); every other end is aiohttp's."""
 
-    _deferred = False
+    deferred = False
 
     def _close_transport(self) -> None:
-        self._deferred = True
+        if isinstance(self.exception(), WebSocketError):
+            self.deferred = True
+        else:
+            super()._close_transport()
 
     def finish(self) -> None:
-        if self._deferred:
+        if self.deferred:
             super()._close_transport()
 
 
@@ -147,13 +150,10 @@ async def _ws(request: web.Request) -> web.StreamResponse:
         except (asyncio.TimeoutError, ConnectionError):
             if request.transport is not None:
                 request.transport.abort()
-        if isinstance(ws, _WebSocket):
+        if isinstance(ws, _WebSocket) and ws.deferred:  # the peer may still be sending
             try:
-                # aiohttp's reader refused the peer's bytes part-way through a frame (too
-                # big, or not WebSocket), while it read them or while it waited for the
-                # peer's close frame: the peer may still be sending.
-                if guard is not None and isinstance(ws.exception(), WebSocketError):
-                    await guard.linger(LINGER_SECONDS, LINGER_BYTES)
+                assert guard is not None
+                await guard.linger(LINGER_SECONDS, LINGER_BYTES)
             finally:
                 ws.finish()
     return ws
