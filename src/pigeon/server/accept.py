@@ -33,7 +33,7 @@ waits until the client's address is known:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from pigeon.shield.guard import PROBATION, Shield
 from pigeon.shield.ticket import MAX_REQUEST_LINE
@@ -45,7 +45,7 @@ from .proxy_header import ProxyHeaderError, ProxyHeaderParser
 class GuardedProtocol(asyncio.Protocol):
     __slots__ = ("inner", "shield", "registry", "edge", "transport", "address", "ticket",
                  "greeted", "credit", "_started", "_header", "_head", "_timer", "_refusing",
-                 "_slot")
+                 "_slot", "_linger")
 
     def __init__(self, inner: Any, shield: Shield, registry: dict[Any, GuardedProtocol],
                  edge: Edge | None = None) -> None:
@@ -64,6 +64,7 @@ class GuardedProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._refusing = False  # answered 503 at a cap; closes once its request is read
         self._slot: float | None = None  # turned away by the return pacer: its Retry-After
+        self._linger: _Linger | None = None  # closing: what the peer still sends is dropped
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -239,8 +240,10 @@ class GuardedProtocol(asyncio.Protocol):
 
     # -- bytes and flow control -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        if self._started:
+        if self._started and self._linger is None:
             self.inner.data_received(data)
+        elif self._linger is not None:
+            self._linger.drop(len(data))
         elif self._refusing:
             if self.transport is not None:
                 self.transport.close()
@@ -269,6 +272,9 @@ class GuardedProtocol(asyncio.Protocol):
             self._decide(header.rest)
 
     def eof_received(self) -> bool | None:
+        if self._linger is not None:
+            self._linger.done()
+            return None  # the transport closes: nothing unread is left to reset it
         if self._started:
             return self.inner.eof_received()  # type: ignore[no-any-return]
         return None
@@ -282,6 +288,8 @@ class GuardedProtocol(asyncio.Protocol):
             self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.done()
         if self._timer is not None:
             self._timer.cancel()
         if self._head is not None:
@@ -293,6 +301,32 @@ class GuardedProtocol(asyncio.Protocol):
             return
         self.registry.pop(self.transport, None)
         self.inner.connection_lost(exc)
+
+    async def linger(self, seconds: float, max_bytes: int) -> None:
+        """Close gracefully a connection whose peer may still be sending: our side is shut
+        for writing (after what is queued, a close frame), and what still comes is read and
+        dropped until the peer closes its side, for at most ``seconds`` and ``max_bytes``;
+        past them the socket is dropped.
+
+        Closing a socket with bytes unread makes the kernel answer with a reset, and a reset
+        can destroy what we wrote last before the peer reads it: a peer whose frame aiohttp
+        refused half-way (over ``max_msg_size``) lost the close frame (1009) that said why,
+        and saw an abnormal close (1006) instead, the more often the larger the frame."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._linger is not None:
+            return
+        linger = self._linger = _Linger(asyncio.get_running_loop(), max_bytes)
+        stream = cast(asyncio.Transport, transport)
+        stream.resume_reading()  # aiohttp may have paused it; what comes now is dropped
+        if stream.can_write_eof():  # not under TLS: there the peer's close ends it
+            stream.write_eof()
+        try:
+            async with asyncio.timeout(seconds):
+                await linger.finished
+        except TimeoutError:
+            pass
+        if not linger.ended:
+            transport.abort()
 
     def protect(self, until: float) -> None:
         """The connection brought solved work: random early drop passes over it until then
@@ -313,3 +347,26 @@ class GuardedProtocol(asyncio.Protocol):
         """The connection logged in: it leaves the unauthenticated pool."""
         if self.ticket is not None:
             self.shield.promote(self.ticket)
+
+
+class _Linger:
+    """A closing connection's state while its peer's last bytes are read and dropped."""
+
+    __slots__ = ("finished", "left", "over", "ended")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_bytes: int) -> None:
+        self.finished: asyncio.Future[None] = loop.create_future()
+        self.left = max_bytes
+        self.over = False  # the peer sent more than we read for it
+        self.ended = False  # the peer closed its side, or the connection is gone
+
+    def drop(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            self.over = True
+            self.done()
+
+    def done(self) -> None:
+        self.ended = not self.over
+        if not self.finished.done():
+            self.finished.set_result(None)

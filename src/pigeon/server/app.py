@@ -14,7 +14,7 @@ import sys
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from pigeon import __version__
@@ -48,6 +48,33 @@ if TYPE_CHECKING:
 log = logging.getLogger("pigeon.server")
 
 FULL_RETRY_AFTER = 5  # seconds a connection refused at max_connections is told to wait
+# After aiohttp refused a frame half-way: how long, and how many more of the peer's bytes,
+# its socket is read (and dropped) so that our close frame reaches it (accept.linger).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 8 * 1024 * 1024
+
+
+class _WebSocket(web.WebSocketResponse):
+    """aiohttp's WebSocket, except that the handler ends the socket after a refused frame.
+
+    aiohttp ends it in one place, ``_close_transport``. When its reader refuses the peer's
+    bytes part-way through a frame (over ``max_msg_size``, or not WebSocket at all), as they
+    arrive or while it waits for the peer's close frame, it writes its close frame and closes
+    the socket at once, with the rest of that frame unread: that resets the connection and can
+    destroy the close frame before the peer reads it. Then the handler lingers first
+    (GuardedProtocol.linger) and closes after (``finish``); every other end is aiohttp's."""
+
+    deferred = False
+
+    def _close_transport(self) -> None:
+        if isinstance(self.exception(), WebSocketError):
+            self.deferred = True
+        else:
+            super()._close_transport()
+
+    def finish(self) -> None:
+        if self.deferred:
+            super()._close_transport()
 
 
 async def _ws(request: web.Request) -> web.StreamResponse:
@@ -65,8 +92,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     # and 4x it get a typed FRAME_TOO_LARGE error first, so honest clients learn why.
     # timeout: how long a close waits for the peer's close frame. An abuser we cut off does not
     # answer it; two seconds is plenty for an honest client.
-    ws = web.WebSocketResponse(max_msg_size=4 * limits.MAX_FRAME_BYTES, heartbeat=30.0,
-                               compress=False, timeout=2.0)
+    ws = (_WebSocket if guard is not None else web.WebSocketResponse)(
+        max_msg_size=4 * limits.MAX_FRAME_BYTES, heartbeat=30.0, compress=False, timeout=2.0)
     try:
         await ws.prepare(request)
     except web.HTTPException as exc:
@@ -123,6 +150,12 @@ async def _ws(request: web.Request) -> web.StreamResponse:
         except (asyncio.TimeoutError, ConnectionError):
             if request.transport is not None:
                 request.transport.abort()
+        if isinstance(ws, _WebSocket) and ws.deferred:  # the peer may still be sending
+            try:
+                assert guard is not None
+                await guard.linger(LINGER_SECONDS, LINGER_BYTES)
+            finally:
+                ws.finish()
     return ws
 
 
