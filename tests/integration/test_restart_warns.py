@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from pigeon.client import Client
+from pigeon.server import restart_times
 from pigeon.testing import ServerProcess, login
 
 from raw_support import Raw
@@ -62,3 +63,32 @@ async def test_the_window_is_capped(tmp_path):
             await raw.ws.close()
             await raw.http.close()
             await alice.close()
+
+
+async def test_unset_the_downtime_announced_is_what_this_servers_restarts_take(tmp_path):
+    """Each start records how long it took and each stop how long it went on after its
+    notice (DATA/restart-times.json); the next notice announces their sum with a margin.
+    Asserted against the file, not against a clock."""
+    data = tmp_path / "data"
+    with ServerProcess(data, env={"PIGEON_RESTART_WINDOW_MAX": "0"}) as server:
+        alice = await login(server, "+12025550178", "Alice")
+        await alice.close()
+        stops: list[float | None] = []
+        for _ in range(2):
+            raw = await Raw.open(server)
+            try:
+                assert (await raw.hello(alice.profile.token))["t"] == "welcome"
+                known = restart_times.read(data)  # this start's, the last stop's (or none)
+                assert known.start is not None
+                stops.append(known.stop)
+                assert await asyncio.to_thread(server.stop) == 0
+                await asyncio.wait_for(raw.closed.wait(), 30)
+                assert raw.fatal is not None and raw.fatal["code"] == "SHUTTING_DOWN"
+                assert raw.fatal["retry_after"] == known.downtime(1.0)  # stop_close_seconds
+                assert raw.ws.close_code == 1001
+            finally:
+                await raw.close()
+            assert restart_times.read(data).stop is not None  # this stop's, for the next
+            await asyncio.to_thread(server.restart)
+        # The first stop's notice had no measured stop to go by; the second had the first's.
+        assert stops[0] is None and stops[1] is not None
