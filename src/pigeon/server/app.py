@@ -399,7 +399,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, began: float, 
                                 max(0.1, settings.stop_close_seconds))
         if operator is not None:
             await clock.bounded("the operator listener", operator.cleanup(), bound)
-        clock.phase("handlers finished")
+        clock.phase("handlers left to the process's exit" if ending else "handlers finished")
         await clock.bounded("the shield", shield.stop(), bound)
         if services.regions is not None:
             await clock.bounded("the region link", services.regions.close(), bound)
