@@ -92,3 +92,32 @@ async def test_unset_the_downtime_announced_is_what_this_servers_restarts_take(t
             await asyncio.to_thread(server.restart)
         # The first stop's notice had no measured stop to go by; the second had the first's.
         assert stops[0] is None and stops[1] is not None
+
+
+async def test_a_send_made_during_a_restart_goes_out_as_soon_as_the_server_is_back(tmp_path):
+    """The notice spreads the idle devices over a window of an hour here, but a device whose
+    user is sending comes back when the downtime ends and, finding the port still closed,
+    keeps trying every fifth of a second: its send is acknowledged once the server listens
+    again (the 20 s below is a backstop: this device's own pick in the window would almost
+    surely be later)."""
+    env = {"PIGEON_RESTART_DOWNTIME": "0.3", "PIGEON_RESTART_RECONNECT_RATE": "0.0001",
+           "PIGEON_RESTART_WINDOW_MAX": "3600"}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        alice = await login(server, "+12025550179", "Alice")
+        bob = await login(server, "+12025550180", "Bob")
+        try:
+            chat = await alice.chats.open_private(bob.profile.user_id)
+            assert await asyncio.to_thread(server.stop) == 0
+            await asyncio.wait_for(_closed(alice), 30)
+            assert alice.reconnect_wait > 1.0  # its idle pick: later than the downtime
+            send = asyncio.create_task(alice.messages.send(chat.id, "made while down"))
+            await asyncio.sleep(1.0)  # nothing listens: its tries are refused meanwhile
+            assert not send.done()
+            await asyncio.to_thread(server.restart)
+            sent = await asyncio.wait_for(send, 20)
+            assert alice.reconnects == 1
+            page = await bob.messages.history(chat.id)
+            assert [m.id for m in page] == [sent.message.id]
+        finally:
+            await alice.close()
+            await bob.close()
