@@ -1,0 +1,42 @@
+"""The `pigeon` command's way in: its exit codes and its one-line errors, and a short way to
+`pigeon serve` that imports only the server. Loading every other command (the SDK, its
+end-to-end crypto, the siege) took a restart's start a few tenths of a second more on a busy
+machine, seconds in which a planned restart's port stays closed (issue 13)."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+
+
+def run(command: click.Command, prog_name: str, args: list[str] | None = None) -> NoReturn:
+    """Run a click command as `pigeon` does: exit 0, or one line and the exit code."""
+    try:
+        command.main(args=args, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.UsageError as exc:
+        # One line, as every other failure (issue 11, bug 6), pointing at the help.
+        path = exc.ctx.command_path if exc.ctx is not None else prog_name
+        click.echo(f"error: {exc.format_message()} (see `{path} --help`)", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_FAILED)
+    sys.exit(0)
+
+
+def main() -> NoReturn:
+    if sys.argv[1:2] == ["serve"]:
+        from .serve import serve
+
+        run(serve, "pigeon serve", sys.argv[2:])
+    from .main import cli
+
+    run(cli, "pigeon")
