@@ -360,7 +360,13 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, began: float, 
         await store.close()
         await services.codes.close()
         raise CannotListen(f"cannot listen on {settings.listen}: {_reason(exc)}") from None
+    took = time.time() - began  # the start, to the port open (restart_times.py)
+    # From here a SIGTERM is a clean stop, not the default's abrupt end.
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     await shield.start()
+    services.downtime = await _announced_downtime(settings, took)
     holding = asyncio.create_task(_hold_collections_in_storms(shield))
     purge = asyncio.create_task(
         purge_device_inboxes(services, settings.device_inbox_purge_every))
@@ -371,10 +377,6 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, began: float, 
     # Scripts and tests read this line to find the port (with --listen HOST:0).
     print(f"pigeon {__version__} listening on {scheme}://{host}:{bound[1]}/v1/ws "
           f"(data in {settings.data})", file=sys.stderr, flush=True)
-    services.downtime = await _announced_downtime(settings, time.time() - began)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready.set()
     try:
