@@ -83,11 +83,12 @@ async def close_connections(services: Services, clock: StopClock, *,
     clock.phase("going-away notice sent to %d connections (back in %g s plus up to %g s)",
                 len(conns), downtime, window)
     deadline = time.monotonic() + settings.stop_close_seconds
-    stragglers = conns
+    # Its socket has written everything (and closes by itself) or not: whether its handler
+    # has run its last lines yet does not matter (aiohttp's shutdown, or the exit, ends them).
+    # Most have at once: a notice is a few hundred bytes.
+    stragglers = [conn for conn in conns if conn.unsent_bytes()]
     while stragglers and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        # Its socket has written everything (and closes by itself) or not: whether its
-        # handler has run its last lines yet does not matter (aiohttp's shutdown ends them).
         stragglers = [conn for conn in stragglers if conn.unsent_bytes()]
     for conn in stragglers:
         conn.abort()
