@@ -7,9 +7,9 @@ import sys
 PROBE = """
 import sys
 sys.argv = {argv!r}
-from pigeon.cli import entry
+from pigeon.__main__ import main
 try:
-    entry.main()
+    main()
 except SystemExit as exc:
     code = exc.code
 print(code, "pigeon.client" in sys.modules, "pigeon.cli.main" in sys.modules, file=sys.stderr)

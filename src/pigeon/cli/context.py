@@ -29,9 +29,9 @@ from pigeon.protocol.errors import InvalidArgument, PigeonError, Unauthorized
 from pigeon.protocol.types import SentMessage
 
 from .args import BadMessageId, message_id
-# Re-exported: the exit codes live in entry.py, which `pigeon serve` loads without the rest.
-from .entry import EXIT_FAILED as EXIT_FAILED, EXIT_UNREACHABLE as EXIT_UNREACHABLE
-from .entry import EXIT_USAGE as EXIT_USAGE
+# Re-exported: the exit codes live in exits.py, which `pigeon serve` loads without the rest.
+from .exits import EXIT_FAILED as EXIT_FAILED, EXIT_UNREACHABLE as EXIT_UNREACHABLE
+from .exits import EXIT_USAGE as EXIT_USAGE
 from .output import visible
 
 T = TypeVar("T")

@@ -23,7 +23,7 @@ from pigeon.protocol.errors import Unauthorized
 from pigeon.protocol.types import Dialog, User
 
 from .args import BadServerUrl, server_url
-from .entry import run as run_command
+from .exits import run as run_command
 from .context import (
     MESSAGE_ID, Ctx, message_text, resolve_chat, run, sent_from_here,
     session, warn,

@@ -1,7 +1,6 @@
-"""The `pigeon` command's way in: its exit codes and its one-line errors, and a short way to
-`pigeon serve` that imports only the server. Loading every other command (the SDK, its
-end-to-end crypto, the siege) took a restart's start a few tenths of a second more on a busy
-machine, seconds in which a planned restart's port stays closed (issue 13)."""
+"""The `pigeon` command's exit codes and one-line errors, in a module that imports nothing
+but click: `pigeon serve` runs through it without loading the other commands
+(``pigeon/__main__.py``)."""
 
 from __future__ import annotations
 
@@ -30,13 +29,3 @@ def run(command: click.Command, prog_name: str, args: list[str] | None = None) -
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(EXIT_FAILED)
     sys.exit(0)
-
-
-def main() -> NoReturn:
-    if sys.argv[1:2] == ["serve"]:
-        from .serve import serve
-
-        run(serve, "pigeon serve", sys.argv[2:])
-    from .main import cli
-
-    run(cli, "pigeon")
