@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pigeon.client.throttle import AdaptiveThrottle, CallPacer, backoff
+from pigeon.client.throttle import (
+    RESTART_POLL, AdaptiveThrottle, CallPacer, backoff, waiting_backoff,
+)
 from pigeon.protocol.types import Budget
 from pigeon.shield.ratelimit import Rate, TokenBucket
 
@@ -194,3 +196,15 @@ def test_after_an_unannounced_drop_a_device_picks_its_moment_in_the_servers_wind
     # no window (an older server, a tiny one): no wait; nonsense is bounded
     assert outage_wait(None) == 0.0 and outage_wait(-5.0) == 0.0
     assert outage_wait(10.0**9) <= 3600.0
+
+
+@given(st.integers(min_value=0, max_value=60), st.floats(min_value=0.5, max_value=30.0),
+       st.integers(min_value=0, max_value=2**32 - 1))
+def test_a_waiting_device_polls_an_announced_restart_and_backs_off_otherwise(attempt, cap, seed):
+    # Nothing listens yet after a going-away notice: every try follows within RESTART_POLL,
+    # however many failed before (issue 13: the user's sends wait on it).
+    polled = waiting_backoff(attempt, cap, restarting=True, rng=random.Random(seed))
+    assert RESTART_POLL / 2 <= polled <= RESTART_POLL
+    # Otherwise (a refusal, an outage nobody announced): the full-jitter backoff within cap.
+    waited = waiting_backoff(attempt, cap, restarting=False, rng=random.Random(seed))
+    assert waited == backoff(attempt, cap=cap, rng=random.Random(seed))

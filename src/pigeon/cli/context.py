@@ -29,9 +29,11 @@ from pigeon.protocol.errors import InvalidArgument, PigeonError, Unauthorized
 from pigeon.protocol.types import SentMessage
 
 from .args import BadMessageId, message_id
+# Re-exported: the exit codes live in exits.py, which `pigeon serve` loads without the rest.
+from .exits import EXIT_FAILED as EXIT_FAILED, EXIT_UNREACHABLE as EXIT_UNREACHABLE
+from .exits import EXIT_USAGE as EXIT_USAGE
 from .output import visible
 
-EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 T = TypeVar("T")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shlex
 import socket
-import sys
 from pathlib import Path
 
 import click
@@ -24,8 +23,9 @@ from pigeon.protocol.errors import Unauthorized
 from pigeon.protocol.types import Dialog, User
 
 from .args import BadServerUrl, server_url
+from .exits import run as run_command
 from .context import (
-    EXIT_FAILED, EXIT_USAGE, MESSAGE_ID, Ctx, message_text, resolve_chat, run, sent_from_here,
+    MESSAGE_ID, Ctx, message_text, resolve_chat, run, sent_from_here,
     session, warn,
 )
 from .admin import admin
@@ -312,21 +312,7 @@ for command in (block, unblock, blocked, report, contacts, requests, *messages.C
 
 
 def main() -> None:
-    try:
-        cli.main(prog_name="pigeon", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.UsageError as exc:
-        # One line, as every other failure (issue 11, bug 6), pointing at the help.
-        path = exc.ctx.command_path if exc.ctx is not None else "pigeon"
-        click.echo(f"error: {exc.format_message()} (see `{path} --help`)", err=True)
-        sys.exit(EXIT_USAGE)
-    except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(EXIT_FAILED)
-    sys.exit(0)
+    run_command(cli, "pigeon")
 
 
 __all__ = ["cli", "main", "when", "json"]

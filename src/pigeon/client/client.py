@@ -55,7 +55,8 @@ from .link import AdmissionChallenge, ConnectionLost, Link, ServerUnreachable, T
 from .ordering import OrderedStreams
 from .profile import Profile, resolve_profile
 from .throttle import (
-    AdaptiveThrottle, CallPacer, backoff, hinted_wait, notice_wait, outage_wait,
+    RESTART_POLL_FOR, AdaptiveThrottle, CallPacer, backoff, hinted_wait, notice_wait,
+    outage_wait, waiting_backoff,
 )
 
 log = logging.getLogger("pigeon.client")
@@ -153,6 +154,10 @@ class Client(OrderedStreams):
         # waiting on a call comes back then, one with nothing to do at its own pick in it
         # (the people chatting are served first; the idle herd spreads out behind them).
         self._window_opens = 0.0
+        # Until when a refused connect means "the announced restart is not done yet", and
+        # whether the last try found nothing listening.
+        self._restart_until = 0.0
+        self._port_closed = False
         self._call_waiting = asyncio.Event()
         self.max_overload_retries = 8
         self.waiting_backoff = WAITING_BACKOFF_CAP  # the reconnect backoff's cap, calls waiting
@@ -348,8 +353,9 @@ class Client(OrderedStreams):
                 # A device whose app waits on a call backs off within a shorter cap: after a
                 # downtime of refused connects it would otherwise sleep up to 30 s past the
                 # server's return with its user's sends waiting (issue 13).
-                hurry = backoff(attempt, cap=min(self.max_backoff, self.waiting_backoff))
                 now = asyncio.get_running_loop().time()
+                hurry = waiting_backoff(attempt, min(self.max_backoff, self.waiting_backoff),
+                                        self._port_closed and now < self._restart_until)
                 attempt += 1
                 await self._sleep_unless_wanted(max(delay, self._reconnect_after - now),
                                                 max(hurry, self._window_opens - now))
@@ -368,6 +374,8 @@ class Client(OrderedStreams):
                     continue
                 except (Unavailable, OSError, asyncio.TimeoutError) as exc:
                     log.debug("reconnect failed: %s", exc)
+                    self._port_closed = (isinstance(exc, ServerUnreachable)
+                                         and not exc.retryable_connect)
                     if isinstance(exc, Unavailable) and exc.retry_after is not None \
                             and exc.retry_spread is None:
                         # Refused with a hint (a 503's Retry-After, OVERLOADED): not sooner,
@@ -379,6 +387,7 @@ class Client(OrderedStreams):
                         spread = None
                     continue
                 self.reconnects += 1
+                self._port_closed = False
                 # A link that died of a frame this SDK refuses is likely to die again the same
                 # way (a sync at welcome asks the same question): keep backing off then.
                 if link.refused is None:
@@ -425,6 +434,8 @@ class Client(OrderedStreams):
         now = asyncio.get_running_loop().time()
         self._reconnect_after = now + notice_wait(error.retry_after, error.retry_spread)
         self._window_opens = now + notice_wait(error.retry_after, 0.0)
+        if error.code == "SHUTTING_DOWN":
+            self._restart_until = self._window_opens + RESTART_POLL_FOR
 
     def _on_error(self, error: PigeonError) -> None:
         if error.retry_spread is not None:

@@ -69,6 +69,25 @@ def backoff(attempt: int, base: float = 0.2, cap: float = 30.0,
     return (rng or random).uniform(0, min(cap, base * 2**attempt))
 
 
+#: After a going-away notice, a device with a call waiting whose connect finds nothing
+#: listening (the restart is not done yet) tries again within this many seconds, for up to
+#: RESTART_POLL_FOR seconds after the notice's window opened: a refused connect costs the
+#: server nothing (its kernel answers), and the user's sends wait for exactly this (issue 13).
+RESTART_POLL, RESTART_POLL_FOR = 0.2, 30.0
+
+
+def waiting_backoff(attempt: int, cap: float, restarting: bool,
+                    rng: random.Random | None = None) -> float:
+    """How long a device whose user waits on a call sleeps before its next reconnect try:
+    full jitter within ``cap`` (a short one), or, while an announced restart is not done yet
+    (``restarting``: the last try found nothing listening), a short poll: a backoff grown
+    over a few refused tries would leave the user's sends waiting up to ``cap`` past the
+    server's return."""
+    if restarting:
+        return RESTART_POLL * (rng or random).uniform(0.5, 1.0)
+    return backoff(attempt, cap=cap, rng=rng)
+
+
 def hinted_wait(retry_after: float | None, rng: random.Random | None = None) -> float:
     """How long to wait when the server said ``retry_after``: at least that, plus up to a
     fifth more, so that devices refused together do not all come back in one wave."""

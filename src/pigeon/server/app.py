@@ -11,7 +11,9 @@ import os
 import signal
 import ssl
 import sys
+import time
 from contextlib import suppress
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aiohttp import WebSocketError, WSMsgType, web
@@ -35,6 +37,7 @@ from .media_files import MediaService
 from .media_http import add_routes
 from .metrics import Metrics
 from .operator import start_operator, store_reachable
+from . import restart_times
 from .services import Services
 from .settings import Settings
 from . import sticker_web
@@ -108,7 +111,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     if request.transport is not None:
         conn.abort_transport = request.transport.abort
         transport = request.transport
-        conn.write_last = lambda frames, code, reason: _write_last(transport, frames, code, reason)
+        conn.write_last = (lambda frames, code, reason, ending:
+                           _write_last(transport, frames, code, reason, ending))
         conn.unsent_bytes = transport.get_write_buffer_size
     writer = asyncio.create_task(_write(conn, ws))
     try:
@@ -160,15 +164,24 @@ async def _ws(request: web.Request) -> web.StreamResponse:
 
 
 def _write_last(transport: asyncio.Transport, frames: list[bytes], code: int,
-                reason: bytes) -> None:
+                reason: bytes, ending: bool) -> None:
     """A planned stop's last words on one socket, written at once: aiohttp's writer writes
     each frame whole, so ours start at a frame boundary. The socket closes once they are out
-    (no wait for the peer's close frame); a peer that reads nothing is dropped by the stop."""
+    (no wait for the peer's close frame); a peer that reads nothing is dropped by the stop.
+    ``ending`` (the process ends after the stop): the socket reads nothing more and only
+    half-closes (FIN after the frames), so that no handler is woken to unwind; the exit
+    closes it (the kernel still sends what it holds)."""
     if transport.is_closing():
         return
     close = encode_frame(code.to_bytes(2, "big") + reason[:MAX_REASON_BYTES], OP_CLOSE)
+    if ending:
+        with suppress(RuntimeError, AttributeError, NotImplementedError):
+            transport.pause_reading()
     transport.write(b"".join([*(encode_frame(frame) for frame in frames), close]))
-    transport.close()
+    if not ending:
+        transport.close()
+    elif transport.can_write_eof():  # TLS cannot: there the exit closes the socket
+        transport.write_eof()
 
 
 async def _write(conn: Connection, ws: web.WebSocketResponse) -> None:
@@ -264,13 +277,18 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, *,
     10,000 connections, unwinding their tasks and objects took two more seconds of a restart
     (issue 13) and keeps nothing."""
     private_umask()  # before anything is written: the database, its WAL, secret.key
+    # When this start began: the process's own start where it is ours alone (its imports
+    # count), the supervisor's for a first worker; else (a server inside another program) now.
+    began = (time.time() - (restart_times.process_age() or 0.0)) if exit_process else time.time()
+    if worker is not None and worker.started is not None:
+        began = worker.started
     if worker is not None:
-        await _serve(settings, ready, reuse_port=True)
+        await _serve(settings, ready, began, reuse_port=True, ending=exit_process)
     else:
         prepare_data_dir(settings.data, allow_shared=settings.allow_shared_data_dir)
         lock = lock_data_dir(settings.data)  # before the database: one server per directory
         try:
-            await _serve(settings, ready)
+            await _serve(settings, ready, began, ending=exit_process)
         finally:
             os.close(lock)
     if exit_process:
@@ -278,6 +296,21 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, *,
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+async def _announced_downtime(settings: Settings, start: float) -> float:
+    """The downtime this server's going-away notice will announce: restart_downtime when
+    set, else its last stop's and this start's measured seconds (restart_times.py)."""
+    data, start = settings.data, round(start, 3)  # as recorded: a reader computes the same
+    last = await asyncio.to_thread(restart_times.read, data)
+    await asyncio.to_thread(restart_times.record, data, start=start)
+    if settings.restart_downtime is not None:
+        return settings.restart_downtime
+    downtime = replace(last, start=start).downtime(settings.stop_close_seconds)
+    log.info("a restart's notice will announce %g s (the last stop took %s s after its "
+             "notice, this start %.2f s)", downtime,
+             "?" if last.stop is None else f"{last.stop:.2f}", start)
+    return downtime
 
 
 class CannotListen(Exception):
@@ -289,8 +322,8 @@ def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-async def _serve(settings: Settings, ready: asyncio.Event | None, *,
-                 reuse_port: bool = False) -> None:
+async def _serve(settings: Settings, ready: asyncio.Event | None, began: float, *,
+                 reuse_port: bool = False, ending: bool = False) -> None:
     store = make_store(settings)
     await store.open()
     metrics = Metrics()
@@ -360,7 +393,13 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         await store.close()
         await services.codes.close()
         raise CannotListen(f"cannot listen on {settings.listen}: {_reason(exc)}") from None
+    took = time.time() - began  # the start, to the port open (restart_times.py)
+    # From here a SIGTERM is a clean stop, not the default's abrupt end.
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     await shield.start()
+    services.downtime = await _announced_downtime(settings, took)
     holding = asyncio.create_task(_hold_collections_in_storms(shield))
     purge = asyncio.create_task(
         purge_device_inboxes(services, settings.device_inbox_purge_every))
@@ -371,9 +410,6 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
     # Scripts and tests read this line to find the port (with --listen HOST:0).
     print(f"pigeon {__version__} listening on {scheme}://{host}:{bound[1]}/v1/ws "
           f"(data in {settings.data})", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready.set()
     try:
@@ -386,17 +422,19 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         purge.cancel()
         collector.cancel()
         holding.cancel()
-        await close_connections(services, clock)
+        await close_connections(services, clock, ending=ending)
         # Each part has its bound, so that the stop stays as short as its notice says; the
         # store's close has none: it commits what is queued.
         bound = 2 * settings.stop_close_seconds + 1.0
         # Every socket is closed or dropped by now: what aiohttp's shutdown waits for is the
-        # handlers' last lines (bookkeeping in memory), not worth more than this.
-        await clock.bounded("aiohttp's shutdown", runner.cleanup(),
-                            max(0.1, settings.stop_close_seconds))
+        # handlers' last lines (bookkeeping in memory), not worth more than this, and nothing
+        # at all when the process ends next (its handlers were never woken: stopping.py).
+        if not ending:
+            await clock.bounded("aiohttp's shutdown", runner.cleanup(),
+                                max(0.1, settings.stop_close_seconds))
         if operator is not None:
             await clock.bounded("the operator listener", operator.cleanup(), bound)
-        clock.phase("handlers finished")
+        clock.phase("handlers left to the process's exit" if ending else "handlers finished")
         await clock.bounded("the shield", shield.stop(), bound)
         if services.regions is not None:
             await clock.bounded("the region link", services.regions.close(), bound)
@@ -404,6 +442,9 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, *,
         await store.close()
         await clock.bounded("the code sender", services.codes.close(), bound)
         clock.phase("store closed, everything queued committed")
+        after_notice = clock.since_notice()
+        if after_notice is not None:
+            await asyncio.to_thread(restart_times.record, settings.data, stop=after_notice)
         for handler in logging.getLogger().handlers:
             handler.flush()  # the log's lines (written off the loop, logs.py) come first
         print("pigeon stopped cleanly", file=sys.stderr, flush=True)

@@ -63,6 +63,19 @@ CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG = (
     1000, 1001, 1002, 1008, 1009)
 
 
+def going_away_notice(downtime: float, window: float) -> bytes:
+    """The error frame of a planned stop: come back after ``downtime`` plus a delay of the
+    device's own pick within ``window`` (the same bytes for every connection)."""
+    return ServerProtocol.error(None, Unavailable(
+        f"the server is restarting; reconnect in {downtime:g} s plus a random delay of up "
+        f"to {window:g} s", code="SHUTTING_DOWN", retry_after=downtime, retry_spread=window))
+
+
+def going_away_reason(downtime: float, window: float) -> str:
+    """The close frame's reason of a planned stop, with the same hints as the notice."""
+    return format_reason("SHUTTING_DOWN", downtime, window)
+
+
 class Connection:
     max_in_flight = 64
 
@@ -74,8 +87,9 @@ class Connection:
         # nothing (it would not take a polite close frame either).
         self.abort_transport: Callable[[], None] | None = None
         # Set by the transport adapter: writes frames and then the close frame (code, reason)
-        # straight to the socket, and closes it once they are out (a planned stop).
-        self.write_last: Callable[[list[bytes], int, bytes], None] | None = None
+        # straight to the socket, and closes it once they are out (a planned stop); with
+        # ``ending``, stops reading it instead and leaves the closing to the process's exit.
+        self.write_last: Callable[[list[bytes], int, bytes, bool], None] | None = None
         # ... and tells how many bytes the socket has not taken yet (the peer is not reading).
         self.unsent_bytes: Callable[[], int] = lambda: 0
         self.shield = services.shield
@@ -520,9 +534,7 @@ class Connection:
     def shutting_down(self, downtime: float = 0.0, window: float = 0.0) -> None:
         """The going-away notice: come back after ``downtime`` plus a delay picked at random
         within ``window``, so that a planned restart makes no herd (issue 13)."""
-        self._send(self.protocol.error(None, Unavailable(
-            f"the server is restarting; reconnect in {downtime:g} s plus a random delay of up "
-            f"to {window:g} s", code="SHUTTING_DOWN", retry_after=downtime, retry_spread=window)))
+        self._send(going_away_notice(downtime, window))
         self.close(CLOSE_GOING_AWAY, "SHUTTING_DOWN", downtime, window)
 
     def say_goodbye(self) -> None:
@@ -534,7 +546,27 @@ class Connection:
             return
         frames = list(self._out)
         self._drop_outbox()
-        self.write_last(frames, self.close_code, self.close_reason.encode())
+        self.write_last(frames, self.close_code, self.close_reason.encode(), False)
+
+    def last_words(self, notice: bytes, reason: str) -> None:
+        """A stop that ends its process: the notice (a :func:`going_away_notice`, after what
+        is queued) and the close frame (its ``reason`` and hints) written to the socket now,
+        which then reads nothing more and is closed by the process's exit. Nothing here
+        wakes this connection's tasks: at 10,000 connections, unwinding each handler and
+        writer cost the stop seconds of a loaded event loop, for bookkeeping that the exit
+        throws away (issue 13)."""
+        if self.write_last is None:  # no socket of ours to write to: the writer's usual way
+            if self.close_code is None:
+                self._send(notice)
+                self.close(CLOSE_GOING_AWAY, "")
+                self.close_reason = reason
+            return
+        frames = list(self._out)
+        if self.close_code is None:
+            frames.append(notice)
+            self.close_code, self.close_reason = CLOSE_GOING_AWAY, reason
+        self._drop_outbox()
+        self.write_last(frames, self.close_code, self.close_reason.encode(), True)
 
     async def drain(self) -> None:
         """Wait for every call in flight to be answered."""

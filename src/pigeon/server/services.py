@@ -68,6 +68,9 @@ class Services:
     regions: RegionLink | None = None
     # Set by a planned stop: connections start no new call (server/stopping.py).
     stopping: bool = False
+    # Seconds a going-away notice tells devices to stay away: restart_downtime, or this
+    # server's measured restart (server/restart_times.py), set once it listens.
+    downtime: float = 5.0
 
     def __post_init__(self) -> None:
         penalties = self.shield.penalties

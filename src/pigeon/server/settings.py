@@ -117,7 +117,9 @@ class Settings:
     # A planned stop (SIGTERM) tells every device to come back after restart_downtime plus a
     # delay it picks at random in a window long enough for the server to take them back at
     # restart_reconnect_rate a second, at most restart_window_max (docs/shield.md, issue 13).
-    restart_downtime: float = 5.0
+    # restart_downtime unset ("auto"): what this server's last stop and start took, measured
+    # and kept in the data directory (server/restart_times.py); a number fixes it.
+    restart_downtime: float | None = None
     restart_reconnect_rate: float = 250.0
     # 25 s: with the 5 s downtime every device is back within 30 s of the notice (issue 13's
     # goal); 10,000 devices then come back at 400 a second, which tickets make affordable.
@@ -258,7 +260,8 @@ class Settings:
                 raise SettingsError(f"{name} must be at least 1")
         if self.slow_consumer_seconds <= 0:
             raise SettingsError("slow_consumer_seconds must be positive")
-        if not (0 <= self.restart_downtime <= limits.MAX_RETRY_SECONDS
+        if not ((self.restart_downtime is None
+                 or 0 <= self.restart_downtime <= limits.MAX_RETRY_SECONDS)
                 and 0 <= self.restart_window_max <= limits.MAX_RETRY_SECONDS
                 and self.restart_reconnect_rate > 0):
             raise SettingsError(f"need 0 <= restart_downtime, restart_window_max <= "
@@ -455,6 +458,10 @@ def _coerce(name: str, value: Any) -> Any:
     if kind in ("int", int):
         return int(value)
     if kind in ("float", float):
+        return float(value)
+    if kind == "float | None":  # unset, or "auto": the server works it out
+        if isinstance(value, str) and value.strip().lower() in ("", "auto"):
+            return None
         return float(value)
     if isinstance(value, list):  # e.g. trusted_proxies = ["10.0.0.0/8", "fd00::/8"] in TOML
         return ",".join(str(item) for item in value)

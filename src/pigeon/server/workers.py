@@ -9,9 +9,11 @@ other's devices through the bus (NATS); settings.py refuses more than one worker
 The supervisor holds the data directory's lock, makes the server secret before any worker
 starts (so that they cannot race to create two), starts the workers as fresh interpreters
 (``spawn``: never a fork of a process with threads), and restarts one that dies, with a
-growing delay if it keeps dying. SIGTERM or SIGINT is passed on to every worker, which each
-stop as one server does (the going-away notice, calls in flight answered), and the
-supervisor waits for them.
+growing delay if it keeps dying. SIGTERM or SIGINT is passed on to every worker at once (from
+the signal handler: the supervisor's loop may be in a wait of up to a second), which each
+stop as one server does (the bounded stop: calls in flight answered within
+stop_drain_seconds, the going-away notice, the process ended), and the supervisor exits as
+soon as they have, killing any that outlives the stop's bound (issue 13).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import socket
 import sys
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from .datadir import lock_data_dir, prepare_data_dir, private_umask
+from .restart_times import process_age
 from .services import load_or_create_secret
 from .settings import Settings, split_listen
 
@@ -39,8 +43,9 @@ log = logging.getLogger("pigeon.server.workers")
 #: supervisor then waits longer before each new try (up to RESTART_DELAY_MAX)
 HEALTHY_AFTER = 10.0
 RESTART_DELAY, RESTART_DELAY_MAX = 0.5, 30.0
-#: how long the workers have to stop after SIGTERM before they are killed
-STOP_GRACE = 60.0
+#: how long the workers have to stop after SIGTERM before they are killed, past the bounded
+#: parts of their stop (stop_drain_seconds, twice stop_close_seconds): the store's close
+STOP_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class Worker:
 
     index: int
     count: int
+    #: time.time() the supervisor began, for a worker of its first start: a restart's start
+    #: is measured from there (restart_times.py); None for one started again after a crash
+    started: float | None = None
 
 
 def supervise(settings: Settings) -> int:
@@ -114,7 +122,8 @@ def _run_worker(settings: Settings, worker: Worker) -> None:
     from .app import serve
 
     try:
-        run(serve(settings, worker=worker))
+        # Once stopped, the worker's process ends at once, as `pigeon serve` does (app.py).
+        run(serve(settings, worker=worker, exit_process=True))
     except Exception as exc:  # one line, as `pigeon serve` prints; the supervisor restarts
         print(f"error: worker {worker.index}: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -143,17 +152,34 @@ class _Supervisor:
         self.delay: dict[int, float] = {}
         self.stopping = False
         self.restarts = 0
+        self.began = time.time() - (process_age() or 0.0)  # its interpreter's start counts
+        # Written by the signal handler, so that the loop's wait ends at once.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
 
     def _start(self, index: int) -> None:
+        # A first start's workers measure their start from the supervisor's (restart_times).
+        first = index not in self.started
         proc = self.context.Process(
             target=_run_worker, name=f"pigeon-worker-{index}",
-            args=(_operator_for(self.settings, index), Worker(index, self.count)))
+            args=(_operator_for(self.settings, index),
+                  Worker(index, self.count, self.began if first else None)))
         proc.start()
         self.procs[index] = proc
         self.started[index] = time.monotonic()
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping = True
+        if not self.stopping:
+            self.stopping = True
+            self._forward(signal.SIGTERM)
+        with suppress(OSError):  # full: a wake-up is already waiting
+            os.write(self._wake_write, b"\0")
+
+    def _forward(self, signum: int) -> None:
+        for proc in list(self.procs.values()):
+            if proc.pid is not None and proc.exitcode is None:
+                with suppress(ProcessLookupError):
+                    os.kill(proc.pid, signum)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -166,7 +192,8 @@ class _Supervisor:
         while not self.stopping:
             sentinels = [p.sentinel for p in self.procs.values()]
             timeout = max(0.0, min(due.values()) - time.monotonic()) if due else 1.0
-            multiprocessing.connection.wait(sentinels, timeout=min(timeout, 1.0))
+            multiprocessing.connection.wait([*sentinels, self._wake_read],
+                                            timeout=min(timeout, 1.0))
             if self.stopping:
                 break
             for index, proc in list(self.procs.items()):
@@ -190,13 +217,15 @@ class _Supervisor:
 
     def _shutdown(self) -> int:
         procs = list(self.procs.values())
-        for proc in procs:
-            if proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
+        self._forward(signal.SIGTERM)  # again: one started while the signal came
+        settings = self.settings
+        deadline = (time.monotonic() + settings.stop_drain_seconds
+                    + 2 * settings.stop_close_seconds + STOP_GRACE)
         for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
+                print(f"pigeon supervisor: {proc.name} (pid {proc.pid}) did not stop in time; "
+                      "killing it", file=sys.stderr, flush=True)
                 proc.kill()
                 proc.join()
         print("pigeon supervisor stopped", file=sys.stderr, flush=True)

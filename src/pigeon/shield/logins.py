@@ -127,9 +127,15 @@ class LoginLimits:
                     budget.restore(saved[name])
 
     async def save(self) -> None:
-        """Write the learned baselines, so a restart does not forget normal traffic."""
+        """Write the learned baselines, so a restart does not forget normal traffic (after a
+        background save still running: the last word is this one's)."""
         if self._saving is not None and not self._saving.done():
             await asyncio.wait([self._saving])
+        await self._write()
+
+    async def _write(self) -> None:
+        # The background save runs this, not save(): save() waiting for the background save
+        # (itself) never ended, and a stop then waited out its bound on the shield (3 s).
         if self._path is not None:
             doc = {name: b.export() for name, b in self.budgets.items()}
             try:
@@ -142,7 +148,7 @@ class LoginLimits:
         self._seconds += 1
         if self._seconds % SAVE_EVERY == 0 and self._path is not None and (
                 self._saving is None or self._saving.done()):
-            self._saving = asyncio.ensure_future(self.save())
+            self._saving = asyncio.ensure_future(self._write())
 
 
 def _read_json(path: Path) -> dict[str, Any]:
