@@ -89,3 +89,19 @@ def test_a_message_id_reads_as_printed_or_bare(number, hashed):
 def test_anything_else_is_not_a_message_id(raw):
     with pytest.raises(BadMessageId, match="not a message id"):
         message_id(raw)
+
+
+def test_a_file_id_that_begins_with_a_dash_is_the_argument_not_an_option():
+    from pigeon.cli.media import download
+
+    ctx = download.make_context("download", ["-mqAbMHJZcHFVKaQDDWw0A", "--out", "f.txt"])
+    assert ctx.params["file_id"] == "-mqAbMHJZcHFVKaQDDWw0A"
+
+
+def test_new_file_ids_never_begin_with_a_dash():
+    from pigeon.protocol.media import FILE_ID
+    from pigeon.server.media_files import new_id
+
+    ids = [new_id() for _ in range(2_000)]  # a leading "-" is 1 in 64 of token_urlsafe's
+    assert all(FILE_ID.match(i) and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)

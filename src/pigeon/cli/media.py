@@ -83,7 +83,9 @@ async def _upload_secret(ctx: Ctx, file: Path, to: str, caption: str) -> None:
          f"{sent.file.file_id}")
 
 
-@click.command()
+# A file id may begin with "-" (ids of URL-safe base64 made before new_id() avoided it):
+# taken as the argument, not an option it is not.
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("file_id")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write it; an interrupted download resumes from OUT.part.")

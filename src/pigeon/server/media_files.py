@@ -31,7 +31,11 @@ COLLECT_STEP = 200  # uploads or files removed per store call: small steps behin
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(16)
+    """A file or upload id: URL-safe base64, never with a leading "-", which command lines
+    (``pigeon download ID``) and many tools read as an option."""
+    while (value := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return value
 
 
 def media_of(f: FileRecord) -> Media:
