@@ -39,6 +39,11 @@ from .rawws import CallFailed, Closed, Refused, Rpc
 # the SDK's own reconnect policy
 from pigeon.client.throttle import backoff, hinted_wait, notice_wait, outage_wait
 
+#: a get_difference not answered within this is counted ("sync unanswered") and the device
+#: connects again, as the SDK's call timeout would have it: a server that never answers is a
+#: finding, not a device silently lost to the storm's figures
+SYNC_TIMEOUT = 30.0
+
 
 class Devices:
     def __init__(self, host: str, port: int, devices: list[dict[str, Any]],
@@ -61,6 +66,10 @@ class Devices:
         self.hint: list[float | None] = [None] * n  # each device's last refusal's retry_after
         self.window: list[float | None] = [None] * n  # ... and its last welcome's window
         self.tickets = tickets  # present resumption tickets, as the SDK does
+        # Where each device is in its loop: so that one that never comes back says where
+        # it got stuck (connecting, waiting to try again, syncing) instead of nothing.
+        self.phase: list[str] = ["connecting"] * n
+        self.sync_timeout = SYNC_TIMEOUT
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._device(i)) for i in range(len(self.devices))]
@@ -98,7 +107,8 @@ class Devices:
     async def _sync(self, rpc: Rpc, pts: int) -> int:
         while True:
             try:
-                diff = await rpc.call("updates.get_difference", {"pts": pts})
+                diff = await rpc.call("updates.get_difference", {"pts": pts},
+                                      timeout=self.sync_timeout)
             except CallFailed as exc:
                 if exc.code not in ("DEFERRED", "OVERLOADED"):
                     raise
@@ -115,6 +125,7 @@ class Devices:
         attempt = 0
         spread: float | None = None  # a drop without a notice: the window to spread over
         while not self.stop.is_set():
+            self.phase[i] = "connecting"
             try:
                 if first:
                     async with self._start_slots:
@@ -123,8 +134,13 @@ class Devices:
                     rpc = await self._connect(i)
             except CallFailed:
                 self.gave_up += 1
+                self.phase[i] = "gave up"
                 return
+            except Exception as exc:  # noqa: BLE001 - counted, never a device lost silently
+                self.failures[f"connect {type(exc).__name__}"] += 1
+                rpc = None
             if rpc is None:
+                self.phase[i] = "waiting"
                 # Full jitter, but never sooner than the server said (the SDK's policy) ...
                 wait = max(backoff(attempt), hinted_wait(self.hint[i]))
                 if spread:  # ... nor, after an unannounced drop, than this device's pick
@@ -138,7 +154,9 @@ class Devices:
             try:
                 if not first:
                     self.back[i] = time.time()
+                self.phase[i] = "syncing"
                 pts = await self._sync(rpc, pts)
+                self.phase[i] = "online"
                 if first:
                     first = False
                     self.ready += 1
@@ -149,6 +167,8 @@ class Devices:
                 await rpc.done.wait()
             except (Closed, CallFailed) as exc:
                 self.failures[getattr(exc, "code", "closed while syncing")] += 1
+            except TimeoutError:
+                self.failures["sync unanswered"] += 1
             finally:
                 self.connected -= 1
                 rpc.close()
@@ -165,7 +185,10 @@ class Devices:
         self.all_ready.set()
 
     def counts(self) -> dict[str, Any]:
+        away = Counter(phase for phase, dropped, back in zip(
+            self.phase, self.dropped, self.back, strict=True) if dropped and back is None)
         return {"connected": self.connected, "ready": self.ready, "gave_up": self.gave_up,
+                "not_back_by_phase": dict(away),
                 "dropped": sum(d is not None for d in self.dropped),
                 "back": sum(b is not None for b in self.back),
                 "synced": sum(s is not None for s in self.synced),

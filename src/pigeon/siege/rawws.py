@@ -177,9 +177,11 @@ class Rpc:
         self.ws.write(wire.call(request_id, method, params))
         return fut
 
-    async def call(self, method: str, params: dict[str, Any]) -> Any:
-        """The result's value; CallFailed for an error answer, Closed if the link went."""
-        frame = await self.send_call(method, params)
+    async def call(self, method: str, params: dict[str, Any],
+                   timeout: float | None = None) -> Any:
+        """The result's value; CallFailed for an error answer, Closed if the link went,
+        TimeoutError if no answer came within ``timeout``."""
+        frame = await asyncio.wait_for(self.send_call(method, params), timeout)
         if frame.get("t") == "error":
             raise _failure(frame)
         return frame.get("value")

@@ -151,6 +151,9 @@ def reconnect_lines(run: dict[str, Any]) -> list[str]:
     if r["reconnect_failures"] or r["sync_errors"]:
         lines.append(f"[{run['label']}]   failed connection attempts "
                      f"{r['reconnect_failures']}; sync errors {r['sync_errors']}")
+    if r.get("not_back_by_phase"):
+        lines.append(f"[{run['label']}]   not back at the end, by where each was: "
+                     f"{r['not_back_by_phase']}")
     if r.get("failures_before_storm"):
         lines.append(f"[{run['label']}]   (not counted: failed attempts while the idle devices "
                      f"first connected, before the storm: {r['failures_before_storm']})")

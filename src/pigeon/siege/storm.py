@@ -208,4 +208,6 @@ def storm_summary(began: float, listening: float, sdk: SdkTimes | None,
         "wire_devices_at_end": ({k: devices[k] for k in ("connected", "gave_up", "dropped",
                                                          "back", "synced")}
                                 if devices is not None else None),
+        "not_back_by_phase": (devices.get("not_back_by_phase", {})
+                              if devices is not None else {}),
     }
