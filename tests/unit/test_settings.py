@@ -83,8 +83,9 @@ def test_trusted_proxies_as_a_toml_list(tmp_path):
         "10.0.0.1/32,fd00::/8", True, False)
 
 
-@pytest.mark.parametrize(("connections", "window"), [(0, 0.0), (1, 0.004), (5_000, 20.0),
-                                                     (10_000, 25.0), (100_000, 25.0)])
+@pytest.mark.parametrize(("connections", "window"), [(0, 0.0), (1, 0.002), (5_000, 10.0),
+                                                     (10_000, 20.0), (20_000, 25.0),
+                                                     (100_000, 25.0)])
 def test_the_restart_window_fits_the_reconnect_rate_up_to_its_cap(connections, window):
     """A planned restart spreads its devices' returns over connections / rate seconds."""
     assert load_settings(None, {}, environ={}).restart_window(connections) == window
