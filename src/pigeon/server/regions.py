@@ -34,7 +34,7 @@ from nats.js.errors import NotFoundError
 from pigeon.domain import regions as rules
 from pigeon.domain.regions import RegionTable
 from pigeon.protocol import regions as wire
-from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser
+from pigeon.protocol.regions import Found, Lookup, RemoteUser, UnknownCross
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .streams import follow_changes, publish
@@ -208,13 +208,23 @@ class RegionLink:
         while True:
             rows = await store.outbox(destination, 256)
             for row in rows:
-                message = CrossMessage(origin=self.name, sender=row.sender,
-                                       recipient_id=row.recipient_id, random_id=row.random_id,
-                                       text=row.text, date=row.date)
+                try:
+                    message = wire.cross_of(row.kind, {"origin": self.name, **row.fields()})
+                except (PigeonError, msgspec.DecodeError) as exc:
+                    # A row this node cannot make a message of (written by a newer one, or
+                    # damaged): it would stop the queue for good; logged and left out.
+                    log.error("regions: outbox row %d (%s) to %s left out: %s", row.id,
+                              row.kind, destination, exc)
+                    self.dropped += 1
+                    continue
                 # Nats-Msg-Id: a row published twice (a relay killed before its delete) is
-                # stored once within the window; the consumer's dedupe covers the rest.
+                # stored once within the window; the consumer's dedupe covers the rest. A
+                # message is named by its sender and random_id (as before: a relay of an
+                # older version agrees), anything else by its row (an identity column).
+                msg_id = (f"{row.sender.id}:{row.random_id}" if row.kind == "message"
+                          else f"{row.kind}:{row.id}")
                 await js.publish(subject, wire.encode(message), timeout=5.0,
-                                 headers={"Nats-Msg-Id": f"{row.sender.id}:{row.random_id}"})
+                                 headers={"Nats-Msg-Id": msg_id})
             if rows:
                 await store.outbox_done([row.id for row in rows])
                 self.relayed += len(rows)
@@ -259,7 +269,7 @@ class RegionLink:
         except PigeonError as exc:
             log.warning("regions: malformed message %d from %s dropped: %s", seq, source, exc)
             return await self._skip(source, seq)
-        if not isinstance(cross, CrossMessage) or cross.origin != source:
+        if isinstance(cross, UnknownCross) or cross.origin != source:
             log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
             return await self._skip(source, seq)
         try:
