@@ -135,8 +135,10 @@ async def test_edits_deletes_reads_and_forwards_cross_once_in_order(
         await bob.messages.delete(bobs, [1], for_everyone=True)  # Alice's "hello"
         gone = await next_of(alice, DeleteMessages, where=lambda u: u.message_ids == [1])
         assert gone.chat_id == alices
-        await alice.messages.send(alices, "last")
-        await next_of(bob, NewMessage, where=from_other(bob))
+        # A reply names the message it answers by its id in each copy.
+        await alice.messages.send(alices, "last", reply_to=theirs.message.id)
+        last = await next_of(bob, NewMessage, where=from_other(bob))
+        assert last.message.reply_to == mine.message.id
         want = ["carol said", "from bob, edited", "last"]
         assert await texts(alice, alices) == want
         assert await texts(bob, bobs) == want

@@ -25,7 +25,8 @@ common = {"origin": st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True),
 forwards = st.none() | st.builds(FwdFrom, sender_id=ids, chat_id=ids, message_id=ids,
                                  date=dates)
 crosses = st.one_of(
-    st.builds(w.CrossMessage, random_id=random_ids, text=texts, fwd_from=forwards, **common),
+    st.builds(w.CrossMessage, random_id=random_ids, text=texts, fwd_from=forwards,
+              reply_to=st.none() | st.builds(w.MessageRef, ids, random_ids), **common),
     st.builds(w.CrossEdit, random_id=random_ids, text=texts, **common),
     st.builds(w.CrossDelete, messages=st.lists(
         st.builds(w.MessageRef, ids, random_ids), min_size=1,

@@ -32,6 +32,13 @@ class RemoteUser(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     username: Annotated[str, Meta(max_length=limits.USERNAME_MAX)] | None = None
 
 
+class MessageRef(msgspec.Struct, frozen=True, array_like=True):
+    """A message of a chat across regions: its author and the author's random_id."""
+
+    sender_id: ID
+    random_id: RandomId
+
+
 class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fields=False):
     """A private text message from ``sender`` (homed in ``origin``) to ``recipient_id``
     (homed in the region it is sent to). ``(sender.id, random_id)`` is its identity in every
@@ -46,13 +53,8 @@ class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fi
     #: a forward's header, as data: ``chat_id`` and ``message_id`` name the original in the
     #: sender's region (a region that predates it delivers the text without the header)
     fwd_from: FwdFrom | None = None
-
-
-class MessageRef(msgspec.Struct, frozen=True, array_like=True):
-    """A message of a chat across regions: its author and the author's random_id."""
-
-    sender_id: ID
-    random_id: RandomId
+    #: the message it replies to (dropped where that message is not in the copy)
+    reply_to: MessageRef | None = None
 
 
 class CrossEdit(msgspec.Struct, frozen=True, tag="edit", forbid_unknown_fields=False):

@@ -121,7 +121,7 @@ def _tx_send_message(
     )
     if remote is not None:
         queue_remote(conn, remote, sender_id, random_id, text, now, chat_id, message_id,
-                     fwd_from)
+                     fwd_from, reply_to)
     return new, sender_pts, pushes
 
 

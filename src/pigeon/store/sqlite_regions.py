@@ -108,14 +108,38 @@ def queue(conn: sqlite3.Connection, sides: Sides, kind: str, actor_id: int, rand
 
 def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_id: int,
                  text: str, date: float, chat_id: int, message_id: int,
-                 fwd_from: FwdFrom | None = None) -> None:
+                 fwd_from: FwdFrom | None = None, reply_to: int | None = None) -> None:
     """A message between the two sides: its author and random_id noted by its id in this
     copy (both ways: an edit, delete or read mark names it by them), and, from here, into
-    the outbox."""
+    the outbox (the message it replies to named the same way)."""
     conn.execute("INSERT INTO crossed_messages (chat_id, message_id, sender_id, random_id) "
                  "VALUES (?, ?, ?, ?)", (chat_id, message_id, sender_id, random_id))
-    queue(conn, sides, "message", sender_id, random_id, text, date,
-          None if fwd_from is None else {"fwd_from": msgspec.to_builtins(fwd_from)})
+    if sender_id != sides.local_id:
+        return
+    body: dict[str, Any] = {}
+    if fwd_from is not None:
+        body["fwd_from"] = msgspec.to_builtins(fwd_from)
+    if reply_to is not None:
+        ref = conn.execute("SELECT sender_id, random_id FROM crossed_messages "
+                           "WHERE chat_id = ? AND message_id = ?", (chat_id, reply_to)).fetchone()
+        if ref is not None:
+            body["reply_to"] = [ref[0], ref[1]]
+    queue(conn, sides, "message", sender_id, random_id, text, date, body)
+
+
+def replied_to(conn: sqlite3.Connection, message: CrossMessage) -> int | None:
+    """This copy's id of the message ``message`` replies to, in the same chat of the two;
+    None if it is not here (never delivered, or not in that chat)."""
+    if message.reply_to is None:
+        return None
+    row = conn.execute("SELECT r.chat_id, r.message_id FROM random_ids r "
+                       "JOIN members a ON a.chat_id = r.chat_id AND a.user_id = ? "
+                       "JOIN members b ON b.chat_id = r.chat_id AND b.user_id = ? "
+                       "JOIN chats c ON c.id = r.chat_id AND c.kind = 'private' "
+                       "WHERE r.sender_id = ? AND r.random_id = ?",
+                       (message.sender.id, message.recipient_id, message.reply_to.sender_id,
+                        message.reply_to.random_id)).fetchone()
+    return None if row is None else int(row[1])
 
 
 def _tx_remember_remote(conn: sqlite3.Connection, user: RemoteUser, region: str,
@@ -213,8 +237,8 @@ def _tx_apply_cross(conn: sqlite3.Connection, message: Cross, seq: int, now: flo
     chat = _tx_open_private(conn, message.sender.id, message.recipient_id, now,
                             default_who_can_message)
     _, _, pushes = _tx_send_message(conn, message.sender.id, chat.id, message.random_id,
-                                    message.text, message.date, None, message.fwd_from,
-                                    from_region=True)
+                                    message.text, message.date, replied_to(conn, message),
+                                    message.fwd_from, from_region=True)
     return verdict, pushes
 
 
