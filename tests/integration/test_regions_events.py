@@ -1,27 +1,32 @@
 """More than messages across regions (issue 12, deliverable 6): in a private chat whose sides
-live in different regions, forwards, edits, deletes for everyone and read marks cross too,
-each once and in the order they happened, through a region being away (kill -9 of its node
-and nats-server, then a restart); junk of the new kinds on the subject is dropped. Two
+live in different regions, forwards, replies, files, edits, deletes for everyone and read
+marks cross too, each once and in the order they happened, through a region being away
+(kill -9 of its node and nats-server, then a restart; a file's message waits while its
+region's node is away); junk of the new kinds on the subject is dropped. Two
 regions as in test_regions.py (each its own PostgreSQL database, nats-server and node, a
 gateway between them): Alice and Carol in a, Bob in b."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 import nats
 import pytest
 from nats_support import nats_binary
+from PIL import Image
 
 from pigeon import testing_postgres as pg
 from pigeon.client import Client
 from pigeon.protocol import methods as m
+from pigeon.protocol.regions import BlobAsk, BlobPart, encode
 from pigeon.protocol.updates import DeleteMessages, EditMessage, NewMessage, ReadOutbox
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
@@ -218,6 +223,103 @@ async def test_events_wait_for_a_region_away_and_junk_is_dropped(
         await bob.messages.send(bobs, "back")
         back = await next_of(alice, NewMessage, where=from_other(alice, alices))
         assert back.message.text == "back"
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def _outbox_empty(database: str) -> bool:
+    import asyncpg  # noqa: PLC0415
+
+    conn = await asyncpg.connect(database)
+    try:
+        return int(await conn.fetchval("SELECT COUNT(*) FROM region_outbox")) == 0
+    finally:
+        await conn.close()
+
+
+def photo_bytes() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (30, 90, 200)).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+async def test_files_cross_with_their_messages_and_wait_for_their_region(
+        regions: tuple[Region, Region], phone: Callable[[], str], tmp_path: Path) -> None:
+    a, b = regions
+    alice, bob, alices, bobs, bob_phone = await pair(a, b, phone)
+    clients = [alice, bob]
+    try:
+        # A photo (the server makes a thumbnail) and a document of several chunks.
+        (tmp_path / "p.jpg").write_bytes(photo_bytes())
+        document = os.urandom(600_000)  # 3 chunks of at most 256 KiB
+        (tmp_path / "d.bin").write_bytes(document)
+        photo = await alice.files.upload(tmp_path / "p.jpg")
+        doc = await alice.files.upload(tmp_path / "d.bin", kind="document")
+        assert photo.thumb is not None
+        await alice.messages.send(alices, "a photo", media=photo.file_id)
+        await alice.messages.send(alices, "", media=doc.file_id)
+        got = [await next_of(bob, NewMessage, where=from_other(bob)) for _ in range(2)]
+        assert [g.message.text for g in got] == ["a photo", ""]
+        assert got[0].message.media is not None and got[1].message.media is not None
+        # Bob's region serves the bytes itself, the same bytes.
+        mine = await alice.files.download(photo.file_id, tmp_path / "mine.jpg")
+        theirs = await bob.files.download(got[0].message.media.file_id, tmp_path / "b.jpg")
+        assert theirs.read_bytes() == mine.read_bytes()
+        assert got[0].message.media.thumb == photo.thumb
+        await bob.files.download(photo.thumb, tmp_path / "b-thumb.jpg")
+        fetched = await bob.files.download(got[1].message.media.file_id, tmp_path / "b.bin")
+        assert fetched.read_bytes() == document
+        # A stranger in b may not read it.
+        eve = await login(b.node, uk_phone(), "Eve")
+        clients.append(eve)
+        with pytest.raises(Exception) as hidden:
+            await eve.files.download(doc.file_id, tmp_path / "eve.bin")
+        assert getattr(hidden.value, "code", "") == "FILE_NOT_FOUND"
+
+        # Only blobs sent across regions are handed out; junk asks get no answer.
+        async with _nats(b.nats.url) as nc:
+            sha = "ab" * 32
+            reply = await nc.request("pigeon.region.a.blob", encode(BlobAsk(
+                digest=sha, offset=0, length=10)), timeout=5)
+            assert msgspec.msgpack.decode(reply.data, type=BlobPart).found is False
+            with pytest.raises(nats.errors.TimeoutError):
+                await nc.request("pigeon.region.a.blob", b"\x81\xa6digest\xa1x", timeout=0.5)
+            # A message whose file its region does not have is skipped, not fatal.
+            junk = {"type": "message", "origin": "a",
+                    "sender": {"id": alice.profile.user_id, "name": "Alice"},
+                    "recipient_id": bob.profile.user_id, "random_id": 4242, "text": "junk",
+                    "date": 1.0, "media": {"kind": "document", "file_id": "x" * 22},
+                    "files": [{"id": "x" * 22, "digest": sha, "size": 10}]}
+            await nc.jetstream().publish("pigeon.xr.a.b", msgspec.msgpack.encode(junk))
+
+        # a's node away (its nats-server, and so the stream, stay): the next file's message
+        # waits, unacknowledged, until a answers again; then it arrives, once.
+        (tmp_path / "e.bin").write_bytes(b"late" * 1000)
+        late = await alice.files.upload(tmp_path / "e.bin", kind="document")
+        b.node.kill()
+        await alice.messages.send(alices, "late file", media=late.file_id)
+        await alice.messages.send(alices, "after it")
+        await until(lambda: _outbox_empty(a.database))  # relayed: in a's stream
+        a.node.kill()
+        b.node.start()
+        await bob.close()
+        bob = await login(b.node, bob_phone, "Bob")
+        clients.append(bob)
+        await asyncio.sleep(4.0)
+        assert (await texts(bob, bobs))[-1] == ""  # the document before: nothing new
+        a.node.start()
+
+        async def arrived() -> bool:
+            return (await texts(bob, bobs))[-2:] == ["late file", "after it"]
+        await until(arrived, 60)
+        await asyncio.sleep(1.0)
+        history = await texts(bob, bobs)
+        assert history == ["hello", "a photo", "", "late file", "after it"]
+        last = (await bob.messages.history(bobs, limit=2))[1]
+        assert last.media is not None
+        fetched = await bob.files.download(last.media.file_id, tmp_path / "late.bin")
+        assert fetched.read_bytes() == b"late" * 1000
     finally:
         for client in clients:
             await client.close()

@@ -17,6 +17,7 @@ from msgspec import Meta
 
 from . import limits
 from .errors import InvalidArgument
+from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
 from .types import FwdFrom
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
@@ -39,6 +40,45 @@ class MessageRef(msgspec.Struct, frozen=True, array_like=True):
     random_id: RandomId
 
 
+Digest = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+#: bytes of a file one request to its region answers at most (NATS's default payload is 1 MiB)
+BLOB_CHUNK = 256 * 1024
+
+
+class CrossFile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A file a message carries (the file, or its thumbnail), as its sender's region stores
+    it: the recipient's region fetches its bytes by ``digest`` (:class:`BlobAsk`), checks
+    them against it, and keeps the file under the same id."""
+
+    id: FileId
+    digest: Digest
+    size: Annotated[int, Meta(ge=0, le=MAX_FILE_BYTES)]
+    name: Annotated[str, Meta(max_length=MAX_FILE_NAME_CHARS)] = ""
+    mime: Annotated[str, Meta(max_length=MAX_MIME_CHARS)] = "application/octet-stream"
+    kind: Annotated[str, Meta(max_length=32)] = "document"
+    width: Dimension = 0
+    height: Dimension = 0
+    thumb: FileId | None = None
+    parent: FileId | None = None
+
+
+class BlobAsk(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Asked of a file's region (``<prefix>.region.<name>.blob``): ``length`` bytes of the
+    blob ``digest`` from ``offset``; only a file sent to another region is answered."""
+
+    digest: Digest
+    offset: Annotated[int, Meta(ge=0, le=MAX_FILE_BYTES)]
+    length: Annotated[int, Meta(ge=1, le=BLOB_CHUNK)]
+
+
+class BlobPart(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The answer: the bytes asked for (fewer only at the blob's end), or ``found`` false:
+    no such blob sent across regions (it will not be: the message is skipped)."""
+
+    found: bool
+    data: Annotated[bytes, Meta(max_length=BLOB_CHUNK)] = b""
+
+
 class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fields=False):
     """A private text message from ``sender`` (homed in ``origin``) to ``recipient_id``
     (homed in the region it is sent to). ``(sender.id, random_id)`` is its identity in every
@@ -55,6 +95,10 @@ class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fi
     fwd_from: FwdFrom | None = None
     #: the message it replies to (dropped where that message is not in the copy)
     reply_to: MessageRef | None = None
+    #: a file, and the files behind it (the file and its thumbnail), stored by the
+    #: recipient's region before the message is applied
+    media: Media | None = None
+    files: Annotated[list[CrossFile], Meta(max_length=2)] = []
 
 
 class CrossEdit(msgspec.Struct, frozen=True, tag="edit", forbid_unknown_fields=False):

@@ -34,9 +34,10 @@ from nats.js.errors import NotFoundError
 from pigeon.domain import regions as rules
 from pigeon.domain.regions import RegionTable
 from pigeon.protocol import regions as wire
-from pigeon.protocol.regions import Found, Lookup, RemoteUser, UnknownCross
+from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser, UnknownCross
 from pigeon.protocol.errors import PigeonError, Unavailable
 
+from .region_files import answer_blob, blob_subject, fetch_files
 from .streams import follow_changes, publish
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ class RegionLink:
         self.nc = await self._connect()
         await self.nc.subscribe(f"{self.prefix}.region.{self.name}.lookup", queue="lookup",
                                 cb=self._answer_lookup)
+        await self.nc.subscribe(blob_subject(self.prefix, self.name), queue="blob",
+                                cb=self._answer_blob)
         work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
         work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
                  for o in self.others]
@@ -165,6 +168,9 @@ class RegionLink:
         except PigeonError:
             return  # the store failing: "not found" would be a lie; the asker times out
         await msg.respond(wire.encode(Found(user=user)))
+
+    async def _answer_blob(self, msg: Any) -> None:
+        await answer_blob(self.services, msg)
 
     async def lookup(self, region: str, *, phone: str | None = None,
                      username: str | None = None) -> RemoteUser | None:
@@ -262,7 +268,6 @@ class RegionLink:
 
     async def _take(self, source: str, msg: Any) -> str:
         """Apply one message of ``source``'s stream, in stream order (the store's verdict)."""
-        store, settings = self.services.store, self.services.settings
         seq = int(msg.metadata.sequence.stream)
         try:
             cross = wire.decode_cross(msg.data)
@@ -273,8 +278,10 @@ class RegionLink:
             log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
             return await self._skip(source, seq)
         try:
-            verdict, pushes = await store.apply_cross(cross, seq, self.services.clock(),
-                                                      settings.default_who_can_message)
+            if isinstance(cross, CrossMessage) and cross.files:
+                # its file's bytes here first (Unavailable: the message waits, unacknowledged)
+                await fetch_files(self.services, self.nc, source, cross.files)
+            verdict, pushes = await self._apply(cross, seq)
         except Unavailable:
             raise  # the store is failing: unacknowledged, redelivered after ACK_WAIT
         except PigeonError as exc:  # refused for good (privacy, no such user)
@@ -287,6 +294,22 @@ class RegionLink:
             publish(self.services, pushes)
             self.applied += 1
         return verdict
+
+    async def _apply(self, cross: wire.Cross, seq: int) -> tuple[str, list[Any]]:
+        store, settings = self.services.store, self.services.settings
+        media = self.services.media
+        if media is None or not isinstance(cross, CrossMessage) or not cross.files:
+            return await store.apply_cross(cross, seq, self.services.clock(),
+                                           settings.default_who_can_message)
+        # the collector decides under this lock whether a blob is used: not between the
+        # check that the fetched blob is here and the file rows that use it
+        async with media.blob_lock:
+            for f in cross.files:
+                if await media.blobs.path(f.digest) is None:
+                    raise Unavailable("a fetched file went before its message was applied",
+                                      code="STORAGE_FAILED")
+            return await store.apply_cross(cross, seq, self.services.clock(),
+                                           settings.default_who_can_message)
 
     async def _skip(self, source: str, seq: int) -> str:
         verdict = await self.services.store.skip_cross(source, seq)

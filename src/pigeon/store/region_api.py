@@ -38,6 +38,11 @@ class RegionApi:
         """Messages queued per destination region."""
         raise NotImplementedError
 
+    async def crossed_blob(self, digest: str) -> bool:
+        """Whether the blob ``digest`` was sent to another region (a file of a message in a
+        chat across regions): what another region may fetch."""
+        raise NotImplementedError
+
     async def apply_cross(self, message: Cross, seq: int, now: float,
                           default_who_can_message: str | None) -> tuple[str, list[Push]]:
         """Item ``seq`` of the stream from ``message.origin`` (a message, an edit, a delete

@@ -19,6 +19,7 @@ import msgspec
 
 from pigeon.domain.regions import cross_order
 from pigeon.protocol.regions import Cross, CrossMessage, RemoteUser
+from pigeon.protocol.media import Media
 from pigeon.protocol.types import FwdFrom
 from pigeon.protocol.errors import InvalidArgument, NotFound
 
@@ -76,12 +77,12 @@ def private_sides(sender_id: int, sender_region: str | None, peer_id: int | None
     return Sides(sender_id, sender_region, peer_id)
 
 
-def check_crossable(attached: bool, encrypted: bool) -> None:
-    """Text (a forward's too) crosses regions; files, stickers and ciphertext not yet
+def check_crossable(sticker: bool, encrypted: bool) -> None:
+    """Text and files (a forward's too) cross regions; stickers and ciphertext not yet
     (docs/architecture.md, "Regions")."""
-    if attached or encrypted:
-        raise InvalidArgument("only text messages reach people homed in another region yet",
-                              code="NOT_SUPPORTED_ACROSS_REGIONS")
+    if sticker or encrypted:
+        raise InvalidArgument("stickers and end-to-end ciphertext do not reach people homed "
+                              "in another region yet", code="NOT_SUPPORTED_ACROSS_REGIONS")
 
 
 def cross_sides(conn: sqlite3.Connection, chat_id: int, actor_id: int) -> Sides | None:
@@ -108,7 +109,8 @@ def queue(conn: sqlite3.Connection, sides: Sides, kind: str, actor_id: int, rand
 
 def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_id: int,
                  text: str, date: float, chat_id: int, message_id: int,
-                 fwd_from: FwdFrom | None = None, reply_to: int | None = None) -> None:
+                 fwd_from: FwdFrom | None = None, reply_to: int | None = None,
+                 media: Media | None = None) -> None:
     """A message between the two sides: its author and random_id noted by its id in this
     copy (both ways: an edit, delete or read mark names it by them), and, from here, into
     the outbox (the message it replies to named the same way)."""
@@ -124,6 +126,16 @@ def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_
                            "WHERE chat_id = ? AND message_id = ?", (chat_id, reply_to)).fetchone()
         if ref is not None:
             body["reply_to"] = [ref[0], ref[1]]
+    if media is not None:
+        # the file and its thumbnail as stored here: the other region fetches their bytes
+        body["media"] = msgspec.to_builtins(media)
+        body["files"] = [
+            {"id": r[0], "digest": r[1], "size": r[2], "name": r[3], "mime": r[4],
+             "kind": r[5], "width": r[6], "height": r[7], "thumb": r[8], "parent": r[9]}
+            for r in conn.execute(
+                "SELECT id, digest, size, name, mime, kind, width, height, thumb, parent "
+                "FROM media_files WHERE id IN (?, ?) ORDER BY parent IS NULL",
+                (media.file_id, media.thumb or media.file_id))]
     queue(conn, sides, "message", sender_id, random_id, text, date, body)
 
 
@@ -173,6 +185,26 @@ def _q_local_user(conn: sqlite3.Connection, phone: str | None,
             "SELECT id, name, username FROM users WHERE username_key = ? "
             "AND home_region IS NULL AND disabled = 0", (username_key,)).fetchone()
     return RemoteUser(id=row[0], name=row[1], username=row[2]) if row else None
+
+
+def _q_crossed_blob(conn: sqlite3.Connection, digest: str) -> bool:
+    """Whether the blob ``digest`` is a file (or its thumbnail) of a message in a chat across
+    regions: only those are handed to another region."""
+    return conn.execute(
+        "SELECT 1 FROM media_files f JOIN media_refs r ON r.file_id = COALESCE(f.parent, f.id) "
+        "JOIN crossed_messages x ON x.chat_id = r.chat_id AND x.message_id = r.message_id "
+        "WHERE f.digest = ? LIMIT 1", (digest,)).fetchone() is not None
+
+
+def _keep_files(conn: sqlite3.Connection, message: CrossMessage, now: float) -> None:
+    """The files a message from another region carries, under their ids there (their bytes
+    were fetched and checked before this transaction: server/region_files.py)."""
+    for f in message.files:
+        conn.execute(
+            "INSERT OR IGNORE INTO media_files (id, owner_id, digest, size, name, mime, kind, "
+            "created, width, height, thumb, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (f.id, message.sender.id, f.digest, f.size, f.name, f.mime, f.kind, now, f.width,
+             f.height, f.thumb, f.parent))
 
 
 def _q_outbox(conn: sqlite3.Connection, region: str, limit: int) -> list[Queued]:
@@ -236,9 +268,10 @@ def _tx_apply_cross(conn: sqlite3.Connection, message: Cross, seq: int, now: flo
         return verdict, apply_event(conn, message)
     chat = _tx_open_private(conn, message.sender.id, message.recipient_id, now,
                             default_who_can_message)
+    _keep_files(conn, message, now)
     _, _, pushes = _tx_send_message(conn, message.sender.id, chat.id, message.random_id,
                                     message.text, message.date, replied_to(conn, message),
-                                    message.fwd_from, from_region=True)
+                                    message.fwd_from, media=message.media, from_region=True)
     return verdict, pushes
 
 
@@ -262,6 +295,9 @@ class SqliteRegions:
 
     async def outbox_depth(self) -> dict[str, int]:
         return await self.engine.read(_q_outbox_depth)
+
+    async def crossed_blob(self, digest: str) -> bool:
+        return await self.engine.read(_q_crossed_blob, digest)
 
     async def apply_cross(self, message: Cross, seq: int, now: float,
                           default_who_can_message: str | None) -> tuple[str, list[Push]]:
