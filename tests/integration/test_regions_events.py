@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import msgspec
 import nats
 import pytest
@@ -270,7 +271,25 @@ async def test_files_cross_with_their_messages_and_wait_for_their_region(
         await bob.files.download(photo.thumb, tmp_path / "b-thumb.jpg")
         fetched = await bob.files.download(got[1].message.media.file_id, tmp_path / "b.bin")
         assert fetched.read_bytes() == document
-        # A stranger in b may not read it.
+        # A sticker: its file is fetched too and served in b to anyone, as sticker files are.
+        png = io.BytesIO()
+        Image.new("RGBA", (300, 200), (250, 200, 0, 255)).save(png, "PNG")
+        owls = f"owls_{os.getpid()}"
+        await alice.stickers.create(owls, "Owls")
+        made = await alice.stickers.add(owls, png.getvalue(), ["🦉"])
+        await alice.stickers.send(alices, owls, 1)
+        stuck = await next_of(bob, NewMessage, where=from_other(bob))
+        assert stuck.message.sticker is not None
+        assert stuck.message.sticker.file_id == made.stickers[0].file_id
+        async with aiohttp.ClientSession() as http:
+            images = []
+            for node in (a.node, b.node):
+                async with http.get(f"{node.url}/stickers/files/"
+                                    f"{stuck.message.sticker.file_id}.webp") as response:
+                    assert response.status == 200
+                    images.append(await response.read())
+            assert images[0] == images[1]
+        # A stranger in b may not read a file.
         eve = await login(b.node, uk_phone(), "Eve")
         clients.append(eve)
         with pytest.raises(Exception) as hidden:
@@ -315,7 +334,7 @@ async def test_files_cross_with_their_messages_and_wait_for_their_region(
         await until(arrived, 60)
         await asyncio.sleep(1.0)
         history = await texts(bob, bobs)
-        assert history == ["hello", "a photo", "", "late file", "after it"]
+        assert history == ["hello", "a photo", "", "", "late file", "after it"]
         last = (await bob.messages.history(bobs, limit=2))[1]
         assert last.media is not None
         fetched = await bob.files.download(last.media.file_id, tmp_path / "late.bin")

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from pigeon.protocol import limits
 from pigeon.protocol import regions as w
 from pigeon.protocol.errors import InvalidArgument
-from pigeon.protocol.types import FwdFrom
+from pigeon.protocol.media import Media
+from pigeon.protocol.types import FwdFrom, MessageSticker
 
 ids = st.integers(min_value=1, max_value=2**62)
 random_ids = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -24,9 +25,22 @@ common = {"origin": st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True),
           "sender": users, "recipient_id": ids, "date": dates}
 forwards = st.none() | st.builds(FwdFrom, sender_id=ids, chat_id=ids, message_id=ids,
                                  date=dates)
+digests = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
+file_ids = st.from_regex(r"[A-Za-z0-9_-]{16,64}", fullmatch=True)
+files = st.builds(w.CrossFile, id=file_ids, digest=digests,
+                  size=st.integers(min_value=0, max_value=2**36), name=st.text(max_size=40),
+                  kind=st.sampled_from(["photo", "document", "thumb"]),
+                  thumb=st.none() | file_ids, parent=st.none() | file_ids)
+media = st.none() | st.builds(Media, kind=st.sampled_from(["photo", "document"]),
+                              file_id=file_ids, size=st.integers(0, 2**31))
+stickers = st.none() | st.builds(MessageSticker, set=st.text(max_size=20),
+                                 index=st.integers(1, 120), emoji=st.text(max_size=4),
+                                 file_id=digests)
 crosses = st.one_of(
     st.builds(w.CrossMessage, random_id=random_ids, text=texts, fwd_from=forwards,
-              reply_to=st.none() | st.builds(w.MessageRef, ids, random_ids), **common),
+              reply_to=st.none() | st.builds(w.MessageRef, ids, random_ids), media=media,
+              files=st.lists(files, max_size=2), sticker=stickers,
+              sticker_size=st.integers(0, 2**20), **common),
     st.builds(w.CrossEdit, random_id=random_ids, text=texts, **common),
     st.builds(w.CrossDelete, messages=st.lists(
         st.builds(w.MessageRef, ids, random_ids), min_size=1,
@@ -68,6 +82,14 @@ def test_junk_of_the_new_kinds_is_refused_with_a_typed_error(junk: dict[str, obj
         pass
 
 
+@given(st.builds(w.BlobAsk, digest=digests, offset=st.integers(0, 2**36),
+                 length=st.integers(1, w.BLOB_CHUNK)),
+       st.builds(w.BlobPart, found=st.booleans(), data=st.binary(max_size=64)))
+def test_blob_requests_survive_the_wire(ask: w.BlobAsk, part: w.BlobPart) -> None:
+    assert msgspec.msgpack.decode(w.encode(ask), type=w.BlobAsk) == ask
+    assert msgspec.msgpack.decode(w.encode(part), type=w.BlobPart) == part
+
+
 def test_bounds_of_the_new_kinds() -> None:
     user = w.RemoteUser(id=5, name="A")
     too_many = [w.MessageRef(5, i) for i in range(limits.MAX_IDS_PER_CALL + 1)]
@@ -82,3 +104,12 @@ def test_bounds_of_the_new_kinds() -> None:
         w.cross_of("read", {"origin": "a", "sender": user, "recipient_id": 7, "date": 1.0})
     with pytest.raises(InvalidArgument):
         w.cross_of("poll", {"origin": "a"})
+    for ask in ({"digest": "x", "offset": 0, "length": 1},
+                {"digest": "ab" * 32, "offset": 0, "length": w.BLOB_CHUNK + 1},
+                {"digest": "ab" * 32, "offset": -1, "length": 1}):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.msgpack.decode(msgspec.msgpack.encode(ask), type=w.BlobAsk)
+    too_many = [{"id": "f" * 22, "digest": "ab" * 32, "size": 1}] * 3
+    with pytest.raises(InvalidArgument):
+        w.cross_of("message", {"origin": "a", "sender": user, "recipient_id": 7,
+                               "random_id": 1, "text": "", "date": 1.0, "files": too_many})

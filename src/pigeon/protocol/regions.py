@@ -18,7 +18,7 @@ from msgspec import Meta
 from . import limits
 from .errors import InvalidArgument
 from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
-from .types import FwdFrom
+from .types import FwdFrom, MessageSticker
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 ID = Annotated[int, Meta(ge=1, le=2**62)]
@@ -99,6 +99,17 @@ class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fi
     #: recipient's region before the message is applied
     media: Media | None = None
     files: Annotated[list[CrossFile], Meta(max_length=2)] = []
+    #: a sticker: its file (``file_id``, a SHA-256) is fetched as a file's is, and served
+    #: there to anyone, as sticker files are; its set stays in the sender's region
+    sticker: MessageSticker | None = None
+    sticker_size: Annotated[int, Meta(ge=0, le=MAX_FILE_BYTES)] = 0
+
+    def blobs(self) -> list[tuple[str, int]]:
+        """The blobs (SHA-256, size) the recipient's region needs before applying it."""
+        wanted = [(f.digest, f.size) for f in self.files]
+        if self.sticker is not None:
+            wanted.append((self.sticker.file_id, self.sticker_size))
+        return wanted
 
 
 class CrossEdit(msgspec.Struct, frozen=True, tag="edit", forbid_unknown_fields=False):

@@ -24,7 +24,8 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from pigeon.protocol.errors import InvalidArgument, NotFound, PigeonError, Unavailable
-from pigeon.protocol.regions import BLOB_CHUNK, BlobAsk, BlobPart, CrossFile, encode
+from pigeon.media.blobs import DIGEST
+from pigeon.protocol.regions import BLOB_CHUNK, BlobAsk, BlobPart, encode
 
 if TYPE_CHECKING:
     from .services import Services
@@ -66,29 +67,34 @@ def _read(path: Path, offset: int, length: int) -> bytes:
         return f.read(length)
 
 
-async def fetch_files(services: Services, nc: Any, origin: str, files: list[CrossFile]) -> None:
-    """Every blob of ``files`` in this region's blob store (fetched from ``origin`` if it is
-    not here yet). Unavailable: try again later; NotFound or InvalidArgument: never."""
+async def fetch_files(services: Services, nc: Any, origin: str,
+                      wanted: list[tuple[str, int]]) -> None:
+    """Every blob of ``wanted`` (SHA-256, size) in this region's blob store (fetched from
+    ``origin`` if it is not here yet). Unavailable: try again later; NotFound or
+    InvalidArgument: never."""
     media = services.media
     if media is None:
         raise NotFound("this node keeps no files", code="FILE_NOT_FOUND")
     limit = services.settings.media_max_file_bytes
-    for f in files:
-        if await media.blobs.path(f.digest) is not None:
+    for digest, size in wanted:
+        if not DIGEST.match(digest):
+            raise InvalidArgument(f"not a SHA-256 digest: {digest[:80]!r}")
+        if await media.blobs.path(digest) is not None:
             continue
-        if f.size > limit:
-            raise InvalidArgument(f"a file of {f.size} bytes is over this region's limit")
-        await _fetch(media.blobs, nc, blob_subject(services.settings.bus_prefix, origin), f)
+        if size > limit:
+            raise InvalidArgument(f"a file of {size} bytes is over this region's limit")
+        await _fetch(media.blobs, nc, blob_subject(services.settings.bus_prefix, origin),
+                     digest, size)
 
 
-async def _fetch(blobs: Any, nc: Any, subject: str, f: CrossFile) -> None:
-    staged = blobs.scratch() / f"xr-{f.digest}-{secrets.token_hex(4)}"
+async def _fetch(blobs: Any, nc: Any, subject: str, expected: str, size: int) -> None:
+    staged = blobs.scratch() / f"xr-{expected}-{secrets.token_hex(4)}"
     digest = hashlib.sha256()
     offset = 0
     try:
         await asyncio.to_thread(staged.write_bytes, b"")
-        while offset < f.size:
-            ask = BlobAsk(digest=f.digest, offset=offset, length=min(BLOB_CHUNK, f.size - offset))
+        while offset < size:
+            ask = BlobAsk(digest=expected, offset=offset, length=min(BLOB_CHUNK, size - offset))
             try:
                 reply = await nc.request(subject, encode(ask), timeout=CHUNK_TIMEOUT)
                 part = msgspec.msgpack.decode(reply.data, type=BlobPart)
@@ -99,17 +105,18 @@ async def _fetch(blobs: Any, nc: Any, subject: str, f: CrossFile) -> None:
                 raise Unavailable("the file's region answered nonsense",
                                   code="REGION_UNAVAILABLE", retry_after=5) from None
             if not part.found:
-                raise NotFound(f"file {f.id} is gone from its region", code="FILE_NOT_FOUND")
+                raise NotFound(f"blob {expected} is gone from its region",
+                               code="FILE_NOT_FOUND")
             if len(part.data) != ask.length:
                 raise Unavailable("the file's region answered a short chunk",
                                   code="REGION_UNAVAILABLE", retry_after=5)
             digest.update(part.data)
             await asyncio.to_thread(_append, staged, part.data)
             offset += len(part.data)
-        if digest.hexdigest() != f.digest:
-            raise InvalidArgument(f"file {f.id}: its bytes do not match its SHA-256")
+        if digest.hexdigest() != expected:
+            raise InvalidArgument(f"blob {expected}: its bytes do not match its SHA-256")
         # no fsync of its own: put() makes it durable before the message is applied
-        await blobs.put(staged, (f.digest, f.size))
+        await blobs.put(staged, (expected, size))
     finally:
         await asyncio.to_thread(staged.unlink, missing_ok=True)
 

@@ -278,9 +278,9 @@ class RegionLink:
             log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
             return await self._skip(source, seq)
         try:
-            if isinstance(cross, CrossMessage) and cross.files:
+            if isinstance(cross, CrossMessage) and cross.blobs():
                 # its file's bytes here first (Unavailable: the message waits, unacknowledged)
-                await fetch_files(self.services, self.nc, source, cross.files)
+                await fetch_files(self.services, self.nc, source, cross.blobs())
             verdict, pushes = await self._apply(cross, seq)
         except Unavailable:
             raise  # the store is failing: unacknowledged, redelivered after ACK_WAIT
@@ -298,14 +298,14 @@ class RegionLink:
     async def _apply(self, cross: wire.Cross, seq: int) -> tuple[str, list[Any]]:
         store, settings = self.services.store, self.services.settings
         media = self.services.media
-        if media is None or not isinstance(cross, CrossMessage) or not cross.files:
+        if media is None or not isinstance(cross, CrossMessage) or not cross.blobs():
             return await store.apply_cross(cross, seq, self.services.clock(),
                                            settings.default_who_can_message)
         # the collector decides under this lock whether a blob is used: not between the
         # check that the fetched blob is here and the file rows that use it
         async with media.blob_lock:
-            for f in cross.files:
-                if await media.blobs.path(f.digest) is None:
+            for digest, _ in cross.blobs():
+                if await media.blobs.path(digest) is None:
                     raise Unavailable("a fetched file went before its message was applied",
                                       code="STORAGE_FAILED")
             return await store.apply_cross(cross, seq, self.services.clock(),

@@ -380,10 +380,14 @@ MIGRATIONS: list[str] = [
     # in a private chat across regions, each message's author and random_id by its id in
     # this region's copy (random_ids is keyed the other way), so that an edit, a delete or a
     # read mark here can name the message to the other copy; filled for the chats already
-    # across regions.
+    # across regions. And the sticker files that came from another region with a message
+    # (served to anyone, as a sticker's file here is; their sets stay there).
     """
     ALTER TABLE region_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
     ALTER TABLE region_outbox ADD COLUMN body BLOB;
+    CREATE TABLE region_sticker_files (
+        file_id TEXT PRIMARY KEY
+    );
     CREATE TABLE crossed_messages (
         chat_id INTEGER NOT NULL,
         message_id INTEGER NOT NULL,

@@ -79,7 +79,7 @@ def _tx_send_message(
     remote = (private_sides(sender_id, row[15], row[10], row[16])
               if sender.kind == "private" and row is not None else None)
     if remote is not None and remote.local_id == sender_id:  # to another region: the outbox
-        check_crossable(sticker is not None, ciphertext is not None)
+        check_crossable(ciphertext is not None)
     withheld = None
     if makes_contact(sender.kind):
         assert row is not None  # standing() found the chat
@@ -121,7 +121,7 @@ def _tx_send_message(
     )
     if remote is not None:
         queue_remote(conn, remote, sender_id, random_id, text, now, chat_id, message_id,
-                     fwd_from, reply_to, media)
+                     fwd_from, reply_to, media, sticker)
     return new, sender_pts, pushes
 
 

@@ -20,7 +20,7 @@ import msgspec
 from pigeon.domain.regions import cross_order
 from pigeon.protocol.regions import Cross, CrossMessage, RemoteUser
 from pigeon.protocol.media import Media
-from pigeon.protocol.types import FwdFrom
+from pigeon.protocol.types import FwdFrom, MessageSticker
 from pigeon.protocol.errors import InvalidArgument, NotFound
 
 from .base import Push
@@ -77,12 +77,12 @@ def private_sides(sender_id: int, sender_region: str | None, peer_id: int | None
     return Sides(sender_id, sender_region, peer_id)
 
 
-def check_crossable(sticker: bool, encrypted: bool) -> None:
-    """Text and files (a forward's too) cross regions; stickers and ciphertext not yet
-    (docs/architecture.md, "Regions")."""
-    if sticker or encrypted:
-        raise InvalidArgument("stickers and end-to-end ciphertext do not reach people homed "
-                              "in another region yet", code="NOT_SUPPORTED_ACROSS_REGIONS")
+def check_crossable(encrypted: bool) -> None:
+    """Text, files and stickers (a forward's too) cross regions; end-to-end ciphertext not
+    (docs/architecture.md, "Regions": a private chat across regions is not a secret one)."""
+    if encrypted:
+        raise InvalidArgument("end-to-end ciphertext does not reach people homed in another "
+                              "region", code="NOT_SUPPORTED_ACROSS_REGIONS")
 
 
 def cross_sides(conn: sqlite3.Connection, chat_id: int, actor_id: int) -> Sides | None:
@@ -110,7 +110,7 @@ def queue(conn: sqlite3.Connection, sides: Sides, kind: str, actor_id: int, rand
 def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_id: int,
                  text: str, date: float, chat_id: int, message_id: int,
                  fwd_from: FwdFrom | None = None, reply_to: int | None = None,
-                 media: Media | None = None) -> None:
+                 media: Media | None = None, sticker: MessageSticker | None = None) -> None:
     """A message between the two sides: its author and random_id noted by its id in this
     copy (both ways: an edit, delete or read mark names it by them), and, from here, into
     the outbox (the message it replies to named the same way)."""
@@ -136,6 +136,11 @@ def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_
                 "SELECT id, digest, size, name, mime, kind, width, height, thumb, parent "
                 "FROM media_files WHERE id IN (?, ?) ORDER BY parent IS NULL",
                 (media.file_id, media.thumb or media.file_id))]
+    if sticker is not None:
+        body["sticker"] = msgspec.to_builtins(sticker)
+        row = conn.execute("SELECT size FROM stickers WHERE file_id = ? LIMIT 1",
+                           (sticker.file_id,)).fetchone()
+        body["sticker_size"] = row[0] if row is not None else 0
     queue(conn, sides, "message", sender_id, random_id, text, date, body)
 
 
@@ -189,11 +194,12 @@ def _q_local_user(conn: sqlite3.Connection, phone: str | None,
 
 def _q_crossed_blob(conn: sqlite3.Connection, digest: str) -> bool:
     """Whether the blob ``digest`` is a file (or its thumbnail) of a message in a chat across
-    regions: only those are handed to another region."""
+    regions, or a sticker's (public anyway): only those are handed to another region."""
     return conn.execute(
         "SELECT 1 FROM media_files f JOIN media_refs r ON r.file_id = COALESCE(f.parent, f.id) "
         "JOIN crossed_messages x ON x.chat_id = r.chat_id AND x.message_id = r.message_id "
-        "WHERE f.digest = ? LIMIT 1", (digest,)).fetchone() is not None
+        "WHERE f.digest = ? UNION ALL SELECT 1 FROM stickers WHERE file_id = ? LIMIT 1",
+        (digest, digest)).fetchone() is not None
 
 
 def _keep_files(conn: sqlite3.Connection, message: CrossMessage, now: float) -> None:
@@ -205,6 +211,9 @@ def _keep_files(conn: sqlite3.Connection, message: CrossMessage, now: float) -> 
             "created, width, height, thumb, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (f.id, message.sender.id, f.digest, f.size, f.name, f.mime, f.kind, now, f.width,
              f.height, f.thumb, f.parent))
+    if message.sticker is not None:
+        conn.execute("INSERT OR IGNORE INTO region_sticker_files (file_id) VALUES (?)",
+                     (message.sticker.file_id,))
 
 
 def _q_outbox(conn: sqlite3.Connection, region: str, limit: int) -> list[Queued]:
@@ -271,7 +280,8 @@ def _tx_apply_cross(conn: sqlite3.Connection, message: Cross, seq: int, now: flo
     _keep_files(conn, message, now)
     _, _, pushes = _tx_send_message(conn, message.sender.id, chat.id, message.random_id,
                                     message.text, message.date, replied_to(conn, message),
-                                    message.fwd_from, media=message.media, from_region=True)
+                                    message.fwd_from, sticker=message.sticker,
+                                    media=message.media, from_region=True)
     return verdict, pushes
 
 
