@@ -74,17 +74,21 @@ async def test_what_happened_there_is_applied_here_once(store: Store) -> None:
     assert isinstance(deleted, up.DeleteMessages) and deleted.message_ids == [1]
     history = list(reversed(await store.history(carol, chat.id, None, 10)))
     assert [(m.text, m.reply_to) for m in history] == [("hello bob", None), ("re", mine.id)]
+    # A reply to a message deleted here meanwhile still comes, as a reply to nothing.
+    late = sent(6, 9, "re: hi", reply_to=MessageRef(BOB.id, 7))
+    assert (await store.apply_cross(late, 6, T0, None))[0] == "apply"
+    assert (await store.history(carol, chat.id, None, 1))[0].reply_to is None
     # An event for a message this copy lacks is refused (the consumer skips it) ...
     stray = CrossEdit(origin="b", sender=BOB, recipient_id=carol, random_id=12345, text="?",
                       date=T0)
     with raises(NotFound, "MESSAGE_NOT_FOUND"):
-        await store.apply_cross(stray, 6, T0, None)
+        await store.apply_cross(stray, 7, T0, None)
     # ... and so is one naming a message of a chat the two do not share.
     (dan,) = await make_users(store, 1)
     other = await store.open_private(dan, carol, T0)
     await store.send_message(dan, other.id, 5, "private", T0)
     nosy = CrossRead(origin="b", sender=BOB, recipient_id=dan, random_id=5, date=T0)
     with raises(Forbidden, "NOT_A_MEMBER"):
-        await store.apply_cross(nosy, 6, T0, None)
+        await store.apply_cross(nosy, 7, T0, None)
     # Nothing applied from there goes back there: only Carol's own message was queued.
     assert [q.text for q in await store.outbox("b", 10)] == ["hello bob"]

@@ -146,10 +146,13 @@ def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_
 
 def replied_to(conn: sqlite3.Connection, message: CrossMessage) -> int | None:
     """This copy's id of the message ``message`` replies to, in the same chat of the two;
-    None if it is not here (never delivered, or not in that chat)."""
+    None if it is not here (never delivered, not in that chat, or deleted here meanwhile: the
+    reply itself still comes, as a reply to nothing)."""
     if message.reply_to is None:
         return None
     row = conn.execute("SELECT r.chat_id, r.message_id FROM random_ids r "
+                       "JOIN messages m ON m.chat_id = r.chat_id AND m.id = r.message_id "
+                       "AND m.deleted = 0 "
                        "JOIN members a ON a.chat_id = r.chat_id AND a.user_id = ? "
                        "JOIN members b ON b.chat_id = r.chat_id AND b.user_id = ? "
                        "JOIN chats c ON c.id = r.chat_id AND c.kind = 'private' "
