@@ -85,12 +85,12 @@ async def texts(client: Client, chat_id: int) -> list[str]:
     return [msg.text for msg in reversed(await client.messages.history(chat_id, limit=1000))]
 
 
-async def pair(a: Region, b: Region, phone: Callable[[], str]) -> tuple[
-        Client, Client, int, int, str]:
+async def pair(a: Region, b: Region, phone: Callable[[], str],
+               alice_phone: str | None = None) -> tuple[Client, Client, int, int, str]:
     """Alice (a) and Bob (b), each with their copy of their chat, one message in it; and
     Bob's number."""
     bob_phone = uk_phone()
-    alice = await login(a.node, phone(), "Alice")
+    alice = await login(a.node, alice_phone or phone(), "Alice")
     bob = await login(b.node, bob_phone, "Bob")
     await bob.account.set_phone_discoverable(True)
     to_bob = await alice.chats.open_private((await alice.account.resolve_phone(bob_phone)).id)
@@ -163,7 +163,8 @@ async def test_edits_deletes_reads_and_forwards_cross_once_in_order(
 async def test_events_wait_for_a_region_away_and_junk_is_dropped(
         regions: tuple[Region, Region], phone: Callable[[], str]) -> None:
     a, b = regions
-    alice, bob, alices, bobs, bob_phone = await pair(a, b, phone)
+    alice_phone = phone()
+    alice, bob, alices, bobs, bob_phone = await pair(a, b, phone, alice_phone)
     bob_id = bob.profile.user_id
     mine = await bob.messages.send(bobs, "bob's")
     await next_of(alice, NewMessage, where=from_other(alice, alices))
@@ -224,6 +225,41 @@ async def test_events_wait_for_a_region_away_and_junk_is_dropped(
         await bob.messages.send(bobs, "back")
         back = await next_of(alice, NewMessage, where=from_other(alice, alices))
         assert back.message.text == "back"
+        read_me = (await alice.messages.send(alices, "read me")).message
+        seen = await next_of(bob, NewMessage, where=lambda u: u.message.text == "read me")
+
+        # Now region a goes away (node and nats-server, kill -9), and Bob reads, edits,
+        # deletes and writes; a gets each once, in order, when it returns.
+        await alice.close()
+        a.node.kill()
+        a.nats.kill()
+        await asyncio.wait_for(bob.messages.read(bobs, seen.message.id), 10)
+        mine_back = (await bob.messages.history(bobs, limit=2))[1]
+        assert mine_back.text == "back"
+        await asyncio.wait_for(bob.messages.edit(bobs, mine_back.id, "back, edited"), 10)
+        away_2 = [m.id for m in await bob.messages.history(bobs, limit=100)
+                  if m.text == "away 2"]
+        await asyncio.wait_for(bob.messages.delete(bobs, away_2, True), 10)
+        await asyncio.wait_for(bob.messages.send(bobs, "while a was away"), 10)
+        a.nats.start()
+        a.node.start()
+        alice = await login(a.node, alice_phone, "Alice")
+        clients.append(alice)
+        want_a = ["hello", "bob's", "away 0, again", "away 3", "after junk", "back, edited",
+                  "read me", "while a was away"]
+
+        async def came_back() -> bool:
+            return await texts(alice, alices) == want_a
+        await until(came_back)
+        await asyncio.sleep(1.0)
+        assert await texts(alice, alices) == want_a
+        diff = await alice.call("updates.get_difference", m.GetDifference(pts=0))
+        told = [u.max_id for u in diff.updates
+                if isinstance(u, ReadOutbox) and u.chat_id == alices]
+        assert told.count(read_me.id) == 1  # Bob's read, once
+        assert [u.message.text for u in diff.updates if isinstance(u, EditMessage)
+                and u.message.chat_id == alices and u.message.sender_id == bob_id] == [
+            "back, edited"]
     finally:
         for client in clients:
             await client.close()

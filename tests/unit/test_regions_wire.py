@@ -113,3 +113,13 @@ def test_bounds_of_the_new_kinds() -> None:
     with pytest.raises(InvalidArgument):
         w.cross_of("message", {"origin": "a", "sender": user, "recipient_id": 7,
                                "random_id": 1, "text": "", "date": 1.0, "files": too_many})
+
+
+def test_an_outbox_row_from_before_kinds_is_a_message() -> None:
+    # a row written before migration 15: kind defaults to "message", no body
+    from pigeon.store.sqlite_regions import Queued  # noqa: PLC0415
+
+    row = Queued(1, w.RemoteUser(id=5, name="A"), 7, -3, "hi", 1.0)
+    assert w.cross_of(row.kind, {"origin": "a", **row.fields()}) == w.CrossMessage(
+        origin="a", sender=w.RemoteUser(id=5, name="A"), recipient_id=7, random_id=-3,
+        text="hi", date=1.0)
