@@ -108,8 +108,8 @@ async def _fetch(blobs: Any, nc: Any, subject: str, expected: str, size: int) ->
                 raise NotFound(f"blob {expected} is gone from its region",
                                code="FILE_NOT_FOUND")
             if len(part.data) != ask.length:
-                raise Unavailable("the file's region answered a short chunk",
-                                  code="REGION_UNAVAILABLE", retry_after=5)
+                # the blob is shorter than the message says: asking again would not help
+                raise InvalidArgument(f"blob {expected} is not {size} bytes long")
             digest.update(part.data)
             await asyncio.to_thread(_append, staged, part.data)
             offset += len(part.data)
