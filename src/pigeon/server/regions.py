@@ -9,8 +9,11 @@ the regions' clusters; each cluster is named as its region).
   stream ``PIGEON_XR_<src>_<dst>``, placed in this region's cluster so that publishing works
   while the other region is away, and deletes them once JetStream acknowledged them.
 * **Consumer** (one task per other region): pulls from ``PIGEON_XR_<src>_<this>`` with the
-  durable consumer ``<this>``; applies each message once (the store dedupes on sender and
-  random_id), pushes it to the recipient's devices, and acknowledges only after the commit.
+  durable consumer ``<this>``; applies each message, edit, delete or read mark once (the
+  store dedupes on sender and random_id, and on the stream sequence), after fetching the
+  bytes of any file it carries (region_files.py), pushes it to the recipient's devices, and
+  acknowledges only after the commit.
+* **Files**: answers ``<prefix>.region.<this>.blob`` for blobs sent across regions.
   Order: each message is applied only if its stream sequence is the next one after the
   last applied (kept in the store, in the same transaction: ``region_inbox``). A message
   handed to a node that died (or to the pull request of a node killed with -9) comes again
