@@ -1,12 +1,20 @@
 """Issue 12, deliverable 6: what crossing regions costs. Two regions on loopback (each its own
 PostgreSQL database, nats-server with JetStream, one `pigeon serve`; pigeon.testing_regions).
 
-    python bench/regions.py [--messages 500] [--inflight 8] [--backlog 500]
+    python bench/regions.py [--messages 500] [--inflight 8] [--backlog 500] [--edits 300]
+                            [--file-mib 8]
 
 live: Alice (region a) sends --messages private messages to Bob (region b), --inflight at a
 time, as fast as a acknowledges them; prints a's acknowledgement rate, the rate at which they
 reach Bob's device (first send to last arrival) and each message's time from send to Bob's
 device (p50, p99, max). For comparison, the same between two people of region a.
+
+edits: Alice edits one of her messages to Bob --edits times, --inflight at a time; prints
+the rate at which the edits reach Bob's device (each crosses as an event, applied in order).
+
+file: Alice sends Bob a file of --file-mib MiB; prints the time from the send to the message
+on Bob's device (b fetches the bytes from a in 256 KiB requests, checks and stores them
+first) and that rate in MiB/s.
 
 backlog: region b's node and nats-server are killed; Alice sends --backlog messages (all
 acknowledged by a); b is started again, and it prints the time from b's node listening to
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -28,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from pigeon import testing_postgres as pg  # noqa: E402
 from pigeon.client import Client  # noqa: E402
-from pigeon.protocol.updates import NewMessage  # noqa: E402
+from pigeon.protocol.updates import EditMessage, NewMessage  # noqa: E402
 from pigeon.testing import login  # noqa: E402
 from pigeon.testing_regions import RegionNode, running_two_regions  # noqa: E402
 
@@ -95,6 +104,8 @@ async def main(args: argparse.Namespace, a: RegionNode, b: RegionNode) -> None:
            *await send_and_watch(alice, to_carol.id, carol, args.messages, args.inflight, "in"))
     report("region a -> b", args.messages,
            *await send_and_watch(alice, to_bob.id, bob, args.messages, args.inflight, "x"))
+    await edits(args, alice, to_bob.id, bob)
+    await send_file(args, alice, to_bob.id, bob)
     await bob.close()
     b.node.kill()
     b.nats.kill()
@@ -121,6 +132,53 @@ async def main(args: argparse.Namespace, a: RegionNode, b: RegionNode) -> None:
         await client.close()
 
 
+async def edits(args: argparse.Namespace, alice: Client, chat_id: int, bob: Client) -> None:
+    target = (await alice.messages.send(chat_id, "to be edited")).message.id
+    seen = 0
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        nonlocal seen
+        async for update in bob.updates():
+            if isinstance(update, EditMessage) and update.message.text.startswith("edit"):
+                seen += 1
+                if seen == args.edits:
+                    done.set()
+                    return
+
+    watcher = asyncio.create_task(watch())
+    gate = asyncio.Semaphore(args.inflight)
+    start = time.perf_counter()
+
+    async def one(i: int) -> None:
+        async with gate:
+            await alice.messages.edit(chat_id, target, f"edit {i}")
+
+    await asyncio.gather(*(one(i) for i in range(args.edits)))
+    acked = time.perf_counter() - start
+    await asyncio.wait_for(done.wait(), 300)
+    watcher.cancel()
+    arrived = time.perf_counter() - start
+    print(f"edits a -> b: {args.edits} edits; acknowledged {args.edits / acked:,.0f}/s; on "
+          f"the receiver's device {args.edits / arrived:,.0f}/s")
+
+
+async def send_file(args: argparse.Namespace, alice: Client, chat_id: int,
+                    bob: Client) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.bin"
+        await asyncio.to_thread(path.write_bytes, os.urandom(args.file_mib << 20))
+        media = await alice.files.upload(path, kind="document")
+    start = time.perf_counter()
+    await alice.messages.send(chat_id, "big file", media=media.file_id)
+    async for update in bob.updates():
+        if isinstance(update, NewMessage) and update.message.text == "big file":
+            break
+    took = time.perf_counter() - start
+    print(f"file a -> b: {args.file_mib} MiB on the receiver's device {took:.2f} s after the "
+          f"send ({args.file_mib / took:,.1f} MiB/s, fetched in 256 KiB requests)")
+
+
 def run(args: argparse.Namespace) -> None:
     asyncio.run(pg.require_postgres())
     names = [asyncio.run(pg.create_database()) for _ in range(2)]
@@ -138,4 +196,6 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--inflight", type=int, default=8)
     parser.add_argument("--backlog", type=int, default=500)
+    parser.add_argument("--edits", type=int, default=300)
+    parser.add_argument("--file-mib", type=int, default=8)
     run(parser.parse_args())

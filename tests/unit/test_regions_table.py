@@ -107,7 +107,7 @@ def test_any_bytes_decode_as_a_cross_message_or_a_typed_error(data: bytes) -> No
 
 
 def test_a_newer_kind_of_cross_message_is_skipped_not_fatal() -> None:
-    assert isinstance(w.decode_cross(msgspec.msgpack.encode({"type": "edit", "id": 1})),
+    assert isinstance(w.decode_cross(msgspec.msgpack.encode({"type": "poll", "id": 1})),
                       w.UnknownCross)
     message = w.CrossMessage(origin="eu", sender=w.RemoteUser(id=5, name="A"), recipient_id=7,
                              random_id=-3, text="hi", date=1.0)

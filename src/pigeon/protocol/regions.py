@@ -1,7 +1,12 @@
 """What travels between regions (issue 12, deliverable 6; docs/architecture.md, "Regions"):
-a private message for someone homed in the receiving region, and lookups of people. Every
-struct keeps unknown fields (a newer region may add some), and a message of an unknown kind
-decodes as :class:`UnknownCross`, which the receiver acknowledges and skips."""
+what happens in a private chat whose other side is homed in the receiving region (a message,
+an edit, a delete for everyone, a read mark), and lookups of people. Every struct keeps
+unknown fields (a newer region may add some), and a message of an unknown kind decodes as
+:class:`UnknownCross`, which the receiver acknowledges and skips.
+
+Each region keeps its own copy of the chat, whose message ids are its own; a message is named
+across regions by its author and the author's ``random_id`` (:class:`MessageRef`), which both
+copies' ``random_ids`` tables hold."""
 
 from __future__ import annotations
 
@@ -12,9 +17,12 @@ from msgspec import Meta
 
 from . import limits
 from .errors import InvalidArgument
+from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
+from .types import FwdFrom, MessageSticker
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 ID = Annotated[int, Meta(ge=1, le=2**62)]
+RandomId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class RemoteUser(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -25,6 +33,52 @@ class RemoteUser(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     username: Annotated[str, Meta(max_length=limits.USERNAME_MAX)] | None = None
 
 
+class MessageRef(msgspec.Struct, frozen=True, array_like=True):
+    """A message of a chat across regions: its author and the author's random_id."""
+
+    sender_id: ID
+    random_id: RandomId
+
+
+Digest = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+#: bytes of a file one request to its region answers at most (NATS's default payload is 1 MiB)
+BLOB_CHUNK = 256 * 1024
+
+
+class CrossFile(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A file a message carries (the file, or its thumbnail), as its sender's region stores
+    it: the recipient's region fetches its bytes by ``digest`` (:class:`BlobAsk`), checks
+    them against it, and keeps the file under the same id."""
+
+    id: FileId
+    digest: Digest
+    size: Annotated[int, Meta(ge=0, le=MAX_FILE_BYTES)]
+    name: Annotated[str, Meta(max_length=MAX_FILE_NAME_CHARS)] = ""
+    mime: Annotated[str, Meta(max_length=MAX_MIME_CHARS)] = "application/octet-stream"
+    kind: Annotated[str, Meta(max_length=32)] = "document"
+    width: Dimension = 0
+    height: Dimension = 0
+    thumb: FileId | None = None
+    parent: FileId | None = None
+
+
+class BlobAsk(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Asked of a file's region (``<prefix>.region.<name>.blob``): ``length`` bytes of the
+    blob ``digest`` from ``offset``; only a file sent to another region is answered."""
+
+    digest: Digest
+    offset: Annotated[int, Meta(ge=0, le=MAX_FILE_BYTES)]
+    length: Annotated[int, Meta(ge=1, le=BLOB_CHUNK)]
+
+
+class BlobPart(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The answer: the bytes asked for (fewer only at the blob's end), or ``found`` false:
+    no such blob sent across regions (it will not be: the message is skipped)."""
+
+    found: bool
+    data: Annotated[bytes, Meta(max_length=BLOB_CHUNK)] = b""
+
+
 class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fields=False):
     """A private text message from ``sender`` (homed in ``origin``) to ``recipient_id``
     (homed in the region it is sent to). ``(sender.id, random_id)`` is its identity in every
@@ -33,9 +87,67 @@ class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fi
     origin: RegionName
     sender: RemoteUser
     recipient_id: ID
-    random_id: Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+    random_id: RandomId
     text: Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)]
     date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    #: a forward's header, as data: ``chat_id`` and ``message_id`` name the original in the
+    #: sender's region (a region that predates it delivers the text without the header)
+    fwd_from: FwdFrom | None = None
+    #: the message it replies to (dropped where that message is not in the copy)
+    reply_to: MessageRef | None = None
+    #: a file, and the files behind it (the file and its thumbnail), stored by the
+    #: recipient's region before the message is applied
+    media: Media | None = None
+    files: Annotated[list[CrossFile], Meta(max_length=2)] = []
+    #: a sticker: its file (``file_id``, a SHA-256) is fetched as a file's is, and served
+    #: there to anyone, as sticker files are; its set stays in the sender's region
+    sticker: MessageSticker | None = None
+    sticker_size: Annotated[int, Meta(ge=0, le=MAX_FILE_BYTES)] = 0
+
+    def blobs(self) -> list[tuple[str, int]]:
+        """The blobs (SHA-256, size) the recipient's region needs before applying it."""
+        wanted = [(f.digest, f.size) for f in self.files]
+        if self.sticker is not None:
+            wanted.append((self.sticker.file_id, self.sticker_size))
+        return wanted
+
+
+class CrossEdit(msgspec.Struct, frozen=True, tag="edit", forbid_unknown_fields=False):
+    """``sender`` edited their message ``random_id`` to ``text`` at ``date`` (authorized by
+    their home region, where it happened)."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    random_id: RandomId
+    text: Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)]
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+
+
+class CrossDelete(msgspec.Struct, frozen=True, tag="delete", forbid_unknown_fields=False):
+    """``sender`` deleted these messages of the chat for everyone."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    messages: Annotated[list[MessageRef], Meta(min_length=1, max_length=limits.MAX_IDS_PER_CALL)]
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+
+
+class CrossRead(msgspec.Struct, frozen=True, tag="read", forbid_unknown_fields=False):
+    """``sender`` read the chat up to ``recipient_id``'s message ``random_id`` (the newest of
+    theirs the mark passed): their region tells the author's, which tells the author."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    random_id: RandomId
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+
+
+Cross = CrossMessage | CrossEdit | CrossDelete | CrossRead
+#: the kinds an outbox row may hold, by tag
+KINDS = ("message", "edit", "delete", "read")
 
 
 class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):
@@ -53,15 +165,25 @@ class Found(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     user: RemoteUser | None = None
 
 
-_cross_decoder: msgspec.msgpack.Decoder[CrossMessage | UnknownCross] = msgspec.msgpack.Decoder(
-    CrossMessage | UnknownCross)
+_cross_decoder: msgspec.msgpack.Decoder[Cross | UnknownCross] = msgspec.msgpack.Decoder(
+    Cross | UnknownCross)
 
 
 def encode(value: msgspec.Struct) -> bytes:
     return msgspec.msgpack.encode(value)
 
 
-def decode_cross(data: bytes) -> CrossMessage | UnknownCross:
+def cross_of(kind: str, fields: dict[str, object]) -> Cross:
+    """The wire struct of an outbox row (its columns and its body's fields, as a dict);
+    InvalidArgument if they do not make one."""
+    try:
+        made: Cross = msgspec.convert({**fields, "type": kind}, Cross)
+    except msgspec.ValidationError as exc:
+        raise InvalidArgument(f"not a cross-region {kind}: {exc}") from None
+    return made
+
+
+def decode_cross(data: bytes) -> Cross | UnknownCross:
     """A message from another region; an unknown kind decodes as UnknownCross, anything
     malformed raises InvalidArgument (the caller logs and drops it)."""
     if len(data) > limits.MAX_FRAME_BYTES:

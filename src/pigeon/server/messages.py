@@ -37,8 +37,7 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     # The calling connection learns its pts from this answer, so it is not pushed the same
     # update; other processes on its session (a follower beside `pigeon send`) are.
     fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
-    if s.regions is not None:
-        s.regions.kick()  # a message to someone homed elsewhere waits in the outbox
+    _relay(caller)
     return SentMessage(message=message, pts=pts)
 
 
@@ -52,6 +51,7 @@ async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
         caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin,
         media=original.media)
     fanout.deliver(pushes, exclude_sink=caller.device.sink_id, chat_size=_members_of(pushes))
+    _relay(caller)
     return SentMessage(message=message, pts=pts)
 
 
@@ -62,6 +62,7 @@ async def edit(caller: Caller, p: m.EditMessageText) -> Message:
     message, pushes = await s.store.edit_message(caller.user_id, p.chat_id, p.message_id,
                                                  text, s.clock())
     fanout.deliver(pushes)
+    _relay(caller)
     return message
 
 
@@ -72,7 +73,15 @@ async def delete(caller: Caller, p: m.DeleteMessages) -> Affected:
     pts, count, pushes = await s.store.delete_messages(caller.user_id, p.chat_id,
                                                        p.message_ids, p.for_everyone)
     fanout.deliver(pushes)
+    _relay(caller)
     return Affected(pts=pts, count=count)
+
+
+def _relay(caller: Caller) -> None:
+    """What was just done in a private chat with someone homed elsewhere waits in the outbox:
+    relay it now, not at the relay's next poll."""
+    if caller.services.regions is not None:
+        caller.services.regions.kick()
 
 
 def _members_of(pushes: list[Push]) -> int | None:
@@ -92,6 +101,7 @@ async def read(caller: Caller, p: m.ReadHistory) -> ReadResult:
     s = caller.services
     pts, unread, pushes = await s.store.read_history(caller.user_id, p.chat_id, p.max_id)
     afterwards(caller).deliver(pushes)
+    _relay(caller)
     return ReadResult(pts=pts, unread_count=unread)
 
 

@@ -9,8 +9,11 @@ the regions' clusters; each cluster is named as its region).
   stream ``PIGEON_XR_<src>_<dst>``, placed in this region's cluster so that publishing works
   while the other region is away, and deletes them once JetStream acknowledged them.
 * **Consumer** (one task per other region): pulls from ``PIGEON_XR_<src>_<this>`` with the
-  durable consumer ``<this>``; applies each message once (the store dedupes on sender and
-  random_id), pushes it to the recipient's devices, and acknowledges only after the commit.
+  durable consumer ``<this>``; applies each message, edit, delete or read mark once (the
+  store dedupes on sender and random_id, and on the stream sequence), after fetching the
+  bytes of any file it carries (region_files.py), pushes it to the recipient's devices, and
+  acknowledges only after the commit.
+* **Files**: answers ``<prefix>.region.<this>.blob`` for blobs sent across regions.
   Order: each message is applied only if its stream sequence is the next one after the
   last applied (kept in the store, in the same transaction: ``region_inbox``). A message
   handed to a node that died (or to the pull request of a node killed with -9) comes again
@@ -34,9 +37,10 @@ from nats.js.errors import NotFoundError
 from pigeon.domain import regions as rules
 from pigeon.domain.regions import RegionTable
 from pigeon.protocol import regions as wire
-from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser
+from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser, UnknownCross
 from pigeon.protocol.errors import PigeonError, Unavailable
 
+from .region_files import answer_blob, blob_subject, fetch_files
 from .streams import follow_changes, publish
 
 if TYPE_CHECKING:
@@ -101,6 +105,8 @@ class RegionLink:
         self.nc = await self._connect()
         await self.nc.subscribe(f"{self.prefix}.region.{self.name}.lookup", queue="lookup",
                                 cb=self._answer_lookup)
+        await self.nc.subscribe(blob_subject(self.prefix, self.name), queue="blob",
+                                cb=self._answer_blob)
         work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
         work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
                  for o in self.others]
@@ -166,6 +172,9 @@ class RegionLink:
             return  # the store failing: "not found" would be a lie; the asker times out
         await msg.respond(wire.encode(Found(user=user)))
 
+    async def _answer_blob(self, msg: Any) -> None:
+        await answer_blob(self.services, msg)
+
     async def lookup(self, region: str, *, phone: str | None = None,
                      username: str | None = None) -> RemoteUser | None:
         """Ask ``region`` for an account homed there; REGION_UNAVAILABLE if it does not answer."""
@@ -208,13 +217,23 @@ class RegionLink:
         while True:
             rows = await store.outbox(destination, 256)
             for row in rows:
-                message = CrossMessage(origin=self.name, sender=row.sender,
-                                       recipient_id=row.recipient_id, random_id=row.random_id,
-                                       text=row.text, date=row.date)
+                try:
+                    message = wire.cross_of(row.kind, {"origin": self.name, **row.fields()})
+                except (PigeonError, msgspec.DecodeError) as exc:
+                    # A row this node cannot make a message of (written by a newer one, or
+                    # damaged): it would stop the queue for good; logged and left out.
+                    log.error("regions: outbox row %d (%s) to %s left out: %s", row.id,
+                              row.kind, destination, exc)
+                    self.dropped += 1
+                    continue
                 # Nats-Msg-Id: a row published twice (a relay killed before its delete) is
-                # stored once within the window; the consumer's dedupe covers the rest.
+                # stored once within the window; the consumer's dedupe covers the rest. A
+                # message is named by its sender and random_id (as before: a relay of an
+                # older version agrees), anything else by its row (an identity column).
+                msg_id = (f"{row.sender.id}:{row.random_id}" if row.kind == "message"
+                          else f"{row.kind}:{row.id}")
                 await js.publish(subject, wire.encode(message), timeout=5.0,
-                                 headers={"Nats-Msg-Id": f"{row.sender.id}:{row.random_id}"})
+                                 headers={"Nats-Msg-Id": msg_id})
             if rows:
                 await store.outbox_done([row.id for row in rows])
                 self.relayed += len(rows)
@@ -252,19 +271,20 @@ class RegionLink:
 
     async def _take(self, source: str, msg: Any) -> str:
         """Apply one message of ``source``'s stream, in stream order (the store's verdict)."""
-        store, settings = self.services.store, self.services.settings
         seq = int(msg.metadata.sequence.stream)
         try:
             cross = wire.decode_cross(msg.data)
         except PigeonError as exc:
             log.warning("regions: malformed message %d from %s dropped: %s", seq, source, exc)
             return await self._skip(source, seq)
-        if not isinstance(cross, CrossMessage) or cross.origin != source:
+        if isinstance(cross, UnknownCross) or cross.origin != source:
             log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
             return await self._skip(source, seq)
         try:
-            verdict, pushes = await store.apply_cross(cross, seq, self.services.clock(),
-                                                      settings.default_who_can_message)
+            if isinstance(cross, CrossMessage) and cross.blobs():
+                # its file's bytes here first (Unavailable: the message waits, unacknowledged)
+                await fetch_files(self.services, self.nc, source, cross.blobs())
+            verdict, pushes = await self._apply(cross, seq)
         except Unavailable:
             raise  # the store is failing: unacknowledged, redelivered after ACK_WAIT
         except PigeonError as exc:  # refused for good (privacy, no such user)
@@ -277,6 +297,22 @@ class RegionLink:
             publish(self.services, pushes)
             self.applied += 1
         return verdict
+
+    async def _apply(self, cross: wire.Cross, seq: int) -> tuple[str, list[Any]]:
+        store, settings = self.services.store, self.services.settings
+        media = self.services.media
+        if media is None or not isinstance(cross, CrossMessage) or not cross.blobs():
+            return await store.apply_cross(cross, seq, self.services.clock(),
+                                           settings.default_who_can_message)
+        # the collector decides under this lock whether a blob is used: not between the
+        # check that the fetched blob is here and the file rows that use it
+        async with media.blob_lock:
+            for digest, _ in cross.blobs():
+                if await media.blobs.path(digest) is None:
+                    raise Unavailable("a fetched file went before its message was applied",
+                                      code="STORAGE_FAILED")
+            return await store.apply_cross(cross, seq, self.services.clock(),
+                                           settings.default_who_can_message)
 
     async def _skip(self, source: str, seq: int) -> str:
         verdict = await self.services.store.skip_cross(source, seq)

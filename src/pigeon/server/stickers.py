@@ -89,6 +89,8 @@ async def send(caller: Caller, p: m.SendSticker) -> SentMessage:
         sticker=sticker)
     fanout.deliver(pushes, exclude_sink=caller.device.sink_id,
                    chat_size=(len(pushes[0].targets) or 1) if pushes else None)
+    if s.regions is not None:
+        s.regions.kick()  # to someone homed elsewhere: waiting in the outbox
     return SentMessage(message=message, pts=pts)
 
 

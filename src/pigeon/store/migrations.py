@@ -375,6 +375,31 @@ MIGRATIONS: list[str] = [
         last_seq INTEGER NOT NULL
     );
     """,
+    # 15 (issue 12, regions): the outbox carries more than messages: a row's kind (an old row
+    # is a message) and the fields of its kind beyond the columns (msgpack; NULL: none). And
+    # in a private chat across regions, each message's author and random_id by its id in
+    # this region's copy (random_ids is keyed the other way), so that an edit, a delete or a
+    # read mark here can name the message to the other copy; filled for the chats already
+    # across regions. And the sticker files that came from another region with a message
+    # (served to anyone, as a sticker's file here is; their sets stay there).
+    """
+    ALTER TABLE region_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+    ALTER TABLE region_outbox ADD COLUMN body BLOB;
+    CREATE TABLE region_sticker_files (
+        file_id TEXT PRIMARY KEY
+    );
+    CREATE TABLE crossed_messages (
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,
+        sender_id INTEGER NOT NULL,
+        random_id INTEGER NOT NULL,
+        PRIMARY KEY (chat_id, message_id)
+    );
+    INSERT INTO crossed_messages (chat_id, message_id, sender_id, random_id)
+        SELECT r.chat_id, r.message_id, r.sender_id, r.random_id FROM random_ids r
+        WHERE r.chat_id IN (SELECT m.chat_id FROM members m JOIN users u ON u.id = m.user_id
+                            WHERE u.home_region IS NOT NULL);
+    """,
 ]
 
 

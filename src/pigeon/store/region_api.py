@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pigeon.protocol.regions import CrossMessage, RemoteUser
+from pigeon.protocol.regions import Cross, RemoteUser
 
 if TYPE_CHECKING:
     from .base import Push
@@ -38,9 +38,15 @@ class RegionApi:
         """Messages queued per destination region."""
         raise NotImplementedError
 
-    async def apply_cross(self, message: CrossMessage, seq: int, now: float,
+    async def crossed_blob(self, digest: str) -> bool:
+        """Whether the blob ``digest`` was sent to another region (a file of a message in a
+        chat across regions): what another region may fetch."""
+        raise NotImplementedError
+
+    async def apply_cross(self, message: Cross, seq: int, now: float,
                           default_who_can_message: str | None) -> tuple[str, list[Push]]:
-        """Item ``seq`` of the stream from ``message.origin``: applied if it is the next one
+        """Item ``seq`` of the stream from ``message.origin`` (a message, an edit, a delete
+        for everyone, a read mark): applied if it is the next one
         ("apply", with its pushes), else "old" (before) or "early" (wait for the one
         before it). Written once however often it comes."""
         raise NotImplementedError

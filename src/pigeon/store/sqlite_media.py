@@ -145,7 +145,9 @@ def _blob_users(conn: sqlite3.Connection, digest: str) -> tuple[int, int]:
     """(files, stickers) that use the blob ``digest``: a sticker's file_id is its digest."""
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM media_files WHERE digest = ?), "
-        "EXISTS (SELECT 1 FROM stickers WHERE file_id = ?)", (digest, digest)).fetchone()
+        "EXISTS (SELECT 1 FROM stickers WHERE file_id = ?) OR "
+        "EXISTS (SELECT 1 FROM region_sticker_files WHERE file_id = ?)",
+        (digest, digest, digest)).fetchone()
     return int(row[0]), int(row[1])
 
 

@@ -24,6 +24,7 @@ from .base import Push
 from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
+from .sqlite_region_events import queue_delete, queue_edit, queue_read
 from .sqlite_regions import check_crossable, private_sides, queue_remote
 from .sqlite_safety import gate_columns, gate_on, hide, private_gate
 from .sqlite_service import is_service_chat
@@ -46,8 +47,10 @@ def _tx_send_message(
     conn: sqlite3.Connection, sender_id: int, chat_id: int, random_id: int, text: str,
     now: float, reply_to: int | None, fwd_from: FwdFrom | None,
     sticker: MessageSticker | None = None, media: Media | None = None,
-    ciphertext: bytes | None = None,
+    ciphertext: bytes | None = None, *, from_region: bool = False,
 ) -> tuple[Message, int, list[Push]]:
+    # from_region: a message from another region (sqlite_regions._tx_apply_cross), whose
+    # forward header names a chat of that region: its home checked where it came from
     # The sender's standing, whether the chat is the service chat, whether this random_id
     # was seen, the private chat's gate and its sides' regions: one statement, because every
     # send starts here (each statement is a round trip on PostgreSQL)
@@ -71,12 +74,12 @@ def _tx_send_message(
                           attached=sticker is not None or media is not None)
     rules.check_service_rules(
         to_service_chat=sender.kind == "private" and service_chat,
-        forwards_from_service_chat=fwd_from is not None and is_service_chat(conn, fwd_from.chat_id))
+        forwards_from_service_chat=fwd_from is not None and not from_region
+        and is_service_chat(conn, fwd_from.chat_id))
     remote = (private_sides(sender_id, row[15], row[10], row[16])
               if sender.kind == "private" and row is not None else None)
     if remote is not None and remote.local_id == sender_id:  # to another region: the outbox
-        check_crossable(sticker is not None or media is not None or fwd_from is not None,
-                        ciphertext is not None)
+        check_crossable(ciphertext is not None)
     withheld = None
     if makes_contact(sender.kind):
         assert row is not None  # standing() found the chat
@@ -117,7 +120,8 @@ def _tx_send_message(
         "VALUES (?, ?, ?, ?, ?)", (sender_id, random_id, chat_id, message_id, sender_pts),
     )
     if remote is not None:
-        queue_remote(conn, remote, sender_id, random_id, text, now)
+        queue_remote(conn, remote, sender_id, random_id, text, now, chat_id, message_id,
+                     fwd_from, reply_to, media, sticker)
     return new, sender_pts, pushes
 
 
@@ -177,6 +181,8 @@ def _tx_edit_message(
     if editor.kind == "private" and private_gate(conn, user_id, chat_id) is not None:
         told = audience.withheld(user_id)  # an edit must not bring back what was kept
     push = push_message(conn, up.EditMessage(pts=0, message=edited), told, editor.kind, now)
+    if editor.kind == "private":
+        queue_edit(conn, user_id, chat_id, message_id, text, now)
     return edited, [push]
 
 
@@ -202,6 +208,8 @@ def _tx_delete_messages(
         push = push_stored(conn, chat_id, update, audience.delete_for_everyone(ids, user_id),
                            actor.kind, now)
         pushes = [push, *unpin_deleted(conn, chat_id, ids, now)]
+        if actor.kind == "private":
+            queue_delete(conn, user_id, chat_id, ids, now)
         return pts_in(pushes, user_id), len(ids), pushes
     else:
         conn.executemany(
@@ -260,6 +268,8 @@ def _tx_read_history(
                           rules.unread_after(reading.mark, reader.history_from))
     own = push_stored(conn, chat_id, up.ReadInbox(pts=0, chat_id=chat_id, max_id=reading.mark,
                                                   unread_count=unread), audience.only(user_id))
+    if reader.kind == "private" and reading.tells:
+        queue_read(conn, user_id, chat_id, reading.after, reading.told, time.time())
     return pts_in([own], user_id), unread, [own, *_tell_authors(conn, user_id, chat_id, reading,
                                                                  reader.kind)]
 

@@ -5,16 +5,22 @@ A private message to someone homed elsewhere is committed here as any other (the
 side, the sender's pts) and, in the same transaction, queued in ``region_outbox``; a relay
 (server/regions.py) publishes the queue to JetStream and deletes what JetStream acknowledged.
 The recipient's region applies it with :func:`_tx_apply_cross`, idempotently: its identity is
-(sender, random_id), the key the ``random_ids`` table already deduplicates sends by.
+(sender, random_id), the key the ``random_ids`` table already deduplicates sends by. Edits,
+deletes for everyone and read marks in such a chat are queued and applied the same way
+(:mod:`.sqlite_region_events`), in the same stream, so in the order they happened.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgspec
 
 from pigeon.domain.regions import cross_order
-from pigeon.protocol.regions import CrossMessage, RemoteUser
+from pigeon.protocol.regions import Cross, CrossMessage, RemoteUser
+from pigeon.protocol.media import Media
+from pigeon.protocol.types import FwdFrom, MessageSticker
 from pigeon.protocol.errors import InvalidArgument, NotFound
 
 from .base import Push
@@ -37,6 +43,17 @@ class Queued(NamedTuple):
     random_id: int
     text: str
     date: float
+    kind: str = "message"
+    body: bytes | None = None  # the fields of its kind beyond the columns (msgpack)
+
+    def fields(self) -> dict[str, Any]:
+        """What :func:`pigeon.protocol.regions.cross_of` makes the wire struct of (its
+        ``origin`` aside)."""
+        extra = msgspec.msgpack.decode(self.body) if self.body else {}
+        if not isinstance(extra, dict):
+            extra = {}
+        return {"sender": self.sender, "recipient_id": self.recipient_id,
+                "random_id": self.random_id, "text": self.text, "date": self.date, **extra}
 
 
 class Sides(NamedTuple):
@@ -60,22 +77,89 @@ def private_sides(sender_id: int, sender_region: str | None, peer_id: int | None
     return Sides(sender_id, sender_region, peer_id)
 
 
-def check_crossable(attached: bool, encrypted: bool) -> None:
-    """Only plain text crosses regions for now (docs/architecture.md, "Regions")."""
-    if attached or encrypted:
-        raise InvalidArgument("only text messages reach people homed in another region yet",
-                              code="NOT_SUPPORTED_ACROSS_REGIONS")
+def check_crossable(encrypted: bool) -> None:
+    """Text, files and stickers (a forward's too) cross regions; end-to-end ciphertext not
+    (docs/architecture.md, "Regions": a private chat across regions is not a secret one)."""
+    if encrypted:
+        raise InvalidArgument("end-to-end ciphertext does not reach people homed in another "
+                              "region", code="NOT_SUPPORTED_ACROSS_REGIONS")
+
+
+def cross_sides(conn: sqlite3.Connection, chat_id: int, actor_id: int) -> Sides | None:
+    """:func:`private_sides` of a private chat, read for an edit, a delete or a read mark
+    (a send reads them in its first statement)."""
+    row = conn.execute(
+        "SELECT (SELECT home_region FROM users WHERE id = ?), p.user_id, u.home_region "
+        "FROM members p JOIN users u ON u.id = p.user_id WHERE p.chat_id = ? AND p.user_id != ?",
+        (actor_id, chat_id, actor_id)).fetchone()
+    return None if row is None else private_sides(actor_id, row[0], row[1], row[2])
+
+
+def queue(conn: sqlite3.Connection, sides: Sides, kind: str, actor_id: int, random_id: int,
+          text: str, date: float, body: dict[str, Any] | None = None) -> None:
+    """What ``actor_id`` did here to the side homed elsewhere: into the outbox, in this
+    transaction. Only what someone homed here did: what came from there is not sent back."""
+    if actor_id == sides.local_id:
+        conn.execute(
+            "INSERT INTO region_outbox (region, sender_id, recipient_id, random_id, text, date, "
+            "kind, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (sides.remote_region, actor_id, sides.remote_id, random_id, text, date, kind,
+             msgspec.msgpack.encode(body) if body else None))
 
 
 def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_id: int,
-                 text: str, date: float) -> None:
-    """A message from here to the side homed elsewhere: into the outbox, in this transaction
-    (a message that came from there is not sent back)."""
-    if sender_id == sides.local_id:
-        conn.execute(
-            "INSERT INTO region_outbox (region, sender_id, recipient_id, random_id, text, date) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (sides.remote_region, sender_id, sides.remote_id, random_id, text, date))
+                 text: str, date: float, chat_id: int, message_id: int,
+                 fwd_from: FwdFrom | None = None, reply_to: int | None = None,
+                 media: Media | None = None, sticker: MessageSticker | None = None) -> None:
+    """A message between the two sides: its author and random_id noted by its id in this
+    copy (both ways: an edit, delete or read mark names it by them), and, from here, into
+    the outbox (the message it replies to named the same way)."""
+    conn.execute("INSERT INTO crossed_messages (chat_id, message_id, sender_id, random_id) "
+                 "VALUES (?, ?, ?, ?)", (chat_id, message_id, sender_id, random_id))
+    if sender_id != sides.local_id:
+        return
+    body: dict[str, Any] = {}
+    if fwd_from is not None:
+        body["fwd_from"] = msgspec.to_builtins(fwd_from)
+    if reply_to is not None:
+        ref = conn.execute("SELECT sender_id, random_id FROM crossed_messages "
+                           "WHERE chat_id = ? AND message_id = ?", (chat_id, reply_to)).fetchone()
+        if ref is not None:
+            body["reply_to"] = [ref[0], ref[1]]
+    if media is not None:
+        # the file and its thumbnail as stored here: the other region fetches their bytes
+        body["media"] = msgspec.to_builtins(media)
+        body["files"] = [
+            {"id": r[0], "digest": r[1], "size": r[2], "name": r[3], "mime": r[4],
+             "kind": r[5], "width": r[6], "height": r[7], "thumb": r[8], "parent": r[9]}
+            for r in conn.execute(
+                "SELECT id, digest, size, name, mime, kind, width, height, thumb, parent "
+                "FROM media_files WHERE id IN (?, ?) ORDER BY parent IS NULL",
+                (media.file_id, media.thumb or media.file_id))]
+    if sticker is not None:
+        body["sticker"] = msgspec.to_builtins(sticker)
+        row = conn.execute("SELECT size FROM stickers WHERE file_id = ? LIMIT 1",
+                           (sticker.file_id,)).fetchone()
+        body["sticker_size"] = row[0] if row is not None else 0
+    queue(conn, sides, "message", sender_id, random_id, text, date, body)
+
+
+def replied_to(conn: sqlite3.Connection, message: CrossMessage) -> int | None:
+    """This copy's id of the message ``message`` replies to, in the same chat of the two;
+    None if it is not here (never delivered, not in that chat, or deleted here meanwhile: the
+    reply itself still comes, as a reply to nothing)."""
+    if message.reply_to is None:
+        return None
+    row = conn.execute("SELECT r.chat_id, r.message_id FROM random_ids r "
+                       "JOIN messages m ON m.chat_id = r.chat_id AND m.id = r.message_id "
+                       "AND m.deleted = 0 "
+                       "JOIN members a ON a.chat_id = r.chat_id AND a.user_id = ? "
+                       "JOIN members b ON b.chat_id = r.chat_id AND b.user_id = ? "
+                       "JOIN chats c ON c.id = r.chat_id AND c.kind = 'private' "
+                       "WHERE r.sender_id = ? AND r.random_id = ?",
+                       (message.sender.id, message.recipient_id, message.reply_to.sender_id,
+                        message.reply_to.random_id)).fetchone()
+    return None if row is None else int(row[1])
 
 
 def _tx_remember_remote(conn: sqlite3.Connection, user: RemoteUser, region: str,
@@ -111,13 +195,37 @@ def _q_local_user(conn: sqlite3.Connection, phone: str | None,
     return RemoteUser(id=row[0], name=row[1], username=row[2]) if row else None
 
 
+def _q_crossed_blob(conn: sqlite3.Connection, digest: str) -> bool:
+    """Whether the blob ``digest`` is a file (or its thumbnail) of a message in a chat across
+    regions, or a sticker's (public anyway): only those are handed to another region."""
+    return conn.execute(
+        "SELECT 1 FROM media_files f JOIN media_refs r ON r.file_id = COALESCE(f.parent, f.id) "
+        "JOIN crossed_messages x ON x.chat_id = r.chat_id AND x.message_id = r.message_id "
+        "WHERE f.digest = ? UNION ALL SELECT 1 FROM stickers WHERE file_id = ? LIMIT 1",
+        (digest, digest)).fetchone() is not None
+
+
+def _keep_files(conn: sqlite3.Connection, message: CrossMessage, now: float) -> None:
+    """The files a message from another region carries, under their ids there (their bytes
+    were fetched and checked before this transaction: server/region_files.py)."""
+    for f in message.files:
+        conn.execute(
+            "INSERT OR IGNORE INTO media_files (id, owner_id, digest, size, name, mime, kind, "
+            "created, width, height, thumb, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (f.id, message.sender.id, f.digest, f.size, f.name, f.mime, f.kind, now, f.width,
+             f.height, f.thumb, f.parent))
+    if message.sticker is not None:
+        conn.execute("INSERT OR IGNORE INTO region_sticker_files (file_id) VALUES (?)",
+                     (message.sticker.file_id,))
+
+
 def _q_outbox(conn: sqlite3.Connection, region: str, limit: int) -> list[Queued]:
     rows = conn.execute(
         "SELECT o.id, o.sender_id, u.name, u.username, o.recipient_id, o.random_id, o.text, "
-        "o.date FROM region_outbox o JOIN users u ON u.id = o.sender_id "
+        "o.date, o.kind, o.body FROM region_outbox o JOIN users u ON u.id = o.sender_id "
         "WHERE o.region = ? ORDER BY o.id LIMIT ?", (region, limit)).fetchall()
-    return [Queued(r[0], RemoteUser(id=r[1], name=r[2], username=r[3]), r[4], r[5], r[6], r[7])
-            for r in rows]
+    return [Queued(r[0], RemoteUser(id=r[1], name=r[2], username=r[3]), r[4], r[5], r[6], r[7],
+                   r[8], None if r[9] is None else bytes(r[9])) for r in rows]
 
 
 def _tx_outbox_done(conn: sqlite3.Connection, ids: list[int]) -> None:
@@ -149,14 +257,16 @@ def _tx_skip_cross(conn: sqlite3.Connection, region: str, seq: int) -> str:
     return _advance(conn, region, seq)
 
 
-def _tx_apply_cross(conn: sqlite3.Connection, message: CrossMessage, seq: int, now: float,
+def _tx_apply_cross(conn: sqlite3.Connection, message: Cross, seq: int, now: float,
                     default_who_can_message: str | None) -> tuple[str, list[Push]]:
-    """Item ``seq`` of the stream from ``message.origin``, a private message, into this
-    region's copy of the chat, if it is the next one (else nothing: "old" or "early"):
-    pushes for the recipient. A message is written once however often it comes (its
-    sequence, and its sender and random_id, say whether it was)."""
+    """Item ``seq`` of the stream from ``message.origin`` into this region's copy of the
+    chat, if it is the next one (else nothing: "old" or "early"): pushes for the recipient.
+    A message is written once however often it comes (its sequence, and its sender and
+    random_id, say whether it was); an edit, delete or read mark is applied once, by its
+    sequence, through the same functions as one made here."""
     from .sqlite_groups import _tx_open_private  # noqa: PLC0415  (they import this module)
     from .sqlite_messages import _tx_send_message  # noqa: PLC0415
+    from .sqlite_region_events import apply_event  # noqa: PLC0415
 
     verdict = _advance(conn, message.origin, seq)
     if verdict != "apply":
@@ -166,10 +276,15 @@ def _tx_apply_cross(conn: sqlite3.Connection, message: CrossMessage, seq: int, n
                        (message.recipient_id,)).fetchone()
     if row is None or row[0] is not None:
         raise NotFound(f"user {message.recipient_id} is not homed here", code="USER_NOT_FOUND")
+    if not isinstance(message, CrossMessage):
+        return verdict, apply_event(conn, message)
     chat = _tx_open_private(conn, message.sender.id, message.recipient_id, now,
                             default_who_can_message)
+    _keep_files(conn, message, now)
     _, _, pushes = _tx_send_message(conn, message.sender.id, chat.id, message.random_id,
-                                    message.text, message.date, None, None)
+                                    message.text, message.date, replied_to(conn, message),
+                                    message.fwd_from, sticker=message.sticker,
+                                    media=message.media, from_region=True)
     return verdict, pushes
 
 
@@ -194,7 +309,10 @@ class SqliteRegions:
     async def outbox_depth(self) -> dict[str, int]:
         return await self.engine.read(_q_outbox_depth)
 
-    async def apply_cross(self, message: CrossMessage, seq: int, now: float,
+    async def crossed_blob(self, digest: str) -> bool:
+        return await self.engine.read(_q_crossed_blob, digest)
+
+    async def apply_cross(self, message: Cross, seq: int, now: float,
                           default_who_can_message: str | None) -> tuple[str, list[Push]]:
         return await self.engine.write(_tx_apply_cross, message, seq, now,
                                        default_who_can_message)

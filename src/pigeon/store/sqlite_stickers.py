@@ -197,5 +197,8 @@ def _q_find(conn: sqlite3.Connection, user_id: int, emoji: str,
 
 
 def _q_file_public(conn: sqlite3.Connection, file_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM stickers WHERE file_id = ? LIMIT 1",
-                        (file_id,)).fetchone() is not None
+    # or one that came with a sticker message from another region (sqlite_regions)
+    (found,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM stickers WHERE file_id = ?) OR EXISTS "
+        "(SELECT 1 FROM region_sticker_files WHERE file_id = ?)", (file_id, file_id)).fetchone()
+    return bool(found)

@@ -1,0 +1,126 @@
+"""Files across regions (issue 12, deliverable 6; docs/architecture.md, "Regions"): the
+recipient's region must serve the file of a message from another region itself, so before it
+applies the message it fetches the bytes from the sender's region, over NATS request/reply
+(``<prefix>.region.<name>.blob``) in chunks of at most ``BLOB_CHUNK``, checks them against
+their SHA-256, and stores them in its own blob store. A sender's region that does not answer
+leaves the message unacknowledged (it and what follows it wait, as for any failure); one that
+answers "not found" (the file was collected since) has the message skipped.
+
+The sender's region answers only for blobs of messages sent across regions
+(:meth:`pigeon.store.region_api.RegionApi.crossed_blob`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from pigeon.protocol.errors import InvalidArgument, NotFound, PigeonError, Unavailable
+from pigeon.media.blobs import DIGEST
+from pigeon.protocol.regions import BLOB_CHUNK, BlobAsk, BlobPart, encode
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger("pigeon.regions")
+
+CHUNK_TIMEOUT = 5.0  # seconds the sender's region has to answer one chunk
+
+
+def blob_subject(prefix: str, region: str) -> str:
+    return f"{prefix}.region.{region}.blob"
+
+
+async def answer_blob(services: Services, msg: Any) -> None:
+    """One chunk of a blob sent to another region; a malformed ask gets no answer."""
+    try:
+        ask = msgspec.msgpack.decode(msg.data, type=BlobAsk)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        log.warning("regions: malformed blob request dropped: %s", exc)
+        return
+    media = services.media
+    try:
+        path = None
+        if media is not None and await services.store.crossed_blob(ask.digest):
+            path = await media.blobs.path(ask.digest)
+        data = None if path is None else await asyncio.to_thread(
+            _read, path, ask.offset, ask.length)
+    except PigeonError:
+        return  # the store failing: "not found" would be a lie; the asker retries
+    except OSError as exc:
+        log.error("regions: blob %s unreadable: %s", ask.digest, exc)
+        return
+    await msg.respond(encode(BlobPart(found=data is not None, data=data or b"")))
+
+
+def _read(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+async def fetch_files(services: Services, nc: Any, origin: str,
+                      wanted: list[tuple[str, int]]) -> None:
+    """Every blob of ``wanted`` (SHA-256, size) in this region's blob store (fetched from
+    ``origin`` if it is not here yet). Unavailable: try again later; NotFound or
+    InvalidArgument: never."""
+    media = services.media
+    if media is None:
+        raise NotFound("this node keeps no files", code="FILE_NOT_FOUND")
+    limit = services.settings.media_max_file_bytes
+    for digest, size in wanted:
+        if not DIGEST.match(digest):
+            raise InvalidArgument(f"not a SHA-256 digest: {digest[:80]!r}")
+        if await media.blobs.path(digest) is not None:
+            continue
+        if size > limit:
+            raise InvalidArgument(f"a file of {size} bytes is over this region's limit")
+        await _fetch(media.blobs, nc, blob_subject(services.settings.bus_prefix, origin),
+                     digest, size)
+
+
+async def _fetch(blobs: Any, nc: Any, subject: str, expected: str, size: int) -> None:
+    staged = blobs.scratch() / f"xr-{expected}-{secrets.token_hex(4)}"
+    digest = hashlib.sha256()
+    offset = 0
+    try:
+        await asyncio.to_thread(staged.write_bytes, b"")
+        while offset < size:
+            ask = BlobAsk(digest=expected, offset=offset, length=min(BLOB_CHUNK, size - offset))
+            try:
+                reply = await nc.request(subject, encode(ask), timeout=CHUNK_TIMEOUT)
+                part = msgspec.msgpack.decode(reply.data, type=BlobPart)
+            except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
+                raise Unavailable("the file's region does not answer",
+                                  code="REGION_UNAVAILABLE", retry_after=5) from None
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                raise Unavailable("the file's region answered nonsense",
+                                  code="REGION_UNAVAILABLE", retry_after=5) from None
+            if not part.found:
+                raise NotFound(f"blob {expected} is gone from its region",
+                               code="FILE_NOT_FOUND")
+            if len(part.data) != ask.length:
+                # the blob is shorter than the message says: asking again would not help
+                raise InvalidArgument(f"blob {expected} is not {size} bytes long")
+            digest.update(part.data)
+            await asyncio.to_thread(_append, staged, part.data)
+            offset += len(part.data)
+        if digest.hexdigest() != expected:
+            raise InvalidArgument(f"blob {expected}: its bytes do not match its SHA-256")
+        # no fsync of its own: put() makes it durable before the message is applied
+        await blobs.put(staged, (expected, size))
+    finally:
+        await asyncio.to_thread(staged.unlink, missing_ok=True)
+
+
+def _append(path: Path, data: bytes) -> None:
+    with path.open("ab") as out:
+        out.write(data)
