@@ -1,5 +1,7 @@
 # The two commands a newcomer needs: `make serve` and `make test`.
-# Both build .venv from the hash-pinned requirements.lock first.
+# Both build .venv from the hash-pinned requirements.lock first. pip runs as `python -m pip`:
+# the venv's own `bin/pip` script names the interpreter it was made with, so in a copied venv
+# it would install into the original.
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
@@ -8,8 +10,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 serve: $(STAMP)
