@@ -7,16 +7,17 @@ machines have it, so a skip there would hide a broken set-up.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import nats
 import pytest
 
 from pigeon.testing_nats import NatsServer as _NatsServer
 from pigeon.testing_nats import find_binary, free_port
 
-__all__ = ["NatsServer", "free_port", "nats_binary", "nats_server"]
+__all__ = ["NatsServer", "free_port", "nats_binary", "nats_client", "nats_server"]
 
 
 def nats_binary() -> str:
@@ -41,3 +42,13 @@ def nats_server(directory: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.kill()
+
+
+@asynccontextmanager
+async def nats_client(url: str) -> AsyncIterator[nats.NATS]:
+    """A NATS connection of the test's own (to publish junk, to ask as a region would)."""
+    client = await nats.connect(url)
+    try:
+        yield client
+    finally:
+        await client.close()

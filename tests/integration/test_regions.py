@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import asyncpg
 import nats
 import pytest
-from nats_support import nats_binary
+from nats_support import nats_binary, nats_client
 
 from pigeon import testing_postgres as pg
 from pigeon.client import Client
@@ -95,7 +95,7 @@ async def test_people_of_two_regions_find_and_write_to_each_other(
         found = await alice.account.resolve_phone(bob_phone)
         assert (found.id, found.name, found.phone) == (bob.profile.user_id, "Bob", None)
         # Rubbish asked of a region's lookup subject gets no answer and harms nothing.
-        async with _nats(b.nats.url) as nc:
+        async with nats_client(b.nats.url) as nc:
             for junk in (b"\xc1", b"\x82\xa5phone\xa1x\xa8username\xa5bob_x", b"\x80"):
                 with pytest.raises(nats.errors.TimeoutError):
                     await nc.request("pigeon.region.b.lookup", junk, timeout=0.5)
@@ -154,7 +154,7 @@ async def test_a_region_away_loses_nothing_and_the_other_keeps_serving(
         for i in range(N_AWAY // 2):
             await asyncio.wait_for(alice.messages.send(to_bob.id, f"away {i}"), 10)
         # Rubbish on the cross-region subject is dropped by b, not fatal.
-        async with _nats(a.nats.url) as nc:
+        async with nats_client(a.nats.url) as nc:
             await nc.jetstream().publish("pigeon.xr.a.b", b"\xc1 not msgpack")
             await nc.jetstream().publish("pigeon.xr.a.b", b"\x81\xa4type\xa4poll")
         # Region a's own nats-server dies too: a's people are still served (one node), and
@@ -217,14 +217,3 @@ async def _outbox(database: str) -> int:
     finally:
         await conn.close()
 
-
-class _nats:  # noqa: N801  (an async context manager, used as one)
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def __aenter__(self) -> nats.NATS:
-        self.nc = await nats.connect(self.url)
-        return self.nc
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.nc.close()

@@ -21,7 +21,7 @@ import aiohttp
 import msgspec
 import nats
 import pytest
-from nats_support import nats_binary
+from nats_support import nats_binary, nats_client
 from PIL import Image
 
 from pigeon import testing_postgres as pg
@@ -181,7 +181,7 @@ async def test_events_wait_for_a_region_away_and_junk_is_dropped(
         await asyncio.wait_for(alice.messages.edit(alices, sent[0].id, "away 0, again"), 10)
         await asyncio.wait_for(alice.messages.delete(alices, [sent[1].id], True), 10)
         # Junk of the new kinds on the subject: malformed, or naming no message there.
-        async with _nats(a.nats.url) as nc:
+        async with nats_client(a.nats.url) as nc:
             js = nc.jetstream()
             alice_row = {"id": alice.profile.user_id, "name": "Alice"}
             for junk in ({"type": "edit", "origin": "a"},
@@ -333,7 +333,7 @@ async def test_files_cross_with_their_messages_and_wait_for_their_region(
         assert getattr(hidden.value, "code", "") == "FILE_NOT_FOUND"
 
         # Only blobs sent across regions are handed out; junk asks get no answer.
-        async with _nats(b.nats.url) as nc:
+        async with nats_client(b.nats.url) as nc:
             sha = "ab" * 32
             reply = await nc.request("pigeon.region.a.blob", encode(BlobAsk(
                 digest=sha, offset=0, length=10)), timeout=5)
@@ -379,14 +379,3 @@ async def test_files_cross_with_their_messages_and_wait_for_their_region(
         for client in clients:
             await client.close()
 
-
-class _nats:  # noqa: N801  (an async context manager, used as one)
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def __aenter__(self) -> nats.NATS:
-        self.nc = await nats.connect(self.url)
-        return self.nc
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.nc.close()
