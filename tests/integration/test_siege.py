@@ -137,8 +137,10 @@ def test_newcomers_who_solve_proof_of_work_get_in_during_a_flood(tmp_path: Path)
 
 def test_reconnect_storm(tmp_path: Path) -> None:
     out = tmp_path / "siege.json"
+    # three processes of idle devices (96 of them, 40 a process): counted as one
     proc, _ = siege(tmp_path, "--mode", "reconnect", "--duration", "6", "--users", "4",
-                       "--rate", "10", "--clients", "100", "--json", str(out))
+                    "--rate", "10", "--clients", "100", "--devices-per-process", "40",
+                    "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = json.loads(out.read_text())["runs"]
     storm = run["reconnect"]

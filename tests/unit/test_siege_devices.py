@@ -68,3 +68,14 @@ async def test_a_device_away_says_where_it_is() -> None:
     devices.back = [None, 2.0, None]
     devices.phase = ["waiting", "online", "connecting"]
     assert devices.counts()["not_back_by_phase"] == {"waiting": 1}
+
+
+def test_several_processes_counts_add_up_as_one():
+    from pigeon.siege.storm import _added
+
+    merged = _added([
+        {"t": 5.0, "all_ready": True, "ready": 3, "failures": {"http 503": 2}},
+        {"t": 7.0, "all_ready": False, "ready": 4, "failures": {"http 503": 1, "connect": 1}},
+    ])
+    assert merged == {"t": 7.0, "all_ready": False, "ready": 7,
+                      "failures": {"http 503": 3, "connect": 1}}

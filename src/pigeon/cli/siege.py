@@ -104,6 +104,10 @@ class _Status:
               help="Reconnect mode: the idle devices are SDK clients too (default: the wire "
                    "protocol with the SDK's reconnect policy, lighter on this machine), so the "
                    "SDK's own backoff is what is measured.")
+@click.option("--devices-per-process", default=5000, show_default=True, type=int,
+              help="Reconnect mode: idle devices one harness process drives; more are split "
+                   "over more processes (one event loop driving 10,000 SDK clients was the "
+                   "storm's bottleneck, not the server).")
 @click.option("--max-sockets", default=8000, show_default=True, type=int,
               help="Refuse attacks needing more attacker sockets at once than this.")
 @click.option("--seed", default=1, show_default=True, type=int)

@@ -53,6 +53,7 @@ class SiegeConfig:
     timeout: float = 5.0             # a legitimate send succeeds if acknowledged within this
     reconnect_timeout: float = 90.0  # reconnect mode: give up waiting for the storm after this
     sdk_devices: bool = False        # reconnect mode: the idle devices are SDK clients too
+    devices_per_process: int = 5_000  # reconnect mode: idle devices one harness process drives
     restart: str = "term"            # reconnect mode: term (planned, warned) or kill (outage)
     max_sockets: int = 8_000         # attacker sockets at once, all modes together
     seed: int = 1
@@ -73,6 +74,7 @@ class SiegeConfig:
         _bound("--logins", self.logins, 0.0, 100.0)
         _bound("--newcomers", self.newcomers, 0, 1000)
         _bound("--newcomer-timeout", self.newcomer_timeout, 1.0, 60.0)
+        _bound("--devices-per-process", self.devices_per_process, 1, MAX_CLIENTS)
         if self.restart not in ("term", "kill"):
             raise SiegeError(f"--restart must be term or kill, not {self.restart!r}")
         if self.sdk_devices and self.mode != "reconnect":

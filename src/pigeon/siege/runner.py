@@ -337,9 +337,9 @@ async def _start_devices(cfg: SiegeConfig, target: Target, fixture: Fixture, lab
     progress(f"[{label}] connecting {n} idle devices", False)
     pool = await DevicePool.start(target.host, target.port, fixture.idle, len(fixture.users),
                                   target.bind, max_seconds=cfg.duration + 600.0,
-                                  sdk=cfg.sdk_devices)
+                                  sdk=cfg.sdk_devices, per_process=cfg.devices_per_process)
     deadline = time.time() + 120.0 + n * 0.02
-    while not pool.ready.is_set() and time.time() < deadline and pool.proc.returncode is None:
+    while not pool.ready.is_set() and time.time() < deadline and pool.running:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(pool.ready.wait(), 1.0)
         progress(f"[{label}] idle devices connected: {pool.counts.get('ready', 0)}/{n}", True)

@@ -4,8 +4,11 @@ Two kinds of device go through the storm together:
 
 * the chatting users, SDK clients in this process: back when ``client.reconnects`` moves,
   synced when a ``client.sync()`` started after that returns;
-* the idle devices, in a process of their own (:mod:`.devices`), on the wire protocol with
+* the idle devices, in processes of their own (:mod:`.devices`), on the wire protocol with
   the SDK's reconnect policy, or with ``--sdk-devices`` SDK clients too (:mod:`.sdk_devices`).
+  They are split over as many processes as ``--devices-per-process`` (5,000) makes: one
+  event loop driving 10,000 SDK clients was the storm's bottleneck (a core at 100%, the
+  server at 26%).
 """
 
 from __future__ import annotations
@@ -92,7 +95,73 @@ async def track_sdk(clients: list[Client], base: list[int], deadline: float) -> 
 
 
 class DevicePool:
-    """The idle devices' process (parent side)."""
+    """The idle devices, in one process or several (parent side); their counts and final
+    reports are added up as one's."""
+
+    def __init__(self, parts: list[DeviceProcess]) -> None:
+        self.parts = parts
+        self.n = sum(part.n for part in parts)
+        self.ready = asyncio.Event()
+        self._ready = asyncio.create_task(self._all_ready())
+
+    @classmethod
+    async def start(cls, host: str, port: int, accounts: list[Account], first_index: int,
+                    bind: bool, max_seconds: float, sdk: bool = False,
+                    per_process: int = 5_000) -> DevicePool:
+        split = max(1, -(-len(accounts) // per_process))
+        size = max(1, -(-len(accounts) // split))
+        return cls([await DeviceProcess.start(host, port, accounts[i:i + size],
+                                              first_index + i, bind, max_seconds, sdk)
+                    for i in range(0, len(accounts), size)])
+
+    async def _all_ready(self) -> None:
+        await asyncio.gather(*(part.ready.wait() for part in self.parts))
+        self.ready.set()
+
+    @property
+    def running(self) -> bool:
+        return all(part.proc.returncode is None for part in self.parts)
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        return _added([part.counts for part in self.parts])
+
+    async def wait(self, condition: str, deadline: float) -> bool:
+        """Until every device has reached ``condition``, a process ends, or deadline."""
+        return all(await asyncio.gather(*(part.wait(condition, deadline)
+                                           for part in self.parts)))
+
+    async def stop(self) -> dict[str, Any] | None:
+        """Stop the processes; their final reports as one (None if one gave none)."""
+        self._ready.cancel()
+        finals = await asyncio.gather(*(part.stop() for part in self.parts))
+        if any(final is None for final in finals):
+            return None
+        merged = _added([final for final in finals if final is not None])
+        merged["times"] = [t for final in finals if final is not None for t in final["times"]]
+        return merged
+
+
+def _added(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Device counts of several processes as one's: numbers added, counters merged."""
+    out: dict[str, Any] = {}
+    for report in reports:
+        for key, value in report.items():
+            if key == "t":  # the time of the report: the latest
+                out[key] = max(out.get(key, value), value)
+            elif isinstance(value, bool):
+                out[key] = out.get(key, True) and value
+            elif isinstance(value, (int, float)):
+                out[key] = out.get(key, 0) + value
+            elif isinstance(value, dict):
+                merged = Counter(out.get(key, {}))
+                merged.update(value)
+                out[key] = dict(merged)
+    return out
+
+
+class DeviceProcess:
+    """One process of idle devices (parent side)."""
 
     def __init__(self, proc: asyncio.subprocess.Process, n: int) -> None:
         self.proc, self.n = proc, n
@@ -104,7 +173,7 @@ class DevicePool:
 
     @classmethod
     async def start(cls, host: str, port: int, accounts: list[Account], first_index: int,
-                    bind: bool, max_seconds: float, sdk: bool = False) -> DevicePool:
+                    bind: bool, max_seconds: float, sdk: bool = False) -> DeviceProcess:
         devices = [{"token": a.token, "user_id": a.user_id,
                     "address": legit_address(first_index + i) if bind else None}
                    for i, a in enumerate(accounts)]
