@@ -27,7 +27,7 @@ send in another chat reads: its chat's rows, the gate of that chat's two sides, 
 which the write numbers from what is committed). A send the rules refuse wrote nothing, here
 or alone; one
 done alone that fails after it wrote makes the engine run the batch again with a savepoint per
-job, as for any job (:class:`MustUndo`).
+job, as for any job (:func:`.postgres_engine.attempt`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from pigeon.protocol.types import Message
 
 from .postgres_conn import SyncConnection
 from .postgres_dialect import escape_text
+from .postgres_engine import attempt
 from .records import Push
 from .sqlite_log import pts_in
 from .sqlite_messages import sending_columns, sending_joins
@@ -53,11 +54,6 @@ from .sqlite_safety import gate_on
 
 Outcome = tuple[Any, BaseException | None]
 Target = tuple[int, int]  # (user id, the how-manieth of their updates in this write)
-
-
-class MustUndo(Exception):
-    """A send done alone failed after it wrote: the batch must be rolled back and run again
-    with a savepoint per job (:mod:`.postgres_engine`)."""
 
 
 _LOCK = "SELECT id FROM chats WHERE id = ANY(CAST(? AS BIGINT[])) ORDER BY id FOR UPDATE"
@@ -140,7 +136,7 @@ def send_in_bulk(conn: SyncConnection, calls: Sequence[tuple[Any, ...]],
             sends.planned.append((index, planned))
             continue
         sends.write(conn, outcomes)  # what was decided before it, first
-        outcomes[index] = _alone(conn, alone, call)
+        outcomes[index] = attempt(conn, alone, call)
         touched.add(chat_id)
         sends.random_ids.add((call[0], call[2]))
     sends.write(conn, outcomes)
@@ -161,20 +157,6 @@ def _goes_alone(call: tuple[Any, ...], row: tuple[Any, ...] | None) -> bool:
     _, _, _, _, _, reply_to, fwd_from, *attached = call
     return (reply_to is not None or fwd_from is not None
             or any(a is not None for a in attached[:2]) or row is None or row[1] != "private")
-
-
-def _alone(conn: SyncConnection, alone: Callable[..., Any], call: tuple[Any, ...]) -> Outcome:
-    conn.dirty = False
-    try:
-        result = alone(conn, *call)
-        conn.flush()
-    except PigeonError as exc:
-        if conn.dirty:
-            raise MustUndo() from exc
-        return (None, exc)
-    if conn.failed:  # it went on after an error it caught: nothing of the batch stands
-        raise MustUndo()
-    return (result, None)
 
 
 class _Planned:

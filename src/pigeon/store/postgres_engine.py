@@ -88,6 +88,33 @@ class _Lost(Exception):
         self.committing = committing
 
 
+class MustUndo(Exception):
+    """A job failed after it wrote (or in PostgreSQL): the batch must be rolled back and run
+    again with a savepoint per job."""
+
+
+def attempt(sync: SyncConnection, fn: Callable[..., Any],
+            args: tuple[Any, ...]) -> tuple[Any, PigeonError | None]:
+    """One job inside a batch run without savepoints: its result, or the domain's refusal
+    when it came before the job wrote anything (nothing to undo); :class:`MustUndo` when the
+    job cannot be undone alone. A lost connection goes up as it is."""
+    sync.dirty = False
+    try:
+        result = fn(sync, *args)
+        sync.flush()  # its held-back writes fail it, not the job after it
+    except CONNECTION_ERRORS:
+        raise
+    except PigeonError as exc:
+        if sync.dirty:
+            raise MustUndo() from exc
+        return None, exc
+    except Exception as exc:
+        raise MustUndo() from exc
+    if sync.failed:  # it went on after an error it caught: nothing of the batch stands
+        raise MustUndo()
+    return result, None
+
+
 class CommitStats:
     def __init__(self) -> None:
         self.batches = 0
@@ -323,25 +350,13 @@ class PostgresEngine:
                         results += self.bulk[fn](sync, together, fn)
                     except CONNECTION_ERRORS:
                         raise
-                    except Exception:  # noqa: BLE001 - MustUndo, or PostgreSQL refused
+                    except Exception:  # noqa: BLE001 - MustUndo, or PostgreSQL refused a statement
                         break
                     continue
-                sync.dirty = False
                 try:
-                    result = fn(sync, *args)
-                    sync.flush()  # its held-back writes fail it, not the job after it
-                except CONNECTION_ERRORS:
-                    raise
-                except PigeonError as exc:
-                    if sync.dirty:
-                        break
-                    results.append((None, exc))
-                except Exception:  # noqa: BLE001 - the batch again, with savepoints
+                    results.append(attempt(sync, fn, args))
+                except MustUndo:
                     break
-                else:
-                    if sync.failed:  # it went on after an error it caught: nothing stands
-                        break
-                    results.append((result, None))
             if len(results) == len(batch):
                 committing = True
                 self._commit(sync)
