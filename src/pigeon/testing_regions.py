@@ -56,3 +56,14 @@ def running_two_regions(directory: Path, databases: list[str]) -> Iterator[
         for region in pair:
             stack.enter_context(region.node)
         yield pair
+
+
+async def outbox_depth(database: str) -> int:
+    """Rows waiting in a region's outbox (its PostgreSQL database's URL)."""
+    import asyncpg  # noqa: PLC0415  (PostgreSQL only where regions are)
+
+    conn = await asyncpg.connect(database)
+    try:
+        return int(await conn.fetchval("SELECT COUNT(*) FROM region_outbox"))
+    finally:
+        await conn.close()

@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Iterator
 
-import asyncpg
 import nats
 import pytest
 from nats_support import nats_binary, nats_client
@@ -26,7 +25,7 @@ from pigeon.protocol.errors import WrongRegion
 from pigeon.protocol.updates import NewMessage
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
-from pigeon.testing_regions import running_two_regions
+from pigeon.testing_regions import outbox_depth, running_two_regions
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +163,7 @@ async def test_a_region_away_loses_nothing_and_the_other_keeps_serving(
             await asyncio.wait_for(alice.messages.send(to_bob.id, f"away {i}"), 10)
         await alice.messages.send(with_carol.id, "nats away")
         assert await next_text(carol, 10) == (with_carol.id, "nats away")
-        assert await _outbox(a.database) >= N_AWAY // 2  # and the first half may be too
+        assert await outbox_depth(a.database) >= N_AWAY // 2  # and the first half may be too
         a.node.kill()
         a.nats.start()
         a.node.start()
@@ -209,11 +208,4 @@ async def test_a_region_away_loses_nothing_and_the_other_keeps_serving(
         for client in clients:
             await client.close()
 
-
-async def _outbox(database: str) -> int:
-    conn = await asyncpg.connect(database)
-    try:
-        return int(await conn.fetchval("SELECT COUNT(*) FROM region_outbox"))
-    finally:
-        await conn.close()
 

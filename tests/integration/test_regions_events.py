@@ -31,7 +31,7 @@ from pigeon.protocol.regions import BlobAsk, BlobPart, encode
 from pigeon.protocol.updates import DeleteMessages, EditMessage, NewMessage, ReadOutbox
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
-from pigeon.testing_regions import running_two_regions
+from pigeon.testing_regions import outbox_depth, running_two_regions
 
 pytestmark = pytest.mark.slow
 
@@ -265,15 +265,6 @@ async def test_events_wait_for_a_region_away_and_junk_is_dropped(
             await client.close()
 
 
-async def _outbox_empty(database: str) -> bool:
-    import asyncpg  # noqa: PLC0415
-
-    conn = await asyncpg.connect(database)
-    try:
-        return int(await conn.fetchval("SELECT COUNT(*) FROM region_outbox")) == 0
-    finally:
-        await conn.close()
-
 
 def photo_bytes() -> bytes:
     out = io.BytesIO()
@@ -379,3 +370,6 @@ async def test_files_cross_with_their_messages_and_wait_for_their_region(
         for client in clients:
             await client.close()
 
+
+async def _outbox_empty(database: str) -> bool:
+    return await outbox_depth(database) == 0

@@ -9,11 +9,12 @@ import asyncio
 
 import msgspec
 from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestServer
 
 from pigeon.siege.devices import Devices
 
 
-async def _server(answer_sync_from: int) -> tuple[web.AppRunner, int, list[str]]:
+async def _server(answer_sync_from: int) -> tuple[TestServer, list[str]]:
     """A WebSocket that welcomes every hello and answers get_difference only from its
     ``answer_sync_from``-th connection on (0-based); the log says what each connection did."""
     log: list[str] = []
@@ -38,17 +39,15 @@ async def _server(answer_sync_from: int) -> tuple[web.AppRunner, int, list[str]]
 
     app = web.Application()
     app.router.add_get("/v1/ws", ws)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, port, log
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server, log
 
 
 async def test_a_sync_never_answered_is_counted_and_the_device_connects_again() -> None:
-    runner, port, log = await _server(answer_sync_from=1)
-    devices = Devices("127.0.0.1", port, [{"token": "t", "user_id": 1, "address": None}])
+    server, log = await _server(answer_sync_from=1)
+    assert server.port is not None
+    devices = Devices("127.0.0.1", server.port, [{"token": "t", "user_id": 1, "address": None}])
     devices.sync_timeout = 0.3
     running = asyncio.create_task(devices.run())
     try:
@@ -56,7 +55,7 @@ async def test_a_sync_never_answered_is_counted_and_the_device_connects_again() 
     finally:
         devices.stop.set()
         await running
-        await runner.cleanup()
+        await server.close()
     assert devices.failures_before["sync unanswered"] == 1
     assert log == ["connected", "connected", "answered"]
     assert devices.phase == ["online"]
