@@ -28,3 +28,26 @@ async def database():
         yield pg.url_for(name)
     finally:
         await pg.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def regions(tmp_path_factory):
+    """Two regions on loopback (pigeon.testing_regions), each with its own PostgreSQL
+    database and nats-server, joined by a gateway; shared by a module's tests."""
+    import asyncio
+
+    from nats_support import nats_binary
+
+    from pigeon import testing_postgres as pg
+    from pigeon.testing_regions import running_two_regions
+
+    nats_binary()  # skip (or fail under CI) without nats-server
+    asyncio.run(pg.require_postgres())
+    names = [asyncio.run(pg.create_database()) for _ in range(2)]
+    try:
+        with running_two_regions(tmp_path_factory.mktemp("regions"),
+                                 [pg.url_for(name) for name in names]) as pair:
+            yield pair
+    finally:
+        for name in names:
+            asyncio.run(pg.drop_database(name))

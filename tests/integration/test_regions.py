@@ -11,13 +11,11 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Iterator
 
 import nats
 import pytest
-from nats_support import nats_binary, nats_client
+from nats_support import nats_client
 
-from pigeon import testing_postgres as pg
 from pigeon.client import Client
 from pigeon.domain.regions import ID_SHIFT
 from pigeon.protocol import methods as m
@@ -25,7 +23,7 @@ from pigeon.protocol.errors import WrongRegion
 from pigeon.protocol.updates import NewMessage
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
-from pigeon.testing_regions import outbox_depth, running_two_regions
+from pigeon.testing_regions import outbox_depth
 
 pytestmark = pytest.mark.slow
 
@@ -36,20 +34,6 @@ _uk = itertools.count(1)
 def uk_phone() -> str:
     """A fresh number homed in region b (+44: a UK mobile range)."""
     return f"+447400{os.getpid() % 1000:03d}{next(_uk):03d}"
-
-
-@pytest.fixture(scope="module")
-def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Region, Region]]:
-    nats_binary()  # skip (or fail under CI) without nats-server
-    asyncio.run(pg.require_postgres())
-    names = [asyncio.run(pg.create_database()) for _ in range(2)]
-    try:
-        with running_two_regions(tmp_path_factory.mktemp("regions"),
-                                 [pg.url_for(name) for name in names]) as pair:
-            yield pair
-    finally:
-        for name in names:
-            asyncio.run(pg.drop_database(name))
 
 
 async def next_text(client: Client, timeout: float = 30.0) -> tuple[int, str]:

@@ -13,7 +13,7 @@ import io
 import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,17 +21,16 @@ import aiohttp
 import msgspec
 import nats
 import pytest
-from nats_support import nats_binary, nats_client
+from nats_support import nats_client
 from PIL import Image
 
-from pigeon import testing_postgres as pg
 from pigeon.client import Client
 from pigeon.protocol import methods as m
 from pigeon.protocol.regions import BlobAsk, BlobPart, encode
 from pigeon.protocol.updates import DeleteMessages, EditMessage, NewMessage, ReadOutbox
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
-from pigeon.testing_regions import outbox_depth, running_two_regions
+from pigeon.testing_regions import outbox_depth
 
 pytestmark = pytest.mark.slow
 
@@ -42,20 +41,6 @@ U = TypeVar("U")
 def uk_phone() -> str:
     """A fresh number homed in region b (+44)."""
     return f"+447401{os.getpid() % 1000:03d}{next(_uk):03d}"
-
-
-@pytest.fixture(scope="module")
-def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Region, Region]]:
-    nats_binary()
-    asyncio.run(pg.require_postgres())
-    names = [asyncio.run(pg.create_database()) for _ in range(2)]
-    try:
-        with running_two_regions(tmp_path_factory.mktemp("regions"),
-                                 [pg.url_for(name) for name in names]) as pair:
-            yield pair
-    finally:
-        for name in names:
-            asyncio.run(pg.drop_database(name))
 
 
 async def next_of(client: Client, kind: type[U], timeout: float = 45.0,
