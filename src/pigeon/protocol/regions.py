@@ -1,8 +1,9 @@
 """What travels between regions (issue 12, deliverable 6; docs/architecture.md, "Regions"):
 what happens in a private chat whose other side is homed in the receiving region (a message,
-an edit, a delete for everyone, a read mark), and lookups of people. Every struct keeps
-unknown fields (a newer region may add some), and a message of an unknown kind decodes as
-:class:`UnknownCross`, which the receiver acknowledges and skips.
+an edit, a delete for everyone, a read mark, a pin; typing, which is not stored), lookups of
+people and of sticker sets. Every struct keeps unknown fields (a newer region may add some),
+and a message of an unknown kind decodes as :class:`UnknownCross`, which the receiver
+acknowledges and skips.
 
 Each region keeps its own copy of the chat, whose message ids are its own; a message is named
 across regions by its author and the author's ``random_id`` (:class:`MessageRef`), which both
@@ -145,13 +146,33 @@ class CrossRead(msgspec.Struct, frozen=True, tag="read", forbid_unknown_fields=F
     date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
 
 
-Cross = CrossMessage | CrossEdit | CrossDelete | CrossRead
+class CrossPin(msgspec.Struct, frozen=True, tag="pin", forbid_unknown_fields=False):
+    """``sender`` pinned ``message`` in the private chat (None: unpinned it)."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    message: MessageRef | None = None
+
+
+Cross = CrossMessage | CrossEdit | CrossDelete | CrossRead | CrossPin
 #: the kinds an outbox row may hold, by tag
-KINDS = ("message", "edit", "delete", "read")
+KINDS = ("message", "edit", "delete", "read", "pin")
 
 
 class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):
     """The fallback for a kind a newer region sends: logged, acknowledged and skipped."""
+
+
+class CrossTyping(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """``sender_id`` (homed in ``origin``) is typing in their private chat with
+    ``recipient_id``: published on ``<prefix>.region.<recipient's region>.typing`` with core
+    NATS, never stored (lost while that region is away, as typing is when a device is)."""
+
+    origin: RegionName
+    sender_id: ID
+    recipient_id: ID
 
 
 class Lookup(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
