@@ -142,3 +142,25 @@ def test_an_outbox_row_from_before_kinds_is_a_message() -> None:
     assert w.cross_of(row.kind, {"origin": "a", **row.fields()}) == w.CrossMessage(
         origin="a", sender=w.RemoteUser(id=5, name="A"), recipient_id=7, random_id=-3,
         text="hi", date=1.0)
+
+
+def test_sticker_sets_across_regions_are_bounded() -> None:
+    from pigeon.media.stickers import MAX_STICKER_BYTES  # noqa: PLC0415
+
+    assert w.MAX_STICKER_FILE_BYTES == MAX_STICKER_BYTES
+    one = {"index": 1, "emoji": ["🦉"], "file_id": "ab" * 32, "width": 512, "height": 512,
+           "size": 100}
+    author = {"id": 5, "name": "Ada"}
+    good = {"set": {"author": author, "name": "owls", "title": "Owls", "stickers": [one]}}
+    found = msgspec.msgpack.decode(msgspec.msgpack.encode(good), type=w.SetFound)
+    assert found.set is not None and found.set.stickers[0].size == 100
+    for bad in ({**good["set"], "stickers": [one] * 121},
+                {**good["set"], "name": "../etc"},
+                {**good["set"], "stickers": [{**one, "size": w.MAX_STICKER_FILE_BYTES + 1}]},
+                {**good["set"], "stickers": [{**one, "file_id": "../x"}]},
+                {**good["set"], "stickers": [{**one, "emoji": ["x"] * 9}]}):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.msgpack.decode(msgspec.msgpack.encode({"set": bad}), type=w.SetFound)
+    for ask in ({"name": "a"}, {"name": "x" * 40}, {"name": "ow ls"}):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.msgpack.decode(msgspec.msgpack.encode(ask), type=w.SetAsk)

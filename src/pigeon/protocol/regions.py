@@ -19,6 +19,9 @@ from msgspec import Meta
 from . import limits
 from .errors import InvalidArgument
 from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
+from .stickers import (
+    MAX_STICKERS_PER_SET, SET_NAME_PATTERN, EmojiList, Licence, Position, StickerTitle,
+)
 from .types import FwdFrom, MessageSticker
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
@@ -217,3 +220,42 @@ def decode_cross(data: bytes) -> Cross | UnknownCross:
         raise InvalidArgument(f"malformed cross-region message: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidArgument(f"malformed cross-region message: {exc}") from None
+
+
+# -- sticker sets (docs/architecture.md, "Regions": sticker sets) ---------------------------------
+#: bytes of one sticker's image at most (pigeon.media.stickers.MAX_STICKER_BYTES)
+MAX_STICKER_FILE_BYTES = 512 * 1024
+
+
+class SetAsk(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Asked of every other region (``<prefix>.region.<name>.sticker_set``): the published
+    set of this short name, if its author is homed there."""
+
+    name: Annotated[str, Meta(pattern=SET_NAME_PATTERN)]
+
+
+class CrossSticker(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """One sticker of a set from another region; its image is fetched by ``file_id`` (its
+    SHA-256) as a file's blob is."""
+
+    index: Position
+    emoji: EmojiList
+    file_id: Digest
+    width: Dimension
+    height: Dimension
+    animated: bool = False
+    size: Annotated[int, Meta(ge=1, le=MAX_STICKER_FILE_BYTES)] = MAX_STICKER_FILE_BYTES
+
+
+class CrossStickerSet(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A published set as its author's region has it."""
+
+    author: RemoteUser
+    name: Annotated[str, Meta(pattern=SET_NAME_PATTERN)]
+    title: StickerTitle
+    licence: Licence = ""
+    stickers: Annotated[list[CrossSticker], Meta(max_length=MAX_STICKERS_PER_SET)] = []
+
+
+class SetFound(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    set: CrossStickerSet | None = None

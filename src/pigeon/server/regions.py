@@ -41,6 +41,7 @@ from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser, Unk
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .region_files import answer_blob, blob_subject, fetch_files
+from .region_stickers import StickerSets, set_subject
 from .region_typing import TypingRelay, typing_subject
 from .streams import follow_changes, publish
 
@@ -80,6 +81,7 @@ class RegionLink:
         self.applied = 0
         self.dropped = 0
         self.typing = TypingRelay(self)
+        self.stickers = StickerSets(self)
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,6 +113,8 @@ class RegionLink:
                                 cb=self._answer_blob)
         await self.nc.subscribe(typing_subject(self.prefix, self.name), queue="typing",
                                 cb=self.typing.receive)
+        await self.nc.subscribe(set_subject(self.prefix, self.name), queue="sticker_set",
+                                cb=self.stickers.answer)
         work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
         work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
                  for o in self.others]

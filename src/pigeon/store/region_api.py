@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pigeon.protocol.regions import Cross, RemoteUser
+from pigeon.protocol.regions import Cross, CrossStickerSet, RemoteUser
 
 if TYPE_CHECKING:
     from .base import Push
@@ -69,6 +69,13 @@ class RegionApi:
                               limit: int) -> tuple[int, list[int]] | None:
         """This copy's private chat of ``sender_id`` (homed elsewhere) and ``recipient_id``,
         and who in it may see the sender typing; None: no such chat here."""
+        raise NotImplementedError
+
+    async def keep_remote_sticker_set(self, theirs: CrossStickerSet, region: str,
+                                      now: float) -> None:
+        """Make or refresh this region's copy of a set published in ``region`` (its images
+        stored here first); STICKER_SET_NAME_TAKEN if a set of that name by someone else is
+        here."""
         raise NotImplementedError
 
     async def reserve_user_ids(self, first_id: int, last_id: int) -> None:
