@@ -97,6 +97,26 @@ async def test_typing_crosses_both_ways_and_forgeries_are_dropped(
         assert 1 <= len(flood) <= TYPING_RATE.burst + took * TYPING_RATE.per_second
         after: Any = (await b.health())["regions"]["typing_dropped"]
         assert after - before >= 6 + 30 - len(flood)
+
+        # a sends no more than the rate either, however often Alice's devices call.
+        async with nats_client(b.nats.url) as nc:
+            heard = await nc.subscribe("pigeon.region.b.typing")
+            await nc.flush()
+            started = time.monotonic()
+            for _ in range(12):
+                try:
+                    await alice.messages.typing(alices)
+                except PigeonError as exc:  # the shield's own call rate may say no first
+                    assert exc.code == "RATE_LIMITED"
+            await dave.messages.typing(to_bob.id)  # through the same connection: after them
+            senders = []
+            while (sent := msgspec.msgpack.decode(
+                    (await heard.next_msg(timeout=30)).data, type=CrossTyping)).sender_id \
+                    != dave.profile.user_id:
+                senders.append(sent.sender_id)
+            took = time.monotonic() - started
+        assert set(senders) <= {alice_id}
+        assert 1 <= len(senders) <= TYPING_RATE.burst + took * TYPING_RATE.per_second
     finally:
         for client in clients:
             await client.close()
