@@ -1,8 +1,8 @@
 """Sticker sets across regions (issue 12, deliverable 6): a set published in its artist's
 region is found, viewed, installed and sent by someone homed in another region with the
 CLI's commands unchanged; its images are served by that person's own region; an installed
-set stays usable while its region is away, and a set never fetched is REGION_UNAVAILABLE
-then. Two regions as in test_regions.py: Ada in a, Finn and Gus in b."""
+set follows its region's while that answers, stays usable while it is away, and a set
+never fetched is REGION_UNAVAILABLE then. Two regions as in test_regions.py: Ada in a, Finn and Gus in b."""
 
 from __future__ import annotations
 
@@ -73,10 +73,23 @@ async def test_a_set_of_another_region_is_found_installed_and_sent_with_the_cli(
     assert [g["sticker"] for g in got if "sticker" in g] == [
         {"set": "owls", "index": 1, "emoji": "🦉", "file_id": files[0]}]
 
-    # a's node away: the installed set serves in b as before; a set never fetched does not.
+    # The set grows in a; b, asking again on every view from now on, follows.
+    b.node.kill()
+    b.node.env = {**(b.node.env or {}), "PIGEON_REGION_STICKER_REFRESH": "0"}
+    b.node.start()
+    (tmp_path / "moon.png").write_bytes(png(200, 200, (20, 20, 120)))
+    ok(artist, "stickers", "add", "owls", str(tmp_path / "moon.png"), "--emoji", "🌙")
+    shown = ok(fan, "stickers", "show", "owls")
+    assert "owls  Night owls by Ada, 3 stickers [installed]" in shown
+    moon = [line.rsplit("file ", 1)[1] for line in shown.splitlines() if "3. 🌙" in line]
+    assert await _image(f"{b.node.url}/stickers/files/{moon[0]}.webp") == \
+        await _image(f"{a.node.url}/stickers/files/{moon[0]}.webp")
+
+    # a's node away: the installed set serves in b as it was last fetched (the refresh finds
+    # nobody to ask); a set never fetched does not.
     a.node.kill()
     try:
-        assert "owls  Night owls by Ada, 2 stickers" in ok(fan, "stickers", "show", "owls")
+        assert "owls  Night owls by Ada, 3 stickers" in ok(fan, "stickers", "show", "owls")
         ok(fan, "send", "--to", f"@gus_xr{tag}", "--sticker", "owls:2")
         got = [json.loads(line) for line in ok(friend, "receive", "--json").splitlines()]
         assert [g["sticker"]["index"] for g in got if "sticker" in g] == [2]

@@ -5,7 +5,8 @@ is looked up. The region that has it published answers with the set; this node t
 each sticker's image it lacks from there (region_files.py: by SHA-256, checked, bounded) and
 keeps a copy of the set (store/sqlite_region_stickers.py), on which every sticker call runs
 as on a set made here. A copy is refreshed from its region when it is viewed or installed,
-at most once a minute per node; if its region does not answer then, the copy serves. A
+at most once per ``region_sticker_refresh`` (a minute) per node; if its region does not
+answer then, the copy serves. A
 name that no region has: STICKER_SET_NOT_FOUND; one that some region did not answer for:
 REGION_UNAVAILABLE.
 """
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("pigeon.regions")
 
 ASK_TIMEOUT = 2.0       # seconds another region has to answer for a set (as for a lookup)
-REFRESH_EVERY = 60.0    # seconds a copy is served before its region is asked again
 MAX_FRESH = 10_000      # copies whose last refresh a node remembers
 
 
@@ -128,7 +128,8 @@ class StickerSets:
 
     def _due(self, name: str) -> bool:
         last = self._fresh.get(name)
-        return last is None or time.monotonic() - last >= REFRESH_EVERY
+        every = self.link.services.settings.region_sticker_refresh
+        return last is None or time.monotonic() - last >= every
 
     async def _fetch(self, name: str, regions: list[str]) -> None:
         """The set from the first of ``regions`` that has it, its images and all, kept here."""
