@@ -2,7 +2,8 @@
 region is found, viewed, installed and sent by someone homed in another region with the
 CLI's commands unchanged; its images are served by that person's own region; an installed
 set follows its region's while that answers, stays usable while it is away, and a set
-never fetched is REGION_UNAVAILABLE then. Two regions as in test_regions.py: Ada in a, Finn and Gus in b."""
+never fetched is REGION_UNAVAILABLE then. Two regions as in test_regions.py: Ada in a,
+Finn and Gus in b."""
 
 from __future__ import annotations
 
