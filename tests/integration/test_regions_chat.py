@@ -146,6 +146,24 @@ async def test_pins_cross_both_ways_once(
         with pytest.raises(PigeonError) as refused:
             await carol.chats.pin(alices, 1)
         assert refused.value.code == "NOT_A_MEMBER"
+        # Forged and malformed pins on a's stream to b are skipped: a message after them
+        # (the stream keeps their order) finds Bob's copy as it was.
+        alice_row = {"id": alice.profile.user_id, "name": "Alice"}
+        carol_row = {"id": carol.profile.user_id, "name": "Carol"}
+        bob_id = bob.profile.user_id
+        async with nats_client(a.nats.url) as nc:
+            for junk in ({"type": "pin", "origin": "a"},
+                         {"type": "pin", "origin": "a", "sender": carol_row,
+                          "recipient_id": bob_id, "date": 1.0,
+                          "message": [alice.profile.user_id, 1]},
+                         {"type": "pin", "origin": "a", "sender": carol_row,
+                          "recipient_id": bob_id, "date": 1.0},
+                         {"type": "pin", "origin": "a", "sender": alice_row,
+                          "recipient_id": bob_id, "date": 1.0, "message": [bob_id, 424242]}):
+                await nc.jetstream().publish("pigeon.xr.a.b", msgspec.msgpack.encode(junk))
+        await alice.messages.send(alices, "after the forgeries")
+        await next_of(bob, NewMessage, where=lambda u: u.message.text == "after the forgeries")
+        assert (await bob.chats.get(bobs)).pinned_message_id == 1
         # Deleting the pinned message for everyone unpins it in both copies.
         await alice.messages.delete(alices, [1], for_everyone=True)
         await next_of(bob, DeleteMessages, where=lambda u: u.chat_id == bobs)
