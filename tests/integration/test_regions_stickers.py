@@ -13,11 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import msgspec
+import nats
 import pytest
 from cli_support import ok, one_error_line, pigeon, sign_up
+from nats_support import nats_client
 from sticker_images import jpeg, png
 from test_regions_events import uk_phone
 
+from pigeon.protocol.regions import SetAsk, SetFound, encode
 from pigeon.testing_regions import RegionNode as Region
 
 pytestmark = pytest.mark.slow
@@ -64,6 +68,17 @@ async def test_a_set_of_another_region_is_found_installed_and_sent_with_the_cli(
         refused = pigeon(fan, "stickers", "show", name)
         assert refused.returncode == 1
         assert "[STICKER_SET_NOT_FOUND]" in one_error_line(refused)
+
+    # A region hands out only sets of its own people: b has a copy of owls, and says no;
+    # a malformed ask gets no answer at all.
+    async with nats_client(a.nats.url) as nc:
+        for region, has in (("a", True), ("b", False)):
+            reply = await nc.request(f"pigeon.region.{region}.sticker_set",
+                                     encode(SetAsk(name="owls")), timeout=5)
+            found = msgspec.msgpack.decode(reply.data, type=SetFound).set
+            assert (found is not None) == has
+        with pytest.raises(nats.errors.TimeoutError):
+            await nc.request("pigeon.region.a.sticker_set", b"\x81\xa4name\xa1x", timeout=0.5)
 
     # Finn sends its stickers to Ada (in a) and to Gus (in b), by number and by emoji.
     assert ok(fan, "send", "--to", f"@ada_xr{tag}", "--sticker", "owls:2").startswith("sent")

@@ -24,7 +24,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from pigeon.domain import stickers as rules
-from pigeon.domain.regions import region_of_id
+from pigeon.domain.regions import homed_in
 from pigeon.protocol.errors import Conflict, NotFound, PigeonError, Unavailable
 from pigeon.protocol.regions import (
     CrossSticker, CrossStickerSet, RemoteUser, SetAsk, SetFound, encode,
@@ -81,7 +81,7 @@ class StickerSets:
             whole = await store.get_sticker_set(None, name)  # published ones only
         except NotFound:
             return None
-        if not self._homed(whole.info.author_id, self.link.name):
+        if not homed_in(self.link.table, whole.info.author_id, self.link.name):
             return None  # a copy of another region's: not ours to hand out
         author = await store.get_users([whole.info.author_id])
         return CrossStickerSet(
@@ -116,15 +116,9 @@ class StickerSets:
     def _region_of(self, info: StickerSetInfo) -> str | None:
         """The region of a copy's author; None for a set made here."""
         for other in self.link.others:
-            if self._homed(info.author_id, other):
+            if homed_in(self.link.table, info.author_id, other):
                 return other
         return None
-
-    def _homed(self, user_id: int, region: str) -> bool:
-        try:
-            return region_of_id(self.link.table, user_id) == region
-        except PigeonError:
-            return False
 
     def _due(self, name: str) -> bool:
         last = self._fresh.get(name)
@@ -165,7 +159,7 @@ class StickerSets:
             raise Unavailable(f"region {region} answered nonsense",
                               code="REGION_UNAVAILABLE", retry_after=5) from None
         if found is not None and (found.name != name
-                                  or not self._homed(found.author.id, region)):
+                                  or not homed_in(self.link.table, found.author.id, region)):
             raise Unavailable(f"region {region} answered with another set",
                               code="REGION_UNAVAILABLE")
         return found

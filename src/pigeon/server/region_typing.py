@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from pigeon.domain.regions import region_of_id
+from pigeon.domain.regions import homed_in
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.regions import CrossTyping, encode
 from pigeon.protocol.updates import Typing
@@ -53,7 +53,7 @@ class TypingRelay:
         """``user_id`` is typing in ``chat_id`` (they are a member: ``others`` are the other
         members local typing told); its other side, if homed elsewhere, is told there."""
         link = self.link
-        if all(self._homed_in(other, link.name) for other in others):
+        if all(homed_in(link.table, other, link.name) for other in others):
             return  # the usual case: no second read
         if self.sent.take(str(user_id)) > 0:
             return
@@ -76,9 +76,9 @@ class TypingRelay:
             notice = msgspec.msgpack.decode(msg.data, type=CrossTyping)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             return self._drop("malformed typing notice dropped: %s", exc)
-        if (notice.origin not in link.others or not self._homed_in(notice.sender_id,
-                                                                    notice.origin)
-                or not self._homed_in(notice.recipient_id, link.name)):
+        if (notice.origin not in link.others
+                or not homed_in(link.table, notice.sender_id, notice.origin)
+                or not homed_in(link.table, notice.recipient_id, link.name)):
             return self._drop("typing notice from %s naming %d and %d dropped: not theirs",
                               notice.origin, notice.sender_id, notice.recipient_id)
         if self.taken.take(str(notice.sender_id)) > 0:
@@ -97,12 +97,6 @@ class TypingRelay:
             link.services.bus.deliver_ephemeral(
                 targets, Typing(pts=0, chat_id=chat_id, user_id=notice.sender_id))
         return None
-
-    def _homed_in(self, user_id: int, region: str) -> bool:
-        try:
-            return region_of_id(self.link.table, user_id) == region
-        except PigeonError:
-            return False
 
     def _drop(self, what: str, *args: object) -> None:
         self.dropped += 1
