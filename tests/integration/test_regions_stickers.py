@@ -69,6 +69,17 @@ async def test_a_set_of_another_region_is_found_installed_and_sent_with_the_cli(
         assert refused.returncode == 1
         assert "[STICKER_SET_NOT_FOUND]" in one_error_line(refused)
 
+    # A name taken in b by an unpublished set is b's: Ada's set of that name is not reached.
+    ok(artist, "stickers", "create", "wrens", "--title", "Ada's wrens")
+    ok(artist, "stickers", "add", "wrens", str(tmp_path / "cat.png"), "--emoji", "🐦")
+    ok(artist, "stickers", "publish", "wrens")
+    ok(friend, "stickers", "create", "wrens", "--title", "Gus's wrens")
+    for _ in range(2):  # the second time without asking a again
+        refused = pigeon(fan, "stickers", "show", "wrens")
+        assert "[STICKER_SET_NOT_FOUND]" in one_error_line(refused)
+    assert "Gus's wrens by Gus, 0 stickers [not published]" in ok(friend, "stickers", "show",
+                                                                  "wrens")
+
     # A region hands out only sets of its own people: b has a copy of owls, and says no;
     # a malformed ask gets no answer at all.
     async with nats_client(a.nats.url) as nc:

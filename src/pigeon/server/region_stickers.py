@@ -98,9 +98,12 @@ class StickerSets:
         try:
             whole = await store.get_sticker_set(viewer_id, name)
         except NotFound as missing:
+            if not self._due(name):
+                raise  # taken here by an unpublished set, found so within the minute
             try:
                 await self._fetch(name, self.link.others)
-            except Conflict:  # a set of that name is here, unpublished: as if none were
+            except Conflict:  # a set of that name is here, unpublished: as if none were;
+                self._note(name)  # and not fetched again at once (its images and all)
                 raise missing from None
             return await store.get_sticker_set(viewer_id, name)
         region = self._region_of(whole.info)
@@ -179,7 +182,11 @@ class StickerSets:
                     raise Unavailable("a fetched sticker went before its set was kept",
                                       code="STORAGE_FAILED")
             await services.store.keep_remote_sticker_set(theirs, region, services.clock())
-        self._fresh[theirs.name] = time.monotonic()
-        self._fresh.move_to_end(theirs.name)
+        self._note(theirs.name)
+
+    def _note(self, name: str) -> None:
+        """``name`` was just asked of its region: not again before the refresh is due."""
+        self._fresh[name] = time.monotonic()
+        self._fresh.move_to_end(name)
         if len(self._fresh) > MAX_FRESH:
             self._fresh.popitem(last=False)
