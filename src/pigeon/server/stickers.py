@@ -51,8 +51,8 @@ async def get_set(caller: Caller, p: m.GetStickerSet) -> StickerSet:
 
 async def _install(caller: Caller, name: str, install: bool) -> Installed:
     s = caller.services
-    if install:  # one from another region: its copy here first (region_stickers.py)
-        await seen_set(s, caller.user_id, rules.set_name(name))
+    if install and s.regions is not None:  # one from another region: its copy here first
+        await seen_set(s, caller.user_id, rules.set_name(name))  # (region_stickers.py)
     installed, pushes = await s.store.install_sticker_set(caller.user_id, rules.set_name(name),
                                                           install, s.clock())
     # Every device of the caller's, this one too: the list is the same everywhere.
