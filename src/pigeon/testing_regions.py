@@ -40,16 +40,21 @@ class RegionNode:
             return body
 
 
+def write_table(path: Path, ports: list[int]) -> Path:
+    """The region table of regions a and b (a the default), their nodes on ``ports``."""
+    path.write_text(json.dumps({"regions": [
+        {"name": name, "index": i, "endpoints": [f"ws://127.0.0.1:{ports[i]}/v1/ws"],
+         "calling_codes": CALLING_CODES[name], "default": i == 0}
+        for i, name in enumerate(("a", "b"))]}))
+    return path
+
+
 @contextmanager
 def running_two_regions(directory: Path, databases: list[str]) -> Iterator[
         tuple[RegionNode, RegionNode]]:
     """Regions a and b, each its node started; everything killed on exit."""
     ports = [free_port(), free_port()]
-    table = directory / "regions.json"
-    table.write_text(json.dumps({"regions": [
-        {"name": name, "index": i, "endpoints": [f"ws://127.0.0.1:{ports[i]}/v1/ws"],
-         "calling_codes": CALLING_CODES[name], "default": i == 0}
-        for i, name in enumerate(("a", "b"))]}))
+    table = write_table(directory / "regions.json", ports)
     with running_regions(directory, "a", "b") as (nats_a, nats_b), ExitStack() as stack:
         pair = (RegionNode("a", nats_a, databases[0], table, directory / "a", ports[0]),
                 RegionNode("b", nats_b, databases[1], table, directory / "b", ports[1]))

@@ -5,6 +5,7 @@ functions as a local change."""
 
 from __future__ import annotations
 
+import pytest
 from contract_support import T0, make_users, pushed_to, raises
 
 from pigeon.protocol import updates as up
@@ -15,6 +16,11 @@ from pigeon.protocol.regions import (
 from pigeon.store import Store
 
 BOB = RemoteUser(id=(1 << 40) + 9, name="Bob")
+
+
+@pytest.fixture(autouse=True)
+def _regions_on(store: Store) -> None:
+    store.crosses_regions = True  # as server/backends.make_store sets it with a region table
 
 
 async def test_what_happens_here_is_queued_by_author_and_random_id(store: Store) -> None:

@@ -56,7 +56,15 @@ def test_an_id_says_its_region(index: int, offset: int) -> None:
     if user_id >= (index + 1) << r.ID_SHIFT:
         return
     assert r.region_of_id(t, user_id) == region.name
+    assert [x.name for x in t.regions if r.homed_in(t, user_id, x.name)] == [region.name]
     assert user_id <= 2**62  # within the protocol's id bound
+
+
+def test_an_id_of_no_region_is_homed_nowhere() -> None:
+    t = table()
+    stray = (max(x.number for x in t.regions) + 1) << r.ID_SHIFT
+    assert not any(r.homed_in(t, stray, x.name) for x in t.regions)
+    assert not r.homed_in(t, 1, "nowhere")
 
 
 @pytest.mark.parametrize("change, reason", [

@@ -89,6 +89,13 @@ def region_of_id(table: RegionTable, user_id: int) -> str:
     raise InvalidArgument(f"user id {user_id} belongs to no region", code="INVALID_ARGUMENT")
 
 
+def homed_in(table: RegionTable, user_id: int, region: str) -> bool:
+    """Whether ``user_id`` is an account of ``region`` (False for an id of no region: what
+    another region names must say where it lives)."""
+    index = user_id >> ID_SHIFT
+    return any(r.number == index and r.name == region for r in table.regions)
+
+
 def cross_order(last_applied: int, seq: int) -> str:
     """Where a message from another region's stream stands, by its stream sequence: "apply"
     (the next one), "old" (applied, or skipped, before: a redelivery) or "early" (one before

@@ -1,8 +1,9 @@
 """What travels between regions (issue 12, deliverable 6; docs/architecture.md, "Regions"):
 what happens in a private chat whose other side is homed in the receiving region (a message,
-an edit, a delete for everyone, a read mark), and lookups of people. Every struct keeps
-unknown fields (a newer region may add some), and a message of an unknown kind decodes as
-:class:`UnknownCross`, which the receiver acknowledges and skips.
+an edit, a delete for everyone, a read mark, a pin; typing, which is not stored), lookups of
+people and of sticker sets. Every struct keeps unknown fields (a newer region may add some),
+and a message of an unknown kind decodes as :class:`UnknownCross`, which the receiver
+acknowledges and skips.
 
 Each region keeps its own copy of the chat, whose message ids are its own; a message is named
 across regions by its author and the author's ``random_id`` (:class:`MessageRef`), which both
@@ -18,6 +19,9 @@ from msgspec import Meta
 from . import limits
 from .errors import InvalidArgument
 from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
+from .stickers import (
+    MAX_STICKERS_PER_SET, SET_NAME_PATTERN, EmojiList, Licence, Position, StickerTitle,
+)
 from .types import FwdFrom, MessageSticker
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
@@ -145,13 +149,33 @@ class CrossRead(msgspec.Struct, frozen=True, tag="read", forbid_unknown_fields=F
     date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
 
 
-Cross = CrossMessage | CrossEdit | CrossDelete | CrossRead
+class CrossPin(msgspec.Struct, frozen=True, tag="pin", forbid_unknown_fields=False):
+    """``sender`` pinned ``message`` in the private chat (None: unpinned it)."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    message: MessageRef | None = None
+
+
+Cross = CrossMessage | CrossEdit | CrossDelete | CrossRead | CrossPin
 #: the kinds an outbox row may hold, by tag
-KINDS = ("message", "edit", "delete", "read")
+KINDS = ("message", "edit", "delete", "read", "pin")
 
 
 class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):
     """The fallback for a kind a newer region sends: logged, acknowledged and skipped."""
+
+
+class CrossTyping(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """``sender_id`` (homed in ``origin``) is typing in their private chat with
+    ``recipient_id``: published on ``<prefix>.region.<recipient's region>.typing`` with core
+    NATS, never stored (lost while that region is away, as typing is when a device is)."""
+
+    origin: RegionName
+    sender_id: ID
+    recipient_id: ID
 
 
 class Lookup(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -196,3 +220,42 @@ def decode_cross(data: bytes) -> Cross | UnknownCross:
         raise InvalidArgument(f"malformed cross-region message: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidArgument(f"malformed cross-region message: {exc}") from None
+
+
+# -- sticker sets (docs/architecture.md, "Regions": sticker sets) ---------------------------------
+#: bytes of one sticker's image at most (pigeon.media.stickers.MAX_STICKER_BYTES)
+MAX_STICKER_FILE_BYTES = 512 * 1024
+
+
+class SetAsk(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Asked of every other region (``<prefix>.region.<name>.sticker_set``): the published
+    set of this short name, if its author is homed there."""
+
+    name: Annotated[str, Meta(pattern=SET_NAME_PATTERN)]
+
+
+class CrossSticker(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """One sticker of a set from another region; its image is fetched by ``file_id`` (its
+    SHA-256) as a file's blob is."""
+
+    index: Position
+    emoji: EmojiList
+    file_id: Digest
+    width: Dimension
+    height: Dimension
+    animated: bool = False
+    size: Annotated[int, Meta(ge=1, le=MAX_STICKER_FILE_BYTES)] = MAX_STICKER_FILE_BYTES
+
+
+class CrossStickerSet(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A published set as its author's region has it."""
+
+    author: RemoteUser
+    name: Annotated[str, Meta(pattern=SET_NAME_PATTERN)]
+    title: StickerTitle
+    licence: Licence = ""
+    stickers: Annotated[list[CrossSticker], Meta(max_length=MAX_STICKERS_PER_SET)] = []
+
+
+class SetFound(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    set: CrossStickerSet | None = None

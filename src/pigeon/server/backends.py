@@ -19,6 +19,14 @@ from .settings import Settings
 
 
 def make_store(settings: Settings) -> Store:
+    store = _store(settings)
+    # before any call is served: an edit made before the link to the other regions is up
+    # must still be queued for them
+    store.crosses_regions = settings.region_table() is not None
+    return store
+
+
+def _store(settings: Settings) -> Store:
     # Imported here, so that a server never loads a backend it does not use.
     if settings.store:
         from pigeon.store.postgres import PostgresStore

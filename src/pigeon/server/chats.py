@@ -138,15 +138,19 @@ async def pin(caller: Caller, p: m.PinMessage) -> Chat:
     chat, pushes = await s.store.pin_message(caller.user_id, p.chat_id, p.message_id,
                                              s.clock())
     fanout.deliver(pushes, chat_size=chat.member_count)
+    if s.regions is not None:
+        s.regions.kick()  # a pin in a private chat with someone homed elsewhere: the outbox
     return chat
 
 
 async def typing(caller: Caller, p: m.SetTyping) -> Ok:
     # Typing notices are pushed to whoever is online and never stored; in a huge group only
     # the first members get them, which is what such a group wants anyway.
-    others = await caller.services.store.member_ids(caller.user_id, p.chat_id, limit=1000)
-    caller.services.bus.deliver_ephemeral(
-        others, Typing(pts=0, chat_id=p.chat_id, user_id=caller.user_id))
+    s = caller.services
+    others = await s.store.member_ids(caller.user_id, p.chat_id, limit=1000)
+    s.bus.deliver_ephemeral(others, Typing(pts=0, chat_id=p.chat_id, user_id=caller.user_id))
+    if s.regions is not None:  # the other side of a private chat may be homed elsewhere
+        await s.regions.typing.send(caller.user_id, p.chat_id, others)
     return Ok()
 
 

@@ -130,7 +130,7 @@ class Metrics:
             yield from gauges.values()
             counter = CounterMetricFamily("pigeon_region_messages",
                                           "Cross-region messages", labels=["what"])
-            for what in ("relayed", "applied", "dropped"):
+            for what in ("relayed", "applied", "dropped", "typing_dropped"):
                 counter.add_metric([what], health[what])
             yield counter
 

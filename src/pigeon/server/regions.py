@@ -41,6 +41,8 @@ from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser, Unk
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .region_files import answer_blob, blob_subject, fetch_files
+from .region_stickers import StickerSets, set_subject
+from .region_typing import TypingRelay, typing_subject
 from .streams import follow_changes, publish
 
 if TYPE_CHECKING:
@@ -78,6 +80,8 @@ class RegionLink:
         self.relayed = 0
         self.applied = 0
         self.dropped = 0
+        self.typing = TypingRelay(self)
+        self.stickers = StickerSets(self)
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -107,6 +111,10 @@ class RegionLink:
                                 cb=self._answer_lookup)
         await self.nc.subscribe(blob_subject(self.prefix, self.name), queue="blob",
                                 cb=self._answer_blob)
+        await self.nc.subscribe(typing_subject(self.prefix, self.name), queue="typing",
+                                cb=self.typing.receive)
+        await self.nc.subscribe(set_subject(self.prefix, self.name), queue="sticker_set",
+                                cb=self.stickers.answer)
         work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
         work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
                  for o in self.others]
@@ -126,7 +134,8 @@ class RegionLink:
         return {"region": self.name, "others": {
             other: {"reachable": self.reachable[other], "outbox": self.outbox[other],
                     "lag": self.lag[other]} for other in self.others},
-            "relayed": self.relayed, "applied": self.applied, "dropped": self.dropped}
+            "relayed": self.relayed, "applied": self.applied, "dropped": self.dropped,
+            "typing_dropped": self.typing.dropped}
 
     async def _connect(self) -> Any:
         delay = 0.2

@@ -84,6 +84,9 @@ class Settings:
     # Neither: one region, as before. Both need PostgreSQL and NATS with JetStream.
     region: str = ""
     regions: Path | None = None
+    # seconds a copy of another region's sticker set is served before a view or an install
+    # asks its region again (server/region_stickers.py; 0: every time)
+    region_sticker_refresh: float = 60.0
     # -- media (issue 10; docs/operations.md, "Media") --
     media_max_file_bytes: int = 2 << 30     # one file (2 GiB)
     media_quota_bytes: int = 20 << 30       # what one account may store, uploads in flight too
@@ -364,6 +367,8 @@ class Settings:
         table = self.region_table()
         if table is None:
             return
+        if not 0 <= self.region_sticker_refresh <= 86400 * 365:
+            raise SettingsError("region_sticker_refresh must be 0 to a year, in seconds")
         if self.region not in table.names():
             raise SettingsError(f"--region {self.region!r} is not in {self.regions} "
                                 f"({', '.join(table.names())})")

@@ -13,6 +13,7 @@ from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, Sticke
 from pigeon.protocol.types import MessageSticker, SentMessage
 
 from .fanout import afterwards, reserve
+from .region_stickers import seen_set
 from .services import Caller
 
 
@@ -44,11 +45,14 @@ async def search(caller: Caller, p: m.SearchStickerSets) -> list[StickerSetInfo]
 
 
 async def get_set(caller: Caller, p: m.GetStickerSet) -> StickerSet:
-    return await caller.services.store.get_sticker_set(caller.user_id, rules.set_name(p.name))
+    # a set published in another region is fetched from there (region_stickers.py)
+    return await seen_set(caller.services, caller.user_id, rules.set_name(p.name))
 
 
 async def _install(caller: Caller, name: str, install: bool) -> Installed:
     s = caller.services
+    if install and s.regions is not None:  # one from another region: its copy here first
+        await seen_set(s, caller.user_id, rules.set_name(name))  # (region_stickers.py)
     installed, pushes = await s.store.install_sticker_set(caller.user_id, rules.set_name(name),
                                                           install, s.clock())
     # Every device of the caller's, this one too: the list is the same everywhere.
@@ -77,7 +81,8 @@ async def send(caller: Caller, p: m.SendSticker) -> SentMessage:
     """A sticker of a set the caller may see (published, or their own) as a message."""
     s = caller.services
     name = rules.set_name(p.name)
-    whole = await s.store.get_sticker_set(caller.user_id, name)
+    # a copy of another region's set is used as it is: a send does not wait on its region
+    whole = await seen_set(s, caller.user_id, name, refresh=False)
     rules.check_position(rules.SetRow(0, whole.info.author_id, whole.info.published,
                                       len(whole.stickers)), p.index)
     chosen = whole.stickers[p.index - 1]

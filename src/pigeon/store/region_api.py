@@ -6,17 +6,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pigeon.protocol.regions import Cross, RemoteUser
+from pigeon.protocol.regions import Cross, CrossStickerSet, RemoteUser
 
 if TYPE_CHECKING:
     from .base import Push
-    from .sqlite_regions import Queued
+    from .sqlite_regions import Queued, Sides
 
 #: outbox rows one relay read takes at most
 MAX_OUTBOX_BATCH = 1_000
 
 
 class RegionApi:
+    #: whether this deployment has regions (server/backends.make_store says so): only then
+    #: does an edit, a delete for everyone, a read mark or a pin in a private chat look for
+    #: the other region's copy of the chat (docs/architecture.md, "Regions")
+    crosses_regions: bool = False
+
     async def remember_remote(self, user: RemoteUser, region: str, now: float) -> None:
         """Keep (or refresh) the local row of ``user``, homed in ``region``."""
         raise NotImplementedError
@@ -53,6 +58,24 @@ class RegionApi:
 
     async def skip_cross(self, region: str, seq: int) -> str:
         """Item ``seq`` of ``region``'s stream will not be applied: let the next one come."""
+        raise NotImplementedError
+
+    async def typing_peer(self, user_id: int, chat_id: int) -> Sides | None:
+        """The side homed elsewhere of the private chat ``chat_id`` of ``user_id`` (a
+        member; NOT_A_MEMBER otherwise), or None: no such side."""
+        raise NotImplementedError
+
+    async def typing_audience(self, sender_id: int, recipient_id: int,
+                              limit: int) -> tuple[int, list[int]] | None:
+        """This copy's private chat of ``sender_id`` (homed elsewhere) and ``recipient_id``,
+        and who in it may see the sender typing; None: no such chat here."""
+        raise NotImplementedError
+
+    async def keep_remote_sticker_set(self, theirs: CrossStickerSet, region: str,
+                                      now: float) -> None:
+        """Make or refresh this region's copy of a set published in ``region`` (its images
+        stored here first); STICKER_SET_NAME_TAKEN if a set of that name by someone else is
+        here."""
         raise NotImplementedError
 
     async def reserve_user_ids(self, first_id: int, last_id: int) -> None:

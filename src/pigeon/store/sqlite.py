@@ -71,6 +71,8 @@ from .sqlite_stickers import (
     _q_file_public, _q_find, _q_get_set, _q_installed, _q_search, _tx_add,
     _tx_create_set, _tx_install, _tx_move, _tx_publish, _tx_remove,
 )
+from .sqlite_region_chat import SqliteRegionChat
+from .sqlite_region_stickers import SqliteRegionStickers
 from .sqlite_regions import SqliteRegions
 from .sqlite_service import _q_service_user_id, _tx_send_service_message
 from .sqlite_streams import (
@@ -92,7 +94,7 @@ class SqlEngine(Protocol):
     async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
-class SqliteStore(SqliteRegions, Store):
+class SqliteStore(SqliteRegionChat, SqliteRegionStickers, SqliteRegions, Store):
     engine: SqlEngine
 
     def __init__(self, path: Path | str, max_batch: int = 512) -> None:
@@ -231,7 +233,8 @@ class SqliteStore(SqliteRegions, Store):
 
     async def pin_message(self, actor_id: int, chat_id: int, message_id: int | None,
                           now: float) -> tuple[Chat, list[Push]]:
-        return await self.engine.write(_tx_pin_message, actor_id, chat_id, message_id, now)
+        return await self.engine.write(_tx_pin_message, actor_id, chat_id, message_id, now,
+                                       self.crosses_regions)
 
     async def get_chat(self, user_id: int, chat_id: int) -> Chat:
         return await self.engine.read(_q_get_chat, user_id, chat_id)
@@ -266,12 +269,13 @@ class SqliteStore(SqliteRegions, Store):
 
     async def edit_message(self, user_id: int, chat_id: int, message_id: int, text: str,
                            now: float) -> tuple[Message, list[Push]]:
-        return await self.engine.write(_tx_edit_message, user_id, chat_id, message_id, text, now)
+        return await self.engine.write(_tx_edit_message, user_id, chat_id, message_id, text, now,
+                                       self.crosses_regions)
 
     async def delete_messages(self, user_id: int, chat_id: int, message_ids: list[int],
                               for_everyone: bool) -> tuple[int, int, list[Push]]:
         return await self.engine.write(_tx_delete_messages, user_id, chat_id, message_ids,
-                                       for_everyone)
+                                       for_everyone, self.crosses_regions)
 
     async def history(self, user_id: int, chat_id: int, before_id: int | None,
                       limit: int, max_bytes: int = PAGE_BYTES) -> list[Message]:
@@ -279,7 +283,8 @@ class SqliteStore(SqliteRegions, Store):
 
     async def read_history(self, user_id: int, chat_id: int,
                            max_id: int) -> tuple[int, int, list[Push]]:
-        return await self.engine.write(_tx_read_history, user_id, chat_id, max_id)
+        return await self.engine.write(_tx_read_history, user_id, chat_id, max_id,
+                                       self.crosses_regions)
 
     # -- the service account ----------------------------------------------------------------
     async def service_user_id(self) -> int | None:

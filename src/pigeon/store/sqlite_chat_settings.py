@@ -11,6 +11,7 @@ from pigeon.protocol.types import Chat
 
 from .base import Push
 from .sqlite_log import announce, push_stored
+from .sqlite_region_chat import queue_pin
 from .sqlite_rows import chat_row, chat_view, message, standing
 
 
@@ -27,13 +28,18 @@ def _tx_mute_chat(
 
 
 def _tx_pin_message(
-    conn: sqlite3.Connection, actor_id: int, chat_id: int, message_id: int | None, now: float
+    conn: sqlite3.Connection, actor_id: int, chat_id: int, message_id: int | None, now: float,
+    crossing: bool = False,
 ) -> tuple[Chat, list[Push]]:
+    # crossing: this deployment has regions (Store.crosses_regions): a private chat's pin
+    # may have to reach the other side's region
     actor = standing(conn, actor_id, chat_id)
     rules.may_pin(actor)
     pinned = 0 if message_id is None else rules.pinnable(
         message(conn, chat_id, message_id), actor, chat_id, message_id)
     conn.execute("UPDATE chats SET pinned_message_id = ? WHERE id = ?", (pinned, chat_id))
+    if crossing and actor.kind == "private":
+        queue_pin(conn, actor_id, chat_id, pinned, now)
     return chat_view(conn, chat_id, actor_id), announce(conn, chat_id, now=now)
 
 

@@ -163,8 +163,12 @@ def _seen(conn: sqlite3.Connection, reader: Standing, chat_id: int, message_id: 
 
 
 def _tx_edit_message(
-    conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int, text: str, now: float
+    conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int, text: str, now: float,
+    crossing: bool = False,
 ) -> tuple[Message, list[Push]]:
+    # crossing, here and in the delete and the read: this deployment has regions
+    # (Store.crosses_regions); without, nothing looks for the other region's copy, which on
+    # PostgreSQL would be one more round trip for every private edit, delete and read
     editor = standing(conn, user_id, chat_id)
     encryption.check_plain_edit(editor.secret)
     edited = _seen(conn, editor, chat_id, message_id)
@@ -181,14 +185,14 @@ def _tx_edit_message(
     if editor.kind == "private" and private_gate(conn, user_id, chat_id) is not None:
         told = audience.withheld(user_id)  # an edit must not bring back what was kept
     push = push_message(conn, up.EditMessage(pts=0, message=edited), told, editor.kind, now)
-    if editor.kind == "private":
+    if crossing and editor.kind == "private":
         queue_edit(conn, user_id, chat_id, message_id, text, now)
     return edited, [push]
 
 
 def _tx_delete_messages(
     conn: sqlite3.Connection, user_id: int, chat_id: int, message_ids: list[int],
-    for_everyone: bool,
+    for_everyone: bool, crossing: bool = False,
 ) -> tuple[int, int, list[Push]]:
     actor = standing(conn, user_id, chat_id)
     found = rules.deletable(messages(conn, chat_id, sorted(set(message_ids))), actor.history_from)
@@ -208,7 +212,7 @@ def _tx_delete_messages(
         push = push_stored(conn, chat_id, update, audience.delete_for_everyone(ids, user_id),
                            actor.kind, now)
         pushes = [push, *unpin_deleted(conn, chat_id, ids, now)]
-        if actor.kind == "private":
+        if crossing and actor.kind == "private":
             queue_delete(conn, user_id, chat_id, ids, now)
         return pts_in(pushes, user_id), len(ids), pushes
     else:
@@ -254,7 +258,7 @@ def _q_history(
 
 
 def _tx_read_history(
-    conn: sqlite3.Connection, user_id: int, chat_id: int, max_id: int
+    conn: sqlite3.Connection, user_id: int, chat_id: int, max_id: int, crossing: bool = False,
 ) -> tuple[int, int, list[Push]]:
     reader = standing(conn, user_id, chat_id)
     reading = rules.read_up_to(reader, max_id)
@@ -268,7 +272,7 @@ def _tx_read_history(
                           rules.unread_after(reading.mark, reader.history_from))
     own = push_stored(conn, chat_id, up.ReadInbox(pts=0, chat_id=chat_id, max_id=reading.mark,
                                                   unread_count=unread), audience.only(user_id))
-    if reader.kind == "private" and reading.tells:
+    if crossing and reader.kind == "private" and reading.tells:
         queue_read(conn, user_id, chat_id, reading.after, reading.told, time.time())
     return pts_in([own], user_id), unread, [own, *_tell_authors(conn, user_id, chat_id, reading,
                                                                  reader.kind)]

@@ -8,6 +8,7 @@ acted decides whether they may (its own rules, in its own transaction) and queue
 in the same transaction as the change; the other region applies it through the same store
 functions as a change made there, once (by its stream sequence, :func:`.sqlite_regions._advance`),
 in the order it happened (one stream per pair of regions carries messages and events alike).
+Pins go the same way (:mod:`.sqlite_region_chat`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import sqlite3
 
 from pigeon.protocol.errors import NotFound
-from pigeon.protocol.regions import Cross, CrossDelete, CrossEdit, CrossRead, MessageRef
+from pigeon.protocol.regions import (
+    Cross, CrossDelete, CrossEdit, CrossPin, CrossRead, MessageRef,
+)
 
 from .base import Push
 from .sqlite_regions import cross_sides, queue
@@ -75,8 +78,11 @@ def apply_event(conn: sqlite3.Connection, event: Cross) -> list[Push]:
         _tx_edit_message,
         _tx_read_history,
     )
+    from .sqlite_region_chat import apply_pin  # noqa: PLC0415  (it imports this module)
 
     actor = event.sender.id
+    if isinstance(event, CrossPin):
+        return apply_pin(conn, event)
     if isinstance(event, CrossEdit):
         chat_id, message_id = _located(conn, MessageRef(actor, event.random_id), actor,
                                        event.recipient_id)
