@@ -11,9 +11,12 @@ in this process beside it, N senders that each message an online peer. A message
 when the peer has received it: sent, committed durably (group commit, fsync), acknowledged,
 pushed. Phase 1 finds the saturated rate (each sender keeps --window sends in flight);
 phase 2 sends at half that rate, evenly paced, and reports p50/p99 latency from the call to
-the peer's receipt. Phase 1 also reports the CPU time the server process, this process
-(the clients) and, on PostgreSQL on this machine, its backends spent per delivered message,
-which moves far less than the rate when other work shares the machine's cores. Not a test:
+the peer's receipt. Phase 1 also reports the CPU time spent per delivered message by each
+process that serves the run (the server, or each worker and the supervisor; on PostgreSQL
+on this machine its backends and its walwriter, checkpointer and background writer; the
+nats-server; this process, the clients), how busy the whole machine was and how much of it
+went to other work, and PostgreSQL's transactions per message. CPU per message moves far
+less than the rate when other work shares the machine's cores. Not a test:
 figures vary with the machine and its neighbours; run it a few times, alternating the
 versions compared, and compare medians.
 """
