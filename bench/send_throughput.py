@@ -11,9 +11,12 @@ in this process beside it, N senders that each message an online peer. A message
 when the peer has received it: sent, committed durably (group commit, fsync), acknowledged,
 pushed. Phase 1 finds the saturated rate (each sender keeps --window sends in flight);
 phase 2 sends at half that rate, evenly paced, and reports p50/p99 latency from the call to
-the peer's receipt. Phase 1 also reports the CPU time the server process, this process
-(the clients) and, on PostgreSQL on this machine, its backends spent per delivered message,
-which moves far less than the rate when other work shares the machine's cores. Not a test:
+the peer's receipt. Phase 1 also reports the CPU time spent per delivered message by each
+process that serves the run (the server, or each worker and the supervisor; on PostgreSQL
+on this machine its backends and its walwriter, checkpointer and background writer; the
+nats-server; this process, the clients), how busy the whole machine was and how much of it
+went to other work, and PostgreSQL's transactions per message. CPU per message moves far
+less than the rate when other work shares the machine's cores. Not a test:
 figures vary with the machine and its neighbours; run it a few times, alternating the
 versions compared, and compare medians.
 """
@@ -23,11 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -103,34 +108,92 @@ async def paced(users, chats, rate: float, seconds: float, arrivals: dict[str, f
     return latencies, lost, len(sent_at) / seconds
 
 
-def _cpu_seconds(server: ServerProcess) -> float:
-    """The server's CPU time: its process and, with --workers, every worker's."""
-    assert server.proc is not None
-    top = psutil.Process(server.proc.pid)
-    total = 0.0
-    for proc in [top, *top.children(recursive=True)]:
-        times = proc.cpu_times()
-        total += times.user + times.system
-    return total
-
-
-def _postgres_cpu_seconds(database: str | None) -> float | None:
-    """The CPU time of PostgreSQL's backends serving ``database`` (their process titles name
-    it; None when they cannot be read, e.g. PostgreSQL on another machine). Backends that
+class CpuMeter:
+    """CPU time per process of everything that serves the run, read before and after phase 1,
+    and the whole machine's busy and idle time (other work on the machine shows as the busy
+    time no process of the run accounts for). PostgreSQL's backends are found by their
+    process titles, which name the database (not found: PostgreSQL on another machine);
+    its walwriter, checkpointer and background writer are counted beside them (they serve
+    every database on that server: any other load on it is counted too). Processes that
     exit in between are missed: the server keeps its connections for the whole run."""
+
+    _PG_AUX = ("walwriter", "checkpointer", "background writer")
+
+    def __init__(self, server: ServerProcess, database: str | None, nats_pid: int | None):
+        assert server.proc is not None
+        self.top = psutil.Process(server.proc.pid)
+        self.database = database
+        self.nats_pid = nats_pid
+
+    def _processes(self) -> dict[str, list[psutil.Process]]:
+        groups: dict[str, list[psutil.Process]] = {}
+        children = self.top.children(recursive=True)
+        workers = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        if workers:
+            groups["supervisor"] = [self.top]
+            for i, proc in enumerate(sorted(workers, key=lambda c: c.pid)):
+                groups[f"worker {i}"] = [proc]
+        else:
+            groups["server"] = [self.top]
+        if self.database is not None:
+            for proc in psutil.process_iter(["cmdline"]):
+                title = " ".join(proc.info["cmdline"] or [])
+                if not title.startswith("postgres:"):
+                    continue
+                if f" {self.database} " in title:
+                    groups.setdefault("PostgreSQL backends", []).append(proc)
+                elif title.rstrip().endswith(self._PG_AUX):
+                    groups.setdefault("PostgreSQL walwriter etc.", []).append(proc)
+        if self.nats_pid is not None:
+            groups["nats-server"] = [psutil.Process(self.nats_pid)]
+        groups["clients (this process)"] = [psutil.Process()]
+        return groups
+
+    def read(self) -> dict[str, float]:
+        times: dict[str, float] = {}
+        for name, procs in self._processes().items():
+            for proc in procs:
+                try:
+                    t = proc.cpu_times()
+                    # a process's own and its reaped children's (a worker's resource tracker)
+                    times[name] = times.get(name, 0.0) + t.user + t.system
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+        machine = psutil.cpu_times()
+        idle = machine.idle + getattr(machine, "iowait", 0.0)
+        times["(machine busy)"] = sum(machine) - idle
+        times["(machine idle)"] = idle
+        return times
+
+    @staticmethod
+    def report(before: dict[str, float], after: dict[str, float], delivered: int,
+               seconds: float) -> str:
+        spent = {name: after[name] - before.get(name, 0.0) for name in after}
+        busy, idle = spent.pop("(machine busy)"), spent.pop("(machine idle)")
+        accounted = sum(spent.values())
+        cores = psutil.cpu_count() or 1
+        lines = [f"CPU per message ({cores} cores, {busy / (busy + idle):.0%} busy, load "
+                 f"average {psutil.getloadavg()[0]:.1f}):"]
+        for name, value in spent.items():
+            lines.append(f"  {name:<28}{value / delivered * 1e6:6.0f} us "
+                         f"({value / seconds:.2f} cores)")
+        lines.append(f"  {'all of the above':<28}{accounted / delivered * 1e6:6.0f} us")
+        lines.append(f"  {'other work on the machine':<28}"
+                     f"{max(0.0, busy - accounted) / seconds:6.2f} cores")
+        return "\n".join(lines)
+
+
+async def _commits(database: str | None) -> int | None:
+    """Transactions committed in ``database`` so far, as PostgreSQL's statistics have them
+    (a busy backend reports at most once a second: read over a run of several seconds)."""
     if database is None:
         return None
-    total, found = 0.0, False
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            title = " ".join(proc.info["cmdline"] or [])
-            if title.startswith("postgres:") and f" {database} " in title:
-                times = proc.cpu_times()
-                total += times.user + times.system
-                found = True
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total if found else None
+    admin = await asyncpg.connect(pg.ADMIN_URL, timeout=3)
+    try:
+        return await admin.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", database)
+    finally:
+        await admin.close()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -148,6 +211,11 @@ async def main() -> None:
     parser.add_argument("--timeout", type=float, default=None,
                         help="give up after this many seconds in all (default: 6 x --seconds + 60)")
     args = parser.parse_args()
+    # The clients share the machine's cores with the server: their process collects young
+    # objects as a server does (server/collections_hold.py, settle_collector), so that the
+    # collector's walks over hundreds of sends in flight are not what the run measures.
+    gc.freeze()
+    gc.set_threshold(20_000, *gc.get_threshold()[1:])
     timeout = args.timeout or 6 * args.seconds + 60
     for store in args.stores.split(","):
         if store not in ("sqlite", "postgresql", "postgresql-2"):
@@ -186,6 +254,7 @@ async def measure(args: argparse.Namespace, store_url: str | None, workers: int 
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         extra: list[str] = ["--store", store_url] if store_url else []
+        nats = None
         if workers > 1:
             nats = stack.enter_context(running_nats())
             extra += ["--workers", str(workers), "--bus", nats.url]
@@ -197,21 +266,22 @@ async def measure(args: argparse.Namespace, store_url: str | None, workers: int 
         readers = [asyncio.create_task(receiver(users[2 * i + 1], arrivals))
                    for i in range(args.pairs)]
         await saturate(users, chats, 2, 1.0, arrivals)  # warm up
-        server_cpu, bench_cpu = _cpu_seconds(server), time.process_time()
-        pg_cpu = _postgres_cpu_seconds(database)
+        meter = CpuMeter(server, database, nats.pid if nats is not None else None)
         before = len(arrivals)
+        commits = await _commits(database)
+        cpu_before, started = meter.read(), time.perf_counter()
         rate = await saturate(users, chats, args.window, args.seconds, arrivals)
+        cpu_after, elapsed = meter.read(), time.perf_counter() - started
+        await asyncio.sleep(1.0)  # PostgreSQL's backends report their statistics
+        commits_after = await _commits(database)
         delivered = len(arrivals) - before
-        server_cpu = _cpu_seconds(server) - server_cpu
-        bench_cpu = time.process_time() - bench_cpu
-        pg_after = _postgres_cpu_seconds(database)
         print(f"saturated: {rate:,.0f} durable messages/s end to end "
               f"({args.pairs} pairs, window {args.window}, {args.seconds:.0f} s)")
         # CPU per message moves less than the rate when neighbours share the machine's cores
-        in_postgres = ("" if pg_cpu is None or pg_after is None else
-                       f", PostgreSQL's backends {(pg_after - pg_cpu) / delivered * 1e6:.0f} us")
-        print(f"CPU per message: server {server_cpu / delivered * 1e6:.0f} us, "
-              f"this process (the clients) {bench_cpu / delivered * 1e6:.0f} us{in_postgres}")
+        print(CpuMeter.report(cpu_before, cpu_after, delivered, elapsed))
+        if commits is not None and commits_after is not None:
+            print(f"PostgreSQL transactions: {(commits_after - commits) / delivered:.3f} a "
+                  f"message ({delivered / max(1, commits_after - commits):.1f} messages each)")
         latencies, lost, offered = await paced(users, chats, rate / 2, args.seconds, arrivals)
         print(f"at half that rate ({offered:,.0f}/s offered): p50 {pct(latencies, 0.50):.1f} ms, "
               f"p99 {pct(latencies, 0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms, "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats
 import pytest
 from nats_support import NatsServer, free_port, nats_server
 
@@ -87,6 +88,21 @@ async def test_an_update_reaches_the_users_devices_in_another_process(pair) -> N
     assert reached == 1 and here.got == [low(1, 7)]  # the local fast path, at once
     await until(lambda: there.got, "remote push")
     assert there.got == [low(1, 7)] and other_user.got == []
+
+
+async def test_a_process_is_not_sent_its_own_frames_back(pair) -> None:
+    a, b = pair
+    here, there = Device(5, 50), Device(5, 51)
+    a.attach(here)
+    b.attach(there)
+    await settled(a, b)
+    a.deliver([Push(low(1), [(5, 1)])])
+    await until(lambda: there.got, "a's push at b")
+    b.deliver([Push(low(2), [(5, 2)])])
+    # b's frame reaches a after a's own would have, on the same subject
+    await until(lambda: len(here.got) == 2, "b's push at a")
+    assert here.got == [low(1, 1), low(2, 2)]
+    assert a.stats["own"] == 0 and a.stats["received"] == 1
 
 
 async def test_exclusions_by_session_hold_everywhere(pair) -> None:
@@ -277,9 +293,10 @@ async def test_a_process_cut_off_from_nats_forgets_and_is_not_current(tmp_path: 
         await settled(a, b)
         # A process that could not get a revocation out says so once back: the others forget.
         before, before_a = heard_b.unsure, heard_a.unsure
-        assert a._nc is not None
-        await a._nc.publish(f"{prefix}.revoke", msgspec.msgpack.encode(
+        elsewhere = await nats.connect(server.url)  # a third process (ours are not echoed)
+        await elsewhere.publish(f"{prefix}.revoke", msgspec.msgpack.encode(
             {"origin": "elsewhere", "op": "forget"}))
+        await elsewhere.close()
         await until(lambda: heard_b.unsure > before and heard_a.unsure > before_a,
                     "both told to forget")
     finally:

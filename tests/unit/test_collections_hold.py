@@ -72,3 +72,23 @@ def test_release_restores_what_was_there():
     hold.release()
     hold.release()
     assert collector.thresholds == (2000, 20, 5) and not hold.holding
+
+
+def test_a_settled_server_process_freezes_its_start_and_collects_young_objects_less_often():
+    # the real collector, in a process of its own (freezing this one would change the tests')
+    import subprocess
+    import sys
+
+    script = (
+        "import gc\n"
+        "from pigeon.server.collections_hold import CollectionHold, settle_collector\n"
+        "kept = [[i] for i in range(1000)]\n"
+        "settle_collector()\n"
+        "print(gc.get_freeze_count() >= 1000, gc.get_threshold())\n"
+        "hold = CollectionHold(lambda: 0)\n"
+        "hold._hold(0.0)\n"
+        "hold.release()\n"
+        "print(gc.get_threshold())\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["True (20000, 10, 10)", "(20000, 10, 10)"]  # a storm's hold keeps them

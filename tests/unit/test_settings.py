@@ -112,9 +112,21 @@ def test_the_store_comes_from_the_flag_or_the_environment():
     assert load_settings(None, {"store": url}, environ={}).store == url
     assert load_settings(None, {}, environ={"PIGEON_STORE": url}).store == url
     assert load_settings(None, {}, environ={}).store == ""  # SQLite in the data directory
-    for bad in ({"store_pool": 2}, {"store_writers": 0}, {"store_writers": 8}):
+    for bad in ({"store_pool": 2}, {"store_writers": -1}, {"store_writers": 8}):
         with pytest.raises(SettingsError, match="store_pool"):
             load_settings(None, {"store": url, **bad}, environ={})
+
+
+def test_writers_are_four_in_all_shared_among_the_workers_unless_set():
+    url = "postgresql://pigeon@127.0.0.1:5432/pigeon"
+    here = {workers: load_settings(None, {"store": url, "workers": workers, "bus": "nats://n:4222"},
+                                   environ={}).store_writers_here for workers in (1, 2, 3, 4, 8)}
+    assert here == {1: 4, 2: 2, 3: 1, 4: 1, 8: 1}
+    assert load_settings(None, {"store": url}, environ={}).store_writers_here == 4
+    assert load_settings(None, {"store": url, "store_pool": 3},
+                         environ={}).store_writers_here == 2  # a reader is left
+    assert load_settings(None, {"store": url, "workers": 2, "bus": "nats://n:4222",
+                                "store_writers": 3}, environ={}).store_writers_here == 3
 
 
 @given(st.text(max_size=80) | st.builds("postgresql://{}".format, st.text(max_size=40)))

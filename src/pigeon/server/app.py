@@ -28,7 +28,7 @@ from pigeon.shield.guard import Shield
 
 from .accept import GuardedProtocol
 from .backends import make_bus, make_shield_state, make_store
-from .collections_hold import CollectionHold
+from .collections_hold import CollectionHold, settle_collector
 from .codes import make_sender
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from .datadir import lock_data_dir, prepare_data_dir, private_umask
@@ -400,6 +400,8 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, began: float, 
         loop.add_signal_handler(sig, stop.set)
     await shield.start()
     services.downtime = await _announced_downtime(settings, took)
+    if ending:  # the process is the server's alone (collections_hold.py)
+        settle_collector()
     holding = asyncio.create_task(_hold_collections_in_storms(shield))
     purge = asyncio.create_task(
         purge_device_inboxes(services, settings.device_inbox_purge_every))

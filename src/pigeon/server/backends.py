@@ -31,8 +31,9 @@ def _store(settings: Settings) -> Store:
     if settings.store:
         from pigeon.store.postgres import PostgresStore
 
-        return PostgresStore(settings.store, writers=settings.store_writers,
-                             readers=settings.store_pool - settings.store_writers)
+        writers = settings.store_writers_here
+        return PostgresStore(settings.store, writers=writers,
+                             readers=settings.store_pool - writers)
     from pigeon.store.sqlite import SqliteStore
 
     return SqliteStore(settings.db_path)

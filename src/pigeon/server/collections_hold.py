@@ -27,9 +27,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CollectionHold"]
+__all__ = ["CollectionHold", "settle_collector"]
 
 OUT_OF_REACH = 1 << 30  # generation 2's threshold while held
+#: the young generation's threshold in a server process of its own (CPython's: 700)
+YOUNG_THRESHOLD = 20_000
+
+
+def settle_collector(collector: Any = gc) -> None:
+    """Once a server process of its own is up: what it made to start (modules, the app,
+    its tables) is frozen out of every later collection, and young collections run after
+    20,000 allocations instead of 700. A call's objects nearly all die by reference count,
+    but at 700 a young collection found the calls in flight still alive, every time, and
+    walked them again; at saturation the collector took 11-19% of a server's CPU
+    (py-spy, bench/send_throughput.py; docs/architecture.md, "Where the time goes").
+    No collection first: it took 90 ms, a pause for the devices already coming back, to
+    free a few objects of the start, which freezing keeps instead."""
+    collector.freeze()
+    _, second, third = collector.get_threshold()
+    collector.set_threshold(YOUNG_THRESHOLD, second, third)
 
 
 class CollectionHold:

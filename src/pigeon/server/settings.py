@@ -24,6 +24,8 @@ from .edge import parse_networks
 
 #: worker processes of one `pigeon serve`, at most
 MAX_WORKERS = 64
+#: PostgreSQL writers of one machine's workers in all, when store_writers is not set
+STORE_WRITERS = 4
 
 
 class SettingsError(ValueError):
@@ -37,7 +39,8 @@ class Settings:
     # than one process; its password from PGPASSWORD or ~/.pgpass, never on the command line.
     store: str = ""
     store_pool: int = 8                     # PostgreSQL connections per process: writers
-    store_writers: int = 4                  # and readers (the rest); docs/operations.md
+    store_writers: int = 0                  # and readers (the rest); docs/operations.md
+    # (0: STORE_WRITERS in all, shared among the workers: store_writers_here)
     allow_shared_data_dir: bool = False     # start even if group or others can open `data`
     listen: str = "127.0.0.1:8700"
     # N: N worker processes on the listening port (SO_REUSEPORT) under one supervisor that
@@ -235,6 +238,17 @@ class Settings:
         return self.store or None
 
     @property
+    def store_writers_here(self) -> int:
+        """Writers in each process: ``store_writers`` if set; otherwise STORE_WRITERS shared
+        among the workers, at least one each, leaving a reader. Every writer commits its own
+        batches: with 4 in each of 2 workers a batch held half as many messages as with 4 in
+        one process, and PostgreSQL spent 40% more CPU a message (docs/architecture.md,
+        "Where the time goes")."""
+        if self.store_writers:
+            return self.store_writers
+        return max(1, min(STORE_WRITERS // max(1, self.worker_count), self.store_pool - 1))
+
+    @property
     def worker_count(self) -> int:
         """How many worker processes ``pigeon serve`` runs: ``workers`` if set; otherwise one
         per core when the store and the bus are shared (PostgreSQL and NATS), else 0 (one
@@ -405,8 +419,9 @@ class Settings:
         if parts.password is not None:
             raise SettingsError("store: put the password in PGPASSWORD or ~/.pgpass, not in the "
                                 "URL (it would show in the process list and in logs)")
-        if not 3 <= self.store_pool <= 100 or not 1 <= self.store_writers < self.store_pool:
-            raise SettingsError("need 3 <= store_pool <= 100 and 1 <= store_writers < store_pool")
+        if not 3 <= self.store_pool <= 100 or not 0 <= self.store_writers < self.store_pool:
+            raise SettingsError("need 3 <= store_pool <= 100 and 0 <= store_writers < store_pool "
+                                "(0: 4 shared among the workers)")
 
     def _validate_edge(self) -> None:
         try:
