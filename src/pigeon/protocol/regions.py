@@ -10,7 +10,7 @@ copies' ``random_ids`` tables hold."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -18,7 +18,7 @@ from msgspec import Meta
 from . import limits
 from .errors import InvalidArgument
 from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
-from .types import FwdFrom, MessageSticker
+from .types import FwdFrom, MessageSticker, Role
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 ID = Annotated[int, Meta(ge=1, le=2**62)]
@@ -145,9 +145,68 @@ class CrossRead(msgspec.Struct, frozen=True, tag="read", forbid_unknown_fields=F
     date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
 
 
-Cross = CrossMessage | CrossEdit | CrossDelete | CrossRead
+# -- groups spanning regions (docs/architecture.md, "Regions", "Groups across regions") ------
+# A group lives in its creator's region, which alone decides its members, its rules and its
+# message ids; each other region with members keeps a replica, written only by what the
+# group's region ships. A group's id, and its messages' ids, are the same in every region
+# (chat ids are ranged per region, as user ids are), so in these kinds ``recipient_id`` is
+# the group's id, and a message is still named by its author and random_id, as in a private
+# chat, so that the private chats' paths apply.
+
+class GroupMember(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A member of a group as its region keeps it (``home``: where the account lives; None:
+    in the group's region)."""
+
+    user: RemoteUser
+    role: Role
+    joined: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    history_from: Annotated[int, Meta(ge=0, le=2**62)]
+    home: RegionName | None = None
+
+
+class CrossGroup(msgspec.Struct, frozen=True, tag="group", forbid_unknown_fields=False):
+    """The group ``recipient_id`` as it now stands, after ``sender`` changed it: its title and
+    size, and the members that joined or changed (``joined``, upserted) or left (``left``).
+    A region that gets its first member is sent every member, in parts of at most
+    :data:`GROUP_PART` (a frame holds that many); applying one twice changes nothing."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    kind: Literal["group", "supergroup"]
+    title: Annotated[str, Meta(max_length=limits.MAX_TITLE_CHARS)]
+    created: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    member_count: Annotated[int, Meta(ge=0, le=limits.MAX_GROUP_MEMBERS)]
+    last_message_id: Annotated[int, Meta(ge=0, le=2**62)]
+    joined: Annotated[list[GroupMember], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
+    left: Annotated[list[ID], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
+
+
+class CrossGroupMessage(CrossMessage, frozen=True, tag="group_message", kw_only=True):
+    """A message of the group ``recipient_id``, numbered ``message_id`` by the group's region
+    (the replica keeps that id); ``reply_to`` names its message by author and random_id."""
+
+    message_id: ID
+
+
+class CrossGroupEdit(CrossEdit, frozen=True, tag="group_edit"):
+    """``sender`` edited their message ``random_id`` of the group ``recipient_id``."""
+
+
+class CrossGroupDelete(CrossDelete, frozen=True, tag="group_delete"):
+    """``sender`` deleted these messages of the group ``recipient_id`` for everyone."""
+
+
+#: members one CrossGroup carries at most
+GROUP_PART = limits.MAX_IDS_PER_CALL
+
+Cross = (CrossMessage | CrossEdit | CrossDelete | CrossRead | CrossGroup | CrossGroupMessage
+         | CrossGroupEdit | CrossGroupDelete)
+GroupCross = CrossGroup | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete
 #: the kinds an outbox row may hold, by tag
-KINDS = ("message", "edit", "delete", "read")
+KINDS = ("message", "edit", "delete", "read", "group", "group_message", "group_edit",
+         "group_delete")
 
 
 class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):

@@ -37,10 +37,12 @@ from nats.js.errors import NotFoundError
 from pigeon.domain import regions as rules
 from pigeon.domain.regions import RegionTable
 from pigeon.protocol import regions as wire
+from pigeon.protocol.region_groups import GroupAnswer, GroupCall
 from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser, UnknownCross
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .region_files import answer_blob, blob_subject, fetch_files
+from .region_groups import answer_group_call
 from .streams import follow_changes, publish
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pigeon.regions")
 
 LOOKUP_TIMEOUT = 2.0      # seconds another region has to answer a lookup
+GROUP_CALL_TIMEOUT = 5.0  # seconds a group's region has to commit a forwarded call
 RELAY_POLL = 0.5          # seconds between outbox reads when nothing woke the relay
 BATCH = 64                # messages of a stream unacknowledged at once, per region pair
 OUTBOX_WATCH = 5.0        # seconds between counts of the outbox (for /metrics)
@@ -76,6 +79,7 @@ class RegionLink:
         self.lag: dict[str, int] = {other: 0 for other in self.others}
         self.outbox: dict[str, int] = {other: 0 for other in self.others}
         self.relayed = 0
+        self.group_homes: dict[int, str] = {}  # replicas' groups: where each lives (never moves)
         self.applied = 0
         self.dropped = 0
 
@@ -107,6 +111,8 @@ class RegionLink:
                                 cb=self._answer_lookup)
         await self.nc.subscribe(blob_subject(self.prefix, self.name), queue="blob",
                                 cb=self._answer_blob)
+        await self.nc.subscribe(f"{self.prefix}.region.{self.name}.group", queue="group",
+                                cb=self._answer_group)
         work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
         work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
                  for o in self.others]
@@ -201,6 +207,29 @@ class RegionLink:
             await self.services.store.remember_remote(found.user, region,
                                                       self.services.clock())
         return found.user
+
+    async def _answer_group(self, msg: Any) -> None:
+        await answer_group_call(self.services, msg)
+
+    async def group_call(self, region: str, call: GroupCall) -> GroupAnswer:
+        """A call in a group homed in ``region``, done there (server/region_groups.py);
+        REGION_UNAVAILABLE if it does not answer in time."""
+        if self.nc is None or not self.nc.is_connected:
+            raise Unavailable(f"region {region} cannot be reached (no NATS)",
+                              code="REGION_UNAVAILABLE", retry_after=5)
+        try:
+            reply = await self.nc.request(f"{self.prefix}.region.{region}.group",
+                                          wire.encode(call), timeout=GROUP_CALL_TIMEOUT)
+            answer = msgspec.msgpack.decode(reply.data, type=GroupAnswer)
+        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
+            self.reachable[region] = False
+            raise Unavailable(f"region {region}, where the group lives, does not answer; try "
+                              "again later", code="REGION_UNAVAILABLE", retry_after=5) from None
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise Unavailable(f"region {region} answered nonsense",
+                              code="REGION_UNAVAILABLE", retry_after=5) from None
+        self.reachable[region] = True
+        return answer
 
     # -- relay: outbox -> JetStream -------------------------------------------------------------
     async def _relay(self, destination: str) -> None:

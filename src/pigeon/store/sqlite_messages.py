@@ -25,6 +25,7 @@ from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_region_events import queue_delete, queue_edit, queue_read
+from .sqlite_region_groups import ship_delete, ship_edit, ship_message
 from .sqlite_regions import check_crossable, private_sides, queue_remote
 from .sqlite_safety import gate_columns, gate_on, hide, private_gate
 from .sqlite_service import is_service_chat
@@ -48,9 +49,11 @@ def _tx_send_message(
     now: float, reply_to: int | None, fwd_from: FwdFrom | None,
     sticker: MessageSticker | None = None, media: Media | None = None,
     ciphertext: bytes | None = None, *, from_region: bool = False,
+    message_id: int | None = None,
 ) -> tuple[Message, int, list[Push]]:
     # from_region: a message from another region (sqlite_regions._tx_apply_cross), whose
-    # forward header names a chat of that region: its home checked where it came from
+    # forward header names a chat of that region: its home checked where it came from;
+    # message_id: its id there, in a replica of a group of that region (the same in both)
     # The sender's standing, whether the chat is the service chat, whether this random_id
     # was seen, the private chat's gate and its sides' regions: one statement, because every
     # send starts here (each statement is a round trip on PostgreSQL)
@@ -87,7 +90,8 @@ def _tx_send_message(
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
     # standing() locked the chat row (FOR UPDATE on PostgreSQL; SQLite has one writer)
-    message_id = sender.last_message_id + 1
+    if message_id is None:
+        message_id = sender.last_message_id + 1
     write_later(conn, "UPDATE chats SET last_message_id = ? WHERE id = ?",
                 (message_id, chat_id))
     write_later(
@@ -122,6 +126,9 @@ def _tx_send_message(
     if remote is not None:
         queue_remote(conn, remote, sender_id, random_id, text, now, chat_id, message_id,
                      fwd_from, reply_to, media, sticker)
+    elif membership.is_group(sender.kind) and not from_region:
+        ship_message(conn, chat_id, message_id, sender_id, random_id, text, now, fwd_from,
+                     reply_to, media, sticker)
     return new, sender_pts, pushes
 
 
@@ -183,6 +190,8 @@ def _tx_edit_message(
     push = push_message(conn, up.EditMessage(pts=0, message=edited), told, editor.kind, now)
     if editor.kind == "private":
         queue_edit(conn, user_id, chat_id, message_id, text, now)
+    else:
+        ship_edit(conn, chat_id, message_id, user_id, text, now)
     return edited, [push]
 
 
@@ -210,6 +219,8 @@ def _tx_delete_messages(
         pushes = [push, *unpin_deleted(conn, chat_id, ids, now)]
         if actor.kind == "private":
             queue_delete(conn, user_id, chat_id, ids, now)
+        else:
+            ship_delete(conn, chat_id, ids, user_id, now)
         return pts_in(pushes, user_id), len(ids), pushes
     else:
         conn.executemany(
