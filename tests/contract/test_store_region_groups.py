@@ -150,3 +150,28 @@ async def test_a_replica_refuses_an_id_taken_here(store: Store) -> None:
         await store.apply_cross(hijack, 1, T0, None)
     assert (await store.get_chat(alice, local.id)).title == "mine"
     assert msgspec.json.encode(hijack)  # a valid struct: refused for what it claims, not its form
+
+
+async def test_an_add_across_regions_follows_the_privacy_chosen_at_home(store: Store) -> None:
+    from pigeon.store import GroupPolicy
+
+    (alice,) = await make_users(store, 1)
+    policy = GroupPolicy(default_who_can_add="contacts")
+    everyone = RemoteUser(id=(1 << 40) + 20, name="Eve", who_can_add="everyone")
+    asks = RemoteUser(id=(1 << 40) + 21, name="Ian", who_can_add="contacts")
+    for person in (everyone, asks):
+        await store.remember_remote(person, "b", T0)
+        await store.remember_discovery(alice, person.id)  # Alice looked them up
+    chat, _ = await store.create_group(alice, "club", [everyone.id], T0, MAX_MEMBERS, policy)
+    assert chat.member_count == 2
+    # Ian would be invited; an invitation would never reach his region: refused, typed.
+    with raises(InvalidArgument, "NOT_SUPPORTED_ACROSS_REGIONS"):
+        await store.add_members(alice, chat.id, [asks.id], T0, MAX_MEMBERS, policy)
+    # A message from him (no setting said) keeps what his region said before.
+    await store.remember_remote(RemoteUser(id=asks.id, name="Ian"), "b", T0)
+    with raises(InvalidArgument, "NOT_SUPPORTED_ACROSS_REGIONS"):
+        await store.add_members(alice, chat.id, [asks.id], T0, MAX_MEMBERS, policy)
+    await store.remember_remote(RemoteUser(id=asks.id, name="Ian", who_can_add="everyone"),
+                                "b", T0)
+    assert (await store.add_members(alice, chat.id, [asks.id], T0, MAX_MEMBERS,
+                                    policy))[0].member_count == 3

@@ -18,7 +18,7 @@ from msgspec import Meta
 from . import limits
 from .errors import InvalidArgument
 from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
-from .types import FwdFrom, MessageSticker, Role
+from .types import FwdFrom, MessageSticker, Role, WhoCanAdd
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 ID = Annotated[int, Meta(ge=1, le=2**62)]
@@ -31,6 +31,9 @@ class RemoteUser(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     id: ID
     name: Annotated[str, Meta(max_length=limits.MAX_NAME_CHARS)]
     username: Annotated[str, Meta(max_length=limits.USERNAME_MAX)] | None = None
+    #: who may add them to a group, as they chose at home (None: not said, or never chosen):
+    #: a group's region in another region judges an add by it
+    who_can_add: WhoCanAdd | None = None
 
 
 class MessageRef(msgspec.Struct, frozen=True, array_like=True):

@@ -18,7 +18,7 @@ from pigeon.protocol.types import Chat, Role
 
 from .base import MemberRecord, Push
 from .sqlite_log import announce, pts_in
-from .sqlite_region_groups import ship_state
+from .sqlite_region_groups import check_invitable, ship_state
 from .sqlite_safety import gate_new_private
 from .sqlite_service import service_user_id
 from .sqlite_people import (
@@ -81,6 +81,7 @@ def _tx_create_group(
     kind = groups.group_kind(large)
     added, invited, refusing = sort_unblocked_newcomers(
         conn, owner_id, groups.founders(owner_id, named), policy)
+    check_invitable(conn, invited)
     groups.check_capacity(1, len(added), groups.member_limit(kind, max_members, policy))
     check_created_quota(conn, owner_id, now, policy)
     check_joined_quota(conn, [owner_id, *added], policy)
@@ -107,6 +108,7 @@ def _tx_add_members(
     existing_users(conn, user_ids)
     new = groups.newcomers(user_ids, set(member_ids(conn, chat_id)))
     added, invited, refusing = sort_unblocked_newcomers(conn, actor_id, new, policy)
+    check_invitable(conn, invited)
     chat = chat_row(conn, chat_id)
     groups.check_capacity(chat.member_count, len(added),
                           groups.member_limit(chat.kind, max_members, policy))

@@ -261,7 +261,20 @@ def _q_people(conn: sqlite3.Connection, ids: list[int]) -> list[RemoteUser]:
     """Of these accounts, those homed here, as another region keeps them."""
     out: list[RemoteUser] = []
     for chunk in chunks(ids):
-        out += [RemoteUser(id=r[0], name=r[1], username=r[2]) for r in conn.execute(
-            f"SELECT id, name, username FROM users WHERE id IN ({marks(chunk)}) "
-            "AND home_region IS NULL", chunk)]
+        out += [RemoteUser(id=r[0], name=r[1], username=r[2], who_can_add=r[3])
+                for r in conn.execute(
+                    f"SELECT id, name, username, who_can_add FROM users WHERE id IN "
+                    f"({marks(chunk)}) AND home_region IS NULL", chunk)]
     return out
+
+
+def check_invitable(conn: sqlite3.Connection, user_ids: list[int]) -> None:
+    """An invitation lives in the group's region, where someone homed elsewhere would never
+    see it: refused for them (their privacy asks for one)."""
+    for chunk in chunks(user_ids):
+        row = conn.execute(f"SELECT id FROM users WHERE id IN ({marks(chunk)}) "
+                           "AND home_region IS NOT NULL LIMIT 1", chunk).fetchone()
+        if row is not None:
+            raise InvalidArgument(
+                f"user {row[0]} only joins groups by invitation, and an invitation does not "
+                "reach another region yet", code="NOT_SUPPORTED_ACROSS_REGIONS")

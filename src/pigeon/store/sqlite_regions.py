@@ -196,6 +196,8 @@ def _tx_remember_remote(conn: sqlite3.Connection, user: RemoteUser, region: str,
     else:
         conn.execute("UPDATE users SET name = ?, username = ?, home_region = ? WHERE id = ?",
                      (user.name, user.username, region, user.id))
+    if user.who_can_add is not None:  # a message's sender does not say: kept as last told
+        conn.execute("UPDATE users SET who_can_add = ? WHERE id = ?", (user.who_can_add, user.id))
 
 
 def _q_local_user(conn: sqlite3.Connection, phone: str | None,
@@ -204,13 +206,14 @@ def _q_local_user(conn: sqlite3.Connection, phone: str | None,
     username: what another region's lookup is answered."""
     if phone is not None:
         row = conn.execute(
-            "SELECT id, name, username FROM users WHERE phone = ? AND phone_discoverable = 1 "
-            "AND home_region IS NULL AND disabled = 0", (phone,)).fetchone()
+            "SELECT id, name, username, who_can_add FROM users WHERE phone = ? "
+            "AND phone_discoverable = 1 AND home_region IS NULL AND disabled = 0",
+            (phone,)).fetchone()
     else:
         row = conn.execute(
-            "SELECT id, name, username FROM users WHERE username_key = ? "
+            "SELECT id, name, username, who_can_add FROM users WHERE username_key = ? "
             "AND home_region IS NULL AND disabled = 0", (username_key,)).fetchone()
-    return RemoteUser(id=row[0], name=row[1], username=row[2]) if row else None
+    return RemoteUser(id=row[0], name=row[1], username=row[2], who_can_add=row[3]) if row else None
 
 
 def _q_crossed_blob(conn: sqlite3.Connection, digest: str) -> bool:
