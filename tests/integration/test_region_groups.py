@@ -249,6 +249,7 @@ async def test_either_region_away(regions: tuple[Region, Region], phone) -> None
         assert [t for _, _, t in await shown(bob, group.id)] == ["before"]
         a.nats.start()
         a.node.start()
+        await alice.close()
         alice = clients[0] = await login(a.node, alice_phone, "Alice")
 
         async def sent_again() -> bool:  # the same random_id: written once however often
