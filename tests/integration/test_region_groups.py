@@ -93,10 +93,13 @@ async def test_a_group_spans_two_regions(regions: tuple[Region, Region], phone) 
         # Both ways at once: the group's region orders them; every copy agrees.
         await asyncio.gather(*(c.messages.send(group.id, f"{n} {i}")
                                for i in range(4) for c, n in ((alice, "a"), (bob, "b"))))
+        # A device's pipelined sends keep their order through the forwarding.
+        await asyncio.gather(*(bob.messages.send(group.id, f"b seq {i}") for i in range(6)))
         want = await shown(alice, group.id)
-        assert len(want) == 10
+        assert len(want) == 16
+        assert [t for _, _, t in want if t.startswith("b seq")] == [f"b seq {i}" for i in range(6)]
         for member in (carol, bob, bob_again):
-            await until(lambda member=member: _has(member, group.id, 10))
+            await until(lambda member=member: _has(member, group.id, 16))
             assert await shown(member, group.id) == want
         texts = [text for _, _, text in want]
         for member in (alice, carol, bob, bob_again):

@@ -42,7 +42,7 @@ from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser, Unk
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .region_files import answer_blob, blob_subject, fetch_files
-from .region_groups import answer_group_call
+from .region_groups import take_group_call
 from .streams import follow_changes, publish
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ class RegionLink:
         self.outbox: dict[str, int] = {other: 0 for other in self.others}
         self.relayed = 0
         self.group_homes: dict[int, str] = {}  # replicas' groups: where each lives (never moves)
+        self.group_calls: set[asyncio.Task[None]] = set()  # forwarded calls being answered
         self.applied = 0
         self.dropped = 0
 
@@ -209,7 +210,7 @@ class RegionLink:
         return found.user
 
     async def _answer_group(self, msg: Any) -> None:
-        await answer_group_call(self.services, msg)
+        take_group_call(self.services, msg, self.group_calls)
 
     async def group_call(self, region: str, call: GroupCall) -> GroupAnswer:
         """A call in a group homed in ``region``, done there (server/region_groups.py);
