@@ -301,3 +301,27 @@ async def _gone(client: Client, chat_id: int) -> bool:
 
 async def _has(client: Client, chat_id: int, count: int) -> bool:
     return len(await client.messages.history(chat_id, limit=1000)) >= count
+
+
+async def test_a_very_large_group_spans_two_regions(regions: tuple[Region, Region],
+                                                    phone) -> None:
+    # A supergroup's messages go once onto the chat's own stream: each region's own.
+    a, b = regions
+    alice = await login(a.node, phone(), "Alice")
+    bob, bob_phone = await b_person(b, "Bob")
+    try:
+        bob_id = (await alice.account.resolve_phone(bob_phone)).id
+        group = await alice.chats.create_group("crowd", [bob_id], large=True)
+        assert group.kind == "supergroup"
+        await until(lambda: _member_count(bob, group.id, 2))
+        await alice.messages.send(group.id, "a: to the crowd")
+        got = await next_of(bob, NewMessage, where=from_other(bob, group.id))
+        assert got.message.text == "a: to the crowd"
+        await bob.messages.send(group.id, "b: from the crowd")
+        got = await next_of(alice, NewMessage, where=from_other(alice, group.id))
+        assert got.message.text == "b: from the crowd"
+        await until(lambda: _has(bob, group.id, 2))
+        assert await shown(bob, group.id) == await shown(alice, group.id)
+    finally:
+        await alice.close()
+        await bob.close()

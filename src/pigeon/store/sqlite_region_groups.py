@@ -167,6 +167,9 @@ def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list
         return _apply_state(conn, event, now)
     _replica(conn, chat_id, event.origin)
     actor = event.sender.id
+    home = conn.execute("SELECT home_region FROM users WHERE id = ?", (actor,)).fetchone()
+    if home is not None and home[0] is not None:  # homed elsewhere: its name as it is now
+        _tx_remember_remote(conn, event.sender, home[0], now)
     if isinstance(event, CrossGroupMessage):
         _keep_files(conn, event, now)
         reply = (_located(conn, chat_id, event.reply_to)
