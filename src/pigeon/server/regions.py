@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import nats
@@ -56,6 +56,9 @@ RELAY_POLL = 0.5          # seconds between outbox reads when nothing woke the r
 BATCH = 64                # messages of a stream unacknowledged at once, per region pair
 OUTBOX_WATCH = 5.0        # seconds between counts of the outbox (for /metrics)
 ACK_WAIT = 10.0           # seconds before JetStream redelivers an unacknowledged message
+
+
+A = TypeVar("A")
 
 
 def stream_name(source: str, destination: str) -> str:
@@ -185,22 +188,8 @@ class RegionLink:
     async def lookup(self, region: str, *, phone: str | None = None,
                      username: str | None = None) -> RemoteUser | None:
         """Ask ``region`` for an account homed there; REGION_UNAVAILABLE if it does not answer."""
-        if self.nc is None or not self.nc.is_connected:
-            raise Unavailable(f"region {region} cannot be reached (no NATS)",
-                              code="REGION_UNAVAILABLE", retry_after=5)
-        try:
-            reply = await self.nc.request(f"{self.prefix}.region.{region}.lookup",
-                                          wire.encode(Lookup(phone=phone, username=username)),
-                                          timeout=LOOKUP_TIMEOUT)
-            found = msgspec.msgpack.decode(reply.data, type=Found)
-        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
-            self.reachable[region] = False
-            raise Unavailable(f"region {region} does not answer; try again later",
-                              code="REGION_UNAVAILABLE", retry_after=5) from None
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            raise Unavailable(f"region {region} answered nonsense",
-                              code="REGION_UNAVAILABLE", retry_after=5) from None
-        self.reachable[region] = True
+        found = await self.ask(region, "lookup", Lookup(phone=phone, username=username), Found,
+                               LOOKUP_TIMEOUT)
         if found.user is not None:
             if rules.region_of_id(self.table, found.user.id) != region:
                 raise Unavailable(f"region {region} answered an id of another region",
@@ -215,22 +204,28 @@ class RegionLink:
     async def group_call(self, region: str, call: GroupCall) -> GroupAnswer:
         """A call in a group homed in ``region``, done there (server/region_groups.py);
         REGION_UNAVAILABLE if it does not answer in time."""
+        return await self.ask(region, "group", call, GroupAnswer, GROUP_CALL_TIMEOUT)
+
+    async def ask(self, region: str, what: str, question: msgspec.Struct, answer: type[A],
+                  timeout: float) -> A:
+        """Request/reply on ``<prefix>.region.<region>.<what>``: REGION_UNAVAILABLE if the
+        region does not answer in time (or answers nonsense), never a hang."""
         if self.nc is None or not self.nc.is_connected:
             raise Unavailable(f"region {region} cannot be reached (no NATS)",
                               code="REGION_UNAVAILABLE", retry_after=5)
         try:
-            reply = await self.nc.request(f"{self.prefix}.region.{region}.group",
-                                          wire.encode(call), timeout=GROUP_CALL_TIMEOUT)
-            answer = msgspec.msgpack.decode(reply.data, type=GroupAnswer)
+            reply = await self.nc.request(f"{self.prefix}.region.{region}.{what}",
+                                          wire.encode(question), timeout=timeout)
+            answered = msgspec.msgpack.decode(reply.data, type=answer)
         except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
             self.reachable[region] = False
-            raise Unavailable(f"region {region}, where the group lives, does not answer; try "
-                              "again later", code="REGION_UNAVAILABLE", retry_after=5) from None
+            raise Unavailable(f"region {region} does not answer; try again later",
+                              code="REGION_UNAVAILABLE", retry_after=5) from None
         except (msgspec.DecodeError, msgspec.ValidationError):
             raise Unavailable(f"region {region} answered nonsense",
                               code="REGION_UNAVAILABLE", retry_after=5) from None
         self.reachable[region] = True
-        return answer
+        return answered
 
     # -- relay: outbox -> JetStream -------------------------------------------------------------
     async def _relay(self, destination: str) -> None:

@@ -32,6 +32,7 @@ from pigeon.protocol.types import FwdFrom, MessageSticker
 
 from .base import Push
 from .sqlite_log import announce
+from .sqlite_region_events import edit_once
 from .sqlite_regions import _keep_files, _tx_remember_remote, enqueue, message_body
 from .sqlite_rows import chunks, insert_members, marks, message
 
@@ -158,7 +159,6 @@ def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list
     the members homed here. NotFound / InvalidArgument: skipped (logged by the caller)."""
     from .sqlite_messages import (  # noqa: PLC0415  (it imports this module)
         _tx_delete_messages,
-        _tx_edit_message,
         _tx_send_message,
     )
 
@@ -184,10 +184,7 @@ def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list
         message_id = _located(conn, chat_id, MessageRef(actor, event.random_id))
         if message_id is None:
             raise NotFound("the edited message is not in this replica", code="MESSAGE_NOT_FOUND")
-        shown = message(conn, chat_id, message_id)
-        if shown is not None and shown.text == event.text and shown.edit_date == event.date:
-            return []  # published twice, past JetStream's duplicate window
-        return _tx_edit_message(conn, actor, chat_id, message_id, event.text, event.date)[1]
+        return edit_once(conn, actor, chat_id, message_id, event)
     assert isinstance(event, CrossGroupDelete)
     ids = [i for i in (_located(conn, chat_id, ref) for ref in event.messages) if i is not None]
     return _tx_delete_messages(conn, actor, chat_id, ids, True)[2] if ids else []
