@@ -126,7 +126,7 @@ def _tx_send_message(
     if remote is not None:
         queue_remote(conn, remote, sender_id, random_id, text, now, chat_id, message_id,
                      fwd_from, reply_to, media, sticker)
-    elif membership.is_group(sender.kind) and not from_region:
+    elif row is not None and row[17] and not from_region:
         ship_message(conn, chat_id, message_id, sender_id, random_id, text, now, fwd_from,
                      reply_to, media, sticker)
     return new, sender_pts, pushes
@@ -153,9 +153,12 @@ def sending_joins(sender: str = "?", random_id: str = "?") -> str:
             f"LEFT JOIN random_ids r ON r.sender_id = {sender} AND r.random_id = {random_id} ")
 
 
+# whether the chat is a group with replicas in other regions (sqlite_region_groups): read
+# with the rest, not in a round trip of its own for every group send
+_SPANNING = "EXISTS (SELECT 1 FROM group_regions g WHERE g.chat_id = c.id)"
 # the chat row locked as standing() locks it; parameters: the sender seven times, the
 # random_id, the chat
-_SENDING = (f"SELECT {sending_columns()} FROM chats c {sending_joins()}"
+_SENDING = (f"SELECT {sending_columns()}, {_SPANNING} FROM chats c {sending_joins()}"
             "WHERE c.id = ? /*FOR UPDATE OF c*/")
 
 

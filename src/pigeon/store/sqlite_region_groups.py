@@ -82,7 +82,8 @@ def ship_state(conn: sqlite3.Connection, chat_id: int, actor_id: int, changed: l
                          (chat_id, region))
             for part in _parts(everyone, []):
                 enqueue(conn, region, "group", actor_id, chat_id, 0, "", now, {**header, **part})
-    for region in before:  # told that its last member left: it keeps the replica, unfed
+    # a region just told that its last member left keeps its replica, unfed
+    for region in before if left else []:
         if conn.execute("SELECT 1 FROM members m JOIN users u ON u.id = m.user_id "
                         "WHERE m.chat_id = ? AND u.home_region = ? LIMIT 1",
                         (chat_id, region)).fetchone() is None:
@@ -117,10 +118,9 @@ def ship_message(conn: sqlite3.Connection, chat_id: int, message_id: int, sender
                  random_id: int, text: str, date: float, fwd_from: FwdFrom | None,
                  reply_to: int | None, media: Media | None,
                  sticker: MessageSticker | None) -> None:
-    """A new message of the group, to every region with a replica (with its id here)."""
+    """A new message of a group with replicas, to every region with one (with its id
+    here)."""
     regions = _regions(conn, chat_id)
-    if not regions:
-        return
     conn.execute("INSERT INTO crossed_messages (chat_id, message_id, sender_id, random_id) "
                  "VALUES (?, ?, ?, ?)", (chat_id, message_id, sender_id, random_id))
     body = {**message_body(conn, chat_id, fwd_from, reply_to, media, sticker),
