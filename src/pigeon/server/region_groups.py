@@ -19,10 +19,10 @@ import msgspec
 from pigeon.domain.regions import region_of_id
 from pigeon.domain.text import validate_text, validate_title
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import InvalidArgument, PigeonError, error_from_wire
+from pigeon.protocol.errors import InvalidArgument, PigeonError, Unavailable, error_from_wire
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall, GroupMethod, GroupSend
 from pigeon.protocol.regions import ID, encode
-from pigeon.protocol.types import Affected, Chat, Message, SentMessage
+from pigeon.protocol.types import Affected, SentMessage
 from pigeon.store import Push
 
 from .streams import follow_changes, publish
@@ -72,7 +72,11 @@ async def call_group(caller: Caller, region: str, method: GroupMethod, params: m
         people=people))
     if answer.code is not None or answer.result is None:
         raise error_from_wire(answer.code or "INTERNAL", answer.message)
-    return msgspec.msgpack.decode(answer.result, type=result)
+    try:
+        return msgspec.msgpack.decode(answer.result, type=result)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise Unavailable(f"region {region} answered nonsense", code="REGION_UNAVAILABLE",
+                          retry_after=5) from None
 
 
 # -- in the group's region ---------------------------------------------------------------------
@@ -129,18 +133,11 @@ async def _set_title(s: Services, actor: int, raw: bytes) -> Done:
     return await s.store.set_title(actor, p.chat_id, validate_title(p.title), s.clock())
 
 
-RUNNERS: dict[str, Runner] = {
+RUNNERS: dict[str, Runner] = {  # by GroupMethod
     "messages.send": _send, "messages.edit": _edit, "messages.delete": _delete,
     "chats.add_members": _add, "chats.remove_member": _remove, "chats.set_role": _set_role,
     "chats.set_title": _set_title,
 }
-#: what each forwarded method answers (decoded by the caller's region)
-RESULTS: dict[str, type[Any]] = {
-    "messages.send": SentMessage, "messages.edit": Message, "messages.delete": Affected,
-    "chats.add_members": Chat, "chats.remove_member": Affected, "chats.set_role": Affected,
-    "chats.set_title": Chat,
-}
-
 
 #: forwarded calls a node answers at once; beyond, OVERLOADED (the caller may retry)
 MAX_GROUP_CALLS = 1024
