@@ -175,3 +175,21 @@ async def test_an_add_across_regions_follows_the_privacy_chosen_at_home(store: S
                                 "b", T0)
     assert (await store.add_members(alice, chat.id, [asks.id], T0, MAX_MEMBERS,
                                     policy))[0].member_count == 3
+
+
+async def test_a_replica_takes_messages_only_from_its_group_region(store: Store) -> None:
+    # Every path of a member homed here is forwarded (server/region_groups.py); one that
+    # were not (a sticker, say) must not write a message with an id of its own here.
+    (carol,) = await make_users(store, 1)
+    (row,) = await store.get_users([carol])
+    group = (1 << 40) + 600
+    me = RemoteUser(id=carol, name=row.name)
+    await store.apply_cross(CrossGroup(
+        origin="b", sender=BOB, recipient_id=group, date=T0, kind="group", title="club",
+        created=T0, member_count=2, last_message_id=0,
+        joined=[GroupMember(user=BOB, role="owner", joined=T0, history_from=0),
+                GroupMember(user=me, role="member", joined=T0, history_from=0, home="a")]),
+        1, T0, None)
+    with raises(InvalidArgument, "NOT_SUPPORTED_ACROSS_REGIONS"):
+        await store.send_message(carol, group, 1, "here?", T0)
+    assert await store.history(carol, group, None, 10) == []

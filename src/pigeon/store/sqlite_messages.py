@@ -17,6 +17,7 @@ from pigeon.domain import messages as rules
 from pigeon.domain.people import makes_contact
 from pigeon.protocol import updates as up
 from pigeon.domain.records import Standing
+from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.media import Media
 from pigeon.protocol.types import FwdFrom, Message, MessageSticker
 
@@ -79,6 +80,10 @@ def _tx_send_message(
         to_service_chat=sender.kind == "private" and service_chat,
         forwards_from_service_chat=fwd_from is not None and not from_region
         and is_service_chat(conn, fwd_from.chat_id))
+    if row is not None and row[18] is not None and not from_region:
+        # a replica is written by its group's region only (server/region_groups.py forwards)
+        raise InvalidArgument("this group lives in another region: send there",
+                              code="NOT_SUPPORTED_ACROSS_REGIONS")
     remote = (private_sides(sender_id, row[15], row[10], row[16])
               if sender.kind == "private" and row is not None else None)
     if remote is not None and remote.local_id == sender_id:  # to another region: the outbox
@@ -153,9 +158,9 @@ def sending_joins(sender: str = "?", random_id: str = "?") -> str:
             f"LEFT JOIN random_ids r ON r.sender_id = {sender} AND r.random_id = {random_id} ")
 
 
-# whether the chat is a group with replicas in other regions (sqlite_region_groups): read
-# with the rest, not in a round trip of its own for every group send
-_SPANNING = "EXISTS (SELECT 1 FROM group_regions g WHERE g.chat_id = c.id)"
+# whether the chat is a group with replicas in other regions, and whether it is itself a
+# replica (sqlite_region_groups): read with the rest, not in round trips of their own
+_SPANNING = "EXISTS (SELECT 1 FROM group_regions g WHERE g.chat_id = c.id), c.home_region"
 # the chat row locked as standing() locks it; parameters: the sender seven times, the
 # random_id, the chat
 _SENDING = (f"SELECT {sending_columns()}, {_SPANNING} FROM chats c {sending_joins()}"
