@@ -39,7 +39,7 @@ async def test_a_group_with_members_homed_elsewhere_is_shipped_there(store: Stor
     # Updates are written only for the people homed here (Bob's region tells Bob).
     assert {uid for p in pushes for uid, _ in p.targets} == {alice, carol}
     (state,) = shipped(await store.outbox("b", 10))
-    assert isinstance(state, CrossGroup) and state.recipient_id == chat.id
+    assert isinstance(state, CrossGroup) and state.recipient_id == chat.id and state.reset
     assert {m.user.id: (m.role, m.home) for m in state.joined} == {
         alice: ("owner", None), carol: ("member", None), BOB.id: ("member", "b")}
     assert (state.title, state.member_count, state.kind) == ("club", 3, "group")
@@ -56,6 +56,7 @@ async def test_a_group_with_members_homed_elsewhere_is_shipped_there(store: Stor
     assert (sent.message_id, sent.random_id, sent.text) == (message.id, 41, "hello")
     assert isinstance(edit, CrossGroupEdit) and (edit.random_id, edit.text) == (41, "hello!")
     assert isinstance(added, CrossGroup) and [m.user.id for m in added.joined] == [DAN.id]
+    assert not added.reset
     assert isinstance(deleted, CrossGroupDelete)
     assert deleted.messages == [MessageRef(alice, 41)]
     assert isinstance(removed, CrossGroup) and removed.left == [BOB.id]
@@ -193,3 +194,24 @@ async def test_a_replica_takes_messages_only_from_its_group_region(store: Store)
     with raises(InvalidArgument, "NOT_SUPPORTED_ACROSS_REGIONS"):
         await store.send_message(carol, group, 1, "here?", T0)
     assert await store.history(carol, group, None, 10) == []
+
+
+async def test_a_replica_fed_again_forgets_who_left_meanwhile(store: Store) -> None:
+    (carol,) = await make_users(store, 1)
+    (row,) = await store.get_users([carol])
+    me = RemoteUser(id=carol, name=row.name)
+    group = (1 << 40) + 700
+
+    def state(joined: list[RemoteUser], left: list[int], reset: bool) -> CrossGroup:
+        return CrossGroup(origin="b", sender=BOB, recipient_id=group, date=T0, kind="group",
+                          title="club", created=T0, member_count=len(joined), last_message_id=0,
+                          joined=[GroupMember(user=u, role="owner" if u == BOB else "member",
+                                              joined=T0, history_from=0) for u in joined],
+                          left=left, reset=reset)
+
+    await store.apply_cross(state([BOB, me, DAN], [], True), 1, T0, None)
+    await store.apply_cross(state([], [carol], False), 2, T0, None)  # a unfed from here
+    # Dan left meanwhile; Carol is added again: a gets every member, the first part a reset.
+    await store.apply_cross(state([BOB, me], [], True), 3, T0, None)
+    members = await store.list_members(carol, group, 0, 10)
+    assert sorted(m.user.id for m in members) == sorted([BOB.id, carol])

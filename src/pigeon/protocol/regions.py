@@ -184,6 +184,9 @@ class CrossGroup(msgspec.Struct, frozen=True, tag="group", forbid_unknown_fields
     last_message_id: Annotated[int, Meta(ge=0, le=2**62)]
     joined: Annotated[list[GroupMember], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
     left: Annotated[list[ID], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
+    #: the first part of every member, to a region that had none (again): the replica first
+    #: forgets the members homed elsewhere it kept, some of whom left while it was unfed
+    reset: bool = False
 
 
 class CrossGroupMessage(CrossMessage, frozen=True, tag="group_message", kw_only=True):

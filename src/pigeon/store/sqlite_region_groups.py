@@ -80,8 +80,9 @@ def ship_state(conn: sqlite3.Connection, chat_id: int, actor_id: int, changed: l
         for region in new:
             conn.execute("INSERT INTO group_regions (chat_id, region) VALUES (?, ?)",
                          (chat_id, region))
-            for part in _parts(everyone, []):
-                enqueue(conn, region, "group", actor_id, chat_id, 0, "", now, {**header, **part})
+            for n, part in enumerate(_parts(everyone, [])):
+                enqueue(conn, region, "group", actor_id, chat_id, 0, "", now,
+                        {**header, **part, "reset": n == 0})
     # a region just told that its last member left keeps its replica, unfed
     for region in before if left else []:
         if conn.execute("SELECT 1 FROM members m JOIN users u ON u.id = m.user_id "
@@ -217,6 +218,9 @@ def _apply_state(conn: sqlite3.Connection, event: CrossGroup, now: float) -> lis
                      (chat_id, event.kind, event.title, event.created, event.origin))
     conn.execute("UPDATE chats SET title = ?, last_message_id = MAX(last_message_id, ?) "
                  "WHERE id = ?", (event.title, event.last_message_id, chat_id))
+    if event.reset:  # nobody homed here is in it (the last left): no departure to record
+        conn.execute("DELETE FROM members WHERE chat_id = ? AND user_id IN (SELECT id FROM "
+                     "users WHERE home_region IS NOT NULL)", (chat_id,))
     current = {r[0]: r[1] for r in conn.execute(
         "SELECT user_id, history_from FROM members WHERE chat_id = ?", (chat_id,))}
     changed: list[int] = []
