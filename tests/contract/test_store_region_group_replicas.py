@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from contract_support import MAX_MEMBERS, T0, StoreFactory, full_difference, make_users
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from pigeon.protocol.errors import PigeonError
@@ -97,6 +97,10 @@ async def seen(store: Store, uid: int, group: int) -> Any:
           phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(st.tuples(OPS, st.booleans(), st.booleans()), min_size=1, max_size=30))
+# a's only member is removed (a is no longer fed), someone of b leaves meanwhile, and a's
+# member comes back: a must not keep the one who left
+@example(ops=[(("remove", 0, 2, 1), True, False), (("remove", 0, 1, 1), True, False),
+              (("add", 0, 2, 1), True, False), (("send", 2, 0, 1), True, True)])
 async def test_a_replica_converges_on_its_group(store_factory: StoreFactory,
                                                 ops: list[tuple[Any, bool, bool]]) -> None:
     async with store_factory() as home, store_factory() as replica:
