@@ -141,13 +141,17 @@ async def test_a_group_spans_two_regions(regions: tuple[Region, Region], phone) 
         # End-to-end encrypted groups stay in one region (typed).
         assert await code_of(alice.chats.create_group("secret", [bob_id], secret=True)) == \
             "NOT_SUPPORTED_ACROSS_REGIONS"
-        # Files and forwards from a member homed elsewhere are refused, typed, not dropped.
-        mixed = await dan.chats.create_group("b's", [])  # Dan's own group lives in b
-        assert mixed.id >> 40 == 1
+        # A forward into a group of another region carries its header as data.
+        own = await dan.chats.create_group("b's", [])  # Dan's own group lives in b
+        assert own.id >> 40 == 1
+        original = await dan.messages.send(own.id, "worth passing on")
         again = await alice.chats.create_group("again", [dan_id])
         await until(lambda: _member_count(dan, again.id, 2))
-        assert await code_of(dan.messages.forward(mixed.id, 1, again.id)) == \
-            "NOT_SUPPORTED_ACROSS_REGIONS"
+        await dan.messages.forward(own.id, original.message.id, again.id)
+        got = await next_of(alice, NewMessage, where=from_other(alice, again.id))
+        assert got.message.text == "worth passing on" and got.message.fwd_from is not None
+        assert (got.message.fwd_from.sender_id, got.message.fwd_from.chat_id,
+                got.message.fwd_from.message_id) == (dan_id, own.id, original.message.id)
     finally:
         for client in clients:
             await client.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pigeon.domain.encryption import check_forward, check_text
 from pigeon.domain.media import caption
-from pigeon.domain.messages import forward_origin
+from pigeon.domain.messages import check_service_rules, forward_origin
 from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
 from pigeon.protocol.region_groups import GroupSend
@@ -51,11 +51,21 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
 
 async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     s = caller.services
-    if await elsewhere(caller, p.to_chat_id) is not None:
-        raise not_across("a forward")
+    home = await elsewhere(caller, p.to_chat_id)
     original = await s.store.get_message(caller.user_id, p.from_chat_id, p.message_id)
     check_forward(original.ciphertext is not None, False)
     origin = forward_origin(original)
+    if home is not None:
+        # Into a group of another region: its header as data (as a private forward crosses),
+        # the service account's rule checked here, where its chat is.
+        if original.media is not None:
+            raise not_across("a forwarded file")
+        check_service_rules(to_service_chat=False,
+                            forwards_from_service_chat=origin.sender_id
+                            == await s.store.service_user_id())
+        return await call_group(caller, home, "messages.send", GroupSend(
+            chat_id=p.to_chat_id, random_id=p.random_id, text=original.text,
+            fwd_from=origin), SentMessage)
     fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin,

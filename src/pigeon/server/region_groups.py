@@ -88,7 +88,7 @@ async def _send(s: Services, actor: int, raw: bytes) -> Done:
     p = msgspec.msgpack.decode(raw, type=GroupSend)
     message, _, pushes = await s.store.send_message(actor, p.chat_id, p.random_id,
                                                     validate_text(p.text), s.clock(),
-                                                    reply_to=p.reply_to)
+                                                    reply_to=p.reply_to, fwd_from=p.fwd_from)
     # pts 0: the sender's own devices hear of it from their region's replica, with their pts
     return SentMessage(message=message, pts=0), pushes
 
