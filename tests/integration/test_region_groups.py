@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+import aiohttp
 import msgspec
 import nats
 import pytest
@@ -138,6 +139,14 @@ async def test_a_group_spans_two_regions(regions: tuple[Region, Region], phone) 
         await dan.chats.leave(group.id)
         await until(lambda: _member_count(alice, group.id, 2))
 
+        # Operators see the forwarded calls: sent from b, done (or refused) by a.
+        calls_b = (await b.health())["regions"]["group_calls"]
+        calls_a = (await a.health())["regions"]["group_calls"]
+        assert calls_b["forwarded"] >= 15 and calls_a["answered"] >= 13
+        assert calls_a["refused"] >= 3  # NOT_AUTHOR, NOT_ADMIN, NOT_A_MEMBER
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{a.node.operator_url}/metrics") as response:
+            assert 'pigeon_region_group_calls_total{what="answered"}' in await response.text()
         # End-to-end encrypted groups stay in one region (typed).
         assert await code_of(alice.chats.create_group("secret", [bob_id], secret=True)) == \
             "NOT_SUPPORTED_ACROSS_REGIONS"

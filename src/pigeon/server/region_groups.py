@@ -174,6 +174,7 @@ async def answer_group_call(services: Services, msg: Any) -> None:
         answer = GroupAnswer(code="INVALID_ARGUMENT", message=f"malformed params: {exc}"[:1000])
     except PigeonError as exc:
         answer = GroupAnswer(code=exc.code, message=exc.message[:1000])
+    link.group_call_counts["refused" if answer.code else "answered"] += 1
     await msg.respond(encode(answer))
 
 

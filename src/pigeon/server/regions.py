@@ -84,6 +84,8 @@ class RegionLink:
         self.relayed = 0
         self.group_homes: dict[int, str] = {}  # replicas' groups: where each lives (never moves)
         self.group_calls: set[asyncio.Task[None]] = set()  # forwarded calls being answered
+        # forwarded group calls: sent from here, done here, refused here (typed error)
+        self.group_call_counts = {"forwarded": 0, "answered": 0, "refused": 0}
         self.applied = 0
         self.dropped = 0
 
@@ -136,7 +138,8 @@ class RegionLink:
         return {"region": self.name, "others": {
             other: {"reachable": self.reachable[other], "outbox": self.outbox[other],
                     "lag": self.lag[other]} for other in self.others},
-            "relayed": self.relayed, "applied": self.applied, "dropped": self.dropped}
+            "relayed": self.relayed, "applied": self.applied, "dropped": self.dropped,
+            "group_calls": dict(self.group_call_counts)}
 
     async def _connect(self) -> Any:
         delay = 0.2
@@ -204,6 +207,7 @@ class RegionLink:
     async def group_call(self, region: str, call: GroupCall) -> GroupAnswer:
         """A call in a group homed in ``region``, done there (server/region_groups.py);
         REGION_UNAVAILABLE if it does not answer in time."""
+        self.group_call_counts["forwarded"] += 1
         return await self.ask(region, "group", call, GroupAnswer, GROUP_CALL_TIMEOUT)
 
     async def ask(self, region: str, what: str, question: msgspec.Struct, answer: type[A],
