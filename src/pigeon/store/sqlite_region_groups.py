@@ -225,8 +225,7 @@ def _apply_state(conn: sqlite3.Connection, event: CrossGroup, now: float) -> lis
         "SELECT user_id, history_from FROM members WHERE chat_id = ?", (chat_id,))}
     changed: list[int] = []
     for member in event.joined:
-        if not _known(conn, member, event.origin, now):
-            continue
+        _make_known(conn, member, event.origin, now)
         uid = member.user.id
         changed.append(uid)
         if uid in current:
@@ -241,18 +240,16 @@ def _apply_state(conn: sqlite3.Connection, event: CrossGroup, now: float) -> lis
     return announce(conn, chat_id, departed=departed, affected=changed, now=now)
 
 
-def _known(conn: sqlite3.Connection, member: GroupMember, origin: str, now: float) -> bool:
-    """``member``'s row here: homed here (never overwritten), or homed elsewhere (kept, or
-    refreshed, as a remote row). Always true for now; a member homed in a third region
-    unknown here is made known by this."""
+def _make_known(conn: sqlite3.Connection, member: GroupMember, origin: str,
+                now: float) -> None:
+    """``member``'s row here: one homed here is never touched; one homed elsewhere (in the
+    group's region, or a third) is kept, or refreshed, as a remote row."""
     row = conn.execute("SELECT home_region FROM users WHERE id = ?",
                        (member.user.id,)).fetchone()
-    if row is not None and row[0] is None:
-        return True
-    _tx_remember_remote(conn, RemoteUser(id=member.user.id, name=member.user.name,
-                                         username=member.user.username),
-                        member.home or origin, now)
-    return True
+    if row is None or row[0] is not None:
+        _tx_remember_remote(conn, RemoteUser(id=member.user.id, name=member.user.name,
+                                             username=member.user.username),
+                            member.home or origin, now)
 
 
 def group_home(conn: sqlite3.Connection, chat_id: int) -> str | None:
