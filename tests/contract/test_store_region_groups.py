@@ -10,12 +10,13 @@ import msgspec
 from contract_support import MAX_MEMBERS, T0, make_users, raises
 
 from pigeon.protocol import updates as up
-from pigeon.protocol.errors import InvalidArgument
+from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.protocol.regions import (
     CrossGroup,
     CrossGroupDelete,
     CrossGroupEdit,
     CrossGroupMessage,
+    CrossGroupRead,
     GroupMember,
     MessageRef,
     RemoteUser,
@@ -215,3 +216,34 @@ async def test_a_replica_fed_again_forgets_who_left_meanwhile(store: Store) -> N
     await store.apply_cross(state([BOB, me], [], True), 3, T0, None)
     members = await store.list_members(carol, group, 0, 10)
     assert sorted(m.user.id for m in members) == sorted([BOB.id, carol])
+
+
+async def test_read_marks_reach_the_authors_of_every_region(store: Store) -> None:
+    # This store is the group's region (a); Bob's region b and Cy's region c keep replicas.
+    alice, carol = await make_users(store, 2)
+    cy = RemoteUser(id=(2 << 40) + 1, name="Cy")
+    for person, region in ((BOB, "b"), (cy, "c")):
+        await store.remember_remote(person, region, T0)
+    chat, _ = await store.create_group(alice, "club", [carol, BOB.id, cy.id], T0, MAX_MEMBERS)
+    sent, _, _ = await store.send_message(alice, chat.id, 1, "read me", T0)
+    for region in ("b", "c"):
+        await store.outbox_done([q.id for q in await store.outbox(region, 100)])
+    # Bob (b) read it: Alice is told here, and c is told (not b again).
+    _, pushes = await store.apply_cross(CrossGroupRead(
+        origin="b", sender=BOB, recipient_id=chat.id, message_id=sent.id, date=T0), 1, T0,
+        None)
+    outbox_marks = [p for p in pushes if isinstance(p.update, up.ReadOutbox)]
+    assert [uid for p in outbox_marks for uid, _ in p.targets] == [alice]
+    assert await store.outbox("b", 10) == []
+    (passed,) = shipped(await store.outbox("c", 10))
+    assert isinstance(passed, CrossGroupRead)
+    assert (passed.sender.id, passed.message_id) == (BOB.id, sent.id)
+    await store.outbox_done([q.id for q in await store.outbox("c", 10)])
+    # Carol (here) reads: both regions are told.
+    await store.read_history(carol, chat.id, sent.id)
+    assert [type(x) for x in shipped(await store.outbox("b", 10))] == [CrossGroupRead]
+    assert [type(x) for x in shipped(await store.outbox("c", 10))] == [CrossGroupRead]
+    # A read said to come from b for someone not homed there is skipped.
+    with raises(NotFound, "MESSAGE_NOT_FOUND"):
+        await store.apply_cross(CrossGroupRead(origin="b", sender=cy, recipient_id=chat.id,
+                                               message_id=sent.id, date=T0), 2, T0, None)

@@ -24,7 +24,7 @@ from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall, GroupSend
 from pigeon.protocol.regions import encode
-from pigeon.protocol.updates import DeleteMessages, EditMessage, NewMessage
+from pigeon.protocol.updates import DeleteMessages, EditMessage, NewMessage, ReadOutbox
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
 
@@ -105,6 +105,17 @@ async def test_a_group_spans_two_regions(regions: tuple[Region, Region], phone) 
         texts = [text for _, _, text in want]
         for member in (alice, carol, bob, bob_again):
             assert await logged(member, group.id) == texts  # each once, in the group's order
+        # Read marks reach the authors in the other region (through the group's region).
+        asked = (await alice.messages.send(group.id, "a: read this?")).message.id
+        await until(lambda: _has(bob, group.id, 17))
+        await bob.messages.read(group.id, asked)
+        await next_of(alice, ReadOutbox, where=lambda u: u.chat_id == group.id
+                      and u.max_id == asked)
+        answered = (await bob.messages.send(group.id, "b: read that?")).message.id
+        await until(lambda: _has(carol, group.id, 18))
+        await carol.messages.read(group.id, answered)
+        await next_of(bob, ReadOutbox, where=lambda u: u.chat_id == group.id
+                      and u.max_id == answered)
 
         # Edits and deletes, by the group's region's rules.
         assert await code_of(bob.messages.edit(group.id, first.message.id, "mine?")) == \

@@ -44,6 +44,7 @@ group_kinds = st.one_of(
     st.builds(w.CrossGroupEdit, random_id=random_ids, text=texts, **common),
     st.builds(w.CrossGroupDelete, messages=st.lists(refs, min_size=1,
                                                     max_size=limits.MAX_IDS_PER_CALL), **common),
+    st.builds(w.CrossGroupRead, message_id=ids, **common),
 )
 
 
@@ -61,7 +62,7 @@ def test_every_group_kind_survives_the_wire_and_the_outbox(cross: w.Cross) -> No
      "kind", "title", "created", "member_count", "last_message_id", "message_id"]),
     st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5)
     | st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3)
-    | st.sampled_from(["group", "group_message", "group_edit", "group_delete"])))
+    | st.sampled_from(["group", "group_message", "group_edit", "group_delete", "group_read"])))
 def test_junk_of_the_group_kinds_is_refused_with_a_typed_error(junk: dict[str, object]) -> None:
     try:
         w.decode_cross(msgspec.msgpack.encode(junk))
@@ -110,6 +111,11 @@ def test_bounds_of_the_group_fields() -> None:
     for bad in ({}, {"message_id": 0}, {"message_id": 2**62 + 1}):
         with pytest.raises(InvalidArgument):
             w.decode_cross(msgspec.msgpack.encode({**message, **bad}))
+    read = {"type": "group_read", "origin": "a", "sender": user, "recipient_id": 7,
+            "date": 1.0}
+    for bad in ({}, {"message_id": 0}, {"message_id": 2**62 + 1}):
+        with pytest.raises(InvalidArgument):
+            w.decode_cross(msgspec.msgpack.encode({**read, **bad}))
     call = {"origin": "b", "actor_id": 5, "method": "messages.send", "params": b""}
     msgspec.msgpack.decode(msgspec.msgpack.encode(call), type=GroupCall)
     for bad in ({"method": "chats.create_group"}, {"actor_id": 0}, {"origin": "B"},

@@ -204,15 +204,28 @@ class CrossGroupDelete(CrossDelete, frozen=True, tag="group_delete"):
     """``sender`` deleted these messages of the group ``recipient_id`` for everyone."""
 
 
+class CrossGroupRead(msgspec.Struct, frozen=True, tag="group_read",
+                     forbid_unknown_fields=False):
+    """``sender`` read the group ``recipient_id`` up to ``message_id`` (the same id in every
+    copy): each region tells the authors homed there. From a replica's region it goes to the
+    group's region, which passes it on to the other regions with members."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    message_id: ID
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+
+
 #: members one CrossGroup carries at most
 GROUP_PART = limits.MAX_IDS_PER_CALL
 
 Cross = (CrossMessage | CrossEdit | CrossDelete | CrossRead | CrossGroup | CrossGroupMessage
-         | CrossGroupEdit | CrossGroupDelete)
-GroupCross = CrossGroup | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete
+         | CrossGroupEdit | CrossGroupDelete | CrossGroupRead)
+GroupCross = CrossGroup | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead
 #: the kinds an outbox row may hold, by tag
 KINDS = ("message", "edit", "delete", "read", "group", "group_message", "group_edit",
-         "group_delete")
+         "group_delete", "group_read")
 
 
 class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):

@@ -26,7 +26,7 @@ from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_region_events import queue_delete, queue_edit, queue_read
-from .sqlite_region_groups import ship_delete, ship_edit, ship_message
+from .sqlite_region_groups import ship_delete, ship_edit, ship_message, ship_read
 from .sqlite_regions import check_crossable, private_sides, queue_remote
 from .sqlite_safety import gate_columns, gate_on, hide, private_gate
 from .sqlite_service import is_service_chat
@@ -273,8 +273,10 @@ def _q_history(
 
 
 def _tx_read_history(
-    conn: sqlite3.Connection, user_id: int, chat_id: int, max_id: int
+    conn: sqlite3.Connection, user_id: int, chat_id: int, max_id: int,
+    came_from: str | None = None,
 ) -> tuple[int, int, list[Push]]:
+    # came_from: a read mark of a group spanning regions, from that region (not sent back)
     reader = standing(conn, user_id, chat_id)
     reading = rules.read_up_to(reader, max_id)
     if reading is None:
@@ -289,6 +291,8 @@ def _tx_read_history(
                                                   unread_count=unread), audience.only(user_id))
     if reader.kind == "private" and reading.tells:
         queue_read(conn, user_id, chat_id, reading.after, reading.told, time.time())
+    elif reading.tells and rules.tells_authors(reader.kind):
+        ship_read(conn, user_id, chat_id, reading.told, time.time(), came_from)
     return pts_in([own], user_id), unread, [own, *_tell_authors(conn, user_id, chat_id, reading,
                                                                  reader.kind)]
 

@@ -23,6 +23,7 @@ from pigeon.protocol.regions import (
     CrossGroupDelete,
     CrossGroupEdit,
     CrossGroupMessage,
+    CrossGroupRead,
     GroupCross,
     GroupMember,
     MessageRef,
@@ -154,18 +155,38 @@ def ship_delete(conn: sqlite3.Connection, chat_id: int, message_ids: list[int], 
                 {"messages": refs})
 
 
+def ship_read(conn: sqlite3.Connection, reader_id: int, chat_id: int, told: int, date: float,
+              came_from: str | None) -> None:
+    """A read mark that tells the authors: the authors homed elsewhere are told by their
+    regions. From a replica's region to the group's region (which alone knows the others),
+    from there to every region with members but the one it came from."""
+    row = conn.execute("SELECT home_region FROM chats WHERE id = ?", (chat_id,)).fetchone()
+    if row is not None and row[0] is not None:
+        regions = [] if came_from is not None else [row[0]]
+    else:
+        regions = [r for r in _regions(conn, chat_id) if r != came_from]
+    for region in regions:
+        enqueue(conn, region, "group_read", reader_id, chat_id, 0, "", date,
+                {"message_id": told})
+
+
 # -- in a replica's region: applied in stream order, once ----------------------------------------
 def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list[Push]:
     """What the group's region shipped, into this region's replica of the group: pushes for
     the members homed here. NotFound / InvalidArgument: skipped (logged by the caller)."""
     from .sqlite_messages import (  # noqa: PLC0415  (it imports this module)
         _tx_delete_messages,
+        _tx_read_history,
         _tx_send_message,
     )
 
     chat_id = event.recipient_id
     if isinstance(event, CrossGroup):
         return _apply_state(conn, event, now)
+    if isinstance(event, CrossGroupRead):  # here the group's region, or a replica of it
+        _check_reader(conn, event)
+        return _tx_read_history(conn, event.sender.id, chat_id, event.message_id,
+                                came_from=event.origin)[2]
     _replica(conn, chat_id, event.origin)
     actor = event.sender.id
     home = conn.execute("SELECT home_region FROM users WHERE id = ?", (actor,)).fetchone()
@@ -189,6 +210,18 @@ def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list
     assert isinstance(event, CrossGroupDelete)
     ids = [i for i in (_located(conn, chat_id, ref) for ref in event.messages) if i is not None]
     return _tx_delete_messages(conn, actor, chat_id, ids, True)[2] if ids else []
+
+
+def _check_reader(conn: sqlite3.Connection, event: CrossGroupRead) -> None:
+    """A read mark comes to the group's region from the reader's region, and to a replica
+    from the group's region, for a reader homed elsewhere; NotFound (skipped) otherwise."""
+    chat = conn.execute("SELECT home_region FROM chats WHERE id = ?",
+                        (event.recipient_id,)).fetchone()
+    reader = conn.execute("SELECT home_region FROM users WHERE id = ?",
+                          (event.sender.id,)).fetchone()
+    if (chat is None or reader is None or reader[0] is None
+            or (reader[0] if chat[0] is None else chat[0]) != event.origin):
+        raise NotFound("no such reader of this group from there", code="MESSAGE_NOT_FOUND")
 
 
 def _replica(conn: sqlite3.Connection, chat_id: int, origin: str) -> str | None:
