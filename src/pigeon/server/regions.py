@@ -97,9 +97,11 @@ class RegionLink:
         self._tasks.append(asyncio.create_task(self._run(), name="regions"))
 
     async def close(self) -> None:
-        for task in self._tasks:
+        if self.group_calls:  # calls of other regions being done here: answered, if in time
+            await asyncio.wait(list(self.group_calls), timeout=GROUP_CALL_TIMEOUT)
+        for task in [*self._tasks, *self.group_calls]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self.group_calls]:
             try:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: PERF203
