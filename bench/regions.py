@@ -16,6 +16,10 @@ file: Alice sends Bob a file of --file-mib MiB; prints the time from the send to
 on Bob's device (b fetches the bytes from a in 256 KiB requests, checks and stores them
 first) and that rate in MiB/s.
 
+group: Alice makes a group with Carol and Bob; she sends --messages to it (they reach b's
+replica), then Bob sends --messages (each forwarded by b to a, acknowledged after a's
+commit); prints the same figures as live.
+
 backlog: region b's node and nats-server are killed; Alice sends --backlog messages (all
 acknowledged by a); b is started again, and it prints the time from b's node listening to
 Bob having them all, and that rate.
@@ -91,6 +95,7 @@ async def main(args: argparse.Namespace, a: RegionNode, b: RegionNode) -> None:
     carol = await login(a.node, "+4915199000002", "Carol")
     bob = await login(b.node, "+447400999001", "Bob")
     await bob.account.set_phone_discoverable(True)
+    await bob.account.set_who_can_add("everyone")
     found = await alice.account.resolve_phone("+447400999001")
     to_bob = await alice.chats.open_private(found.id)
     to_carol = await alice.chats.open_private(carol.profile.user_id or 0)
@@ -106,6 +111,7 @@ async def main(args: argparse.Namespace, a: RegionNode, b: RegionNode) -> None:
            *await send_and_watch(alice, to_bob.id, bob, args.messages, args.inflight, "x"))
     await edits(args, alice, to_bob.id, bob)
     await send_file(args, alice, to_bob.id, bob)
+    await spanning_group(args, alice, carol, bob, found.id)
     await bob.close()
     b.node.kill()
     b.nats.kill()
@@ -130,6 +136,23 @@ async def main(args: argparse.Namespace, a: RegionNode, b: RegionNode) -> None:
           "including JetStream's meta leader election after the restart)")
     for client in (alice, carol, bob):
         await client.close()
+
+
+async def spanning_group(args: argparse.Namespace, alice: Client, carol: Client, bob: Client,
+                         bob_id: int) -> None:
+    """A group of region a with Bob (b) in it: a's messages reach b's replica; Bob's are
+    forwarded to a, which answers after its commit."""
+    group = await alice.chats.create_group("bench", [carol.profile.user_id or 0, bob_id])
+    while True:
+        try:
+            await bob.chats.get(group.id)
+            break
+        except Exception:  # noqa: BLE001 (the replica is not there yet)
+            await asyncio.sleep(0.05)
+    report("group of a, a -> b's replica", args.messages,
+           *await send_and_watch(alice, group.id, bob, args.messages, args.inflight, "ga"))
+    report("group of a, b -> a (forwarded)", args.messages,
+           *await send_and_watch(bob, group.id, carol, args.messages, args.inflight, "gb"))
 
 
 async def edits(args: argparse.Namespace, alice: Client, chat_id: int, bob: Client) -> None:

@@ -11,7 +11,7 @@ copies' ``random_ids`` tables hold."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -22,7 +22,7 @@ from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimensio
 from .stickers import (
     MAX_STICKERS_PER_SET, SET_NAME_PATTERN, EmojiList, Licence, Position, StickerTitle,
 )
-from .types import FwdFrom, MessageSticker
+from .types import FwdFrom, MessageSticker, Role, WhoCanAdd
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 ID = Annotated[int, Meta(ge=1, le=2**62)]
@@ -35,6 +35,9 @@ class RemoteUser(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     id: ID
     name: Annotated[str, Meta(max_length=limits.MAX_NAME_CHARS)]
     username: Annotated[str, Meta(max_length=limits.USERNAME_MAX)] | None = None
+    #: who may add them to a group, as they chose at home (None: not said, or never chosen):
+    #: a group's region in another region judges an add by it
+    who_can_add: WhoCanAdd | None = None
 
 
 class MessageRef(msgspec.Struct, frozen=True, array_like=True):
@@ -159,9 +162,84 @@ class CrossPin(msgspec.Struct, frozen=True, tag="pin", forbid_unknown_fields=Fal
     message: MessageRef | None = None
 
 
-Cross = CrossMessage | CrossEdit | CrossDelete | CrossRead | CrossPin
+# -- groups spanning regions (docs/architecture.md, "Regions", "Groups across regions") ------
+# A group lives in its creator's region, which alone decides its members, its rules and its
+# message ids; each other region with members keeps a replica, written only by what the
+# group's region ships. A group's id, and its messages' ids, are the same in every region
+# (chat ids are ranged per region, as user ids are), so in these kinds ``recipient_id`` is
+# the group's id, and a message is still named by its author and random_id, as in a private
+# chat, so that the private chats' paths apply.
+
+class GroupMember(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A member of a group as its region keeps it (``home``: where the account lives; None:
+    in the group's region)."""
+
+    user: RemoteUser
+    role: Role
+    joined: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    history_from: Annotated[int, Meta(ge=0, le=2**62)]
+    home: RegionName | None = None
+
+
+class CrossGroup(msgspec.Struct, frozen=True, tag="group", forbid_unknown_fields=False):
+    """The group ``recipient_id`` as it now stands, after ``sender`` changed it: its title and
+    size, and the members that joined or changed (``joined``, upserted) or left (``left``).
+    A region that gets its first member is sent every member, in parts of at most
+    :data:`GROUP_PART` (a frame holds that many); applying one twice changes nothing."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    kind: Literal["group", "supergroup"]
+    title: Annotated[str, Meta(max_length=limits.MAX_TITLE_CHARS)]
+    created: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+    member_count: Annotated[int, Meta(ge=0, le=limits.MAX_GROUP_MEMBERS)]
+    last_message_id: Annotated[int, Meta(ge=0, le=2**62)]
+    joined: Annotated[list[GroupMember], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
+    left: Annotated[list[ID], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
+    #: the first part of every member, to a region that had none (again): the replica first
+    #: forgets the members homed elsewhere it kept, some of whom left while it was unfed
+    reset: bool = False
+
+
+class CrossGroupMessage(CrossMessage, frozen=True, tag="group_message", kw_only=True):
+    """A message of the group ``recipient_id``, numbered ``message_id`` by the group's region
+    (the replica keeps that id); ``reply_to`` names its message by author and random_id."""
+
+    message_id: ID
+
+
+class CrossGroupEdit(CrossEdit, frozen=True, tag="group_edit"):
+    """``sender`` edited their message ``random_id`` of the group ``recipient_id``."""
+
+
+class CrossGroupDelete(CrossDelete, frozen=True, tag="group_delete"):
+    """``sender`` deleted these messages of the group ``recipient_id`` for everyone."""
+
+
+class CrossGroupRead(msgspec.Struct, frozen=True, tag="group_read",
+                     forbid_unknown_fields=False):
+    """``sender`` read the group ``recipient_id`` up to ``message_id`` (the same id in every
+    copy): each region tells the authors homed there. From a replica's region it goes to the
+    group's region, which passes it on to the other regions with members."""
+
+    origin: RegionName
+    sender: RemoteUser
+    recipient_id: ID
+    message_id: ID
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+
+
+#: members one CrossGroup carries at most
+GROUP_PART = limits.MAX_IDS_PER_CALL
+
+Cross = (CrossMessage | CrossEdit | CrossDelete | CrossRead | CrossPin | CrossGroup
+         | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead)
+GroupCross = CrossGroup | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead
 #: the kinds an outbox row may hold, by tag
-KINDS = ("message", "edit", "delete", "read", "pin")
+KINDS = ("message", "edit", "delete", "read", "pin", "group", "group_message", "group_edit",
+         "group_delete", "group_read")
 
 
 class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):

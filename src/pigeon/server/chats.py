@@ -11,6 +11,7 @@ from pigeon.protocol.updates import Typing
 from pigeon.store import GroupPolicy
 
 from .fanout import afterwards, fanout_size, reserve
+from .region_groups import call_group, elsewhere
 from .service_account import refuse_service_account
 from .services import Caller
 from .settings import Settings
@@ -49,6 +50,8 @@ async def create_group(caller: Caller, p: m.CreateGroup) -> Chat:
 async def add_members(caller: Caller, p: m.AddMembers) -> Chat:
     s = caller.services
     await refuse_service_account(s, p.user_ids)
+    if (home := await elsewhere(caller, p.chat_id)) is not None:
+        return await call_group(caller, home, "chats.add_members", p, Chat, p.user_ids)
     fanout = reserve(caller, p.chat_id)
     chat, pushes = await s.store.add_members(caller.user_id, p.chat_id, p.user_ids, s.clock(),
                                              s.settings.max_group_members,
@@ -83,6 +86,8 @@ async def decline_invite(caller: Caller, p: m.DeclineInvite) -> Ok:
 
 async def remove_member(caller: Caller, p: m.RemoveMember) -> Affected:
     s = caller.services
+    if (home := await elsewhere(caller, p.chat_id)) is not None:
+        return await call_group(caller, home, "chats.remove_member", p, Affected)
     pts, pushes = await s.store.remove_member(caller.user_id, p.chat_id, p.user_id, s.clock())
     afterwards(caller, p.chat_id).deliver(pushes)
     return Affected(pts=pts, count=1)
@@ -94,6 +99,8 @@ async def leave(caller: Caller, p: m.LeaveChat) -> Affected:
 
 async def set_role(caller: Caller, p: m.SetRole) -> Affected:
     s = caller.services
+    if (home := await elsewhere(caller, p.chat_id)) is not None:
+        return await call_group(caller, home, "chats.set_role", p, Affected)
     pts, pushes = await s.store.set_role(caller.user_id, p.chat_id, p.user_id, p.role, s.clock())
     afterwards(caller, p.chat_id).deliver(pushes)
     return Affected(pts=pts, count=1)
@@ -102,6 +109,8 @@ async def set_role(caller: Caller, p: m.SetRole) -> Affected:
 async def set_title(caller: Caller, p: m.SetTitle) -> Chat:
     s = caller.services
     title = validate_title(p.title)
+    if (home := await elsewhere(caller, p.chat_id)) is not None:
+        return await call_group(caller, home, "chats.set_title", p, Chat)
     fanout = reserve(caller, p.chat_id)
     chat, pushes = await s.store.set_title(caller.user_id, p.chat_id, title, s.clock())
     fanout.deliver(pushes, chat_size=fanout_size(chat))

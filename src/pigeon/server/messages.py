@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pigeon.domain.encryption import check_forward, check_text
 from pigeon.domain.media import caption
-from pigeon.domain.messages import forward_origin
+from pigeon.domain.messages import check_service_rules, forward_origin
 from pigeon.domain.text import validate_text
 from pigeon.protocol import methods as m
+from pigeon.protocol.region_groups import GroupSend
 from pigeon.protocol.sizes import PAGE_BYTES
 from pigeon.protocol.types import Affected, Message, ReadResult, SentMessage, State
 from pigeon.protocol.updates import Difference
@@ -14,11 +15,18 @@ from pigeon.store import Push
 
 from .fanout import afterwards, reserve
 from .media_files import media_of
+from .region_groups import call_group, elsewhere, not_across
 from .services import Caller
 
 
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     s = caller.services
+    if (home := await elsewhere(caller, p.chat_id)) is not None:
+        if p.media is not None or p.ciphertext is not None:
+            raise not_across("a file or a ciphertext")
+        return await call_group(caller, home, "messages.send", GroupSend(
+            chat_id=p.chat_id, random_id=p.random_id, text=validate_text(p.text),
+            reply_to=p.reply_to), SentMessage)
     media = None
     if p.media is not None:
         # Only a file the sender may read: their own upload, or one sent to a chat of theirs.
@@ -43,9 +51,21 @@ async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
 
 async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
     s = caller.services
+    home = await elsewhere(caller, p.to_chat_id)
     original = await s.store.get_message(caller.user_id, p.from_chat_id, p.message_id)
     check_forward(original.ciphertext is not None, False)
     origin = forward_origin(original)
+    if home is not None:
+        # Into a group of another region: its header as data (as a private forward crosses),
+        # the service account's rule checked here, where its chat is.
+        if original.media is not None:
+            raise not_across("a forwarded file")
+        check_service_rules(to_service_chat=False,
+                            forwards_from_service_chat=origin.sender_id
+                            == await s.store.service_user_id())
+        return await call_group(caller, home, "messages.send", GroupSend(
+            chat_id=p.to_chat_id, random_id=p.random_id, text=original.text,
+            fwd_from=origin), SentMessage)
     fanout = reserve(caller, p.to_chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.to_chat_id, p.random_id, original.text, s.clock(), fwd_from=origin,
@@ -58,6 +78,8 @@ async def forward(caller: Caller, p: m.ForwardMessage) -> SentMessage:
 async def edit(caller: Caller, p: m.EditMessageText) -> Message:
     s = caller.services
     text = validate_text(p.text)
+    if (home := await elsewhere(caller, p.chat_id)) is not None:
+        return await call_group(caller, home, "messages.edit", p, Message)
     fanout = reserve(caller, p.chat_id)
     message, pushes = await s.store.edit_message(caller.user_id, p.chat_id, p.message_id,
                                                  text, s.clock())
@@ -68,6 +90,8 @@ async def edit(caller: Caller, p: m.EditMessageText) -> Message:
 
 async def delete(caller: Caller, p: m.DeleteMessages) -> Affected:
     s = caller.services
+    if p.for_everyone and (home := await elsewhere(caller, p.chat_id)) is not None:
+        return await call_group(caller, home, "messages.delete", p, Affected)
     # Deleting for oneself updates only oneself.
     fanout = reserve(caller, p.chat_id, None if p.for_everyone else 1)
     pts, count, pushes = await s.store.delete_messages(caller.user_id, p.chat_id,

@@ -133,6 +133,13 @@ class Metrics:
             for what in ("relayed", "applied", "dropped", "typing_dropped"):
                 counter.add_metric([what], health[what])
             yield counter
+            calls = CounterMetricFamily("pigeon_region_group_calls",
+                                        "Calls in groups of other regions (forwarded from "
+                                        "here) and from them (answered or refused here)",
+                                        labels=["what"])
+            for what, count in health.get("group_calls", {}).items():
+                calls.add_metric([what], count)
+            yield calls
 
         self.registry.register(_Callback(read))
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import nats
@@ -37,10 +37,12 @@ from nats.js.errors import NotFoundError
 from pigeon.domain import regions as rules
 from pigeon.domain.regions import RegionTable
 from pigeon.protocol import regions as wire
+from pigeon.protocol.region_groups import GroupAnswer, GroupCall
 from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser, UnknownCross
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .region_files import answer_blob, blob_subject, fetch_files
+from .region_groups import take_group_call
 from .region_stickers import StickerSets, set_subject
 from .region_typing import TypingRelay, typing_subject
 from .streams import follow_changes, publish
@@ -51,10 +53,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("pigeon.regions")
 
 LOOKUP_TIMEOUT = 2.0      # seconds another region has to answer a lookup
+GROUP_CALL_TIMEOUT = 5.0  # seconds a group's region has to commit a forwarded call
 RELAY_POLL = 0.5          # seconds between outbox reads when nothing woke the relay
 BATCH = 64                # messages of a stream unacknowledged at once, per region pair
 OUTBOX_WATCH = 5.0        # seconds between counts of the outbox (for /metrics)
 ACK_WAIT = 10.0           # seconds before JetStream redelivers an unacknowledged message
+
+
+A = TypeVar("A")
 
 
 def stream_name(source: str, destination: str) -> str:
@@ -78,6 +84,10 @@ class RegionLink:
         self.lag: dict[str, int] = {other: 0 for other in self.others}
         self.outbox: dict[str, int] = {other: 0 for other in self.others}
         self.relayed = 0
+        self.group_homes: dict[int, str] = {}  # replicas' groups: where each lives (never moves)
+        self.group_calls: set[asyncio.Task[None]] = set()  # forwarded calls being answered
+        # forwarded group calls: sent from here, done here, refused here (typed error)
+        self.group_call_counts = {"forwarded": 0, "answered": 0, "refused": 0}
         self.applied = 0
         self.dropped = 0
         self.typing = TypingRelay(self)
@@ -91,9 +101,11 @@ class RegionLink:
         self._tasks.append(asyncio.create_task(self._run(), name="regions"))
 
     async def close(self) -> None:
-        for task in self._tasks:
+        if self.group_calls:  # calls of other regions being done here: answered, if in time
+            await asyncio.wait(list(self.group_calls), timeout=GROUP_CALL_TIMEOUT)
+        for task in [*self._tasks, *self.group_calls]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self.group_calls]:
             try:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: PERF203
@@ -115,6 +127,8 @@ class RegionLink:
                                 cb=self.typing.receive)
         await self.nc.subscribe(set_subject(self.prefix, self.name), queue="sticker_set",
                                 cb=self.stickers.answer)
+        await self.nc.subscribe(f"{self.prefix}.region.{self.name}.group", queue="group",
+                                cb=self._answer_group)
         work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
         work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
                  for o in self.others]
@@ -135,7 +149,7 @@ class RegionLink:
             other: {"reachable": self.reachable[other], "outbox": self.outbox[other],
                     "lag": self.lag[other]} for other in self.others},
             "relayed": self.relayed, "applied": self.applied, "dropped": self.dropped,
-            "typing_dropped": self.typing.dropped}
+            "typing_dropped": self.typing.dropped, "group_calls": dict(self.group_call_counts)}
 
     async def _connect(self) -> Any:
         delay = 0.2
@@ -187,14 +201,36 @@ class RegionLink:
     async def lookup(self, region: str, *, phone: str | None = None,
                      username: str | None = None) -> RemoteUser | None:
         """Ask ``region`` for an account homed there; REGION_UNAVAILABLE if it does not answer."""
+        found = await self.ask(region, "lookup", Lookup(phone=phone, username=username), Found,
+                               LOOKUP_TIMEOUT)
+        if found.user is not None:
+            if rules.region_of_id(self.table, found.user.id) != region:
+                raise Unavailable(f"region {region} answered an id of another region",
+                                  code="REGION_UNAVAILABLE")
+            await self.services.store.remember_remote(found.user, region,
+                                                      self.services.clock())
+        return found.user
+
+    async def _answer_group(self, msg: Any) -> None:
+        take_group_call(self.services, msg, self.group_calls)
+
+    async def group_call(self, region: str, call: GroupCall) -> GroupAnswer:
+        """A call in a group homed in ``region``, done there (server/region_groups.py);
+        REGION_UNAVAILABLE if it does not answer in time."""
+        self.group_call_counts["forwarded"] += 1
+        return await self.ask(region, "group", call, GroupAnswer, GROUP_CALL_TIMEOUT)
+
+    async def ask(self, region: str, what: str, question: msgspec.Struct, answer: type[A],
+                  timeout: float) -> A:
+        """Request/reply on ``<prefix>.region.<region>.<what>``: REGION_UNAVAILABLE if the
+        region does not answer in time (or answers nonsense), never a hang."""
         if self.nc is None or not self.nc.is_connected:
             raise Unavailable(f"region {region} cannot be reached (no NATS)",
                               code="REGION_UNAVAILABLE", retry_after=5)
         try:
-            reply = await self.nc.request(f"{self.prefix}.region.{region}.lookup",
-                                          wire.encode(Lookup(phone=phone, username=username)),
-                                          timeout=LOOKUP_TIMEOUT)
-            found = msgspec.msgpack.decode(reply.data, type=Found)
+            reply = await self.nc.request(f"{self.prefix}.region.{region}.{what}",
+                                          wire.encode(question), timeout=timeout)
+            answered = msgspec.msgpack.decode(reply.data, type=answer)
         except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
             self.reachable[region] = False
             raise Unavailable(f"region {region} does not answer; try again later",
@@ -203,13 +239,7 @@ class RegionLink:
             raise Unavailable(f"region {region} answered nonsense",
                               code="REGION_UNAVAILABLE", retry_after=5) from None
         self.reachable[region] = True
-        if found.user is not None:
-            if rules.region_of_id(self.table, found.user.id) != region:
-                raise Unavailable(f"region {region} answered an id of another region",
-                                  code="REGION_UNAVAILABLE")
-            await self.services.store.remember_remote(found.user, region,
-                                                      self.services.clock())
-        return found.user
+        return answered
 
     # -- relay: outbox -> JetStream -------------------------------------------------------------
     async def _relay(self, destination: str) -> None:

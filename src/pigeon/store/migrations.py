@@ -400,6 +400,17 @@ MIGRATIONS: list[str] = [
         WHERE r.chat_id IN (SELECT m.chat_id FROM members m JOIN users u ON u.id = m.user_id
                             WHERE u.home_region IS NOT NULL);
     """,
+    # 16 (issue 12, regions): groups spanning regions. A chat's home region (NULL: here; set:
+    # a replica of a group homed there, written only by what that region ships), and, in a
+    # group's own region, the other regions that keep a replica of it (those with members).
+    """
+    ALTER TABLE chats ADD COLUMN home_region TEXT;
+    CREATE TABLE group_regions (
+        chat_id INTEGER NOT NULL,
+        region TEXT NOT NULL,
+        PRIMARY KEY (chat_id, region)
+    );
+    """,
 ]
 
 

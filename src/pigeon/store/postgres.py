@@ -56,10 +56,12 @@ class PostgresStore(SqliteStore):
         await self.postgres.ping()
 
     async def reserve_user_ids(self, first_id: int, last_id: int) -> None:
-        """Move the users' id sequence into this region's range (once; idempotent): rows of
-        people homed elsewhere are inserted with their own ids and never move it."""
+        """Move the users' and the chats' id sequences into this region's range (once;
+        idempotent): rows of people homed elsewhere, and replicas of groups of other regions,
+        are inserted with their own ids and never move them."""
         if first_id > 1:
-            await self.engine.write(_tx_floor_user_ids, first_id, last_id)
+            await self.engine.write(_tx_floor_ids, "users", first_id, last_id)
+            await self.engine.write(_tx_floor_ids, "chats", first_id, last_id)
 
     async def backup(self, target: str) -> None:
         """``pg_dump --format=custom`` into ``target`` (restore with ``pg_restore``): one
@@ -83,8 +85,9 @@ class PostgresStore(SqliteStore):
         os.replace(partial, path)
 
 
-def _tx_floor_user_ids(conn: Any, first_id: int, last_id: int) -> None:
+def _tx_floor_ids(conn: Any, table: str, first_id: int, last_id: int) -> None:
+    assert table in ("users", "chats")
     conn.execute(
-        "SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST(CAST(?1 AS BIGINT) - 1, "
-        "(SELECT COALESCE(MAX(id), 0) FROM users WHERE id BETWEEN CAST(?1 AS BIGINT) AND "
+        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(CAST(?1 AS BIGINT) - 1, "
+        f"(SELECT COALESCE(MAX(id), 0) FROM {table} WHERE id BETWEEN CAST(?1 AS BIGINT) AND "
         "CAST(?2 AS BIGINT))))", (first_id, last_id))

@@ -79,5 +79,15 @@ class RegionApi:
         raise NotImplementedError
 
     async def reserve_user_ids(self, first_id: int, last_id: int) -> None:
-        """New accounts get ids from first_id..last_id (this region's range)."""
+        """New accounts, and new chats, get ids from first_id..last_id (this region's range):
+        a group's id is then the same in every region that keeps a replica of it."""
+        raise NotImplementedError
+
+    async def group_home(self, chat_id: int) -> str | None:
+        """The region a group lives in, if this region keeps only a replica of it; else None
+        (a chat of this region, or no such chat)."""
+        raise NotImplementedError
+
+    async def local_people(self, ids: list[int]) -> list[RemoteUser]:
+        """Of these accounts, those homed here (at most MAX_IDS_PER_CALL)."""
         raise NotImplementedError

@@ -18,6 +18,7 @@ from pigeon.protocol.types import Chat, Role
 
 from .base import MemberRecord, Push
 from .sqlite_log import announce, pts_in
+from .sqlite_region_groups import check_invitable, ship_state
 from .sqlite_safety import gate_new_private
 from .sqlite_service import service_user_id
 from .sqlite_people import (
@@ -80,6 +81,7 @@ def _tx_create_group(
     kind = groups.group_kind(large)
     added, invited, refusing = sort_unblocked_newcomers(
         conn, owner_id, groups.founders(owner_id, named), policy)
+    check_invitable(conn, invited)
     groups.check_capacity(1, len(added), groups.member_limit(kind, max_members, policy))
     check_created_quota(conn, owner_id, now, policy)
     check_joined_quota(conn, [owner_id, *added], policy)
@@ -90,6 +92,7 @@ def _tx_create_group(
     insert_members(conn, chat_id, [owner_id], "owner", now, 0)
     insert_members(conn, chat_id, added, "member", now, 0)
     pushes = announce(conn, chat_id, affected=[owner_id, *added], now=now)
+    ship_state(conn, chat_id, owner_id, [owner_id, *added], [], now)
     invited, invitations = invite(conn, chat_id, owner_id, invited, now, policy)
     view = msgspec.structs.replace(chat_view(conn, chat_id, owner_id),
                                    invited=invited + refusing)
@@ -105,6 +108,7 @@ def _tx_add_members(
     existing_users(conn, user_ids)
     new = groups.newcomers(user_ids, set(member_ids(conn, chat_id)))
     added, invited, refusing = sort_unblocked_newcomers(conn, actor_id, new, policy)
+    check_invitable(conn, invited)
     chat = chat_row(conn, chat_id)
     groups.check_capacity(chat.member_count, len(added),
                           groups.member_limit(chat.kind, max_members, policy))
@@ -115,6 +119,7 @@ def _tx_add_members(
                        membership.newcomer_history_from(actor.last_message_id))
         forget_invitations(conn, chat_id, added)
         pushes = announce(conn, chat_id, affected=added, now=now)
+        ship_state(conn, chat_id, actor_id, added, [], now)
     invited, invitations = invite(conn, chat_id, actor_id, invited, now, policy)
     invited += refusing
     if not added and not invited:
@@ -129,16 +134,7 @@ def _tx_remove_member(
     actor = standing(conn, actor_id, chat_id)
     target = None if user_id == actor_id else member_row(conn, chat_id, user_id)
     removal = membership.removal(actor_id, actor, user_id, target)
-    conn.execute("DELETE FROM members WHERE chat_id = ? AND user_id = ?", (chat_id, user_id))
-    # What they could see ends here: the update log serves them no later edit.
-    (last_id, edit_seq) = conn.execute(
-        "UPDATE chats SET member_count = member_count - 1 WHERE id = ? "
-        "RETURNING last_message_id, edit_seq", (chat_id,)).fetchone()
-    period = departure(removal.history_from, last_id, edit_seq)
-    if period is not None:
-        conn.execute(
-            "INSERT INTO departures (user_id, chat_id, first_id, last_id, edit_seq, date) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (user_id, chat_id, *period, now))
+    depart(conn, chat_id, user_id, removal.history_from, now)
     large = streams.on_chat_stream(actor.kind)
     # A large chat's members are not all read: the heir is found by the same rule among
     # the longest-standing admins and members, read in order of seniority.
@@ -150,7 +146,24 @@ def _tx_remove_member(
         remaining = [r._replace(role="owner") if r == heir else r for r in remaining]
     pushes = announce(conn, chat_id, None if large else remaining, departed=[user_id],
                       affected=[heir.user_id] if heir is not None else None, now=now)
+    ship_state(conn, chat_id, actor_id, [heir.user_id] if heir is not None else [], [user_id],
+               now)
     return pts_in(pushes, actor_id), pushes
+
+
+def depart(conn: sqlite3.Connection, chat_id: int, user_id: int, history_from: int,
+           now: float) -> None:
+    """``user_id`` is no longer a member; what they could see ends here: the update log serves
+    them no later edit."""
+    conn.execute("DELETE FROM members WHERE chat_id = ? AND user_id = ?", (chat_id, user_id))
+    (last_id, edit_seq) = conn.execute(
+        "UPDATE chats SET member_count = member_count - 1 WHERE id = ? "
+        "RETURNING last_message_id, edit_seq", (chat_id,)).fetchone()
+    period = departure(history_from, last_id, edit_seq)
+    if period is not None:
+        conn.execute(
+            "INSERT INTO departures (user_id, chat_id, first_id, last_id, edit_seq, date) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (user_id, chat_id, *period, now))
 
 
 def _tx_set_role(
@@ -162,6 +175,7 @@ def _tx_set_role(
     conn.executemany("UPDATE members SET role = ? WHERE chat_id = ? AND user_id = ?",
                      [(new, chat_id, uid) for uid, new in changes])
     pushes = announce(conn, chat_id, affected=[uid for uid, _ in changes], now=now)
+    ship_state(conn, chat_id, actor_id, [uid for uid, _ in changes], [], now)
     return pts_in(pushes, actor_id), pushes
 
 
@@ -170,6 +184,7 @@ def _tx_set_title(
 ) -> tuple[Chat, list[Push]]:
     membership.may_manage(standing(conn, actor_id, chat_id))
     conn.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
+    ship_state(conn, chat_id, actor_id, [], [], now)
     return chat_view(conn, chat_id, actor_id), announce(conn, chat_id, now=now)
 
 

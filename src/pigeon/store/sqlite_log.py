@@ -50,13 +50,16 @@ FEW_TARGETS = 8  # an update for at most this many users is logged by one INSERT
 
 
 # -- numbering and logging --------------------------------------------------------------------
+# A region writes updates only for the people homed there (home_region NULL): the rows of
+# people homed elsewhere (members of a group spanning regions, the other side of a private
+# chat across regions) are told by their own region, from its own copy of the chat.
 def bump(conn: sqlite3.Connection, user_ids: list[int]) -> list[tuple[int, int]]:
-    """Give each user their next pts; returns (user_id, pts) pairs."""
+    """Give each user homed here their next pts; returns (user_id, pts) pairs."""
     out: list[tuple[int, int]] = []
     for chunk in chunks(user_ids):
         out += conn.execute(
-            f"UPDATE users SET pts = pts + 1 WHERE id IN ({marks(chunk)}) RETURNING id, pts",
-            chunk,
+            f"UPDATE users SET pts = pts + 1 WHERE id IN ({marks(chunk)}) "
+            "AND home_region IS NULL RETURNING id, pts", chunk,
         ).fetchall()
     return out
 
@@ -68,7 +71,8 @@ def recipients(conn: sqlite3.Connection, chat_id: int, audience: aud.Audience,
         # Every member: one statement, however big the group.
         return conn.execute(
             "UPDATE users SET pts = pts + 1 WHERE id IN "
-            "(SELECT user_id FROM members WHERE chat_id = ?) RETURNING id, pts", (chat_id,),
+            "(SELECT user_id FROM members WHERE chat_id = ?) AND home_region IS NULL "
+            "RETURNING id, pts", (chat_id,),
         ).fetchall()
     if isinstance(audience, aud.Only):
         return bump(conn, list(audience.user_ids))

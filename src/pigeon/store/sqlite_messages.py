@@ -17,6 +17,7 @@ from pigeon.domain import messages as rules
 from pigeon.domain.people import makes_contact
 from pigeon.protocol import updates as up
 from pigeon.domain.records import Standing
+from pigeon.protocol.errors import InvalidArgument
 from pigeon.protocol.media import Media
 from pigeon.protocol.types import FwdFrom, Message, MessageSticker
 
@@ -25,6 +26,7 @@ from .sqlite_chat_settings import unpin_deleted
 from .sqlite_media import refer, unrefer
 from .sqlite_log import pts_in, push_message, push_stored
 from .sqlite_region_events import queue_delete, queue_edit, queue_read
+from .sqlite_region_groups import ship_delete, ship_edit, ship_message, ship_read
 from .sqlite_regions import check_crossable, private_sides, queue_remote
 from .sqlite_safety import gate_columns, gate_on, hide, private_gate
 from .sqlite_service import is_service_chat
@@ -48,9 +50,11 @@ def _tx_send_message(
     now: float, reply_to: int | None, fwd_from: FwdFrom | None,
     sticker: MessageSticker | None = None, media: Media | None = None,
     ciphertext: bytes | None = None, *, from_region: bool = False,
+    message_id: int | None = None,
 ) -> tuple[Message, int, list[Push]]:
     # from_region: a message from another region (sqlite_regions._tx_apply_cross), whose
-    # forward header names a chat of that region: its home checked where it came from
+    # forward header names a chat of that region: its home checked where it came from;
+    # message_id: its id there, in a replica of a group of that region (the same in both)
     # The sender's standing, whether the chat is the service chat, whether this random_id
     # was seen, the private chat's gate and its sides' regions: one statement, because every
     # send starts here (each statement is a round trip on PostgreSQL)
@@ -76,6 +80,10 @@ def _tx_send_message(
         to_service_chat=sender.kind == "private" and service_chat,
         forwards_from_service_chat=fwd_from is not None and not from_region
         and is_service_chat(conn, fwd_from.chat_id))
+    if row is not None and row[18] is not None and not from_region:
+        # a replica is written by its group's region only (server/region_groups.py forwards)
+        raise InvalidArgument("this group lives in another region: send there",
+                              code="NOT_SUPPORTED_ACROSS_REGIONS")
     remote = (private_sides(sender_id, row[15], row[10], row[16])
               if sender.kind == "private" and row is not None else None)
     if remote is not None and remote.local_id == sender_id:  # to another region: the outbox
@@ -87,7 +95,8 @@ def _tx_send_message(
     if reply_to is not None:
         rules.check_reply(message(conn, chat_id, reply_to), sender.history_from, reply_to)
     # standing() locked the chat row (FOR UPDATE on PostgreSQL; SQLite has one writer)
-    message_id = sender.last_message_id + 1
+    if message_id is None:
+        message_id = sender.last_message_id + 1
     write_later(conn, "UPDATE chats SET last_message_id = ? WHERE id = ?",
                 (message_id, chat_id))
     write_later(
@@ -122,6 +131,9 @@ def _tx_send_message(
     if remote is not None:
         queue_remote(conn, remote, sender_id, random_id, text, now, chat_id, message_id,
                      fwd_from, reply_to, media, sticker)
+    elif row is not None and row[17] and not from_region:
+        ship_message(conn, chat_id, message_id, sender_id, random_id, text, now, fwd_from,
+                     reply_to, media, sticker)
     return new, sender_pts, pushes
 
 
@@ -146,9 +158,12 @@ def sending_joins(sender: str = "?", random_id: str = "?") -> str:
             f"LEFT JOIN random_ids r ON r.sender_id = {sender} AND r.random_id = {random_id} ")
 
 
+# whether the chat is a group with replicas in other regions, and whether it is itself a
+# replica (sqlite_region_groups): read with the rest, not in round trips of their own
+_SPANNING = "EXISTS (SELECT 1 FROM group_regions g WHERE g.chat_id = c.id), c.home_region"
 # the chat row locked as standing() locks it; parameters: the sender seven times, the
 # random_id, the chat
-_SENDING = (f"SELECT {sending_columns()} FROM chats c {sending_joins()}"
+_SENDING = (f"SELECT {sending_columns()}, {_SPANNING} FROM chats c {sending_joins()}"
             "WHERE c.id = ? /*FOR UPDATE OF c*/")
 
 
@@ -167,8 +182,9 @@ def _tx_edit_message(
     crossing: bool = False,
 ) -> tuple[Message, list[Push]]:
     # crossing, here and in the delete and the read: this deployment has regions
-    # (Store.crosses_regions); without, nothing looks for the other region's copy, which on
-    # PostgreSQL would be one more round trip for every private edit, delete and read
+    # (Store.crosses_regions); without, nothing looks for the other region's copy of a private
+    # chat or for a group's replicas, which on PostgreSQL would be one more round trip for
+    # every edit, delete and read
     editor = standing(conn, user_id, chat_id)
     encryption.check_plain_edit(editor.secret)
     edited = _seen(conn, editor, chat_id, message_id)
@@ -187,6 +203,8 @@ def _tx_edit_message(
     push = push_message(conn, up.EditMessage(pts=0, message=edited), told, editor.kind, now)
     if crossing and editor.kind == "private":
         queue_edit(conn, user_id, chat_id, message_id, text, now)
+    elif crossing:
+        ship_edit(conn, chat_id, message_id, user_id, text, now)
     return edited, [push]
 
 
@@ -214,6 +232,8 @@ def _tx_delete_messages(
         pushes = [push, *unpin_deleted(conn, chat_id, ids, now)]
         if crossing and actor.kind == "private":
             queue_delete(conn, user_id, chat_id, ids, now)
+        elif crossing:
+            ship_delete(conn, chat_id, ids, user_id, now)
         return pts_in(pushes, user_id), len(ids), pushes
     else:
         conn.executemany(
@@ -259,7 +279,9 @@ def _q_history(
 
 def _tx_read_history(
     conn: sqlite3.Connection, user_id: int, chat_id: int, max_id: int, crossing: bool = False,
+    came_from: str | None = None,
 ) -> tuple[int, int, list[Push]]:
+    # came_from: a read mark of a group spanning regions, from that region (not sent back)
     reader = standing(conn, user_id, chat_id)
     reading = rules.read_up_to(reader, max_id)
     if reading is None:
@@ -274,6 +296,8 @@ def _tx_read_history(
                                                   unread_count=unread), audience.only(user_id))
     if crossing and reader.kind == "private" and reading.tells:
         queue_read(conn, user_id, chat_id, reading.after, reading.told, time.time())
+    elif crossing and reading.tells and rules.tells_authors(reader.kind):
+        ship_read(conn, user_id, chat_id, reading.told, time.time(), came_from)
     return pts_in([own], user_id), unread, [own, *_tell_authors(conn, user_id, chat_id, reading,
                                                                  reader.kind)]
 

@@ -18,6 +18,7 @@ from pigeon.protocol.types import Chat
 
 from .base import InvitationRecord, Push, UserRecord
 from .sqlite_log import announce, push_stored
+from .sqlite_region_groups import ship_state
 from .sqlite_rows import (
     USER_COLS,
     blocked_by,
@@ -195,6 +196,7 @@ def _tx_accept_invitation(
     check_joined_quota(conn, [user_id], policy)
     insert_members(conn, chat_id, [user_id], "member", now,
                    membership.newcomer_history_from(chat.last_message_id))
+    ship_state(conn, chat_id, user_id, [user_id], [], now)
     return chat_view(conn, chat_id, user_id), announce(conn, chat_id, affected=[user_id],
                                                        now=now)
 

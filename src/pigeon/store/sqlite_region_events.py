@@ -75,7 +75,6 @@ def apply_event(conn: sqlite3.Connection, event: Cross) -> list[Push]:
     message (it was never delivered here): the caller skips the event."""
     from .sqlite_messages import (  # noqa: PLC0415  (it imports this module)
         _tx_delete_messages,
-        _tx_edit_message,
         _tx_read_history,
     )
     from .sqlite_region_chat import apply_pin  # noqa: PLC0415  (it imports this module)
@@ -86,10 +85,7 @@ def apply_event(conn: sqlite3.Connection, event: Cross) -> list[Push]:
     if isinstance(event, CrossEdit):
         chat_id, message_id = _located(conn, MessageRef(actor, event.random_id), actor,
                                        event.recipient_id)
-        shown = message(conn, chat_id, message_id)
-        if shown is not None and shown.text == event.text and shown.edit_date == event.date:
-            return []  # the same edit published twice (past JetStream's duplicate window)
-        return _tx_edit_message(conn, actor, chat_id, message_id, event.text, event.date)[1]
+        return edit_once(conn, actor, chat_id, message_id, event)
     if isinstance(event, CrossDelete):
         found: dict[int, list[int]] = {}
         for ref in event.messages:
@@ -107,6 +103,18 @@ def apply_event(conn: sqlite3.Connection, event: Cross) -> list[Push]:
                                        actor, event.recipient_id)
         return _tx_read_history(conn, actor, chat_id, message_id)[2]
     raise NotFound(f"no way to apply a {type(event).__name__} here")
+
+
+def edit_once(conn: sqlite3.Connection, actor: int, chat_id: int, message_id: int,
+              event: CrossEdit) -> list[Push]:
+    """An edit from another region, applied here unless it already was (the same edit
+    published twice, past JetStream's duplicate window)."""
+    from .sqlite_messages import _tx_edit_message  # noqa: PLC0415  (it imports this module)
+
+    shown = message(conn, chat_id, message_id)
+    if shown is not None and shown.text == event.text and shown.edit_date == event.date:
+        return []
+    return _tx_edit_message(conn, actor, chat_id, message_id, event.text, event.date)[1]
 
 
 def _located(conn: sqlite3.Connection, ref: MessageRef, actor_id: int,

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 
 from pigeon.domain.regions import cross_order
-from pigeon.protocol.regions import Cross, CrossMessage, RemoteUser
+from pigeon.protocol.regions import Cross, CrossMessage, GroupCross, RemoteUser
 from pigeon.protocol.media import Media
 from pigeon.protocol.types import FwdFrom, MessageSticker
 from pigeon.protocol.errors import InvalidArgument, NotFound
 
 from .base import Push
 from .region_api import MAX_OUTBOX_BATCH
+from pigeon.protocol.limits import MAX_IDS_PER_CALL
 from .sqlite_rows import chunks, marks
 
 if TYPE_CHECKING:
@@ -100,11 +101,18 @@ def queue(conn: sqlite3.Connection, sides: Sides, kind: str, actor_id: int, rand
     """What ``actor_id`` did here to the side homed elsewhere: into the outbox, in this
     transaction. Only what someone homed here did: what came from there is not sent back."""
     if actor_id == sides.local_id:
-        conn.execute(
-            "INSERT INTO region_outbox (region, sender_id, recipient_id, random_id, text, date, "
-            "kind, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (sides.remote_region, actor_id, sides.remote_id, random_id, text, date, kind,
-             msgspec.msgpack.encode(body) if body else None))
+        enqueue(conn, sides.remote_region, kind, actor_id, sides.remote_id, random_id, text,
+                date, body)
+
+
+def enqueue(conn: sqlite3.Connection, region: str, kind: str, actor_id: int, recipient_id: int,
+            random_id: int, text: str, date: float, body: dict[str, Any] | None = None) -> None:
+    """One row of the outbox to ``region`` (the relay publishes it after the commit)."""
+    conn.execute(
+        "INSERT INTO region_outbox (region, sender_id, recipient_id, random_id, text, date, "
+        "kind, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (region, actor_id, recipient_id, random_id, text, date, kind,
+         msgspec.msgpack.encode(body) if body else None))
 
 
 def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_id: int,
@@ -118,6 +126,16 @@ def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_
                  "VALUES (?, ?, ?, ?)", (chat_id, message_id, sender_id, random_id))
     if sender_id != sides.local_id:
         return
+    body = message_body(conn, chat_id, fwd_from, reply_to, media, sticker)
+    queue(conn, sides, "message", sender_id, random_id, text, date, body)
+
+
+def message_body(conn: sqlite3.Connection, chat_id: int, fwd_from: FwdFrom | None,
+                 reply_to: int | None, media: Media | None,
+                 sticker: MessageSticker | None) -> dict[str, Any]:
+    """A message's fields beyond the outbox's columns: a forward's header, the message it
+    replies to (by author and random_id), its files as stored here (the other region fetches
+    their bytes) and its sticker."""
     body: dict[str, Any] = {}
     if fwd_from is not None:
         body["fwd_from"] = msgspec.to_builtins(fwd_from)
@@ -141,7 +159,7 @@ def queue_remote(conn: sqlite3.Connection, sides: Sides, sender_id: int, random_
         row = conn.execute("SELECT size FROM stickers WHERE file_id = ? LIMIT 1",
                            (sticker.file_id,)).fetchone()
         body["sticker_size"] = row[0] if row is not None else 0
-    queue(conn, sides, "message", sender_id, random_id, text, date, body)
+    return body
 
 
 def replied_to(conn: sqlite3.Connection, message: CrossMessage) -> int | None:
@@ -178,6 +196,8 @@ def _tx_remember_remote(conn: sqlite3.Connection, user: RemoteUser, region: str,
     else:
         conn.execute("UPDATE users SET name = ?, username = ?, home_region = ? WHERE id = ?",
                      (user.name, user.username, region, user.id))
+    if user.who_can_add is not None:  # a message's sender does not say: kept as last told
+        conn.execute("UPDATE users SET who_can_add = ? WHERE id = ?", (user.who_can_add, user.id))
 
 
 def _q_local_user(conn: sqlite3.Connection, phone: str | None,
@@ -186,13 +206,14 @@ def _q_local_user(conn: sqlite3.Connection, phone: str | None,
     username: what another region's lookup is answered."""
     if phone is not None:
         row = conn.execute(
-            "SELECT id, name, username FROM users WHERE phone = ? AND phone_discoverable = 1 "
-            "AND home_region IS NULL AND disabled = 0", (phone,)).fetchone()
+            "SELECT id, name, username, who_can_add FROM users WHERE phone = ? "
+            "AND phone_discoverable = 1 AND home_region IS NULL AND disabled = 0",
+            (phone,)).fetchone()
     else:
         row = conn.execute(
-            "SELECT id, name, username FROM users WHERE username_key = ? "
+            "SELECT id, name, username, who_can_add FROM users WHERE username_key = ? "
             "AND home_region IS NULL AND disabled = 0", (username_key,)).fetchone()
-    return RemoteUser(id=row[0], name=row[1], username=row[2]) if row else None
+    return RemoteUser(id=row[0], name=row[1], username=row[2], who_can_add=row[3]) if row else None
 
 
 def _q_crossed_blob(conn: sqlite3.Connection, digest: str) -> bool:
@@ -267,10 +288,13 @@ def _tx_apply_cross(conn: sqlite3.Connection, message: Cross, seq: int, now: flo
     from .sqlite_groups import _tx_open_private  # noqa: PLC0415  (they import this module)
     from .sqlite_messages import _tx_send_message  # noqa: PLC0415
     from .sqlite_region_events import apply_event  # noqa: PLC0415
+    from .sqlite_region_groups import apply_group  # noqa: PLC0415
 
     verdict = _advance(conn, message.origin, seq)
     if verdict != "apply":
         return verdict, []
+    if isinstance(message, GroupCross):  # its sender may be homed here: not remembered
+        return verdict, apply_group(conn, message, now)
     _tx_remember_remote(conn, message.sender, message.origin, now)
     row = conn.execute("SELECT home_region FROM users WHERE id = ?",
                        (message.recipient_id,)).fetchone()
@@ -324,3 +348,13 @@ class SqliteRegions:
         # SQLite gives a new row the largest id + 1, and rows of people homed elsewhere carry
         # ids of other ranges: regions need PostgreSQL's sequence (server/settings.py).
         raise RuntimeError("regions need the PostgreSQL store")
+
+    async def group_home(self, chat_id: int) -> str | None:
+        from .sqlite_region_groups import group_home  # noqa: PLC0415  (it imports this module)
+
+        return await self.engine.read(group_home, chat_id)
+
+    async def local_people(self, ids: list[int]) -> list[RemoteUser]:
+        from .sqlite_region_groups import _q_people  # noqa: PLC0415  (it imports this module)
+
+        return await self.engine.read(_q_people, ids[:MAX_IDS_PER_CALL])

@@ -1,0 +1,54 @@
+"""A call in a group homed in another region, forwarded there by the caller's region (issue
+12; docs/architecture.md, "Groups across regions"): request/reply on
+``<prefix>.region.<group's region>.group``. The group's region alone decides (its members,
+its rules, its message ids), commits, ships the outcome to every region with members, and
+answers; the caller's region answers its client only after that answer. Unknown fields are
+kept for newer regions; a method the group's region does not know is refused by it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from . import limits
+from .regions import ID, RandomId, RegionName, RemoteUser
+from .types import FwdFrom
+
+#: what a member homed elsewhere may ask of a group's region
+GroupMethod = Literal["messages.send", "messages.edit", "messages.delete", "chats.add_members",
+                      "chats.remove_member", "chats.set_role", "chats.set_title"]
+
+
+class GroupSend(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A text message, a reply, or a forward (its header as data: its chat and message ids
+    are the caller's region's, where the service account's rule was checked). Files,
+    stickers and ciphertext from a member homed elsewhere are NOT_SUPPORTED_ACROSS_REGIONS,
+    refused by the caller's region."""
+
+    chat_id: ID
+    random_id: RandomId
+    text: Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)] = ""
+    reply_to: ID | None = None
+    fwd_from: FwdFrom | None = None
+
+
+class GroupCall(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """``actor_id`` (homed in ``origin``, a member of the group there) calls ``method`` with
+    ``params`` (the method's own params, msgpack, or :class:`GroupSend`); ``people``: the
+    accounts homed in ``origin`` that the call names, so that the group's region knows them."""
+
+    origin: RegionName
+    actor_id: ID
+    method: GroupMethod
+    params: Annotated[bytes, Meta(max_length=limits.MAX_FRAME_BYTES)]
+    people: Annotated[list[RemoteUser], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
+
+
+class GroupAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The result (msgpack of the method's result type), or the typed error."""
+
+    result: Annotated[bytes, Meta(max_length=limits.MAX_SERVER_FRAME_BYTES)] | None = None
+    code: Annotated[str, Meta(max_length=64)] | None = None
+    message: Annotated[str, Meta(max_length=1000)] = ""
