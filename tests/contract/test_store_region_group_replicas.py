@@ -104,6 +104,7 @@ async def seen(store: Store, uid: int, group: int) -> Any:
 async def test_a_replica_converges_on_its_group(store_factory: StoreFactory,
                                                 ops: list[tuple[Any, bool, bool]]) -> None:
     async with store_factory() as home, store_factory() as replica:
+        home.crosses_regions = replica.crosses_regions = True  # as make_store with regions
         b_people, a_people = await people(home, replica)
         everyone = b_people + a_people
         group, _ = await home.create_group(b_people[0], "G", [b_people[1], a_people[0]], T0,

@@ -7,6 +7,7 @@ homed here."""
 from __future__ import annotations
 
 import msgspec
+import pytest
 from contract_support import MAX_MEMBERS, T0, make_users, raises
 
 from pigeon.protocol import updates as up
@@ -26,6 +27,11 @@ from pigeon.store import Store
 
 BOB = RemoteUser(id=(1 << 40) + 7, name="Bob", username="bob")
 DAN = RemoteUser(id=(1 << 40) + 8, name="Dan")
+
+
+@pytest.fixture(autouse=True)
+def _crossing(store: Store) -> None:
+    store.crosses_regions = True  # as server/backends.make_store sets it with a region table
 
 
 def shipped(rows: list) -> list:  # type: ignore[type-arg]
