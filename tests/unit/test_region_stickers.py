@@ -37,11 +37,13 @@ class FakeRegions:
     def __init__(self, how: str) -> None:
         self.how = how
         self.asks = 0
+        self.blob_asks = 0
         self.is_connected = True
         self.gate: asyncio.Event | None = None
 
     async def request(self, subject: str, data: bytes, timeout: float) -> Any:
         if subject.endswith(".blob"):
+            self.blob_asks += 1
             return SimpleNamespace(data=encode(BlobPart(found=False)))
         assert subject == "pigeon.region.a.sticker_set"
         msgspec.msgpack.decode(data, type=SetAsk)
@@ -66,14 +68,15 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await opened.close()
 
 
-def sets(store: SqliteStore, tmp_path: Path, nc: FakeRegions) -> StickerSets:
+def sets(store: SqliteStore, tmp_path: Path, nc: FakeRegions,
+         bound: int = 1 << 30) -> StickerSets:
     table = parse_table({"regions": [
         {"name": name, "index": i, "endpoints": ["ws://127.0.0.1:1/v1/ws"],
          "calling_codes": [49 + i], "default": i == 0} for i, name in enumerate("ab")]})
     services = SimpleNamespace(
         store=store, clock=lambda: 1.0e9,
         settings=SimpleNamespace(region_sticker_refresh=60.0, bus_prefix="pigeon",
-                                 media_max_file_bytes=1 << 20),
+                                 media_max_file_bytes=1 << 20, region_sticker_bytes=bound),
         media=SimpleNamespace(blobs=DiskBlobStore(tmp_path / "media"), blob_lock=asyncio.Lock()))
     link = SimpleNamespace(services=services, table=table, name="b", others=["a"],
                            prefix="pigeon", nc=nc)
@@ -115,3 +118,12 @@ async def test_views_of_a_name_being_asked_wait_for_that_one_ask(
     assert await codes_of(views[1:]) == ["STICKER_SET_NOT_FOUND"] * 4
     assert views[0].cancelled()
     assert nc.asks == 1
+
+
+async def test_a_copy_past_the_bound_is_refused_before_its_images_are_fetched(
+        store: SqliteStore, tmp_path: Path) -> None:
+    nc = FakeRegions("set")
+    stickers = sets(store, tmp_path, nc, bound=len(IMAGE) - 1)
+    for _ in range(3):
+        assert await codes_of([stickers.seen(7, "owls", refresh=True)]) == ["QUOTA_EXCEEDED"]
+    assert (nc.asks, nc.blob_asks) == (1, 0)

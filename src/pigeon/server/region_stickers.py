@@ -9,7 +9,8 @@ at most once per ``region_sticker_refresh`` (a minute) per node; if its region d
 answer then, the copy serves. A name that no region has: STICKER_SET_NOT_FOUND; one that
 some region did not answer for: REGION_UNAVAILABLE; either answer stands for the same
 interval (a name is asked of the regions at most once per interval per node, whatever the
-outcome), and the views of a name while it is being asked wait for that one ask.
+outcome), and the views of a name while it is being asked wait for that one ask. The
+images of all copies are bounded by ``region_sticker_bytes``: QUOTA_EXCEEDED past it.
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ async def seen_set(services: Services, viewer_id: int, name: str, *,
 class StickerSets:
     def __init__(self, link: RegionLink) -> None:
         self.link = link
-        # name -> when it was last asked of a region (any outcome; REGION_UNAVAILABLE if
-        # that was it), for at most MAX_FRESH names
-        self._fresh: OrderedDict[str, tuple[float, Unavailable | None]] = OrderedDict()
+        # name -> when it was last asked of a region (any outcome; its error if it was
+        # not "found" or "not found"), for at most MAX_FRESH names
+        self._fresh: OrderedDict[str, tuple[float, PigeonError | None]] = OrderedDict()
         self._flights: dict[str, asyncio.Future[None]] = {}  # asks under way, by name
 
     # -- asked here ---------------------------------------------------------------------------
@@ -112,8 +113,10 @@ class StickerSets:
                 raise self._outcome(name) or missing from None
             try:
                 await self._fetch_once(name, self.link.others)
-            except Conflict:  # a set of that name is here, unpublished: as if none were
-                raise missing from None
+            except Conflict as exc:
+                if not _taken(exc):
+                    raise
+                raise missing from None  # a set of that name is here, unpublished
             return await store.get_sticker_set(viewer_id, name)
         region = self._region_of(whole.info)
         if refresh and region is not None and (name in self._flights or self._due(name)):
@@ -139,8 +142,9 @@ class StickerSets:
     def _landed(self, name: str, done: asyncio.Future[None]) -> None:
         self._flights.pop(name, None)
         failure = None if done.cancelled() else done.exception()
-        if isinstance(failure, Unavailable) and name in self._fresh:
-            # "not answered" is kept for the interval too, as "not found" is
+        if (isinstance(failure, PigeonError) and not isinstance(failure, NotFound)
+                and not _taken(failure) and name in self._fresh):
+            # "not answered" (or "no room") is kept for the interval too, as "not found" is
             self._fresh[name] = (self._fresh[name][0], failure)
 
     def _region_of(self, info: StickerSetInfo) -> str | None:
@@ -155,11 +159,12 @@ class StickerSets:
         every = self.link.services.settings.region_sticker_refresh
         return last is None or time.monotonic() - last[0] >= every
 
-    def _outcome(self, name: str) -> Unavailable | None:
-        """The last ask's REGION_UNAVAILABLE for ``name``, if that is how it ended."""
+    def _outcome(self, name: str) -> PigeonError | None:
+        """The last ask's error for ``name`` (REGION_UNAVAILABLE, QUOTA_EXCEEDED), if that
+        is how it ended (None for "not found": the store's own says it)."""
         last = self._fresh.get(name)
         failure = None if last is None else last[1]
-        return None if failure is None else Unavailable(
+        return None if failure is None else type(failure)(
             failure.message, code=failure.code, retry_after=failure.retry_after)
 
     async def _fetch(self, name: str, regions: list[str]) -> None:
@@ -208,6 +213,11 @@ class StickerSets:
         if media is None:
             raise Unavailable("this node keeps no files", code="STORAGE_FAILED")
         wanted = sorted({(s.file_id, s.size) for s in theirs.stickers})
+        # over the bound of copies: refused before its images are fetched (and again in the
+        # transaction that keeps it, which decides)
+        limit = services.settings.region_sticker_bytes
+        rules.copy_fits(theirs.name, [s.size for s in theirs.stickers],
+                        await services.store.remote_sticker_bytes(theirs.name), limit)
         try:
             await fetch_files(services, self.link.nc, region, wanted)
         except (NotFound, InvalidArgument, nats.errors.Error) as exc:
@@ -223,7 +233,8 @@ class StickerSets:
                 if await media.blobs.path(digest) is None:
                     raise Unavailable("a fetched sticker went before its set was kept",
                                       code="STORAGE_FAILED")
-            await services.store.keep_remote_sticker_set(theirs, region, services.clock())
+            await services.store.keep_remote_sticker_set(theirs, region, services.clock(),
+                                                         limit)
 
     def _note(self, name: str) -> None:
         """``name`` is being asked of its region: not again before the refresh is due."""
@@ -231,3 +242,8 @@ class StickerSets:
         self._fresh.move_to_end(name)
         if len(self._fresh) > MAX_FRESH:
             self._fresh.popitem(last=False)
+
+
+def _taken(exc: PigeonError) -> bool:
+    """A set of that name is here (unpublished, by someone else): the name is not fetched."""
+    return exc.code == "STICKER_SET_NAME_TAKEN"

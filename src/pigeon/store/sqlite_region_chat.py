@@ -6,8 +6,9 @@ pinner's own transaction, naming the message by its author and random_id, and ap
 the other copy through :func:`.sqlite_chat_settings._tx_pin_message`, whose rules run again
 there. The last pin wins in both copies: a chat keeps its pin's date and author, and one
 from the other region applies only if it comes after (by date, then author id), so pins
-made on both sides at once end the same on both. Typing is not stored anywhere: the server publishes it (server/region_typing.py); the
-store only says who of the receiving region may hear it.
+made on both sides at once end the same on both. Typing is not stored anywhere: the server
+publishes it (server/region_typing.py); the store only says who of the receiving region may
+hear it.
 """
 
 from __future__ import annotations
