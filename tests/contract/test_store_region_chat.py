@@ -73,6 +73,32 @@ async def test_a_pin_from_there_is_applied_here_once(store: Store) -> None:
     assert [q.kind for q in await store.outbox("b", 10)] == ["message"]
 
 
+async def test_the_last_pin_wins_whichever_region_made_it(store: Store) -> None:
+    """Pins made on both sides at once end the same in both copies: the later one."""
+    store.crosses_regions = True
+    alice, chat, carol, dan = await _chat_with_bob(store)
+    # Alice pins at T+10 here; Bob's pin dated T+5 comes after it: hers stays (as in b,
+    # where hers comes after his).
+    await store.pin_message(alice, chat, 1, T0 + 10)
+    older = CrossPin(origin="b", sender=BOB, recipient_id=alice, date=T0 + 5,
+                     message=MessageRef(BOB.id, -3))
+    assert await store.apply_cross(older, 2, T0, None) == ("apply", [])
+    assert (await store.get_chat(alice, chat)).pinned_message_id == 1
+    unpin = CrossPin(origin="b", sender=BOB, recipient_id=alice, date=T0 + 9)
+    assert await store.apply_cross(unpin, 3, T0, None) == ("apply", [])
+    assert (await store.get_chat(alice, chat)).pinned_message_id == 1
+    # The symmetric case: Bob's pin dated after Alice's replaces it.
+    newer = CrossPin(origin="b", sender=BOB, recipient_id=alice, date=T0 + 11,
+                     message=MessageRef(BOB.id, -3))
+    assert (await store.apply_cross(newer, 4, T0, None))[0] == "apply"
+    assert (await store.get_chat(alice, chat)).pinned_message_id == 2
+    # The same date: the larger author id wins in both copies (Bob's, of region 1).
+    tie = CrossPin(origin="b", sender=BOB, recipient_id=alice, date=T0 + 12)
+    await store.pin_message(alice, chat, 1, T0 + 12)
+    assert (await store.apply_cross(tie, 5, T0, None))[0] == "apply"
+    assert (await store.get_chat(alice, chat)).pinned_message_id == 0
+
+
 async def test_typing_is_heard_only_by_who_local_typing_reaches(store: Store) -> None:
     alice, chat, carol, dan = await _chat_with_bob(store)
     assert await store.typing_audience(BOB.id, alice, 10) == (chat, [alice])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contract_support import T0, make_users, raises
 
-from pigeon.protocol.errors import Conflict, Forbidden
+from pigeon.protocol.errors import Conflict, Forbidden, NotFound
 from pigeon.protocol.regions import CrossSticker, CrossStickerSet, RemoteUser
 from pigeon.store import Store
 
@@ -52,3 +52,23 @@ async def test_a_set_of_the_same_name_made_here_is_kept(store: Store) -> None:
     with raises(Conflict, "STICKER_SET_NAME_TAKEN"):
         await store.keep_remote_sticker_set(theirs, "a", T0)
     assert (await store.get_sticker_set(gus, "larks")).info.title == "Gus's larks"
+
+
+async def test_copies_are_bounded_in_bytes(store: Store) -> None:
+    (finn,) = await make_users(store, 1)
+    owls = CrossStickerSet(author=ADA, name="owls", title="Owls", stickers=[sticker(1, "🦉")])
+    larks = CrossStickerSet(author=ADA, name="larks", title="Larks",
+                            stickers=[sticker(3, "🐦"), sticker(4, "🐤")])
+    await store.keep_remote_sticker_set(owls, "a", T0, limit=3000)
+    assert await store.remote_sticker_bytes("larks") == 1001
+    with raises(Conflict, "QUOTA_EXCEEDED"):  # 1001 + 1003 + 1004 bytes
+        await store.keep_remote_sticker_set(larks, "a", T0, limit=3000)
+    with raises(NotFound, "STICKER_SET_NOT_FOUND"):
+        await store.get_sticker_set(finn, "larks")
+    # a refresh of a copy counts it once, and sets made here count not at all
+    await store.create_sticker_set(finn, "mine", "Mine", "", T0)
+    grown = CrossStickerSet(author=ADA, name="owls", title="Owls",
+                            stickers=[sticker(1, "🦉"), sticker(2, "🌙")])
+    await store.keep_remote_sticker_set(grown, "a", T0 + 1, limit=2003)
+    assert await store.remote_sticker_bytes("") == 2003
+    await store.keep_remote_sticker_set(larks, "a", T0, limit=5010)

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 from nats_support import nats_client
-from test_regions_events import from_other, next_of, pair
+from test_regions_events import from_other, next_of, pair, until
 
 from pigeon.client import Client
 from pigeon.protocol.errors import PigeonError
@@ -173,3 +173,56 @@ async def test_pins_cross_both_ways_once(
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_forged_senders_are_skipped_and_a_row_of_an_unknown_kind_holds_the_rest(
+        regions: tuple[Region, Region], phone: Callable[[], str]) -> None:
+    import asyncpg  # noqa: PLC0415  (PostgreSQL only where regions are)
+
+    a, b = regions
+    alice, bob, alices, bobs, _ = await pair(a, b, phone)
+    try:
+        alice_id, bob_id = alice.profile.user_id or 0, bob.profile.user_id or 0
+        # On a's stream to b, messages "from a" naming someone not of a: an id of b's
+        # range that b has no row for, and an id of no region. b must not make them people
+        # of a (nor rename anyone).
+        forged = [(1 << 40) + 987_654, (9 << 40) + 1]
+        async with nats_client(a.nats.url) as nc:
+            for i, sender in enumerate(forged):
+                junk = {"type": "message", "origin": "a", "recipient_id": bob_id,
+                        "sender": {"id": sender, "name": "Mallory"}, "random_id": 4242 + i,
+                        "text": "forged", "date": time.time()}
+                await nc.jetstream().publish("pigeon.xr.a.b", msgspec.msgpack.encode(junk))
+        await alice.messages.send(alices, "after the forgeries")
+        await next_of(bob, NewMessage, where=lambda u: u.message.text == "after the forgeries")
+        conn = await asyncpg.connect(b.database)
+        try:
+            assert await conn.fetchval("SELECT COUNT(*) FROM users WHERE id = ANY($1)",
+                                       forged) == 0
+        finally:
+            await conn.close()
+
+        # A row of a kind this version cannot send (a newer node wrote it): the relay stops
+        # there, and what comes after it waits behind it, in order, in the outbox.
+        conn = await asyncpg.connect(a.database)
+        try:
+            poll = await conn.fetchval(
+                "INSERT INTO region_outbox (region, sender_id, recipient_id, random_id, text, "
+                "date, kind) VALUES ('b', $1, $2, 0, '', $3, 'poll') RETURNING id",
+                alice_id, bob_id, time.time())
+
+            async def held() -> bool:
+                others: Any = (await a.health())["regions"]["others"]
+                return bool(others["b"]["held"] == poll)
+            await until(held)
+            await alice.messages.send(alices, "behind the poll")
+            assert await conn.fetchval("SELECT array_agg(kind ORDER BY id) FROM region_outbox "
+                                       "WHERE region = 'b'") == ["poll", "message"]
+            # a node that knows the kind sends it (here: it goes); the rest follows
+            await conn.execute("DELETE FROM region_outbox WHERE id = $1", poll)
+        finally:
+            await conn.close()
+        await next_of(bob, NewMessage, where=lambda u: u.message.text == "behind the poll")
+    finally:
+        await alice.close()
+        await bob.close()

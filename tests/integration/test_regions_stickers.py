@@ -74,9 +74,14 @@ async def test_a_set_of_another_region_is_found_installed_and_sent_with_the_cli(
     ok(artist, "stickers", "add", "wrens", str(tmp_path / "cat.png"), "--emoji", "🐦")
     ok(artist, "stickers", "publish", "wrens")
     ok(friend, "stickers", "create", "wrens", "--title", "Gus's wrens")
-    for _ in range(2):  # the second time without asking a again
-        refused = pigeon(fan, "stickers", "show", "wrens")
-        assert "[STICKER_SET_NOT_FOUND]" in one_error_line(refused)
+    async with nats_client(a.nats.url) as nc:
+        asked = await nc.subscribe("pigeon.region.a.sticker_set")  # beside a's node
+        await nc.flush()
+        for _ in range(3):  # a is asked the first time only (for a minute)
+            refused = pigeon(fan, "stickers", "show", "wrens")
+            assert "[STICKER_SET_NOT_FOUND]" in one_error_line(refused)
+        await nc.flush()  # a's server handed us each ask before answering our ping
+        assert asked.pending_msgs == 1
     assert "Gus's wrens by Gus, 0 stickers [not published]" in ok(friend, "stickers", "show",
                                                                   "wrens")
 

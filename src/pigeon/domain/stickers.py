@@ -89,6 +89,16 @@ def emoji(raw: str) -> str:
     return e
 
 
+def copy_fits(name: str, sizes: list[int], held: int, limit: int) -> None:
+    """A copy of another region's set ``name`` (its images' ``sizes``) may be kept beside
+    ``held`` bytes of the other copies only within ``limit`` (``region_sticker_bytes``):
+    else QUOTA_EXCEEDED (the copies a region keeps are bounded on its disk)."""
+    if held + sum(sizes) > limit:
+        raise Conflict(f"this region keeps no more sticker sets of other regions (over "
+                       f"{limit} bytes of their images): {name!r} is not copied",
+                       code="QUOTA_EXCEEDED")
+
+
 def no_set(name: str) -> NotFound:
     return NotFound(f"no sticker set named {name!r}", code="STICKER_SET_NOT_FOUND")
 

@@ -6,9 +6,11 @@ each sticker's image it lacks from there (region_files.py: by SHA-256, checked, 
 keeps a copy of the set (store/sqlite_region_stickers.py), on which every sticker call runs
 as on a set made here. A copy is refreshed from its region when it is viewed or installed,
 at most once per ``region_sticker_refresh`` (a minute) per node; if its region does not
-answer then, the copy serves. A
-name that no region has: STICKER_SET_NOT_FOUND; one that some region did not answer for:
-REGION_UNAVAILABLE.
+answer then, the copy serves. A name that no region has: STICKER_SET_NOT_FOUND; one that
+some region did not answer for: REGION_UNAVAILABLE; either answer stands for the same
+interval (a name is asked of the regions at most once per interval per node, whatever the
+outcome), and the views of a name while it is being asked wait for that one ask. The
+images of all copies are bounded by ``region_sticker_bytes``: QUOTA_EXCEEDED past it.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import nats.errors
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from pigeon.domain import stickers as rules
 from pigeon.domain.regions import homed_in
-from pigeon.protocol.errors import Conflict, NotFound, PigeonError, Unavailable
+from pigeon.protocol.errors import (
+    Conflict, InvalidArgument, NotFound, PigeonError, Unavailable,
+)
 from pigeon.protocol.regions import (
     CrossSticker, CrossStickerSet, RemoteUser, SetAsk, SetFound, encode,
 )
@@ -59,7 +64,10 @@ async def seen_set(services: Services, viewer_id: int, name: str, *,
 class StickerSets:
     def __init__(self, link: RegionLink) -> None:
         self.link = link
-        self._fresh: OrderedDict[str, float] = OrderedDict()
+        # name -> when it was last asked of a region (any outcome; its error if it was
+        # not "found" or "not found"), for at most MAX_FRESH names
+        self._fresh: OrderedDict[str, tuple[float, PigeonError | None]] = OrderedDict()
+        self._flights: dict[str, asyncio.Future[None]] = {}  # asks under way, by name
 
     # -- asked here ---------------------------------------------------------------------------
     async def answer(self, msg: Any) -> None:
@@ -98,23 +106,46 @@ class StickerSets:
         try:
             whole = await store.get_sticker_set(viewer_id, name)
         except NotFound as missing:
-            if not self._due(name):
-                raise  # taken here by an unpublished set, found so within the minute
+            flight = self._flights.get(name)
+            if flight is None and not self._due(name):
+                # asked within the interval: that answer stands (none had it, or a set of
+                # that name is here unpublished, or a region did not answer)
+                raise self._outcome(name) or missing from None
             try:
-                await self._fetch(name, self.link.others)
-            except Conflict:  # a set of that name is here, unpublished: as if none were;
-                self._note(name)  # and not fetched again at once (its images and all)
-                raise missing from None
+                await self._fetch_once(name, self.link.others)
+            except Conflict as exc:
+                if not _taken(exc):
+                    raise
+                raise missing from None  # a set of that name is here, unpublished
             return await store.get_sticker_set(viewer_id, name)
         region = self._region_of(whole.info)
-        if refresh and region is not None and self._due(name):
+        if refresh and region is not None and (name in self._flights or self._due(name)):
             try:
-                await self._fetch(name, [region])
+                await self._fetch_once(name, [region])
                 whole = await store.get_sticker_set(viewer_id, name)
             except PigeonError as exc:  # its region away (or the set gone): the copy serves
                 log.info("regions: sticker set %s not refreshed from %s: %s", name, region,
                          exc.code)
         return whole
+
+    async def _fetch_once(self, name: str, regions: list[str]) -> None:
+        """:meth:`_fetch`, once for all who ask for ``name`` meanwhile (a waiter cancelled
+        leaves it running for the others); noted when it starts, whatever its outcome."""
+        flight = self._flights.get(name)
+        if flight is None:
+            self._note(name)
+            flight = asyncio.ensure_future(self._fetch(name, regions))
+            self._flights[name] = flight
+            flight.add_done_callback(lambda done: self._landed(name, done))
+        await asyncio.shield(flight)
+
+    def _landed(self, name: str, done: asyncio.Future[None]) -> None:
+        self._flights.pop(name, None)
+        failure = None if done.cancelled() else done.exception()
+        if (isinstance(failure, PigeonError) and not isinstance(failure, NotFound)
+                and not _taken(failure) and name in self._fresh):
+            # "not answered" (or "no room") is kept for the interval too, as "not found" is
+            self._fresh[name] = (self._fresh[name][0], failure)
 
     def _region_of(self, info: StickerSetInfo) -> str | None:
         """The region of a copy's author; None for a set made here."""
@@ -126,7 +157,15 @@ class StickerSets:
     def _due(self, name: str) -> bool:
         last = self._fresh.get(name)
         every = self.link.services.settings.region_sticker_refresh
-        return last is None or time.monotonic() - last >= every
+        return last is None or time.monotonic() - last[0] >= every
+
+    def _outcome(self, name: str) -> PigeonError | None:
+        """The last ask's error for ``name`` (REGION_UNAVAILABLE, QUOTA_EXCEEDED), if that
+        is how it ended (None for "not found": the store's own says it)."""
+        last = self._fresh.get(name)
+        failure = None if last is None else last[1]
+        return None if failure is None else type(failure)(
+            failure.message, code=failure.code, retry_after=failure.retry_after)
 
     async def _fetch(self, name: str, regions: list[str]) -> None:
         """The set from the first of ``regions`` that has it, its images and all, kept here."""
@@ -155,7 +194,8 @@ class StickerSets:
             reply = await nc.request(set_subject(self.link.prefix, region),
                                      encode(SetAsk(name=name)), timeout=ASK_TIMEOUT)
             found = msgspec.msgpack.decode(reply.data, type=SetFound).set
-        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
+        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError, nats.errors.Error):
+            # (a connection closed or draining too: whatever NATS says, the region is away)
             raise Unavailable(f"region {region} does not answer", code="REGION_UNAVAILABLE",
                               retry_after=5) from None
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -173,7 +213,19 @@ class StickerSets:
         if media is None:
             raise Unavailable("this node keeps no files", code="STORAGE_FAILED")
         wanted = sorted({(s.file_id, s.size) for s in theirs.stickers})
-        await fetch_files(services, self.link.nc, region, wanted)
+        # over the bound of copies: refused before its images are fetched (and again in the
+        # transaction that keeps it, which decides)
+        limit = services.settings.region_sticker_bytes
+        rules.copy_fits(theirs.name, [s.size for s in theirs.stickers],
+                        await services.store.remote_sticker_bytes(theirs.name), limit)
+        try:
+            await fetch_files(services, self.link.nc, region, wanted)
+        except (NotFound, InvalidArgument, nats.errors.Error) as exc:
+            # its region's problem (an image gone there since it answered, or not what the
+            # set says), not the caller's: the set is not to be had from there for now
+            raise Unavailable(f"the images of sticker set {theirs.name!r} could not be "
+                              f"fetched from region {region}", code="REGION_UNAVAILABLE",
+                              retry_after=5) from exc
         # the collector decides under this lock whether a blob is used: not between the
         # check that the fetched images are here and the rows that use them
         async with media.blob_lock:
@@ -181,12 +233,17 @@ class StickerSets:
                 if await media.blobs.path(digest) is None:
                     raise Unavailable("a fetched sticker went before its set was kept",
                                       code="STORAGE_FAILED")
-            await services.store.keep_remote_sticker_set(theirs, region, services.clock())
-        self._note(theirs.name)
+            await services.store.keep_remote_sticker_set(theirs, region, services.clock(),
+                                                         limit)
 
     def _note(self, name: str) -> None:
-        """``name`` was just asked of its region: not again before the refresh is due."""
-        self._fresh[name] = time.monotonic()
+        """``name`` is being asked of its region: not again before the refresh is due."""
+        self._fresh[name] = (time.monotonic(), None)
         self._fresh.move_to_end(name)
         if len(self._fresh) > MAX_FRESH:
             self._fresh.popitem(last=False)
+
+
+def _taken(exc: PigeonError) -> bool:
+    """A set of that name is here (unpublished, by someone else): the name is not fetched."""
+    return exc.code == "STICKER_SET_NAME_TAKEN"

@@ -7,15 +7,18 @@ is offline is; nobody misses a typing notice from a minute ago.
 Bounded both ways by sender: this node sends at most ``TYPING_RATE`` per sender (past the
 shield's per-account call rate, which bounds the call itself), and the receiving region takes
 at most as many per sender, whoever published them (any NATS client of the supercluster can
-publish). What it takes it checks: it names a sender of the region it claims to come from and
+publish), and at most ``REGION_TYPING_RATE`` from each other region in all, before reading
+the store (the sender is only claimed: forged ids would pass the first bound). What it
+takes it checks: it names a sender of the region it claims to come from and
 a recipient homed here, and the two have a private chat here; the recipient is then told
 exactly as local typing tells (not if they blocked the sender, nor a request not accepted).
-Anything else is logged and dropped.
+Anything else is dropped and counted (a warning at most once a minute).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -34,6 +37,11 @@ log = logging.getLogger("pigeon.regions")
 #: typing notices per sender, sent to or taken from another region: a client repeats one
 #: every few seconds while its person types, so a burst of three and one a second lose none
 TYPING_RATE = Rate(count=1, seconds=1, burst=3)
+#: typing notices taken from one other region in all, before any is looked up: a sender id
+#: is only what the notice claims, so the limiter per sender alone bounds nothing
+REGION_TYPING_RATE = Rate(count=200, seconds=1, burst=400)
+#: seconds between warnings about dropped notices (each is counted; logged at debug)
+DROP_WARN_EVERY = 60.0
 #: bytes of one notice at most (three small fields; anything longer is junk)
 MAX_TYPING_BYTES = 256
 
@@ -47,7 +55,9 @@ class TypingRelay:
         self.link = link
         self.sent = KeyedLimiter(TYPING_RATE)
         self.taken = KeyedLimiter(TYPING_RATE)
+        self.from_region = KeyedLimiter(REGION_TYPING_RATE, max_keys=64)
         self.dropped = 0  # refused on receipt: malformed, forged, over the rate, no such chat
+        self._warned = -DROP_WARN_EVERY
 
     async def send(self, user_id: int, chat_id: int, others: list[int]) -> None:
         """``user_id`` is typing in ``chat_id`` (they are a member: ``others`` are the other
@@ -81,7 +91,8 @@ class TypingRelay:
                 or not homed_in(link.table, notice.recipient_id, link.name)):
             return self._drop("typing notice from %s naming %d and %d dropped: not theirs",
                               notice.origin, notice.sender_id, notice.recipient_id)
-        if self.taken.take(str(notice.sender_id)) > 0:
+        if (self.taken.take(str(notice.sender_id)) > 0
+                or self.from_region.take(notice.origin) > 0):
             self.dropped += 1
             return None  # over the rate: not worth a log line each
         try:
@@ -99,6 +110,14 @@ class TypingRelay:
         return None
 
     def _drop(self, what: str, *args: object) -> None:
+        """Counted; a warning at most every DROP_WARN_EVERY seconds (anyone on NATS can
+        publish junk: a line each would be theirs to flood the log with), else debug."""
         self.dropped += 1
-        log.warning("regions: " + what, *args)
+        now = time.monotonic()
+        if now - self._warned < DROP_WARN_EVERY:
+            log.debug("regions: " + what, *args)
+            return
+        self._warned = now
+        log.warning("regions: " + what + " (%d dropped so far; more at debug level)",
+                    *args, self.dropped)
 

@@ -38,7 +38,9 @@ from pigeon.domain import regions as rules
 from pigeon.domain.regions import RegionTable
 from pigeon.protocol import regions as wire
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall
-from pigeon.protocol.regions import CrossMessage, Found, Lookup, RemoteUser, UnknownCross
+from pigeon.protocol.regions import (
+    CrossMessage, Found, GroupCross, Lookup, RemoteUser, UnknownCross,
+)
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .region_files import answer_blob, blob_subject, fetch_files
@@ -83,6 +85,8 @@ class RegionLink:
         self.reachable: dict[str, bool] = {other: False for other in self.others}
         self.lag: dict[str, int] = {other: 0 for other in self.others}
         self.outbox: dict[str, int] = {other: 0 for other in self.others}
+        # the outbox row the relay stopped at, one this version cannot send (else None)
+        self.held: dict[str, int | None] = {other: None for other in self.others}
         self.relayed = 0
         self.group_homes: dict[int, str] = {}  # replicas' groups: where each lives (never moves)
         self.group_calls: set[asyncio.Task[None]] = set()  # forwarded calls being answered
@@ -147,7 +151,8 @@ class RegionLink:
         applied here."""
         return {"region": self.name, "others": {
             other: {"reachable": self.reachable[other], "outbox": self.outbox[other],
-                    "lag": self.lag[other]} for other in self.others},
+                    "lag": self.lag[other], "held": self.held[other]}
+            for other in self.others},
             "relayed": self.relayed, "applied": self.applied, "dropped": self.dropped,
             "typing_dropped": self.typing.dropped, "group_calls": dict(self.group_call_counts)}
 
@@ -255,16 +260,20 @@ class RegionLink:
         store = self.services.store
         while True:
             rows = await store.outbox(destination, 256)
+            sent: list[int] = []
             for row in rows:
                 try:
                     message = wire.cross_of(row.kind, {"origin": self.name, **row.fields()})
                 except (PigeonError, msgspec.DecodeError) as exc:
-                    # A row this node cannot make a message of (written by a newer one, or
-                    # damaged): it would stop the queue for good; logged and left out.
-                    log.error("regions: outbox row %d (%s) to %s left out: %s", row.id,
-                              row.kind, destination, exc)
-                    self.dropped += 1
-                    continue
+                    # A row this node cannot make a message of (written by a newer node of
+                    # a rolling upgrade, or damaged): it and all after it stay, in order,
+                    # for a node that can (docs/operations.md, "Upgrades").
+                    if self.held[destination] != row.id:
+                        log.error("regions: outbox row %d (%s) to %s cannot be sent by this "
+                                  "version; it and the rows after it wait: %s", row.id,
+                                  row.kind, destination, exc)
+                    self.held[destination] = row.id
+                    break
                 # Nats-Msg-Id: a row published twice (a relay killed before its delete) is
                 # stored once within the window; the consumer's dedupe covers the rest. A
                 # message is named by its sender and random_id (as before: a relay of an
@@ -273,9 +282,12 @@ class RegionLink:
                           else f"{row.kind}:{row.id}")
                 await js.publish(subject, wire.encode(message), timeout=5.0,
                                  headers={"Nats-Msg-Id": msg_id})
-            if rows:
-                await store.outbox_done([row.id for row in rows])
-                self.relayed += len(rows)
+                sent.append(row.id)
+            else:
+                self.held[destination] = None
+            if sent:
+                await store.outbox_done(sent)
+                self.relayed += len(sent)
                 continue
             self._wake.clear()
             try:
@@ -318,6 +330,15 @@ class RegionLink:
             return await self._skip(source, seq)
         if isinstance(cross, UnknownCross) or cross.origin != source:
             log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
+            return await self._skip(source, seq)
+        if not isinstance(cross, GroupCross) and not rules.homed_in(self.table,
+                                                                    cross.sender.id, source):
+            # forged: applied, it would make a person of another region (or of none) one
+            # of the source's, renamed by whoever published it. A group's region ships what
+            # members of every region did in it: the replica checks that the group is the
+            # source's (store/sqlite_region_groups.py)
+            log.warning("regions: message %d from %s names %d, not of %s: skipped", seq,
+                        source, cross.sender.id, source)
             return await self._skip(source, seq)
         try:
             if isinstance(cross, CrossMessage) and cross.blobs():

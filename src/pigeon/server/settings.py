@@ -90,6 +90,9 @@ class Settings:
     # seconds a copy of another region's sticker set is served before a view or an install
     # asks its region again (server/region_stickers.py; 0: every time)
     region_sticker_refresh: float = 60.0
+    # bytes of images of other regions' sticker sets this region keeps copies of, in all
+    # (a set is at most 120 of 512 KiB): a new copy past it is QUOTA_EXCEEDED
+    region_sticker_bytes: int = 2 << 30
     # -- media (issue 10; docs/operations.md, "Media") --
     media_max_file_bytes: int = 2 << 30     # one file (2 GiB)
     media_quota_bytes: int = 20 << 30       # what one account may store, uploads in flight too
@@ -383,6 +386,8 @@ class Settings:
             return
         if not 0 <= self.region_sticker_refresh <= 86400 * 365:
             raise SettingsError("region_sticker_refresh must be 0 to a year, in seconds")
+        if not 0 <= self.region_sticker_bytes <= 1 << 50:
+            raise SettingsError("region_sticker_bytes must be 0 to 1 PiB")
         if self.region not in table.names():
             raise SettingsError(f"--region {self.region!r} is not in {self.regions} "
                                 f"({', '.join(table.names())})")

@@ -411,6 +411,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (chat_id, region)
     );
     """,
+    # 17 (issue 12, regions): when the chat's pin (or unpin) was made and by whom, so that
+    # both copies of a private chat across regions keep the last one (by date, then author
+    # id) whatever order the two regions' pins arrive in
+    """
+    ALTER TABLE chats ADD COLUMN pin_date REAL NOT NULL DEFAULT 0;
+    ALTER TABLE chats ADD COLUMN pin_by INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

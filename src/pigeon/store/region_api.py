@@ -72,10 +72,15 @@ class RegionApi:
         raise NotImplementedError
 
     async def keep_remote_sticker_set(self, theirs: CrossStickerSet, region: str,
-                                      now: float) -> None:
+                                      now: float, limit: int = 1 << 50) -> None:
         """Make or refresh this region's copy of a set published in ``region`` (its images
         stored here first); STICKER_SET_NAME_TAKEN if a set of that name by someone else is
-        here."""
+        here; QUOTA_EXCEEDED if the images of all copies would be over ``limit`` bytes."""
+        raise NotImplementedError
+
+    async def remote_sticker_bytes(self, besides: str) -> int:
+        """Bytes of the images of the copies of other regions' sticker sets here, but the
+        one named ``besides``."""
         raise NotImplementedError
 
     async def reserve_user_ids(self, first_id: int, last_id: int) -> None:

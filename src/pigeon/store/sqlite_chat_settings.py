@@ -37,7 +37,10 @@ def _tx_pin_message(
     rules.may_pin(actor)
     pinned = 0 if message_id is None else rules.pinnable(
         message(conn, chat_id, message_id), actor, chat_id, message_id)
-    conn.execute("UPDATE chats SET pinned_message_id = ? WHERE id = ?", (pinned, chat_id))
+    # its date and author: in a private chat across regions the last pin wins in both
+    # copies (sqlite_region_chat.apply_pin)
+    conn.execute("UPDATE chats SET pinned_message_id = ?, pin_date = ?, pin_by = ? WHERE id = ?",
+                 (pinned, now, actor_id, chat_id))
     if crossing and actor.kind == "private":
         queue_pin(conn, actor_id, chat_id, pinned, now)
     return chat_view(conn, chat_id, actor_id), announce(conn, chat_id, now=now)

@@ -4,8 +4,11 @@ docs/architecture.md, "Regions").
 A pin or an unpin is an event as an edit is (:mod:`.sqlite_region_events`): queued in the
 pinner's own transaction, naming the message by its author and random_id, and applied in
 the other copy through :func:`.sqlite_chat_settings._tx_pin_message`, whose rules run again
-there. Typing is not stored anywhere: the server publishes it (server/region_typing.py); the
-store only says who of the receiving region may hear it.
+there. The last pin wins in both copies: a chat keeps its pin's date and author, and one
+from the other region applies only if it comes after (by date, then author id), so pins
+made on both sides at once end the same on both. Typing is not stored anywhere: the server
+publishes it (server/region_typing.py); the store only says who of the receiving region may
+hear it.
 """
 
 from __future__ import annotations
@@ -53,11 +56,21 @@ def apply_pin(conn: sqlite3.Connection, event: CrossPin) -> list[Push]:
     actor = event.sender.id
     if event.message is not None:
         chat_id, message_id = _located(conn, event.message, actor, event.recipient_id)
-        return _tx_pin_message(conn, actor, chat_id, message_id, event.date)[1]
-    found = _private_chat(conn, actor, event.recipient_id)
-    if found is None:
-        raise NotFound("no private chat of the two in this region", code="CHAT_NOT_FOUND")
-    return _tx_pin_message(conn, actor, found, None, event.date)[1]
+    else:
+        found = _private_chat(conn, actor, event.recipient_id)
+        if found is None:
+            raise NotFound("no private chat of the two in this region", code="CHAT_NOT_FOUND")
+        chat_id, message_id = found, None
+    if not _newer(conn, chat_id, event.date, actor):
+        return []  # a later pin here (or one that came before) stands, as it does there
+    return _tx_pin_message(conn, actor, chat_id, message_id, event.date)[1]
+
+
+def _newer(conn: sqlite3.Connection, chat_id: int, date: float, actor_id: int) -> bool:
+    """Whether a pin at ``date`` by ``actor_id`` comes after the chat's pin: by date, then by
+    author id, the same order in both copies, so that both keep the same last pin."""
+    row = conn.execute("SELECT pin_date, pin_by FROM chats WHERE id = ?", (chat_id,)).fetchone()
+    return row is None or (date, actor_id) > (float(row[0]), int(row[1]))
 
 
 def _private_chat(conn: sqlite3.Connection, one: int, other: int) -> int | None:

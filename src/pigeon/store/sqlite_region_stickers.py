@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+from pigeon.domain import stickers as rules
 from pigeon.protocol.errors import Conflict
 from pigeon.protocol.regions import CrossStickerSet
 
@@ -25,10 +26,23 @@ if TYPE_CHECKING:
     from .sqlite import SqlEngine
 
 
+def _q_copies_bytes(conn: sqlite3.Connection, besides: str) -> int:
+    """Bytes of the images of this region's copies of other regions' sets, but ``besides``
+    (counted by sticker: an image two copies share counts twice, an overestimate)."""
+    (total,) = conn.execute(
+        "SELECT COALESCE(SUM(s.size), 0) FROM sticker_sets t "
+        "JOIN users u ON u.id = t.author_id AND u.home_region IS NOT NULL "
+        "JOIN stickers s ON s.set_id = t.id WHERE t.name != ?", (besides,)).fetchone()
+    return int(total)
+
+
 def _tx_keep_remote_set(conn: sqlite3.Connection, theirs: CrossStickerSet, region: str,
-                        now: float) -> None:
+                        now: float, limit: int) -> None:
     """Make (or refresh) this region's copy of ``theirs``, published in ``region``; a set of
-    the same name by someone else here is not overwritten: STICKER_SET_NAME_TAKEN."""
+    the same name by someone else here is not overwritten: STICKER_SET_NAME_TAKEN; past
+    ``limit`` bytes of copies' images: QUOTA_EXCEEDED."""
+    rules.copy_fits(theirs.name, [s.size for s in theirs.stickers],
+                    _q_copies_bytes(conn, theirs.name), limit)
     _tx_remember_remote(conn, theirs.author, region, now)
     row = conn.execute("SELECT id, author_id FROM sticker_sets WHERE name = ?",
                        (theirs.name,)).fetchone()
@@ -59,5 +73,8 @@ class SqliteRegionStickers:
     engine: SqlEngine
 
     async def keep_remote_sticker_set(self, theirs: CrossStickerSet, region: str,
-                                      now: float) -> None:
-        await self.engine.write(_tx_keep_remote_set, theirs, region, now)
+                                      now: float, limit: int = 1 << 50) -> None:
+        await self.engine.write(_tx_keep_remote_set, theirs, region, now, limit)
+
+    async def remote_sticker_bytes(self, besides: str) -> int:
+        return await self.engine.read(_q_copies_bytes, besides)
