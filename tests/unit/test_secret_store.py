@@ -208,3 +208,11 @@ async def test_a_damaged_file_is_a_typed_error_or_a_shorter_history(tmp_path, da
         pass
     finally:
         path.write_bytes(pristine)
+
+
+@pytest.mark.parametrize("sealed", [b"", b"\x00" * 7, b"\x01" * 11, b"\x02" * 27])
+def test_a_record_cut_short_is_an_altered_record(sealed: bytes) -> None:
+    # found by hypothesis: a record shorter than a nonce made AESGCM raise a bare ValueError
+    vault = Vault(None, b"s" * 16, b"k" * 64)
+    with pytest.raises(WrongPassphrase):
+        vault.open_record(sealed, b"context")

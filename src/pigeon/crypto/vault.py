@@ -118,6 +118,8 @@ class Vault:
     def open_record(self, sealed: bytes, context: bytes) -> bytes:
         """A record :meth:`seal_record` made; WrongPassphrase if it was not (or altered)."""
         try:
+            if len(sealed) < NONCE_BYTES:  # cut short: AESGCM would refuse the nonce itself
+                raise InvalidTag
             return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
         except InvalidTag:
             raise WrongPassphrase("a record does not open with this passphrase (or it was "
