@@ -23,6 +23,7 @@ from pigeon.protocol.regions import (
     BlobPart, CrossSticker, CrossStickerSet, RemoteUser, SetAsk, SetFound, encode,
 )
 from pigeon.server.region_stickers import StickerSets
+from pigeon.server.regions import RegionLink
 from pigeon.store import SqliteStore
 
 ADA = RemoteUser(id=(0 << 40) + 21, name="Ada")  # homed in a (region 0)
@@ -75,12 +76,12 @@ def sets(store: SqliteStore, tmp_path: Path, nc: FakeRegions,
          "calling_codes": [49 + i], "default": i == 0} for i, name in enumerate("ab")]})
     services = SimpleNamespace(
         store=store, clock=lambda: 1.0e9,
-        settings=SimpleNamespace(region_sticker_refresh=60.0, bus_prefix="pigeon",
+        settings=SimpleNamespace(region_sticker_refresh=60.0, bus_prefix="pigeon", bus="",
                                  media_max_file_bytes=1 << 20, region_sticker_bytes=bound),
         media=SimpleNamespace(blobs=DiskBlobStore(tmp_path / "media"), blob_lock=asyncio.Lock()))
-    link = SimpleNamespace(services=services, table=table, name="b", others=["a"],
-                           prefix="pigeon", nc=nc)
-    return StickerSets(link)  # type: ignore[arg-type]
+    link = RegionLink(services, table, "b")  # type: ignore[arg-type]
+    link.nc = nc  # never started: asks go to the fake
+    return StickerSets(link)
 
 
 async def codes_of(views: list[Any]) -> list[str]:

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import nats.errors
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from pigeon.domain import stickers as rules
 from pigeon.domain.regions import homed_in
@@ -186,21 +184,8 @@ class StickerSets:
         raise rules.no_set(name)
 
     async def _ask(self, region: str, name: str) -> CrossStickerSet | None:
-        nc = self.link.nc
-        if nc is None or not nc.is_connected:
-            raise Unavailable(f"region {region} cannot be reached (no NATS)",
-                              code="REGION_UNAVAILABLE", retry_after=5)
-        try:
-            reply = await nc.request(set_subject(self.link.prefix, region),
-                                     encode(SetAsk(name=name)), timeout=ASK_TIMEOUT)
-            found = msgspec.msgpack.decode(reply.data, type=SetFound).set
-        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError, nats.errors.Error):
-            # (a connection closed or draining too: whatever NATS says, the region is away)
-            raise Unavailable(f"region {region} does not answer", code="REGION_UNAVAILABLE",
-                              retry_after=5) from None
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            raise Unavailable(f"region {region} answered nonsense",
-                              code="REGION_UNAVAILABLE", retry_after=5) from None
+        found = (await self.link.ask(region, "sticker_set", SetAsk(name=name), SetFound,
+                                     ASK_TIMEOUT)).set
         if found is not None and (found.name != name
                                   or not homed_in(self.link.table, found.author.id, region)):
             raise Unavailable(f"region {region} answered with another set",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import nats
+import nats.errors
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, Placement, StreamConfig
@@ -236,7 +237,8 @@ class RegionLink:
             reply = await self.nc.request(f"{self.prefix}.region.{region}.{what}",
                                           wire.encode(question), timeout=timeout)
             answered = msgspec.msgpack.decode(reply.data, type=answer)
-        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
+        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError, nats.errors.Error):
+            # (a connection closed or draining too: whatever NATS says, the region is away)
             self.reachable[region] = False
             raise Unavailable(f"region {region} does not answer; try again later",
                               code="REGION_UNAVAILABLE", retry_after=5) from None
