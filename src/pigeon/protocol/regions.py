@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from . import limits
 from .errors import InvalidArgument
+from .keys import Ciphertext, CiphertextType
 from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
 from .stickers import (
     MAX_STICKERS_PER_SET, SET_NAME_PATTERN, EmojiList, Licence, Position, StickerTitle,
@@ -234,12 +235,30 @@ class CrossGroupRead(msgspec.Struct, frozen=True, tag="group_read",
 #: members one CrossGroup carries at most
 GROUP_PART = limits.MAX_IDS_PER_CALL
 
+
+class CrossEnvelope(msgspec.Struct, frozen=True, tag="envelope", forbid_unknown_fields=False):
+    """An end-to-end envelope from ``sender``'s device ``sender_device`` (homed in ``origin``)
+    to the device ``device_id`` homed in the receiving region, which checks the tie between
+    sender and the device's owner on its own copy and appends it to that device's inbox
+    (docs/architecture.md, "Regions", "Secret chats across regions"). One a stream message:
+    an envelope is at most 16 KiB, a stream message at most one frame."""
+
+    origin: RegionName
+    sender: RemoteUser
+    sender_device: ID
+    device_id: ID
+    ciphertext_type: CiphertextType
+    ciphertext: Ciphertext
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+
+
 Cross = (CrossMessage | CrossEdit | CrossDelete | CrossRead | CrossPin | CrossGroup
-         | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead)
+         | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead
+         | CrossEnvelope)
 GroupCross = CrossGroup | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead
 #: the kinds an outbox row may hold, by tag
 KINDS = ("message", "edit", "delete", "read", "pin", "group", "group_message", "group_edit",
-         "group_delete", "group_read")
+         "group_delete", "group_read", "envelope")
 
 
 class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):
