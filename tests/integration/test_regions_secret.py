@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 import msgspec
 import nats
 import pytest
+from cli_support import ok, sign_up
 from nats_support import nats_client
 from plaintext_scan import encodings
 
@@ -72,12 +74,11 @@ async def first_text(client: Client, timeout: float = 30.0) -> None:
     await asyncio.wait_for(wait(), timeout)
 
 
-async def tied(a: Region, b: Region, pb: str, tmp_path: Path
+async def tied(a: Region, b: Region, pa: str, pb: str, tmp_path: Path
                ) -> tuple[Client, Client, Client, int]:
     """Alice in a, Bob in b with two devices, each wrote to the other (the tie at home and
     across regions), every device's secret state open."""
-    alice = await login(a.node, f"+4915{secrets.randbelow(10**9):09d}", "Alice",
-                        profile=tmp_path / "alice")
+    alice = await login(a.node, pa, "Alice", profile=tmp_path / "alice")
     bob = await login(b.node, pb, "Bob", profile=tmp_path / "bob", device="phone")
     bob2 = await login(b.node, pb, "Bob", profile=tmp_path / "bob2", device="laptop")
     await bob.account.set_phone_discoverable(True)
@@ -121,10 +122,11 @@ def texts(got: list[SecretMessage]) -> list[str]:
     return [g.text for g in got]
 
 
-async def test_a_secret_chat_across_regions(regions: tuple[Region, Region], tmp_path) -> None:
+async def test_a_secret_chat_across_regions(regions: tuple[Region, Region], phone,
+                                            tmp_path) -> None:
     a, b = regions
     pb = uk_phone()
-    alice, bob, bob2, bob_id = await tied(a, b, pb, tmp_path)
+    alice, bob, bob2, bob_id = await tied(a, b, phone(), pb, tmp_path)
     everyone = [alice, bob, bob2]
     try:
         assert alice.profile.user_id is not None
@@ -195,12 +197,12 @@ async def test_a_secret_chat_across_regions(regions: tuple[Region, Region], tmp_
 
 
 async def test_forged_questions_and_envelopes_are_refused(regions: tuple[Region, Region],
-                                                          tmp_path) -> None:
+                                                          phone, tmp_path) -> None:
     """Any client of the supercluster can publish: a region answers only for an asker the
     asking region homes, by its own rule, and takes an envelope only from a sender homed in
     the region whose stream carried it, tied to the device's owner."""
     a, b = regions
-    alice, bob, bob2, bob_id = await tied(a, b, uk_phone(), tmp_path)
+    alice, bob, bob2, bob_id = await tied(a, b, phone(), uk_phone(), tmp_path)
     try:
         assert alice.profile.user_id is not None
         alice_id, alice_device = alice.profile.user_id, alice.devices.device_id
@@ -255,3 +257,36 @@ async def test_forged_questions_and_envelopes_are_refused(regions: tuple[Region,
     finally:
         for client in (alice, bob, bob2):
             await client.close()
+
+
+def test_the_cli_across_regions(regions: tuple[Region, Region], phone, tmp_path) -> None:
+    """`pigeon secret start @bob`, `send --secret --to`, `receive`: the same commands as at
+    home, Alice's profile on region a, Bob's on region b."""
+    a, b = regions
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    tag = f"{os.getpid() % 100_000}{secrets.randbelow(1000)}"
+    sign_up(a.node, alice, phone(), "Alice", f"alice_x{tag}")
+    sign_up(b.node, bob, uk_phone(), "Bob", f"bob_x{tag}")
+    ok(alice, "send", "--to", f"@bob_x{tag}", "hello")  # found in b by username
+    ok(bob, "send", "--to", f"@alice_x{tag}", "hi")
+    secret = tmp_path / "passphrase"
+    secret.write_text(PASSPHRASE + "\n")
+    env = {"PIGEON_PASSPHRASE_FILE": str(secret)}
+    ok(bob, "secret", "list", env=env)  # Bob's device publishes its keys
+    chat = ok(alice, "secret", "start", f"@bob_x{tag}", env=env).split()[2]
+    assert chat.startswith("secret:")
+    ok(alice, "send", "--secret", "--to", f"@bob_x{tag}", "the eagle lands", env=env)
+
+    def secret_texts(profile: Path, want: str) -> list[str]:
+        got: list[str] = []
+        for _ in range(60):
+            out = ok(profile, "receive", "--json", env=env)
+            got += [o["text"] for o in map(json.loads, out.splitlines()) if o.get("secret")]
+            if want in got:
+                return got
+        raise AssertionError(got)
+
+    assert secret_texts(bob, "the eagle lands") == ["the eagle lands"]
+    ok(bob, "send", "--secret", "--to", f"@alice_x{tag}", "received", env=env)
+    assert secret_texts(alice, "received") == ["received"]
+    assert "the eagle lands" in ok(bob, "history", f"@alice_x{tag}", "--secret", env=env)
