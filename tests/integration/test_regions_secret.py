@@ -2,8 +2,9 @@
 across regions"): Alice lives in region a, Bob in region b with two devices. Device keys are
 asked of the owner's region, one-time keys claimed there, envelopes carried by the regions'
 stream and appended to each device's inbox once; the SDK is the one used at home. Region b
-away: Alice's sends over the sessions she has are acknowledged, wait in a's outbox and
-arrive once when b is back. Forged questions and envelopes on NATS are refused."""
+away: Alice's sends over the sessions she has are acknowledged, wait on a's side and
+arrive once when b is back. Forged questions and envelopes on NATS are refused. The CLI's
+commands and end-to-end encrypted groups work across regions as at home."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pigeon.client.secret import SecretMessage, Undecryptable
 from pigeon.crypto import vault
 from pigeon.domain.regions import ID_SHIFT
 from pigeon.protocol import regions as wire
+from pigeon.protocol.errors import Forbidden
 from pigeon.protocol.region_keys import ClaimAsk, ClaimFound, KeysAsk, KeysFound
 from pigeon.protocol.regions import CrossEnvelope, RemoteUser
 from pigeon.protocol.updates import NewMessage
@@ -290,3 +292,46 @@ def test_the_cli_across_regions(regions: tuple[Region, Region], phone, tmp_path)
     ok(bob, "send", "--secret", "--to", f"@alice_x{tag}", "received", env=env)
     assert secret_texts(alice, "received") == ["received"]
     assert "the eagle lands" in ok(bob, "history", f"@alice_x{tag}", "--secret", env=env)
+
+
+async def test_an_end_to_end_encrypted_group_across_regions(regions: tuple[Region, Region],
+                                                           phone, tmp_path) -> None:
+    """A secret group of region a with Bob of region b: its Megolm keys travel as envelopes,
+    its ciphertext as the group's messages (to b's replica, and from b forwarded to a);
+    every device of both reads both ways, and no region holds the text."""
+    a, b = regions
+    alice, bob, bob2, bob_id = await tied(a, b, phone(), uk_phone(), tmp_path)
+    try:
+        group = await alice.secret_groups.create("Desk", [bob_id])
+        assert group.id >> ID_SHIFT == 0 and group.secret
+        posted = f"posted-{secrets.token_hex(8)}"
+        await alice.secret_groups.send(group.id, posted)
+
+        async def read(client: Client, want: list[str]) -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 40
+            while True:
+                await client.inbox.receive()
+                client.secret_groups.take_resolved()
+                try:
+                    got = [m.text for m in reversed(
+                        await client.secret_groups.history(group.id))]
+                except Forbidden:  # the replica is not in b yet
+                    got = []
+                if got == want:
+                    return
+                assert loop.time() < deadline, got
+                await asyncio.sleep(0.3)
+
+        await read(bob, [posted])
+        replied = f"replied-{secrets.token_hex(8)}"
+        await bob.secret_groups.send(group.id, replied)  # forwarded to a, as ciphertext
+        for device in (alice, bob2):
+            await read(device, [posted, replied])
+        places = {"database a": await database_text(a.database),
+                  "database b": await database_text(b.database)}
+        for text in (posted, replied):
+            assert found_in(text.encode(), places) == [], text
+    finally:
+        for client in (alice, bob, bob2):
+            await client.close()

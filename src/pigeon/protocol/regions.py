@@ -23,7 +23,7 @@ from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimensio
 from .stickers import (
     MAX_STICKERS_PER_SET, SET_NAME_PATTERN, EmojiList, Licence, Position, StickerTitle,
 )
-from .types import FwdFrom, MessageSticker, Role, WhoCanAdd
+from .types import FwdFrom, MessageCiphertext, MessageSticker, Role, WhoCanAdd
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 ID = Annotated[int, Meta(ge=1, le=2**62)]
@@ -202,6 +202,9 @@ class CrossGroup(msgspec.Struct, frozen=True, tag="group", forbid_unknown_fields
     #: the first part of every member, to a region that had none (again): the replica first
     #: forgets the members homed elsewhere it kept, some of whom left while it was unfed
     reset: bool = False
+    #: an end-to-end encrypted group (its messages carry ciphertext only; a region that
+    #: predates it keeps a plain replica, whose messages then fail its check: upgrade first)
+    secret: bool = False
 
 
 class CrossGroupMessage(CrossMessage, frozen=True, tag="group_message", kw_only=True):
@@ -209,6 +212,8 @@ class CrossGroupMessage(CrossMessage, frozen=True, tag="group_message", kw_only=
     (the replica keeps that id); ``reply_to`` names its message by author and random_id."""
 
     message_id: ID
+    #: the message of an end-to-end encrypted group (its ``text`` empty): opaque bytes
+    ciphertext: MessageCiphertext | None = None
 
 
 class CrossGroupEdit(CrossEdit, frozen=True, tag="group_edit"):
