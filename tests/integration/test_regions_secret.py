@@ -335,3 +335,28 @@ async def test_an_end_to_end_encrypted_group_across_regions(regions: tuple[Regio
     finally:
         for client in (alice, bob, bob2):
             await client.close()
+
+
+async def test_devices_verify_each_other_across_regions(regions: tuple[Region, Region],
+                                                        phone, tmp_path) -> None:
+    """Device verification (SAS): its steps are envelopes, so they cross as any other; both
+    see the same short code and each trusts the other's device after."""
+    a, b = regions
+    alice, bob, bob2, bob_id = await tied(a, b, phone(), uk_phone(), tmp_path)
+    try:
+        assert alice.profile.user_id is not None
+        pending = await alice.verifier.request(bob_id, bob.devices.device_id)
+        accepted = await asyncio.wait_for(bob.verifier.wait_for_request(), 60)
+        codes = await asyncio.wait_for(
+            asyncio.gather(pending.short_code(), accepted.short_code()), 60)
+        assert codes[0] == codes[1]
+        await asyncio.gather(pending.confirm(), accepted.confirm())
+        verified = await asyncio.wait_for(asyncio.gather(pending.finish(), accepted.finish()),
+                                          60)
+        assert [d.device_id for d in verified] == [bob.devices.device_id,
+                                                  alice.devices.device_id]
+        assert await alice.trust.is_verified(verified[0])
+        assert await bob.trust.is_verified(verified[1])
+    finally:
+        for client in (alice, bob, bob2):
+            await client.close()

@@ -97,12 +97,13 @@ async def claim(caller: Caller, p: m.ClaimKeys) -> list[ClaimedKey]:
 
 async def send(caller: Caller, p: m.SendEnvelopes) -> Affected:
     services, link = caller.services, caller.services.regions
-    envelopes = list(p.envelopes)
-    here, away = region_keys.route(link, envelopes) if link is not None else (envelopes, [])
-    if away:  # devices homed elsewhere: through the outbox, in the same transaction
+    here, away = list(p.envelopes), []
+    if link is not None:
+        here, away = region_keys.route(link, here)
+    if link is not None and away:  # devices homed elsewhere: the outbox, in one transaction
         delivered = await services.store.send_envelopes_across(
             caller.user_id, caller.session_id, here, away, services.clock())
-        link.kick()  # type: ignore[union-attr]
+        link.kick()
     else:
         delivered = await services.store.send_envelopes(
             caller.user_id, caller.session_id, here, services.clock())
