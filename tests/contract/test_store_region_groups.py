@@ -85,15 +85,25 @@ async def test_a_local_group_queues_nothing(store: Store) -> None:
     assert await store.outbox_depth() == {}
 
 
-async def test_an_encrypted_group_does_not_span_regions(store: Store) -> None:
+async def test_an_encrypted_group_spans_regions_with_its_ciphertext(store: Store) -> None:
     alice, carol = await make_users(store, 2)
     await store.remember_remote(BOB, "b", T0)
-    with raises(InvalidArgument, "NOT_SUPPORTED_ACROSS_REGIONS"):
-        await store.create_group(alice, "secret", [BOB.id], T0, MAX_MEMBERS, secret=True)
     chat, _ = await store.create_group(alice, "secret", [carol], T0, MAX_MEMBERS, secret=True)
-    with raises(InvalidArgument, "NOT_SUPPORTED_ACROSS_REGIONS"):
-        await store.add_members(alice, chat.id, [BOB.id], T0, MAX_MEMBERS)
-    assert await store.outbox_depth() == {}
+    await store.add_members(alice, chat.id, [BOB.id], T0, MAX_MEMBERS)
+    (state,) = shipped(await store.outbox("b", 10))
+    assert isinstance(state, CrossGroup) and state.secret and state.reset
+    await store.outbox_done([q.id for q in await store.outbox("b", 10)])
+    sealed = b"\x01megolm bytes"
+    message, _, _ = await store.send_message(alice, chat.id, 5, "", T0 + 1, ciphertext=sealed)
+    (sent,) = shipped(await store.outbox("b", 10))
+    assert isinstance(sent, CrossGroupMessage)
+    assert (sent.message_id, sent.text, sent.ciphertext) == (message.id, "", sealed)
+    # a plain group's message carries none
+    plain, _ = await store.create_group(alice, "plain", [BOB.id], T0, MAX_MEMBERS)
+    await store.outbox_done([q.id for q in await store.outbox("b", 10)])
+    await store.send_message(alice, plain.id, 6, "text", T0 + 2)
+    (text,) = shipped(await store.outbox("b", 10))
+    assert isinstance(text, CrossGroupMessage) and text.ciphertext is None
 
 
 async def test_a_replica_applies_its_group_once_in_order_and_tells_only_its_people(

@@ -158,9 +158,7 @@ async def test_a_group_spans_two_regions(regions: tuple[Region, Region], phone) 
         async with aiohttp.ClientSession() as http, \
                 http.get(f"{a.node.operator_url}/metrics") as response:
             assert 'pigeon_region_group_calls_total{what="answered"}' in await response.text()
-        # End-to-end encrypted groups stay in one region (typed).
-        assert await code_of(alice.chats.create_group("secret", [bob_id], secret=True)) == \
-            "NOT_SUPPORTED_ACROSS_REGIONS"
+        # (end-to-end encrypted groups across regions: test_regions_secret.py)
         # A forward into a group of another region carries its header as data.
         own = await dan.chats.create_group("b's", [])  # Dan's own group lives in b
         assert own.id >> 40 == 1

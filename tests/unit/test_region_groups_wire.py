@@ -37,10 +37,11 @@ group_kinds = st.one_of(
               member_count=st.integers(0, limits.MAX_GROUP_MEMBERS),
               last_message_id=st.integers(0, 2**62),
               joined=st.lists(members, max_size=w.GROUP_PART),
-              left=st.lists(ids, max_size=w.GROUP_PART), **common),
+              left=st.lists(ids, max_size=w.GROUP_PART), secret=st.booleans(), **common),
     st.builds(w.CrossGroupMessage, random_id=random_ids, text=texts, fwd_from=forwards,
               reply_to=st.none() | refs, media=media, files=st.lists(files, max_size=2),
-              sticker=stickers, message_id=ids, **common),
+              sticker=stickers, message_id=ids,
+              ciphertext=st.none() | st.binary(min_size=1, max_size=64), **common),
     st.builds(w.CrossGroupEdit, random_id=random_ids, text=texts, **common),
     st.builds(w.CrossGroupDelete, messages=st.lists(refs, min_size=1,
                                                     max_size=limits.MAX_IDS_PER_CALL), **common),
@@ -108,9 +109,15 @@ def test_bounds_of_the_group_fields() -> None:
             w.decode_cross(msgspec.msgpack.encode({**group, **bad}))
     message = {"type": "group_message", "origin": "a", "sender": user, "recipient_id": 7,
                "random_id": 1, "text": "", "date": 1.0}
-    for bad in ({}, {"message_id": 0}, {"message_id": 2**62 + 1}):
+    for bad in ({}, {"message_id": 0}, {"message_id": 2**62 + 1},
+                {"message_id": 1, "ciphertext": b""},
+                {"message_id": 1, "ciphertext": b"x" * (limits.MAX_MESSAGE_CIPHERTEXT_BYTES + 1)}):
         with pytest.raises(InvalidArgument):
             w.decode_cross(msgspec.msgpack.encode({**message, **bad}))
+    biggest = {**message, "message_id": 2**62, "text": "",
+               "ciphertext": b"x" * limits.MAX_MESSAGE_CIPHERTEXT_BYTES}
+    assert len(msgspec.msgpack.encode(biggest)) < limits.MAX_FRAME_BYTES  # one stream message
+    w.decode_cross(msgspec.msgpack.encode(biggest))
     read = {"type": "group_read", "origin": "a", "sender": user, "recipient_id": 7,
             "date": 1.0}
     for bad in ({}, {"message_id": 0}, {"message_id": 2**62 + 1}):
@@ -126,5 +133,8 @@ def test_bounds_of_the_group_fields() -> None:
     _refused({"message": "x" * 1001}, GroupAnswer)
     for bad_send in ({"chat_id": 0, "random_id": 1}, {"chat_id": 1, "random_id": 2**63},
                      {"chat_id": 1, "random_id": 1, "text": "x" * (limits.MAX_TEXT_CHARS + 1)},
-                     {"chat_id": 1, "random_id": 1, "reply_to": 0}):
+                     {"chat_id": 1, "random_id": 1, "reply_to": 0},
+                     {"chat_id": 1, "random_id": 1, "ciphertext": b""},
+                     {"chat_id": 1, "random_id": 1,
+                      "ciphertext": b"x" * (limits.MAX_MESSAGE_CIPHERTEXT_BYTES + 1)}):
         _refused(bad_send, GroupSend)

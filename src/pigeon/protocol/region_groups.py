@@ -14,7 +14,7 @@ from msgspec import Meta
 
 from . import limits
 from .regions import ID, RandomId, RegionName, RemoteUser
-from .types import FwdFrom
+from .types import FwdFrom, MessageCiphertext
 
 #: what a member homed elsewhere may ask of a group's region
 GroupMethod = Literal["messages.send", "messages.edit", "messages.delete", "chats.add_members",
@@ -23,15 +23,17 @@ GroupMethod = Literal["messages.send", "messages.edit", "messages.delete", "chat
 
 class GroupSend(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """A text message, a reply, or a forward (its header as data: its chat and message ids
-    are the caller's region's, where the service account's rule was checked). Files,
-    stickers and ciphertext from a member homed elsewhere are NOT_SUPPORTED_ACROSS_REGIONS,
-    refused by the caller's region."""
+    are the caller's region's, where the service account's rule was checked), or the
+    ciphertext of an end-to-end encrypted group's message. Files and stickers from a member
+    homed elsewhere are NOT_SUPPORTED_ACROSS_REGIONS, refused by the caller's region."""
 
     chat_id: ID
     random_id: RandomId
     text: Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)] = ""
     reply_to: ID | None = None
     fwd_from: FwdFrom | None = None
+    #: a message of an end-to-end encrypted group (then ``text`` is empty)
+    ciphertext: MessageCiphertext | None = None
 
 
 class GroupCall(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

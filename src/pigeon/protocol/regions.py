@@ -18,11 +18,12 @@ from msgspec import Meta
 
 from . import limits
 from .errors import InvalidArgument
+from .keys import Ciphertext, CiphertextType
 from .media import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, Dimension, FileId, Media
 from .stickers import (
     MAX_STICKERS_PER_SET, SET_NAME_PATTERN, EmojiList, Licence, Position, StickerTitle,
 )
-from .types import FwdFrom, MessageSticker, Role, WhoCanAdd
+from .types import FwdFrom, MessageCiphertext, MessageSticker, Role, WhoCanAdd
 
 RegionName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 ID = Annotated[int, Meta(ge=1, le=2**62)]
@@ -201,6 +202,9 @@ class CrossGroup(msgspec.Struct, frozen=True, tag="group", forbid_unknown_fields
     #: the first part of every member, to a region that had none (again): the replica first
     #: forgets the members homed elsewhere it kept, some of whom left while it was unfed
     reset: bool = False
+    #: an end-to-end encrypted group (its messages carry ciphertext only; a region that
+    #: predates it keeps a plain replica, whose messages then fail its check: upgrade first)
+    secret: bool = False
 
 
 class CrossGroupMessage(CrossMessage, frozen=True, tag="group_message", kw_only=True):
@@ -208,6 +212,8 @@ class CrossGroupMessage(CrossMessage, frozen=True, tag="group_message", kw_only=
     (the replica keeps that id); ``reply_to`` names its message by author and random_id."""
 
     message_id: ID
+    #: the message of an end-to-end encrypted group (its ``text`` empty): opaque bytes
+    ciphertext: MessageCiphertext | None = None
 
 
 class CrossGroupEdit(CrossEdit, frozen=True, tag="group_edit"):
@@ -234,12 +240,30 @@ class CrossGroupRead(msgspec.Struct, frozen=True, tag="group_read",
 #: members one CrossGroup carries at most
 GROUP_PART = limits.MAX_IDS_PER_CALL
 
+
+class CrossEnvelope(msgspec.Struct, frozen=True, tag="envelope", forbid_unknown_fields=False):
+    """An end-to-end envelope from ``sender``'s device ``sender_device`` (homed in ``origin``)
+    to the device ``device_id`` homed in the receiving region, which checks the tie between
+    sender and the device's owner on its own copy and appends it to that device's inbox
+    (docs/architecture.md, "Regions", "Secret chats across regions"). One a stream message:
+    an envelope is at most 16 KiB, a stream message at most one frame."""
+
+    origin: RegionName
+    sender: RemoteUser
+    sender_device: ID
+    device_id: ID
+    ciphertext_type: CiphertextType
+    ciphertext: Ciphertext
+    date: Annotated[float, Meta(ge=0, le=limits.MAX_DATE)]
+
+
 Cross = (CrossMessage | CrossEdit | CrossDelete | CrossRead | CrossPin | CrossGroup
-         | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead)
+         | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead
+         | CrossEnvelope)
 GroupCross = CrossGroup | CrossGroupMessage | CrossGroupEdit | CrossGroupDelete | CrossGroupRead
 #: the kinds an outbox row may hold, by tag
 KINDS = ("message", "edit", "delete", "read", "pin", "group", "group_message", "group_edit",
-         "group_delete", "group_read")
+         "group_delete", "group_read", "envelope")
 
 
 class UnknownCross(msgspec.Struct, frozen=True, tag="unknown"):

@@ -25,6 +25,7 @@ from pigeon.protocol.keys import (
 from pigeon.protocol.types import Affected
 from pigeon.protocol.updates import KeysLow
 
+from . import region_keys
 from .services import Caller
 
 
@@ -60,28 +61,56 @@ async def upload(caller: Caller, p: m.UploadKeys) -> KeyCounts:
 
 async def query(caller: Caller, p: m.QueryKeys) -> list[DeviceKeys]:
     """Users the caller may not see are left out, exactly as users without devices."""
+    link = caller.services.regions
+    if link is not None:  # people homed elsewhere: asked of their regions
+        here, away = region_keys.split(link, list(p.user_ids))
+        if away:
+            return [*await query_here(caller, here),
+                    *await region_keys.query(link, caller.user_id,
+                                             [i for ids in away.values() for i in ids])]
+    return await query_here(caller, list(p.user_ids))
+
+
+async def query_here(caller: Caller, user_ids: list[int]) -> list[DeviceKeys]:
+    if not user_ids:
+        return []
     store = caller.services.store
-    seen = await store.visible_users(caller.user_id, list(p.user_ids))
+    seen = await store.visible_users(caller.user_id, user_ids)
     return await store.query_keys([user.id for user in seen])
 
 
 async def claim(caller: Caller, p: m.ClaimKeys) -> list[ClaimedKey]:
-    services = caller.services
+    services, link = caller.services, caller.services.regions
+    here, remote = list(p.device_ids), []
+    if link is not None:  # devices homed elsewhere: claimed there, atomically
+        here, away = region_keys.split(link, here)
+        if away:
+            remote = await region_keys.claim(link, caller.user_id, caller.session_id,
+                                             [i for ids in away.values() for i in ids])
     claimed = await services.store.claim_keys(caller.user_id, caller.session_id,
-                                              list(p.device_ids))
+                                              here) if here else []
     for key, left in claimed:
         if rules.runs_low(left):  # told now if online; told by keys.upload's answer if not
             services.bus.publish(device_stream(key.device_id), KeysLow(pts=0, one_time_keys=left))
-    return [key for key, _ in claimed]
+    return [key for key, _ in claimed] + remote
 
 
 async def send(caller: Caller, p: m.SendEnvelopes) -> Affected:
-    services = caller.services
-    delivered = await services.store.send_envelopes(
-        caller.user_id, caller.session_id, list(p.envelopes), services.clock())
+    services, link = caller.services, caller.services.regions
+    here, away = list(p.envelopes), []
+    if link is not None:
+        here, away = region_keys.route(link, here)
+    if link is not None and away:  # devices homed elsewhere: the outbox, in one transaction
+        delivered = await services.store.send_envelopes_across(
+            caller.user_id, caller.session_id, here, away, services.clock())
+        link.kick()
+    else:
+        delivered = await services.store.send_envelopes(
+            caller.user_id, caller.session_id, here, services.clock())
     for device_id, item in delivered:
         services.bus.publish(device_stream(device_id), item)
-    return Affected(count=len(delivered))
+    # a queued envelope counts as sent: it is durable and will reach its region once
+    return Affected(count=len(delivered) + len(away))
 
 
 HANDLERS = {

@@ -22,11 +22,11 @@ from .services import Caller
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     s = caller.services
     if (home := await elsewhere(caller, p.chat_id)) is not None:
-        if p.media is not None or p.ciphertext is not None:
-            raise not_across("a file or a ciphertext")
+        if p.media is not None:
+            raise not_across("a file")
         return await call_group(caller, home, "messages.send", GroupSend(
-            chat_id=p.chat_id, random_id=p.random_id, text=validate_text(p.text),
-            reply_to=p.reply_to), SentMessage)
+            chat_id=p.chat_id, random_id=p.random_id, text=check_text(p.text, p.ciphertext),
+            reply_to=p.reply_to, ciphertext=p.ciphertext), SentMessage)
     media = None
     if p.media is not None:
         # Only a file the sender may read: their own upload, or one sent to a chat of theirs.

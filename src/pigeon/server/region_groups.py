@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from pigeon.domain.regions import region_of_id
+from pigeon.domain.encryption import check_text
 from pigeon.domain.text import validate_text, validate_title
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import InvalidArgument, PigeonError, Unavailable, error_from_wire
@@ -86,9 +87,12 @@ Runner = Callable[["Services", int, bytes], Awaitable[Done]]
 
 async def _send(s: Services, actor: int, raw: bytes) -> Done:
     p = msgspec.msgpack.decode(raw, type=GroupSend)
+    # text or ciphertext, as the chat wants: checked in the store's transaction (domain)
     message, _, pushes = await s.store.send_message(actor, p.chat_id, p.random_id,
-                                                    validate_text(p.text), s.clock(),
-                                                    reply_to=p.reply_to, fwd_from=p.fwd_from)
+                                                    check_text(p.text, p.ciphertext),
+                                                    s.clock(), reply_to=p.reply_to,
+                                                    fwd_from=p.fwd_from,
+                                                    ciphertext=p.ciphertext)
     # pts 0: the sender's own devices hear of it from their region's replica, with their pts
     return SentMessage(message=message, pts=0), pushes
 

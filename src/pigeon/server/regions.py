@@ -39,13 +39,15 @@ from pigeon.domain import regions as rules
 from pigeon.domain.regions import RegionTable
 from pigeon.protocol import regions as wire
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall
+from pigeon.domain.streams import device_stream
 from pigeon.protocol.regions import (
-    CrossMessage, Found, GroupCross, Lookup, RemoteUser, UnknownCross,
+    CrossEnvelope, CrossMessage, Found, GroupCross, Lookup, RemoteUser, UnknownCross,
 )
 from pigeon.protocol.errors import PigeonError, Unavailable
 
 from .region_files import answer_blob, blob_subject, fetch_files
 from .region_groups import take_group_call
+from .region_keys import KnownDevices, answer_claim, answer_keys, claim_subject, keys_subject
 from .region_stickers import StickerSets, set_subject
 from .region_typing import TypingRelay, typing_subject
 from .streams import follow_changes, publish
@@ -96,6 +98,7 @@ class RegionLink:
         self.applied = 0
         self.dropped = 0
         self.typing = TypingRelay(self)
+        self.known_devices = KnownDevices()  # other regions' last word on their devices
         self.stickers = StickerSets(self)
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -134,6 +137,10 @@ class RegionLink:
                                 cb=self.stickers.answer)
         await self.nc.subscribe(f"{self.prefix}.region.{self.name}.group", queue="group",
                                 cb=self._answer_group)
+        await self.nc.subscribe(keys_subject(self.prefix, self.name), queue="keys",
+                                cb=self._answer_keys)
+        await self.nc.subscribe(claim_subject(self.prefix, self.name), queue="claim",
+                                cb=self._answer_claim)
         work = [self._forever(f"relay to {o}", lambda o=o: self._relay(o)) for o in self.others]
         work += [self._forever(f"consume from {o}", lambda o=o: self._consume(o))
                  for o in self.others]
@@ -216,6 +223,12 @@ class RegionLink:
             await self.services.store.remember_remote(found.user, region,
                                                       self.services.clock())
         return found.user
+
+    async def _answer_keys(self, msg: Any) -> None:
+        await answer_keys(self.services, self, msg)
+
+    async def _answer_claim(self, msg: Any) -> None:
+        await answer_claim(self.services, self, msg)
 
     async def _answer_group(self, msg: Any) -> None:
         take_group_call(self.services, msg, self.group_calls)
@@ -333,6 +346,8 @@ class RegionLink:
         if isinstance(cross, UnknownCross) or cross.origin != source:
             log.warning("regions: message %d of an unknown kind from %s skipped", seq, source)
             return await self._skip(source, seq)
+        if isinstance(cross, CrossEnvelope):
+            return await self._take_envelope(source, cross, seq)
         if not isinstance(cross, GroupCross) and not rules.homed_in(self.table,
                                                                     cross.sender.id, source):
             # forged: applied, it would make a person of another region (or of none) one
@@ -358,6 +373,26 @@ class RegionLink:
             self.services.bus.deliver(pushes)
             publish(self.services, pushes)
             self.applied += 1
+        return verdict
+
+    async def _take_envelope(self, source: str, cross: CrossEnvelope, seq: int) -> str:
+        """An envelope into its device's inbox (the tie checked here again), pushed to it."""
+        if not (rules.homed_in(self.table, cross.sender.id, source)
+                and rules.homed_in(self.table, cross.sender_device, source)):
+            log.warning("regions: envelope %d from %s names a sender not homed there: "
+                        "dropped", seq, source)
+            return await self._skip(source, seq)
+        try:
+            verdict, delivered = await self.services.store.apply_envelope(
+                cross, seq, self.services.clock())
+        except Unavailable:
+            raise
+        except PigeonError as exc:  # the sender may not reach that device (or it is gone)
+            log.info("regions: envelope %d from %s not delivered: %s", seq, source, exc.code)
+            return await self._skip(source, seq)
+        for device_id, item in delivered:
+            self.services.bus.publish(device_stream(device_id), item)
+        self.applied += verdict == "apply"
         return verdict
 
     async def _apply(self, cross: wire.Cross, seq: int) -> tuple[str, list[Any]]:

@@ -62,6 +62,9 @@ class PostgresStore(SqliteStore):
         if first_id > 1:
             await self.engine.write(_tx_floor_ids, "users", first_id, last_id)
             await self.engine.write(_tx_floor_ids, "chats", first_id, last_id)
+            # device ids too: an envelope or a claim names a device alone, so its id must
+            # say its region (docs/architecture.md, "Secret chats across regions")
+            await self.engine.write(_tx_floor_ids, "sessions", first_id, last_id)
 
     async def backup(self, target: str) -> None:
         """``pg_dump --format=custom`` into ``target`` (restore with ``pg_restore``): one
@@ -86,7 +89,7 @@ class PostgresStore(SqliteStore):
 
 
 def _tx_floor_ids(conn: Any, table: str, first_id: int, last_id: int) -> None:
-    assert table in ("users", "chats")
+    assert table in ("users", "chats", "sessions")
     conn.execute(
         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(CAST(?1 AS BIGINT) - 1, "
         f"(SELECT COALESCE(MAX(id), 0) FROM {table} WHERE id BETWEEN CAST(?1 AS BIGINT) AND "

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pigeon.protocol.regions import Cross, CrossStickerSet, RemoteUser
+from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope
+from pigeon.protocol.regions import Cross, CrossEnvelope, CrossStickerSet, RemoteUser
+from pigeon.protocol.updates import Envelope as EnvelopeItem
 
 if TYPE_CHECKING:
     from .base import Push
@@ -95,4 +97,29 @@ class RegionApi:
 
     async def local_people(self, ids: list[int]) -> list[RemoteUser]:
         """Of these accounts, those homed here (at most MAX_IDS_PER_CALL)."""
+        raise NotImplementedError
+
+    # -- device keys and envelopes across regions (sqlite_region_keys.py) ------------------
+    async def keys_for(self, asker_id: int, user_ids: list[int], limit: int) -> list[DeviceKeys]:
+        """The devices (at most ``limit``) of the people among ``user_ids`` homed here whom
+        ``asker_id``, homed elsewhere, may see or is tied to."""
+        raise NotImplementedError
+
+    async def claim_keys_for(self, asker_id: int, asker_device: int,
+                             device_ids: list[int]) -> list[tuple[ClaimedKey, int]]:
+        """:meth:`Store.claim_keys` for a device homed elsewhere, by the same rule as
+        :meth:`keys_for`."""
+        raise NotImplementedError
+
+    async def send_envelopes_across(self, sender_id: int, sender_session: int,
+                                    local: list[Envelope], remote: list[tuple[str, Envelope]],
+                                    now: float) -> list[tuple[int, EnvelopeItem]]:
+        """The local envelopes into their inboxes (as :meth:`Store.send_envelopes`) and the
+        others, each with its device's region, into the outbox; one transaction."""
+        raise NotImplementedError
+
+    async def apply_envelope(self, cross: CrossEnvelope, seq: int,
+                             now: float) -> tuple[str, list[tuple[int, EnvelopeItem]]]:
+        """Item ``seq`` of ``cross.origin``'s stream into its device's inbox, if it is the
+        next one; DEVICE_NOT_FOUND if its sender may not reach that device here."""
         raise NotImplementedError

@@ -72,6 +72,7 @@ from .sqlite_stickers import (
     _tx_create_set, _tx_install, _tx_move, _tx_publish, _tx_remove,
 )
 from .sqlite_region_chat import SqliteRegionChat
+from .sqlite_region_keys import SqliteRegionKeys
 from .sqlite_region_stickers import SqliteRegionStickers
 from .sqlite_regions import SqliteRegions
 from .sqlite_service import _q_service_user_id, _tx_send_service_message
@@ -94,7 +95,8 @@ class SqlEngine(Protocol):
     async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
-class SqliteStore(SqliteRegionChat, SqliteRegionStickers, SqliteRegions, Store):
+class SqliteStore(SqliteRegionChat, SqliteRegionStickers, SqliteRegionKeys, SqliteRegions,
+                  Store):
     engine: SqlEngine
 
     def __init__(self, path: Path | str, max_batch: int = 512) -> None:

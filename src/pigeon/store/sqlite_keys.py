@@ -9,6 +9,7 @@ one-time key in the writer's transaction, so two claims, however close, never ge
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from pigeon.domain import keys, streams
 from pigeon.protocol import updates as up
@@ -104,10 +105,13 @@ def _q_query(conn: sqlite3.Connection, user_ids: list[int]) -> list[DeviceKeys]:
 
 
 def _tx_claim(conn: sqlite3.Connection, viewer_id: int, caller_session: int,
-              session_ids: list[int]) -> list[tuple[ClaimedKey, int]]:
+              session_ids: list[int],
+              may_see: Callable[[sqlite3.Connection, int, list[int]], set[int]] = visible,
+              ) -> list[tuple[ClaimedKey, int]]:
     """One key of each device whose owner ``viewer_id`` may see (not the caller's own
     device): a one-time key, deleted as it is handed out, else the fallback key. Returns each
-    with the one-time keys its device has left; other devices are left out."""
+    with the one-time keys its device has left; other devices are left out. ``may_see``:
+    who is seen (a claim from another region: sqlite_region_keys.reachable)."""
     rows = []
     for session_id in sorted(set(session_ids) - {caller_session}):
         row = conn.execute(
@@ -115,7 +119,7 @@ def _tx_claim(conn: sqlite3.Connection, viewer_id: int, caller_session: int,
             "FROM device_keys k WHERE k.session_id = ?", (session_id,)).fetchone()
         if row is not None:
             rows.append(row)
-    seen = visible(conn, viewer_id, [row[1] for row in rows])
+    seen = may_see(conn, viewer_id, [row[1] for row in rows])
     out: list[tuple[ClaimedKey, int]] = []
     for row in rows:
         session_id = row[0]
@@ -140,7 +144,7 @@ def _tx_claim(conn: sqlite3.Connection, viewer_id: int, caller_session: int,
     return out
 
 
-def _ties(conn: sqlite3.Connection, sender_id: int, user_id: int) -> keys.Ties:
+def ties(conn: sqlite3.Connection, sender_id: int, user_id: int) -> keys.Ties:
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM wrote_to WHERE (user_id = ?1 AND peer_id = ?2) "
         "OR (user_id = ?2 AND peer_id = ?1)), "
@@ -164,7 +168,7 @@ def _tx_send_envelopes(conn: sqlite3.Connection, sender_id: int, sender_session:
     for envelope in envelopes:
         owner = owners.get(envelope.device_id)
         if owner is not None and owner not in allowed:
-            allowed[owner] = keys.may_send_envelope(_ties(conn, sender_id, owner))
+            allowed[owner] = keys.may_send_envelope(ties(conn, sender_id, owner))
         if owner is None or not allowed[owner]:
             raise keys.not_reachable(envelope.device_id)
     out: list[tuple[int, up.Envelope]] = []

@@ -133,7 +133,7 @@ def _tx_send_message(
                      fwd_from, reply_to, media, sticker)
     elif row is not None and row[17] and not from_region:
         ship_message(conn, chat_id, message_id, sender_id, random_id, text, now, fwd_from,
-                     reply_to, media, sticker)
+                     reply_to, media, sticker, ciphertext)
     return new, sender_pts, pushes
 
 

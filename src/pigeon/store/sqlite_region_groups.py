@@ -52,7 +52,8 @@ def ship_state(conn: sqlite3.Connection, chat_id: int, actor_id: int, changed: l
                left: list[int], now: float) -> None:
     """The group changed (``changed``: members who joined or whose role changed; ``left``:
     who left): tell every region with a replica, and give a region that just got its first
-    member every member. Refused for an end-to-end encrypted group."""
+    member every member (an end-to-end encrypted group too: its replica is made secret, its
+    messages carry their ciphertext; docs/architecture.md, "Secret chats across regions")."""
     before = _regions(conn, chat_id)
     homes: set[str] = set()
     for chunk in chunks(changed):
@@ -66,11 +67,8 @@ def ship_state(conn: sqlite3.Connection, chat_id: int, actor_id: int, changed: l
                        "home_region FROM chats WHERE id = ?", (chat_id,)).fetchone()
     if row[6] is not None:
         return  # a replica: written by its group's region only (callers forward)
-    if row[5]:
-        raise InvalidArgument("an end-to-end encrypted group cannot have members homed in "
-                              "another region", code="NOT_SUPPORTED_ACROSS_REGIONS")
     header = {"kind": row[0], "title": row[1], "created": row[2], "member_count": row[3],
-              "last_message_id": row[4]}
+              "last_message_id": row[4], "secret": bool(row[5])}
     if before:
         named = _members(conn, chat_id, changed)
         for part in _parts(named, left):
@@ -119,7 +117,7 @@ def _parts(named: list[Any], left: list[int]) -> list[dict[str, Any]]:
 def ship_message(conn: sqlite3.Connection, chat_id: int, message_id: int, sender_id: int,
                  random_id: int, text: str, date: float, fwd_from: FwdFrom | None,
                  reply_to: int | None, media: Media | None,
-                 sticker: MessageSticker | None) -> None:
+                 sticker: MessageSticker | None, ciphertext: bytes | None = None) -> None:
     """A new message of a group with replicas, to every region with one (with its id
     here)."""
     regions = _regions(conn, chat_id)
@@ -127,6 +125,8 @@ def ship_message(conn: sqlite3.Connection, chat_id: int, message_id: int, sender
                  "VALUES (?, ?, ?, ?)", (chat_id, message_id, sender_id, random_id))
     body = {**message_body(conn, chat_id, fwd_from, reply_to, media, sticker),
             "message_id": message_id}
+    if ciphertext is not None:
+        body["ciphertext"] = ciphertext
     for region in regions:
         enqueue(conn, region, "group_message", sender_id, chat_id, random_id, text, date, body)
 
@@ -201,7 +201,8 @@ def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list
         return _tx_send_message(conn, actor, chat_id, event.random_id, event.text, event.date,
                                 reply, event.fwd_from, sticker=event.sticker,
                                 media=event.media, from_region=True,
-                                message_id=event.message_id)[2]
+                                message_id=event.message_id,
+                                ciphertext=event.ciphertext)[2]
     if isinstance(event, CrossGroupEdit):
         message_id = _located(conn, chat_id, MessageRef(actor, event.random_id))
         if message_id is None:
@@ -246,9 +247,10 @@ def _apply_state(conn: sqlite3.Connection, event: CrossGroup, now: float) -> lis
 
     chat_id = event.recipient_id
     if _replica(conn, chat_id, event.origin) is None:
-        conn.execute("INSERT INTO chats (id, kind, title, created, home_region) "
-                     "VALUES (?, ?, ?, ?, ?)",
-                     (chat_id, event.kind, event.title, event.created, event.origin))
+        conn.execute("INSERT INTO chats (id, kind, title, created, home_region, secret) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     (chat_id, event.kind, event.title, event.created, event.origin,
+                      int(event.secret)))
     conn.execute("UPDATE chats SET title = ?, last_message_id = MAX(last_message_id, ?) "
                  "WHERE id = ?", (event.title, event.last_message_id, chat_id))
     if event.reset:  # nobody homed here is in it (the last left): no departure to record

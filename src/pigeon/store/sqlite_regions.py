@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 
 from pigeon.domain.regions import cross_order
-from pigeon.protocol.regions import Cross, CrossMessage, GroupCross, RemoteUser
+from pigeon.protocol.regions import Cross, CrossEnvelope, CrossMessage, GroupCross, RemoteUser
 from pigeon.protocol.media import Media
 from pigeon.protocol.types import FwdFrom, MessageSticker
 from pigeon.protocol.errors import InvalidArgument, NotFound
@@ -290,6 +290,8 @@ def _tx_apply_cross(conn: sqlite3.Connection, message: Cross, seq: int, now: flo
     from .sqlite_region_events import apply_event  # noqa: PLC0415
     from .sqlite_region_groups import apply_group  # noqa: PLC0415
 
+    if isinstance(message, CrossEnvelope):  # not a chat's: sqlite_region_keys applies it
+        raise InvalidArgument("an envelope goes to a device's inbox (apply_envelope)")
     verdict = _advance(conn, message.origin, seq)
     if verdict != "apply":
         return verdict, []
