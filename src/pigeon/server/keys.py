@@ -85,6 +85,9 @@ async def claim(caller: Caller, p: m.ClaimKeys) -> list[ClaimedKey]:
     if link is not None:  # devices homed elsewhere: claimed there, atomically
         here, away = region_keys.split(link, here)
         if away:
+            own, away = await region_keys.settle(link, away)
+            here += own
+        if away:
             remote = await region_keys.claim(link, caller.user_id, caller.session_id,
                                              [i for ids in away.values() for i in ids])
     claimed = await services.store.claim_keys(caller.user_id, caller.session_id,
@@ -100,6 +103,10 @@ async def send(caller: Caller, p: m.SendEnvelopes) -> Affected:
     here, away = list(p.envelopes), []
     if link is not None:
         here, away = region_keys.route(link, here)
+        if away:
+            own, _ = await region_keys.settle(link, {"": [e.device_id for _, e in away]})
+            here += [e for _, e in away if e.device_id in own]
+            away = [(r, e) for r, e in away if e.device_id not in own]
     if link is not None and away:  # devices homed elsewhere: the outbox, in one transaction
         delivered = await services.store.send_envelopes_across(
             caller.user_id, caller.session_id, here, away, services.clock())

@@ -134,6 +134,19 @@ async def claim(link: RegionLink, asker_id: int, asker_device: int,
     return out
 
 
+async def settle(link: RegionLink, away: dict[str, list[int]]
+                 ) -> tuple[list[int], dict[str, list[int]]]:
+    """Of device ids :func:`split` put elsewhere, those of this region's own sessions back
+    here: a region of index above 0 keeps the ids its sessions had before device ids were
+    ranged, which fall in region 0's range (one read, only when something is elsewhere)."""
+    ids = [i for ids in away.values() for i in ids]
+    here = await link.services.store.devices_here(ids) if ids else set()
+    if not here:
+        return [], away
+    return sorted(here), {region: kept for region, ids in away.items()
+                          if (kept := [i for i in ids if i not in here])}
+
+
 def route(link: RegionLink, envelopes: list[Envelope]
           ) -> tuple[list[Envelope], list[tuple[str, Envelope]]]:
     """Envelopes to devices of this region, and the others with their device's region;

@@ -105,6 +105,12 @@ class RegionApi:
         ``asker_id``, homed elsewhere, may see or is tied to."""
         raise NotImplementedError
 
+    async def devices_here(self, device_ids: list[int]) -> set[int]:
+        """Of these device (session) ids, those of this region's own sessions: a region of
+        index above 0 has sessions from before device ids were ranged, whose ids fall in
+        region 0's range (at most MAX_IDS_PER_CALL)."""
+        raise NotImplementedError
+
     async def claim_keys_for(self, asker_id: int, asker_device: int,
                              device_ids: list[int]) -> list[tuple[ClaimedKey, int]]:
         """:meth:`Store.claim_keys` for a device homed elsewhere, by the same rule as

@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from pigeon.domain import keys
 from pigeon.protocol import updates as up
 from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope
 from pigeon.protocol.regions import CrossEnvelope
@@ -41,8 +40,17 @@ def reachable(conn: sqlite3.Connection, viewer_id: int, ids: list[int]) -> set[i
             f"SELECT id FROM users WHERE id IN ({marks(chunk)}) AND home_region IS NULL "
             "AND disabled = 0", chunk)]
     seen = visible(conn, viewer_id, homed)
-    return seen | {i for i in homed if i not in seen
-                   and keys.may_send_envelope(ties(conn, viewer_id, i))}
+    # not the envelope rule's wider ties (a supergroup together): at home a claim or a
+    # query needs what ``visible`` counts, and a supergroup's members do not see each other
+    return seen | {i for i in homed if i not in seen and ties(conn, viewer_id, i).contact}
+
+
+def _q_devices_here(conn: sqlite3.Connection, device_ids: list[int]) -> set[int]:
+    here: set[int] = set()
+    for chunk in chunks(sorted(set(device_ids))):
+        here.update(r[0] for r in conn.execute(
+            f"SELECT id FROM sessions WHERE id IN ({marks(chunk)})", chunk))
+    return here
 
 
 def _q_keys_for(conn: sqlite3.Connection, asker_id: int, user_ids: list[int],
@@ -86,6 +94,9 @@ class SqliteRegionKeys:
     """:class:`.region_api.RegionApi`'s keys part on the shared SQL (both engines)."""
 
     engine: SqlEngine
+
+    async def devices_here(self, device_ids: list[int]) -> set[int]:
+        return await self.engine.read(_q_devices_here, device_ids)
 
     async def keys_for(self, asker_id: int, user_ids: list[int], limit: int) -> list[DeviceKeys]:
         return await self.engine.read(_q_keys_for, asker_id, user_ids, limit)
