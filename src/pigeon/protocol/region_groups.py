@@ -3,7 +3,8 @@
 ``<prefix>.region.<group's region>.group``. The group's region alone decides (its members,
 its rules, its message ids), commits, ships the outcome to every region with members, and
 answers; the caller's region answers its client only after that answer. Unknown fields are
-kept for newer regions; a method the group's region does not know is refused by it."""
+kept for newer regions; a method the group's region does not know is refused by it
+(NOT_SUPPORTED_ACROSS_REGIONS, answered: not dropped)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class GroupCall(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
     origin: RegionName
     actor_id: ID
-    method: GroupMethod
+    method: Annotated[str, Meta(max_length=64)]  # a GroupMethod; another: NOT_SUPPORTED_...
     params: Annotated[bytes, Meta(max_length=limits.MAX_FRAME_BYTES)]
     people: Annotated[list[RemoteUser], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
 
