@@ -53,3 +53,5 @@ class GroupAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     result: Annotated[bytes, Meta(max_length=limits.MAX_SERVER_FRAME_BYTES)] | None = None
     code: Annotated[str, Meta(max_length=64)] | None = None
     message: Annotated[str, Meta(max_length=1000)] = ""
+    #: when to try again (RATE_LIMITED, OVERLOADED), as the caller's own region would say
+    retry_after: Annotated[float, Meta(ge=0, le=86_400)] | None = None

@@ -97,7 +97,7 @@ async def call_group(caller: Caller, region: str, method: GroupMethod, params: m
         if link.forwarding.get(key) is mine:
             del link.forwarding[key]
     if answer.code is not None or answer.result is None:
-        raise error_from_wire(answer.code or "INTERNAL", answer.message)
+        raise error_from_wire(answer.code or "INTERNAL", answer.message, answer.retry_after)
     try:
         return msgspec.msgpack.decode(answer.result, type=result)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -198,7 +198,8 @@ async def answer_group_call(services: Services, msg: Any) -> None:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         answer = GroupAnswer(code="INVALID_ARGUMENT", message=f"malformed params: {exc}"[:1000])
     except PigeonError as exc:
-        answer = GroupAnswer(code=exc.code, message=exc.message[:1000])
+        retry = None if exc.retry_after is None else min(max(exc.retry_after, 0.0), 86_400.0)
+        answer = GroupAnswer(code=exc.code, message=exc.message[:1000], retry_after=retry)
     except Exception:  # the store failing: answered, not left to time out
         log.exception("regions: group call %s from %s failed", call.method, call.origin)
         answer = GroupAnswer(code="STORAGE_FAILED", message="the group's region failed")
