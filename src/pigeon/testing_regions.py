@@ -20,12 +20,13 @@ CALLING_CODES = {"a": [49], "b": [44]}
 
 class RegionNode:
     def __init__(self, name: str, nats_server: GatewayNode, database: str, table: Path,
-                 data: Path, port: int) -> None:
+                 data: Path, port: int, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.database = database
         self.nats = nats_server
         self.node = ServerProcess(data, "--store", database, "--bus", nats_server.url,
-                                  "--region", name, "--regions", str(table), "--workers", "1")
+                                  "--region", name, "--regions", str(table), "--workers", "1",
+                                  env=env)
         self.node.port = port
 
     @property
@@ -50,14 +51,16 @@ def write_table(path: Path, ports: list[int]) -> Path:
 
 
 @contextmanager
-def running_two_regions(directory: Path, databases: list[str]) -> Iterator[
+def running_two_regions(directory: Path, databases: list[str],
+                        env: dict[str, str] | None = None) -> Iterator[
         tuple[RegionNode, RegionNode]]:
-    """Regions a and b, each its node started; everything killed on exit."""
+    """Regions a and b, each its node started (``env``: settings of both); everything
+    killed on exit."""
     ports = [free_port(), free_port()]
     table = write_table(directory / "regions.json", ports)
     with running_regions(directory, "a", "b") as (nats_a, nats_b), ExitStack() as stack:
-        pair = (RegionNode("a", nats_a, databases[0], table, directory / "a", ports[0]),
-                RegionNode("b", nats_b, databases[1], table, directory / "b", ports[1]))
+        pair = (RegionNode("a", nats_a, databases[0], table, directory / "a", ports[0], env),
+                RegionNode("b", nats_b, databases[1], table, directory / "b", ports[1], env))
         for region in pair:
             stack.enter_context(region.node)
         yield pair

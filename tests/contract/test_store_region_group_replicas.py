@@ -101,6 +101,13 @@ async def seen(store: Store, uid: int, group: int) -> Any:
 # member comes back: a must not keep the one who left
 @example(ops=[(("remove", 0, 2, 1), True, False), (("remove", 0, 1, 1), True, False),
               (("add", 0, 2, 1), True, False), (("send", 2, 0, 1), True, True)])
+# edits and deletes for everyone that succeed (random ops seldom hit an author's message):
+# b's owner and a's member each send and edit their own, then the owner deletes both, with
+# the replica fed between and at the end only
+@example(ops=[(("send", 0, 0, 1), False, False), (("send", 2, 0, 2), True, False),
+              (("edit", 0, 0, 1), False, False), (("edit", 2, 0, 2), True, True),
+              (("delete", 0, 0, 1), False, False), (("send", 2, 0, 4), False, False),
+              (("edit", 2, 0, 3), False, False), (("delete", 2, 0, 3), False, False)])
 async def test_a_replica_converges_on_its_group(store_factory: StoreFactory,
                                                 ops: list[tuple[Any, bool, bool]]) -> None:
     async with store_factory() as home, store_factory() as replica:

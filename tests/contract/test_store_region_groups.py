@@ -11,7 +11,7 @@ import pytest
 from contract_support import MAX_MEMBERS, T0, make_users, raises
 
 from pigeon.protocol import updates as up
-from pigeon.protocol.errors import InvalidArgument, NotFound
+from pigeon.protocol.errors import Forbidden, InvalidArgument, NotFound
 from pigeon.protocol.regions import (
     CrossGroup,
     CrossGroupDelete,
@@ -223,7 +223,8 @@ async def test_a_replica_fed_again_forgets_who_left_meanwhile(store: Store) -> N
         return CrossGroup(origin="b", sender=BOB, recipient_id=group, date=T0, kind="group",
                           title="club", created=T0, member_count=len(joined), last_message_id=0,
                           joined=[GroupMember(user=u, role="owner" if u == BOB else "member",
-                                              joined=T0, history_from=0) for u in joined],
+                                              joined=T0, history_from=0,
+                                              home="a" if u == me else None) for u in joined],
                           left=left, reset=reset)
 
     await store.apply_cross(state([BOB, me, DAN], [], True), 1, T0, None)
@@ -263,3 +264,75 @@ async def test_read_marks_reach_the_authors_of_every_region(store: Store) -> Non
     with raises(NotFound, "MESSAGE_NOT_FOUND"):
         await store.apply_cross(CrossGroupRead(origin="b", sender=cy, recipient_id=chat.id,
                                                message_id=sent.id, date=T0), 2, T0, None)
+
+
+def _replica_state(group: int, people: list[tuple[RemoteUser, str, str | None]],
+                   seq_reset: bool = True, left: list[int] | None = None) -> CrossGroup:
+    return CrossGroup(origin="b", sender=BOB, recipient_id=group, date=T0, kind="group",
+                      title="club", created=T0, member_count=len(people), last_message_id=0,
+                      joined=[GroupMember(user=u, role=role, joined=T0,  # type: ignore[arg-type]
+                                          history_from=0, home=home)
+                              for u, role, home in people],
+                      left=left or [], reset=seq_reset)
+
+
+async def test_a_replica_is_written_only_from_its_group_region(store: Store) -> None:
+    # Carol (homed here) owns b's group: whatever she does to it is done in b and comes
+    # back; done here it would never reach b, and could let her add people here who would
+    # then read b's group.
+    carol, dave = await make_users(store, 2)
+    (row,) = await store.get_users([carol])
+    me = RemoteUser(id=carol, name=row.name)
+    group = (1 << 40) + 800
+    await store.apply_cross(_replica_state(group, [(BOB, "member", None), (me, "owner", "a")]),
+                            1, T0, None)
+    await store.apply_cross(CrossGroupMessage(origin="b", sender=me, recipient_id=group,
+                                              random_id=5, text="mine", date=T0,
+                                              message_id=1), 2, T0, None)
+    for refused in (store.add_members(carol, group, [dave], T0, MAX_MEMBERS),
+                    store.remove_member(carol, group, BOB.id, T0),
+                    store.set_role(carol, group, BOB.id, "admin", T0),
+                    store.set_title(carol, group, "mine now", T0),
+                    store.edit_message(carol, group, 1, "changed", T0),
+                    store.delete_messages(carol, group, [1], True)):
+        with raises(InvalidArgument, "NOT_SUPPORTED_ACROSS_REGIONS"):
+            await refused
+    chat = await store.get_chat(carol, group)
+    assert (chat.title, chat.member_count) == ("club", 2)
+    assert [m.text for m in await store.history(carol, group, None, 10)] == ["mine"]
+    # What is only Carol's own is done here: a delete for herself, a read mark.
+    assert (await store.delete_messages(carol, group, [1], False))[1] == 1
+    await store.read_history(carol, group, 1)
+    assert await store.outbox_depth() == {}
+
+
+async def test_a_replica_does_not_take_people_homed_here_as_someone_elses(store: Store) -> None:
+    carol, dave = await make_users(store, 2)
+    names = {u.id: u.name for u in await store.get_users([carol, dave])}
+    me, him = (RemoteUser(id=u, name=names[u]) for u in (carol, dave))
+    group = (1 << 40) + 900
+    # Dave, homed here, said to be homed in the group's region: the item is refused.
+    with raises(InvalidArgument, "INVALID_ARGUMENT"):
+        await store.apply_cross(_replica_state(group, [(BOB, "owner", None),
+                                                       (me, "member", "a"),
+                                                       (him, "member", None)]), 1, T0, None)
+    assert (await store.get_users([dave]))[0].name == names[dave]
+    with raises(Forbidden, "NOT_A_MEMBER"):
+        await store.get_chat(dave, group)
+
+
+async def test_a_reset_replica_keeps_only_the_members_it_names(store: Store) -> None:
+    carol, dave = await make_users(store, 2)
+    names = {u.id: u.name for u in await store.get_users([carol, dave])}
+    me, him = (RemoteUser(id=u, name=names[u]) for u in (carol, dave))
+    group = (1 << 40) + 950
+    await store.apply_cross(_replica_state(group, [(BOB, "owner", None), (me, "member", "a"),
+                                                   (him, "member", "a")]), 1, T0, None)
+    # Dave's leaving was skipped here; later a is fed again, from scratch: Dave is not named.
+    _, pushes = await store.apply_cross(
+        _replica_state(group, [(BOB, "owner", None), (me, "member", "a")]), 2, T0, None)
+    assert sorted(m.user.id for m in await store.list_members(carol, group, 0, 10)) == sorted(
+        [BOB.id, carol])
+    with raises(Forbidden, "NOT_A_MEMBER"):
+        await store.get_chat(dave, group)
+    assert dave in {uid for p in pushes for uid, _ in p.targets}  # told he is out

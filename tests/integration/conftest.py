@@ -31,7 +31,13 @@ async def database():
 
 
 @pytest.fixture(scope="module")
-def regions(tmp_path_factory):
+def region_env() -> dict[str, str] | None:
+    """Settings of both regions' nodes (a module may override this fixture)."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def regions(tmp_path_factory, region_env):
     """Two regions on loopback (pigeon.testing_regions), each with its own PostgreSQL
     database and nats-server, joined by a gateway; shared by a module's tests."""
     import asyncio
@@ -46,7 +52,8 @@ def regions(tmp_path_factory):
     names = [asyncio.run(pg.create_database()) for _ in range(2)]
     try:
         with running_two_regions(tmp_path_factory.mktemp("regions"),
-                                 [pg.url_for(name) for name in names]) as pair:
+                                 [pg.url_for(name) for name in names],
+                                 region_env) as pair:
             yield pair
     finally:
         for name in names:

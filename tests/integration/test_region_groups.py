@@ -23,7 +23,7 @@ from pigeon.client import Client
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall, GroupSend
-from pigeon.protocol.regions import encode
+from pigeon.protocol.regions import CrossGroup, GroupMember, RemoteUser, encode
 from pigeon.protocol.updates import DeleteMessages, EditMessage, NewMessage, ReadOutbox
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
@@ -181,8 +181,8 @@ async def test_junk_and_forged_group_calls_are_refused(regions: tuple[Region, Re
     alice = await login(a.node, phone(), "Alice")
     bob, bob_phone = await b_person(b, "Bob")
     try:
-        group = await alice.chats.create_group("guarded", [
-            (await alice.account.resolve_phone(bob_phone)).id])
+        bob_id = (await alice.account.resolve_phone(bob_phone)).id
+        group = await alice.chats.create_group("guarded", [bob_id])
         async with nats_client(a.nats.url) as nc:
             for junk in (b"\xc1", b"\x80", encode(GroupSend(chat_id=group.id, random_id=1))):
                 with pytest.raises(nats.errors.TimeoutError):  # no answer, nothing done
@@ -201,6 +201,17 @@ async def test_junk_and_forged_group_calls_are_refused(regions: tuple[Region, Re
             stranger = await ask(GroupCall(origin="b", actor_id=(1 << 40) + 999_999,
                                            method="messages.send", params=send))
             assert stranger.code == "NOT_A_MEMBER"
+            # a method a's version does not know: answered, typed (not left to time out)
+            newer = await ask(GroupCall(origin="b", actor_id=bob_id, method="messages.pin",
+                                        params=send))
+            assert newer.code == "NOT_SUPPORTED_ACROSS_REGIONS"
+            # a private chat is no group: its copies cross as messages, by their own rules
+            private = await alice.chats.open_private(bob_id)
+            into_private = await ask(GroupCall(
+                origin="b", actor_id=bob_id, method="messages.send",
+                params=encode(GroupSend(chat_id=private.id, random_id=3, text="forged"))))
+            assert into_private.code == "NOT_SUPPORTED_ACROSS_REGIONS"
+        assert await alice.messages.history(private.id) == []
         assert [msg.text for msg in await alice.messages.history(group.id)] == []
         assert (await a.health())["regions"]["dropped"] >= 3
         # Malformed messages of the group kinds on the stream: logged and skipped by b, and
@@ -211,10 +222,20 @@ async def test_junk_and_forged_group_calls_are_refused(regions: tuple[Region, Re
                          {"type": "group_message", "origin": "a", "recipient_id": group.id,
                           "message_id": -1}):
                 await nc.jetstream().publish("pigeon.xr.a.b", msgspec.msgpack.encode(junk))
+            # a's group with an id of b's own range (one made before ids were ranged): b
+            # makes no replica of it, which b's rules would then write as b's own chat
+            squatter = (1 << 40) + 999_777
+            bob_row = RemoteUser(id=bob_id, name="Bob")
+            await nc.jetstream().publish("pigeon.xr.a.b", encode(CrossGroup(
+                origin="a", sender=bob_row, recipient_id=squatter, date=0.0, kind="group",
+                title="old", created=0.0, member_count=1, last_message_id=0, reset=True,
+                joined=[GroupMember(user=bob_row, home="b", role="owner", joined=0.0,
+                                    history_from=0)])))
         await alice.messages.send(group.id, "after the junk")
         got = await next_of(bob, NewMessage, where=from_other(bob, group.id))
         assert got.message.text == "after the junk"
-        assert (await b.health())["regions"]["dropped"] >= dropped + 2
+        assert (await b.health())["regions"]["dropped"] >= dropped + 3
+        assert await code_of(bob.chats.get(squatter)) == "NOT_A_MEMBER"
     finally:
         await alice.close()
         await bob.close()

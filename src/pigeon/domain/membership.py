@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from pigeon.protocol.errors import Conflict, Forbidden, NotFound
+from pigeon.protocol.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from pigeon.protocol.types import Role
 
 from .records import MemberRow, Standing
@@ -41,6 +41,14 @@ def member(standing: Standing | None, chat_id: int) -> Standing:
     if standing is None:
         raise not_a_member(chat_id)
     return standing
+
+
+def written_here(standing: Standing, chat_id: int) -> None:
+    """A replica of a group homed in another region is written only by what that region
+    ships (issue 12): whatever a member does to it is forwarded there, never done here."""
+    if standing.home_region is not None:
+        raise InvalidArgument(f"chat {chat_id} lives in region {standing.home_region}: "
+                              "the call is done there", code="NOT_SUPPORTED_ACROSS_REGIONS")
 
 
 def is_group(kind: str) -> bool:

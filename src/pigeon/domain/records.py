@@ -21,6 +21,7 @@ class Standing(NamedTuple):
     read_inbox_max_id: int    # they read up to this id
     last_message_id: int      # the chat's newest message id
     secret: bool = False      # an end-to-end encrypted group (domain/encryption.py)
+    home_region: str | None = None  # a replica of a group homed there (written from there)
 
 
 class MemberRow(NamedTuple):

@@ -3,7 +3,8 @@
 ``<prefix>.region.<group's region>.group``. The group's region alone decides (its members,
 its rules, its message ids), commits, ships the outcome to every region with members, and
 answers; the caller's region answers its client only after that answer. Unknown fields are
-kept for newer regions; a method the group's region does not know is refused by it."""
+kept for newer regions; a method the group's region does not know is refused by it
+(NOT_SUPPORTED_ACROSS_REGIONS, answered: not dropped)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class GroupCall(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
     origin: RegionName
     actor_id: ID
-    method: GroupMethod
+    method: Annotated[str, Meta(max_length=64)]  # a GroupMethod; another: NOT_SUPPORTED_...
     params: Annotated[bytes, Meta(max_length=limits.MAX_FRAME_BYTES)]
     people: Annotated[list[RemoteUser], Meta(max_length=limits.MAX_IDS_PER_CALL)] = []
 
@@ -54,3 +55,5 @@ class GroupAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     result: Annotated[bytes, Meta(max_length=limits.MAX_SERVER_FRAME_BYTES)] | None = None
     code: Annotated[str, Meta(max_length=64)] | None = None
     message: Annotated[str, Meta(max_length=1000)] = ""
+    #: when to try again (RATE_LIMITED, OVERLOADED), as the caller's own region would say
+    retry_after: Annotated[float, Meta(ge=0, le=86_400)] | None = None

@@ -23,6 +23,7 @@ def make_store(settings: Settings) -> Store:
     # before any call is served: an edit made before the link to the other regions is up
     # must still be queued for them
     store.crosses_regions = settings.region_table() is not None
+    store.region = settings.region if store.crosses_regions else ""
     return store
 
 

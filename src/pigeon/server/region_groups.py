@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from pigeon.domain.membership import is_group
 from pigeon.domain.regions import region_of_id
 from pigeon.domain.encryption import check_text
 from pigeon.domain.text import validate_text, validate_title
@@ -26,6 +27,7 @@ from pigeon.protocol.regions import ID, encode
 from pigeon.protocol.types import Affected, SentMessage
 from pigeon.store import Push
 
+from .fanout import recipients
 from .streams import follow_changes, publish
 
 if TYPE_CHECKING:
@@ -41,38 +43,62 @@ def not_across(what: str) -> InvalidArgument:
                            code="NOT_SUPPORTED_ACROSS_REGIONS")
 
 
+#: chats whose home a node remembers (a replica's region, or "" for a chat of this region):
+#: a chat never moves; beyond, the oldest remembered is forgotten (read again if used)
+MAX_KNOWN_HOMES = 100_000
+
+
 async def elsewhere(caller: Caller, chat_id: int) -> str | None:
     """The region a chat lives in, if this region keeps only a replica of it; None for a chat
-    of this region (known without a read when its id is in this region's range)."""
+    of this region, or none here. Decided by the chat's row (its ``home_region``), not by its
+    id: a chat made before ids were ranged may have an id of any region's range. Read once
+    per chat and node; callers of the same chat meanwhile wait for that one read, so that a
+    device's pipelined calls leave here in the order they came."""
     link = caller.services.regions
     if link is None:
         return None
-    try:
-        if region_of_id(link.table, chat_id) == link.name:
-            return None
-    except InvalidArgument:
-        return None
     home = link.group_homes.get(chat_id)
     if home is None:
-        home = await caller.services.store.group_home(chat_id)
-        if home is not None:  # a group never moves: its replica's home is kept
-            link.group_homes[chat_id] = home
-    return home
+        reading = link.home_reads.get(chat_id)
+        if reading is None:
+            reading = asyncio.ensure_future(caller.services.store.group_home(chat_id))
+            link.home_reads[chat_id] = reading
+            reading.add_done_callback(lambda _: link.home_reads.pop(chat_id, None))
+        found = await asyncio.shield(reading)
+        if found is None:
+            return None  # no such chat here yet (a replica may come): not remembered
+        if len(link.group_homes) >= MAX_KNOWN_HOMES:
+            del link.group_homes[next(iter(link.group_homes))]
+        link.group_homes[chat_id] = home = found
+    return home or None
 
 
 async def call_group(caller: Caller, region: str, method: GroupMethod, params: msgspec.Struct,
                      result: type[R], named: list[int] | None = None) -> R:
-    """``method`` done by the group's region for the caller; its typed error raised here."""
+    """``method`` done by the group's region for the caller; its typed error raised here.
+    A device's calls in one chat go one after another (each after the answer to the one
+    before): the group's region may run them on different nodes, which would commit calls
+    sent together in any order."""
     s = caller.services
     link = s.regions
     assert link is not None
-    # no read before the request for a send: a device's pipelined sends go out in order
-    people = await s.store.local_people(named) if named else []
-    answer = await link.group_call(region, GroupCall(
-        origin=link.name, actor_id=caller.user_id, method=method, params=encode(params),
-        people=people))
+    key = (caller.device.sink_id, _ChatOf.of(params))
+    before = link.forwarding.get(key)
+    mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    link.forwarding[key] = mine
+    try:
+        if before is not None:
+            await asyncio.wait([before])  # its outcome is its own caller's
+        people = await s.store.local_people(named) if named else []
+        answer = await link.group_call(region, GroupCall(
+            origin=link.name, actor_id=caller.user_id, method=method, params=encode(params),
+            people=people))
+    finally:
+        mine.set_result(None)
+        if link.forwarding.get(key) is mine:
+            del link.forwarding[key]
     if answer.code is not None or answer.result is None:
-        raise error_from_wire(answer.code or "INTERNAL", answer.message)
+        raise error_from_wire(answer.code or "INTERNAL", answer.message, answer.retry_after)
     try:
         return msgspec.msgpack.decode(answer.result, type=result)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -148,9 +174,8 @@ MAX_GROUP_CALLS = 1024
 
 
 def take_group_call(services: Services, msg: Any, running: set[asyncio.Task[None]]) -> None:
-    """Answer a forwarded call in its own task, started in the order the calls came: each
-    reaches the store's queue before its first wait, so a device's pipelined sends keep
-    their order there, and calls of many senders are committed together."""
+    """Answer a forwarded call in its own task, so that calls of many senders are committed
+    together (a device's calls in one chat come one at a time: call_group)."""
     if len(running) >= MAX_GROUP_CALLS:
         task = asyncio.create_task(msg.respond(encode(GroupAnswer(
             code="OVERLOADED", message="too many calls from other regions at once"))))
@@ -177,7 +202,11 @@ async def answer_group_call(services: Services, msg: Any) -> None:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         answer = GroupAnswer(code="INVALID_ARGUMENT", message=f"malformed params: {exc}"[:1000])
     except PigeonError as exc:
-        answer = GroupAnswer(code=exc.code, message=exc.message[:1000])
+        retry = None if exc.retry_after is None else min(max(exc.retry_after, 0.0), 86_400.0)
+        answer = GroupAnswer(code=exc.code, message=exc.message[:1000], retry_after=retry)
+    except Exception:  # the store failing: answered, not left to time out
+        log.exception("regions: group call %s from %s failed", call.method, call.origin)
+        answer = GroupAnswer(code="STORAGE_FAILED", message="the group's region failed")
     link.group_call_counts["refused" if answer.code else "answered"] += 1
     await msg.respond(encode(answer))
 
@@ -185,22 +214,29 @@ async def answer_group_call(services: Services, msg: Any) -> None:
 async def _run(services: Services, call: GroupCall) -> msgspec.Struct:
     link = services.regions
     assert link is not None
-    # The asking region vouches for its own people only, and only for groups homed here.
+    runner = RUNNERS.get(call.method)
+    if runner is None:  # a method of a newer region
+        raise not_across(f"{call.method}")
+    # The asking region vouches for its own people only, and only for groups homed here
+    # (the store refuses every write to a replica but one applied from the stream).
     if call.origin == link.name or call.origin not in link.others:
         raise InvalidArgument(f"no region {call.origin} to call from")
     for person_id in (call.actor_id, *(p.id for p in call.people)):
         if region_of_id(link.table, person_id) != call.origin:
             raise InvalidArgument(f"user {person_id} is not homed in {call.origin}")
     chat_id = msgspec.msgpack.decode(call.params, type=_ChatOf).chat_id
-    # a chat of this region's range is no replica; another (one made before chat ids were
-    # ranged, or a replica) is read: no wait before the store's queue for the usual case
-    if (region_of_id(link.table, chat_id) != link.name
-            and await services.store.group_home(chat_id) is not None):
-        raise InvalidArgument(f"chat {chat_id} is not homed in {link.name}")
+    # a group only: a private chat's copies cross as messages, by their own rules
+    if not is_group((await services.store.get_chat(call.actor_id, chat_id)).kind):
+        raise InvalidArgument(f"chat {chat_id} is not a group", code="NOT_SUPPORTED_ACROSS_REGIONS")
+    # its fan-out charged to the actor as a local call's is (leaving is never refused)
+    shield = services.shield
+    taken = 0.0 if call.method == "chats.remove_member" else shield.reserve_fanout(
+        call.actor_id, chat_id)
     # the actor is a member here already (or refused as none); whoever is added is made known
     for person in call.people:
         await services.store.remember_remote(person, call.origin, services.clock())
-    result, pushes = await RUNNERS[call.method](services, call.actor_id, call.params)
+    result, pushes = await runner(services, call.actor_id, call.params)
+    shield.charge_fanout(call.actor_id, taken, recipients(pushes), chat_id)
     follow_changes(services, pushes)
     services.bus.deliver(pushes)
     publish(services, pushes)
@@ -212,3 +248,8 @@ class _ChatOf(msgspec.Struct, forbid_unknown_fields=False):
     """The chat every forwarded method's params name."""
 
     chat_id: ID
+
+    @staticmethod
+    def of(params: msgspec.Struct) -> int:
+        chat_id: int = getattr(params, "chat_id")  # noqa: B009  (every method's params name one)
+        return chat_id

@@ -41,7 +41,7 @@ from pigeon.protocol import regions as wire
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall
 from pigeon.domain.streams import device_stream
 from pigeon.protocol.regions import (
-    CrossEnvelope, CrossMessage, Found, GroupCross, Lookup, RemoteUser, UnknownCross,
+    CrossEnvelope, CrossGroup, CrossMessage, Found, GroupCross, Lookup, RemoteUser, UnknownCross,
 )
 from pigeon.protocol.errors import PigeonError, Unavailable
 
@@ -91,7 +91,11 @@ class RegionLink:
         # the outbox row the relay stopped at, one this version cannot send (else None)
         self.held: dict[str, int | None] = {other: None for other in self.others}
         self.relayed = 0
-        self.group_homes: dict[int, str] = {}  # replicas' groups: where each lives (never moves)
+        # where chats live ("": here; region_groups.elsewhere), the reads of it under way,
+        # and each (connection, chat)'s last forwarded call (region_groups.call_group)
+        self.group_homes: dict[int, str] = {}
+        self.home_reads: dict[int, asyncio.Future[str | None]] = {}
+        self.forwarding: dict[tuple[int, int], asyncio.Future[None]] = {}
         self.group_calls: set[asyncio.Task[None]] = set()  # forwarded calls being answered
         # forwarded group calls: sent from here, done here, refused here (typed error)
         self.group_call_counts = {"forwarded": 0, "answered": 0, "refused": 0}
@@ -357,6 +361,10 @@ class RegionLink:
             log.warning("regions: message %d from %s names %d, not of %s: skipped", seq,
                         source, cross.sender.id, source)
             return await self._skip(source, seq)
+        if isinstance(cross, CrossGroup) and await self._ours(cross.recipient_id):
+            log.warning("regions: a replica of %s's group %d in this region's own range "
+                        "refused", source, cross.recipient_id)
+            return await self._skip(source, seq)
         try:
             if isinstance(cross, CrossMessage) and cross.blobs():
                 # its file's bytes here first (Unavailable: the message waits, unacknowledged)
@@ -394,6 +402,16 @@ class RegionLink:
             self.services.bus.publish(device_stream(device_id), item)
         self.applied += verdict == "apply"
         return verdict
+
+    async def _ours(self, chat_id: int) -> bool:
+        """Whether a new replica ``chat_id`` would take an id of this region's own range (a
+        group made before ids were ranged): refused, for a chat of this range is this
+        region's to write (a replica made before this rule is written from the stream)."""
+        try:
+            mine = rules.region_of_id(self.table, chat_id) == self.name
+        except PigeonError:
+            return False
+        return mine and await self.services.store.group_home(chat_id) is None
 
     async def _apply(self, cross: wire.Cross, seq: int) -> tuple[str, list[Any]]:
         store, settings = self.services.store, self.services.settings

@@ -23,6 +23,7 @@ class RegionApi:
     #: does an edit, a delete for everyone, a read mark or a pin in a private chat look for
     #: the other region's copy of the chat (docs/architecture.md, "Regions")
     crosses_regions: bool = False
+    region: str = ""  # this region's name, with regions (server/backends.make_store)
 
     async def remember_remote(self, user: RemoteUser, region: str, now: float) -> None:
         """Keep (or refresh) the local row of ``user``, homed in ``region``."""
@@ -91,8 +92,8 @@ class RegionApi:
         raise NotImplementedError
 
     async def group_home(self, chat_id: int) -> str | None:
-        """The region a group lives in, if this region keeps only a replica of it; else None
-        (a chat of this region, or no such chat)."""
+        """The region a group lives in, if this region keeps only a replica of it; "" for a
+        chat of this region (it never becomes a replica); None for no such chat (it may)."""
         raise NotImplementedError
 
     async def local_people(self, ids: list[int]) -> list[RemoteUser]:

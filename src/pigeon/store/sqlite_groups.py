@@ -103,7 +103,7 @@ def _tx_add_members(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, user_ids: list[int], now: float,
     max_members: int, policy: GroupPolicy | None = None,
 ) -> tuple[Chat, list[Push]]:
-    actor = standing(conn, actor_id, chat_id)
+    actor = standing(conn, actor_id, chat_id, writing=True)
     membership.may_manage(actor)
     existing_users(conn, user_ids)
     new = groups.newcomers(user_ids, set(member_ids(conn, chat_id)))
@@ -131,7 +131,7 @@ def _tx_add_members(
 def _tx_remove_member(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int, now: float
 ) -> tuple[int, list[Push]]:
-    actor = standing(conn, actor_id, chat_id)
+    actor = standing(conn, actor_id, chat_id, writing=True)
     target = None if user_id == actor_id else member_row(conn, chat_id, user_id)
     removal = membership.removal(actor_id, actor, user_id, target)
     depart(conn, chat_id, user_id, removal.history_from, now)
@@ -169,7 +169,7 @@ def depart(conn: sqlite3.Connection, chat_id: int, user_id: int, history_from: i
 def _tx_set_role(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, user_id: int, role: Role, now: float
 ) -> tuple[int, list[Push]]:
-    actor = standing(conn, actor_id, chat_id)
+    actor = standing(conn, actor_id, chat_id, writing=True)
     changes = membership.role_changes(actor_id, actor, user_id,
                                       member_row(conn, chat_id, user_id), role)
     conn.executemany("UPDATE members SET role = ? WHERE chat_id = ? AND user_id = ?",
@@ -182,7 +182,7 @@ def _tx_set_role(
 def _tx_set_title(
     conn: sqlite3.Connection, actor_id: int, chat_id: int, title: str, now: float
 ) -> tuple[Chat, list[Push]]:
-    membership.may_manage(standing(conn, actor_id, chat_id))
+    membership.may_manage(standing(conn, actor_id, chat_id, writing=True))
     conn.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
     ship_state(conn, chat_id, actor_id, [], [], now)
     return chat_view(conn, chat_id, actor_id), announce(conn, chat_id, now=now)

@@ -179,13 +179,15 @@ def _seen(conn: sqlite3.Connection, reader: Standing, chat_id: int, message_id: 
 
 def _tx_edit_message(
     conn: sqlite3.Connection, user_id: int, chat_id: int, message_id: int, text: str, now: float,
-    crossing: bool = False,
+    crossing: bool = False, *, from_region: bool = False,
 ) -> tuple[Message, list[Push]]:
     # crossing, here and in the delete and the read: this deployment has regions
     # (Store.crosses_regions); without, nothing looks for the other region's copy of a private
     # chat or for a group's replicas, which on PostgreSQL would be one more round trip for
     # every edit, delete and read
-    editor = standing(conn, user_id, chat_id)
+    # from_region, here and in the delete: applied from another region's stream (a replica
+    # is written only so)
+    editor = standing(conn, user_id, chat_id, writing=not from_region)
     encryption.check_plain_edit(editor.secret)
     edited = _seen(conn, editor, chat_id, message_id)
     rules.check_edit(edited, user_id)
@@ -210,9 +212,9 @@ def _tx_edit_message(
 
 def _tx_delete_messages(
     conn: sqlite3.Connection, user_id: int, chat_id: int, message_ids: list[int],
-    for_everyone: bool, crossing: bool = False,
+    for_everyone: bool, crossing: bool = False, *, from_region: bool = False,
 ) -> tuple[int, int, list[Push]]:
-    actor = standing(conn, user_id, chat_id)
+    actor = standing(conn, user_id, chat_id, writing=for_everyone and not from_region)
     found = rules.deletable(messages(conn, chat_id, sorted(set(message_ids))), actor.history_from)
     if not found:
         return 0, 0, []

@@ -96,7 +96,7 @@ def apply_event(conn: sqlite3.Connection, event: Cross) -> list[Push]:
             found.setdefault(chat_id, []).append(message_id)
         pushes: list[Push] = []
         for chat_id, ids in found.items():
-            pushes += _tx_delete_messages(conn, actor, chat_id, ids, True)[2]
+            pushes += _tx_delete_messages(conn, actor, chat_id, ids, True, from_region=True)[2]
         return pushes
     if isinstance(event, CrossRead):
         chat_id, message_id = _located(conn, MessageRef(event.recipient_id, event.random_id),
@@ -114,7 +114,8 @@ def edit_once(conn: sqlite3.Connection, actor: int, chat_id: int, message_id: in
     shown = message(conn, chat_id, message_id)
     if shown is not None and shown.text == event.text and shown.edit_date == event.date:
         return []
-    return _tx_edit_message(conn, actor, chat_id, message_id, event.text, event.date)[1]
+    return _tx_edit_message(conn, actor, chat_id, message_id, event.text, event.date,
+                            from_region=True)[1]
 
 
 def _located(conn: sqlite3.Connection, ref: MessageRef, actor_id: int,

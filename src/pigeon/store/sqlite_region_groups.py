@@ -171,9 +171,11 @@ def ship_read(conn: sqlite3.Connection, reader_id: int, chat_id: int, told: int,
 
 
 # -- in a replica's region: applied in stream order, once ----------------------------------------
-def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list[Push]:
+def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float,
+                here: str = "") -> list[Push]:
     """What the group's region shipped, into this region's replica of the group: pushes for
-    the members homed here. NotFound / InvalidArgument: skipped (logged by the caller)."""
+    the members homed here (``here``: this region's name, if known). NotFound /
+    InvalidArgument: skipped (logged by the caller)."""
     from .sqlite_messages import (  # noqa: PLC0415  (it imports this module)
         _tx_delete_messages,
         _tx_read_history,
@@ -182,7 +184,7 @@ def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list
 
     chat_id = event.recipient_id
     if isinstance(event, CrossGroup):
-        return _apply_state(conn, event, now)
+        return _apply_state(conn, event, now, here)
     if isinstance(event, CrossGroupRead):  # here the group's region, or a replica of it
         _check_reader(conn, event)
         return _tx_read_history(conn, event.sender.id, chat_id, event.message_id,
@@ -210,7 +212,8 @@ def apply_group(conn: sqlite3.Connection, event: GroupCross, now: float) -> list
         return edit_once(conn, actor, chat_id, message_id, event)
     assert isinstance(event, CrossGroupDelete)
     ids = [i for i in (_located(conn, chat_id, ref) for ref in event.messages) if i is not None]
-    return _tx_delete_messages(conn, actor, chat_id, ids, True)[2] if ids else []
+    return (_tx_delete_messages(conn, actor, chat_id, ids, True, from_region=True)[2]
+            if ids else [])
 
 
 def _check_reader(conn: sqlite3.Connection, event: CrossGroupRead) -> None:
@@ -242,7 +245,8 @@ def _located(conn: sqlite3.Connection, chat_id: int, ref: MessageRef) -> int | N
     return None if row is None else int(row[0])
 
 
-def _apply_state(conn: sqlite3.Connection, event: CrossGroup, now: float) -> list[Push]:
+def _apply_state(conn: sqlite3.Connection, event: CrossGroup, now: float,
+                 here: str) -> list[Push]:
     from .sqlite_groups import depart  # noqa: PLC0415  (it imports this module)
 
     chat_id = event.recipient_id
@@ -253,14 +257,20 @@ def _apply_state(conn: sqlite3.Connection, event: CrossGroup, now: float) -> lis
                       int(event.secret)))
     conn.execute("UPDATE chats SET title = ?, last_message_id = MAX(last_message_id, ?) "
                  "WHERE id = ?", (event.title, event.last_message_id, chat_id))
-    if event.reset:  # nobody homed here is in it (the last left): no departure to record
-        conn.execute("DELETE FROM members WHERE chat_id = ? AND user_id IN (SELECT id FROM "
-                     "users WHERE home_region IS NOT NULL)", (chat_id,))
     current = {r[0]: r[1] for r in conn.execute(
         "SELECT user_id, history_from FROM members WHERE chat_id = ?", (chat_id,))}
+    stale: list[int] = []
+    if event.reset:  # every member, anew: whoever else is here missed their leaving
+        conn.execute("DELETE FROM members WHERE chat_id = ? AND user_id IN (SELECT id FROM "
+                     "users WHERE home_region IS NOT NULL)", (chat_id,))
+        named = {m.user.id for m in event.joined}
+        stale = [uid for uid in current if uid not in named and uid not in event.left]
+        current = {r[0]: r[1] for r in conn.execute(
+            "SELECT user_id, history_from FROM members WHERE chat_id = ?", (chat_id,))}
+        stale = [uid for uid in stale if uid in current]  # homed here: told they left
     changed: list[int] = []
     for member in event.joined:
-        _make_known(conn, member, event.origin, now)
+        _make_known(conn, member, event.origin, now, here)
         uid = member.user.id
         changed.append(uid)
         if uid in current:
@@ -268,29 +278,36 @@ def _apply_state(conn: sqlite3.Connection, event: CrossGroup, now: float) -> lis
                          (member.role, chat_id, uid))
         else:
             insert_members(conn, chat_id, [uid], member.role, member.joined, member.history_from)
-    departed = [uid for uid in event.left if uid in current]
+    departed = [uid for uid in (*event.left, *stale) if uid in current]
     for uid in departed:
         depart(conn, chat_id, uid, current[uid], now)
     conn.execute("UPDATE chats SET member_count = ? WHERE id = ?", (event.member_count, chat_id))
     return announce(conn, chat_id, departed=departed, affected=changed, now=now)
 
 
-def _make_known(conn: sqlite3.Connection, member: GroupMember, origin: str,
-                now: float) -> None:
-    """``member``'s row here: one homed here is never touched; one homed elsewhere (in the
-    group's region, or a third) is kept, or refreshed, as a remote row."""
+def _make_known(conn: sqlite3.Connection, member: GroupMember, origin: str, now: float,
+                here: str) -> None:
+    """``member``'s row here: one homed here is never touched, and must be said to be homed
+    here (else InvalidArgument: the group's region may not make one of this region's people
+    a member as someone else's); one homed elsewhere (in the group's region, or a third) is
+    kept, or refreshed, as a remote row."""
     row = conn.execute("SELECT home_region FROM users WHERE id = ?",
                        (member.user.id,)).fetchone()
-    if row is None or row[0] is not None:
+    if row is not None and row[0] is None:
+        if member.home is None or (here and member.home != here):
+            raise InvalidArgument(f"user {member.user.id} is homed here, not in "
+                                  f"{member.home or origin}")
+    else:
         _tx_remember_remote(conn, RemoteUser(id=member.user.id, name=member.user.name,
                                              username=member.user.username),
                             member.home or origin, now)
 
 
 def group_home(conn: sqlite3.Connection, chat_id: int) -> str | None:
-    """The region a chat lives in if not here (a replica's group), else None."""
+    """The region a chat lives in if not here (a replica's group), "" for a chat of this
+    region, None for no such chat."""
     row = conn.execute("SELECT home_region FROM chats WHERE id = ?", (chat_id,)).fetchone()
-    return None if row is None else row[0]
+    return None if row is None else str(row[0] or "")
 
 
 def _q_people(conn: sqlite3.Connection, ids: list[int]) -> list[RemoteUser]:

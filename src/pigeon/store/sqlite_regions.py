@@ -279,7 +279,8 @@ def _tx_skip_cross(conn: sqlite3.Connection, region: str, seq: int) -> str:
 
 
 def _tx_apply_cross(conn: sqlite3.Connection, message: Cross, seq: int, now: float,
-                    default_who_can_message: str | None) -> tuple[str, list[Push]]:
+                    default_who_can_message: str | None,
+                    here: str = "") -> tuple[str, list[Push]]:
     """Item ``seq`` of the stream from ``message.origin`` into this region's copy of the
     chat, if it is the next one (else nothing: "old" or "early"): pushes for the recipient.
     A message is written once however often it comes (its sequence, and its sender and
@@ -296,7 +297,7 @@ def _tx_apply_cross(conn: sqlite3.Connection, message: Cross, seq: int, now: flo
     if verdict != "apply":
         return verdict, []
     if isinstance(message, GroupCross):  # its sender may be homed here: not remembered
-        return verdict, apply_group(conn, message, now)
+        return verdict, apply_group(conn, message, now, here)
     _tx_remember_remote(conn, message.sender, message.origin, now)
     row = conn.execute("SELECT home_region FROM users WHERE id = ?",
                        (message.recipient_id,)).fetchone()
@@ -318,6 +319,7 @@ class SqliteRegions:
     """:class:`.region_api.RegionApi` on the shared SQL (both engines)."""
 
     engine: SqlEngine
+    region: str
 
     async def remember_remote(self, user: RemoteUser, region: str, now: float) -> None:
         await self.engine.write(_tx_remember_remote, user, region, now)
@@ -341,7 +343,7 @@ class SqliteRegions:
     async def apply_cross(self, message: Cross, seq: int, now: float,
                           default_who_can_message: str | None) -> tuple[str, list[Push]]:
         return await self.engine.write(_tx_apply_cross, message, seq, now,
-                                       default_who_can_message)
+                                       default_who_can_message, self.region)
 
     async def skip_cross(self, region: str, seq: int) -> str:
         return await self.engine.write(_tx_skip_cross, region, seq)

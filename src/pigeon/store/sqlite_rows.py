@@ -89,16 +89,23 @@ def marks(chunk: list[int]) -> str:
 
 
 # -- reads ------------------------------------------------------------------------------------
-def standing(conn: sqlite3.Connection, user_id: int, chat_id: int) -> Standing:
+def standing(conn: sqlite3.Connection, user_id: int, chat_id: int, *,
+             writing: bool = False) -> Standing:
     """The user's standing in the chat (and the chat's last message id), or NOT_A_MEMBER. One
-    query, because every write in a chat starts here."""
+    query, because every write in a chat starts here. ``writing``: a write of the chat's own
+    state (not one applied from the stream): refused in a replica (membership.written_here)."""
     row = conn.execute(
         "SELECT c.kind, m.role, m.history_from, m.read_inbox_max_id, c.last_message_id, "
-        "c.secret FROM chats c LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? "
+        "c.secret, c.home_region FROM chats c "
+        "LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = ? "
         "WHERE c.id = ? /*FOR UPDATE OF c*/",  # writers in other processes: postgres_dialect
         (user_id, chat_id),
     ).fetchone()
-    return membership.member(None if row is None or row[1] is None else Standing(*row), chat_id)
+    found = membership.member(None if row is None or row[1] is None else Standing(*row),
+                              chat_id)
+    if writing:
+        membership.written_here(found, chat_id)
+    return found
 
 
 def chat_row(conn: sqlite3.Connection, chat_id: int) -> ChatRow:
