@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -59,14 +58,6 @@ class FakeRegions:
             index=1, emoji=["🦉"], file_id=hashlib.sha256(IMAGE).hexdigest(), width=512,
             height=512, size=len(IMAGE))])
         return SimpleNamespace(data=encode(SetFound(set=owls if self.how == "set" else None)))
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "pigeon.db")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def sets(store: SqliteStore, tmp_path: Path, nc: FakeRegions,

@@ -5,8 +5,6 @@ bounded per origin region before the store is read, and dropping them logs one w
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,14 +15,6 @@ from pigeon.protocol.regions import CrossTyping, encode
 from pigeon.server.region_typing import REGION_TYPING_RATE, TypingRelay
 from pigeon.shield.ratelimit import KeyedLimiter
 from pigeon.store import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "pigeon.db")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_forged_senders_are_bounded_per_region_before_the_store_is_read(
