@@ -7,6 +7,7 @@ node, a gateway between them): Alice and Carol in a, Bob and Dan in b."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import itertools
 import os
@@ -25,7 +26,15 @@ from pigeon.client import Client
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall, GroupSend
-from pigeon.protocol.regions import CrossGroup, GroupMember, RemoteUser, encode
+from pigeon.protocol.regions import (
+    BlobAsk,
+    BlobPart,
+    CrossFile,
+    CrossGroup,
+    GroupMember,
+    RemoteUser,
+    encode,
+)
 from pigeon.protocol.updates import DeleteMessages, EditMessage, NewMessage, ReadOutbox
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
@@ -318,6 +327,25 @@ async def test_a_file_and_a_sticker_sent_into_a_group_from_another_region(
                     images.append(await response.read())
             assert images[0] == images[1]
 
+        # No open blob oracle: b lends a blob only on the subject of the call that sends it;
+        # a call naming b's shared subject is refused; a file not lent is not to be had.
+        secret = os.urandom(2000)
+        (tmp_path / "s.bin").write_bytes(secret)
+        kept = await bob.files.upload(tmp_path / "s.bin", kind="document")
+        ask = BlobAsk(digest=hashlib.sha256(secret).hexdigest(), offset=0, length=2000)
+        async with nats_client(b.nats.url) as nc:
+            reply = await nc.request("pigeon.region.b.blob", encode(ask), timeout=5)
+            assert not msgspec.msgpack.decode(reply.data, type=BlobPart).found
+        async with nats_client(a.nats.url) as nc:
+            rows = [CrossFile(id=kept.file_id, digest=ask.digest, size=2000)]
+            for subject in ("pigeon.region.b.blob", "pigeon.region.a.blob.x"):
+                forged = encode(GroupSend(chat_id=group.id, random_id=7, files=rows,
+                                          blobs_from=subject))
+                reply = await nc.request("pigeon.region.a.group", encode(GroupCall(
+                    origin="b", actor_id=bob.profile.user_id or 0, method="messages.send",
+                    params=forged)), timeout=10)
+                answer = msgspec.msgpack.decode(reply.data, type=GroupAnswer)
+                assert answer.code == "INVALID_ARGUMENT"
         # A file that is not Bob's to send: typed, and nothing reaches the group.
         (tmp_path / "dan.bin").write_bytes(os.urandom(1000))
         dans = await dan.files.upload(tmp_path / "dan.bin", kind="document")
