@@ -7,6 +7,8 @@ node, a gateway between them): Alice and Carol in a, Bob and Dan in b."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import itertools
 import os
 import time
@@ -16,6 +18,7 @@ import aiohttp
 import msgspec
 import nats
 import pytest
+from PIL import Image
 from nats_support import nats_client
 from test_regions_events import from_other, next_of, until
 
@@ -23,7 +26,15 @@ from pigeon.client import Client
 from pigeon.protocol import methods as m
 from pigeon.protocol.errors import PigeonError
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall, GroupSend
-from pigeon.protocol.regions import CrossGroup, GroupMember, RemoteUser, encode
+from pigeon.protocol.regions import (
+    BlobAsk,
+    BlobPart,
+    CrossFile,
+    CrossGroup,
+    GroupMember,
+    RemoteUser,
+    encode,
+)
 from pigeon.protocol.updates import DeleteMessages, EditMessage, NewMessage, ReadOutbox
 from pigeon.testing import login
 from pigeon.testing_regions import RegionNode as Region
@@ -257,13 +268,97 @@ async def test_a_file_in_a_group_is_served_by_each_region(
         assert got.message.media is not None and got.message.text == "the minutes"
         fetched = await bob.files.download(got.message.media.file_id, tmp_path / "b.bin")
         assert fetched.read_bytes() == document
-        # Bob's own file would have to travel to a first: refused, typed, for now.
-        upload = await bob.files.upload(tmp_path / "d.bin", kind="document")
-        assert await code_of(bob.messages.send(group.id, "", media=upload.file_id)) == \
-            "NOT_SUPPORTED_ACROSS_REGIONS"
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_file_and_a_sticker_sent_into_a_group_from_another_region(
+        regions: tuple[Region, Region], phone, tmp_path: Path) -> None:
+    """Bob (b) sends a photo and a sticker into Alice's group (a): a fetches their bytes from
+    b, and every member, in either region, downloads the same bytes."""
+    a, b = regions
+    alice = await login(a.node, phone(), "Alice")
+    carol = await login(a.node, phone(), "Carol")
+    bob, bob_phone = await b_person(b, "Bob")
+    dan, _ = await b_person(b, "Dan")
+    bob_again = await login(b.node, bob_phone, "Bob")  # Bob's second device
+    clients = [alice, carol, bob, dan, bob_again]
+    try:
+        group = await alice.chats.create_group("pictures", [
+            (await alice.account.resolve_phone(bob_phone)).id, carol.profile.user_id])
+        await until(lambda: _has_chat(bob_again, group.id))
+        jpeg = io.BytesIO()
+        Image.effect_noise((640, 480), 64).convert("RGB").save(jpeg, "JPEG")
+        (tmp_path / "p.jpg").write_bytes(jpeg.getvalue())
+        photo = await bob.files.upload(tmp_path / "p.jpg", kind="photo")
+        sent = await bob.messages.send(group.id, "a photo", media=photo.file_id)
+        assert sent.message.media is not None and sent.message.media.file_id == photo.file_id
+        mine = (await bob.files.download(photo.file_id, tmp_path / "mine.jpg")).read_bytes()
+
+        def bobs(u: NewMessage) -> bool:
+            return u.message.chat_id == group.id and u.message.sender_id == bob.profile.user_id
+
+        for n, member in enumerate((alice, carol, bob_again)):
+            got = await next_of(member, NewMessage, where=bobs)
+            assert got.message.text == "a photo" and got.message.media is not None
+            assert got.message.media.thumb == photo.thumb
+            path = await member.files.download(got.message.media.file_id, tmp_path / f"{n}")
+            assert path.read_bytes() == mine
+            if photo.thumb is not None:
+                await member.files.download(photo.thumb, tmp_path / f"t{n}")
+
+        png = io.BytesIO()
+        Image.new("RGBA", (300, 200), (250, 200, 0, 255)).save(png, "PNG")
+        owls = f"owls_{os.getpid()}_{next(_uk)}"
+        await bob.stickers.create(owls, "Owls")
+        made = await bob.stickers.add(owls, png.getvalue(), ["🦉"])
+        await bob.stickers.send(group.id, owls, 1)
+        for member in (alice, carol, bob_again):
+            stuck = await next_of(member, NewMessage, where=bobs)
+            assert stuck.message.sticker is not None
+            assert stuck.message.sticker.file_id == made.stickers[0].file_id
+        async with aiohttp.ClientSession() as http:
+            images = []
+            for node in (a.node, b.node):
+                async with http.get(f"{node.url}/stickers/files/"
+                                    f"{made.stickers[0].file_id}.webp") as response:
+                    assert response.status == 200
+                    images.append(await response.read())
+            assert images[0] == images[1]
+
+        # No open blob oracle: b lends a blob only on the subject of the call that sends it;
+        # a call naming b's shared subject is refused; a file not lent is not to be had.
+        secret = os.urandom(2000)
+        (tmp_path / "s.bin").write_bytes(secret)
+        kept = await bob.files.upload(tmp_path / "s.bin", kind="document")
+        ask = BlobAsk(digest=hashlib.sha256(secret).hexdigest(), offset=0, length=2000)
+        async with nats_client(b.nats.url) as nc:
+            reply = await nc.request("pigeon.region.b.blob", encode(ask), timeout=5)
+            assert not msgspec.msgpack.decode(reply.data, type=BlobPart).found
+        async with nats_client(a.nats.url) as nc:
+            rows = [CrossFile(id=kept.file_id, digest=ask.digest, size=2000)]
+            for subject in ("pigeon.region.b.blob", "pigeon.region.a.blob.x"):
+                forged = encode(GroupSend(chat_id=group.id, random_id=7, files=rows,
+                                          blobs_from=subject))
+                reply = await nc.request("pigeon.region.a.group", encode(GroupCall(
+                    origin="b", actor_id=bob.profile.user_id or 0, method="messages.send",
+                    params=forged)), timeout=10)
+                answer = msgspec.msgpack.decode(reply.data, type=GroupAnswer)
+                assert answer.code == "INVALID_ARGUMENT"
+        # A file that is not Bob's to send: typed, and nothing reaches the group.
+        (tmp_path / "dan.bin").write_bytes(os.urandom(1000))
+        dans = await dan.files.upload(tmp_path / "dan.bin", kind="document")
+        assert await code_of(bob.messages.send(group.id, "", media=dans.file_id)) == \
+            "FILE_NOT_FOUND"
+        assert [t for _, _, t in await shown(alice, group.id)][-2:] == ["a photo", ""]
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def _has_chat(client: Client, chat_id: int) -> bool:
+    return await code_of(client.chats.get(chat_id)) == "done"
 
 
 async def test_either_region_away(regions: tuple[Region, Region], phone) -> None:

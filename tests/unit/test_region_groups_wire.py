@@ -142,3 +142,20 @@ def test_bounds_of_the_group_fields() -> None:
                      {"chat_id": 1, "random_id": 1,
                       "ciphertext": b"x" * (limits.MAX_MESSAGE_CIPHERTEXT_BYTES + 1)}):
         _refused(bad_send, GroupSend)
+
+
+@given(st.builds(GroupSend, chat_id=ids, random_id=random_ids, text=texts,
+                 files=st.lists(files, max_size=2), sticker=stickers,
+                 sticker_size=st.integers(0, 2**20), blobs_from=st.text(max_size=200)))
+def test_a_send_with_files_survives_the_wire(send: GroupSend) -> None:
+    assert msgspec.msgpack.decode(w.encode(send), type=GroupSend) == send
+    assert send.blobs() == w.blobs_of(send.files, send.sticker, send.sticker_size)
+
+
+def test_bounds_of_a_send_with_files() -> None:
+    row = {"id": "f" * 16, "digest": "0" * 64, "size": 1}
+    send = {"chat_id": 1, "random_id": 1}
+    msgspec.msgpack.decode(msgspec.msgpack.encode({**send, "files": [row] * 2}), type=GroupSend)
+    for bad in ({"files": [row] * 3}, {"sticker_size": -1}, {"blobs_from": "x" * 201},
+                {"files": [{**row, "digest": "x"}]}):
+        _refused({**send, **bad}, GroupSend)

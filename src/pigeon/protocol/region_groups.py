@@ -14,8 +14,9 @@ import msgspec
 from msgspec import Meta
 
 from . import limits
-from .regions import ID, RandomId, RegionName, RemoteUser
-from .types import FwdFrom, MessageCiphertext
+from .media import MAX_FILE_BYTES
+from .regions import ID, CrossFile, RandomId, RegionName, RemoteUser, blobs_of
+from .types import FwdFrom, MessageCiphertext, MessageSticker
 
 #: what a member homed elsewhere may ask of a group's region
 GroupMethod = Literal["messages.send", "messages.edit", "messages.delete", "chats.add_members",
@@ -25,8 +26,11 @@ GroupMethod = Literal["messages.send", "messages.edit", "messages.delete", "chat
 class GroupSend(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """A text message, a reply, or a forward (its header as data: its chat and message ids
     are the caller's region's, where the service account's rule was checked), or the
-    ciphertext of an end-to-end encrypted group's message. Files and stickers from a member
-    homed elsewhere are NOT_SUPPORTED_ACROSS_REGIONS, refused by the caller's region."""
+    ciphertext of an end-to-end encrypted group's message, or a file or a sticker: their
+    rows as the caller's region stores them, whose bytes the group's region fetches from
+    ``blobs_from`` (a subject the caller's region answers on for these blobs only, while the
+    call lasts) before it sends. A forwarded file is NOT_SUPPORTED_ACROSS_REGIONS, refused
+    by the caller's region."""
 
     chat_id: ID
     random_id: RandomId
@@ -35,6 +39,14 @@ class GroupSend(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     fwd_from: FwdFrom | None = None
     #: a message of an end-to-end encrypted group (then ``text`` is empty)
     ciphertext: MessageCiphertext | None = None
+    #: a file and its thumbnail (the message's media is the one that is no thumbnail)
+    files: Annotated[list[CrossFile], Meta(max_length=2)] = []
+    sticker: MessageSticker | None = None
+    sticker_size: Annotated[int, Meta(ge=0, le=MAX_FILE_BYTES)] = 0
+    blobs_from: Annotated[str, Meta(max_length=200)] = ""
+
+    def blobs(self) -> list[tuple[str, int]]:
+        return blobs_of(self.files, self.sticker, self.sticker_size)
 
 
 class GroupCall(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

@@ -114,10 +114,27 @@ class CrossMessage(msgspec.Struct, frozen=True, tag="message", forbid_unknown_fi
 
     def blobs(self) -> list[tuple[str, int]]:
         """The blobs (SHA-256, size) the recipient's region needs before applying it."""
-        wanted = [(f.digest, f.size) for f in self.files]
-        if self.sticker is not None:
-            wanted.append((self.sticker.file_id, self.sticker_size))
-        return wanted
+        return blobs_of(self.files, self.sticker, self.sticker_size)
+
+
+def blobs_of(files: list[CrossFile], sticker: MessageSticker | None,
+             sticker_size: int) -> list[tuple[str, int]]:
+    """The blobs (SHA-256, size) of a message's files and sticker."""
+    wanted = [(f.digest, f.size) for f in files]
+    if sticker is not None:
+        wanted.append((sticker.file_id, sticker_size))
+    return wanted
+
+
+def media_in(files: list[CrossFile]) -> Media | None:
+    """The file a message carries, from its file rows (the one not a thumbnail); None if
+    they name none."""
+    for f in files:
+        if f.parent is None:
+            return Media(kind=f.kind, file_id=f.id, name=f.name,  # type: ignore[arg-type]
+                         size=f.size, mime=f.mime, width=f.width, height=f.height,
+                         thumb=f.thumb)
+    return None
 
 
 class CrossEdit(msgspec.Struct, frozen=True, tag="edit", forbid_unknown_fields=False):

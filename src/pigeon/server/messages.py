@@ -22,11 +22,18 @@ from .services import Caller
 async def send(caller: Caller, p: m.SendMessage) -> SentMessage:
     s = caller.services
     if (home := await elsewhere(caller, p.chat_id)) is not None:
-        if p.media is not None:
-            raise not_across("a file")
+        if p.media is None:
+            return await call_group(caller, home, "messages.send", GroupSend(
+                chat_id=p.chat_id, random_id=p.random_id,
+                text=check_text(p.text, p.ciphertext), reply_to=p.reply_to,
+                ciphertext=p.ciphertext), SentMessage)
+        # its rows go with the call, its bytes are lent to the group's region meanwhile
+        # (a file the sender may read, as below; a ciphertext with it is refused there)
+        files, _ = await s.store.files_to_send(
+            media_of(await s.store.readable_file(caller.user_id, p.media)), None)
         return await call_group(caller, home, "messages.send", GroupSend(
-            chat_id=p.chat_id, random_id=p.random_id, text=check_text(p.text, p.ciphertext),
-            reply_to=p.reply_to, ciphertext=p.ciphertext), SentMessage)
+            chat_id=p.chat_id, random_id=p.random_id, text=caption(p.text),
+            reply_to=p.reply_to, files=files), SentMessage)
     media = None
     if p.media is not None:
         # Only a file the sender may read: their own upload, or one sent to a chat of theirs.

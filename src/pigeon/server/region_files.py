@@ -7,16 +7,20 @@ leaves the message unacknowledged (it and what follows it wait, as for any failu
 answers "not found" (the file was collected since) has the message skipped.
 
 The sender's region answers only for blobs of messages sent across regions
-(:meth:`pigeon.store.region_api.RegionApi.crossed_blob`).
+(:meth:`pigeon.store.region_api.RegionApi.crossed_blob`), and, for a file or a sticker its
+member sends into a group of another region, on a subject of that call's own
+(:func:`lend_blobs`), for those blobs only and while the call lasts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -39,8 +43,10 @@ def blob_subject(prefix: str, region: str) -> str:
     return f"{prefix}.region.{region}.blob"
 
 
-async def answer_blob(services: Services, msg: Any) -> None:
-    """One chunk of a blob sent to another region; a malformed ask gets no answer."""
+async def answer_blob(services: Services, msg: Any,
+                      allowed: frozenset[str] | None = None) -> None:
+    """One chunk of a blob sent to another region (or, on a call's own subject, one of the
+    blobs ``allowed`` for it); a malformed ask gets no answer."""
     try:
         ask = msgspec.msgpack.decode(msg.data, type=BlobAsk)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -49,7 +55,8 @@ async def answer_blob(services: Services, msg: Any) -> None:
     media = services.media
     try:
         path = None
-        if media is not None and await services.store.crossed_blob(ask.digest):
+        if media is not None and (ask.digest in allowed if allowed is not None
+                                  else await services.store.crossed_blob(ask.digest)):
             path = await media.blobs.path(ask.digest)
         data = None if path is None else await asyncio.to_thread(
             _read, path, ask.offset, ask.length)
@@ -61,6 +68,26 @@ async def answer_blob(services: Services, msg: Any) -> None:
     await msg.respond(encode(BlobPart(found=data is not None, data=data or b"")))
 
 
+@contextlib.asynccontextmanager
+async def lend_blobs(services: Services, nc: Any,
+                     wanted: list[tuple[str, int]]) -> AsyncIterator[str]:
+    """A subject, unguessable and under this region's blob subject, on which this node
+    answers for the blobs of ``wanted`` only, until the block ends: the group's region
+    fetches there what a member of this region sends into it (no other blob is lent)."""
+    allowed = frozenset(digest for digest, _ in wanted)
+    subject = (f"{blob_subject(services.settings.bus_prefix, services.settings.region)}"
+               f".{secrets.token_hex(16)}")
+
+    async def answer(msg: Any) -> None:
+        await answer_blob(services, msg, allowed)
+
+    sub = await nc.subscribe(subject, cb=answer)
+    try:
+        yield subject
+    finally:
+        await sub.unsubscribe()
+
+
 def _read(path: Path, offset: int, length: int) -> bytes:
     with path.open("rb") as f:
         f.seek(offset)
@@ -68,10 +95,10 @@ def _read(path: Path, offset: int, length: int) -> bytes:
 
 
 async def fetch_files(services: Services, nc: Any, origin: str,
-                      wanted: list[tuple[str, int]]) -> None:
+                      wanted: list[tuple[str, int]], subject: str | None = None) -> None:
     """Every blob of ``wanted`` (SHA-256, size) in this region's blob store (fetched from
-    ``origin`` if it is not here yet). Unavailable: try again later; NotFound or
-    InvalidArgument: never."""
+    ``origin``, on ``subject`` if given, if it is not here yet). Unavailable: try again
+    later; NotFound or InvalidArgument: never."""
     media = services.media
     if media is None:
         raise NotFound("this node keeps no files", code="FILE_NOT_FOUND")
@@ -83,8 +110,8 @@ async def fetch_files(services: Services, nc: Any, origin: str,
             continue
         if size > limit:
             raise InvalidArgument(f"a file of {size} bytes is over this region's limit")
-        await _fetch(media.blobs, nc, blob_subject(services.settings.bus_prefix, origin),
-                     digest, size)
+        await _fetch(media.blobs, nc,
+                     subject or blob_subject(services.settings.bus_prefix, origin), digest, size)
 
 
 async def _fetch(blobs: Any, nc: Any, subject: str, expected: str, size: int) -> None:

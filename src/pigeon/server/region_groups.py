@@ -10,6 +10,7 @@ with the same random_id, is deduplicated there)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,15 +20,23 @@ import msgspec
 from pigeon.domain.membership import is_group
 from pigeon.domain.regions import region_of_id
 from pigeon.domain.encryption import check_text
+from pigeon.domain.media import caption
 from pigeon.domain.text import validate_text, validate_title
 from pigeon.protocol import methods as m
-from pigeon.protocol.errors import InvalidArgument, PigeonError, Unavailable, error_from_wire
+from pigeon.protocol.errors import (
+    InvalidArgument,
+    NotFound,
+    PigeonError,
+    Unavailable,
+    error_from_wire,
+)
 from pigeon.protocol.region_groups import GroupAnswer, GroupCall, GroupMethod, GroupSend
-from pigeon.protocol.regions import ID, encode
+from pigeon.protocol.regions import ID, encode, media_in
 from pigeon.protocol.types import Affected, SentMessage
 from pigeon.store import Push
 
 from .fanout import recipients
+from .region_files import blob_subject, fetch_files, lend_blobs
 from .streams import follow_changes, publish
 
 if TYPE_CHECKING:
@@ -78,7 +87,8 @@ async def call_group(caller: Caller, region: str, method: GroupMethod, params: m
     """``method`` done by the group's region for the caller; its typed error raised here.
     A device's calls in one chat go one after another (each after the answer to the one
     before): the group's region may run them on different nodes, which would commit calls
-    sent together in any order."""
+    sent together in any order. A send with files or a sticker lends their blobs to the
+    group's region while the call lasts (region_files.lend_blobs)."""
     s = caller.services
     link = s.regions
     assert link is not None
@@ -90,9 +100,14 @@ async def call_group(caller: Caller, region: str, method: GroupMethod, params: m
         if before is not None:
             await asyncio.wait([before])  # its outcome is its own caller's
         people = await s.store.local_people(named) if named else []
-        answer = await link.group_call(region, GroupCall(
-            origin=link.name, actor_id=caller.user_id, method=method, params=encode(params),
-            people=people))
+        async with contextlib.AsyncExitStack() as lent:
+            if isinstance(params, GroupSend) and params.blobs():
+                subject = await lent.enter_async_context(
+                    lend_blobs(s, link.nc, params.blobs()))
+                params = msgspec.structs.replace(params, blobs_from=subject)
+            answer = await link.group_call(region, GroupCall(
+                origin=link.name, actor_id=caller.user_id, method=method,
+                params=encode(params), people=people))
     finally:
         mine.set_result(None)
         if link.forwarding.get(key) is mine:
@@ -113,6 +128,8 @@ Runner = Callable[["Services", int, bytes], Awaitable[Done]]
 
 async def _send(s: Services, actor: int, raw: bytes) -> Done:
     p = msgspec.msgpack.decode(raw, type=GroupSend)
+    if p.blobs():
+        return await _send_carried(s, actor, p)
     # text or ciphertext, as the chat wants: checked in the store's transaction (domain)
     message, _, pushes = await s.store.send_message(actor, p.chat_id, p.random_id,
                                                     check_text(p.text, p.ciphertext),
@@ -120,6 +137,40 @@ async def _send(s: Services, actor: int, raw: bytes) -> Done:
                                                     fwd_from=p.fwd_from,
                                                     ciphertext=p.ciphertext)
     # pts 0: the sender's own devices hear of it from their region's replica, with their pts
+    return SentMessage(message=message, pts=0), pushes
+
+
+async def _send_carried(s: Services, actor: int, p: GroupSend) -> Done:
+    """A file or a sticker from a member homed elsewhere: its bytes fetched from their region
+    (on the subject it lent them on), checked, kept, then sent as any other message; a blob
+    that cannot be had is the sender's typed error (FILE_NOT_FOUND, INVALID_ARGUMENT)."""
+    link, media = s.regions, s.media
+    assert link is not None
+    origin = region_of_id(link.table, actor)
+    if media is None:
+        raise NotFound("this region keeps no files", code="FILE_NOT_FOUND")
+    if not p.blobs_from.startswith(blob_subject(s.settings.bus_prefix, origin) + "."):
+        raise InvalidArgument("no subject of the sender's region to fetch the file from")
+    if p.files and (media_in(p.files) is None or p.sticker is not None):
+        raise InvalidArgument("a message carries one file, or a sticker")
+    try:
+        await fetch_files(s, link.nc, origin, p.blobs(), subject=p.blobs_from)
+    except Unavailable:
+        raise
+    except PigeonError as exc:
+        # the sender's region lent nothing for it, or not these bytes: the sender's doing
+        raise NotFound(f"the file could not be had from region {origin}: {exc.message}",
+                       code="FILE_NOT_FOUND") from None
+    # the collector decides under this lock whether a blob is used: not between the check
+    # that the fetched blob is here and the file rows that use it
+    async with media.blob_lock:
+        for digest, _ in p.blobs():
+            if await media.blobs.path(digest) is None:
+                raise Unavailable("a fetched file went before its message was sent",
+                                  code="STORAGE_FAILED")
+        message, _, pushes = await s.store.send_carried(
+            actor, p.chat_id, p.random_id, caption(p.text) if p.files else "", s.clock(),
+            p.reply_to, p.files, p.sticker)
     return SentMessage(message=message, pts=0), pushes
 
 

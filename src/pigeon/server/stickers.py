@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pigeon.domain import stickers as rules
 from pigeon.protocol import methods as m
+from pigeon.protocol.region_groups import GroupSend
 from pigeon.protocol.stickers import FoundSticker, Installed, StickerSet, StickerSetInfo
 from pigeon.protocol.types import MessageSticker, SentMessage
 
 from .fanout import afterwards, reserve
+from .region_groups import call_group, elsewhere
 from .region_stickers import seen_set
 from .services import Caller
 
@@ -88,6 +90,12 @@ async def send(caller: Caller, p: m.SendSticker) -> SentMessage:
     chosen = whole.stickers[p.index - 1]
     sticker = MessageSticker(set=name, index=p.index, emoji=chosen.emoji[0],
                              file_id=chosen.file_id)
+    if (home := await elsewhere(caller, p.chat_id)) is not None:
+        # its image lent to the group's region while the call lasts
+        _, size = await s.store.files_to_send(None, sticker)
+        return await call_group(caller, home, "messages.send", GroupSend(
+            chat_id=p.chat_id, random_id=p.random_id, reply_to=p.reply_to, sticker=sticker,
+            sticker_size=size), SentMessage)
     fanout = reserve(caller, p.chat_id)
     message, pts, pushes = await s.store.send_message(
         caller.user_id, p.chat_id, p.random_id, "", s.clock(), reply_to=p.reply_to,

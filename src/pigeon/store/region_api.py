@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pigeon.protocol.keys import ClaimedKey, DeviceKeys, Envelope
-from pigeon.protocol.regions import Cross, CrossEnvelope, CrossStickerSet, RemoteUser
+from pigeon.protocol.media import Media
+from pigeon.protocol.regions import Cross, CrossEnvelope, CrossFile, CrossStickerSet, RemoteUser
+from pigeon.protocol.types import Message, MessageSticker
 from pigeon.protocol.updates import Envelope as EnvelopeItem
 
 if TYPE_CHECKING:
@@ -49,6 +51,20 @@ class RegionApi:
     async def crossed_blob(self, digest: str) -> bool:
         """Whether the blob ``digest`` was sent to another region (a file of a message in a
         chat across regions): what another region may fetch."""
+        raise NotImplementedError
+
+    async def files_to_send(self, media: Media | None,
+                            sticker: MessageSticker | None) -> tuple[list[CrossFile], int]:
+        """The rows of a file (and its thumbnail) and the size of a sticker's image, as
+        stored here, for a message sent into a group of another region."""
+        raise NotImplementedError
+
+    async def send_carried(self, sender_id: int, chat_id: int, random_id: int, text: str,
+                           now: float, reply_to: int | None, files: list[CrossFile],
+                           sticker: MessageSticker | None) -> tuple[Message, int, list[Push]]:
+        """A message with a file or a sticker sent by a member homed elsewhere (forwarded by
+        their region), the file rows kept under their ids there in the same transaction
+        (their bytes fetched and checked before)."""
         raise NotImplementedError
 
     async def apply_cross(self, message: Cross, seq: int, now: float,

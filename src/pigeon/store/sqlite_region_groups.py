@@ -19,6 +19,7 @@ from pigeon.protocol.errors import InvalidArgument, NotFound
 from pigeon.protocol.media import Media
 from pigeon.protocol.regions import (
     GROUP_PART,
+    CrossFile,
     CrossGroup,
     CrossGroupDelete,
     CrossGroupEdit,
@@ -28,13 +29,14 @@ from pigeon.protocol.regions import (
     GroupMember,
     MessageRef,
     RemoteUser,
+    media_in,
 )
-from pigeon.protocol.types import FwdFrom, MessageSticker
+from pigeon.protocol.types import FwdFrom, Message, MessageSticker
 
 from .base import Push
 from .sqlite_log import announce
 from .sqlite_region_events import edit_once
-from .sqlite_regions import _keep_files, _tx_remember_remote, enqueue, message_body
+from .sqlite_regions import _keep_files, _tx_remember_remote, enqueue, keep_files, message_body
 from .sqlite_rows import chunks, insert_members, marks, message
 
 _MEMBER = ("SELECT u.id, u.name, u.username, u.home_region, m.role, m.joined, m.history_from "
@@ -331,3 +333,13 @@ def check_invitable(conn: sqlite3.Connection, user_ids: list[int]) -> None:
             raise InvalidArgument(
                 f"user {row[0]} only joins groups by invitation, and an invitation does not "
                 "reach another region yet", code="NOT_SUPPORTED_ACROSS_REGIONS")
+
+
+def _tx_send_carried(conn: sqlite3.Connection, sender_id: int, chat_id: int, random_id: int,
+                     text: str, now: float, reply_to: int | None, files: list[CrossFile],
+                     sticker: MessageSticker | None) -> tuple[Message, int, list[Push]]:
+    from .sqlite_messages import _tx_send_message  # noqa: PLC0415  (it imports this module)
+
+    keep_files(conn, sender_id, files, sticker, now)
+    return _tx_send_message(conn, sender_id, chat_id, random_id, text, now, reply_to, None,
+                            sticker=sticker, media=media_in(files))

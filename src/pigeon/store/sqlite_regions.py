@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 
 from pigeon.domain.regions import cross_order
-from pigeon.protocol.regions import Cross, CrossEnvelope, CrossMessage, GroupCross, RemoteUser
+from pigeon.protocol.regions import (
+    Cross,
+    CrossEnvelope,
+    CrossFile,
+    CrossMessage,
+    GroupCross,
+    RemoteUser,
+)
 from pigeon.protocol.media import Media
-from pigeon.protocol.types import FwdFrom, MessageSticker
+from pigeon.protocol.types import FwdFrom, Message, MessageSticker
 from pigeon.protocol.errors import InvalidArgument, NotFound
 
 from .base import Push
@@ -147,19 +154,28 @@ def message_body(conn: sqlite3.Connection, chat_id: int, fwd_from: FwdFrom | Non
     if media is not None:
         # the file and its thumbnail as stored here: the other region fetches their bytes
         body["media"] = msgspec.to_builtins(media)
-        body["files"] = [
-            {"id": r[0], "digest": r[1], "size": r[2], "name": r[3], "mime": r[4],
+        body["files"] = file_rows(conn, media)
+    if sticker is not None:
+        body["sticker"] = msgspec.to_builtins(sticker)
+        body["sticker_size"] = sticker_size(conn, sticker.file_id)
+    return body
+
+
+def file_rows(conn: sqlite3.Connection, media: Media) -> list[dict[str, Any]]:
+    """A file and its thumbnail as stored here (as :class:`CrossFile` fields)."""
+    return [{"id": r[0], "digest": r[1], "size": r[2], "name": r[3], "mime": r[4],
              "kind": r[5], "width": r[6], "height": r[7], "thumb": r[8], "parent": r[9]}
             for r in conn.execute(
                 "SELECT id, digest, size, name, mime, kind, width, height, thumb, parent "
                 "FROM media_files WHERE id IN (?, ?) ORDER BY parent IS NULL",
                 (media.file_id, media.thumb or media.file_id))]
-    if sticker is not None:
-        body["sticker"] = msgspec.to_builtins(sticker)
-        row = conn.execute("SELECT size FROM stickers WHERE file_id = ? LIMIT 1",
-                           (sticker.file_id,)).fetchone()
-        body["sticker_size"] = row[0] if row is not None else 0
-    return body
+
+
+def sticker_size(conn: sqlite3.Connection, file_id: str) -> int:
+    """The size of a sticker's image (0: not known here)."""
+    row = conn.execute("SELECT size FROM stickers WHERE file_id = ? LIMIT 1",
+                       (file_id,)).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def replied_to(conn: sqlite3.Connection, message: CrossMessage) -> int | None:
@@ -218,26 +234,39 @@ def _q_local_user(conn: sqlite3.Connection, phone: str | None,
 
 def _q_crossed_blob(conn: sqlite3.Connection, digest: str) -> bool:
     """Whether the blob ``digest`` is a file (or its thumbnail) of a message in a chat across
-    regions, or a sticker's (public anyway): only those are handed to another region."""
+    regions, or a sticker's (public anyway; one that came with a message from another region
+    too): only those are handed to another region."""
     return conn.execute(
         "SELECT 1 FROM media_files f JOIN media_refs r ON r.file_id = COALESCE(f.parent, f.id) "
         "JOIN crossed_messages x ON x.chat_id = r.chat_id AND x.message_id = r.message_id "
-        "WHERE f.digest = ? UNION ALL SELECT 1 FROM stickers WHERE file_id = ? LIMIT 1",
-        (digest, digest)).fetchone() is not None
+        "WHERE f.digest = ? UNION ALL SELECT 1 FROM stickers WHERE file_id = ? "
+        "UNION ALL SELECT 1 FROM region_sticker_files WHERE file_id = ? LIMIT 1",
+        (digest, digest, digest)).fetchone() is not None
+
+
+def _q_files_to_send(conn: sqlite3.Connection, media: Media | None,
+                     sticker: MessageSticker | None) -> tuple[list[CrossFile], int]:
+    files = [] if media is None else msgspec.convert(file_rows(conn, media), list[CrossFile])
+    return files, 0 if sticker is None else sticker_size(conn, sticker.file_id)
 
 
 def _keep_files(conn: sqlite3.Connection, message: CrossMessage, now: float) -> None:
+    keep_files(conn, message.sender.id, message.files, message.sticker, now)
+
+
+def keep_files(conn: sqlite3.Connection, owner_id: int, files: list[CrossFile],
+               sticker: MessageSticker | None, now: float) -> None:
     """The files a message from another region carries, under their ids there (their bytes
     were fetched and checked before this transaction: server/region_files.py)."""
-    for f in message.files:
+    for f in files:
         conn.execute(
             "INSERT OR IGNORE INTO media_files (id, owner_id, digest, size, name, mime, kind, "
             "created, width, height, thumb, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (f.id, message.sender.id, f.digest, f.size, f.name, f.mime, f.kind, now, f.width,
+            (f.id, owner_id, f.digest, f.size, f.name, f.mime, f.kind, now, f.width,
              f.height, f.thumb, f.parent))
-    if message.sticker is not None:
+    if sticker is not None:
         conn.execute("INSERT OR IGNORE INTO region_sticker_files (file_id) VALUES (?)",
-                     (message.sticker.file_id,))
+                     (sticker.file_id,))
 
 
 def _q_outbox(conn: sqlite3.Connection, region: str, limit: int) -> list[Queued]:
@@ -339,6 +368,18 @@ class SqliteRegions:
 
     async def crossed_blob(self, digest: str) -> bool:
         return await self.engine.read(_q_crossed_blob, digest)
+
+    async def files_to_send(self, media: Media | None,
+                            sticker: MessageSticker | None) -> tuple[list[CrossFile], int]:
+        return await self.engine.read(_q_files_to_send, media, sticker)
+
+    async def send_carried(self, sender_id: int, chat_id: int, random_id: int, text: str,
+                           now: float, reply_to: int | None, files: list[CrossFile],
+                           sticker: MessageSticker | None) -> tuple[Message, int, list[Push]]:
+        from .sqlite_region_groups import _tx_send_carried  # noqa: PLC0415  (imports this)
+
+        return await self.engine.write(_tx_send_carried, sender_id, chat_id, random_id, text,
+                                       now, reply_to, files, sticker)
 
     async def apply_cross(self, message: Cross, seq: int, now: float,
                           default_who_can_message: str | None) -> tuple[str, list[Push]]:
