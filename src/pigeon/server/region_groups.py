@@ -105,9 +105,11 @@ async def call_group(caller: Caller, region: str, method: GroupMethod, params: m
                 subject = await lent.enter_async_context(
                     lend_blobs(s, link.nc, params.blobs()))
                 params = msgspec.structs.replace(params, blobs_from=subject)
+            carried = sum(size for _, size in params.blobs()) if isinstance(
+                params, GroupSend) else 0
             answer = await link.group_call(region, GroupCall(
                 origin=link.name, actor_id=caller.user_id, method=method,
-                params=encode(params), people=people))
+                params=encode(params), people=people), carried)
     finally:
         mine.set_result(None)
         if link.forwarding.get(key) is mine:

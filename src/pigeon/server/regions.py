@@ -59,6 +59,10 @@ log = logging.getLogger("pigeon.regions")
 
 LOOKUP_TIMEOUT = 2.0      # seconds another region has to answer a lookup
 GROUP_CALL_TIMEOUT = 5.0  # seconds a group's region has to commit a forwarded call
+#: bytes a second a forwarded call's lent blobs are assumed to cross at, at worst (a 4 MiB
+#: file crossed at some 39 MiB/s on loopback; a link between regions is slower): each byte
+#: lent adds its share to the call's wait
+CARRY_RATE = 2 * 1024 * 1024
 RELAY_POLL = 0.5          # seconds between outbox reads when nothing woke the relay
 BATCH = 64                # messages of a stream unacknowledged at once, per region pair
 OUTBOX_WATCH = 5.0        # seconds between counts of the outbox (for /metrics)
@@ -237,11 +241,15 @@ class RegionLink:
     async def _answer_group(self, msg: Any) -> None:
         take_group_call(self.services, msg, self.group_calls)
 
-    async def group_call(self, region: str, call: GroupCall) -> GroupAnswer:
+    async def group_call(self, region: str, call: GroupCall, carried: int = 0) -> GroupAnswer:
         """A call in a group homed in ``region``, done there (server/region_groups.py);
-        REGION_UNAVAILABLE if it does not answer in time."""
+        REGION_UNAVAILABLE if it does not answer in time. ``carried``: the bytes of the
+        blobs it lends, which the group's region fetches before it answers: the wait grows
+        with them, else a file that takes longer than the fixed wait to fetch would time
+        out on every retry and never get through."""
         self.group_call_counts["forwarded"] += 1
-        return await self.ask(region, "group", call, GroupAnswer, GROUP_CALL_TIMEOUT)
+        return await self.ask(region, "group", call, GroupAnswer,
+                              GROUP_CALL_TIMEOUT + carried / CARRY_RATE)
 
     async def ask(self, region: str, what: str, question: msgspec.Struct, answer: type[A],
                   timeout: float) -> A:
