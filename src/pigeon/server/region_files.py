@@ -31,6 +31,8 @@ from pigeon.protocol.errors import InvalidArgument, NotFound, PigeonError, Unava
 from pigeon.media.blobs import DIGEST
 from pigeon.protocol.regions import BLOB_CHUNK, BlobAsk, BlobPart, encode
 
+from .region_asks import read_ask
+
 if TYPE_CHECKING:
     from .services import Services
 
@@ -47,10 +49,7 @@ async def answer_blob(services: Services, msg: Any,
                       allowed: frozenset[str] | None = None) -> None:
     """One chunk of a blob sent to another region (or, on a call's own subject, one of the
     blobs ``allowed`` for it); a malformed ask gets no answer."""
-    try:
-        ask = msgspec.msgpack.decode(msg.data, type=BlobAsk)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        log.warning("regions: malformed blob request dropped: %s", exc)
+    if (ask := read_ask(msg, BlobAsk, "blob request")) is None:
         return
     media = services.media
     try:

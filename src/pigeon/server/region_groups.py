@@ -35,6 +35,7 @@ from pigeon.protocol.regions import ID, encode, media_in
 from pigeon.protocol.types import Affected, SentMessage
 from pigeon.store import Push
 
+from .region_asks import read_ask
 from .fanout import recipients
 from .region_files import blob_subject, fetch_files, lend_blobs
 from .streams import follow_changes, publish
@@ -243,10 +244,7 @@ async def answer_group_call(services: Services, msg: Any) -> None:
     out, as for a lookup); refused: the typed error; done: the result, after the commit."""
     link = services.regions
     assert link is not None
-    try:
-        call = msgspec.msgpack.decode(msg.data, type=GroupCall)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        log.warning("regions: malformed group call dropped: %s", exc)
+    if (call := read_ask(msg, GroupCall, "group call")) is None:
         link.dropped += 1
         return
     try:

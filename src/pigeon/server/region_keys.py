@@ -16,7 +16,6 @@ import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 
 from pigeon.domain import keys as rules
 from pigeon.domain.regions import homed_in, region_of_id
@@ -28,6 +27,8 @@ from pigeon.protocol.region_keys import (
     MAX_REMOTE_DEVICES, ClaimAsk, ClaimFound, KeysAsk, KeysFound,
 )
 from pigeon.protocol.updates import KeysLow
+
+from .region_asks import read_ask
 
 if TYPE_CHECKING:
     from .regions import RegionLink
@@ -176,10 +177,7 @@ def _vouched(link: RegionLink, origin: str, asker_id: int) -> bool:
 
 
 async def answer_keys(services: Services, link: RegionLink, msg: Any) -> None:
-    try:
-        ask = msgspec.msgpack.decode(msg.data, type=KeysAsk)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        log.warning("regions: malformed keys question dropped: %s", exc)
+    if (ask := read_ask(msg, KeysAsk, "keys question")) is None:
         return
     devices: list[DeviceKeys] = []
     if _vouched(link, ask.origin, ask.asker_id):
@@ -192,10 +190,7 @@ async def answer_keys(services: Services, link: RegionLink, msg: Any) -> None:
 
 
 async def answer_claim(services: Services, link: RegionLink, msg: Any) -> None:
-    try:
-        ask = msgspec.msgpack.decode(msg.data, type=ClaimAsk)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        log.warning("regions: malformed claim dropped: %s", exc)
+    if (ask := read_ask(msg, ClaimAsk, "claim")) is None:
         return
     claimed: list[tuple[ClaimedKey, int]] = []
     if _vouched(link, ask.origin, ask.asker_id) and homed_in(link.table, ask.asker_device,

@@ -21,7 +21,6 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import nats.errors
 
 from pigeon.domain import stickers as rules
@@ -34,6 +33,7 @@ from pigeon.protocol.regions import (
 )
 from pigeon.protocol.stickers import StickerSet, StickerSetInfo
 
+from .region_asks import read_ask
 from .region_files import fetch_files
 
 if TYPE_CHECKING:
@@ -70,10 +70,7 @@ class StickerSets:
     # -- asked here ---------------------------------------------------------------------------
     async def answer(self, msg: Any) -> None:
         """A set published here by someone homed here, or ``set`` None; junk gets no answer."""
-        try:
-            ask = msgspec.msgpack.decode(msg.data, type=SetAsk)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("regions: malformed sticker set request dropped: %s", exc)
+        if (ask := read_ask(msg, SetAsk, "sticker set request")) is None:
             return
         try:
             theirs = await self._ours(ask.name)
